@@ -1,0 +1,480 @@
+//! Loading and validating the config file, reporting every error with
+//! file:line:column, the key path and what was expected.
+//!
+//! serde stops at the first error. To report them all, the document is parsed
+//! once into a spanned tree; after each deserialisation error the offending
+//! entry is located by its span, recorded, removed from the tree, and the
+//! tree is deserialised again, until it succeeds.
+
+use super::Config;
+use crate::config::{AddressSource, MapType, RuleTarget};
+use crate::rules::{RuleAction, compile_pattern};
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// A 1-based line and column in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One problem in the config, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub position: Option<Position>,
+    /// Dotted key path, e.g. `rules[2].pattern`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(p) = self.position {
+            write!(f, ":{}:{}", p.line, p.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A validated config and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// `None` when no file was given and the defaults are in use.
+    pub path: Option<PathBuf>,
+}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: label.clone(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}; check the path given with -c"),
+        }]
+    })?;
+    let config = load_str(&text, &label)?;
+    Ok(LoadedConfig {
+        config,
+        path: Some(path.to_path_buf()),
+    })
+}
+
+/// Parses and validates config text; `file` names it in error messages.
+pub fn load_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    let at = |span: Option<Range<usize>>, key: String, message: String| ConfigError {
+        file: file.to_string(),
+        position: span.map(|s| position(text, s.start)),
+        key,
+        message,
+    };
+    let (mut doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .into_iter()
+            .map(|e| at(e.span(), String::new(), first_line(e.message())))
+            .collect());
+    }
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    let config = loop {
+        let de = toml::de::Deserializer::from(doc.clone());
+        match Config::deserialize(de) {
+            Ok(c) => break Some(c),
+            Err(e) => {
+                let span = e.span();
+                let mut path = Vec::new();
+                if let Some(s) = &span {
+                    locate(doc.get_ref(), s, &mut path);
+                }
+                let message = with_suggestion(e.message());
+                let key = path_string(&path);
+                // A bad required field that was removed resurfaces as missing: say it once.
+                let echo = missing_field(&message)
+                    .is_some_and(|f| removed.contains(&format!("{key}.{f}")));
+                if !echo {
+                    errors.push(at(span, key.clone(), message));
+                }
+                removed.push(key);
+                if path.is_empty() || !remove(doc.get_mut(), &path) || errors.len() >= 100 {
+                    break None;
+                }
+            }
+        }
+    };
+    errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+    let Some(config) = config else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    validate(&config, text, file)?;
+    Ok(config)
+}
+
+/// Checks what the types alone cannot: regexes compile, actions parse,
+/// required companions of a choice are present.
+fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |span: Option<Range<usize>>, key: String, message: String| {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            position: span.map(|s| position(text, s.start)),
+            key,
+            message,
+        })
+    };
+    for (i, r) in config.rules.iter().enumerate() {
+        if let Err(e) = compile_pattern(r.pattern.get_ref(), false) {
+            err(Some(r.pattern.span()), format!("rules[{i}].pattern"), e);
+        }
+        if let Some(a) = &r.action
+            && let Err(e) = RuleAction::parse(a.get_ref())
+        {
+            err(Some(a.span()), format!("rules[{i}].action"), e);
+        }
+        if r.target == RuleTarget::Header && r.header.as_deref().is_none_or(str::is_empty) {
+            err(
+                Some(r.pattern.span()),
+                format!("rules[{i}].header"),
+                format!("rule {} has target = \"header\" but no header = \"Name\"", r.name),
+            );
+        }
+        if !valid_symbol(&r.name) {
+            err(Some(r.pattern.span()), format!("rules[{i}].name"), bad_symbol(&r.name));
+        }
+    }
+    for (i, m) in config.multimap.iter().enumerate() {
+        if m.kind == MapType::Header && m.header.as_deref().is_none_or(str::is_empty) {
+            err(
+                Some(m.map.span()),
+                format!("multimap[{i}].header"),
+                format!("list {} has type = \"header\" but no header = \"Name\"", m.name),
+            );
+        }
+        if m.source == AddressSource::Header && !matches!(m.kind, MapType::From | MapType::Rcpt) {
+            err(
+                Some(m.map.span()),
+                format!("multimap[{i}].source"),
+                "source = \"header\" applies to type = \"from\" or \"rcpt\" only".into(),
+            );
+        }
+        if let Some(a) = &m.action
+            && crate::Action::parse(a.get_ref()).is_none()
+        {
+            err(
+                Some(a.span()),
+                format!("multimap[{i}].action"),
+                format!(
+                    "unknown action `{}`, expected accept, reject, soft reject, add header, discard or quarantine",
+                    a.get_ref()
+                ),
+            );
+        }
+        if !valid_symbol(&m.name) {
+            err(Some(m.map.span()), format!("multimap[{i}].name"), bad_symbol(&m.name));
+        }
+    }
+    for (i, t) in config.rule_tables.iter().enumerate() {
+        if let Some(s) = &t.symbol
+            && !valid_symbol(s)
+        {
+            err(Some(t.path.span()), format!("rule_tables[{i}].symbol"), bad_symbol(s));
+        }
+    }
+    let a = &config.actions;
+    let order = [
+        ("greylist", a.greylist.0),
+        ("add_header", a.add_header.0),
+        ("rewrite_subject", a.rewrite_subject.0),
+        ("reject", a.reject.0),
+    ];
+    for (name, t) in order {
+        if let Some(t) = t
+            && t < 0.0
+        {
+            err(None, format!("actions.{name}"), format!("threshold {t} is negative"));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+fn valid_symbol(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+fn bad_symbol(s: &str) -> String {
+    format!("symbol name `{s}` must be 1-128 letters, digits, `_`, `-` or `.`, like SENDER_BLOCKLIST")
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> Position {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Position {
+        line,
+        column: before[line_start..].chars().count() + 1,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn path_string(path: &[Segment]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Segment::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Segment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+}
+
+/// Finds the deepest entry whose key or value span holds `span`.
+fn locate(table: &DeTable<'_>, span: &Range<usize>, path: &mut Vec<Segment>) -> bool {
+    for (k, v) in table.iter() {
+        if contains(&k.span(), span) {
+            path.push(Segment::Key(k.get_ref().to_string()));
+            return true;
+        }
+    }
+    for (k, v) in table.iter() {
+        if locate_value(v, span, path, k.get_ref()) {
+            return true;
+        }
+    }
+    false
+}
+
+fn locate_value(
+    v: &Spanned<DeValue<'_>>,
+    span: &Range<usize>,
+    path: &mut Vec<Segment>,
+    key: &str,
+) -> bool {
+    match v.get_ref() {
+        DeValue::Table(t) => {
+            path.push(Segment::Key(key.to_string()));
+            if locate(t, span, path) || contains(&v.span(), span) {
+                return true;
+            }
+            path.pop();
+            false
+        }
+        DeValue::Array(items) => {
+            path.push(Segment::Key(key.to_string()));
+            for (i, item) in items.iter().enumerate() {
+                path.push(Segment::Index(i));
+                if let DeValue::Table(t) = item.get_ref()
+                    && locate(t, span, path)
+                {
+                    return true;
+                }
+                if contains(&item.span(), span) {
+                    return true;
+                }
+                path.pop();
+            }
+            if contains(&v.span(), span) {
+                return true;
+            }
+            path.pop();
+            false
+        }
+        _ => {
+            if contains(&v.span(), span) {
+                path.push(Segment::Key(key.to_string()));
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Removes the entry at `path` so deserialisation can go on past it.
+fn remove(table: &mut DeTable<'_>, path: &[Segment]) -> bool {
+    let Some((Segment::Key(first), rest)) = path.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return table.remove(first.as_str()).is_some();
+    }
+    let Some(v) = table.get_mut(first.as_str()) else {
+        return false;
+    };
+    remove_in_value(v.get_mut(), rest)
+}
+
+fn remove_in_value(v: &mut DeValue<'_>, path: &[Segment]) -> bool {
+    match (v, path.split_first()) {
+        (DeValue::Table(t), Some(_)) => remove(t, path),
+        (DeValue::Array(items), Some((Segment::Index(i), rest))) => {
+            if rest.is_empty() {
+                if *i >= items.len() {
+                    return false;
+                }
+                let old = std::mem::replace(items, toml::de::DeArray::new());
+                for (j, item) in old.iter().enumerate() {
+                    if j != *i {
+                        items.push(item.clone());
+                    }
+                }
+                true
+            } else {
+                match items.get_mut(*i) {
+                    Some(item) => remove_in_value(item.get_mut(), rest),
+                    None => false,
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Adds "did you mean" to serde's unknown field/variant messages.
+fn with_suggestion(message: &str) -> String {
+    let message = first_line(message);
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    if !(message.starts_with("unknown field") || message.starts_with("unknown variant"))
+        || quoted.len() < 3
+    {
+        return message;
+    }
+    let wrong = quoted[0];
+    let best = quoted[1..]
+        .iter()
+        .map(|c| (edit_distance(&wrong.to_ascii_lowercase(), c), *c))
+        .min();
+    match best {
+        Some((d, c)) if d <= (wrong.len() / 3).max(2) => format!("{message}; did you mean `{c}`?"),
+        _ => message,
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        load_str(text, "t.toml").expect_err("config should be rejected")
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = load_str("", "t.toml").unwrap();
+        assert_eq!(c.actions.reject.0, Some(15.0));
+        assert_eq!(c.actions.add_header.0, Some(6.0));
+        assert_eq!(c.actions.greylist.0, Some(4.0));
+        assert_eq!(c.actions.rewrite_subject.0, None);
+        assert!(c.gtube.enabled);
+    }
+
+    #[test]
+    fn seed_style_actions_parse() {
+        let c = load_str("[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n", "t").unwrap();
+        assert_eq!(c.actions.reject.0, None);
+        assert_eq!(c.actions.add_header.0, Some(10.0));
+        assert_eq!(c.actions.greylist.0, Some(20.0));
+    }
+
+    #[test]
+    fn unknown_key_has_position_path_and_suggestion() {
+        let e = errors("[actions]\nreject = 15\nrejct = 5\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].position, Some(Position { line: 3, column: 1 }));
+        assert_eq!(e[0].key, "actions.rejct");
+        assert!(e[0].message.contains("did you mean `reject`"), "{}", e[0].message);
+        assert!(e[0].to_string().starts_with("t.toml:3:1: actions.rejct: unknown field"));
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let text = "[gtube]\nenabeld = true\n\n[actions]\nreject = \"high\"\n\n[scan]\nmax_message_size = \"12q\"\n[[rules]]\nname = \"X\"\ntarget = \"headr\"\npattern = \"a\"\n";
+        let e = errors(text);
+        let lines: Vec<usize> = e.iter().map(|e| e.position.unwrap().line).collect();
+        assert_eq!(lines.len(), 4, "{e:#?}");
+        for l in [2, 5, 8, 11] {
+            assert!(lines.contains(&l), "missing error on line {l}: {e:#?}");
+        }
+        let variant = e.iter().find(|e| e.position.unwrap().line == 11).unwrap();
+        assert_eq!(variant.key, "rules[0].target");
+        assert!(variant.message.contains("did you mean `header`"), "{}", variant.message);
+    }
+
+    #[test]
+    fn bad_regex_and_action_are_located() {
+        let text = "[[rules]]\nname = \"A\"\ntarget = \"subject\"\npattern = \"/(unclosed/i\"\n\n[[rules]]\nname = \"B\"\ntarget = \"body\"\npattern = \"ok\"\naction = \"EXPLODE now\"\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!(e[0].key, "rules[0].pattern");
+        assert_eq!(e[0].position.unwrap().line, 4);
+        assert_eq!(e[1].key, "rules[1].action");
+        assert_eq!(e[1].position.unwrap().line, 10);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = errors("[actions]\nreject = = 3\n");
+        assert_eq!(e[0].position.unwrap().line, 2);
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let e = errors("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\n");
+        assert!(e[0].message.contains("map"), "{e:?}");
+        assert!(e[0].key.starts_with("multimap"), "{e:?}");
+    }
+}

@@ -29,6 +29,15 @@ impl Envelope {
     }
 }
 
+/// The SMTP stages before DATA at which a decision can already be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SmtpStage {
+    Connect,
+    Helo,
+    MailFrom,
+    Rcpt,
+}
+
 /// Strips angle brackets and surrounding space from an SMTP path argument.
 pub fn strip_path(addr: &str) -> &str {
     let t = addr.trim();

@@ -13,6 +13,6 @@ pub mod scoring;
 pub mod verdict;
 
 pub use action::Action;
-pub use envelope::Envelope;
+pub use envelope::{Envelope, SmtpStage};
 pub use scoring::{ScanResults, SymbolDef, SymbolTable};
 pub use verdict::{SymbolResult, Verdict};

@@ -1,1 +1,52 @@
-fn main() {}
+//! mxguard: the binary. Command-line parsing and wiring of the crates,
+//! nothing else: every decision about mail lives in the library crates.
+
+mod config_cmd;
+mod scan_cmd;
+mod settings;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mxguard", version, about = "Mail defence for Postfix in one binary")]
+struct Cli {
+    /// Config file (default: /etc/mxguard/mxguard.toml if it exists, else built-in defaults).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory for the embedded store (overrides [store] data_dir).
+    #[arg(long = "data-dir", global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan messages and print verdicts.
+    Scan(scan_cmd::ScanArgs),
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    settings::init_logging("warn");
+    let globals = settings::Globals {
+        config: cli.config,
+        data_dir: cli.data_dir,
+    };
+    let result = match cli.command {
+        Command::Scan(args) => scan_cmd::run(&globals, args),
+        Command::Config(cmd) => config_cmd::run(&globals, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("mxguard: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

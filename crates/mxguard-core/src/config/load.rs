@@ -47,11 +47,29 @@ impl fmt::Display for ConfigError {
 }
 
 /// A validated config and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadedConfig {
     pub config: Config,
     /// `None` when no file was given and the defaults are in use.
     pub path: Option<PathBuf>,
+    /// The file's text, to place errors found later (e.g. a map that
+    /// cannot be read) at their line.
+    pub text: String,
+}
+
+impl LoadedConfig {
+    /// An error about the value at `span` of this config.
+    pub fn error_at(&self, span: Option<Range<usize>>, key: &str, message: &str) -> ConfigError {
+        ConfigError {
+            file: self
+                .path
+                .as_ref()
+                .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string()),
+            position: span.filter(|_| !self.text.is_empty()).map(|s| position(&self.text, s.start)),
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
 }
 
 /// Reads and validates a config file.
@@ -69,6 +87,7 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     Ok(LoadedConfig {
         config,
         path: Some(path.to_path_buf()),
+        text,
     })
 }
 
@@ -270,7 +289,7 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
 
 /// Finds the deepest entry whose key or value span holds `span`.
 fn locate(table: &DeTable<'_>, span: &Range<usize>, path: &mut Vec<Segment>) -> bool {
-    for (k, v) in table.iter() {
+    for (k, _) in table.iter() {
         if contains(&k.span(), span) {
             path.push(Segment::Key(k.get_ref().to_string()));
             return true;

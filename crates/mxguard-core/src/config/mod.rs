@@ -5,9 +5,11 @@
 //! positions, without building the pipeline.
 
 mod load;
+mod milter;
 mod units;
 
 pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
+pub use milter::MilterConfig;
 pub use units::{ByteSize, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,7 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub rule_tables: Vec<RuleTableConfig>,
     pub multimap: Vec<MultimapConfig>,
+    pub milter: MilterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

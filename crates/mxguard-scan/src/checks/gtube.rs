@@ -1,0 +1,110 @@
+//! GTUBE, the Generic Test for Unsolicited Bulk Email: a fixed string that
+//! forces an action, so admins can test the whole chain end to end.
+//!
+//! Same patterns as rspamd: the standard GTUBE string rejects; its variants
+//! with another first letter force add header (Y), rewrite subject (Z) or no
+//! action (A), which is handy for testing each milter reply.
+
+use super::Check;
+use crate::Task;
+use memchr::memmem;
+use mxguard_core::{Action, ScanResults, SymbolDef};
+
+/// Everything but the first byte, which selects the action.
+const GTUBE_TAIL: &[u8] = b"JS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+pub struct Gtube;
+
+fn action_for(first: u8) -> Option<(&'static str, Action)> {
+    Some(match first {
+        b'X' => ("GTUBE", Action::Reject),
+        b'Y' => ("GTUBE_ADD_HEADER", Action::AddHeader),
+        b'Z' => ("GTUBE_REWRITE_SUBJECT", Action::RewriteSubject),
+        b'A' => ("GTUBE_NO_ACTION", Action::NoAction),
+        _ => return None,
+    })
+}
+
+impl Check for Gtube {
+    fn name(&self) -> &'static str {
+        "gtube"
+    }
+
+    fn symbols(&self) -> Vec<SymbolDef> {
+        vec![
+            SymbolDef::new("GTUBE", 0.0, "gtube", "GTUBE test pattern: reject"),
+            SymbolDef::new("GTUBE_ADD_HEADER", 0.0, "gtube", "GTUBE test pattern: add header"),
+            SymbolDef::new(
+                "GTUBE_REWRITE_SUBJECT",
+                0.0,
+                "gtube",
+                "GTUBE test pattern: rewrite subject",
+            ),
+            SymbolDef::new("GTUBE_NO_ACTION", 0.0, "gtube", "GTUBE test pattern: no action"),
+        ]
+    }
+
+    fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
+        let finder = memmem::Finder::new(GTUBE_TAIL);
+        for text in task.text_parts() {
+            let bytes = text.as_bytes();
+            for pos in finder.find_iter(bytes) {
+                if pos == 0 {
+                    continue;
+                }
+                if let Some((symbol, action)) = action_for(bytes[pos - 1]) {
+                    results.insert(symbol, vec![]);
+                    results.force(action, Some("Gtube pattern".to_string()), symbol);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxguard_core::Envelope;
+
+    fn scan(body: &str) -> ScanResults {
+        let raw = format!("Subject: t\r\nContent-Type: text/plain\r\n\r\n{body}\r\n");
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+        let mut r = ScanResults::default();
+        Gtube.run(&task, &mut r);
+        r
+    }
+
+    #[test]
+    fn standard_pattern_rejects() {
+        let r = scan("hello XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X bye");
+        assert!(r.has("GTUBE"));
+        assert_eq!(r.forced.unwrap().action, Action::Reject);
+    }
+
+    #[test]
+    fn variants_force_their_action() {
+        let r = scan("YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X");
+        assert_eq!(r.forced.unwrap().action, Action::AddHeader);
+        let r = scan("ZJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X");
+        assert_eq!(r.forced.unwrap().action, Action::RewriteSubject);
+    }
+
+    #[test]
+    fn no_pattern_no_symbol() {
+        let r = scan("GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL is mentioned, but not the pattern");
+        assert!(r.hits.is_empty());
+        assert!(r.forced.is_none());
+    }
+
+    #[test]
+    fn base64_encoded_pattern_is_found() {
+        let raw = "Subject: t\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nWEpTKkM0SkRCUUFETjEuTlNCTjMqMklETkVOKkdUVUJFLVNUQU5EQVJELUFOVEktVUJFLVRFU1QtRU1BSUwqQy4zNFg=\r\n";
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+        let mut r = ScanResults::default();
+        Gtube.run(&task, &mut r);
+        assert!(r.has("GTUBE"));
+    }
+}

@@ -1,0 +1,64 @@
+//! The checks, one module each. A module holds its symbols with their
+//! default weights, its code and its tests; its config struct lives in
+//! `mxguard_core::config` so the whole file validates in one pass. Adding a
+//! check means a new module here and one line in [`build_checks`].
+
+pub mod gtube;
+pub mod headers;
+pub mod multimap;
+pub mod rules;
+
+use crate::Task;
+use crate::maps::LineError;
+use mxguard_core::config::Config;
+use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
+
+/// One family of tests over a message.
+pub trait Check: Send + Sync {
+    /// Short name for logs, e.g. `multimap`.
+    fn name(&self) -> &'static str;
+
+    /// Every symbol this check can emit, with default weights.
+    fn symbols(&self) -> Vec<SymbolDef>;
+
+    /// Runs before the other checks; a forced action here skips them.
+    fn prefilter(&self, _task: &Task<'_>, _results: &mut ScanResults) {}
+
+    /// The main test.
+    fn run(&self, task: &Task<'_>, results: &mut ScanResults);
+
+    /// A test on the envelope alone, at an SMTP stage before DATA, so the
+    /// milter can answer early. Only forced actions matter here.
+    fn early(&self, _stage: SmtpStage, _envelope: &Envelope, _results: &mut ScanResults) {}
+}
+
+/// A check failed to build: the config names a file that cannot be read.
+#[derive(Debug, Clone)]
+pub struct BuildError {
+    /// Config key path, e.g. `multimap[0].map`.
+    pub key: String,
+    /// Where the value sits in the config file, when known.
+    pub span: Option<std::ops::Range<usize>>,
+    pub message: String,
+}
+
+/// Everything a check's constructor may report.
+#[derive(Default)]
+pub struct BuildReport {
+    pub errors: Vec<BuildError>,
+    pub line_errors: Vec<LineError>,
+}
+
+/// Builds every enabled check from the config, in pipeline order.
+pub fn build_checks(config: &Config, report: &mut BuildReport) -> Vec<Box<dyn Check>> {
+    let mut checks: Vec<Box<dyn Check>> = Vec::new();
+    if config.gtube.enabled {
+        checks.push(Box::new(gtube::Gtube));
+    }
+    checks.push(Box::new(multimap::Multimap::new(config, report)));
+    checks.push(Box::new(rules::Rules::new(config, report)));
+    if config.headers.enabled {
+        checks.push(Box::new(headers::HeaderSanity::new(&config.headers)));
+    }
+    checks
+}

@@ -1,0 +1,513 @@
+//! Multimap lists, as in rspamd's multimap.conf: a list of IPs, addresses,
+//! domains, HELO names or header values in a map file, giving a symbol, a
+//! score or a forced action (accept = whitelist, reject = blacklist).
+//!
+//! Map lines are one entry each, with `#` comments; Postfix access-map lines
+//! (`pattern action [text]`) work too, and an entry's own action (OK,
+//! REJECT text, DUNNO, …) overrides the list's.
+
+use super::{BuildError, BuildReport, Check};
+use crate::Task;
+use crate::maps::{LineError, MapData, MapFile, logical_lines};
+use mxguard_core::config::{AddressMatch, AddressSource, Config, MapType, MultimapConfig};
+use mxguard_core::envelope::strip_path;
+use mxguard_core::rules::RuleAction;
+use mxguard_core::{Action, Envelope, ScanResults, SmtpStage, SymbolDef};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// What a map entry says besides "present".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntryValue {
+    pub action: Option<RuleAction>,
+    /// Free text after the pattern, shown as a symbol option.
+    pub note: Option<String>,
+}
+
+fn parse_value(rest: &str) -> Result<EntryValue, String> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Ok(EntryValue::default());
+    }
+    match RuleAction::parse(rest) {
+        Ok(a) => Ok(EntryValue {
+            action: Some(a),
+            note: None,
+        }),
+        Err(e) => {
+            let word = rest.split_whitespace().next().unwrap_or("");
+            let looks_like_action = word.len() > 1
+                && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit());
+            if looks_like_action {
+                Err(e)
+            } else {
+                Ok(EntryValue {
+                    action: None,
+                    note: Some(rest.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// A list of client addresses: single IPs, CIDR networks and Postfix-style
+/// partial addresses (`192.168.1` = 192.168.1.0/24).
+#[derive(Debug, Default)]
+pub struct IpList {
+    exact: HashMap<IpAddr, EntryValue>,
+    /// (prefix length, network address → value), longest prefix first.
+    nets: Vec<(u8, HashMap<IpAddr, EntryValue>)>,
+}
+
+/// Parses `1.2.3.4`, `1.2.3.0/24`, `2001:db8::/32`, `[::1]`, or `10.1.2`.
+pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
+    let s = s.trim_start_matches('[').trim_end_matches(']');
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let bad = || format!("`{s}` is not an IP address, CIDR network or partial IPv4 address");
+    let ip: IpAddr = match addr.parse() {
+        Ok(ip) => ip,
+        Err(_) if len.is_none() => {
+            // Postfix access-map style prefix: 1 to 3 octets.
+            let octets: Vec<&str> = addr.trim_end_matches('.').split('.').collect();
+            if octets.is_empty() || octets.len() > 3 {
+                return Err(bad());
+            }
+            let mut b = [0u8; 4];
+            for (i, o) in octets.iter().enumerate() {
+                b[i] = o.parse().map_err(|_| bad())?;
+            }
+            return Ok((IpAddr::from(b), (octets.len() * 8) as u8));
+        }
+        Err(_) => return Err(bad()),
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(bad)?,
+        None => max,
+    };
+    Ok((mask(ip, len), len))
+}
+
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            IpAddr::V4((u32::from(v) & m).into())
+        }
+        IpAddr::V6(v) => {
+            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            IpAddr::V6((u128::from(v) & m).into())
+        }
+    }
+}
+
+impl IpList {
+    pub fn lookup(&self, ip: IpAddr) -> Option<&EntryValue> {
+        let ip = match ip {
+            IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        if let Some(v) = self.exact.get(&ip) {
+            return Some(v);
+        }
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        self.nets
+            .iter()
+            .filter(|(len, _)| *len <= max)
+            .find_map(|(len, nets)| nets.get(&mask(ip, *len)).filter(|_| same_family(ip, nets)))
+    }
+}
+
+fn same_family(ip: IpAddr, nets: &HashMap<IpAddr, EntryValue>) -> bool {
+    nets.keys().next().is_none_or(|k| k.is_ipv4() == ip.is_ipv4())
+}
+
+impl MapData for IpList {
+    fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
+        let mut list = IpList::default();
+        let mut nets: HashMap<(bool, u8), HashMap<IpAddr, EntryValue>> = HashMap::new();
+        for (line, content) in logical_lines(text) {
+            let (pat, rest) = content.split_once(char::is_whitespace).unwrap_or((&content, ""));
+            let parsed = parse_network(pat).and_then(|n| parse_value(rest).map(|v| (n, v)));
+            match parsed {
+                Ok(((ip, len), v)) => {
+                    let full = if ip.is_ipv4() { 32 } else { 128 };
+                    if len == full {
+                        list.exact.insert(ip, v);
+                    } else {
+                        nets.entry((ip.is_ipv4(), len)).or_default().insert(ip, v);
+                    }
+                }
+                Err(message) => errors.push(LineError {
+                    file: path.to_path_buf(),
+                    line,
+                    message,
+                }),
+            }
+        }
+        let mut nets: Vec<((bool, u8), HashMap<IpAddr, EntryValue>)> = nets.into_iter().collect();
+        nets.sort_by(|a, b| b.0.1.cmp(&a.0.1));
+        list.nets = nets.into_iter().map(|((_, len), m)| (len, m)).collect();
+        list
+    }
+}
+
+/// A list of addresses, local parts, domains or plain values, lower-cased.
+#[derive(Debug, Default)]
+pub struct NameList {
+    /// `user@domain` entries.
+    addresses: HashMap<String, EntryValue>,
+    /// `user@` entries.
+    locals: HashMap<String, EntryValue>,
+    /// `domain`, `@domain` entries, and any value without `@`.
+    names: HashMap<String, EntryValue>,
+}
+
+impl MapData for NameList {
+    fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
+        let mut list = NameList::default();
+        for (line, content) in logical_lines(text) {
+            let (pat, rest) = content.split_once(char::is_whitespace).unwrap_or((&content, ""));
+            let err = |message: String| LineError {
+                file: path.to_path_buf(),
+                line,
+                message,
+            };
+            if pat.starts_with('/') {
+                errors.push(err(format!(
+                    "`{pat}`: regular expressions are not supported in multimap lists; use [[rules]]"
+                )));
+                continue;
+            }
+            let value = match parse_value(rest) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(err(e));
+                    continue;
+                }
+            };
+            let pat = strip_path(pat).to_lowercase();
+            match pat.matches('@').count() {
+                0 => {
+                    list.names.insert(pat.trim_end_matches('.').to_string(), value);
+                }
+                1 => {
+                    let (local, domain) = pat.split_once('@').unwrap_or_default();
+                    match (local.is_empty(), domain.is_empty()) {
+                        (true, true) => errors.push(err("`@` alone is not an entry".into())),
+                        (true, false) => {
+                            list.names.insert(domain.to_string(), value);
+                        }
+                        (false, true) => {
+                            list.locals.insert(local.to_string(), value);
+                        }
+                        (false, false) => {
+                            list.addresses.insert(pat.clone(), value);
+                        }
+                    }
+                }
+                _ => errors.push(err(format!("`{pat}` has more than one `@`"))),
+            }
+        }
+        list
+    }
+}
+
+impl NameList {
+    /// Looks up an address (or a plain value) according to `matching`.
+    pub fn lookup(&self, value: &str, matching: AddressMatch) -> Option<&EntryValue> {
+        let value = strip_path(value).to_lowercase();
+        let (local, domain) = match value.rsplit_once('@') {
+            Some((l, d)) => (Some(l), d.trim_end_matches('.')),
+            None => (None, value.trim_end_matches('.')),
+        };
+        match matching {
+            AddressMatch::Email => {
+                if local.is_some()
+                    && let Some(v) = self.addresses.get(&value)
+                {
+                    return Some(v);
+                }
+                if let Some(l) = local
+                    && let Some(v) = self.locals.get(l)
+                {
+                    return Some(v);
+                }
+                self.names.get(domain)
+            }
+            AddressMatch::Domain => self.names.get(domain),
+            AddressMatch::Subdomain => {
+                let mut d = domain;
+                loop {
+                    if let Some(v) = self.names.get(d) {
+                        return Some(v);
+                    }
+                    match d.split_once('.') {
+                        Some((_, parent)) if !parent.is_empty() => d = parent,
+                        _ => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum ListMap {
+    Ip(MapFile<IpList>),
+    Names(MapFile<NameList>),
+}
+
+struct List {
+    symbol: String,
+    kind: MapType,
+    source: AddressSource,
+    matching: AddressMatch,
+    header: Option<String>,
+    action: Option<Action>,
+    message: Option<String>,
+    prefilter: bool,
+    map: ListMap,
+}
+
+pub struct Multimap {
+    lists: Vec<List>,
+    defs: Vec<SymbolDef>,
+}
+
+impl Multimap {
+    pub fn new(config: &Config, report: &mut BuildReport) -> Multimap {
+        let every = config.scan.map_check_interval.as_duration();
+        let mut lists = Vec::new();
+        let mut defs = Vec::new();
+        for (i, c) in config.multimap.iter().enumerate() {
+            match build_list(c, every, report) {
+                Ok(list) => {
+                    defs.push(SymbolDef::new(
+                        &c.name,
+                        c.score.unwrap_or(1.0),
+                        c.group.as_deref().unwrap_or("multimap"),
+                        c.description.as_deref().unwrap_or(""),
+                    ));
+                    lists.push(list);
+                }
+                Err(message) => report.errors.push(BuildError {
+                    key: format!("multimap[{i}].map"),
+                    span: Some(c.map.span()),
+                    message,
+                }),
+            }
+        }
+        Multimap { lists, defs }
+    }
+
+    fn run_lists(&self, prefilter: bool, task: &Task<'_>, results: &mut ScanResults) {
+        for list in self.lists.iter().filter(|l| l.prefilter == prefilter) {
+            let candidates = candidates(list, task);
+            list.check(candidates.iter().map(String::as_str), results);
+        }
+    }
+}
+
+fn build_list(
+    c: &MultimapConfig,
+    every: std::time::Duration,
+    report: &mut BuildReport,
+) -> Result<List, String> {
+    let path = c.map.get_ref();
+    let map = if c.kind == MapType::Ip {
+        let (m, errs) = MapFile::<IpList>::load(path, every)?;
+        report.line_errors.extend(errs);
+        ListMap::Ip(m)
+    } else {
+        let (m, errs) = MapFile::<NameList>::load(path, every)?;
+        report.line_errors.extend(errs);
+        ListMap::Names(m)
+    };
+    Ok(List {
+        symbol: c.name.clone(),
+        kind: c.kind,
+        source: c.source,
+        matching: c.matching,
+        header: c.header.clone(),
+        action: c.action.as_ref().and_then(|a| Action::parse(a.get_ref())),
+        message: c.message.clone(),
+        prefilter: c.prefilter,
+        map,
+    })
+}
+
+/// The values a list is matched against, for one message.
+fn candidates(list: &List, task: &Task<'_>) -> Vec<String> {
+    let env = task.envelope;
+    let header_addresses = |names: &[&str]| -> Vec<String> {
+        task.message
+            .headers()
+            .iter()
+            .filter(|h| names.iter().any(|n| h.name().eq_ignore_ascii_case(n)))
+            .filter_map(|h| h.value.as_address())
+            .flat_map(|a| a.iter().filter_map(|x| x.address().map(str::to_string)))
+            .collect()
+    };
+    match (list.kind, list.source) {
+        (MapType::Ip, _) => env.ip.map(|ip| ip.to_string()).into_iter().collect(),
+        (MapType::Helo, _) => env.helo.iter().cloned().collect(),
+        (MapType::From, AddressSource::Envelope) => {
+            env.mail_from.iter().filter(|f| !f.is_empty()).cloned().collect()
+        }
+        (MapType::From, AddressSource::Header) => header_addresses(&["From"]),
+        (MapType::Rcpt, AddressSource::Envelope) => env.rcpts.clone(),
+        (MapType::Rcpt, AddressSource::Header) => header_addresses(&["To", "Cc"]),
+        (MapType::Header, _) => list
+            .header
+            .as_deref()
+            .map(|h| task.header_values(h))
+            .unwrap_or_default(),
+    }
+}
+
+impl List {
+    /// Looks each candidate up; the first that matches decides.
+    fn check<'v>(&self, values: impl Iterator<Item = &'v str>, results: &mut ScanResults) {
+        for value in values {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let hit = match &self.map {
+                ListMap::Ip(m) => {
+                    let Ok(ip) = value.parse::<IpAddr>() else {
+                        continue;
+                    };
+                    m.get().lookup(ip).cloned()
+                }
+                ListMap::Names(m) => m.get().lookup(value, self.matching).cloned(),
+            };
+            let Some(entry) = hit else { continue };
+            if entry.action == Some(RuleAction::Dunno) {
+                continue;
+            }
+            let mut options = vec![value.to_string()];
+            options.extend(entry.note.clone());
+            results.insert(&self.symbol, options);
+            let forced = match &entry.action {
+                Some(a) => a.forced(),
+                None => self.action.map(|a| (a, None)),
+            };
+            if let Some((action, text)) = forced {
+                let text = text.or_else(|| self.message.clone()).or_else(|| {
+                    (action != Action::NoAction).then(|| format!("Blocked by list {}", self.symbol))
+                });
+                results.force(action, text, &self.symbol);
+            }
+            return;
+        }
+    }
+
+    /// The stage at which this list's data is known, for early answers.
+    fn stage(&self) -> Option<SmtpStage> {
+        match (self.kind, self.source) {
+            (MapType::Ip, _) => Some(SmtpStage::Connect),
+            (MapType::Helo, _) => Some(SmtpStage::Helo),
+            (MapType::From, AddressSource::Envelope) => Some(SmtpStage::MailFrom),
+            (MapType::Rcpt, AddressSource::Envelope) => Some(SmtpStage::Rcpt),
+            _ => None,
+        }
+    }
+}
+
+impl Check for Multimap {
+    fn name(&self) -> &'static str {
+        "multimap"
+    }
+
+    fn symbols(&self) -> Vec<SymbolDef> {
+        self.defs.clone()
+    }
+
+    fn prefilter(&self, task: &Task<'_>, results: &mut ScanResults) {
+        self.run_lists(true, task, results);
+    }
+
+    fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
+        self.run_lists(false, task, results);
+    }
+
+    fn early(&self, stage: SmtpStage, env: &Envelope, results: &mut ScanResults) {
+        for list in self.lists.iter().filter(|l| l.prefilter && l.stage() == Some(stage)) {
+            let value: Option<String> = match stage {
+                SmtpStage::Connect => env.ip.map(|ip| ip.to_string()),
+                SmtpStage::Helo => env.helo.clone(),
+                SmtpStage::MailFrom => env.mail_from.clone().filter(|f| !f.is_empty()),
+                // Each recipient is judged as it arrives.
+                SmtpStage::Rcpt => env.rcpts.last().cloned(),
+            };
+            list.check(value.iter().map(String::as_str), results);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> (NameList, Vec<LineError>) {
+        let mut e = Vec::new();
+        (NameList::parse(Path::new("t.map"), text, &mut e), e)
+    }
+
+    fn ips(text: &str) -> (IpList, Vec<LineError>) {
+        let mut e = Vec::new();
+        (IpList::parse(Path::new("ip.map"), text, &mut e), e)
+    }
+
+    #[test]
+    fn ip_entries_cidr_and_prefixes() {
+        let (l, e) = ips("192.0.2.7\n10.0.0.0/8 REJECT go away\n172.16.5\n2001:db8::/32\nnot-an-ip\n10.1.1.1/33\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].line, 5);
+        assert!(l.lookup("192.0.2.7".parse().unwrap()).is_some());
+        assert!(l.lookup("192.0.2.8".parse().unwrap()).is_none());
+        let v = l.lookup("10.9.8.7".parse().unwrap()).unwrap();
+        assert_eq!(v.action, Some(RuleAction::Reject(Some("go away".into()))));
+        assert!(l.lookup("172.16.5.200".parse().unwrap()).is_some());
+        assert!(l.lookup("172.16.6.1".parse().unwrap()).is_none());
+        assert!(l.lookup("2001:db8:1::5".parse().unwrap()).is_some());
+        assert!(l.lookup("2001:db9::5".parse().unwrap()).is_none());
+        assert!(l.lookup("::ffff:192.0.2.7".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn address_matching_modes() {
+        let (l, e) = names("spammer@bad.example\n@evil.example\npostmaster@\nexample.net OK\nrelaxed.example  known partner\n");
+        assert!(e.is_empty(), "{e:?}");
+        use AddressMatch::*;
+        assert!(l.lookup("<Spammer@BAD.example>", Email).is_some());
+        assert!(l.lookup("other@bad.example", Email).is_none());
+        assert!(l.lookup("x@evil.example", Email).is_some());
+        assert!(l.lookup("postmaster@anything.org", Email).is_some());
+        assert!(l.lookup("x@sub.evil.example", Email).is_none());
+        assert!(l.lookup("x@evil.example", Domain).is_some());
+        assert!(l.lookup("x@sub.evil.example", Domain).is_none());
+        assert!(l.lookup("x@a.b.evil.example", Subdomain).is_some());
+        assert!(l.lookup("x@notevil.example", Subdomain).is_none());
+        assert_eq!(
+            l.lookup("a@example.net", Domain).unwrap().action,
+            Some(RuleAction::Accept)
+        );
+        assert_eq!(
+            l.lookup("a@relaxed.example", Domain).unwrap().note.as_deref(),
+            Some("known partner")
+        );
+    }
+
+    #[test]
+    fn broken_lines_are_reported() {
+        let (_, e) = names("good.example\n/regex/ REJECT\na@b@c\nbad.example REJCT typo\n");
+        let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4], "{e:?}");
+    }
+}

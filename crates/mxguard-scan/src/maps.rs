@@ -1,0 +1,256 @@
+//! Map files that reload when they change, without a restart.
+//!
+//! A map is parsed into a typed, immutable snapshot. Readers take the
+//! current snapshot (an `Arc` clone); at most once per check interval a
+//! reader also compares the file's modification time and size with the
+//! snapshot's, and re-reads the file if they differ. Polling keeps this free
+//! of watcher threads and works the same in `mxguard scan` and `serve`.
+//! A line that does not parse is logged with file:line and skipped; a file
+//! that disappears or becomes unreadable keeps the last good snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A problem with one line of a map file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}; line skipped", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Map files hold at most this much; a larger file is refused, not loaded.
+pub const MAX_MAP_FILE: u64 = 256 << 20;
+
+/// A type that can be built from a map file's text.
+pub trait MapData: Send + Sync + Sized + 'static {
+    /// Parses the whole file. Bad lines go to `errors` and are skipped.
+    fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self;
+}
+
+/// Iterates over a map file's meaningful lines: `(line number, content)`,
+/// with `#` comments (at line start or after whitespace) and blank lines
+/// removed, and Postfix-style continuation lines (starting with whitespace)
+/// joined to the previous line.
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = strip_comment(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if raw.starts_with([' ', '\t'])
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        out.push((i + 1, line.trim().to_string()));
+    }
+    out
+}
+
+fn strip_comment(line: &str) -> &str {
+    if line.trim_start().starts_with('#') {
+        return "";
+    }
+    let b = line.as_bytes();
+    for i in 1..b.len() {
+        if b[i] == b'#' && b[i - 1].is_ascii_whitespace() {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+struct Snapshot<T> {
+    data: Arc<T>,
+    stamp: Stamp,
+}
+
+/// A map file and its current snapshot.
+pub struct MapFile<T: MapData> {
+    path: PathBuf,
+    check_every: Duration,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last modification check.
+    last_check_ms: AtomicU64,
+    current: RwLock<Snapshot<T>>,
+}
+
+impl<T: MapData> MapFile<T> {
+    /// Loads the file now; a missing or unreadable file is an error here,
+    /// since the config names it.
+    pub fn load(path: &Path, check_every: Duration) -> Result<(MapFile<T>, Vec<LineError>), String> {
+        let (data, stamp, errors) = read(path)?;
+        Ok((
+            MapFile {
+                path: path.to_path_buf(),
+                check_every,
+                epoch: Instant::now(),
+                last_check_ms: AtomicU64::new(0),
+                current: RwLock::new(Snapshot {
+                    data: Arc::new(data),
+                    stamp,
+                }),
+            },
+            errors,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current snapshot, reloading first if the file changed.
+    pub fn get(&self) -> Arc<T> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_check_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.check_every.as_millis() as u64
+            && self
+                .last_check_ms
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.reload_if_changed();
+        }
+        self.snapshot()
+    }
+
+    fn snapshot(&self) -> Arc<T> {
+        match self.current.read() {
+            Ok(s) => s.data.clone(),
+            Err(poisoned) => poisoned.into_inner().data.clone(),
+        }
+    }
+
+    /// Re-reads the file if its stamp changed. Returns true if it reloaded.
+    pub fn reload_if_changed(&self) -> bool {
+        let stamp = match std::fs::metadata(&self.path) {
+            Ok(m) => stamp_of(&m),
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "map file unreadable; keeping the last good copy");
+                return false;
+            }
+        };
+        let unchanged = self
+            .current
+            .read()
+            .map(|s| s.stamp == stamp)
+            .unwrap_or(false);
+        if unchanged {
+            return false;
+        }
+        match read::<T>(&self.path) {
+            Ok((data, stamp, errors)) => {
+                for e in &errors {
+                    tracing::warn!("{e}");
+                }
+                let mut w = match self.current.write() {
+                    Ok(w) => w,
+                    Err(p) => p.into_inner(),
+                };
+                *w = Snapshot {
+                    data: Arc::new(data),
+                    stamp,
+                };
+                tracing::info!(file = %self.path.display(), "map file reloaded");
+                true
+            }
+            Err(e) => {
+                tracing::warn!("{e}; keeping the last good copy");
+                false
+            }
+        }
+    }
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+    }
+}
+
+fn read<T: MapData>(path: &Path) -> Result<(T, Stamp, Vec<LineError>), String> {
+    let what = |e: std::io::Error| format!("{}: cannot read map file: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(what)?;
+    if meta.len() > MAX_MAP_FILE {
+        return Err(format!(
+            "{}: map file is {} bytes, over the {} byte limit",
+            path.display(),
+            meta.len(),
+            MAX_MAP_FILE
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(what)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut errors = Vec::new();
+    let data = T::parse(path, &text, &mut errors);
+    Ok((data, stamp_of(&meta), errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lines(Vec<String>);
+    impl MapData for Lines {
+        fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
+            let mut v = Vec::new();
+            for (n, l) in logical_lines(text) {
+                if l == "bad" {
+                    errors.push(LineError {
+                        file: path.into(),
+                        line: n,
+                        message: "bad".into(),
+                    });
+                } else {
+                    v.push(l);
+                }
+            }
+            Lines(v)
+        }
+    }
+
+    #[test]
+    fn comments_continuations_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        std::fs::write(&p, "# c\na # trailing\n\nb#notcomment\nbad\nc\n  continued\n").unwrap();
+        let (m, errs) = MapFile::<Lines>::load(&p, Duration::ZERO).unwrap();
+        assert_eq!(m.get().0, vec!["a", "b#notcomment", "c continued"]);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 5);
+        assert!(errs[0].to_string().contains(":5: bad; line skipped"));
+    }
+
+    #[test]
+    fn reloads_on_change_and_keeps_last_good_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        std::fs::write(&p, "one\n").unwrap();
+        let (m, _) = MapFile::<Lines>::load(&p, Duration::ZERO).unwrap();
+        assert_eq!(m.get().0, vec!["one"]);
+        std::fs::write(&p, "one\ntwo\n").unwrap();
+        assert_eq!(m.get().0, vec!["one", "two"]);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(m.get().0, vec!["one", "two"]);
+        assert!(MapFile::<Lines>::load(&p, Duration::ZERO).is_err());
+    }
+}

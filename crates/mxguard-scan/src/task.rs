@@ -1,0 +1,174 @@
+//! One message under scan: raw bytes, the parsed MIME tree and the envelope.
+
+use mail_parser::{HeaderValue, Message, MessageParser};
+use mxguard_core::Envelope;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+/// What the checks see. Decoded text is computed once, on first use, and
+/// shared by every check that needs it.
+pub struct Task<'a> {
+    pub envelope: &'a Envelope,
+    pub raw: &'a [u8],
+    pub message: Message<'a>,
+    /// False when the message was too big to parse or not a message at all;
+    /// content checks then see an empty message.
+    pub parsed: bool,
+    text: OnceCell<Vec<Cow<'a, str>>>,
+}
+
+impl<'a> Task<'a> {
+    /// Parses `raw` unless it exceeds `max_size`.
+    pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
+        let parsed = if raw.len() as u64 <= max_size {
+            MessageParser::default().parse(raw)
+        } else {
+            None
+        };
+        let ok = parsed.is_some();
+        Task {
+            envelope,
+            raw,
+            message: parsed.unwrap_or_default(),
+            parsed: ok,
+            text: OnceCell::new(),
+        }
+    }
+
+    /// Decoded text of every text part, HTML reduced to text.
+    pub fn text_parts(&self) -> &[Cow<'a, str>] {
+        self.text.get_or_init(|| {
+            let m = &self.message;
+            let mut v = Vec::with_capacity(m.text_body.len());
+            for &id in &m.text_body {
+                if let Some(part) = m.parts.get(id as usize) {
+                    match &part.body {
+                        mail_parser::PartType::Text(t) => v.push(t.clone()),
+                        mail_parser::PartType::Html(h) => {
+                            v.push(Cow::Owned(mail_parser::decoders::html::html_to_text(h)))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            v
+        })
+    }
+
+    /// The undecoded body (everything after the header block).
+    pub fn raw_body(&self) -> &'a [u8] {
+        let start = self
+            .message
+            .parts
+            .first()
+            .map_or(self.raw.len(), |p| p.offset_body as usize);
+        self.raw.get(start.min(self.raw.len())..).unwrap_or_default()
+    }
+
+    /// Values of every top-level header with this name, decoded.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.message
+            .headers()
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .map(|h| header_text(&h.value, self.raw_value(h)))
+            .collect()
+    }
+
+    /// Raw (undecoded) values of every top-level header with this name, unfolded.
+    pub fn header_raw_values(&self, name: &str) -> Vec<String> {
+        self.message
+            .headers()
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .map(|h| unfold(self.raw_value(h)))
+            .collect()
+    }
+
+    fn raw_value(&self, h: &mail_parser::Header<'_>) -> &'a str {
+        let (s, e) = (h.offset_start as usize, h.offset_end as usize);
+        self.raw
+            .get(s..e)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// Every top-level header as Postfix's header_checks sees it: `Name: value`, unfolded.
+    pub fn logical_header_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.message.headers().iter().map(|h| {
+            let raw = self
+                .raw
+                .get(h.offset_field as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            unfold(&String::from_utf8_lossy(raw))
+        })
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.envelope.is_authenticated()
+    }
+}
+
+/// Joins folded header lines and trims the line ending.
+pub fn unfold(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for (i, line) in raw.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if i > 0 && !line.is_empty() {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// A header value as text: decoded words, addresses as `Name <addr>`.
+pub fn header_text(v: &HeaderValue<'_>, raw: &str) -> String {
+    match v {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(", "),
+        HeaderValue::Address(a) => a
+            .iter()
+            .map(|addr| match (addr.name(), addr.address()) {
+                (Some(n), Some(a)) => format!("{n} <{a}>"),
+                (None, Some(a)) => a.to_string(),
+                (Some(n), None) => n.to_string(),
+                (None, None) => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => unfold(raw),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"From: \"J\" <j@example.com>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nX-Long: a\r\n b\r\n\r\nhello\r\n";
+
+    #[test]
+    fn headers_decoded_raw_and_logical() {
+        let env = Envelope::default();
+        let t = Task::new(&env, MSG, 1 << 20);
+        assert!(t.parsed);
+        assert_eq!(t.header_values("subject"), vec!["café"]);
+        assert_eq!(t.header_raw_values("Subject"), vec!["=?utf-8?q?caf=C3=A9?="]);
+        assert_eq!(t.header_values("From"), vec!["J <j@example.com>"]);
+        assert_eq!(t.header_raw_values("x-long"), vec!["a b"]);
+        let lines: Vec<String> = t.logical_header_lines().collect();
+        assert_eq!(lines[2], "X-Long: a b");
+        assert_eq!(t.raw_body(), b"hello\r\n");
+        assert_eq!(t.text_parts().len(), 1);
+    }
+
+    #[test]
+    fn oversize_is_not_parsed() {
+        let env = Envelope::default();
+        let t = Task::new(&env, MSG, 10);
+        assert!(!t.parsed);
+        assert!(t.text_parts().is_empty());
+    }
+}

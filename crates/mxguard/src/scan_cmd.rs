@@ -1,0 +1,219 @@
+//! `mxguard scan`: verdicts for files, directories or stdin, through the
+//! same pipeline the milter uses.
+
+use crate::settings::{Globals, display, format_errors, peak_rss};
+use clap::Args;
+use mxguard_core::{Envelope, Verdict};
+use mxguard_scan::Pipeline;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Files or directories (scanned recursively); `-` reads one message from stdin.
+    #[arg(required = true, value_name = "FILE|DIR|-")]
+    inputs: Vec<PathBuf>,
+    /// One JSON object per message, with rspamd's field names.
+    #[arg(long)]
+    json: bool,
+    /// Client IP address.
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// Client host name (as the MTA resolved it).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// HELO/EHLO name.
+    #[arg(long)]
+    helo: Option<String>,
+    /// Envelope sender (MAIL FROM).
+    #[arg(long)]
+    from: Option<String>,
+    /// Envelope recipient (RCPT TO); repeat for several.
+    #[arg(long)]
+    rcpt: Vec<String>,
+    /// SASL user name: marks the sender as authenticated.
+    #[arg(long)]
+    user: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    /// Print throughput and peak memory to stderr when done.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// Messages bigger than this are refused before reading, whatever the
+/// scan limit, so a stray huge file cannot exhaust memory.
+const MAX_INPUT: u64 = 1 << 30;
+
+pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
+    let loaded = globals.load_config()?;
+    let (pipeline, warnings) = Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let envelope = Envelope {
+        ip: args.ip,
+        hostname: args.hostname.clone(),
+        helo: args.helo.clone(),
+        mail_from: args.from.clone(),
+        rcpts: args.rcpt.clone(),
+        user: args.user.clone(),
+        queue_id: None,
+    };
+    let mut files = Vec::new();
+    let mut failures = 0usize;
+    for input in &args.inputs {
+        if let Err(e) = collect(input, &mut files) {
+            eprintln!("mxguard: {e}");
+            failures += 1;
+        }
+    }
+    let multi = files.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let started = Instant::now();
+    let scanned = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(jobs * 64);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (files, next, scanned, pipeline, envelope, args) =
+                (&files, &next, &scanned, &pipeline, &envelope, &args);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let result = read_input(path).map(|raw| {
+                        let t = Instant::now();
+                        let verdict = pipeline.scan(envelope, &raw);
+                        scanned.fetch_add(1, Ordering::Relaxed);
+                        render(path, &verdict, t.elapsed().as_secs_f64(), multi, args.json)
+                    });
+                    if tx.send((i, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Print in input order; results that arrive early wait here.
+        let mut pending = BTreeMap::new();
+        let mut next_out = 0usize;
+        for (i, r) in rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&next_out) {
+                match r {
+                    Ok(text) => {
+                        let _ = out.write_all(text.as_bytes());
+                    }
+                    Err(e) => {
+                        let _ = out.flush();
+                        eprintln!("mxguard: {e}");
+                        failures += 1;
+                    }
+                }
+                next_out += 1;
+            }
+        }
+    });
+    out.flush().map_err(|e| format!("cannot write the results: {e}"))?;
+    if args.stats {
+        let secs = started.elapsed().as_secs_f64();
+        let n = scanned.load(Ordering::Relaxed);
+        eprintln!(
+            "scanned {n} messages in {secs:.3} s with {jobs} thread(s): {:.0} messages/s; peak RSS {:.1} MiB; check failures {}",
+            n as f64 / secs.max(1e-9),
+            peak_rss().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+            pipeline.check_failures()
+        );
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Expands directories recursively (sorted, hidden entries skipped).
+fn collect(input: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    if input == Path::new("-") {
+        files.push(input.to_path_buf());
+        return Ok(());
+    }
+    let meta = std::fs::metadata(input).map_err(|e| format!("cannot read {}: {e}", display(input)))?;
+    if !meta.is_dir() {
+        files.push(input.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| format!("cannot list {}: {e}", display(input)))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    entries.sort();
+    for e in entries {
+        collect(&e, files)?;
+    }
+    Ok(())
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let what = |e: std::io::Error| format!("cannot read {}: {e}", display(path));
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT + 1)
+            .read_to_end(&mut buf)
+            .map_err(what)?;
+    } else {
+        std::fs::File::open(path)
+            .map_err(what)?
+            .take(MAX_INPUT + 1)
+            .read_to_end(&mut buf)
+            .map_err(what)?;
+    }
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(format!("{}: larger than {MAX_INPUT} bytes, not scanned", display(path)));
+    }
+    Ok(buf)
+}
+
+fn render(path: &Path, v: &Verdict, secs: f64, multi: bool, json: bool) -> String {
+    if json {
+        let mut value = serde_json::to_value(v).unwrap_or_default();
+        if multi && let Some(obj) = value.as_object_mut() {
+            obj.insert("file".into(), display(path).into());
+        }
+        let mut s = value.to_string();
+        s.push('\n');
+        return s;
+    }
+    let mut s = format!("Results for file: {} ({secs:.3} seconds)\n", display(path));
+    s.push_str(&format!("Action: {}\n", v.action));
+    s.push_str(&format!("Spam: {}\n", v.action.is_spam()));
+    s.push_str(&format!("Score: {:.2} / {:.2}\n", v.score, v.required_score));
+    if let Some(m) = v.smtp_message() {
+        s.push_str(&format!("Message: {m}\n"));
+    }
+    for sym in v.symbols_by_score() {
+        s.push_str(&format!("Symbol: {} ({:.2})", sym.name, sym.score));
+        if !sym.options.is_empty() {
+            s.push_str(&format!("[{}]", sym.options.join(", ")));
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}

@@ -1,0 +1,60 @@
+//! Global options, config resolution and logging set-up shared by commands.
+
+use mxguard_core::config::{ConfigError, DEFAULT_CONFIG_PATH, LoadedConfig, load_file};
+use std::path::{Path, PathBuf};
+
+pub struct Globals {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Globals {
+    /// The config named by `-c`, else the default path if it exists, else
+    /// built-in defaults. `--data-dir` overrides `[store] data_dir`.
+    pub fn load_config(&self) -> Result<LoadedConfig, String> {
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        };
+        let mut loaded = match path {
+            Some(p) => load_file(&p).map_err(|errs| format_errors(&errs))?,
+            None => LoadedConfig::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            loaded.config.store.data_dir = d.clone();
+        }
+        Ok(loaded)
+    }
+}
+
+pub fn format_errors(errors: &[ConfigError]) -> String {
+    let mut s = String::from("the configuration has errors:");
+    for e in errors {
+        s.push_str("\n  ");
+        s.push_str(&e.to_string());
+    }
+    s
+}
+
+/// Logs go to stderr; `MXGUARD_LOG` (or `RUST_LOG`) sets the filter.
+pub fn init_logging(default: &str) {
+    let filter = std::env::var("MXGUARD_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Peak resident set size of this process, from /proc (Linux), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn display(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,143 @@
+//! The `mxguard` command line as a user meets it.
+
+mod common;
+
+use common::{GTUBE, mxguard, text};
+
+#[test]
+fn gtube_is_rejected_from_stdin_and_file() {
+    let msg = format!("From: a@example.net\r\nSubject: test\r\n\r\n{GTUBE}\r\n");
+    let out = mxguard(&["scan", "-"], Some(msg.as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("Action: reject"), "{s}");
+    assert!(s.contains("Symbol: GTUBE"), "{s}");
+    assert!(s.contains("Message: Gtube pattern"), "{s}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("gtube.eml");
+    std::fs::write(&f, &msg).unwrap();
+    let out = mxguard(
+        &[
+            "scan", "--json", "--ip", "192.0.2.7", "--helo", "mx.example.net", "--from",
+            "a@example.net", "--rcpt", "b@example.org", f.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "reject");
+    assert_eq!(v["messages"]["smtp_message"], "Gtube pattern");
+    assert_eq!(v["symbols"]["GTUBE"]["name"], "GTUBE");
+    assert!(v["required_score"].as_f64().unwrap() > 0.0);
+    assert!(v.get("file").is_none(), "single-file runs carry no file field");
+}
+
+#[test]
+fn unreadable_input_is_an_error_and_others_still_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.eml");
+    std::fs::write(&ok, "Subject: hi\r\n\r\nbody\r\n").unwrap();
+    let missing = dir.path().join("missing.eml");
+    let out = mxguard(&["scan", "--json", ok.to_str().unwrap(), missing.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("missing.eml"), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("mxguard.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn config_check_reports_every_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[actions]\nrejct = 12\n\n[[multimap]]\nname = \"BL\"\ntype = \"ipp\"\nmap = \"x\"\n",
+    );
+    let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    let file = cfg.display().to_string();
+    assert!(err.contains(&format!("{file}:2:1: actions.rejct: unknown field `rejct`")), "{err}");
+    assert!(err.contains("did you mean `reject`"), "{err}");
+    assert!(err.contains(&format!("{file}:6:8: multimap[0].type: unknown variant `ipp`")), "{err}");
+
+    // A map file that does not exist is named with the key's line.
+    let cfg = write_config(
+        dir.path(),
+        "[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"/nonexistent/bl.map\"\n",
+    );
+    let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{file}:4:7: multimap[0].map")), "{err}");
+    assert!(err.contains("/nonexistent/bl.map"), "{err}");
+
+    // And scan refuses to run with a broken config, saying why.
+    let out = mxguard(&["-c", cfg.to_str().unwrap(), "scan", "-"], Some(b"Subject: x\r\n\r\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("multimap[0].map"));
+}
+
+#[test]
+fn config_check_warns_about_skipped_map_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("ip.map");
+    std::fs::write(&map, "192.0.2.1\nnot-an-address\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{}\"\n", map.display()),
+    );
+    let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:2: ", map.display())), "{err}");
+    assert!(err.contains("line skipped"), "{err}");
+}
+
+#[test]
+fn config_dump_prints_effective_config_that_loads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n");
+    let out = mxguard(&["-c", cfg.to_str().unwrap(), "--data-dir", "/tmp/mxg-x", "config", "dump"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dumped = text(&out.stdout);
+    assert!(dumped.contains("reject = false"), "{dumped}");
+    assert!(dumped.contains("add_header = 10.0"), "{dumped}");
+    assert!(dumped.contains("data_dir = \"/tmp/mxg-x\""), "{dumped}");
+    assert!(dumped.contains("[gtube]"), "defaults are included: {dumped}");
+    let again = write_config(dir.path(), &dumped);
+    let out = mxguard(&["config", "check", again.to_str().unwrap()], None);
+    assert!(out.status.success(), "dump must load back: {}", text(&out.stderr));
+}
+
+#[test]
+fn multimap_blacklist_and_whitelist_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bl = dir.path().join("senders.map");
+    std::fs::write(&bl, "# senders\n@spam.example REJECT go away\ngood@partner.example OK\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[multimap]]\nname = \"SENDER_LIST\"\ntype = \"from\"\nmap = \"{}\"\nprefilter = true\nscore = 4.0\n",
+            bl.display()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let msg = format!("Subject: x\r\n\r\n{GTUBE}\r\n");
+    let out = mxguard(&["-c", c, "scan", "--json", "--from", "x@spam.example", "-"], Some(msg.as_bytes()));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "reject");
+    assert_eq!(v["messages"]["smtp_message"], "go away");
+    assert_eq!(v["symbols"]["SENDER_LIST"]["options"][0], "x@spam.example");
+    // The whitelist accepts before GTUBE runs.
+    let out = mxguard(&["-c", c, "scan", "--json", "--from", "good@partner.example", "-"], Some(msg.as_bytes()));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "no action");
+    assert_eq!(v["is_skipped"], true);
+    assert!(v["symbols"].get("GTUBE").is_none());
+}

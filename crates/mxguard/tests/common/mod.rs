@@ -1,0 +1,45 @@
+//! Shared helpers for the binary's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Third-party test data: `MXGUARD_TESTDATA`, default `../shared/testdata`
+/// beside the repository. `None` (with a plain message) when absent.
+pub fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("MXGUARD_TESTDATA").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+    });
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: third-party test data not found at {} (set MXGUARD_TESTDATA); this test did not run",
+            dir.display()
+        );
+        None
+    }
+}
+
+pub fn mxguard(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mxguard"));
+    cmd.args(args)
+        .env("MXGUARD_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run mxguard");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(data) = stdin {
+        pipe.write_all(data).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait for mxguard")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";

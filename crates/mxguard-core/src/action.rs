@@ -49,17 +49,19 @@ impl Action {
 
     /// Parses rspamd's names and the snake_case config spellings.
     pub fn parse(s: &str) -> Option<Action> {
-        Some(match s.trim().to_ascii_lowercase().replace('_', " ").as_str() {
-            "no action" | "accept" => Action::NoAction,
-            "greylist" => Action::Greylist,
-            "add header" => Action::AddHeader,
-            "rewrite subject" => Action::RewriteSubject,
-            "soft reject" => Action::SoftReject,
-            "quarantine" | "hold" => Action::Quarantine,
-            "discard" => Action::Discard,
-            "reject" => Action::Reject,
-            _ => return None,
-        })
+        Some(
+            match s.trim().to_ascii_lowercase().replace('_', " ").as_str() {
+                "no action" | "accept" => Action::NoAction,
+                "greylist" => Action::Greylist,
+                "add header" => Action::AddHeader,
+                "rewrite subject" => Action::RewriteSubject,
+                "soft reject" => Action::SoftReject,
+                "quarantine" | "hold" => Action::Quarantine,
+                "discard" => Action::Discard,
+                "reject" => Action::Reject,
+                _ => return None,
+            },
+        )
     }
 }
 

@@ -65,7 +65,10 @@ mod tests {
     fn paths_and_domains() {
         assert_eq!(strip_path(" <a@b.c> "), "a@b.c");
         assert_eq!(strip_path("<>"), "");
-        assert_eq!(domain_of("<Joe@Example.COM.>").as_deref(), Some("example.com"));
+        assert_eq!(
+            domain_of("<Joe@Example.COM.>").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(domain_of("nodomain"), None);
         assert_eq!(domain_of("x@"), None);
     }

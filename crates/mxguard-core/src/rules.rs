@@ -30,11 +30,16 @@ pub fn compile_pattern(pattern: &str, postfix_semantics: bool) -> Result<Regex, 
                 b.ignore_whitespace(true);
             }
             'u' => {}
-            other => return Err(format!("unknown regex flag `{other}` (flags are i, m, s, x)")),
+            other => {
+                return Err(format!(
+                    "unknown regex flag `{other}` (flags are i, m, s, x)"
+                ));
+            }
         }
     }
     b.case_insensitive(ci);
-    b.build().map_err(|e| format!("invalid regex: {}", e.to_string().replace('\n', " ")))
+    b.build()
+        .map_err(|e| format!("invalid regex: {}", e.to_string().replace('\n', " ")))
 }
 
 /// Splits `/body/flags`, where the closing slash is the last one.
@@ -91,7 +96,11 @@ impl RuleAction {
                 match code.as_bytes()[0] {
                     b'4' => RuleAction::Defer(full),
                     b'5' => RuleAction::Reject(full),
-                    _ => return Err(format!("`{s}`: a numeric action must be a 4xx or 5xx SMTP code")),
+                    _ => {
+                        return Err(format!(
+                            "`{s}`: a numeric action must be a 4xx or 5xx SMTP code"
+                        ));
+                    }
                 }
             }
             "" => return Err("empty action".to_string()),
@@ -127,8 +136,16 @@ mod tests {
         let r = compile_pattern("viagra", false).unwrap();
         assert!(!r.is_match("VIAGRA"));
         // Postfix: insensitive by default, `i` toggles to sensitive.
-        assert!(compile_pattern("/viagra/", true).unwrap().is_match("VIAGRA"));
-        assert!(!compile_pattern("/viagra/i", true).unwrap().is_match("VIAGRA"));
+        assert!(
+            compile_pattern("/viagra/", true)
+                .unwrap()
+                .is_match("VIAGRA")
+        );
+        assert!(
+            !compile_pattern("/viagra/i", true)
+                .unwrap()
+                .is_match("VIAGRA")
+        );
         assert!(compile_pattern("/a/q", false).is_err());
         assert!(compile_pattern("(", false).is_err());
         // A slash inside the body is fine: the last slash closes it.

@@ -1,9 +1,9 @@
 //! rspamd's scoring model: weighted symbols, groups with caps, action thresholds
 //! and forced actions.
 
+use crate::Action;
 use crate::config::{ActionsConfig, Config};
 use crate::verdict::{SymbolResult, Verdict};
-use crate::Action;
 use std::collections::{BTreeMap, HashMap};
 
 /// A symbol a check can emit, with its default weight.

@@ -23,7 +23,13 @@ pub struct LineError {
 
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}; line skipped", self.file.display(), self.line, self.message)
+        write!(
+            f,
+            "{}:{}: {}; line skipped",
+            self.file.display(),
+            self.line,
+            self.message
+        )
     }
 }
 
@@ -96,7 +102,10 @@ pub struct MapFile<T: MapData> {
 impl<T: MapData> MapFile<T> {
     /// Loads the file now; a missing or unreadable file is an error here,
     /// since the config names it.
-    pub fn load(path: &Path, check_every: Duration) -> Result<(MapFile<T>, Vec<LineError>), String> {
+    pub fn load(
+        path: &Path,
+        check_every: Duration,
+    ) -> Result<(MapFile<T>, Vec<LineError>), String> {
         let (data, stamp, errors) = read(path)?;
         Ok((
             MapFile {
@@ -232,7 +241,11 @@ mod tests {
     fn comments_continuations_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m");
-        std::fs::write(&p, "# c\na # trailing\n\nb#notcomment\nbad\nc\n  continued\n").unwrap();
+        std::fs::write(
+            &p,
+            "# c\na # trailing\n\nb#notcomment\nbad\nc\n  continued\n",
+        )
+        .unwrap();
         let (m, errs) = MapFile::<Lines>::load(&p, Duration::ZERO).unwrap();
         assert_eq!(m.get().0, vec!["a", "b#notcomment", "c continued"]);
         assert_eq!(errs.len(), 1);

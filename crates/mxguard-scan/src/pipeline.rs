@@ -21,7 +21,9 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Builds a pipeline from a config that did not come from a file.
-    pub fn from_config(config: Config) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
+    pub fn from_config(
+        config: Config,
+    ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
         Pipeline::new(&LoadedConfig {
             config,
             ..Default::default()
@@ -30,7 +32,9 @@ impl Pipeline {
 
     /// Builds the pipeline. Errors name the config key at fault (a map or
     /// table file that cannot be read); warnings are map lines skipped.
-    pub fn new(loaded: &LoadedConfig) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
+    pub fn new(
+        loaded: &LoadedConfig,
+    ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
         let config = &loaded.config;
         let mut report = BuildReport::default();
         let checks = build_checks(config, &mut report);
@@ -93,7 +97,9 @@ impl Pipeline {
     pub fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
         let mut results = ScanResults::default();
         for check in &self.checks {
-            self.guarded(check.as_ref(), || check.early(stage, envelope, &mut results));
+            self.guarded(check.as_ref(), || {
+                check.early(stage, envelope, &mut results)
+            });
         }
         results.forced.as_ref()?;
         results.skipped = true;
@@ -103,7 +109,10 @@ impl Pipeline {
     fn guarded(&self, check: &dyn Check, f: impl FnOnce()) {
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
             self.check_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(check = check.name(), "check failed on this message and was skipped");
+            tracing::error!(
+                check = check.name(),
+                "check failed on this message and was skipped"
+            );
         }
     }
 }

@@ -62,7 +62,9 @@ impl<'a> Task<'a> {
             .parts
             .first()
             .map_or(self.raw.len(), |p| p.offset_body as usize);
-        self.raw.get(start.min(self.raw.len())..).unwrap_or_default()
+        self.raw
+            .get(start.min(self.raw.len())..)
+            .unwrap_or_default()
     }
 
     /// Values of every top-level header with this name, decoded.
@@ -155,7 +157,10 @@ mod tests {
         let t = Task::new(&env, MSG, 1 << 20);
         assert!(t.parsed);
         assert_eq!(t.header_values("subject"), vec!["café"]);
-        assert_eq!(t.header_raw_values("Subject"), vec!["=?utf-8?q?caf=C3=A9?="]);
+        assert_eq!(
+            t.header_raw_values("Subject"),
+            vec!["=?utf-8?q?caf=C3=A9?="]
+        );
         assert_eq!(t.header_values("From"), vec!["J <j@example.com>"]);
         assert_eq!(t.header_raw_values("x-long"), vec!["a b"]);
         let lines: Vec<String> = t.logical_header_lines().collect();

@@ -15,7 +15,10 @@ fn pipeline(dir: &Path, lists: &str) -> Pipeline {
 }
 
 fn list(name: &str, kind: &str, map: &Path, extra: &str) -> String {
-    format!("[[multimap]]\nname = \"{name}\"\ntype = \"{kind}\"\nmap = \"{}\"\n{extra}\n", map.display())
+    format!(
+        "[[multimap]]\nname = \"{name}\"\ntype = \"{kind}\"\nmap = \"{}\"\n{extra}\n",
+        map.display()
+    )
 }
 
 const MSG: &[u8] = b"From: Boss <boss@corp.example>\r\nTo: a@x.example, b@lists.partner.example\r\nX-Campaign: spring-sale\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@corp.example>\r\nSubject: hello\r\n\r\nbody\r\n";
@@ -38,7 +41,12 @@ fn every_list_type_gives_its_symbol() {
         list("L_IP", "ip", &ip, "score = 1.5"),
         list("L_FROM", "from", &from, "match = \"domain\""),
         list("L_HFROM", "from", &hfrom, "source = \"header\""),
-        list("L_RCPT", "rcpt", &rcpt, "source = \"header\"\nmatch = \"subdomain\""),
+        list(
+            "L_RCPT",
+            "rcpt",
+            &rcpt,
+            "source = \"header\"\nmatch = \"subdomain\"",
+        ),
         list("L_RCPT_ENV", "rcpt", &rcpt, "match = \"domain\""),
         list("L_HELO", "helo", &helo, ""),
         list("L_HDR", "header", &hdr, "header = \"X-Campaign\""),
@@ -54,9 +62,16 @@ fn every_list_type_gives_its_symbol() {
     };
     let v = p.scan(&env, MSG);
     for s in ["L_IP", "L_FROM", "L_HFROM", "L_RCPT", "L_HELO", "L_HDR"] {
-        assert!(v.symbols.contains_key(s), "{s} missing: {:?}", v.symbols.keys());
+        assert!(
+            v.symbols.contains_key(s),
+            "{s} missing: {:?}",
+            v.symbols.keys()
+        );
     }
-    assert!(!v.symbols.contains_key("L_RCPT_ENV"), "domain match is exact, sub.partner.example is not partner.example");
+    assert!(
+        !v.symbols.contains_key("L_RCPT_ENV"),
+        "domain match is exact, sub.partner.example is not partner.example"
+    );
     assert_eq!(v.symbols["L_IP"].score, 1.5);
     assert_eq!(v.symbols["L_RCPT"].options, vec!["b@lists.partner.example"]);
 }
@@ -72,8 +87,18 @@ fn prefilter_lists_answer_at_their_smtp_stage() {
     std::fs::write(&rcpts, "trap@\n").unwrap();
     let lists = [
         list("BL_IP", "ip", &ips, "prefilter = true"),
-        list("BL_FROM", "from", &senders, "prefilter = true\naction = \"reject\"\nmessage = \"sender blocked\""),
-        list("TRAP", "rcpt", &rcpts, "prefilter = true\naction = \"reject\""),
+        list(
+            "BL_FROM",
+            "from",
+            &senders,
+            "prefilter = true\naction = \"reject\"\nmessage = \"sender blocked\"",
+        ),
+        list(
+            "TRAP",
+            "rcpt",
+            &rcpts,
+            "prefilter = true\naction = \"reject\"",
+        ),
     ]
     .concat();
     let p = pipeline(dir.path(), &lists);
@@ -81,21 +106,28 @@ fn prefilter_lists_answer_at_their_smtp_stage() {
         ip: Some("203.0.113.5".parse().unwrap()),
         ..Default::default()
     };
-    let v = p.early(SmtpStage::Connect, &env).expect("client is blocked at connect");
+    let v = p
+        .early(SmtpStage::Connect, &env)
+        .expect("client is blocked at connect");
     assert_eq!(v.action, Action::Reject);
     assert_eq!(v.smtp_message(), Some("client blocked"));
 
     env.ip = Some("192.0.2.1".parse().unwrap());
     assert!(p.early(SmtpStage::Connect, &env).is_none());
     env.mail_from = Some("spammer@bad.example".into());
-    let v = p.early(SmtpStage::MailFrom, &env).expect("sender blocked at MAIL FROM");
+    let v = p
+        .early(SmtpStage::MailFrom, &env)
+        .expect("sender blocked at MAIL FROM");
     assert_eq!(v.smtp_message(), Some("sender blocked"));
     env.mail_from = Some("ok@good.example".into());
     assert!(p.early(SmtpStage::MailFrom, &env).is_none());
     env.rcpts = vec!["ok@x.example".into()];
     assert!(p.early(SmtpStage::Rcpt, &env).is_none());
     env.rcpts.push("trap@x.example".into());
-    assert_eq!(p.early(SmtpStage::Rcpt, &env).unwrap().action, Action::Reject);
+    assert_eq!(
+        p.early(SmtpStage::Rcpt, &env).unwrap().action,
+        Action::Reject
+    );
 }
 
 #[test]
@@ -108,18 +140,38 @@ fn a_changed_map_file_takes_effect_without_a_restart() {
         mail_from: Some(from.into()),
         ..Default::default()
     };
-    assert!(p.scan(&env_for("first@example.com"), MSG).symbols.contains_key("SENDERS"));
-    assert!(!p.scan(&env_for("second@example.com"), MSG).symbols.contains_key("SENDERS"));
+    assert!(
+        p.scan(&env_for("first@example.com"), MSG)
+            .symbols
+            .contains_key("SENDERS")
+    );
+    assert!(
+        !p.scan(&env_for("second@example.com"), MSG)
+            .symbols
+            .contains_key("SENDERS")
+    );
 
     // Replace the file the way editors and config managers do: write a new
     // file and rename it over the old one.
     let tmp = dir.path().join("senders.map.new");
     std::fs::write(&tmp, "second@example.com\n# first removed\n").unwrap();
     std::fs::rename(&tmp, &map).unwrap();
-    assert!(p.scan(&env_for("second@example.com"), MSG).symbols.contains_key("SENDERS"));
-    assert!(!p.scan(&env_for("first@example.com"), MSG).symbols.contains_key("SENDERS"));
+    assert!(
+        p.scan(&env_for("second@example.com"), MSG)
+            .symbols
+            .contains_key("SENDERS")
+    );
+    assert!(
+        !p.scan(&env_for("first@example.com"), MSG)
+            .symbols
+            .contains_key("SENDERS")
+    );
 
     // A broken line in the new version is skipped; the rest applies.
     std::fs::write(&map, "a@b@c\nthird@example.com\n").unwrap();
-    assert!(p.scan(&env_for("third@example.com"), MSG).symbols.contains_key("SENDERS"));
+    assert!(
+        p.scan(&env_for("third@example.com"), MSG)
+            .symbols
+            .contains_key("SENDERS")
+    );
 }

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mxguard", version, about = "Mail defence for Postfix in one binary")]
+#[command(
+    name = "mxguard",
+    version,
+    about = "Mail defence for Postfix in one binary"
+)]
 struct Cli {
     /// Config file (default: /etc/mxguard/mxguard.toml if it exists, else built-in defaults).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -66,39 +67,42 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
         user: args.user.clone(),
         queue_id: None,
     };
-    let mut files = Vec::new();
+    let multi = args.inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
+    let walker = Mutex::new(Walker::new(&args.inputs));
     let mut failures = 0usize;
-    for input in &args.inputs {
-        if let Err(e) = collect(input, &mut files) {
-            eprintln!("mxguard: {e}");
-            failures += 1;
-        }
-    }
-    let multi = files.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 256);
     let started = Instant::now();
     let scanned = AtomicUsize::new(0);
-    let next = AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(jobs * 64);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (files, next, scanned, pipeline, envelope, args) =
-                (&files, &next, &scanned, &pipeline, &envelope, &args);
+            let (walker, scanned, pipeline, envelope, args) =
+                (&walker, &scanned, &pipeline, &envelope, &args);
             s.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = files.get(i) else { break };
-                    let result = read_input(path).map(|raw| {
+                    let next = match walker.lock() {
+                        Ok(mut w) => w.next(),
+                        Err(_) => None,
+                    };
+                    let Some((i, item)) = next else { break };
+                    let result = item.and_then(|path| {
+                        let raw = read_input(&path)?;
                         let t = Instant::now();
                         let verdict = pipeline.scan(envelope, &raw);
                         scanned.fetch_add(1, Ordering::Relaxed);
-                        render(path, &verdict, t.elapsed().as_secs_f64(), multi, args.json)
+                        Ok(render(
+                            &path,
+                            &verdict,
+                            t.elapsed().as_secs_f64(),
+                            multi,
+                            args.json,
+                        ))
                     });
                     if tx.send((i, result)).is_err() {
                         break;
@@ -127,7 +131,8 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
             }
         }
     });
-    out.flush().map_err(|e| format!("cannot write the results: {e}"))?;
+    out.flush()
+        .map_err(|e| format!("cannot write the results: {e}"))?;
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         let n = scanned.load(Ordering::Relaxed);
@@ -145,27 +150,64 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Expands directories recursively (sorted, hidden entries skipped).
-fn collect(input: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
-    if input == Path::new("-") {
-        files.push(input.to_path_buf());
-        return Ok(());
+/// Yields the files to scan one at a time, numbered in order, expanding
+/// directories recursively (sorted, hidden entries skipped). Lazy, so memory
+/// does not grow with the number of messages; it holds one listing per
+/// directory level.
+struct Walker {
+    /// Paths still to visit, in reverse order at each level.
+    stack: Vec<Vec<PathBuf>>,
+    count: usize,
+}
+
+impl Walker {
+    fn new(inputs: &[PathBuf]) -> Walker {
+        Walker {
+            stack: vec![inputs.iter().rev().cloned().collect()],
+            count: 0,
+        }
     }
-    let meta = std::fs::metadata(input).map_err(|e| format!("cannot read {}: {e}", display(input)))?;
-    if !meta.is_dir() {
-        files.push(input.to_path_buf());
-        return Ok(());
+
+    fn next(&mut self) -> Option<(usize, Result<PathBuf, String>)> {
+        loop {
+            let level = self.stack.last_mut()?;
+            let Some(path) = level.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let item = if path == Path::new("-") {
+                Ok(path)
+            } else {
+                match std::fs::metadata(&path) {
+                    Err(e) => Err(format!("cannot read {}: {e}", display(&path))),
+                    Ok(m) if m.is_dir() => match list_dir(&path) {
+                        Ok(mut entries) => {
+                            entries.reverse();
+                            self.stack.push(entries);
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Ok(_) => Ok(path),
+                }
+            };
+            self.count += 1;
+            return Some((self.count - 1, item));
+        }
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
-        .map_err(|e| format!("cannot list {}: {e}", display(input)))?
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", display(dir)))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     entries.sort();
-    for e in entries {
-        collect(&e, files)?;
-    }
-    Ok(())
+    Ok(entries)
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
@@ -185,7 +227,10 @@ fn read_input(path: &Path) -> Result<Vec<u8>, String> {
             .map_err(what)?;
     }
     if buf.len() as u64 > MAX_INPUT {
-        return Err(format!("{}: larger than {MAX_INPUT} bytes, not scanned", display(path)));
+        return Err(format!(
+            "{}: larger than {MAX_INPUT} bytes, not scanned",
+            display(path)
+        ));
     }
     Ok(buf)
 }
@@ -203,7 +248,10 @@ fn render(path: &Path, v: &Verdict, secs: f64, multi: bool, json: bool) -> Strin
     let mut s = format!("Results for file: {} ({secs:.3} seconds)\n", display(path));
     s.push_str(&format!("Action: {}\n", v.action));
     s.push_str(&format!("Spam: {}\n", v.action.is_spam()));
-    s.push_str(&format!("Score: {:.2} / {:.2}\n", v.score, v.required_score));
+    s.push_str(&format!(
+        "Score: {:.2} / {:.2}\n",
+        v.score, v.required_score
+    ));
     if let Some(m) = v.smtp_message() {
         s.push_str(&format!("Message: {m}\n"));
     }

@@ -19,8 +19,17 @@ fn gtube_is_rejected_from_stdin_and_file() {
     std::fs::write(&f, &msg).unwrap();
     let out = mxguard(
         &[
-            "scan", "--json", "--ip", "192.0.2.7", "--helo", "mx.example.net", "--from",
-            "a@example.net", "--rcpt", "b@example.org", f.to_str().unwrap(),
+            "scan",
+            "--json",
+            "--ip",
+            "192.0.2.7",
+            "--helo",
+            "mx.example.net",
+            "--from",
+            "a@example.net",
+            "--rcpt",
+            "b@example.org",
+            f.to_str().unwrap(),
         ],
         None,
     );
@@ -30,7 +39,10 @@ fn gtube_is_rejected_from_stdin_and_file() {
     assert_eq!(v["messages"]["smtp_message"], "Gtube pattern");
     assert_eq!(v["symbols"]["GTUBE"]["name"], "GTUBE");
     assert!(v["required_score"].as_f64().unwrap() > 0.0);
-    assert!(v.get("file").is_none(), "single-file runs carry no file field");
+    assert!(
+        v.get("file").is_none(),
+        "single-file runs carry no file field"
+    );
 }
 
 #[test]
@@ -39,9 +51,21 @@ fn unreadable_input_is_an_error_and_others_still_scan() {
     let ok = dir.path().join("ok.eml");
     std::fs::write(&ok, "Subject: hi\r\n\r\nbody\r\n").unwrap();
     let missing = dir.path().join("missing.eml");
-    let out = mxguard(&["scan", "--json", ok.to_str().unwrap(), missing.to_str().unwrap()], None);
+    let out = mxguard(
+        &[
+            "scan",
+            "--json",
+            ok.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("missing.eml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("missing.eml"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(text(&out.stdout).lines().count(), 1);
 }
 
@@ -62,9 +86,17 @@ fn config_check_reports_every_error_with_its_line() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     let file = cfg.display().to_string();
-    assert!(err.contains(&format!("{file}:2:1: actions.rejct: unknown field `rejct`")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:2:1: actions.rejct: unknown field `rejct`")),
+        "{err}"
+    );
     assert!(err.contains("did you mean `reject`"), "{err}");
-    assert!(err.contains(&format!("{file}:6:8: multimap[0].type: unknown variant `ipp`")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:6:8: multimap[0].type: unknown variant `ipp`"
+        )),
+        "{err}"
+    );
 
     // A map file that does not exist is named with the key's line.
     let cfg = write_config(
@@ -74,11 +106,17 @@ fn config_check_reports_every_error_with_its_line() {
     let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{file}:4:7: multimap[0].map")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:4:7: multimap[0].map")),
+        "{err}"
+    );
     assert!(err.contains("/nonexistent/bl.map"), "{err}");
 
     // And scan refuses to run with a broken config, saying why.
-    let out = mxguard(&["-c", cfg.to_str().unwrap(), "scan", "-"], Some(b"Subject: x\r\n\r\n"));
+    let out = mxguard(
+        &["-c", cfg.to_str().unwrap(), "scan", "-"],
+        Some(b"Subject: x\r\n\r\n"),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("multimap[0].map"));
 }
@@ -90,7 +128,10 @@ fn config_check_warns_about_skipped_map_lines() {
     std::fs::write(&map, "192.0.2.1\nnot-an-address\n").unwrap();
     let cfg = write_config(
         dir.path(),
-        &format!("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{}\"\n", map.display()),
+        &format!(
+            "[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{}\"\n",
+            map.display()
+        ),
     );
     let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -102,24 +143,48 @@ fn config_check_warns_about_skipped_map_lines() {
 #[test]
 fn config_dump_prints_effective_config_that_loads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n");
-    let out = mxguard(&["-c", cfg.to_str().unwrap(), "--data-dir", "/tmp/mxg-x", "config", "dump"], None);
+    let cfg = write_config(
+        dir.path(),
+        "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n",
+    );
+    let out = mxguard(
+        &[
+            "-c",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+            "/tmp/mxg-x",
+            "config",
+            "dump",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let dumped = text(&out.stdout);
     assert!(dumped.contains("reject = false"), "{dumped}");
     assert!(dumped.contains("add_header = 10.0"), "{dumped}");
     assert!(dumped.contains("data_dir = \"/tmp/mxg-x\""), "{dumped}");
-    assert!(dumped.contains("[gtube]"), "defaults are included: {dumped}");
+    assert!(
+        dumped.contains("[gtube]"),
+        "defaults are included: {dumped}"
+    );
     let again = write_config(dir.path(), &dumped);
     let out = mxguard(&["config", "check", again.to_str().unwrap()], None);
-    assert!(out.status.success(), "dump must load back: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dump must load back: {}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn multimap_blacklist_and_whitelist_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let bl = dir.path().join("senders.map");
-    std::fs::write(&bl, "# senders\n@spam.example REJECT go away\ngood@partner.example OK\n").unwrap();
+    std::fs::write(
+        &bl,
+        "# senders\n@spam.example REJECT go away\ngood@partner.example OK\n",
+    )
+    .unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -129,15 +194,37 @@ fn multimap_blacklist_and_whitelist_from_the_command_line() {
     );
     let c = cfg.to_str().unwrap();
     let msg = format!("Subject: x\r\n\r\n{GTUBE}\r\n");
-    let out = mxguard(&["-c", c, "scan", "--json", "--from", "x@spam.example", "-"], Some(msg.as_bytes()));
+    let out = mxguard(
+        &["-c", c, "scan", "--json", "--from", "x@spam.example", "-"],
+        Some(msg.as_bytes()),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["action"], "reject");
     assert_eq!(v["messages"]["smtp_message"], "go away");
     assert_eq!(v["symbols"]["SENDER_LIST"]["options"][0], "x@spam.example");
     // The whitelist accepts before GTUBE runs.
-    let out = mxguard(&["-c", c, "scan", "--json", "--from", "good@partner.example", "-"], Some(msg.as_bytes()));
+    let out = mxguard(
+        &[
+            "-c",
+            c,
+            "scan",
+            "--json",
+            "--from",
+            "good@partner.example",
+            "-",
+        ],
+        Some(msg.as_bytes()),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["action"], "no action");
     assert_eq!(v["is_skipped"], true);
     assert!(v["symbols"].get("GTUBE").is_none());
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mxguard.toml");
+    let loaded = mxguard_core::config::load_file(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(loaded.config.multimap.len(), 3);
+    assert_eq!(loaded.config.scan.map_check_interval.0, 1);
 }

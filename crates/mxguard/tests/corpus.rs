@@ -30,14 +30,24 @@ fn is_sample_message(p: &Path) -> bool {
 
 #[test]
 fn corpus_dev_and_mime_samples_scan_cleanly() {
-    let Some(data) = common::testdata() else { return };
+    let Some(data) = common::testdata() else {
+        return;
+    };
     let corpus = data.join("corpus-dev");
     let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
-    let expected_corpus = manifest.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    let expected_corpus = manifest
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
     let mut corpus_files = Vec::new();
     files_under(&corpus.join("ham"), &|_| true, &mut corpus_files);
     files_under(&corpus.join("spam"), &|_| true, &mut corpus_files);
-    assert_eq!(corpus_files.len(), expected_corpus, "corpus-dev file count vs MANIFEST.tsv");
+    assert_eq!(
+        corpus_files.len(),
+        expected_corpus,
+        "corpus-dev file count vs MANIFEST.tsv"
+    );
     assert_eq!(expected_corpus, 4578);
 
     let mut samples = Vec::new();
@@ -61,17 +71,29 @@ fn corpus_dev_and_mime_samples_scan_cleanly() {
             eprintln!("not parsed as a message: {}", f.display());
         }
     }
-    assert_eq!(pipeline.check_failures(), 0, "a check panicked on some message");
+    assert_eq!(
+        pipeline.check_failures(),
+        0,
+        "a check panicked on some message"
+    );
     assert_eq!(scanned, expected_corpus + 100);
     assert_eq!(parsed, scanned, "every message was parsed");
 }
 
 #[test]
 fn cli_scans_the_corpus_as_json_lines() {
-    let Some(data) = common::testdata() else { return };
+    let Some(data) = common::testdata() else {
+        return;
+    };
     let corpus = data.join("corpus-dev");
     let out = common::mxguard(
-        &["scan", "--json", "-j", "2", corpus.join("spam").to_str().unwrap()],
+        &[
+            "scan",
+            "--json",
+            "-j",
+            "2",
+            corpus.join("spam").to_str().unwrap(),
+        ],
         None,
     );
     assert!(out.status.success(), "{}", common::text(&out.stderr));

@@ -65,7 +65,9 @@ impl LoadedConfig {
                 .path
                 .as_ref()
                 .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string()),
-            position: span.filter(|_| !self.text.is_empty()).map(|s| position(&self.text, s.start)),
+            position: span
+                .filter(|_| !self.text.is_empty())
+                .map(|s| position(&self.text, s.start)),
             key: key.to_string(),
             message: message.to_string(),
         }
@@ -169,11 +171,18 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             err(
                 Some(r.pattern.span()),
                 format!("rules[{i}].header"),
-                format!("rule {} has target = \"header\" but no header = \"Name\"", r.name),
+                format!(
+                    "rule {} has target = \"header\" but no header = \"Name\"",
+                    r.name
+                ),
             );
         }
         if !valid_symbol(&r.name) {
-            err(Some(r.pattern.span()), format!("rules[{i}].name"), bad_symbol(&r.name));
+            err(
+                Some(r.pattern.span()),
+                format!("rules[{i}].name"),
+                bad_symbol(&r.name),
+            );
         }
     }
     for (i, m) in config.multimap.iter().enumerate() {
@@ -181,7 +190,10 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             err(
                 Some(m.map.span()),
                 format!("multimap[{i}].header"),
-                format!("list {} has type = \"header\" but no header = \"Name\"", m.name),
+                format!(
+                    "list {} has type = \"header\" but no header = \"Name\"",
+                    m.name
+                ),
             );
         }
         if m.source == AddressSource::Header && !matches!(m.kind, MapType::From | MapType::Rcpt) {
@@ -204,14 +216,22 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             );
         }
         if !valid_symbol(&m.name) {
-            err(Some(m.map.span()), format!("multimap[{i}].name"), bad_symbol(&m.name));
+            err(
+                Some(m.map.span()),
+                format!("multimap[{i}].name"),
+                bad_symbol(&m.name),
+            );
         }
     }
     for (i, t) in config.rule_tables.iter().enumerate() {
         if let Some(s) = &t.symbol
             && !valid_symbol(s)
         {
-            err(Some(t.path.span()), format!("rule_tables[{i}].symbol"), bad_symbol(s));
+            err(
+                Some(t.path.span()),
+                format!("rule_tables[{i}].symbol"),
+                bad_symbol(s),
+            );
         }
     }
     let a = &config.actions;
@@ -225,20 +245,31 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
         if let Some(t) = t
             && t < 0.0
         {
-            err(None, format!("actions.{name}"), format!("threshold {t} is negative"));
+            err(
+                None,
+                format!("actions.{name}"),
+                format!("threshold {t} is negative"),
+            );
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn valid_symbol(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn bad_symbol(s: &str) -> String {
-    format!("symbol name `{s}` must be 1-128 letters, digits, `_`, `-` or `.`, like SENDER_BLOCKLIST")
+    format!(
+        "symbol name `{s}` must be 1-128 letters, digits, `_`, `-` or `.`, like SENDER_BLOCKLIST"
+    )
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -443,7 +474,11 @@ mod tests {
 
     #[test]
     fn seed_style_actions_parse() {
-        let c = load_str("[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n", "t").unwrap();
+        let c = load_str(
+            "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(c.actions.reject.0, None);
         assert_eq!(c.actions.add_header.0, Some(10.0));
         assert_eq!(c.actions.greylist.0, Some(20.0));
@@ -455,8 +490,15 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].position, Some(Position { line: 3, column: 1 }));
         assert_eq!(e[0].key, "actions.rejct");
-        assert!(e[0].message.contains("did you mean `reject`"), "{}", e[0].message);
-        assert!(e[0].to_string().starts_with("t.toml:3:1: actions.rejct: unknown field"));
+        assert!(
+            e[0].message.contains("did you mean `reject`"),
+            "{}",
+            e[0].message
+        );
+        assert!(
+            e[0].to_string()
+                .starts_with("t.toml:3:1: actions.rejct: unknown field")
+        );
     }
 
     #[test]
@@ -470,7 +512,11 @@ mod tests {
         }
         let variant = e.iter().find(|e| e.position.unwrap().line == 11).unwrap();
         assert_eq!(variant.key, "rules[0].target");
-        assert!(variant.message.contains("did you mean `header`"), "{}", variant.message);
+        assert!(
+            variant.message.contains("did you mean `header`"),
+            "{}",
+            variant.message
+        );
     }
 
     #[test]

@@ -33,14 +33,24 @@ impl Check for Gtube {
     fn symbols(&self) -> Vec<SymbolDef> {
         vec![
             SymbolDef::new("GTUBE", 0.0, "gtube", "GTUBE test pattern: reject"),
-            SymbolDef::new("GTUBE_ADD_HEADER", 0.0, "gtube", "GTUBE test pattern: add header"),
+            SymbolDef::new(
+                "GTUBE_ADD_HEADER",
+                0.0,
+                "gtube",
+                "GTUBE test pattern: add header",
+            ),
             SymbolDef::new(
                 "GTUBE_REWRITE_SUBJECT",
                 0.0,
                 "gtube",
                 "GTUBE test pattern: rewrite subject",
             ),
-            SymbolDef::new("GTUBE_NO_ACTION", 0.0, "gtube", "GTUBE test pattern: no action"),
+            SymbolDef::new(
+                "GTUBE_NO_ACTION",
+                0.0,
+                "gtube",
+                "GTUBE test pattern: no action",
+            ),
         ]
     }
 
@@ -78,7 +88,8 @@ mod tests {
 
     #[test]
     fn standard_pattern_rejects() {
-        let r = scan("hello XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X bye");
+        let r =
+            scan("hello XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X bye");
         assert!(r.has("GTUBE"));
         assert_eq!(r.forced.unwrap().action, Action::Reject);
     }

@@ -30,12 +30,37 @@ impl Check for HeaderSanity {
     fn symbols(&self) -> Vec<SymbolDef> {
         vec![
             SymbolDef::new("MISSING_DATE", 1.0, "headers", "Date header is missing"),
-            SymbolDef::new("MISSING_MID", 2.5, "headers", "Message-ID header is missing"),
+            SymbolDef::new(
+                "MISSING_MID",
+                2.5,
+                "headers",
+                "Message-ID header is missing",
+            ),
             SymbolDef::new("MISSING_FROM", 2.0, "headers", "From header is missing"),
-            SymbolDef::new("FROM_INVALID", 2.0, "headers", "From header has no valid address"),
-            SymbolDef::new("TO_MANY_RCPTS", 1.0, "headers", "To header lists many recipients"),
-            SymbolDef::new("SUBJ_ALL_CAPS", 3.0, "headers", "Subject is mostly capital letters"),
-            SymbolDef::new("MIME_HTML_ONLY", 0.2, "headers", "Message has only an HTML part"),
+            SymbolDef::new(
+                "FROM_INVALID",
+                2.0,
+                "headers",
+                "From header has no valid address",
+            ),
+            SymbolDef::new(
+                "TO_MANY_RCPTS",
+                1.0,
+                "headers",
+                "To header lists many recipients",
+            ),
+            SymbolDef::new(
+                "SUBJ_ALL_CAPS",
+                3.0,
+                "headers",
+                "Subject is mostly capital letters",
+            ),
+            SymbolDef::new(
+                "MIME_HTML_ONLY",
+                0.2,
+                "headers",
+                "Message has only an HTML part",
+            ),
         ]
     }
 
@@ -125,14 +150,19 @@ mod tests {
 
     #[test]
     fn a_clean_message_has_no_symbols() {
-        let r = scan("From: A <a@example.com>\r\nTo: b@example.org\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@example.com>\r\nSubject: Hello there\r\n\r\nbody\r\n");
+        let r = scan(
+            "From: A <a@example.com>\r\nTo: b@example.org\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@example.com>\r\nSubject: Hello there\r\n\r\nbody\r\n",
+        );
         assert!(r.hits.is_empty(), "{:?}", names(&r));
     }
 
     #[test]
     fn missing_headers() {
         let r = scan("Subject: Hello\r\n\r\nbody\r\n");
-        assert_eq!(names(&r), vec!["MISSING_DATE", "MISSING_MID", "MISSING_FROM"]);
+        assert_eq!(
+            names(&r),
+            vec!["MISSING_DATE", "MISSING_MID", "MISSING_FROM"]
+        );
     }
 
     #[test]
@@ -143,15 +173,22 @@ mod tests {
             to.join(", ")
         );
         let r = scan(&raw);
-        assert_eq!(names(&r), vec!["FROM_INVALID", "TO_MANY_RCPTS", "SUBJ_ALL_CAPS"]);
+        assert_eq!(
+            names(&r),
+            vec!["FROM_INVALID", "TO_MANY_RCPTS", "SUBJ_ALL_CAPS"]
+        );
         assert_eq!(r.hits[1].options, vec!["12"]);
     }
 
     #[test]
     fn html_only() {
-        let r = scan("From: a@b.c\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@x>\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n");
+        let r = scan(
+            "From: a@b.c\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@x>\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n",
+        );
         assert_eq!(names(&r), vec!["MIME_HTML_ONLY"]);
-        let r = scan("From: a@b.c\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@x>\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--x--\r\n");
+        let r = scan(
+            "From: a@b.c\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@x>\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--x--\r\n",
+        );
         assert!(r.hits.is_empty(), "{:?}", names(&r));
     }
 

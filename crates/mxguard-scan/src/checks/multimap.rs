@@ -38,7 +38,9 @@ fn parse_value(rest: &str) -> Result<EntryValue, String> {
         Err(e) => {
             let word = rest.split_whitespace().next().unwrap_or("");
             let looks_like_action = word.len() > 1
-                && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit());
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit());
             if looks_like_action {
                 Err(e)
             } else {
@@ -95,11 +97,19 @@ pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
 fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len as u32)
+            };
             IpAddr::V4((u32::from(v) & m).into())
         }
         IpAddr::V6(v) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
             IpAddr::V6((u128::from(v) & m).into())
         }
     }
@@ -123,7 +133,9 @@ impl IpList {
 }
 
 fn same_family(ip: IpAddr, nets: &HashMap<IpAddr, EntryValue>) -> bool {
-    nets.keys().next().is_none_or(|k| k.is_ipv4() == ip.is_ipv4())
+    nets.keys()
+        .next()
+        .is_none_or(|k| k.is_ipv4() == ip.is_ipv4())
 }
 
 impl MapData for IpList {
@@ -131,7 +143,9 @@ impl MapData for IpList {
         let mut list = IpList::default();
         let mut nets: HashMap<(bool, u8), HashMap<IpAddr, EntryValue>> = HashMap::new();
         for (line, content) in logical_lines(text) {
-            let (pat, rest) = content.split_once(char::is_whitespace).unwrap_or((&content, ""));
+            let (pat, rest) = content
+                .split_once(char::is_whitespace)
+                .unwrap_or((&content, ""));
             let parsed = parse_network(pat).and_then(|n| parse_value(rest).map(|v| (n, v)));
             match parsed {
                 Ok(((ip, len), v)) => {
@@ -150,7 +164,7 @@ impl MapData for IpList {
             }
         }
         let mut nets: Vec<((bool, u8), HashMap<IpAddr, EntryValue>)> = nets.into_iter().collect();
-        nets.sort_by(|a, b| b.0.1.cmp(&a.0.1));
+        nets.sort_by_key(|n| std::cmp::Reverse(n.0.1));
         list.nets = nets.into_iter().map(|((_, len), m)| (len, m)).collect();
         list
     }
@@ -171,7 +185,9 @@ impl MapData for NameList {
     fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
         let mut list = NameList::default();
         for (line, content) in logical_lines(text) {
-            let (pat, rest) = content.split_once(char::is_whitespace).unwrap_or((&content, ""));
+            let (pat, rest) = content
+                .split_once(char::is_whitespace)
+                .unwrap_or((&content, ""));
             let err = |message: String| LineError {
                 file: path.to_path_buf(),
                 line,
@@ -193,7 +209,8 @@ impl MapData for NameList {
             let pat = strip_path(pat).to_lowercase();
             match pat.matches('@').count() {
                 0 => {
-                    list.names.insert(pat.trim_end_matches('.').to_string(), value);
+                    list.names
+                        .insert(pat.trim_end_matches('.').to_string(), value);
                 }
                 1 => {
                     let (local, domain) = pat.split_once('@').unwrap_or_default();
@@ -355,9 +372,12 @@ fn candidates(list: &List, task: &Task<'_>) -> Vec<String> {
     match (list.kind, list.source) {
         (MapType::Ip, _) => env.ip.map(|ip| ip.to_string()).into_iter().collect(),
         (MapType::Helo, _) => env.helo.iter().cloned().collect(),
-        (MapType::From, AddressSource::Envelope) => {
-            env.mail_from.iter().filter(|f| !f.is_empty()).cloned().collect()
-        }
+        (MapType::From, AddressSource::Envelope) => env
+            .mail_from
+            .iter()
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .collect(),
         (MapType::From, AddressSource::Header) => header_addresses(&["From"]),
         (MapType::Rcpt, AddressSource::Envelope) => env.rcpts.clone(),
         (MapType::Rcpt, AddressSource::Header) => header_addresses(&["To", "Cc"]),
@@ -437,7 +457,11 @@ impl Check for Multimap {
     }
 
     fn early(&self, stage: SmtpStage, env: &Envelope, results: &mut ScanResults) {
-        for list in self.lists.iter().filter(|l| l.prefilter && l.stage() == Some(stage)) {
+        for list in self
+            .lists
+            .iter()
+            .filter(|l| l.prefilter && l.stage() == Some(stage))
+        {
             let value: Option<String> = match stage {
                 SmtpStage::Connect => env.ip.map(|ip| ip.to_string()),
                 SmtpStage::Helo => env.helo.clone(),
@@ -466,7 +490,9 @@ mod tests {
 
     #[test]
     fn ip_entries_cidr_and_prefixes() {
-        let (l, e) = ips("192.0.2.7\n10.0.0.0/8 REJECT go away\n172.16.5\n2001:db8::/32\nnot-an-ip\n10.1.1.1/33\n");
+        let (l, e) = ips(
+            "192.0.2.7\n10.0.0.0/8 REJECT go away\n172.16.5\n2001:db8::/32\nnot-an-ip\n10.1.1.1/33\n",
+        );
         assert_eq!(e.len(), 2, "{e:?}");
         assert_eq!(e[0].line, 5);
         assert!(l.lookup("192.0.2.7".parse().unwrap()).is_some());
@@ -482,7 +508,9 @@ mod tests {
 
     #[test]
     fn address_matching_modes() {
-        let (l, e) = names("spammer@bad.example\n@evil.example\npostmaster@\nexample.net OK\nrelaxed.example  known partner\n");
+        let (l, e) = names(
+            "spammer@bad.example\n@evil.example\npostmaster@\nexample.net OK\nrelaxed.example  known partner\n",
+        );
         assert!(e.is_empty(), "{e:?}");
         use AddressMatch::*;
         assert!(l.lookup("<Spammer@BAD.example>", Email).is_some());
@@ -499,7 +527,10 @@ mod tests {
             Some(RuleAction::Accept)
         );
         assert_eq!(
-            l.lookup("a@relaxed.example", Domain).unwrap().note.as_deref(),
+            l.lookup("a@relaxed.example", Domain)
+                .unwrap()
+                .note
+                .as_deref(),
             Some("known partner")
         );
     }

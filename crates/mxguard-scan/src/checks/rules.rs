@@ -4,8 +4,8 @@
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
 use crate::maps::{LineError, MapData, MapFile};
-use mxguard_core::config::{Config, RuleTarget, TableTarget};
 use mail_parser::MimeHeaders;
+use mxguard_core::config::{Config, RuleTarget, TableTarget};
 use mxguard_core::rules::{RuleAction, compile_pattern};
 use mxguard_core::{ScanResults, SymbolDef};
 use regex::Regex;
@@ -56,7 +56,9 @@ fn split_table_line(s: &str) -> Option<(bool, &str, &str)> {
     while let Some(i) = body[search..].find(delim) {
         let end = search + i;
         let after = &body[end + delim.len_utf8()..];
-        let flags_len = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let flags_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
         let rest = &after[flags_len..];
         if rest.is_empty() || rest.starts_with(char::is_whitespace) {
             let literal_end = delim.len_utf8() + end + delim.len_utf8() + flags_len;
@@ -72,7 +74,11 @@ fn to_slash_literal(lit: &str) -> String {
     let delim = lit.chars().next().unwrap_or('/');
     let inner = &lit[delim.len_utf8()..];
     let end = inner.rfind(delim).unwrap_or(inner.len());
-    format!("/{}/{}", &inner[..end], &inner[(end + delim.len_utf8()).min(inner.len())..])
+    format!(
+        "/{}/{}",
+        &inner[..end],
+        &inner[(end + delim.len_utf8()).min(inner.len())..]
+    )
 }
 
 impl MapData for RegexpTable {
@@ -115,7 +121,9 @@ impl MapData for RegexpTable {
                 None => (false, content.as_str()),
             };
             let Some((negate, literal, rest)) = split_table_line(spec) else {
-                err(format!("expected `/pattern/flags ACTION`, found `{content}`"));
+                err(format!(
+                    "expected `/pattern/flags ACTION`, found `{content}`"
+                ));
                 continue;
             };
             let regex = match compile_pattern(&to_slash_literal(literal), true) {
@@ -159,7 +167,9 @@ impl RegexpTable {
     /// The first entry that matches `input`, as Postfix evaluates a table.
     fn first_match(&self, input: &str) -> Option<&TableEntry> {
         self.entries.iter().find(|e| {
-            e.conditions.iter().all(|(r, neg)| r.is_match(input) != *neg)
+            e.conditions
+                .iter()
+                .all(|(r, neg)| r.is_match(input) != *neg)
                 && e.regex.is_match(input) != e.negate
         })
     }
@@ -206,7 +216,10 @@ impl Rules {
                 header: r.header.clone(),
                 raw: r.raw,
                 regex,
-                action: r.action.as_ref().and_then(|a| RuleAction::parse(a.get_ref()).ok()),
+                action: r
+                    .action
+                    .as_ref()
+                    .and_then(|a| RuleAction::parse(a.get_ref()).ok()),
             });
         }
         let every = config.scan.map_check_interval.as_duration();
@@ -324,7 +337,12 @@ impl Check for Rules {
                 TableTarget::Header => {
                     for line in task.logical_header_lines() {
                         if let Some(e) = hit(&line) {
-                            Self::apply(results, &t.symbol, Some(&e.action), format!("{file}:{}", e.line));
+                            Self::apply(
+                                results,
+                                &t.symbol,
+                                Some(&e.action),
+                                format!("{file}:{}", e.line),
+                            );
                         }
                     }
                 }
@@ -333,7 +351,12 @@ impl Check for Rules {
                     let body = &body[..body.len().min(BODY_CHECKS_LIMIT)];
                     for line in String::from_utf8_lossy(body).lines() {
                         if let Some(e) = hit(line) {
-                            Self::apply(results, &t.symbol, Some(&e.action), format!("{file}:{}", e.line));
+                            Self::apply(
+                                results,
+                                &t.symbol,
+                                Some(&e.action),
+                                format!("{file}:{}", e.line),
+                            );
                         }
                     }
                 }
@@ -349,7 +372,13 @@ mod tests {
     use mxguard_core::{Action, Envelope};
     use toml::Spanned;
 
-    fn rule(name: &str, target: RuleTarget, header: Option<&str>, pattern: &str, action: Option<&str>) -> RuleConfig {
+    fn rule(
+        name: &str,
+        target: RuleTarget,
+        header: Option<&str>,
+        pattern: &str,
+        action: Option<&str>,
+    ) -> RuleConfig {
         RuleConfig {
             name: name.into(),
             target,
@@ -378,19 +407,42 @@ mod tests {
 
     #[test]
     fn each_target() {
-        let mut c = Config::default();
-        c.rules = vec![
-            rule("R_MAILER", RuleTarget::Header, Some("x-mailer"), "/spamblaster/i", None),
-            rule("R_SUBJ", RuleTarget::Subject, None, "Cheap pïll", None),
-            rule("R_BODY", RuleTarget::Body, None, "viagra", None),
-            rule("R_RAW", RuleTarget::Rawbody, None, "v=69agra", None),
-            rule("R_EXE", RuleTarget::Filename, None, r"/\.exe$/i", Some("REJECT no executables")),
-            rule("R_CT", RuleTarget::ContentType, None, "^application/x-msdownload$", None),
-            rule("R_NOPE", RuleTarget::Body, None, "lottery", None),
-        ];
+        let c = Config {
+            rules: vec![
+                rule(
+                    "R_MAILER",
+                    RuleTarget::Header,
+                    Some("x-mailer"),
+                    "/spamblaster/i",
+                    None,
+                ),
+                rule("R_SUBJ", RuleTarget::Subject, None, "Cheap pïll", None),
+                rule("R_BODY", RuleTarget::Body, None, "viagra", None),
+                rule("R_RAW", RuleTarget::Rawbody, None, "v=69agra", None),
+                rule(
+                    "R_EXE",
+                    RuleTarget::Filename,
+                    None,
+                    r"/\.exe$/i",
+                    Some("REJECT no executables"),
+                ),
+                rule(
+                    "R_CT",
+                    RuleTarget::ContentType,
+                    None,
+                    "^application/x-msdownload$",
+                    None,
+                ),
+                rule("R_NOPE", RuleTarget::Body, None, "lottery", None),
+            ],
+            ..Default::default()
+        };
         let r = scan(&c, MSG);
         let names: Vec<&str> = r.hits.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, vec!["R_MAILER", "R_SUBJ", "R_BODY", "R_RAW", "R_EXE", "R_CT"]);
+        assert_eq!(
+            names,
+            vec!["R_MAILER", "R_SUBJ", "R_BODY", "R_RAW", "R_EXE", "R_CT"]
+        );
         let f = r.forced.unwrap();
         assert_eq!(f.action, Action::Reject);
         assert_eq!(f.message.as_deref(), Some("no executables"));
@@ -407,21 +459,23 @@ mod tests {
         .unwrap();
         let bc = dir.path().join("body_checks");
         std::fs::write(&bc, "/^Buy v=69agra/ REJECT body says no\n").unwrap();
-        let mut c = Config::default();
-        c.rule_tables = vec![
-            RuleTableConfig {
-                path: Spanned::new(0..0, hc.clone()),
-                target: TableTarget::Header,
-                symbol: None,
-                score: None,
-            },
-            RuleTableConfig {
-                path: Spanned::new(0..0, bc),
-                target: TableTarget::Body,
-                symbol: Some("MY_BODY".into()),
-                score: None,
-            },
-        ];
+        let c = Config {
+            rule_tables: vec![
+                RuleTableConfig {
+                    path: Spanned::new(0..0, hc.clone()),
+                    target: TableTarget::Header,
+                    symbol: None,
+                    score: None,
+                },
+                RuleTableConfig {
+                    path: Spanned::new(0..0, bc),
+                    target: TableTarget::Body,
+                    symbol: Some("MY_BODY".into()),
+                    score: None,
+                },
+            ],
+            ..Default::default()
+        };
         let mut report = BuildReport::default();
         let rules = Rules::new(&c, &mut report);
         assert_eq!(report.line_errors.len(), 1, "{:?}", report.line_errors);
@@ -439,9 +493,15 @@ mod tests {
 
     #[test]
     fn table_line_syntax() {
-        assert_eq!(split_table_line("/a b/i REJECT x"), Some((false, "/a b/i", "REJECT x")));
+        assert_eq!(
+            split_table_line("/a b/i REJECT x"),
+            Some((false, "/a b/i", "REJECT x"))
+        );
         assert_eq!(split_table_line("!/x/ OK"), Some((true, "/x/", "OK")));
-        assert_eq!(split_table_line("/a/b/ DUNNO"), Some((false, "/a/b/", "DUNNO")));
+        assert_eq!(
+            split_table_line("/a/b/ DUNNO"),
+            Some((false, "/a/b/", "DUNNO"))
+        );
         assert_eq!(split_table_line("#x# WARN"), Some((false, "#x#", "WARN")));
         assert_eq!(split_table_line("nothing"), None);
         assert_eq!(to_slash_literal("#x#i"), "/x/i");

@@ -7,9 +7,11 @@ use std::process::{Command, Output};
 /// Third-party test data: `MXGUARD_TESTDATA`, default `../shared/testdata`
 /// beside the repository. `None` (with a plain message) when absent.
 pub fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("MXGUARD_TESTDATA").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
-    });
+    let dir = std::env::var_os("MXGUARD_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {

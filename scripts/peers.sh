@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the real components that mxguard's tests run against (Debian 12
+# packages), without starting them: each test starts what it needs on
+# loopback. Idempotent; needs root for apt-get, and says so when it is not.
+set -euo pipefail
+
+PACKAGES=(swaks)
+DEBCONF=(
+  "postfix postfix/main_mailer_type select Local only"
+  "postfix postfix/mailname string mx.test"
+)
+PACKAGES+=(postfix)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+case "${1:-install}" in
+  install)
+    if [ "${#missing[@]}" -eq 0 ]; then
+      exit 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "peers.sh: these packages are needed by the tests and missing: ${missing[*]}; run as root or install them with apt-get." >&2
+      exit 1
+    fi
+    echo "== installing test peers: ${missing[*]}"
+    for line in "${DEBCONF[@]}"; do echo "$line" | debconf-set-selections; done
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
+    ;;
+  list)
+    printf '%s\n' "${PACKAGES[@]}"
+    ;;
+  *)
+    echo "usage: peers.sh [install|list]" >&2
+    exit 2
+    ;;
+esac

@@ -4,11 +4,10 @@
 //! registered checks, each in its own module under [`checks`], and the
 //! [`SymbolTable`](mxguard_core::SymbolTable) turns their symbols into a
 //! [`Verdict`]. The milter, the HTTP API and `mxguard scan` only translate
-//! to and from this. This crate does no I/O besides reading map files; it
+//! to and from this. This crate does no I/O besides reading map files (through `mxguard_core::maps`); it
 //! never touches the store or sockets.
 
 pub mod checks;
-pub mod maps;
 mod pipeline;
 mod task;
 

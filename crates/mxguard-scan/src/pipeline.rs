@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A non-fatal problem found while building: a map line that was skipped.
-pub type PipelineWarning = crate::maps::LineError;
+pub type PipelineWarning = mxguard_core::maps::LineError;
 
 /// Every check, in order, and the symbol table that scores them.
 pub struct Pipeline {

@@ -9,7 +9,7 @@ pub mod multimap;
 pub mod rules;
 
 use crate::Task;
-use crate::maps::LineError;
+use mxguard_core::maps::LineError;
 use mxguard_core::config::Config;
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
 

@@ -8,7 +8,7 @@
 
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
-use crate::maps::{LineError, MapData, MapFile, logical_lines};
+use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines};
 use mxguard_core::config::{AddressMatch, AddressSource, Config, MapType, MultimapConfig};
 use mxguard_core::envelope::strip_path;
 use mxguard_core::rules::RuleAction;

@@ -9,8 +9,8 @@ pub mod multimap;
 pub mod rules;
 
 use crate::Task;
-use mxguard_core::maps::LineError;
 use mxguard_core::config::Config;
+use mxguard_core::maps::LineError;
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
 
 /// One family of tests over a message.

@@ -8,9 +8,10 @@
 
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
-use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines};
 use mxguard_core::config::{AddressMatch, AddressSource, Config, MapType, MultimapConfig};
 use mxguard_core::envelope::strip_path;
+use mxguard_core::iptable::{IpTable, parse_network};
+use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines};
 use mxguard_core::rules::RuleAction;
 use mxguard_core::{Action, Envelope, ScanResults, SmtpStage, SymbolDef};
 use std::collections::HashMap;
@@ -56,106 +57,23 @@ fn parse_value(rest: &str) -> Result<EntryValue, String> {
 /// A list of client addresses: single IPs, CIDR networks and Postfix-style
 /// partial addresses (`192.168.1` = 192.168.1.0/24).
 #[derive(Debug, Default)]
-pub struct IpList {
-    exact: HashMap<IpAddr, EntryValue>,
-    /// (prefix length, network address → value), longest prefix first.
-    nets: Vec<(u8, HashMap<IpAddr, EntryValue>)>,
-}
-
-/// Parses `1.2.3.4`, `1.2.3.0/24`, `2001:db8::/32`, `[::1]`, or `10.1.2`.
-pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
-    let s = s.trim_start_matches('[').trim_end_matches(']');
-    let (addr, len) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let bad = || format!("`{s}` is not an IP address, CIDR network or partial IPv4 address");
-    let ip: IpAddr = match addr.parse() {
-        Ok(ip) => ip,
-        Err(_) if len.is_none() => {
-            // Postfix access-map style prefix: 1 to 3 octets.
-            let octets: Vec<&str> = addr.trim_end_matches('.').split('.').collect();
-            if octets.is_empty() || octets.len() > 3 {
-                return Err(bad());
-            }
-            let mut b = [0u8; 4];
-            for (i, o) in octets.iter().enumerate() {
-                b[i] = o.parse().map_err(|_| bad())?;
-            }
-            return Ok((IpAddr::from(b), (octets.len() * 8) as u8));
-        }
-        Err(_) => return Err(bad()),
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(bad)?,
-        None => max,
-    };
-    Ok((mask(ip, len), len))
-}
-
-fn mask(ip: IpAddr, len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - len as u32)
-            };
-            IpAddr::V4((u32::from(v) & m).into())
-        }
-        IpAddr::V6(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len as u32)
-            };
-            IpAddr::V6((u128::from(v) & m).into())
-        }
-    }
-}
+pub struct IpList(IpTable<EntryValue>);
 
 impl IpList {
     pub fn lookup(&self, ip: IpAddr) -> Option<&EntryValue> {
-        let ip = match ip {
-            IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        if let Some(v) = self.exact.get(&ip) {
-            return Some(v);
-        }
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        self.nets
-            .iter()
-            .filter(|(len, _)| *len <= max)
-            .find_map(|(len, nets)| nets.get(&mask(ip, *len)).filter(|_| same_family(ip, nets)))
+        self.0.lookup(ip)
     }
-}
-
-fn same_family(ip: IpAddr, nets: &HashMap<IpAddr, EntryValue>) -> bool {
-    nets.keys()
-        .next()
-        .is_none_or(|k| k.is_ipv4() == ip.is_ipv4())
 }
 
 impl MapData for IpList {
     fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
-        let mut list = IpList::default();
-        let mut nets: HashMap<(bool, u8), HashMap<IpAddr, EntryValue>> = HashMap::new();
+        let mut list = IpTable::default();
         for (line, content) in logical_lines(text) {
             let (pat, rest) = content
                 .split_once(char::is_whitespace)
                 .unwrap_or((&content, ""));
-            let parsed = parse_network(pat).and_then(|n| parse_value(rest).map(|v| (n, v)));
-            match parsed {
-                Ok(((ip, len), v)) => {
-                    let full = if ip.is_ipv4() { 32 } else { 128 };
-                    if len == full {
-                        list.exact.insert(ip, v);
-                    } else {
-                        nets.entry((ip.is_ipv4(), len)).or_default().insert(ip, v);
-                    }
-                }
+            match parse_network(pat).and_then(|n| parse_value(rest).map(|v| (n, v))) {
+                Ok((net, v)) => list.insert(net, v),
                 Err(message) => errors.push(LineError {
                     file: path.to_path_buf(),
                     line,
@@ -163,10 +81,7 @@ impl MapData for IpList {
                 }),
             }
         }
-        let mut nets: Vec<((bool, u8), HashMap<IpAddr, EntryValue>)> = nets.into_iter().collect();
-        nets.sort_by_key(|n| std::cmp::Reverse(n.0.1));
-        list.nets = nets.into_iter().map(|((_, len), m)| (len, m)).collect();
-        list
+        IpList(list)
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
-use mxguard_core::maps::{LineError, MapData, MapFile};
 use mail_parser::MimeHeaders;
 use mxguard_core::config::{Config, RuleTarget, TableTarget};
+use mxguard_core::maps::{LineError, MapData, MapFile};
 use mxguard_core::rules::{RuleAction, compile_pattern};
 use mxguard_core::{ScanResults, SymbolDef};
 use regex::Regex;

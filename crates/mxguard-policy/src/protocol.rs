@@ -1,0 +1,182 @@
+//! Postfix's policy delegation protocol: a request is `name=value` lines
+//! ended by an empty line; the answer is `action=...` and an empty line.
+//! Connections are reused for many requests.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Limits on one request, so a hostile or broken client cannot make the
+/// server buffer without bound.
+pub const MAX_LINE: usize = 8 * 1024;
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// The SMTP stage a request is made at (`protocol_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Connect,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    EndOfMessage,
+    /// VRFY, ETRN and anything newer: only the rcpt-style checks apply.
+    Other,
+}
+
+impl Stage {
+    pub fn parse(s: &str) -> Stage {
+        match s.to_ascii_uppercase().as_str() {
+            "CONNECT" => Stage::Connect,
+            "HELO" | "EHLO" => Stage::Helo,
+            "MAIL" => Stage::Mail,
+            "RCPT" => Stage::Rcpt,
+            "DATA" => Stage::Data,
+            "END-OF-MESSAGE" => Stage::EndOfMessage,
+            _ => Stage::Other,
+        }
+    }
+}
+
+/// One policy request. Unknown attributes are kept but ignored, as the
+/// protocol asks: Postfix adds attributes over time.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub attrs: HashMap<String, String>,
+}
+
+impl Request {
+    pub fn get(&self, name: &str) -> &str {
+        self.attrs.get(name).map_or("", String::as_str)
+    }
+
+    pub fn stage(&self) -> Stage {
+        Stage::parse(self.get("protocol_state"))
+    }
+
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.get("client_address").parse().ok()
+    }
+
+    /// The client's verified host name, or `None` for Postfix's `unknown`.
+    pub fn client_name(&self) -> Option<&str> {
+        Some(self.get("client_name")).filter(|n| !n.is_empty() && *n != "unknown")
+    }
+
+    pub fn reverse_client_name(&self) -> Option<&str> {
+        Some(self.get("reverse_client_name")).filter(|n| !n.is_empty() && *n != "unknown")
+    }
+
+    pub fn helo(&self) -> &str {
+        self.get("helo_name")
+    }
+
+    pub fn sender(&self) -> &str {
+        self.get("sender")
+    }
+
+    pub fn recipient(&self) -> &str {
+        self.get("recipient")
+    }
+
+    pub fn sasl_username(&self) -> &str {
+        self.get("sasl_username")
+    }
+}
+
+/// Why a request could not be read. The connection is closed after any.
+#[derive(Debug, PartialEq)]
+pub enum ProtocolError {
+    LineTooLong,
+    TooManyAttributes,
+    /// A line without `=`.
+    Malformed(String),
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtocolError::LineTooLong => write!(f, "request line longer than {MAX_LINE} bytes"),
+            ProtocolError::TooManyAttributes => {
+                write!(f, "request with more than {MAX_ATTRIBUTES} attributes")
+            }
+            ProtocolError::Malformed(l) => write!(f, "malformed request line {l:?} (expected name=value)"),
+        }
+    }
+}
+
+/// Builds a request from lines as they arrive.
+#[derive(Default)]
+pub struct RequestBuilder {
+    request: Request,
+}
+
+impl RequestBuilder {
+    /// Feeds one line (without its newline). Returns the finished request
+    /// at the empty line.
+    pub fn line(&mut self, line: &[u8]) -> Result<Option<Request>, ProtocolError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.request)));
+        }
+        if line.len() > MAX_LINE {
+            return Err(ProtocolError::LineTooLong);
+        }
+        if self.request.attrs.len() >= MAX_ATTRIBUTES {
+            return Err(ProtocolError::TooManyAttributes);
+        }
+        let text = String::from_utf8_lossy(line);
+        let Some((name, value)) = text.split_once('=') else {
+            let mut shown = text.into_owned();
+            shown.truncate(80);
+            return Err(ProtocolError::Malformed(shown));
+        };
+        self.request.attrs.insert(name.trim().to_string(), value.to_string());
+        Ok(None)
+    }
+}
+
+/// Formats the answer block; newlines in the text are flattened so a
+/// reply can never inject a second attribute.
+pub fn answer(action: &str) -> String {
+    let clean: String = action.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    format!("action={clean}\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_requests_and_ignores_unknown_attributes() {
+        let mut b = RequestBuilder::default();
+        for l in ["request=smtpd_access_policy", "protocol_state=RCPT", "client_address=192.0.2.1", "future_attr=x=y"] {
+            assert_eq!(b.line(l.as_bytes()).unwrap().map(|_| ()), None);
+        }
+        let r = b.line(b"").unwrap().unwrap();
+        assert_eq!(r.stage(), Stage::Rcpt);
+        assert_eq!(r.client_ip(), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(r.get("future_attr"), "x=y");
+        assert_eq!(r.client_name(), None);
+        // The builder is ready for the next request on the same connection.
+        b.line(b"protocol_state=DATA").unwrap();
+        assert_eq!(b.line(b"").unwrap().unwrap().stage(), Stage::Data);
+    }
+
+    #[test]
+    fn hostile_input_is_refused() {
+        let mut b = RequestBuilder::default();
+        assert!(matches!(b.line(b"no equals sign"), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(b.line(&vec![b'a'; MAX_LINE + 1]), Err(ProtocolError::LineTooLong)));
+        let mut b = RequestBuilder::default();
+        for i in 0..MAX_ATTRIBUTES {
+            b.line(format!("a{i}=1").as_bytes()).unwrap();
+        }
+        assert!(matches!(b.line(b"one=more"), Err(ProtocolError::TooManyAttributes)));
+    }
+
+    #[test]
+    fn answers_cannot_be_split() {
+        assert_eq!(answer("DUNNO"), "action=DUNNO\n\n");
+        assert_eq!(answer("REJECT a\nb"), "action=REJECT a b\n\n");
+    }
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod envelope;
 pub mod iptable;
 pub mod maps;
+pub mod restriction;
 pub mod rules;
 pub mod scoring;
 pub mod verdict;

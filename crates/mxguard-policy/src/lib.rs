@@ -5,4 +5,5 @@
 //! rate limits), and postgrey-compatible greylisting. State (greylist
 //! triplets, counters) lives in the Store; it never parses message content.
 
+pub mod access;
 pub mod protocol;

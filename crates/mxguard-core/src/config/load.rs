@@ -234,6 +234,30 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             );
         }
     }
+    let lists = &config.policy.restrictions;
+    for (stage, list) in [
+        ("client", &lists.client),
+        ("helo", &lists.helo),
+        ("sender", &lists.sender),
+        ("recipient", &lists.recipient),
+        ("data", &lists.data),
+        ("end_of_data", &lists.end_of_data),
+    ] {
+        for (i, r) in list.iter().enumerate() {
+            if let Err(e) = crate::restriction::Restriction::parse(r.get_ref()) {
+                err(
+                    Some(r.span()),
+                    format!("policy.restrictions.{stage}[{i}]"),
+                    e,
+                );
+            }
+        }
+    }
+    for (i, n) in config.policy.mynetworks.iter().enumerate() {
+        if let Err(e) = crate::iptable::parse_network(n) {
+            err(None, format!("policy.mynetworks[{i}]"), e);
+        }
+    }
     let a = &config.actions;
     let order = [
         ("greylist", a.greylist.0),

@@ -6,11 +6,13 @@
 
 mod load;
 mod milter;
+mod policy;
 mod units;
 
 pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
 pub use milter::MilterConfig;
-pub use units::{ByteSize, Seconds, Threshold};
+pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
+pub use units::{ByteSize, Millis, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,6 +37,9 @@ pub struct Config {
     pub rule_tables: Vec<RuleTableConfig>,
     pub multimap: Vec<MultimapConfig>,
     pub milter: MilterConfig,
+    pub policy: PolicyConfig,
+    pub greylist: GreylistConfig,
+    pub dns: DnsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

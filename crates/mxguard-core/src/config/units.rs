@@ -12,6 +12,62 @@ pub struct ByteSize(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub u64);
 
+/// A duration in milliseconds: `2` or `1.5` (seconds), `"500ms"`, `"2s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    pub fn parse(s: &str) -> Option<Millis> {
+        let s = s.trim();
+        if let Some(ms) = s.strip_suffix("ms") {
+            return ms.trim().parse().ok().map(Millis);
+        }
+        Seconds::parse(s).map(|v| Millis(v.0.saturating_mul(1000)))
+    }
+    pub fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+}
+
+struct MillisVisitor;
+
+impl Visitor<'_> for MillisVisitor {
+    type Value = Millis;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration, like 2 or 0.5 (seconds) or \"500ms\"")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
+        u64::try_from(v)
+            .map(|v| Millis(v.saturating_mul(1000)))
+            .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
+        Ok(Millis(v.saturating_mul(1000)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(Millis((v * 1000.0) as u64))
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
+        Millis::parse(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MillisVisitor)
+    }
+}
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0))
+    }
+}
+
 /// An action threshold: a number, or `false` to disable the action.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Threshold(pub Option<f64>);
@@ -176,5 +232,7 @@ mod tests {
         assert_eq!(Seconds::parse("5m"), Some(Seconds(300)));
         assert_eq!(Seconds::parse("35d"), Some(Seconds(35 * 86400)));
         assert_eq!(Seconds::parse("m"), None);
+        assert_eq!(Millis::parse("500ms"), Some(Millis(500)));
+        assert_eq!(Millis::parse("2s"), Some(Millis(2000)));
     }
 }

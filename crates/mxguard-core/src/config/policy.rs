@@ -1,0 +1,161 @@
+//! `[policy]`, `[greylist]` and `[dns]`: the policy server, postgrey-compatible
+//! greylisting and the shared DNS resolver.
+
+use super::units::{Millis, Seconds};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub enabled: bool,
+    /// `host:port`, or an absolute path for a unix socket.
+    pub listen: String,
+    /// Permissions of a unix socket, octal, e.g. "0666".
+    pub socket_mode: String,
+    /// Idle connections are closed after this long (Postfix reconnects).
+    pub idle_timeout: Seconds,
+    /// Networks that `permit_mynetworks` accepts.
+    pub mynetworks: Vec<String>,
+    /// What a DNS failure in a DNS-based restriction leads to: `dunno`
+    /// (skip the restriction) or `defer` (try again later).
+    pub dns_failure: DnsFailure,
+    pub restrictions: RestrictionLists,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            enabled: true,
+            listen: "127.0.0.1:10023".into(),
+            socket_mode: "0666".into(),
+            idle_timeout: Seconds(300),
+            mynetworks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            dns_failure: DnsFailure::Dunno,
+            restrictions: RestrictionLists::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsFailure {
+    Dunno,
+    Defer,
+}
+
+/// One list per protocol stage, in Postfix's vocabulary, evaluated in order
+/// like `smtpd_*_restrictions`; the first decisive result wins. A request is
+/// judged by the list of its `protocol_state`, so put mxguard's
+/// `check_policy_service` in the Postfix restriction list of that stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestrictionLists {
+    /// CONNECT (smtpd_client_restrictions).
+    pub client: Vec<Spanned<String>>,
+    /// HELO/EHLO (smtpd_helo_restrictions).
+    pub helo: Vec<Spanned<String>>,
+    /// MAIL FROM (smtpd_sender_restrictions).
+    pub sender: Vec<Spanned<String>>,
+    /// RCPT TO (smtpd_recipient_restrictions): where postgrey sits.
+    pub recipient: Vec<Spanned<String>>,
+    /// DATA (smtpd_data_restrictions).
+    pub data: Vec<Spanned<String>>,
+    /// END-OF-MESSAGE (smtpd_end_of_data_restrictions).
+    pub end_of_data: Vec<Spanned<String>>,
+}
+
+impl Default for RestrictionLists {
+    fn default() -> Self {
+        let s = |v: &str| Spanned::new(0..0, v.to_string());
+        RestrictionLists {
+            client: vec![],
+            helo: vec![],
+            sender: vec![],
+            recipient: vec![
+                s("reject_banned_client"),
+                s("permit_mynetworks"),
+                s("greylist"),
+            ],
+            data: vec![],
+            end_of_data: vec![],
+        }
+    }
+}
+
+/// Greylisting, with postgrey's options and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GreylistConfig {
+    /// How long a new triplet is deferred.
+    pub delay: Seconds,
+    /// Triplets unseen for this long are forgotten.
+    pub max_age: Seconds,
+    /// A retry later than this after the first attempt starts over.
+    pub retry_window: Seconds,
+    /// Greylist by client network (IPv4 /24, IPv6 /64) rather than address.
+    pub lookup_by_subnet: bool,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// A client that passed this many times is no longer greylisted (0: never).
+    pub auto_whitelist_clients: u32,
+    /// The answer to a greylisted request.
+    pub greylist_action: String,
+    /// Text of that answer: `%s` seconds left, `%r` recipient domain.
+    pub greylist_text: String,
+    /// Add `X-Greylist:` (PREPEND) to mail that was delayed.
+    pub x_greylist_header: bool,
+    /// Store triplets hashed, not in clear.
+    pub privacy: bool,
+    /// postgrey-format whitelist files.
+    pub whitelist_clients: Vec<Spanned<PathBuf>>,
+    pub whitelist_recipients: Vec<Spanned<PathBuf>>,
+    /// Let a retry from another IP of the same sender's pool pass when that
+    /// IP is SPF-authorised for the sender domain or shares its verified
+    /// PTR domain with the first.
+    pub sender_pools: bool,
+}
+
+impl Default for GreylistConfig {
+    fn default() -> Self {
+        GreylistConfig {
+            delay: Seconds(300),
+            max_age: Seconds(35 * 86400),
+            retry_window: Seconds(2 * 86400),
+            lookup_by_subnet: true,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+            auto_whitelist_clients: 5,
+            greylist_action: "DEFER_IF_PERMIT".into(),
+            greylist_text: "Greylisted, please try again in %s seconds".into(),
+            x_greylist_header: true,
+            privacy: false,
+            whitelist_clients: vec![],
+            whitelist_recipients: vec![],
+            sender_pools: true,
+        }
+    }
+}
+
+/// The one resolver every DNS lookup goes through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `ip` or `ip:port`; empty means the system's resolv.conf.
+    pub nameservers: Vec<String>,
+    pub timeout: Millis,
+    pub attempts: u32,
+    pub cache_size: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: vec![],
+            timeout: Millis(2000),
+            attempts: 2,
+            cache_size: 4096,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! mxguard-dns: the one DNS resolver every lookup goes through (PTR, A/AAAA,
+//! MX, DNS lists, and later SPF), with the name servers, time-out and cache
+//! of `[dns]`, defaulting to the system's resolv.conf.
+//!
+//! Answers are split three ways, because callers must treat them
+//! differently: records found, a definite "no such name or record", and a
+//! failure (time-out, SERVFAIL, refused) whose outcome the admin chooses.
+//! Every lookup is bounded by an overall time-out: a slow server never
+//! hangs a caller.
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use mxguard_core::config::DnsConfig;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// A lookup that could not be answered: the answer is unknown, not "no".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsFailure(pub String);
+
+impl std::fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Found records (possibly none: the name or record type does not exist),
+/// or a failure.
+pub type DnsResult<T> = Result<Vec<T>, DnsFailure>;
+
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+    deadline: Duration,
+}
+
+/// Parses `ip` or `ip:port` or `[v6]:port`.
+fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("dns.nameservers: `{s}` is not an address like 127.0.0.1 or 127.0.0.1:5353"))
+}
+
+impl Dns {
+    /// Builds the resolver. Must be called inside a tokio runtime.
+    pub fn new(config: &DnsConfig) -> Result<Dns, String> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = config.timeout.as_duration();
+        opts.attempts = config.attempts.max(1) as usize;
+        opts.cache_size = u64::from(config.cache_size);
+        opts.ndots = 0;
+        let builder = if config.nameservers.is_empty() {
+            TokioResolver::builder_tokio()
+                .map_err(|e| format!("cannot read the system's DNS configuration (/etc/resolv.conf): {e}; set [dns] nameservers"))?
+        } else {
+            let mut servers = Vec::new();
+            for s in &config.nameservers {
+                let addr = parse_server(s)?;
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                servers.push(NameServerConfig::new(addr.ip(), true, vec![udp, tcp]));
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let resolver = builder
+            .with_options(opts)
+            .build()
+            .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
+        let deadline = config.timeout.as_duration() * (config.attempts.max(1) + 1);
+        Ok(Dns { resolver, deadline })
+    }
+
+    async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
+        let name = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
+        let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
+        match lookup {
+            Err(_) => Err(DnsFailure(format!("DNS lookup of {name} {rtype} timed out"))),
+            Ok(Err(e)) if e.is_no_records_found() => Ok(Vec::new()),
+            Ok(Err(e)) => Err(DnsFailure(format!("DNS lookup of {name} {rtype} failed: {e}"))),
+            Ok(Ok(l)) => Ok(l
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == rtype)
+                .map(|r| r.data.clone())
+                .collect()),
+        }
+    }
+
+    pub async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
+        Ok(self
+            .records(name, RecordType::A)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A and AAAA addresses of a name.
+    pub async fn addresses(&self, name: &str) -> DnsResult<IpAddr> {
+        let (v4, v6) = tokio::join!(self.records(name, RecordType::A), self.records(name, RecordType::AAAA));
+        let mut out = Vec::new();
+        let mut failure = None;
+        for r in [v4, v6] {
+            match r {
+                Ok(records) => out.extend(records.into_iter().filter_map(|r| match r {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })),
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    pub async fn mx(&self, name: &str) -> DnsResult<String> {
+        Ok(self
+            .records(name, RecordType::MX)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::MX(mx) => Some(mx.exchange.to_string().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Host names of an address (PTR).
+    pub async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
+        Ok(self
+            .records(&reverse_name(ip), RecordType::PTR)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::PTR(p) => Some(p.0.to_string().trim_end_matches('.').to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Whether a domain can receive mail or be resolved: any A, AAAA or MX.
+    pub async fn domain_exists(&self, name: &str) -> Result<bool, DnsFailure> {
+        let (mx, addrs) = tokio::join!(self.mx(name), self.addresses(name));
+        match (mx, addrs) {
+            (Ok(m), _) if !m.is_empty() => Ok(true),
+            (_, Ok(a)) if !a.is_empty() => Ok(true),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            _ => Ok(false),
+        }
+    }
+
+    /// The forward-confirmed host name of `ip`: a PTR name whose A/AAAA
+    /// records include `ip`. `Ok(None)` when there is none.
+    pub async fn verified_name(&self, ip: IpAddr) -> Result<Option<String>, DnsFailure> {
+        for name in self.ptr(ip).await? {
+            if self.addresses(&name).await?.contains(&ip) {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `4.3.2.1.in-addr.arpa` / nibble form for IPv6.
+pub fn reverse_name(ip: IpAddr) -> String {
+    format!("{}.{}", reversed(ip), if ip.is_ipv4() { "in-addr.arpa" } else { "ip6.arpa" })
+}
+
+/// The address part of a DNS list query: octets or nibbles, reversed.
+pub fn reversed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            format!("{}.{}.{}.{}", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v) => {
+            let mut parts = Vec::with_capacity(32);
+            for b in v.octets().iter().rev() {
+                parts.push(format!("{:x}", b & 0xf));
+                parts.push(format!("{:x}", b >> 4));
+            }
+            parts.join(".")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(reverse_name("192.0.2.7".parse().unwrap()), "7.2.0.192.in-addr.arpa");
+        let v6 = reverse_name("2001:db8::1".parse().unwrap());
+        assert!(v6.starts_with("1.0.0.0.0.0.0.0"), "{v6}");
+        assert!(v6.ends_with("8.b.d.0.1.0.0.2.ip6.arpa"), "{v6}");
+        assert_eq!(parse_server("127.0.0.1:5353").unwrap().port(), 5353);
+        assert_eq!(parse_server("::1").unwrap().port(), 53);
+        assert!(parse_server("dns.example").is_err());
+    }
+}

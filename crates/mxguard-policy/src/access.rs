@@ -26,14 +26,31 @@ pub struct AccessAction {
 impl AccessAction {
     /// DUNNO means "as if not found": the next restriction decides.
     pub fn is_dunno(&self) -> bool {
-        self.text.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case("DUNNO"))
+        self.text
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("DUNNO"))
     }
 }
 
 /// Action words Postfix's access(5) defines (besides NNN codes).
 const ACTION_WORDS: &[&str] = &[
-    "OK", "PERMIT", "REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT", "DUNNO", "HOLD",
-    "DISCARD", "WARN", "INFO", "PREPEND", "FILTER", "REDIRECT", "BCC", "SLEEP",
+    "OK",
+    "PERMIT",
+    "REJECT",
+    "DEFER",
+    "DEFER_IF_REJECT",
+    "DEFER_IF_PERMIT",
+    "DUNNO",
+    "HOLD",
+    "DISCARD",
+    "WARN",
+    "INFO",
+    "PREPEND",
+    "FILTER",
+    "REDIRECT",
+    "BCC",
+    "SLEEP",
 ];
 
 fn check_action(text: &str) -> Result<(), String> {
@@ -42,7 +59,10 @@ fn check_action(text: &str) -> Result<(), String> {
     if ACTION_WORDS.contains(&upper.as_str()) {
         return Ok(());
     }
-    if word.len() == 3 && word.bytes().all(|b| b.is_ascii_digit()) && matches!(word.as_bytes()[0], b'4' | b'5') {
+    if word.len() == 3
+        && word.bytes().all(|b| b.is_ascii_digit())
+        && matches!(word.as_bytes()[0], b'4' | b'5')
+    {
         return Ok(());
     }
     Err(format!(
@@ -67,7 +87,9 @@ impl MapData for AccessMap {
                 message,
             };
             let Some((key, action)) = content.split_once(char::is_whitespace) else {
-                errors.push(err(format!("`{content}` has no action; expected `pattern ACTION [text]`")));
+                errors.push(err(format!(
+                    "`{content}` has no action; expected `pattern ACTION [text]`"
+                )));
                 continue;
             };
             let action = action.trim();
@@ -97,7 +119,11 @@ impl MapData for AccessMap {
 impl AccessMap {
     /// Looks up an envelope address (sender or recipient).
     pub fn lookup_address(&self, address: &str) -> Option<&AccessAction> {
-        let a = address.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase();
+        let a = address
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_lowercase();
         if a.is_empty() {
             // The null sender is looked up as Postfix's smtpd_null_access_lookup_key.
             return self.names.get("<>");
@@ -127,7 +153,11 @@ impl AccessMap {
             if parent.is_empty() {
                 break;
             }
-            if let Some(v) = self.names.get(parent).or_else(|| self.names.get(&format!(".{parent}"))) {
+            if let Some(v) = self
+                .names
+                .get(parent)
+                .or_else(|| self.names.get(&format!(".{parent}")))
+            {
                 return Some(v);
             }
             rest = parent;
@@ -157,23 +187,57 @@ mod tests {
         );
         assert!(e.is_empty(), "{e:?}");
         let t = |o: Option<&AccessAction>| o.map(|a| a.text.clone());
-        assert_eq!(t(m.lookup_address("<Spammer@Example.com>")).as_deref(), Some("REJECT go away"));
+        assert_eq!(
+            t(m.lookup_address("<Spammer@Example.com>")).as_deref(),
+            Some("REJECT go away")
+        );
         assert_eq!(t(m.lookup_address("x@example.com")).as_deref(), Some("OK"));
-        assert_eq!(t(m.lookup_address("x@a.b.example.com")).as_deref(), Some("OK"));
-        assert_eq!(t(m.lookup_address("x@sub.example.org")), None, ".sub matches subdomains only");
-        assert!(m.lookup_address("x@deep.sub.example.org").unwrap().is_dunno());
-        assert_eq!(t(m.lookup_address("postmaster@anywhere.net")).as_deref(), Some("OK"));
-        assert_eq!(t(m.lookup_address("")).as_deref(), Some("REJECT no bounces"));
-        assert_eq!(t(m.lookup_domain("mail.example.com")).as_deref(), Some("OK"));
-        assert_eq!(t(m.lookup_ip("192.0.2.77".parse().unwrap())).as_deref(), Some("REJECT net"));
-        assert_eq!(t(m.lookup_ip("198.51.100.1".parse().unwrap())).as_deref(), Some("450 4.7.1 later"));
-        assert_eq!(t(m.lookup_ip("203.0.113.5".parse().unwrap())).as_deref(), Some("HOLD"));
+        assert_eq!(
+            t(m.lookup_address("x@a.b.example.com")).as_deref(),
+            Some("OK")
+        );
+        assert_eq!(
+            t(m.lookup_address("x@sub.example.org")),
+            None,
+            ".sub matches subdomains only"
+        );
+        assert!(
+            m.lookup_address("x@deep.sub.example.org")
+                .unwrap()
+                .is_dunno()
+        );
+        assert_eq!(
+            t(m.lookup_address("postmaster@anywhere.net")).as_deref(),
+            Some("OK")
+        );
+        assert_eq!(
+            t(m.lookup_address("")).as_deref(),
+            Some("REJECT no bounces")
+        );
+        assert_eq!(
+            t(m.lookup_domain("mail.example.com")).as_deref(),
+            Some("OK")
+        );
+        assert_eq!(
+            t(m.lookup_ip("192.0.2.77".parse().unwrap())).as_deref(),
+            Some("REJECT net")
+        );
+        assert_eq!(
+            t(m.lookup_ip("198.51.100.1".parse().unwrap())).as_deref(),
+            Some("450 4.7.1 later")
+        );
+        assert_eq!(
+            t(m.lookup_ip("203.0.113.5".parse().unwrap())).as_deref(),
+            Some("HOLD")
+        );
         assert_eq!(t(m.lookup_ip("203.0.113.6".parse().unwrap())), None);
     }
 
     #[test]
     fn broken_lines_are_reported() {
-        let (_, e) = map("lonely\nexample.com FROBNICATE\n300.1.1.1/8 REJECT\nexample.net 250 ok\nfine.example OK\n");
+        let (_, e) = map(
+            "lonely\nexample.com FROBNICATE\n300.1.1.1/8 REJECT\nexample.net 250 ok\nfine.example OK\n",
+        );
         let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 2, 3, 4], "{e:?}");
     }

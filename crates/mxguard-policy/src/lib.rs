@@ -6,4 +6,6 @@
 //! triplets, counters) lives in the Store; it never parses message content.
 
 pub mod access;
+pub mod greylist;
 pub mod protocol;
+pub mod whitelist;

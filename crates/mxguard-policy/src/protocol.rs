@@ -99,7 +99,9 @@ impl std::fmt::Display for ProtocolError {
             ProtocolError::TooManyAttributes => {
                 write!(f, "request with more than {MAX_ATTRIBUTES} attributes")
             }
-            ProtocolError::Malformed(l) => write!(f, "malformed request line {l:?} (expected name=value)"),
+            ProtocolError::Malformed(l) => {
+                write!(f, "malformed request line {l:?} (expected name=value)")
+            }
         }
     }
 }
@@ -130,7 +132,9 @@ impl RequestBuilder {
             shown.truncate(80);
             return Err(ProtocolError::Malformed(shown));
         };
-        self.request.attrs.insert(name.trim().to_string(), value.to_string());
+        self.request
+            .attrs
+            .insert(name.trim().to_string(), value.to_string());
         Ok(None)
     }
 }
@@ -138,7 +142,10 @@ impl RequestBuilder {
 /// Formats the answer block; newlines in the text are flattened so a
 /// reply can never inject a second attribute.
 pub fn answer(action: &str) -> String {
-    let clean: String = action.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let clean: String = action
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     format!("action={clean}\n\n")
 }
 
@@ -149,7 +156,12 @@ mod tests {
     #[test]
     fn builds_requests_and_ignores_unknown_attributes() {
         let mut b = RequestBuilder::default();
-        for l in ["request=smtpd_access_policy", "protocol_state=RCPT", "client_address=192.0.2.1", "future_attr=x=y"] {
+        for l in [
+            "request=smtpd_access_policy",
+            "protocol_state=RCPT",
+            "client_address=192.0.2.1",
+            "future_attr=x=y",
+        ] {
             assert_eq!(b.line(l.as_bytes()).unwrap().map(|_| ()), None);
         }
         let r = b.line(b"").unwrap().unwrap();
@@ -165,13 +177,22 @@ mod tests {
     #[test]
     fn hostile_input_is_refused() {
         let mut b = RequestBuilder::default();
-        assert!(matches!(b.line(b"no equals sign"), Err(ProtocolError::Malformed(_))));
-        assert!(matches!(b.line(&vec![b'a'; MAX_LINE + 1]), Err(ProtocolError::LineTooLong)));
+        assert!(matches!(
+            b.line(b"no equals sign"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            b.line(&vec![b'a'; MAX_LINE + 1]),
+            Err(ProtocolError::LineTooLong)
+        ));
         let mut b = RequestBuilder::default();
         for i in 0..MAX_ATTRIBUTES {
             b.line(format!("a{i}=1").as_bytes()).unwrap();
         }
-        assert!(matches!(b.line(b"one=more"), Err(ProtocolError::TooManyAttributes)));
+        assert!(matches!(
+            b.line(b"one=more"),
+            Err(ProtocolError::TooManyAttributes)
+        ));
     }
 
     #[test]

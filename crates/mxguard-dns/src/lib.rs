@@ -8,6 +8,8 @@
 //! Every lookup is bounded by an overall time-out: a slow server never
 //! hangs a caller.
 
+pub mod spf;
+
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -80,7 +82,7 @@ impl Dns {
         Ok(Dns { resolver, deadline })
     }
 
-    async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
+    pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
         let name = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
         let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
         match lookup {

@@ -4,7 +4,7 @@
 # loopback. Idempotent; needs root for apt-get, and says so when it is not.
 set -euo pipefail
 
-PACKAGES=(swaks)
+PACKAGES=(swaks dnsmasq-base)
 DEBCONF=(
   "postfix postfix/main_mailer_type select Local only"
   "postfix postfix/mailname string mx.test"

@@ -13,6 +13,7 @@ pub mod maps;
 pub mod restriction;
 pub mod rules;
 pub mod scoring;
+pub mod shared;
 pub mod verdict;
 
 pub use action::Action;

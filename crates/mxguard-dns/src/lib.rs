@@ -45,7 +45,9 @@ fn parse_server(s: &str) -> Result<SocketAddr, String> {
     }
     s.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("dns.nameservers: `{s}` is not an address like 127.0.0.1 or 127.0.0.1:5353"))
+        .map_err(|_| {
+            format!("dns.nameservers: `{s}` is not an address like 127.0.0.1 or 127.0.0.1:5353")
+        })
 }
 
 impl Dns {
@@ -83,12 +85,21 @@ impl Dns {
     }
 
     pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
-        let name = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
-        let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
+        let name = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let lookup =
+            tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
         match lookup {
-            Err(_) => Err(DnsFailure(format!("DNS lookup of {name} {rtype} timed out"))),
+            Err(_) => Err(DnsFailure(format!(
+                "DNS lookup of {name} {rtype} timed out"
+            ))),
             Ok(Err(e)) if e.is_no_records_found() => Ok(Vec::new()),
-            Ok(Err(e)) => Err(DnsFailure(format!("DNS lookup of {name} {rtype} failed: {e}"))),
+            Ok(Err(e)) => Err(DnsFailure(format!(
+                "DNS lookup of {name} {rtype} failed: {e}"
+            ))),
             Ok(Ok(l)) => Ok(l
                 .answers()
                 .iter()
@@ -112,7 +123,10 @@ impl Dns {
 
     /// A and AAAA addresses of a name.
     pub async fn addresses(&self, name: &str) -> DnsResult<IpAddr> {
-        let (v4, v6) = tokio::join!(self.records(name, RecordType::A), self.records(name, RecordType::AAAA));
+        let (v4, v6) = tokio::join!(
+            self.records(name, RecordType::A),
+            self.records(name, RecordType::AAAA)
+        );
         let mut out = Vec::new();
         let mut failure = None;
         for r in [v4, v6] {
@@ -181,7 +195,15 @@ impl Dns {
 
 /// `4.3.2.1.in-addr.arpa` / nibble form for IPv6.
 pub fn reverse_name(ip: IpAddr) -> String {
-    format!("{}.{}", reversed(ip), if ip.is_ipv4() { "in-addr.arpa" } else { "ip6.arpa" })
+    format!(
+        "{}.{}",
+        reversed(ip),
+        if ip.is_ipv4() {
+            "in-addr.arpa"
+        } else {
+            "ip6.arpa"
+        }
+    )
 }
 
 /// The address part of a DNS list query: octets or nibbles, reversed.
@@ -208,7 +230,10 @@ mod tests {
 
     #[test]
     fn reverse_names() {
-        assert_eq!(reverse_name("192.0.2.7".parse().unwrap()), "7.2.0.192.in-addr.arpa");
+        assert_eq!(
+            reverse_name("192.0.2.7".parse().unwrap()),
+            "7.2.0.192.in-addr.arpa"
+        );
         let v6 = reverse_name("2001:db8::1".parse().unwrap());
         assert!(v6.starts_with("1.0.0.0.0.0.0.0"), "{v6}");
         assert!(v6.ends_with("8.b.d.0.1.0.0.2.ip6.arpa"), "{v6}");

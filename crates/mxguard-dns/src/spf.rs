@@ -33,16 +33,34 @@ const MAX_VOIDS: u32 = 2;
 
 /// Whether `domain` authorises `ip` to send mail as `sender`.
 pub async fn check_host(dns: &Dns, ip: IpAddr, domain: &str, _sender: &str) -> SpfResult {
-    let mut st = State { lookups: 0, voids: 0 };
-    check(dns, ip, domain.trim_end_matches('.').to_ascii_lowercase(), &mut st, 0).await
+    let mut st = State {
+        lookups: 0,
+        voids: 0,
+    };
+    check(
+        dns,
+        ip,
+        domain.trim_end_matches('.').to_ascii_lowercase(),
+        &mut st,
+        0,
+    )
+    .await
 }
 
 async fn spf_record(dns: &Dns, domain: &str) -> Result<Option<String>, SpfResult> {
-    let records = dns.records(domain, RecordType::TXT).await.map_err(|_| SpfResult::TempError)?;
+    let records = dns
+        .records(domain, RecordType::TXT)
+        .await
+        .map_err(|_| SpfResult::TempError)?;
     let mut found: Vec<String> = records
         .into_iter()
         .filter_map(|r| match r {
-            RData::TXT(t) => Some(t.txt_data.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<String>()),
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<String>(),
+            ),
             _ => None,
         })
         .filter(|t| {
@@ -57,7 +75,13 @@ async fn spf_record(dns: &Dns, domain: &str) -> Result<Option<String>, SpfResult
     }
 }
 
-fn check<'a>(dns: &'a Dns, ip: IpAddr, domain: String, st: &'a mut State, depth: u32) -> Pin<Box<dyn Future<Output = SpfResult> + Send + 'a>> {
+fn check<'a>(
+    dns: &'a Dns,
+    ip: IpAddr,
+    domain: String,
+    st: &'a mut State,
+    depth: u32,
+) -> Pin<Box<dyn Future<Output = SpfResult> + Send + 'a>> {
     Box::pin(async move {
         if depth > MAX_LOOKUPS {
             return SpfResult::PermError;
@@ -109,7 +133,10 @@ fn check<'a>(dns: &'a Dns, ip: IpAddr, domain: String, st: &'a mut State, depth:
 }
 
 /// Splits `name:domain/cidr4//cidr6` style arguments.
-fn target_and_cidr<'t>(arg: &'t str, default_domain: &'t str) -> Result<(&'t str, u8, u8), SpfResult> {
+fn target_and_cidr<'t>(
+    arg: &'t str,
+    default_domain: &'t str,
+) -> Result<(&'t str, u8, u8), SpfResult> {
     let (rest, v6) = match arg.split_once("//") {
         Some((r, c)) => (r, c.parse().map_err(|_| SpfResult::PermError)?),
         None => (arg, 128),
@@ -122,7 +149,15 @@ fn target_and_cidr<'t>(arg: &'t str, default_domain: &'t str) -> Result<(&'t str
     if v4 > 32 || v6 > 128 {
         return Err(SpfResult::PermError);
     }
-    Ok((if name.is_empty() { default_domain } else { name }, v4, v6))
+    Ok((
+        if name.is_empty() {
+            default_domain
+        } else {
+            name
+        },
+        v4,
+        v6,
+    ))
 }
 
 fn in_net(ip: IpAddr, addr: IpAddr, v4: u8, v6: u8) -> bool {
@@ -135,7 +170,11 @@ fn in_net(ip: IpAddr, addr: IpAddr, v4: u8, v6: u8) -> bool {
 
 fn count(st: &mut State) -> Result<(), SpfResult> {
     st.lookups += 1;
-    if st.lookups > MAX_LOOKUPS { Err(SpfResult::PermError) } else { Ok(()) }
+    if st.lookups > MAX_LOOKUPS {
+        Err(SpfResult::PermError)
+    } else {
+        Ok(())
+    }
 }
 
 fn void(st: &mut State, empty: bool) -> Result<(), SpfResult> {
@@ -148,7 +187,14 @@ fn void(st: &mut State, empty: bool) -> Result<(), SpfResult> {
     Ok(())
 }
 
-async fn matches(dns: &Dns, ip: IpAddr, domain: &str, mech: &str, st: &mut State, depth: u32) -> Result<bool, SpfResult> {
+async fn matches(
+    dns: &Dns,
+    ip: IpAddr,
+    domain: &str,
+    mech: &str,
+    st: &mut State,
+    depth: u32,
+) -> Result<bool, SpfResult> {
     if mech.contains('%') {
         return Err(SpfResult::PermError);
     }
@@ -156,7 +202,10 @@ async fn matches(dns: &Dns, ip: IpAddr, domain: &str, mech: &str, st: &mut State
     if mech == "all" {
         return Ok(true);
     }
-    if let Some(net) = mech.strip_prefix("ip4:").or_else(|| mech.strip_prefix("ip6:")) {
+    if let Some(net) = mech
+        .strip_prefix("ip4:")
+        .or_else(|| mech.strip_prefix("ip6:"))
+    {
         let (addr, len) = match net.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (net, None),
@@ -164,7 +213,13 @@ async fn matches(dns: &Dns, ip: IpAddr, domain: &str, mech: &str, st: &mut State
         let addr: IpAddr = addr.parse().map_err(|_| SpfResult::PermError)?;
         let len: u8 = match len {
             Some(l) => l.parse().map_err(|_| SpfResult::PermError)?,
-            None => if addr.is_ipv4() { 32 } else { 128 },
+            None => {
+                if addr.is_ipv4() {
+                    32
+                } else {
+                    128
+                }
+            }
         };
         return Ok(in_net(ip, addr, len, len));
     }
@@ -186,7 +241,10 @@ async fn matches(dns: &Dns, ip: IpAddr, domain: &str, mech: &str, st: &mut State
     if mech == "a" || mech.starts_with("a:") || mech.starts_with("a/") {
         count(st)?;
         let (name, v4, v6) = target_and_cidr(&mech[1..], domain)?;
-        let addrs = dns.addresses(name).await.map_err(|_| SpfResult::TempError)?;
+        let addrs = dns
+            .addresses(name)
+            .await
+            .map_err(|_| SpfResult::TempError)?;
         void(st, addrs.is_empty())?;
         return Ok(addrs.into_iter().any(|a| in_net(ip, a, v4, v6)));
     }
@@ -212,8 +270,14 @@ mod tests {
 
     #[test]
     fn cidr_suffixes() {
-        assert_eq!(target_and_cidr("", "d.example").unwrap(), ("d.example", 32, 128));
-        assert_eq!(target_and_cidr(":mx.example/24//64", "d").unwrap(), ("mx.example", 24, 64));
+        assert_eq!(
+            target_and_cidr("", "d.example").unwrap(),
+            ("d.example", 32, 128)
+        );
+        assert_eq!(
+            target_and_cidr(":mx.example/24//64", "d").unwrap(),
+            ("mx.example", 24, 64)
+        );
         assert!(target_and_cidr("/33", "d").is_err());
         let ip: IpAddr = "192.0.2.77".parse().unwrap();
         assert!(in_net(ip, "192.0.2.1".parse().unwrap(), 24, 128));

@@ -6,6 +6,8 @@
 //! triplets, counters) lives in the Store; it never parses message content.
 
 pub mod access;
+pub mod engine;
 pub mod greylist;
 pub mod protocol;
+pub mod server;
 pub mod whitelist;

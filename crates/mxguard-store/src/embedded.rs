@@ -390,7 +390,7 @@ impl Store for EmbeddedStore {
         &'a self,
         prefix: &'a str,
         limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<(String, Vec<u8>)>>> {
+    ) -> BoxFuture<'a, Result<crate::Entries>> {
         Box::pin(async move {
             self.read(|tx| {
                 let t = tx.open_table(KV)?;

@@ -44,6 +44,9 @@ impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Keys with their values, from a prefix scan.
+pub type Entries = Vec<(String, Vec<u8>)>;
+
 /// The state interface every backend implements.
 pub trait Store: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
@@ -79,11 +82,7 @@ pub trait Store: Send + Sync {
         count: usize,
     ) -> BoxFuture<'a, Result<Vec<Vec<u8>>>>;
     /// Keys (with values) starting with `prefix`, in key order, at most `limit`.
-    fn scan_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<(String, Vec<u8>)>>>;
+    fn scan_prefix<'a>(&'a self, prefix: &'a str, limit: usize) -> BoxFuture<'a, Result<Entries>>;
     /// Removes expired entries; returns how many. Reads already ignore them.
     fn purge_expired(&self) -> BoxFuture<'_, Result<usize>>;
 }

@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod scan_cmd;
+mod serve;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Scan messages and print verdicts.
     Scan(scan_cmd::ScanArgs),
+    /// Run the daemon: milter, policy server and the rest, as configured.
+    Serve,
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -37,7 +40,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    settings::init_logging("warn");
+    settings::init_logging(if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    });
     let globals = settings::Globals {
         config: cli.config,
         data_dir: cli.data_dir,
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan_cmd::run(&globals, args),
         Command::Config(cmd) => config_cmd::run(&globals, cmd),
+        Command::Serve => serve::run(&globals),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,790 @@
+//! The restriction engine: one request, the list of its stage, in order;
+//! the first decisive result is the answer.
+
+use crate::access::AccessMap;
+use crate::greylist::{self, Decision, Entry};
+use crate::protocol::{Request, Stage};
+use crate::whitelist::Whitelist;
+use mxguard_core::config::{Config, ConfigError, DnsFailure, GreylistConfig, LoadedConfig};
+use mxguard_core::iptable::{IpTable, parse_network};
+use mxguard_core::maps::{LineError, MapFile};
+use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilter, Restriction};
+use mxguard_dns::{Dns, reversed};
+use mxguard_store::Store;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Counters the server exposes (and tests read).
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub greylisted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dns_errors: AtomicU64,
+    pub store_errors: AtomicU64,
+}
+
+/// The outcome of one restriction.
+enum Step {
+    /// Go on with the next restriction.
+    Next,
+    /// Go on, and add this header if nothing decides (greylist pass).
+    Prepend(String),
+    /// The answer.
+    Decide(String),
+}
+
+pub struct Engine {
+    lists: HashMap<Stage, Vec<Restriction>>,
+    maps: HashMap<PathBuf, MapFile<AccessMap>>,
+    whitelist_clients: Vec<MapFile<Whitelist>>,
+    whitelist_recipients: Vec<MapFile<Whitelist>>,
+    mynetworks: IpTable<()>,
+    greylist: GreylistConfig,
+    dns_failure: DnsFailure,
+    dns: Option<Dns>,
+    store: Arc<dyn Store>,
+    /// Writes on their way to the store, read before it, so a request that
+    /// follows at once sees them.
+    pending: Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>,
+    hostname: String,
+    pub stats: Stats,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Engine {
+    /// Builds the engine: parses the lists and loads every file they name.
+    /// `dns` is `None` only where no restriction needs it.
+    pub fn new(
+        loaded: &LoadedConfig,
+        store: Arc<dyn Store>,
+        dns: Option<Dns>,
+    ) -> Result<(Engine, Vec<LineError>), Vec<ConfigError>> {
+        let config: &Config = &loaded.config;
+        let every = config.scan.map_check_interval.as_duration();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut lists = HashMap::new();
+        let mut maps = HashMap::new();
+        let r = &config.policy.restrictions;
+        for (stage, name, list) in [
+            (Stage::Connect, "client", &r.client),
+            (Stage::Helo, "helo", &r.helo),
+            (Stage::Mail, "sender", &r.sender),
+            (Stage::Rcpt, "recipient", &r.recipient),
+            (Stage::Data, "data", &r.data),
+            (Stage::EndOfMessage, "end_of_data", &r.end_of_data),
+        ] {
+            let mut parsed = Vec::new();
+            for (i, item) in list.iter().enumerate() {
+                let key = format!("policy.restrictions.{name}[{i}]");
+                match Restriction::parse(item.get_ref()) {
+                    Ok(res) => {
+                        if let Restriction::CheckAccess { map, .. } = &res
+                            && !maps.contains_key(map)
+                        {
+                            match MapFile::<AccessMap>::load(map, every) {
+                                Ok((m, w)) => {
+                                    warnings.extend(w);
+                                    maps.insert(map.clone(), m);
+                                }
+                                Err(e) => errors.push(loaded.error_at(Some(item.span()), &key, &e)),
+                            }
+                        }
+                        parsed.push(res);
+                    }
+                    Err(e) => errors.push(loaded.error_at(Some(item.span()), &key, &e)),
+                }
+            }
+            lists.insert(stage, parsed);
+        }
+        let mut load_wl = |files: &Vec<toml::Spanned<PathBuf>>, key: &str| {
+            let mut out = Vec::new();
+            for (i, f) in files.iter().enumerate() {
+                match MapFile::<Whitelist>::load(f.get_ref(), every) {
+                    Ok((m, w)) => {
+                        warnings.extend(w);
+                        out.push(m);
+                    }
+                    Err(e) => errors.push(loaded.error_at(
+                        Some(f.span()),
+                        &format!("greylist.{key}[{i}]"),
+                        &e,
+                    )),
+                }
+            }
+            out
+        };
+        let whitelist_clients = load_wl(&config.greylist.whitelist_clients, "whitelist_clients");
+        let whitelist_recipients = load_wl(
+            &config.greylist.whitelist_recipients,
+            "whitelist_recipients",
+        );
+        let mut mynetworks = IpTable::default();
+        for n in &config.policy.mynetworks {
+            match parse_network(n) {
+                Ok(net) => mynetworks.insert(net, ()),
+                Err(e) => errors.push(loaded.error_at(None, "policy.mynetworks", &e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let hostname = std::fs::read_to_string("/etc/mailname")
+            .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        Ok((
+            Engine {
+                lists,
+                maps,
+                whitelist_clients,
+                whitelist_recipients,
+                mynetworks,
+                greylist: config.greylist.clone(),
+                dns_failure: config.policy.dns_failure,
+                dns,
+                store,
+                pending: Arc::default(),
+                hostname,
+                stats: Stats::default(),
+            },
+            warnings,
+        ))
+    }
+
+    /// Whether any list uses DNS, so the server knows to build a resolver.
+    pub fn needs_dns(config: &Config) -> bool {
+        let r = &config.policy.restrictions;
+        [
+            &r.client,
+            &r.helo,
+            &r.sender,
+            &r.recipient,
+            &r.data,
+            &r.end_of_data,
+        ]
+        .iter()
+        .flat_map(|l| l.iter())
+        .filter_map(|s| Restriction::parse(s.get_ref()).ok())
+        .any(|r| {
+            matches!(
+                r,
+                Restriction::RejectUnknownClientHostname
+                    | Restriction::RejectUnknownReverseClientHostname
+                    | Restriction::RejectUnknownHeloHostname
+                    | Restriction::RejectUnknownSenderDomain
+                    | Restriction::DnsList { .. }
+            ) || (matches!(r, Restriction::Greylist) && config.greylist.sender_pools)
+        })
+    }
+
+    /// Answers one request: the text after `action=`.
+    pub async fn decide(&self, req: &Request) -> String {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let Some(list) = self.lists.get(&req.stage()) else {
+            return "DUNNO".into();
+        };
+        let mut prepend = None;
+        for r in list {
+            match self.apply(r, req).await {
+                Step::Next => {}
+                Step::Prepend(h) => prepend = Some(h),
+                Step::Decide(answer) => {
+                    let first = answer
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    if first == "REJECT" || first.starts_with('5') {
+                        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return answer;
+                }
+            }
+        }
+        prepend.map_or_else(|| "DUNNO".into(), |h| format!("PREPEND {h}"))
+    }
+
+    fn dns_failed(&self, what: &str, e: &mxguard_dns::DnsFailure) -> Step {
+        self.stats.dns_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("{what}: {e}");
+        match self.dns_failure {
+            DnsFailure::Dunno => Step::Next,
+            DnsFailure::Defer => Step::Decide(format!(
+                "DEFER_IF_PERMIT 4.4.3 {what}: temporary DNS failure, try again later"
+            )),
+        }
+    }
+
+    fn access_answer(text: &str) -> Step {
+        let first = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match first.as_str() {
+            "DUNNO" => Step::Next,
+            // Never answer OK to Postfix: in smtpd_recipient_restrictions it
+            // would skip reject_unauth_destination. A whitelisted client
+            // ends mxguard's list, and Postfix's own list goes on.
+            "OK" | "PERMIT" => Step::Decide("DUNNO".into()),
+            _ => Step::Decide(text.to_string()),
+        }
+    }
+
+    async fn apply(&self, r: &Restriction, req: &Request) -> Step {
+        match r {
+            Restriction::Permit => Step::Decide("DUNNO".into()),
+            Restriction::Dunno => Step::Next,
+            Restriction::Reject(t) => Step::Decide(
+                format!("REJECT {}", t.as_deref().unwrap_or("Access denied"))
+                    .trim()
+                    .to_string(),
+            ),
+            Restriction::Defer(t) => Step::Decide(format!(
+                "DEFER_IF_PERMIT {}",
+                t.as_deref().unwrap_or("Try again later")
+            )),
+            Restriction::PermitMynetworks => match req.client_ip() {
+                Some(ip) if self.mynetworks.lookup(ip).is_some() => Step::Decide("DUNNO".into()),
+                _ => Step::Next,
+            },
+            Restriction::PermitSaslAuthenticated => {
+                if req.sasl_username().is_empty() {
+                    Step::Next
+                } else {
+                    Step::Decide("DUNNO".into())
+                }
+            }
+            Restriction::CheckAccess { target, map } => {
+                let Some(m) = self.maps.get(map) else {
+                    return Step::Next;
+                };
+                let m = m.get();
+                let found = match target {
+                    AccessTarget::Client => req
+                        .client_ip()
+                        .and_then(|ip| m.lookup_ip(ip))
+                        .or_else(|| req.client_name().and_then(|n| m.lookup_domain(n))),
+                    AccessTarget::Helo => m.lookup_domain(req.helo()),
+                    AccessTarget::Sender => m.lookup_address(req.sender()),
+                    AccessTarget::Recipient => m.lookup_address(req.recipient()),
+                };
+                found.map_or(Step::Next, |a| Self::access_answer(&a.text))
+            }
+            Restriction::Sleep(s) => {
+                tokio::time::sleep(s.as_duration()).await;
+                Step::Next
+            }
+            Restriction::RejectBannedClient => self.banned(req).await,
+            Restriction::RateLimit {
+                key,
+                count,
+                window,
+                action,
+            } => self.rate_limit(req, *key, *count, window.0, action).await,
+            Restriction::Greylist => self.greylist(req).await,
+            Restriction::RejectInvalidHeloHostname => {
+                let h = req.helo();
+                if h.is_empty() || valid_helo(h) {
+                    Step::Next
+                } else {
+                    Step::Decide(format!(
+                        "501 5.5.2 <{h}>: Helo command rejected: Invalid name"
+                    ))
+                }
+            }
+            Restriction::RejectNonFqdnHeloHostname => {
+                let h = req.helo();
+                if h.is_empty() || is_address_literal(h) || is_fqdn(h) {
+                    Step::Next
+                } else {
+                    Step::Decide(format!(
+                        "504 5.5.2 <{h}>: Helo command rejected: need fully-qualified hostname"
+                    ))
+                }
+            }
+            Restriction::RejectNonFqdnSender => {
+                let s = req.sender();
+                match s.rsplit_once('@') {
+                    Some((_, d)) if !is_fqdn(d) && !is_address_literal(d) => Step::Decide(format!(
+                        "504 5.5.2 <{s}>: Sender address rejected: need fully-qualified address"
+                    )),
+                    _ => Step::Next,
+                }
+            }
+            Restriction::RejectUnknownClientHostname => self.unknown_client(req, false).await,
+            Restriction::RejectUnknownReverseClientHostname => self.unknown_client(req, true).await,
+            Restriction::RejectUnknownHeloHostname => {
+                let h = req.helo();
+                if h.is_empty() || is_address_literal(h) {
+                    return Step::Next;
+                }
+                let Some(dns) = &self.dns else {
+                    return Step::Next;
+                };
+                match dns.domain_exists(h).await {
+                    Ok(true) => Step::Next,
+                    Ok(false) => Step::Decide(format!(
+                        "450 4.7.1 <{h}>: Helo command rejected: Host not found"
+                    )),
+                    Err(e) => self.dns_failed("reject_unknown_helo_hostname", &e),
+                }
+            }
+            Restriction::RejectUnknownSenderDomain => {
+                let s = req.sender();
+                let Some((_, domain)) = s.rsplit_once('@') else {
+                    return Step::Next;
+                };
+                if is_address_literal(domain) {
+                    return Step::Next;
+                }
+                let Some(dns) = &self.dns else {
+                    return Step::Next;
+                };
+                match dns.domain_exists(domain).await {
+                    Ok(true) => Step::Next,
+                    Ok(false) => Step::Decide(format!(
+                        "450 4.1.8 <{s}>: Sender address rejected: Domain not found"
+                    )),
+                    Err(e) => self.dns_failed("reject_unknown_sender_domain", &e),
+                }
+            }
+            Restriction::DnsList {
+                target,
+                zone,
+                filter,
+            } => self.dns_list(req, *target, zone, filter).await,
+        }
+    }
+
+    async fn unknown_client(&self, req: &Request, reverse_only: bool) -> Step {
+        let Some(ip) = req.client_ip() else {
+            return Step::Next;
+        };
+        if ip.is_loopback() {
+            return Step::Next;
+        }
+        let attr = if reverse_only {
+            "reverse_client_name"
+        } else {
+            "client_name"
+        };
+        let known = if req.attrs.contains_key(attr) {
+            // Postfix has done the lookups: `unknown` means they failed.
+            if reverse_only {
+                req.reverse_client_name().is_some()
+            } else {
+                req.client_name().is_some()
+            }
+        } else {
+            let Some(dns) = &self.dns else {
+                return Step::Next;
+            };
+            let r = if reverse_only {
+                dns.ptr(ip).await.map(|v| !v.is_empty())
+            } else {
+                dns.verified_name(ip).await.map(|n| n.is_some())
+            };
+            match r {
+                Ok(k) => k,
+                Err(e) => return self.dns_failed(attr, &e),
+            }
+        };
+        if known {
+            Step::Next
+        } else {
+            let name = req.get("client_name");
+            let name = if name.is_empty() { "unknown" } else { name };
+            Step::Decide(format!(
+                "450 4.7.25 Client host rejected: cannot find your {}hostname, [{ip}] ({name})",
+                if reverse_only { "reverse " } else { "" }
+            ))
+        }
+    }
+
+    async fn dns_list(
+        &self,
+        req: &Request,
+        target: DnsListTarget,
+        zone: &str,
+        filter: &ReplyFilter,
+    ) -> Step {
+        let Some(dns) = &self.dns else {
+            return Step::Next;
+        };
+        let (query_part, what) = match target {
+            DnsListTarget::ClientIp => match req.client_ip() {
+                Some(ip) => (reversed(ip), format!("Client host [{ip}]")),
+                None => return Step::Next,
+            },
+            DnsListTarget::ClientName => match req.client_name() {
+                Some(n) => (n.to_string(), format!("Client host {n}")),
+                None => return Step::Next,
+            },
+            DnsListTarget::SenderDomain => match req.sender().rsplit_once('@') {
+                Some((_, d)) if !d.is_empty() => (
+                    d.to_lowercase(),
+                    format!("Sender address <{}>", req.sender()),
+                ),
+                _ => return Step::Next,
+            },
+            DnsListTarget::Helo => {
+                let h = req.helo();
+                if h.is_empty() || is_address_literal(h) {
+                    return Step::Next;
+                }
+                (h.to_lowercase(), format!("Helo command <{h}>"))
+            }
+        };
+        let name = format!("{query_part}.{zone}");
+        match dns.a(&name).await {
+            Err(e) => self.dns_failed(&format!("DNS list {zone}"), &e),
+            Ok(answers) => {
+                let listed = answers.iter().any(|a| {
+                    if !is_listing_code(*a) {
+                        self.stats.dns_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(zone, answer = %a, "DNS list answered with an error code or a non-127/8 address; not counted as a listing (is the resolver blocked by the list?)");
+                        return false;
+                    }
+                    filter.matches(*a)
+                });
+                if listed {
+                    Step::Decide(format!(
+                        "554 5.7.1 Service unavailable; {what} blocked using {zone}"
+                    ))
+                } else {
+                    Step::Next
+                }
+            }
+        }
+    }
+
+    async fn banned(&self, req: &Request) -> Step {
+        let Some(ip) = req.client_ip() else {
+            return Step::Next;
+        };
+        match self.store.get(&format!("ban:{ip}")).await {
+            Ok(Some(_)) => Step::Decide(format!("554 5.7.1 Client host [{ip}] is banned")),
+            Ok(None) => Step::Next,
+            Err(e) => {
+                self.store_failed(&e);
+                Step::Next
+            }
+        }
+    }
+
+    fn store_failed(&self, e: &dyn std::fmt::Display) {
+        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("store: {e}");
+    }
+
+    async fn rate_limit(
+        &self,
+        req: &Request,
+        key: RateKey,
+        count: u64,
+        window: u64,
+        action: &str,
+    ) -> Step {
+        let (name, value) = match key {
+            RateKey::ClientIp => ("ip", req.get("client_address")),
+            RateKey::Sender => ("sender", req.sender()),
+            RateKey::SaslUsername => ("user", req.sasl_username()),
+            RateKey::Recipient => ("rcpt", req.recipient()),
+        };
+        if value.is_empty() {
+            return Step::Next;
+        }
+        let bucket = now_secs() / window.max(1);
+        let k = format!("rate:{name}:{}:{window}:{bucket}", value.to_lowercase());
+        match self
+            .store
+            .incr(&k, 1, Some(Duration::from_secs(window)))
+            .await
+        {
+            Ok(n) if n as u64 > count => Step::Decide(action.to_string()),
+            Ok(_) => Step::Next,
+            Err(e) => {
+                self.store_failed(&e);
+                Step::Next
+            }
+        }
+    }
+
+    async fn greylist(&self, req: &Request) -> Step {
+        let Some(ip) = req.client_ip() else {
+            return Step::Next;
+        };
+        let name = req.client_name();
+        if self
+            .whitelist_clients
+            .iter()
+            .any(|w| w.get().matches_client(Some(ip), name))
+            || self
+                .whitelist_recipients
+                .iter()
+                .any(|w| w.get().matches_recipient(req.recipient()))
+        {
+            return Step::Next;
+        }
+        let cfg = &self.greylist;
+        let client = greylist::client_key(ip, cfg);
+        let awl_key = format!("greyawl:{client}");
+        if cfg.auto_whitelist_clients > 0 {
+            match self.store.get(&awl_key).await {
+                Ok(Some(v)) if parse_count(&v) >= i64::from(cfg.auto_whitelist_clients) => {
+                    return Step::Next;
+                }
+                Ok(_) => {}
+                Err(e) => self.store_failed(&e),
+            }
+        }
+        let key = greylist::triplet_key(&client, req.sender(), req.recipient(), cfg.privacy);
+        let entry = match self.read(&key).await {
+            Ok(v) => v.and_then(|b| serde_json::from_slice::<Entry>(&b).ok()),
+            Err(e) => {
+                // Without state, greylisting would defer every attempt forever: let mail through.
+                self.store_failed(&e);
+                return Step::Next;
+            }
+        };
+        let now = now_secs();
+        let (decision, new_entry) = greylist::decide(entry, now, cfg);
+        let decision = match decision {
+            Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
+                self.sender_pool(req, ip, now).await.unwrap_or(decision)
+            }
+            d => d,
+        };
+        self.store_entry(key, new_entry);
+        match decision {
+            Decision::Greylist { remaining } => {
+                self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
+                let text = greylist::expand_text(&cfg.greylist_text, remaining, req.recipient());
+                Step::Decide(format!("{} {text}", cfg.greylist_action))
+            }
+            Decision::Pass { delayed } => {
+                if let Some(secs) = delayed {
+                    if cfg.auto_whitelist_clients > 0 {
+                        let store = self.store.clone();
+                        let ttl = Some(cfg.max_age.as_duration());
+                        tokio::spawn(async move {
+                            if let Err(e) = store.incr(&awl_key, 1, ttl).await {
+                                tracing::error!("store: {e}");
+                            }
+                        });
+                    }
+                    if cfg.x_greylist_header {
+                        return Step::Prepend(format!(
+                            "X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
+                            self.hostname,
+                            rfc2822_now()
+                        ));
+                    }
+                }
+                Step::Next
+            }
+        }
+    }
+
+    /// A first attempt from a new IP of a sender whose mail to this
+    /// recipient was already greylisted from another IP of the same pool.
+    async fn sender_pool(&self, req: &Request, ip: IpAddr, now: u64) -> Option<Decision> {
+        let domain = req.sender().rsplit_once('@')?.1.to_lowercase();
+        let pool_key = greylist::triplet_key(
+            "pool",
+            &format!("@{domain}"),
+            req.recipient(),
+            self.greylist.privacy,
+        );
+        let dns = self.dns.as_ref()?;
+        let my_ptr = dns
+            .verified_name(ip)
+            .await
+            .ok()
+            .flatten()
+            .map(|n| organisational(&n));
+        let previous = self.read(&pool_key).await.ok().flatten();
+        let record = PoolRecord {
+            first: now,
+            ptr_domain: my_ptr.clone(),
+        };
+        let Some(prev) = previous.and_then(|b| serde_json::from_slice::<PoolRecord>(&b).ok())
+        else {
+            self.store_value(pool_key, &record);
+            return None;
+        };
+        if now.saturating_sub(prev.first) < self.greylist.delay.0 {
+            return None;
+        }
+        let same_ptr = my_ptr.is_some() && my_ptr == prev.ptr_domain;
+        let spf_ok = !same_ptr
+            && mxguard_dns::spf::check_host(dns, ip, &domain, req.sender()).await
+                == mxguard_dns::spf::SpfResult::Pass;
+        if same_ptr || spf_ok {
+            tracing::info!(%ip, domain, same_ptr, spf_ok, "greylist: retry from another IP of the sender's pool passes");
+            Some(Decision::Pass {
+                delayed: Some(now.saturating_sub(prev.first)),
+            })
+        } else {
+            None
+        }
+    }
+
+    fn store_entry(&self, key: String, entry: Entry) {
+        self.store_value(key, &entry);
+    }
+
+    async fn read(&self, key: &str) -> mxguard_store::Result<Option<Vec<u8>>> {
+        let pending = self.pending.lock().ok().and_then(|p| p.get(key).cloned());
+        match pending {
+            Some(v) => Ok(Some(v)),
+            None => self.store.get(key).await,
+        }
+    }
+
+    /// Greylist writes do not hold up the answer (losing one to a crash
+    /// only means one more deferral); until the store has them, reads find
+    /// them in `pending`.
+    fn store_value<T: serde::Serialize>(&self, key: String, value: &T) {
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            return;
+        };
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(key.clone(), bytes.clone());
+        }
+        let store = self.store.clone();
+        let pending = self.pending.clone();
+        let ttl = Some(self.greylist.max_age.as_duration());
+        tokio::spawn(async move {
+            if let Err(e) = store.set(&key, &bytes, ttl).await {
+                tracing::error!("store: {e}");
+            }
+            if let Ok(mut p) = pending.lock()
+                && p.get(&key) == Some(&bytes)
+            {
+                p.remove(&key);
+            }
+        });
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PoolRecord {
+    first: u64,
+    ptr_domain: Option<String>,
+}
+
+fn parse_count(v: &[u8]) -> i64 {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The last two labels of a host name (three when the second-level label
+/// is short, as in `co.uk`): close enough to tell pools apart.
+fn organisational(name: &str) -> String {
+    let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
+    let n = labels.len();
+    let take = if n >= 3 && labels[n - 2].len() <= 3 && labels[n - 1].len() == 2 {
+        3
+    } else {
+        2
+    };
+    labels[n.saturating_sub(take)..].join(".").to_lowercase()
+}
+
+/// 127.0.0.0/8 is a listing, except 127.255.255.0/24 (error codes, such as
+/// "your resolver is blocked"); anything else is not an answer at all.
+fn is_listing_code(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 127 && !(o[1] == 255 && o[2] == 255)
+}
+
+fn is_address_literal(h: &str) -> bool {
+    h.starts_with('[') && h.ends_with(']')
+}
+
+fn is_fqdn(h: &str) -> bool {
+    let h = h.trim_end_matches('.');
+    h.contains('.') && !h.starts_with('.') && !h.ends_with('.')
+}
+
+/// A host name or an address literal, RFC 1035 letters-digits-hyphen labels.
+fn valid_helo(h: &str) -> bool {
+    if let Some(inner) = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        let inner = inner.strip_prefix("IPv6:").unwrap_or(inner);
+        return inner.parse::<IpAddr>().is_ok();
+    }
+    let h = h.strip_suffix('.').unwrap_or(h);
+    !h.is_empty()
+        && h.len() <= 255
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn rfc2822_now() -> String {
+    // Days and months in English, UTC: what postgrey writes.
+    let secs = now_secs();
+    let days = secs / 86400;
+    let (h, m, s) = ((secs % 86400) / 3600, (secs % 3600) / 60, secs % 60);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!("{weekday}, {d:02} {mon} {year} {h:02}:{m:02}:{s:02} +0000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helo_and_listing_rules() {
+        assert!(valid_helo("mx.example.com"));
+        assert!(valid_helo("[192.0.2.1]"));
+        assert!(valid_helo("[IPv6:2001:db8::1]"));
+        assert!(!valid_helo("bad host"));
+        assert!(!valid_helo("-x.example"));
+        assert!(!valid_helo("[999.1.1.1]"));
+        assert!(is_fqdn("mx.example.com") && !is_fqdn("localhost"));
+        assert!(is_listing_code("127.0.0.2".parse().unwrap()));
+        assert!(!is_listing_code("127.255.255.254".parse().unwrap()));
+        assert!(!is_listing_code("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            organisational("mail-a1.outbound.protection.outlook.com"),
+            "outlook.com"
+        );
+        assert_eq!(organisational("mx1.example.co.uk"), "example.co.uk");
+        let d = rfc2822_now();
+        assert!(d.ends_with("+0000") && d.len() > 25, "{d}");
+    }
+}

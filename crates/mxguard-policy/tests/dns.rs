@@ -1,0 +1,190 @@
+//! DNS-based restrictions against a real DNS server (dnsmasq) on loopback:
+//! listed, not listed, the 127.255.255.x error codes, unknown names, and a
+//! server that never answers.
+
+mod common;
+
+use common::{Client, start};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// dnsmasq on a free loopback port, killed when dropped.
+struct Dnsmasq {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn dnsmasq(records: &str) -> Dnsmasq {
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let conf = dir.path().join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!("port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["-k", "-C"])
+        .arg(&conf)
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--log-facility=-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    // Wait until it answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Dnsmasq {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+const RECORDS: &str = "host-record=50.2.0.192.zen.test,127.0.0.2\n\
+host-record=51.2.0.192.zen.test,127.255.255.254\n\
+host-record=52.2.0.192.zen.test,10.0.0.1\n\
+host-record=53.2.0.192.zen.test,127.0.0.11\n\
+host-record=spam.example.dbl.test,127.0.1.2\n\
+host-record=mx.known.test,192.0.2.25\n\
+mx-host=known.test,mx.known.test,10\n";
+
+fn client_at(ip: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("protocol_state", "CONNECT"),
+        ("client_address", ip),
+        ("client_name", "unknown"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbl_and_rhsbl_against_a_real_dns_server() {
+    let d = dnsmasq(RECORDS);
+    let config = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy.restrictions]\nclient = [\"reject_rbl_client zen.test=127.0.0.[2..10]\"]\nsender = [\"reject_rhsbl_sender dbl.test\"]\nhelo = [\"reject_unknown_helo_hostname\"]\nrecipient = [\"reject_unknown_sender_domain\"]\n",
+        d.port
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    let a = c.ask(&client_at("192.0.2.50")).await;
+    assert_eq!(
+        a,
+        "554 5.7.1 Service unavailable; Client host [192.0.2.50] blocked using zen.test"
+    );
+    assert_eq!(c.ask(&client_at("192.0.2.99")).await, "DUNNO", "not listed");
+    assert_eq!(
+        c.ask(&client_at("192.0.2.51")).await,
+        "DUNNO",
+        "127.255.255.254 is an error, not a listing"
+    );
+    assert_eq!(
+        c.ask(&client_at("192.0.2.52")).await,
+        "DUNNO",
+        "answers outside 127/8 are not listings"
+    );
+    assert_eq!(
+        c.ask(&client_at("192.0.2.53")).await,
+        "DUNNO",
+        "outside the =127.0.0.[2..10] filter"
+    );
+    assert!(
+        s.engine
+            .stats
+            .dns_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "error answers are counted"
+    );
+
+    let mail = |sender| {
+        vec![
+            ("protocol_state", "MAIL"),
+            ("client_address", "192.0.2.9"),
+            ("sender", sender),
+        ]
+    };
+    assert!(
+        c.ask(&mail("x@spam.example"))
+            .await
+            .contains("blocked using dbl.test")
+    );
+    assert_eq!(c.ask(&mail("x@ham.example")).await, "DUNNO");
+
+    let helo = |h| {
+        vec![
+            ("protocol_state", "EHLO"),
+            ("client_address", "192.0.2.9"),
+            ("helo_name", h),
+        ]
+    };
+    assert_eq!(c.ask(&helo("mx.known.test")).await, "DUNNO");
+    assert!(
+        c.ask(&helo("nowhere.test"))
+            .await
+            .starts_with("450 4.7.1 <nowhere.test>: Helo command rejected: Host not found")
+    );
+
+    let rcpt = |sender| {
+        vec![
+            ("protocol_state", "RCPT"),
+            ("client_address", "192.0.2.9"),
+            ("sender", sender),
+            ("recipient", "r@x.example"),
+        ]
+    };
+    assert_eq!(c.ask(&rcpt("a@known.test")).await, "DUNNO", "has an MX");
+    assert!(
+        c.ask(&rcpt("a@unknown.test"))
+            .await
+            .starts_with("450 4.1.8")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_dns_server_gives_the_configured_outcome_never_a_hang() {
+    // A UDP socket that reads nothing and answers nothing.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    for (outcome, expected) in [("dunno", "DUNNO"), ("defer", "DEFER_IF_PERMIT")] {
+        let config = format!(
+            "[dns]\nnameservers = [\"127.0.0.1:{port}\"]\ntimeout = \"300ms\"\nattempts = 1\n[policy]\ndns_failure = \"{outcome}\"\n[policy.restrictions]\nclient = [\"reject_rbl_client zen.test\"]\n"
+        );
+        let s = start(&config).await;
+        let mut c = Client::connect(s.addr).await;
+        let t = Instant::now();
+        let a = c.ask(&client_at("192.0.2.50")).await;
+        assert!(a.starts_with(expected), "{outcome}: {a}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "bounded by the time-out: {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Every stage and action of the restriction lists, over the socket.
+
+mod common;
+
+use common::{Client, rcpt, start};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn at<'a>(stage: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![
+        ("protocol_state", stage),
+        ("client_address", "192.0.2.50"),
+        ("client_name", "mail.client.example"),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_maps_at_every_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |n: &str, body: &str| {
+        let p = dir.path().join(n);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let client = w(
+        "client",
+        "192.0.2.50 REJECT client says no\n198.51.100 OK\n",
+    );
+    let helo = w("helo", "bad.helo.example 550 5.7.1 go away\n");
+    let sender = w("sender", "spam.example REJECT\nlist@ DUNNO\n");
+    let recipient = w("recipient", "closed@rcpt.example 450 4.2.1 mailbox busy\n");
+    let config = format!(
+        "[policy.restrictions]\nclient = [\"check_client_access hash:{client}\"]\nhelo = [\"check_helo_access {helo}\"]\nsender = [\"check_sender_access {sender}\"]\nrecipient = [\"check_recipient_access {recipient}\"]\ndata = [\"reject data stage says no\"]\nend_of_data = [\"defer later please\"]\n"
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.ask(&at("CONNECT", &[])).await, "REJECT client says no");
+    let mut ok_client = at("CONNECT", &[]);
+    ok_client[1] = ("client_address", "198.51.100.9");
+    assert_eq!(
+        c.ask(&ok_client).await,
+        "DUNNO",
+        "OK is never passed to Postfix as OK"
+    );
+    assert_eq!(
+        c.ask(&at("EHLO", &[("helo_name", "bad.helo.example")]))
+            .await,
+        "550 5.7.1 go away"
+    );
+    assert_eq!(
+        c.ask(&at("HELO", &[("helo_name", "fine.example")])).await,
+        "DUNNO"
+    );
+    assert_eq!(
+        c.ask(&at("MAIL", &[("sender", "x@sub.spam.example")]))
+            .await,
+        "REJECT"
+    );
+    assert_eq!(
+        c.ask(&at("MAIL", &[("sender", "list@spam.example")])).await,
+        "REJECT",
+        "DUNNO on user@ is not reached: domain matches first"
+    );
+    assert_eq!(
+        c.ask(&at("RCPT", &[("recipient", "closed@rcpt.example")]))
+            .await,
+        "450 4.2.1 mailbox busy"
+    );
+    assert_eq!(
+        c.ask(&at("RCPT", &[("recipient", "open@rcpt.example")]))
+            .await,
+        "DUNNO"
+    );
+    assert_eq!(c.ask(&at("DATA", &[])).await, "REJECT data stage says no");
+    assert_eq!(
+        c.ask(&at("END-OF-MESSAGE", &[])).await,
+        "DEFER_IF_PERMIT later please"
+    );
+    assert_eq!(c.ask(&at("VRFY", &[])).await, "DUNNO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helo_and_sender_syntax_checks_and_the_first_decision_wins() {
+    let config = "[policy.restrictions]\nhelo = [\"reject_invalid_helo_hostname\", \"reject_non_fqdn_helo_hostname\"]\nsender = [\"permit_sasl_authenticated\", \"reject_non_fqdn_sender\", \"reject final\"]\n";
+    let s = start(config).await;
+    let mut c = Client::connect(s.addr).await;
+    assert!(
+        c.ask(&at("EHLO", &[("helo_name", "bad_host!")]))
+            .await
+            .starts_with("501 5.5.2")
+    );
+    assert!(
+        c.ask(&at("EHLO", &[("helo_name", "localhost")]))
+            .await
+            .starts_with("504 5.5.2")
+    );
+    assert_eq!(
+        c.ask(&at("EHLO", &[("helo_name", "[192.0.2.1]")])).await,
+        "DUNNO"
+    );
+    assert!(
+        c.ask(&at("MAIL", &[("sender", "me@localhost")]))
+            .await
+            .starts_with("504 5.5.2 <me@localhost>")
+    );
+    assert_eq!(
+        c.ask(&at(
+            "MAIL",
+            &[("sender", "me@localhost"), ("sasl_username", "me")]
+        ))
+        .await,
+        "DUNNO"
+    );
+    assert_eq!(
+        c.ask(&at("MAIL", &[("sender", "me@example.com")])).await,
+        "REJECT final"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_delays_only_its_own_answer() {
+    let s = start("[policy.restrictions]\nclient = [\"sleep 1\"]\nhelo = []\n").await;
+    let slow = tokio::spawn({
+        let addr = s.addr;
+        async move {
+            let mut c = Client::connect(addr).await;
+            let t = Instant::now();
+            let a = c.ask(&at("CONNECT", &[])).await;
+            (a, t.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fast = Client::connect(s.addr).await;
+    let t = Instant::now();
+    assert_eq!(
+        fast.ask(&at("EHLO", &[("helo_name", "x.example")])).await,
+        "DUNNO"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "another request is not held up by the tarpit"
+    );
+    let (a, took) = slow.await.unwrap();
+    assert_eq!(a, "DUNNO");
+    assert!(
+        took >= Duration::from_secs(1),
+        "the tarpit delayed its answer: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_per_key() {
+    let s = start(
+        "[policy.restrictions]\nsender = [\"rate_limit sender 3/1h REJECT 5.7.1 slow down\"]\n",
+    )
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    for _ in 0..3 {
+        assert_eq!(
+            c.ask(&at("MAIL", &[("sender", "bulk@x.example")])).await,
+            "DUNNO"
+        );
+    }
+    assert_eq!(
+        c.ask(&at("MAIL", &[("sender", "BULK@x.example")])).await,
+        "REJECT 5.7.1 slow down"
+    );
+    assert_eq!(
+        c.ask(&at("MAIL", &[("sender", "other@x.example")])).await,
+        "DUNNO"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banned_clients_are_refused() {
+    let s = start("[policy.restrictions]\nclient = [\"reject_banned_client\"]\n").await;
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.ask(&at("CONNECT", &[])).await, "DUNNO");
+    s.store.set("ban:192.0.2.50", b"sshd", None).await.unwrap();
+    assert!(
+        c.ask(&at("CONNECT", &[]))
+            .await
+            .starts_with("554 5.7.1 Client host [192.0.2.50] is banned")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_closes_only_that_connection() {
+    let s = start("").await;
+    let mut bad = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    bad.write_all(b"this line has no equals sign\n\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), bad.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "the server closed the connection");
+    let mut huge = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let _ = huge.write_all(&vec![b'a'; 100_000]).await;
+    let n = tokio::time::timeout(Duration::from_secs(2), huge.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an endless line is refused");
+    let mut good = Client::connect(s.addr).await;
+    let a = good
+        .ask(&rcpt("127.0.0.1", "a@b.example", "c@d.example"))
+        .await;
+    assert_eq!(a, "DUNNO", "other sessions carry on");
+}

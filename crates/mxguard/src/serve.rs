@@ -1,0 +1,108 @@
+//! `mxguard serve`: the long-running daemon. Starts every enabled front end
+//! in one tokio runtime, sharing one store and one DNS resolver; SIGHUP
+//! reloads the config, SIGTERM/SIGINT stop it after sessions in flight.
+
+use crate::settings::{Globals, format_errors};
+use mxguard_core::config::LoadedConfig;
+use mxguard_core::shared::Shared;
+use mxguard_policy::engine::Engine;
+use mxguard_store::{EmbeddedStore, Store};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How long in-flight sessions get to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub fn run(globals: &Globals) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mxguard")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(globals))
+}
+
+fn build_engine(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Engine, String> {
+    let dns = if Engine::needs_dns(&loaded.config) {
+        Some(mxguard_dns::Dns::new(&loaded.config.dns)?)
+    } else {
+        None
+    };
+    let (engine, warnings) = Engine::new(loaded, store, dns).map_err(|e| format_errors(&e))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(engine)
+}
+
+async fn serve(globals: &Globals) -> Result<ExitCode, String> {
+    let loaded = globals.load_config()?;
+    let config = &loaded.config;
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let policy = if config.policy.enabled {
+        let engine = Arc::new(Shared::new(build_engine(&loaded, store.clone())?));
+        let listener = mxguard_policy::server::Listener::bind(
+            &config.policy.listen,
+            &config.policy.socket_mode,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "policy: cannot listen on {} ([policy] listen): {e}",
+                config.policy.listen
+            )
+        })?;
+        tracing::info!(listen = %config.policy.listen, "policy server listening");
+        tasks.push(tokio::spawn(mxguard_policy::server::serve(
+            listener,
+            engine.clone(),
+            config.policy.idle_timeout.as_duration(),
+            stop_rx.clone(),
+        )));
+        Some(engine)
+    } else {
+        None
+    };
+    if tasks.is_empty() {
+        return Err("nothing to serve: every front end is disabled in the config".into());
+    }
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                match globals.load_config() {
+                    Ok(new) => {
+                        if let Some(p) = &policy {
+                            match build_engine(&new, store.clone()) {
+                                Ok(e) => { p.replace(e); tracing::info!("policy: configuration reloaded"); }
+                                Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping: finishing sessions in flight");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(DRAIN, async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    Ok(ExitCode::SUCCESS)
+}

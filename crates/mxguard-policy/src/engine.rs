@@ -541,24 +541,22 @@ impl Engine {
         let cfg = &self.greylist;
         let client = greylist::client_key(ip, cfg);
         let awl_key = format!("greyawl:{client}");
-        if cfg.auto_whitelist_clients > 0 {
-            match self.store.get(&awl_key).await {
-                Ok(Some(v)) if parse_count(&v) >= i64::from(cfg.auto_whitelist_clients) => {
-                    return Step::Next;
-                }
-                Ok(_) => {}
-                Err(e) => self.store_failed(&e),
-            }
-        }
         let key = greylist::triplet_key(&client, req.sender(), req.recipient(), cfg.privacy);
-        let entry = match self.read(&key).await {
-            Ok(v) => v.and_then(|b| serde_json::from_slice::<Entry>(&b).ok()),
+        // One store round trip for the client's auto-whitelist count and the triplet.
+        let (awl, entry) = match self.read_pair(&awl_key, &key).await {
+            Ok(pair) => pair,
             Err(e) => {
                 // Without state, greylisting would defer every attempt forever: let mail through.
                 self.store_failed(&e);
                 return Step::Next;
             }
         };
+        if cfg.auto_whitelist_clients > 0
+            && awl.is_some_and(|v| parse_count(&v) >= i64::from(cfg.auto_whitelist_clients))
+        {
+            return Step::Next;
+        }
+        let entry = entry.and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
         let now = now_secs();
         let (decision, new_entry) = greylist::decide(entry, now, cfg);
         let decision = match decision {
@@ -644,6 +642,24 @@ impl Engine {
 
     fn store_entry(&self, key: String, entry: Entry) {
         self.store_value(key, &entry);
+    }
+
+    /// Two keys in one round trip, writes still pending taken first.
+    async fn read_pair(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> mxguard_store::Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let (pa, pb) = match self.pending.lock() {
+            Ok(p) => (p.get(a).cloned(), p.get(b).cloned()),
+            Err(_) => (None, None),
+        };
+        if pa.is_some() && pb.is_some() {
+            return Ok((pa, pb));
+        }
+        let mut got = self.store.get_many(&[a, b]).await?.into_iter();
+        let (sa, sb) = (got.next().flatten(), got.next().flatten());
+        Ok((pa.or(sa), pb.or(sb)))
     }
 
     async fn read(&self, key: &str) -> mxguard_store::Result<Option<Vec<u8>>> {

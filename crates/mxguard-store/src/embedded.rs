@@ -29,6 +29,9 @@ const LIST_ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("li
 /// list key → (next sequence, oldest sequence)
 const LIST_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("list_meta");
 
+/// redb's page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// Writes applied together in one transaction.
 const MAX_BATCH: usize = 4096;
 
@@ -103,7 +106,9 @@ impl EmbeddedStore {
             StoreError(format!("cannot create the data directory {}: {e}; set [store] data_dir or --data-dir to a writable directory", dir.display()))
         })?;
         let path = dir.join("mxguard.redb");
-        let db = Database::create(&path).map_err(|e| match e {
+        // A small page cache: the working set (greylist triplets, counters,
+        // history) is small, and RSS matters on a 2 GB VPS.
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
                 "the store {} is in use by another mxguard process (such as `mxguard serve`); stop it, or use another --data-dir",
                 path.display()
@@ -285,6 +290,21 @@ impl Store for EmbeddedStore {
                 let t = tx.open_table(KV)?;
                 Ok(t.get(key)?
                     .and_then(|g| decode(g.value(), now_ms()).map(|(_, v)| v.to_vec())))
+            })
+        })
+    }
+
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
+        Box::pin(async move {
+            self.read(|tx| {
+                let t = tx.open_table(KV)?;
+                let now = now_ms();
+                keys.iter()
+                    .map(|k| {
+                        Ok(t.get(*k)?
+                            .and_then(|g| decode(g.value(), now).map(|(_, v)| v.to_vec())))
+                    })
+                    .collect()
             })
         })
     }

@@ -50,6 +50,8 @@ pub type Entries = Vec<(String, Vec<u8>)>;
 /// The state interface every backend implements.
 pub trait Store: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
+    /// Several keys in one round trip (Redis MGET), in the order asked.
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>>;
     /// Sets a value; `ttl` makes it expire (reads treat it as absent after).
     fn set<'a>(
         &'a self,

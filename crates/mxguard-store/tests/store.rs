@@ -18,6 +18,9 @@ async fn primitives() {
     assert_eq!(s.get("a").await.unwrap(), None);
     s.set("a", b"1", None).await.unwrap();
     assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    s.set("b", b"2", None).await.unwrap();
+    let many = s.get_many(&["a", "nope", "b"]).await.unwrap();
+    assert_eq!(many, vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
     assert!(s.delete("a").await.unwrap());
     assert!(!s.delete("a").await.unwrap());
     assert_eq!(s.incr("c", 2, None).await.unwrap(), 2);

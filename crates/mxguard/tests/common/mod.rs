@@ -1,6 +1,8 @@
 //! Shared helpers for the binary's integration tests.
 #![allow(dead_code)]
 
+pub mod postfix;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -2,6 +2,7 @@
 //! nothing else: every decision about mail lives in the library crates.
 
 mod config_cmd;
+mod history_cmd;
 mod scan_cmd;
 mod serve;
 mod settings;
@@ -33,6 +34,10 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Run the daemon: milter, policy server and the rest, as configured.
     Serve,
+    /// Show the latest verdicts recorded in the store.
+    History(history_cmd::HistoryArgs),
+    /// Show the counters kept in the store.
+    Stats,
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_cmd::run(&globals, args),
         Command::Config(cmd) => config_cmd::run(&globals, cmd),
         Command::Serve => serve::run(&globals),
+        Command::History(args) => history_cmd::history(&globals, args),
+        Command::Stats => history_cmd::stats(&globals),
     };
     match result {
         Ok(code) => code,

@@ -46,6 +46,10 @@ pub struct ScanArgs {
     /// Print throughput and peak memory to stderr when done.
     #[arg(long)]
     stats: bool,
+    /// Record each verdict in the store's history and counters (the data
+    /// directory must not be in use by `mxguard serve`).
+    #[arg(long)]
+    record: bool,
 }
 
 /// Messages bigger than this are refused before reading, whatever the
@@ -69,6 +73,11 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     };
     let multi = args.inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let walker = Mutex::new(Walker::new(&args.inputs));
+    let recorder = if args.record {
+        Some(Mutex::new(crate::history_cmd::Recorder::open(globals)?))
+    } else {
+        None
+    };
     let mut failures = 0usize;
     let jobs = args
         .jobs
@@ -82,8 +91,8 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (walker, scanned, pipeline, envelope, args) =
-                (&walker, &scanned, &pipeline, &envelope, &args);
+            let (walker, scanned, pipeline, envelope, args, recorder) =
+                (&walker, &scanned, &pipeline, &envelope, &args, &recorder);
             s.spawn(move || {
                 loop {
                     let next = match walker.lock() {
@@ -96,6 +105,18 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
                         let t = Instant::now();
                         let verdict = pipeline.scan(envelope, &raw);
                         scanned.fetch_add(1, Ordering::Relaxed);
+                        if let Some(r) = recorder {
+                            let row = crate::history_cmd::row(
+                                envelope,
+                                &raw,
+                                &verdict,
+                                t.elapsed().as_secs_f64() * 1000.0,
+                            );
+                            let r = r
+                                .lock()
+                                .map_err(|_| "the recorder failed earlier".to_string())?;
+                            r.record(&row)?;
+                        }
                         Ok(render(
                             &path,
                             &verdict,

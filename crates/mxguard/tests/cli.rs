@@ -228,3 +228,61 @@ fn the_example_config_is_valid() {
     assert_eq!(loaded.config.multimap.len(), 3);
     assert_eq!(loaded.config.scan.map_check_interval.0, 1);
 }
+
+#[test]
+fn recorded_scans_fill_history_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), "[store]\nhistory_size = 2\n");
+    let c = cfg.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    let msgs = [
+        format!("Subject: one\r\nMessage-ID: <1@x>\r\n\r\n{GTUBE}\r\n"),
+        "Subject: two\r\n\r\nhello\r\n".to_string(),
+        "Subject: three\r\n\r\nhello\r\n".to_string(),
+    ];
+    for m in &msgs {
+        let out = mxguard(
+            &[
+                "-c",
+                c,
+                "--data-dir",
+                d,
+                "scan",
+                "--record",
+                "--ip",
+                "192.0.2.1",
+                "-",
+            ],
+            Some(m.as_bytes()),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = mxguard(&["-c", c, "--data-dir", d, "history", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "history_size = 2 keeps the last two");
+    assert_eq!(rows[0]["subject"], "three");
+    assert_eq!(rows[1]["subject"], "two");
+    assert_eq!(rows[0]["ip"], "192.0.2.1");
+    let out = mxguard(&["-c", c, "--data-dir", d, "stats"], None);
+    let s = text(&out.stdout);
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("scanned") && l.ends_with(" 3")),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("action:reject") && l.ends_with(" 1")),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("action:greylist") && l.ends_with(" 2")),
+        "{s}"
+    );
+}

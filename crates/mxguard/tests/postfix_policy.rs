@@ -16,15 +16,34 @@ fn first_attempt_deferred_retry_after_delay_delivered() {
     let _daemon = postfix::daemon(&config, port);
     let _postfix = postfix::configure(Some(port), None);
 
-    let (ok, transcript) = postfix::swaks("alice@sender.example", "root@localhost", &["Subject: greylist test"], "first try");
+    let (ok, transcript) = postfix::swaks(
+        "alice@sender.example",
+        "root@localhost",
+        &["Subject: greylist test"],
+        "first try",
+    );
     assert!(!ok, "the first attempt must not be accepted:\n{transcript}");
-    assert!(transcript.contains("450 4.7.1") || transcript.contains("451 4.7.1"), "{transcript}");
-    assert!(transcript.contains("Greylisted, please try again in"), "{transcript}");
+    assert!(
+        transcript.contains("450 4.7.1") || transcript.contains("451 4.7.1"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("Greylisted, please try again in"),
+        "{transcript}"
+    );
 
     std::thread::sleep(Duration::from_secs(4));
-    let (ok, transcript) = postfix::swaks("alice@sender.example", "root@localhost", &["Subject: greylist test"], "second try");
+    let (ok, transcript) = postfix::swaks(
+        "alice@sender.example",
+        "root@localhost",
+        &["Subject: greylist test"],
+        "second try",
+    );
     assert!(ok, "the retry after the delay is accepted:\n{transcript}");
     let mbox = postfix::wait_for_mail("second try");
     assert!(mbox.contains("X-Greylist: delayed "), "{mbox}");
-    assert!(!mbox.contains("first try"), "the deferred attempt was not delivered");
+    assert!(
+        !mbox.contains("first try"),
+        "the deferred attempt was not delivered"
+    );
 }

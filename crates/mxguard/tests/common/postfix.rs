@@ -43,8 +43,11 @@ pub fn configure(policy_port: Option<u16>, milter_port: Option<u16>) -> PostfixG
     let lock = File::create("/tmp/mxguard-postfix-tests.lock").expect("lock file");
     flock(&lock);
     let recipient = match policy_port {
-        Some(p) => format!("smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:{p}, permit_mynetworks, reject_unauth_destination"),
-        None => "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination".to_string(),
+        Some(p) => format!(
+            "smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:{p}, permit_mynetworks, reject_unauth_destination"
+        ),
+        None => "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination"
+            .to_string(),
     };
     let milters = match milter_port {
         Some(p) => format!("smtpd_milters = inet:127.0.0.1:{p}"),
@@ -65,14 +68,29 @@ pub fn configure(policy_port: Option<u16>, milter_port: Option<u16>) -> PostfixG
         &milters,
     ];
     let out = run("postconf", &[&["-e"][..], &settings[..]].concat());
-    assert!(out.status.success(), "postconf: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "postconf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     run("newaliases", &[]);
     let running = run("postfix", &["status"]).status.success();
-    let out = if running { run("postfix", &["reload"]) } else { run("postfix", &["start"]) };
-    assert!(out.status.success(), "postfix start/reload: {}", String::from_utf8_lossy(&out.stderr));
+    let out = if running {
+        run("postfix", &["reload"])
+    } else {
+        run("postfix", &["start"])
+    };
+    assert!(
+        out.status.success(),
+        "postfix start/reload: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect("127.0.0.1:25").is_err() {
-        assert!(Instant::now() < deadline, "Postfix did not start listening on 127.0.0.1:25");
+        assert!(
+            Instant::now() < deadline,
+            "Postfix did not start listening on 127.0.0.1:25"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Give a reloaded smtpd a moment to pick up the new settings.
@@ -83,13 +101,28 @@ pub fn configure(policy_port: Option<u16>, milter_port: Option<u16>) -> PostfixG
 
 /// Sends one message through Postfix with swaks; returns its transcript and exit status.
 pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, String) {
-    let mut args = vec!["--server", "127.0.0.1:25", "--from", from, "--to", to, "--body", body, "--timeout", "30"];
+    let mut args = vec![
+        "--server",
+        "127.0.0.1:25",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--body",
+        body,
+        "--timeout",
+        "30",
+    ];
     for h in headers {
         args.push("--add-header");
         args.push(h);
     }
     let out = run("swaks", &args);
-    let transcript = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let transcript = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), transcript)
 }
 
@@ -101,7 +134,10 @@ pub fn wait_for_mail(needle: &str) -> String {
         if mbox.contains(needle) {
             return mbox;
         }
-        assert!(Instant::now() < deadline, "no mail containing {needle:?} was delivered; mailbox:\n{mbox}");
+        assert!(
+            Instant::now() < deadline,
+            "no mail containing {needle:?} was delivered; mailbox:\n{mbox}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -115,13 +151,19 @@ pub struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts `mxguard serve` with this config (`DATA_DIR` is replaced by a
@@ -130,7 +172,10 @@ pub fn daemon(config: &str, port: u16) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mxguard.toml");
     let config = config.replace("DATA_DIR", &dir.path().join("data").display().to_string());
-    File::create(&cfg).unwrap().write_all(config.as_bytes()).unwrap();
+    File::create(&cfg)
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
     let log = dir.path().join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_mxguard"))
         .args(["-c", cfg.to_str().unwrap(), "serve"])
@@ -148,5 +193,9 @@ pub fn daemon(config: &str, port: u16) -> Daemon {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Daemon { child, log, _dir: dir }
+    Daemon {
+        child,
+        log,
+        _dir: dir,
+    }
 }

@@ -188,3 +188,122 @@ async fn a_silent_dns_server_gives_the_configured_outcome_never_a_hang() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_from_the_senders_pool_passes_greylisting() {
+    // Two outbound hosts of one provider, in different /24s, with verified
+    // PTR names in the same domain; and a sender domain whose SPF record
+    // authorises a third network.
+    let d = dnsmasq(
+        "host-record=out1.mail.bigprovider.test,192.0.2.10\n\
+         host-record=out2.mail.bigprovider.test,198.51.100.20\n\
+         txt-record=spf.example,\"v=spf1 ip4:203.0.113.0/24 -all\"\n",
+    );
+    let config = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy]\nmynetworks = []\n[greylist]\ndelay = 1\nauto_whitelist_clients = 0\n",
+        d.port
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    let rcpt = |ip: &'static str, sender: &'static str| {
+        vec![
+            ("protocol_state", "RCPT"),
+            ("client_address", ip),
+            ("client_name", "unknown"),
+            ("sender", sender),
+            ("recipient", "bob@rcpt.example"),
+        ]
+    };
+    // Same PTR domain.
+    assert!(
+        c.ask(&rcpt("192.0.2.10", "alice@bigprovider.test"))
+            .await
+            .starts_with("DEFER_IF_PERMIT")
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let a = c
+        .ask(&rcpt("198.51.100.20", "alice@bigprovider.test"))
+        .await;
+    assert!(
+        a.starts_with("PREPEND X-Greylist"),
+        "same verified PTR domain passes: {a}"
+    );
+    // SPF-authorised network.
+    assert!(
+        c.ask(&rcpt("192.0.2.99", "carol@spf.example"))
+            .await
+            .starts_with("DEFER_IF_PERMIT")
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let a = c.ask(&rcpt("203.0.113.7", "carol@spf.example")).await;
+    assert!(
+        a.starts_with("PREPEND X-Greylist"),
+        "SPF-authorised IP passes: {a}"
+    );
+    // An unrelated IP is not part of the pool.
+    let a = c.ask(&rcpt("198.18.5.5", "carol@spf.example")).await;
+    assert!(a.starts_with("DEFER_IF_PERMIT"), "not in the pool: {a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_client_hostnames() {
+    let d = dnsmasq(
+        "host-record=good.client.test,192.0.2.77\nptr-record=78.2.0.192.in-addr.arpa,liar.client.test\n",
+    );
+    let config = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy.restrictions]\nclient = [\"reject_unknown_client_hostname\"]\nhelo = [\"reject_unknown_reverse_client_hostname\"]\n",
+        d.port
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    // Postfix's own verdict in client_name is used when present.
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.5"),
+            ("client_name", "unknown"),
+        ])
+        .await;
+    assert!(
+        a.starts_with("450 4.7.25 Client host rejected: cannot find your hostname"),
+        "{a}"
+    );
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.5"),
+            ("client_name", "mx.ok.example"),
+        ])
+        .await;
+    assert_eq!(a, "DUNNO");
+    // Without the attribute, mxguard looks it up: forward-confirmed, or not.
+    assert_eq!(
+        c.ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.77")
+        ])
+        .await,
+        "DUNNO"
+    );
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.78"),
+        ])
+        .await;
+    assert!(
+        a.starts_with("450 4.7.25"),
+        "PTR without a matching A record: {a}"
+    );
+    let a = c
+        .ask(&[("protocol_state", "HELO"), ("client_address", "192.0.2.78")])
+        .await;
+    assert_eq!(a, "DUNNO", "a PTR name is enough for the reverse check");
+    let a = c
+        .ask(&[("protocol_state", "HELO"), ("client_address", "192.0.2.79")])
+        .await;
+    assert!(
+        a.starts_with("450 4.7.25 Client host rejected: cannot find your reverse hostname"),
+        "{a}"
+    );
+}

@@ -212,3 +212,35 @@ async fn a_malformed_request_closes_only_that_connection() {
         .await;
     assert_eq!(a, "DUNNO", "other sessions carry on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_with_mode() {
+    use mxguard_policy::server::{Listener, serve};
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.sock");
+    let s = start("").await;
+    let listener = Listener::bind(path.to_str().unwrap(), "0660")
+        .await
+        .unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let shared = std::sync::Arc::new(mxguard_core::shared::Shared::new(
+        mxguard_policy::engine::Engine::new(&Default::default(), s.store.clone(), None)
+            .unwrap()
+            .0,
+    ));
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(serve(listener, shared, Duration::from_secs(5), rx));
+    let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    stream
+        .get_mut()
+        .write_all(b"request=smtpd_access_policy\nprotocol_state=DATA\n\n")
+        .await
+        .unwrap();
+    let mut line = String::new();
+    stream.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "action=DUNNO\n");
+}

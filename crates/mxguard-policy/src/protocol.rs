@@ -128,9 +128,7 @@ impl RequestBuilder {
         }
         let text = String::from_utf8_lossy(line);
         let Some((name, value)) = text.split_once('=') else {
-            let mut shown = text.into_owned();
-            shown.truncate(80);
-            return Err(ProtocolError::Malformed(shown));
+            return Err(ProtocolError::Malformed(text.chars().take(80).collect()));
         };
         self.request
             .attrs

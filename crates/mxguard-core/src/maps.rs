@@ -47,9 +47,25 @@ pub trait MapData: Send + Sync + Sized + 'static {
 /// removed, and Postfix-style continuation lines (starting with whitespace)
 /// joined to the previous line.
 pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    lines_with(text, strip_comment)
+}
+
+/// Like [`logical_lines`], but `#` starts a comment only at the start of a
+/// line, as in Postfix `regexp:` tables where `#` may be part of a pattern.
+pub fn logical_lines_whole_line_comments(text: &str) -> Vec<(usize, String)> {
+    lines_with(text, |l| {
+        if l.trim_start().starts_with('#') {
+            ""
+        } else {
+            l
+        }
+    })
+}
+
+fn lines_with(text: &str, strip: fn(&str) -> &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = strip_comment(raw);
+        let line = strip(raw);
         if line.trim().is_empty() {
             continue;
         }

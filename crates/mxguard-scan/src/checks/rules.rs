@@ -5,7 +5,7 @@ use super::{BuildError, BuildReport, Check};
 use crate::Task;
 use mail_parser::MimeHeaders;
 use mxguard_core::config::{Config, RuleTarget, TableTarget};
-use mxguard_core::maps::{LineError, MapData, MapFile};
+use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines_whole_line_comments};
 use mxguard_core::rules::{RuleAction, compile_pattern};
 use mxguard_core::{ScanResults, SymbolDef};
 use regex::Regex;
@@ -86,22 +86,7 @@ impl MapData for RegexpTable {
         let mut table = RegexpTable::default();
         let mut conditions: Vec<(Regex, bool)> = Vec::new();
         let mut open_ifs: Vec<usize> = Vec::new();
-        // Postfix regexp tables: `#` comments only at line start.
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            if raw.trim_start().starts_with('#') || raw.trim().is_empty() {
-                continue;
-            }
-            if raw.starts_with([' ', '\t'])
-                && let Some(last) = lines.last_mut()
-            {
-                last.1.push(' ');
-                last.1.push_str(raw.trim());
-                continue;
-            }
-            lines.push((i + 1, raw.trim().to_string()));
-        }
-        for (line, content) in lines {
+        for (line, content) in logical_lines_whole_line_comments(text) {
             let mut err = |message: String| {
                 errors.push(LineError {
                     file: path.to_path_buf(),

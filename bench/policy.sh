@@ -18,6 +18,8 @@ mkdir -p "$work/pg" && chown postgrey:postgrey "$work/pg"
 postgrey --inet=127.0.0.1:$PG_PORT --dbdir="$work/pg" --delay=60 --daemonize \
   --pidfile="$work/pg.pid" --user=postgrey --group=postgrey </dev/null >/dev/null 2>&1
 cat > "$work/mxguard.toml" <<TOML
+[milter]
+enabled = false
 [policy]
 listen = "127.0.0.1:$MXG_PORT"
 mynetworks = []

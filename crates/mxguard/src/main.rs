@@ -4,6 +4,7 @@
 mod config_cmd;
 mod history_cmd;
 mod scan_cmd;
+mod scanner;
 mod serve;
 mod settings;
 

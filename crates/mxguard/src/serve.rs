@@ -1,6 +1,7 @@
 //! `mxguard serve`: the long-running daemon. Starts every enabled front end
-//! in one tokio runtime, sharing one store and one DNS resolver; SIGHUP
-//! reloads the config, SIGTERM/SIGINT stop it after sessions in flight.
+//! in one tokio runtime, sharing one store and one DNS resolver: the milter
+//! (over the scan pipeline) and the policy server. SIGHUP reloads the config
+//! and maps, SIGTERM/SIGINT stop it after sessions in flight.
 
 use crate::settings::{Globals, format_errors};
 use mxguard_core::config::LoadedConfig;
@@ -46,6 +47,37 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
+    let milter = if config.milter.enabled {
+        let (pipeline, warnings) = mxguard_scan::Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let pipeline = Arc::new(Shared::new(pipeline));
+        let server = mxguard_milter::MilterServer::bind(&config.milter)
+            .await
+            .map_err(|e| format!("milter: cannot listen on {} ([milter] listen): {e}", config.milter.listen))?;
+        tracing::info!(listen = %config.milter.listen, "milter listening");
+        let scanner = Arc::new(crate::scanner::PipelineScanner {
+            pipeline: pipeline.clone(),
+            history: mxguard_store::History::new(store.clone(), config.store.history_size as usize),
+            counters: mxguard_store::Counters::new(store.clone()),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let milter_config = server.config();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = server.run(scanner, shutdown).await {
+                tracing::error!("milter: {e}");
+            }
+        }));
+        Some((pipeline, milter_config))
+    } else {
+        None
+    };
+
     let policy = if config.policy.enabled {
         let engine = Arc::new(Shared::new(build_engine(&loaded, store.clone())?));
         let listener = mxguard_policy::server::Listener::bind(
@@ -82,6 +114,16 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             _ = hup.recv() => {
                 match globals.load_config() {
                     Ok(new) => {
+                        if let Some((pipeline, milter_config)) = &milter {
+                            match mxguard_scan::Pipeline::new(&new) {
+                                Ok((p, _)) => {
+                                    pipeline.replace(p);
+                                    milter_config.replace(new.config.milter.clone());
+                                    tracing::info!("milter: configuration reloaded");
+                                }
+                                Err(e) => tracing::error!("reload refused, keeping the running configuration: {}", format_errors(&e)),
+                            }
+                        }
                         if let Some(p) = &policy {
                             match build_engine(&new, store.clone()) {
                                 Ok(e) => { p.replace(e); tracing::info!("policy: configuration reloaded"); }
@@ -98,7 +140,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     }
     tracing::info!("stopping: finishing sessions in flight");
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(DRAIN, async {
+    let drain = DRAIN.max(config.milter.shutdown_grace.as_duration() + Duration::from_secs(1));
+    let _ = tokio::time::timeout(drain, async {
         for t in tasks {
             let _ = t.await;
         }

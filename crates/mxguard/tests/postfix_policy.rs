@@ -11,7 +11,7 @@ use std::time::Duration;
 fn first_attempt_deferred_retry_after_delay_delivered() {
     let port = postfix::free_port();
     let config = format!(
-        "[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n[greylist]\ndelay = 3\nsender_pools = false\n[store]\ndata_dir = \"DATA_DIR\"\n"
+        "[milter]\nenabled = false\n[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n[greylist]\ndelay = 3\nsender_pools = false\n[store]\ndata_dir = \"DATA_DIR\"\n"
     );
     let _daemon = postfix::daemon(&config, port);
     let _postfix = postfix::configure(Some(port), None);

@@ -234,6 +234,9 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             );
         }
     }
+    for (key, message) in config.milter.validate() {
+        err(None, key, message);
+    }
     let lists = &config.policy.restrictions;
     for (stage, list) in [
         ("client", &lists.client),

@@ -114,7 +114,7 @@ pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, Strin
         "30",
     ];
     for h in headers {
-        args.push("--add-header");
+        args.push("--header");
         args.push(h);
     }
     let out = run("swaks", &args);
@@ -124,6 +124,15 @@ pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, Strin
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), transcript)
+}
+
+/// The delivered message (from root's mbox) whose text contains `needle`.
+pub fn message_with(needle: &str) -> String {
+    let mbox = wait_for_mail(needle);
+    mbox.split("\nFrom ")
+        .find(|m| m.contains(needle))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Waits until root's mailbox holds a message containing `needle`.

@@ -1,0 +1,843 @@
+//! The milter server: TCP (`host:port`) or a unix socket, one task per MTA
+//! connection, several messages per connection (ABORT between them).
+//!
+//! Each session collects the envelope from commands and macros, assembles
+//! the raw message (headers as received with CRLF, the blank line, the
+//! body) up to `max_message_size`, asks the [`Scanner`] before DATA and at
+//! end of message, and answers through [`crate::reply`]. A malformed packet
+//! or a time-out closes that session only, with one log line.
+//!
+//! Shutdown: the future passed to [`MilterServer::run`] resolving stops the
+//! accept loop; sessions between messages close at once, sessions in the
+//! middle of a message finish it; after `shutdown_grace` the rest are cut.
+
+use crate::Scanner;
+use crate::codec::{
+    Command, DEFAULT_MAX_FRAME, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, macro_stage,
+    parse_ip, proto,
+};
+use crate::reply::{self, Early, MessageFacts};
+use crate::stream::{FrameReader, ReadError};
+use mxguard_core::config::MilterConfig;
+use mxguard_core::envelope::strip_path;
+use mxguard_core::shared::Shared;
+use mxguard_core::{Envelope, SmtpStage, Verdict};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout};
+
+/// The actions mxguard asks the MTA for (kept only when offered).
+pub const WANTED_ACTIONS: u32 =
+    action::ADD_HEADERS | action::CHANGE_HEADERS | action::QUARANTINE | action::SET_SYMLIST;
+
+/// The protocol flags mxguard asks for (kept only when offered): skip DATA,
+/// EOH and unknown commands; no replies to headers, body chunks, EOH, DATA
+/// and unknown commands; header values with their leading space.
+pub const WANTED_PROTOCOL: u32 = proto::NO_DATA
+    | proto::NO_EOH
+    | proto::NO_UNKNOWN
+    | proto::NR_HDR
+    | proto::NR_BODY
+    | proto::NR_EOH
+    | proto::NR_DATA
+    | proto::NR_UNKN
+    | proto::HDR_LEADSPC;
+
+/// The macros mxguard asks for at each stage (when the MTA lets it).
+pub fn wanted_macros() -> Vec<(u32, String)> {
+    vec![
+        (
+            macro_stage::CONNECT,
+            "j {daemon_name} {client_addr} {client_name}".into(),
+        ),
+        (
+            macro_stage::MAIL,
+            "i {auth_authen} {mail_addr} {daemon_name}".into(),
+        ),
+        (macro_stage::RCPT, "i {rcpt_addr}".into()),
+        (macro_stage::EOM, "i".into()),
+    ]
+}
+
+/// A bound listener, so `mxguard serve` reports a bind error at start-up and
+/// tests can bind port 0.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// `host:port`, or an absolute path for a unix socket created with
+    /// permissions `mode`. A stale socket at that path is replaced; any
+    /// other kind of file there is an error.
+    pub async fn bind(listen: &str, mode: u32) -> io::Result<Listener> {
+        if listen.starts_with('/') {
+            let path = PathBuf::from(listen);
+            if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                use std::os::unix::fs::FileTypeExt;
+                if meta.file_type().is_socket() {
+                    std::fs::remove_file(&path)?;
+                } else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{listen} exists and is not a socket"),
+                    ));
+                }
+            }
+            let l = UnixListener::bind(&path)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            Ok(Listener::Unix(l, path))
+        } else {
+            Ok(Listener::Tcp(TcpListener::bind(listen).await?))
+        }
+    }
+
+    /// The TCP address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+}
+
+/// A bound milter server, ready to run.
+pub struct MilterServer {
+    listener: Listener,
+    config: Arc<Shared<MilterConfig>>,
+}
+
+impl MilterServer {
+    /// Binds `config.listen` (with `config.socket_mode` for a unix socket).
+    pub async fn bind(config: &MilterConfig) -> io::Result<MilterServer> {
+        let mode = config.socket_mode_bits().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "milter.socket_mode `{}` is not octal like 0660",
+                    config.socket_mode
+                ),
+            )
+        })?;
+        let listener = Listener::bind(&config.listen, mode).await?;
+        Ok(MilterServer {
+            listener,
+            config: Arc::new(Shared::new(config.clone())),
+        })
+    }
+
+    /// Serves on an already bound listener.
+    pub fn from_listener(listener: Listener, config: Arc<Shared<MilterConfig>>) -> MilterServer {
+        MilterServer { listener, config }
+    }
+
+    /// The TCP address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The live configuration: `replace` it on SIGHUP and new messages use
+    /// the new one (the listen address is not re-bound).
+    pub fn config(&self) -> Arc<Shared<MilterConfig>> {
+        self.config.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets sessions in flight finish
+    /// (at most `shutdown_grace`) and returns.
+    pub async fn run<F>(self, scanner: Arc<dyn Scanner>, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let MilterServer { listener, config } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut sessions: JoinSet<()> = JoinSet::new();
+        let ids = AtomicU64::new(0);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = accept(&listener) => match accepted {
+                    Ok(conn) => {
+                        let ctx = SessionCtx {
+                            id: ids.fetch_add(1, Ordering::Relaxed) + 1,
+                            scanner: scanner.clone(),
+                            config: config.clone(),
+                            stop: stop_rx.clone(),
+                        };
+                        match conn {
+                            Conn::Tcp(s, peer) => {
+                                sessions.spawn(run_session(s, peer.to_string(), ctx));
+                            }
+                            Conn::Unix(s) => {
+                                sessions.spawn(run_session(s, "unix".to_string(), ctx));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("milter: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                    if let Err(e) = done
+                        && e.is_panic()
+                    {
+                        tracing::error!("milter: a session failed: {e}");
+                    }
+                }
+            }
+        }
+        if let Listener::Unix(_, path) = &listener {
+            let _ = std::fs::remove_file(path);
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let grace = config.get().shutdown_grace.as_duration();
+        let drained = timeout(grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                sessions = sessions.len(),
+                "milter: sessions still open after the shutdown grace period; closing them"
+            );
+            sessions.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// Binds `config.listen` and serves until `shutdown` resolves.
+pub async fn serve<F>(
+    config: &MilterConfig,
+    scanner: Arc<dyn Scanner>,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
+    MilterServer::bind(config)
+        .await?
+        .run(scanner, shutdown)
+        .await
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Listener) -> io::Result<Conn> {
+    match l {
+        Listener::Tcp(t) => {
+            let (s, peer) = t.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok(Conn::Tcp(s, peer))
+        }
+        Listener::Unix(u, _) => Ok(Conn::Unix(u.accept().await?.0)),
+    }
+}
+
+struct SessionCtx {
+    id: u64,
+    scanner: Arc<dyn Scanner>,
+    config: Arc<Shared<MilterConfig>>,
+    stop: watch::Receiver<bool>,
+}
+
+async fn run_session<S>(stream: S, peer: String, ctx: SessionCtx)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let cfg = ctx.config.get();
+    let mut session = Session {
+        id: ctx.id,
+        peer,
+        scanner: ctx.scanner,
+        shared: ctx.config,
+        cfg,
+        negotiated: None,
+        macros: HashMap::new(),
+        conn: Envelope::default(),
+        conn_pending: None,
+        msg: None,
+    };
+    let mut reader = FrameReader::new(stream, DEFAULT_MAX_FRAME);
+    let mut stop = ctx.stop;
+    session.run(&mut reader, &mut stop).await;
+}
+
+/// The message being received.
+struct Message {
+    env: Envelope,
+    raw: Vec<u8>,
+    size: u64,
+    limit: u64,
+    oversized: bool,
+    in_content: bool,
+    headers_done: bool,
+    header_counts: HashMap<String, u32>,
+    subject: Option<Vec<u8>>,
+    /// A verdict from before DATA, applied at end of message without a scan.
+    pending: Option<Verdict>,
+}
+
+impl Message {
+    fn new(env: Envelope, limit: u64) -> Message {
+        Message {
+            env,
+            raw: Vec::new(),
+            size: 0,
+            limit,
+            oversized: false,
+            in_content: false,
+            headers_done: false,
+            header_counts: HashMap::new(),
+            subject: None,
+            pending: None,
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        if self.oversized {
+            return;
+        }
+        if self.size > self.limit {
+            self.oversized = true;
+            self.raw = Vec::new();
+            return;
+        }
+        self.raw.extend_from_slice(bytes);
+    }
+
+    /// `Name: value` + CRLF, folded lines with CRLF.
+    fn header(&mut self, name: &str, value: &[u8], leading_space: bool) {
+        self.in_content = true;
+        let lower = name.to_ascii_lowercase();
+        if lower == "subject" && self.subject.is_none() {
+            self.subject = Some(value.to_vec());
+        }
+        *self.header_counts.entry(lower).or_insert(0) += 1;
+        let mut line = Vec::with_capacity(name.len() + value.len() + 8);
+        line.extend_from_slice(name.as_bytes());
+        line.push(b':');
+        if !leading_space {
+            line.push(b' ');
+        }
+        let mut prev = 0u8;
+        for &b in value {
+            if b == b'\n' && prev != b'\r' {
+                line.push(b'\r');
+            }
+            line.push(b);
+            prev = b;
+        }
+        line.extend_from_slice(b"\r\n");
+        self.append(&line);
+    }
+
+    fn end_headers(&mut self) {
+        self.in_content = true;
+        if !self.headers_done {
+            self.headers_done = true;
+            self.append(b"\r\n");
+        }
+    }
+}
+
+struct Session {
+    id: u64,
+    peer: String,
+    scanner: Arc<dyn Scanner>,
+    shared: Arc<Shared<MilterConfig>>,
+    cfg: Arc<MilterConfig>,
+    /// The options agreed at OPTNEG.
+    negotiated: Option<OptNeg>,
+    /// Macro values by name without braces (`client_addr`, `i`).
+    macros: HashMap<String, String>,
+    /// What is known of the SMTP connection (ip, hostname, helo).
+    conn: Envelope,
+    /// A verdict made at connect or HELO, for every message of the connection.
+    conn_pending: Option<Verdict>,
+    msg: Option<Message>,
+}
+
+/// Macros that belong to one message and must not leak into the next.
+const MESSAGE_MACROS: &[&str] = &[
+    "i",
+    "auth_authen",
+    "auth_type",
+    "auth_author",
+    "mail_addr",
+    "mail_host",
+    "mail_mailer",
+    "rcpt_addr",
+    "rcpt_host",
+    "rcpt_mailer",
+];
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl Session {
+    fn protocol(&self) -> u32 {
+        self.negotiated.as_ref().map_or(0, |n| n.protocol)
+    }
+
+    fn leading_space(&self) -> bool {
+        self.protocol() & proto::HDR_LEADSPC != 0
+    }
+
+    /// Whether the MTA waits for a reply to this command.
+    fn expects_reply(&self, code: u8) -> bool {
+        let nr = match code {
+            cmd::CONNECT => proto::NR_CONN,
+            cmd::HELO => proto::NR_HELO,
+            cmd::MAIL => proto::NR_MAIL,
+            cmd::RCPT => proto::NR_RCPT,
+            cmd::DATA => proto::NR_DATA,
+            cmd::HEADER => proto::NR_HDR,
+            cmd::EOH => proto::NR_EOH,
+            cmd::BODY => proto::NR_BODY,
+            cmd::UNKNOWN => proto::NR_UNKN,
+            _ => 0,
+        };
+        self.protocol() & nr == 0
+    }
+
+    fn macro_value(&self, name: &str) -> Option<&str> {
+        self.macros
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    async fn run<S>(&mut self, reader: &mut FrameReader<S>, stop: &mut watch::Receiver<bool>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        loop {
+            let (wait, phase) = if self.negotiated.is_none() {
+                (self.cfg.negotiate_timeout, "option negotiation")
+            } else if self.msg.as_ref().is_some_and(|m| m.in_content) {
+                (self.cfg.content_timeout, "message content")
+            } else {
+                (self.cfg.command_timeout, "the next command")
+            };
+            let read = timeout(wait.as_duration(), reader.read_command());
+            let got = if self.msg.is_some() {
+                read.await
+            } else {
+                tokio::select! {
+                    r = read => r,
+                    _ = stop.wait_for(|s| *s) => {
+                        tracing::debug!(session = self.id, "milter: closing an idle session for shutdown");
+                        return;
+                    }
+                }
+            };
+            let command = match got {
+                Err(_) => {
+                    tracing::info!(
+                        session = self.id,
+                        peer = %self.peer,
+                        "milter: no data from the MTA for {:?} while waiting for {phase}; closing the connection",
+                        wait.as_duration()
+                    );
+                    return;
+                }
+                Ok(Err(ReadError::Codec(e))) => {
+                    tracing::warn!(
+                        session = self.id,
+                        peer = %self.peer,
+                        "milter: malformed packet, closing the connection: {e}"
+                    );
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(session = self.id, "milter: connection closed: {e}");
+                    return;
+                }
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(c))) => c,
+            };
+            let mut out = Vec::new();
+            let flow = self.handle(command, &mut out, reader).await;
+            if !out.is_empty() && reader.get_mut().write_all(&out).await.is_err() {
+                return;
+            }
+            if let Flow::Close = flow {
+                return;
+            }
+        }
+    }
+
+    /// Handles one command; replies are appended to `out`.
+    async fn handle<S>(
+        &mut self,
+        command: Command,
+        out: &mut Vec<u8>,
+        reader: &mut FrameReader<S>,
+    ) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let code = command.code();
+        let reply: Option<Reply> = match command {
+            Command::OptNeg(offer) => {
+                if offer.version < 2 {
+                    tracing::warn!(
+                        session = self.id,
+                        peer = %self.peer,
+                        "milter: MTA offers protocol version {}, closing the connection",
+                        offer.version
+                    );
+                    return Flow::Close;
+                }
+                let actions = offer.actions & WANTED_ACTIONS;
+                let agreed = OptNeg {
+                    version: offer.version.min(PROTOCOL_VERSION),
+                    actions,
+                    protocol: offer.protocol & WANTED_PROTOCOL,
+                    macros: if actions & action::SET_SYMLIST != 0 {
+                        wanted_macros()
+                    } else {
+                        Vec::new()
+                    },
+                };
+                tracing::debug!(
+                    session = self.id,
+                    "milter: MTA offers version {} actions {:#x} protocol {:#x}; agreed actions {:#x} protocol {:#x}",
+                    offer.version,
+                    offer.actions,
+                    offer.protocol,
+                    agreed.actions,
+                    agreed.protocol
+                );
+                self.negotiated = Some(agreed.clone());
+                Some(Reply::OptNeg(agreed))
+            }
+            Command::Macro { stage, pairs } => {
+                if stage == cmd::MAIL {
+                    for m in MESSAGE_MACROS {
+                        self.macros.remove(*m);
+                    }
+                }
+                for (name, value) in pairs {
+                    let name = name.trim_start_matches('{').trim_end_matches('}');
+                    self.macros.insert(name.to_string(), value);
+                }
+                None
+            }
+            Command::Connect {
+                hostname,
+                family,
+                address,
+                ..
+            } => {
+                self.new_connection();
+                self.conn.ip = match family {
+                    Family::Inet | Family::Inet6 => parse_ip(&address),
+                    _ => None,
+                }
+                .or_else(|| self.macro_value("client_addr").and_then(parse_ip));
+                self.conn.hostname = resolved_name(&hostname)
+                    .or_else(|| self.macro_value("client_name").and_then(resolved_name));
+                self.early_conn(SmtpStage::Connect)
+            }
+            Command::Helo(name) => {
+                self.conn.helo = Some(name).filter(|h| !h.is_empty());
+                self.early_conn(SmtpStage::Helo)
+            }
+            Command::Mail(args) => {
+                self.cfg = self.shared.get();
+                let mut env = self.conn.clone();
+                let from = args
+                    .first()
+                    .map(|a| strip_path(a).to_string())
+                    .or_else(|| self.macro_value("mail_addr").map(str::to_string));
+                env.mail_from = Some(from.unwrap_or_default());
+                env.user = self.macro_value("auth_authen").map(str::to_string);
+                env.queue_id = self.macro_value("i").map(str::to_string);
+                let mut msg = Message::new(env, self.cfg.max_message_size.0);
+                msg.pending = self.conn_pending.clone();
+                let early = self.scanner.early(SmtpStage::MailFrom, &msg.env);
+                self.msg = Some(msg);
+                match early {
+                    None => Some(Reply::Continue),
+                    Some(v) => match reply::early_reply(&self.cfg, SmtpStage::MailFrom, &v) {
+                        Early::Respond(r) => {
+                            self.log_early(SmtpStage::MailFrom, &v);
+                            // The MTA sends nothing more for this message.
+                            self.msg = None;
+                            Some(r)
+                        }
+                        Early::Defer => {
+                            if let Some(m) = self.msg.as_mut() {
+                                m.pending = Some(v);
+                            }
+                            Some(Reply::Continue)
+                        }
+                    },
+                }
+            }
+            Command::Rcpt(args) => {
+                let rcpt = args
+                    .first()
+                    .map(|a| strip_path(a).to_string())
+                    .or_else(|| self.macro_value("rcpt_addr").map(str::to_string))
+                    .unwrap_or_default();
+                let qid = self.macro_value("i").map(str::to_string);
+                let msg = self.message();
+                msg.env.rcpts.push(rcpt);
+                if qid.is_some() {
+                    msg.env.queue_id = qid;
+                }
+                let scanner = self.scanner.clone();
+                let early = scanner.early(SmtpStage::Rcpt, &self.message().env);
+                match early {
+                    None => Some(Reply::Continue),
+                    Some(v) => match reply::early_reply(&self.cfg, SmtpStage::Rcpt, &v) {
+                        Early::Respond(r) => {
+                            self.log_early(SmtpStage::Rcpt, &v);
+                            // That recipient is refused; the others go on.
+                            self.message().env.rcpts.pop();
+                            Some(r)
+                        }
+                        Early::Defer => {
+                            self.message().pending = Some(v);
+                            Some(Reply::Continue)
+                        }
+                    },
+                }
+            }
+            Command::Data => {
+                self.message().in_content = true;
+                Some(Reply::Continue)
+            }
+            Command::Header { name, value } => {
+                let lead = self.leading_space();
+                self.message().header(&name, &value, lead);
+                Some(Reply::Continue)
+            }
+            Command::Eoh => {
+                self.message().end_headers();
+                Some(Reply::Continue)
+            }
+            Command::Body(chunk) => {
+                let m = self.message();
+                m.end_headers();
+                m.append(&chunk);
+                Some(Reply::Continue)
+            }
+            Command::EndOfMessage(chunk) => {
+                let m = self.message();
+                m.end_headers();
+                if !chunk.is_empty() {
+                    m.append(&chunk);
+                }
+                self.end_of_message(out, reader).await;
+                None
+            }
+            Command::Abort => {
+                self.msg = None;
+                for m in MESSAGE_MACROS {
+                    self.macros.remove(*m);
+                }
+                None
+            }
+            Command::Quit => return Flow::Close,
+            Command::QuitNc => {
+                self.new_connection();
+                self.macros.clear();
+                None
+            }
+            Command::Unknown(_) => Some(Reply::Continue),
+        };
+        if let Some(r) = reply
+            && (matches!(r, Reply::OptNeg(_)) || self.expects_reply(code))
+        {
+            r.encode(out);
+        }
+        Flow::Continue
+    }
+
+    fn new_connection(&mut self) {
+        self.conn = Envelope::default();
+        self.conn_pending = None;
+        self.msg = None;
+    }
+
+    /// The current message; one is started if the MTA skipped MAIL.
+    fn message(&mut self) -> &mut Message {
+        let limit = self.cfg.max_message_size.0;
+        let conn = &self.conn;
+        let pending = &self.conn_pending;
+        self.msg.get_or_insert_with(|| {
+            let mut m = Message::new(conn.clone(), limit);
+            m.pending = pending.clone();
+            m
+        })
+    }
+
+    /// An early check at connect or HELO.
+    fn early_conn(&mut self, stage: SmtpStage) -> Option<Reply> {
+        let Some(v) = self.scanner.early(stage, &self.conn) else {
+            return Some(Reply::Continue);
+        };
+        match reply::early_reply(&self.cfg, stage, &v) {
+            Early::Respond(r) => {
+                self.log_early(stage, &v);
+                Some(r)
+            }
+            Early::Defer => {
+                self.conn_pending = Some(v);
+                Some(Reply::Continue)
+            }
+        }
+    }
+
+    fn log_early(&self, stage: SmtpStage, v: &Verdict) {
+        tracing::info!(
+            session = self.id,
+            ip = ?self.conn.ip,
+            stage = ?stage,
+            action = %v.action,
+            forced_by = v.forced_by.as_deref().unwrap_or(""),
+            "milter: early verdict"
+        );
+    }
+
+    async fn end_of_message<S>(&mut self, out: &mut Vec<u8>, reader: &mut FrameReader<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let Some(mut msg) = self.msg.take() else {
+            return;
+        };
+        if let Some(q) = self.macro_value("i") {
+            msg.env.queue_id = Some(q.to_string());
+        }
+        let negotiated = self.negotiated.clone().unwrap_or_default();
+        let replies = if let Some(v) = msg.pending.take() {
+            tracing::debug!(session = self.id, queue_id = ?msg.env.queue_id, action = %v.action, "milter: verdict from before DATA, not scanned");
+            reply::final_replies(&self.cfg, &v, &self.facts(&msg, &negotiated))
+        } else if msg.oversized {
+            tracing::info!(
+                session = self.id,
+                queue_id = ?msg.env.queue_id,
+                size = msg.size,
+                "milter: message over max_message_size, not scanned"
+            );
+            reply::oversize_replies(&self.cfg, msg.size, &self.facts(&msg, &negotiated))
+        } else {
+            let raw = std::mem::take(&mut msg.raw);
+            match self.scan(msg.env.clone(), raw, reader).await {
+                Some(v) => {
+                    tracing::debug!(
+                        session = self.id,
+                        queue_id = ?msg.env.queue_id,
+                        action = %v.action,
+                        score = v.score,
+                        "milter: scanned"
+                    );
+                    reply::final_replies(&self.cfg, &v, &self.facts(&msg, &negotiated))
+                }
+                None => vec![reply::scan_failed_reply()],
+            }
+        };
+        for r in &replies {
+            r.encode(out);
+        }
+    }
+
+    fn facts<'a>(&'a self, msg: &'a Message, negotiated: &OptNeg) -> MessageFacts<'a> {
+        MessageFacts {
+            envelope: &msg.env,
+            header_counts: &msg.header_counts,
+            subject: msg.subject.as_deref(),
+            leading_space: negotiated.protocol & proto::HDR_LEADSPC != 0,
+            mta_hostname: self.macro_value("j"),
+            actions: negotiated.actions,
+        }
+    }
+
+    /// Runs the scan on the blocking pool, sending PROGRESS while it runs.
+    /// `None` when it failed or took longer than `scan_timeout`.
+    async fn scan<S>(
+        &self,
+        env: Envelope,
+        raw: Vec<u8>,
+        reader: &mut FrameReader<S>,
+    ) -> Option<Verdict>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let scanner = self.scanner.clone();
+        let queue_id = env.queue_id.clone();
+        let mut task = tokio::task::spawn_blocking(move || scanner.scan(&env, &raw));
+        let every = self
+            .cfg
+            .progress_interval
+            .as_duration()
+            .max(Duration::from_millis(10));
+        let deadline = tokio::time::sleep(self.cfg.scan_timeout.as_duration());
+        tokio::pin!(deadline);
+        let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+        let progress = Reply::Progress.to_bytes();
+        let mut mta_gone = false;
+        loop {
+            tokio::select! {
+                done = &mut task => {
+                    return match done {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            tracing::error!(session = self.id, ?queue_id, "milter: the scan failed: {e}");
+                            None
+                        }
+                    };
+                }
+                _ = ticks.tick() => {
+                    if !mta_gone && reader.get_mut().write_all(&progress).await.is_err() {
+                        mta_gone = true;
+                    }
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(
+                        session = self.id,
+                        ?queue_id,
+                        "milter: the scan took longer than scan_timeout ({:?}); answering tempfail",
+                        self.cfg.scan_timeout.as_duration()
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The client's host name from CONNECT or `{client_name}`: `None` when the
+/// MTA could not resolve it (`unknown`, or an address in brackets).
+fn resolved_name(name: &str) -> Option<String> {
+    let n = name.trim();
+    if n.is_empty() || n.eq_ignore_ascii_case("unknown") || n.starts_with('[') {
+        None
+    } else {
+        Some(n.to_string())
+    }
+}

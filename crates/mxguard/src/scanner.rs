@@ -1,0 +1,44 @@
+//! The milter's `Scanner`, over the one scan pipeline: early verdicts at
+//! the SMTP stages, the full scan at end of message, and the verdict
+//! recorded in the store's history and counters.
+
+use crate::history_cmd::row;
+use mxguard_core::shared::Shared;
+use mxguard_core::{Envelope, SmtpStage, Verdict};
+use mxguard_scan::Pipeline;
+use mxguard_store::{Counters, History};
+use std::time::Instant;
+
+pub struct PipelineScanner {
+    pub pipeline: std::sync::Arc<Shared<Pipeline>>,
+    pub history: History,
+    pub counters: Counters,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl mxguard_milter::Scanner for PipelineScanner {
+    fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
+        let v = self.pipeline.get().early(stage, envelope)?;
+        let (counters, action) = (self.counters.clone(), v.action);
+        self.runtime.spawn(async move {
+            let _ = counters.incr(&format!("early:{action}"), 1).await;
+        });
+        Some(v)
+    }
+
+    fn scan(&self, envelope: &Envelope, message: &[u8]) -> Verdict {
+        let started = Instant::now();
+        let v = self.pipeline.get().scan(envelope, message);
+        let r = row(envelope, message, &v, started.elapsed().as_secs_f64() * 1000.0);
+        let (history, counters) = (self.history.clone(), self.counters.clone());
+        // Recorded behind the reply: the store's commit must not hold up Postfix.
+        self.runtime.spawn(async move {
+            if let Err(e) = history.push(&r).await {
+                tracing::error!("history: {e}");
+            }
+            let _ = counters.incr("scanned", 1).await;
+            let _ = counters.incr(&format!("action:{}", r.action), 1).await;
+        });
+        v
+    }
+}

@@ -29,7 +29,12 @@ impl mxguard_milter::Scanner for PipelineScanner {
     fn scan(&self, envelope: &Envelope, message: &[u8]) -> Verdict {
         let started = Instant::now();
         let v = self.pipeline.get().scan(envelope, message);
-        let r = row(envelope, message, &v, started.elapsed().as_secs_f64() * 1000.0);
+        let r = row(
+            envelope,
+            message,
+            &v,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         let (history, counters) = (self.history.clone(), self.counters.clone());
         // Recorded behind the reply: the store's commit must not hold up Postfix.
         self.runtime.spawn(async move {

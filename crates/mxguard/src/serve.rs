@@ -48,14 +48,20 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let mut tasks = Vec::new();
 
     let milter = if config.milter.enabled {
-        let (pipeline, warnings) = mxguard_scan::Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
+        let (pipeline, warnings) =
+            mxguard_scan::Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
         for w in warnings {
             tracing::warn!("{w}");
         }
         let pipeline = Arc::new(Shared::new(pipeline));
         let server = mxguard_milter::MilterServer::bind(&config.milter)
             .await
-            .map_err(|e| format!("milter: cannot listen on {} ([milter] listen): {e}", config.milter.listen))?;
+            .map_err(|e| {
+                format!(
+                    "milter: cannot listen on {} ([milter] listen): {e}",
+                    config.milter.listen
+                )
+            })?;
         tracing::info!(listen = %config.milter.listen, "milter listening");
         let scanner = Arc::new(crate::scanner::PipelineScanner {
             pipeline: pipeline.clone(),

@@ -25,7 +25,11 @@ fn mailbox() -> String {
 fn verdicts_through_postfix() {
     let dir = tempfile::tempdir().unwrap();
     let senders = dir.path().join("senders.map");
-    std::fs::write(&senders, "@blocked.example REJECT Sender blocked by policy\n").unwrap();
+    std::fs::write(
+        &senders,
+        "@blocked.example REJECT Sender blocked by policy\n",
+    )
+    .unwrap();
     let port = postfix::free_port();
     let extra = format!(
         "[[multimap]]\nname = \"BAD_SENDER\"\ntype = \"from\"\nmap = \"{}\"\nprefilter = true\n",
@@ -35,41 +39,93 @@ fn verdicts_through_postfix() {
     let _postfix = postfix::configure(None, Some(port));
 
     // GTUBE: 554 5.7.1 with the text, nothing delivered.
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: gtube"], GTUBE);
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: gtube"],
+        GTUBE,
+    );
     assert!(!ok, "{t}");
-    assert!(t.contains("554 5.7.1") && t.contains("Gtube pattern"), "{t}");
+    assert!(
+        t.contains("554 5.7.1") && t.contains("Gtube pattern"),
+        "{t}"
+    );
 
     // Ham: delivered, with the verdict headers, and a forged flag removed.
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: hello there", "X-Spam-Flag: YES"], "ham body");
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: hello there", "X-Spam-Flag: YES"],
+        "ham body",
+    );
     assert!(ok, "{t}");
     let m = message_with("ham body");
     assert!(m.contains("X-Spam-Status: No, score="), "{m}");
     assert!(m.contains("X-Spamd-Result: default: False ["), "{m}");
-    assert!(!m.contains("X-Spam-Flag"), "the sender's forged X-Spam-Flag is gone:\n{m}");
+    assert!(
+        !m.contains("X-Spam-Flag"),
+        "the sender's forged X-Spam-Flag is gone:\n{m}"
+    );
 
     // A blocklisted sender is refused at MAIL FROM, before any data.
-    let (ok, t) = swaks("x@blocked.example", "root@localhost", &["Subject: hi"], "blocked body");
+    let (ok, t) = swaks(
+        "x@blocked.example",
+        "root@localhost",
+        &["Subject: hi"],
+        "blocked body",
+    );
     assert!(!ok, "{t}");
-    let mail_line = t.lines().position(|l| l.contains("MAIL FROM:")).expect("MAIL FROM in transcript");
-    let reply = t.lines().skip(mail_line + 1).find(|l| l.starts_with("<~") || l.starts_with("<**")).unwrap_or("");
-    assert!(reply.contains("5.7.1") && reply.contains("Sender blocked by policy"), "rejected at MAIL FROM: {reply}\n{t}");
+    let mail_line = t
+        .lines()
+        .position(|l| l.contains("MAIL FROM:"))
+        .expect("MAIL FROM in transcript");
+    let reply = t
+        .lines()
+        .skip(mail_line + 1)
+        .find(|l| l.starts_with("<~") || l.starts_with("<**"))
+        .unwrap_or("");
+    assert!(
+        reply.contains("5.7.1") && reply.contains("Sender blocked by policy"),
+        "rejected at MAIL FROM: {reply}\n{t}"
+    );
     assert!(!t.contains("DATA"), "no DATA was sent: {t}");
 
     // Greylist-scored mail: 451 at end of data.
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: greylist-me"], "grey body");
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: greylist-me"],
+        "grey body",
+    );
     assert!(!ok, "{t}");
     assert!(t.contains("451 4.7.1"), "{t}");
 
     // add_header-scored mail: delivered with X-Spam-Flag: YES.
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: add-header-me"], "flag body");
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: add-header-me"],
+        "flag body",
+    );
     assert!(ok, "{t}");
     let m = message_with("flag body");
     assert!(m.contains("X-Spam-Flag: YES"), "{m}");
-    assert!(m.contains("X-Spam-Status: Yes, score=7.00 required=15.00"), "{m}");
-    assert!(m.contains("T_HEADER(7.00)"), "X-Spamd-Result lists the symbols: {m}");
+    assert!(
+        m.contains("X-Spam-Status: Yes, score=7.00 required=15.00"),
+        "{m}"
+    );
+    assert!(
+        m.contains("T_HEADER(7.00)"),
+        "X-Spamd-Result lists the symbols: {m}"
+    );
 
     // rewrite_subject: the Subject is prefixed.
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: rewrite-me now"], "rewrite body");
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: rewrite-me now"],
+        "rewrite body",
+    );
     assert!(ok, "{t}");
     let m = message_with("rewrite body");
     assert!(m.contains("Subject: ***SPAM*** rewrite-me now"), "{m}");
@@ -91,7 +147,12 @@ fn a_blocklisted_client_is_refused_before_data() {
     );
     let _daemon = postfix::daemon(&config(port, &extra), port);
     let _postfix = postfix::configure(None, Some(port));
-    let (ok, t) = swaks("a@sender.example", "root@localhost", &["Subject: hi"], "client body");
+    let (ok, t) = swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: hi"],
+        "client body",
+    );
     assert!(!ok, "{t}");
     // Postfix answers a milter's reject at connect with its own 554 text.
     assert!(t.contains("<** 554") || t.contains("Client blocked"), "{t}");
@@ -109,8 +170,17 @@ fn fifty_concurrent_sessions_each_get_their_verdict() {
         .map(|i| {
             std::thread::spawn(move || {
                 let spam = i % 2 == 0;
-                let body = if spam { format!("{GTUBE} n{i}") } else { format!("ham number {i} end") };
-                let (ok, t) = swaks("a@sender.example", "root@localhost", &[&format!("Subject: concurrent {i}")], &body);
+                let body = if spam {
+                    format!("{GTUBE} n{i}")
+                } else {
+                    format!("ham number {i} end")
+                };
+                let (ok, t) = swaks(
+                    "a@sender.example",
+                    "root@localhost",
+                    &[&format!("Subject: concurrent {i}")],
+                    &body,
+                );
                 (i, spam, ok, t)
             })
         })
@@ -118,7 +188,10 @@ fn fifty_concurrent_sessions_each_get_their_verdict() {
     for h in handles {
         let (i, spam, ok, t) = h.join().unwrap();
         if spam {
-            assert!(!ok && t.contains("554 5.7.1"), "session {i} (GTUBE) must be rejected: {t}");
+            assert!(
+                !ok && t.contains("554 5.7.1"),
+                "session {i} (GTUBE) must be rejected: {t}"
+            );
         } else {
             assert!(ok, "session {i} (ham) must be accepted: {t}");
         }
@@ -128,6 +201,9 @@ fn fifty_concurrent_sessions_each_get_their_verdict() {
     }
     let m = mailbox();
     for i in (0..50).step_by(2) {
-        assert!(!m.contains(&format!("concurrent {i}\n")), "GTUBE message {i} was delivered");
+        assert!(
+            !m.contains(&format!("concurrent {i}\n")),
+            "GTUBE message {i} was delivered"
+        );
     }
 }

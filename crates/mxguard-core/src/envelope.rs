@@ -21,6 +21,9 @@ pub struct Envelope {
     pub user: Option<String>,
     /// MTA queue id, for logs and history.
     pub queue_id: Option<String>,
+    /// The MTA service that received the message (`{daemon_name}`, e.g.
+    /// Postfix's `smtpd` or a submission service name).
+    pub daemon_name: Option<String>,
 }
 
 impl Envelope {

@@ -574,6 +574,7 @@ impl Session {
                 env.mail_from = Some(from.unwrap_or_default());
                 env.user = self.macro_value("auth_authen").map(str::to_string);
                 env.queue_id = self.macro_value("i").map(str::to_string);
+                env.daemon_name = self.macro_value("daemon_name").map(str::to_string);
                 let mut msg = Message::new(env, self.cfg.max_message_size.0);
                 msg.pending = self.conn_pending.clone();
                 let early = self.scanner.early(SmtpStage::MailFrom, &msg.env);

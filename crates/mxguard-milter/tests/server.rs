@@ -272,6 +272,7 @@ async fn every_stage_builds_the_envelope_and_the_raw_message() {
     assert_eq!(env.rcpts, ["b@example.org", "c@example.org"]);
     assert_eq!(env.user.as_deref(), Some("joe"));
     assert_eq!(env.queue_id.as_deref(), Some("4ABC123"));
+    assert_eq!(env.daemon_name.as_deref(), Some("mxtest"));
     assert_eq!(
         String::from_utf8_lossy(raw),
         "Received: from x\r\n\tby y\r\nSubject: hi\r\n there\r\nX-A:b\r\n\r\nbody line\r\n\r\nend\r\n"

@@ -70,6 +70,7 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
         rcpts: args.rcpt.clone(),
         user: args.user.clone(),
         queue_id: None,
+        daemon_name: None,
     };
     let multi = args.inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let walker = Mutex::new(Walker::new(&args.inputs));

@@ -286,3 +286,22 @@ fn recorded_scans_fill_history_and_counters() {
         "{s}"
     );
 }
+
+#[test]
+fn every_toml_example_in_the_readme_is_valid() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 3);
+    for b in blocks {
+        if let Err(e) = mxguard_core::config::load_str(b, "README.md") {
+            panic!("README example does not load: {e:?}\n{b}");
+        }
+    }
+}

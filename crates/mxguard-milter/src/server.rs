@@ -22,16 +22,15 @@ use mxguard_core::config::MilterConfig;
 use mxguard_core::envelope::strip_path;
 use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, SmtpStage, Verdict};
+pub use mxguard_net::Listener;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
@@ -67,49 +66,6 @@ pub fn wanted_macros() -> Vec<(u32, String)> {
         (macro_stage::RCPT, "i {rcpt_addr}".into()),
         (macro_stage::EOM, "i".into()),
     ]
-}
-
-/// A bound listener, so `mxguard serve` reports a bind error at start-up and
-/// tests can bind port 0.
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    /// `host:port`, or an absolute path for a unix socket created with
-    /// permissions `mode`. A stale socket at that path is replaced; any
-    /// other kind of file there is an error.
-    pub async fn bind(listen: &str, mode: u32) -> io::Result<Listener> {
-        if listen.starts_with('/') {
-            let path = PathBuf::from(listen);
-            if let Ok(meta) = std::fs::symlink_metadata(&path) {
-                use std::os::unix::fs::FileTypeExt;
-                if meta.file_type().is_socket() {
-                    std::fs::remove_file(&path)?;
-                } else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        format!("{listen} exists and is not a socket"),
-                    ));
-                }
-            }
-            let l = UnixListener::bind(&path)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            Ok(Listener::Unix(l, path))
-        } else {
-            Ok(Listener::Tcp(TcpListener::bind(listen).await?))
-        }
-    }
-
-    /// The TCP address (with the real port when bound to port 0).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix(..) => None,
-        }
-    }
 }
 
 /// A bound milter server, ready to run.
@@ -167,22 +123,15 @@ impl MilterServer {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = accept(&listener) => match accepted {
-                    Ok(conn) => {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
                         let ctx = SessionCtx {
                             id: ids.fetch_add(1, Ordering::Relaxed) + 1,
                             scanner: scanner.clone(),
                             config: config.clone(),
                             stop: stop_rx.clone(),
                         };
-                        match conn {
-                            Conn::Tcp(s, peer) => {
-                                sessions.spawn(run_session(s, peer.to_string(), ctx));
-                            }
-                            Conn::Unix(s) => {
-                                sessions.spawn(run_session(s, "unix".to_string(), ctx));
-                            }
-                        }
+                        sessions.spawn(run_session(stream, peer, ctx));
                     }
                     Err(e) => {
                         tracing::warn!("milter: accept failed: {e}");
@@ -197,9 +146,6 @@ impl MilterServer {
                     }
                 }
             }
-        }
-        if let Listener::Unix(_, path) = &listener {
-            let _ = std::fs::remove_file(path);
         }
         drop(listener);
         let _ = stop_tx.send(true);
@@ -232,22 +178,6 @@ where
         .await?
         .run(scanner, shutdown)
         .await
-}
-
-enum Conn {
-    Tcp(tokio::net::TcpStream, SocketAddr),
-    Unix(tokio::net::UnixStream),
-}
-
-async fn accept(l: &Listener) -> io::Result<Conn> {
-    match l {
-        Listener::Tcp(t) => {
-            let (s, peer) = t.accept().await?;
-            let _ = s.set_nodelay(true);
-            Ok(Conn::Tcp(s, peer))
-        }
-        Listener::Unix(u, _) => Ok(Conn::Unix(u.accept().await?.0)),
-    }
 }
 
 struct SessionCtx {

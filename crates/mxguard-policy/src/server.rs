@@ -5,49 +5,12 @@ use crate::engine::Engine;
 use crate::protocol::{RequestBuilder, answer};
 use mxguard_core::shared::Shared;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-/// A bound listener, so `serve` can report a bind error at start-up and
-/// tests can bind port 0.
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    /// `host:port`, or an absolute path for a unix socket with `mode`.
-    pub async fn bind(listen: &str, mode: &str) -> io::Result<Listener> {
-        if listen.starts_with('/') {
-            let path = PathBuf::from(listen);
-            let _ = std::fs::remove_file(&path);
-            let l = UnixListener::bind(&path)?;
-            let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("policy.socket_mode `{mode}` is not octal like 0660"),
-                )
-            })?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            Ok(Listener::Unix(l, path))
-        } else {
-            Ok(Listener::Tcp(TcpListener::bind(listen).await?))
-        }
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix(..) => None,
-        }
-    }
-}
+pub use mxguard_net::Listener;
 
 /// Serves until `shutdown` turns true, then lets open connections finish
 /// their current request.
@@ -58,12 +21,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let accepted: io::Result<Box<dyn Conn>> = tokio::select! {
+        let accepted = tokio::select! {
             _ = shutdown.changed() => break,
-            r = accept(&listener) => r,
+            r = listener.accept() => r,
         };
         match accepted {
-            Ok(conn) => {
+            Ok((conn, _peer)) => {
                 let engine = engine.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move { handle(conn, engine, idle, shutdown).await });
@@ -74,27 +37,10 @@ pub async fn serve(
             }
         }
     }
-    if let Listener::Unix(_, path) = &listener {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
-
-async fn accept(l: &Listener) -> io::Result<Box<dyn Conn>> {
-    match l {
-        Listener::Tcp(t) => {
-            let (s, _) = t.accept().await?;
-            let _ = s.set_nodelay(true);
-            Ok(Box::new(s))
-        }
-        Listener::Unix(u, _) => Ok(Box::new(u.accept().await?.0)),
-    }
 }
 
 async fn handle(
-    conn: Box<dyn Conn>,
+    conn: Box<dyn mxguard_net::Stream>,
     engine: Arc<Shared<Engine>>,
     idle: Duration,
     shutdown: watch::Receiver<bool>,

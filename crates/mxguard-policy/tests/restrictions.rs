@@ -221,9 +221,7 @@ async fn unix_socket_with_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.sock");
     let s = start("").await;
-    let listener = Listener::bind(path.to_str().unwrap(), "0660")
-        .await
-        .unwrap();
+    let listener = Listener::bind(path.to_str().unwrap(), 0o660).await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     let shared = std::sync::Arc::new(mxguard_core::shared::Shared::new(

@@ -86,17 +86,15 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
 
     let policy = if config.policy.enabled {
         let engine = Arc::new(Shared::new(build_engine(&loaded, store.clone())?));
-        let listener = mxguard_policy::server::Listener::bind(
-            &config.policy.listen,
-            &config.policy.socket_mode,
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "policy: cannot listen on {} ([policy] listen): {e}",
-                config.policy.listen
-            )
-        })?;
+        let mode = mxguard_core::config::parse_mode(&config.policy.socket_mode).unwrap_or(0o666);
+        let listener = mxguard_policy::server::Listener::bind(&config.policy.listen, mode)
+            .await
+            .map_err(|e| {
+                format!(
+                    "policy: cannot listen on {} ([policy] listen): {e}",
+                    config.policy.listen
+                )
+            })?;
         tracing::info!(listen = %config.policy.listen, "policy server listening");
         tasks.push(tokio::spawn(mxguard_policy::server::serve(
             listener,

@@ -256,6 +256,16 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             }
         }
     }
+    if super::parse_mode(&config.policy.socket_mode).is_none() {
+        err(
+            None,
+            "policy.socket_mode".into(),
+            format!(
+                "`{}` is not an octal mode like 0660",
+                config.policy.socket_mode
+            ),
+        );
+    }
     for (i, n) in config.policy.mynetworks.iter().enumerate() {
         if let Err(e) = crate::iptable::parse_network(n) {
             err(None, format!("policy.mynetworks[{i}]"), e);

@@ -184,7 +184,8 @@ impl MilterHeaders {
     }
 }
 
-fn parse_mode(mode: &str) -> Option<u32> {
+/// Parses an octal permission string for a unix socket, like `0660`.
+pub fn parse_mode(mode: &str) -> Option<u32> {
     let m = mode.trim();
     let m = m.strip_prefix("0o").unwrap_or(m);
     if m.is_empty() {

@@ -10,7 +10,7 @@ mod policy;
 mod units;
 
 pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
-pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction};
+pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, parse_mode};
 pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 

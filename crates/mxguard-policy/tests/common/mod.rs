@@ -38,7 +38,7 @@ pub async fn start(config: &str) -> Server {
     assert!(warnings.is_empty(), "{warnings:?}");
     let shared = Arc::new(mxguard_core::shared::Shared::new(engine));
     let engine = shared.get();
-    let listener = Listener::bind("127.0.0.1:0", "0666").await.unwrap();
+    let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = watch::channel(false);
     tokio::spawn(serve(listener, shared, Duration::from_secs(30), rx));

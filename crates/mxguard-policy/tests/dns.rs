@@ -88,7 +88,7 @@ fn client_at(ip: &str) -> Vec<(&str, &str)> {
 async fn rbl_and_rhsbl_against_a_real_dns_server() {
     let d = dnsmasq(RECORDS);
     let config = format!(
-        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy.restrictions]\nclient = [\"reject_rbl_client zen.test=127.0.0.[2..10]\"]\nsender = [\"reject_rhsbl_sender dbl.test\"]\nhelo = [\"reject_unknown_helo_hostname\"]\nrecipient = [\"reject_unknown_sender_domain\"]\n",
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n[policy.restrictions]\nclient = [\"reject_rbl_client zen.test=127.0.0.[2..10]\"]\nsender = [\"reject_rhsbl_sender dbl.test\"]\nhelo = [\"reject_unknown_helo_hostname\"]\nrecipient = [\"reject_unknown_sender_domain\"]\n",
         d.port
     );
     let s = start(&config).await;
@@ -200,7 +200,7 @@ async fn a_retry_from_the_senders_pool_passes_greylisting() {
          txt-record=spf.example,\"v=spf1 ip4:203.0.113.0/24 -all\"\n",
     );
     let config = format!(
-        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy]\nmynetworks = []\n[greylist]\ndelay = 1\nauto_whitelist_clients = 0\n",
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n[policy]\nmynetworks = []\n[greylist]\ndelay = 1\nauto_whitelist_clients = 0\n",
         d.port
     );
     let s = start(&config).await;
@@ -251,7 +251,7 @@ async fn unknown_client_hostnames() {
         "host-record=good.client.test,192.0.2.77\nptr-record=78.2.0.192.in-addr.arpa,liar.client.test\n",
     );
     let config = format!(
-        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"500ms\"\nattempts = 1\n[policy.restrictions]\nclient = [\"reject_unknown_client_hostname\"]\nhelo = [\"reject_unknown_reverse_client_hostname\"]\n",
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n[policy.restrictions]\nclient = [\"reject_unknown_client_hostname\"]\nhelo = [\"reject_unknown_reverse_client_hostname\"]\n",
         d.port
     );
     let s = start(&config).await;

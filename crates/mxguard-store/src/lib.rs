@@ -1,90 +1,136 @@
-//! mxguard-store: all persistent state, behind one interface.
+//! mxguard-store: all of mxguard's persistent state, behind one interface.
 //!
 //! It owns the [`Store`] trait, its embedded backend ([`EmbeddedStore`],
-//! redb) and the typed operations built once on top of any backend
-//! ([`History`], [`Counters`]). Later: greylist triplets, bans, rate limits
-//! and the classifier model use the same primitives. It knows nothing about
-//! mail or checks.
+//! one redb file) and the typed operations built once on top of any backend
+//! ([`History`], [`Counters`]). Greylist triplets, bans, rate limits and the
+//! classifier model use the same primitives. It knows nothing about mail or
+//! checks: callers decide what a key means, this crate only keeps it safe.
 //!
 //! The primitives are the ones both an embedded file and Redis do well:
-//! get/set with a time-to-live, atomic counters with a TTL set on creation
-//! (INCRBY + EXPIRE NX), bounded lists (LPUSH + LTRIM), prefix scans for
-//! admin listings, and blobs. The trait is async (boxed futures, so it is
-//! object-safe as `Arc<dyn Store>`) so that a Redis backend can be added
-//! behind it without touching callers.
+//! get/set with a time-to-live, atomic counters whose TTL is set when they
+//! are created (INCRBY + EXPIRE NX: a rate-limit window), bounded lists
+//! (LPUSH + LTRIM), prefix scans for admin listings, and blobs. The trait
+//! is async with boxed futures, so it is object-safe (`Arc<dyn Store>`) and
+//! a Redis backend (single node or Cluster) can be added behind it without
+//! touching callers.
 //!
-//! Key naming: `<kind>:<id>`, e.g. `history`, `counter:scanned`,
-//! `grey:<client>/<sender>/<rcpt>`, `ban:<ip>`, `rate:<key>:<window>:<bucket>`.
-//! A Redis Cluster backend will hash-tag the kind (`{grey}:…`) where
-//! multi-key operations need one slot.
+//! # Keys
+//!
+//! Keys are UTF-8 strings `<kind>:<id>`, the kind naming the owner:
+//!
+//! | key | kind of value |
+//! |---|---|
+//! | `history` | list of JSON [`HistoryRow`]s, newest first |
+//! | `counter:<name>` | counter ([`Counters`]) |
+//! | `bayes:<…>` | classifier model, version, lock, learned messages |
+//! | `grey:<client>/<sender>/<rcpt>` (or its digest) | greylist triplet |
+//! | `greyawl:<client>` | greylist auto-whitelist counter |
+//! | `ban:<ip>` | ban record |
+//! | `rate:<name>:<value>:<window>:<bucket>` | rate-limit window (an `incr` with a TTL) |
+//!
+//! A key holds one kind of value: a string/counter or a list, never both
+//! (Redis would answer WRONGTYPE). Do not scan a prefix that covers lists.
+//!
+//! Redis Cluster puts keys in slots by hash. Operations on one key need
+//! nothing. Multi-key operations ([`Store::get_many`]) are cheapest when
+//! their keys share a hash tag (`{grey}:…`): the Redis backend is expected
+//! to add the tag from the kind, so callers keep writing plain keys.
+//! A prefix scan visits every master: it is for admin listings only, never
+//! for the per-message path.
 
 mod embedded;
+mod error;
 mod typed;
 
-pub use embedded::EmbeddedStore;
-pub use typed::{Counters, History, HistoryRow};
+pub use embedded::{Clock, EmbeddedStore, SystemClock, WriterStats};
+pub use error::{ErrorKind, StoreError};
+pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// A boxed future, so [`Store`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A store operation failed. The message names the store and what to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
+/// The result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Keys with their values, from a prefix scan.
 pub type Entries = Vec<(String, Vec<u8>)>;
 
 /// The state interface every backend implements.
+///
+/// A write future resolves `Ok` only once the write is durable (for the
+/// embedded backend: committed and fsynced). Requests are sent on the first
+/// poll, so dropping a write future after that does not undo the write, as
+/// with a command already sent to Redis.
+///
+/// Expired entries are absent to every read at once; [`Store::purge_expired`]
+/// only reclaims their space.
 pub trait Store: Send + Sync {
+    /// What and where this store is (`embedded store /var/lib/mxguard/mxguard.redb`),
+    /// for logs and error messages.
+    fn describe(&self) -> String;
+
+    /// The value of a string or counter key.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
+
     /// Several keys in one round trip (Redis MGET), in the order asked.
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>>;
-    /// Sets a value; `ttl` makes it expire (reads treat it as absent after).
+
+    /// Sets a value. `ttl` makes it expire; `None` makes it permanent (and
+    /// clears an earlier TTL, like Redis SET).
     fn set<'a>(
         &'a self,
         key: &'a str,
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>>;
-    /// Removes a key; true if it was there.
+
+    /// Removes a key of any kind (value, counter or list); true if it was there.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
-    /// Adds `by` atomically and returns the new value. The TTL is set only
-    /// when the counter is created, so it measures a fixed window.
+
+    /// Adds `by` atomically and returns the new value; a missing key counts
+    /// as 0. `ttl` is applied only when the key has no expiry (in practice,
+    /// when it is created), so it measures a fixed window: INCRBY + EXPIRE
+    /// NX. Counters are stored as decimal text (Redis-compatible). Errors
+    /// ([`ErrorKind::Invalid`]) if the key holds something else or the sum
+    /// overflows.
     fn incr<'a>(
         &'a self,
         key: &'a str,
         by: i64,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>>;
-    /// Pushes to the front of a list and keeps at most `max_len` items.
+
+    /// Pushes to the front of a list and keeps the newest `max_len` items
+    /// (at least one): LPUSH + LTRIM.
     fn list_push<'a>(
         &'a self,
         key: &'a str,
         value: &'a [u8],
         max_len: usize,
     ) -> BoxFuture<'a, Result<()>>;
-    /// Up to `count` items from `start`, newest first.
+
+    /// Up to `count` items, newest first, skipping the `start` newest.
     fn list_range<'a>(
         &'a self,
         key: &'a str,
         start: usize,
         count: usize,
     ) -> BoxFuture<'a, Result<Vec<Vec<u8>>>>;
-    /// Keys (with values) starting with `prefix`, in key order, at most `limit`.
+
+    /// How many items a list holds (0 if it does not exist).
+    fn list_len<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<usize>>;
+
+    /// String and counter keys starting with `prefix`, with their values,
+    /// in key order, at most `limit`. For admin listings: it is not cheap on
+    /// Redis Cluster.
     fn scan_prefix<'a>(&'a self, prefix: &'a str, limit: usize) -> BoxFuture<'a, Result<Entries>>;
-    /// Removes expired entries; returns how many. Reads already ignore them.
+
+    /// Reclaims expired entries and returns how many. Reads already ignore
+    /// them; a scheduler calls this now and then. (Redis expires keys
+    /// itself and returns 0.)
     fn purge_expired(&self) -> BoxFuture<'_, Result<usize>>;
 }

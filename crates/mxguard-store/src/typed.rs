@@ -1,15 +1,23 @@
 //! Typed operations built once on top of any [`Store`] backend.
 
-use crate::{Result, Store, StoreError};
+use crate::{ErrorKind, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-const HISTORY_KEY: &str = "history";
-const COUNTER_PREFIX: &str = "counter:";
+/// The list of recent verdicts.
+pub const HISTORY_KEY: &str = "history";
+/// Counters live under `counter:<name>`.
+pub const COUNTER_PREFIX: &str = "counter:";
+/// More counters than any admin page shows; a bound on the scan.
+const MAX_COUNTERS: usize = 10_000;
 
-/// One scanned message, as the history keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One scanned message, as the history keeps it (JSON in the store).
+///
+/// Missing fields decode to their defaults and unknown ones are ignored, so
+/// rows written by an older or newer mxguard still read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HistoryRow {
     /// Unix time, seconds.
     pub time: f64,
@@ -22,13 +30,13 @@ pub struct HistoryRow {
     pub action: String,
     pub score: f64,
     pub required_score: f64,
-    /// `NAME(score)` of every symbol.
+    /// `NAME(score)` of every symbol, e.g. `GTUBE(0.00)`.
     pub symbols: Vec<String>,
     pub size: u64,
     pub scan_time_ms: f64,
 }
 
-/// The last N verdicts.
+/// The last N verdicts, newest first (one bounded list).
 #[derive(Clone)]
 pub struct History {
     store: Arc<dyn Store>,
@@ -36,6 +44,7 @@ pub struct History {
 }
 
 impl History {
+    /// Keeps the newest `size` rows (at least one).
     pub fn new(store: Arc<dyn Store>, size: usize) -> History {
         History {
             store,
@@ -43,27 +52,48 @@ impl History {
         }
     }
 
+    /// Appends a row; the oldest beyond the size is dropped in the same write.
     pub async fn push(&self, row: &HistoryRow) -> Result<()> {
-        let bytes = serde_json::to_vec(row)
-            .map_err(|e| StoreError(format!("cannot encode a history row: {e}")))?;
+        let bytes = serde_json::to_vec(row).map_err(|e| {
+            StoreError::new(
+                ErrorKind::Invalid,
+                format!("cannot encode a history row: {e}"),
+            )
+        })?;
         self.store.list_push(HISTORY_KEY, &bytes, self.size).await
     }
 
-    /// Newest first. A row that does not decode is an error, not a panic.
+    /// Up to `limit` rows, newest first. A row that does not decode is an
+    /// error, not a panic.
     pub async fn recent(&self, limit: usize) -> Result<Vec<HistoryRow>> {
-        self.store
-            .list_range(HISTORY_KEY, 0, limit)
-            .await?
-            .iter()
-            .map(|b| {
-                serde_json::from_slice(b)
-                    .map_err(|e| StoreError(format!("history row is corrupt: {e}")))
+        let raw = self.store.list_range(HISTORY_KEY, 0, limit).await?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, b)| {
+                serde_json::from_slice(b).map_err(|e| {
+                    StoreError::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "history row {i} (0 = newest) in the {} is damaged ({e}); delete the key `{HISTORY_KEY}` to clear the history",
+                            self.store.describe()
+                        ),
+                    )
+                })
             })
             .collect()
     }
+
+    /// How many rows are kept now.
+    pub async fn len(&self) -> Result<usize> {
+        self.store.list_len(HISTORY_KEY).await
+    }
+
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
 }
 
-/// Named counters (scanned, per action, learned, …).
+/// Named counters (scanned, per action, learned, …), kept forever.
 #[derive(Clone)]
 pub struct Counters {
     store: Arc<dyn Store>,
@@ -74,25 +104,48 @@ impl Counters {
         Counters { store }
     }
 
+    /// Adds `by` to `name` and returns the new value.
     pub async fn incr(&self, name: &str, by: i64) -> Result<i64> {
         self.store
             .incr(&format!("{COUNTER_PREFIX}{name}"), by, None)
             .await
     }
 
+    /// One counter; 0 if it was never incremented.
+    pub async fn get(&self, name: &str) -> Result<i64> {
+        let key = format!("{COUNTER_PREFIX}{name}");
+        match self.store.get(&key).await? {
+            None => Ok(0),
+            Some(v) => self.parse(&key, &v),
+        }
+    }
+
+    /// Every counter by name (without the `counter:` prefix).
     pub async fn all(&self) -> Result<BTreeMap<String, i64>> {
-        Ok(self
-            .store
-            .scan_prefix(COUNTER_PREFIX, 10_000)
+        self.store
+            .scan_prefix(COUNTER_PREFIX, MAX_COUNTERS)
             .await?
             .into_iter()
             .map(|(k, v)| {
-                let n = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                (k[COUNTER_PREFIX.len()..].to_string(), n)
+                let n = self.parse(&k, &v)?;
+                let name = k.strip_prefix(COUNTER_PREFIX).unwrap_or(&k).to_string();
+                Ok((name, n))
             })
-            .collect())
+            .collect()
+    }
+
+    fn parse(&self, key: &str, v: &[u8]) -> Result<i64> {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "the counter `{key}` in the {} is not a number; delete that key to reset it",
+                        self.store.describe()
+                    ),
+                )
+            })
     }
 }

@@ -1,10 +1,40 @@
-//! The embedded store on real redb files.
+//! The embedded store on real redb files in temporary directories.
 
-use mxguard_store::{Counters, EmbeddedStore, History, HistoryRow, Store};
+use mxguard_store::{
+    Clock, Counters, EmbeddedStore, ErrorKind, History, HistoryRow, Store, StoreError,
+};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// A clock the test moves by hand: TTLs expire without sleeping.
+struct ManualClock {
+    base: SystemTime,
+    offset_ms: AtomicU64,
+}
+
+impl ManualClock {
+    fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            base: SystemTime::now(),
+            offset_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
 
 fn open() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     let dir = tempfile::tempdir().unwrap();
@@ -12,168 +42,485 @@ fn open() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     (dir, s)
 }
 
+fn open_clocked() -> (tempfile::TempDir, Arc<EmbeddedStore>, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let s = Arc::new(EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap());
+    (dir, s, clock)
+}
+
+fn keys(entries: Vec<(String, Vec<u8>)>) -> Vec<String> {
+    entries.into_iter().map(|(k, _)| k).collect()
+}
+
+fn row(i: u32) -> HistoryRow {
+    HistoryRow {
+        time: 1_700_000_000.0 + f64::from(i),
+        queue_id: Some(format!("Q{i}")),
+        ip: Some("192.0.2.7".into()),
+        from: Some("a@example.org".into()),
+        rcpts: vec!["b@example.net".into(), "c@example.net".into()],
+        subject: Some(format!("héllo {i}")),
+        message_id: Some(format!("<{i}@example.org>")),
+        action: "no action".into(),
+        score: 1.5,
+        required_score: 15.0,
+        symbols: vec!["GTUBE(0.00)".into(), "R_SPF_ALLOW(-0.20)".into()],
+        size: 1234,
+        scan_time_ms: 0.25,
+    }
+}
+
 #[tokio::test]
-async fn primitives() {
+async fn get_set_delete_and_get_many() {
     let (_d, s) = open();
     assert_eq!(s.get("a").await.unwrap(), None);
     s.set("a", b"1", None).await.unwrap();
     assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    s.set("a", b"one", None).await.unwrap();
+    assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"one"[..]));
+    s.set("empty", b"", None).await.unwrap();
+    assert_eq!(
+        s.get("empty").await.unwrap(),
+        Some(vec![]),
+        "empty is not absent"
+    );
     s.set("b", b"2", None).await.unwrap();
-    let many = s.get_many(&["a", "nope", "b"]).await.unwrap();
-    assert_eq!(many, vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
+    let many = s.get_many(&["a", "nope", "b", "a"]).await.unwrap();
+    assert_eq!(
+        many,
+        vec![
+            Some(b"one".to_vec()),
+            None,
+            Some(b"2".to_vec()),
+            Some(b"one".to_vec())
+        ]
+    );
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
     assert!(s.delete("a").await.unwrap());
     assert!(!s.delete("a").await.unwrap());
-    assert_eq!(s.incr("c", 2, None).await.unwrap(), 2);
-    assert_eq!(s.incr("c", -5, None).await.unwrap(), -3);
-    for i in 0..10u8 {
-        s.list_push("l", &[i], 4).await.unwrap();
-    }
-    let items = s.list_range("l", 0, 100).await.unwrap();
-    assert_eq!(
-        items,
-        vec![vec![9], vec![8], vec![7], vec![6]],
-        "bounded, newest first"
-    );
-    assert_eq!(
-        s.list_range("l", 1, 2).await.unwrap(),
-        vec![vec![8], vec![7]]
-    );
-    assert!(s.list_range("none", 0, 5).await.unwrap().is_empty());
-    s.set("p:1", b"x", None).await.unwrap();
-    s.set("p:2", b"y", None).await.unwrap();
-    s.set("q:1", b"z", None).await.unwrap();
-    let keys: Vec<String> = s
-        .scan_prefix("p:", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(keys, vec!["p:1", "p:2"]);
-    assert_eq!(s.scan_prefix("p:", 1).await.unwrap().len(), 1);
+    assert_eq!(s.get("a").await.unwrap(), None);
+    assert!(s.describe().contains("mxguard.redb"), "{}", s.describe());
 }
 
 #[tokio::test]
-async fn ttl_expiry_and_purge() {
+async fn incr_is_decimal_text_and_rejects_non_integers() {
     let (_d, s) = open();
-    s.set("short", b"v", Some(Duration::from_millis(150)))
+    assert_eq!(s.incr("c", 2, None).await.unwrap(), 2);
+    assert_eq!(s.incr("c", -5, None).await.unwrap(), -3);
+    assert_eq!(s.incr("c", 0, None).await.unwrap(), -3);
+    assert_eq!(s.get("c").await.unwrap().as_deref(), Some(&b"-3"[..]));
+    s.set("d", b"41", None).await.unwrap();
+    assert_eq!(s.incr("d", 1, None).await.unwrap(), 42, "set then incr");
+
+    s.set("text", b"hello", None).await.unwrap();
+    let e = s.incr("text", 1, None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(e.message().contains("`text`"), "{e}");
+    assert_eq!(s.get("text").await.unwrap().as_deref(), Some(&b"hello"[..]));
+
+    s.set("big", i64::MAX.to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    let e = s.incr("big", 1, None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert_eq!(s.incr("big", 0, None).await.unwrap(), i64::MAX, "unchanged");
+}
+
+#[tokio::test]
+async fn a_failed_request_does_not_fail_its_batch() {
+    let (_d, s) = open();
+    s.set("text", b"x", None).await.unwrap();
+    // Sent together, so the writer very likely applies them in one batch.
+    let (a, b, c) = tokio::join!(
+        s.incr("n", 1, None),
+        s.incr("text", 1, None),
+        s.set("k", b"v", None)
+    );
+    assert_eq!(a.unwrap(), 1);
+    assert_eq!(b.unwrap_err().kind(), ErrorKind::Invalid);
+    c.unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn ttl_expiry_is_invisible_before_purge() {
+    let (_d, s, clock) = open_clocked();
+    s.set("short", b"v", Some(Duration::from_secs(2)))
         .await
         .unwrap();
     s.set("long", b"v", Some(Duration::from_secs(60)))
         .await
         .unwrap();
+    s.set("forever", b"v", None).await.unwrap();
+    s.set("cleared", b"v", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    s.set("cleared", b"w", None).await.unwrap(); // SET without TTL clears it
+    clock.advance(Duration::from_millis(1999));
+    assert!(s.get("short").await.unwrap().is_some(), "not yet expired");
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(s.get("short").await.unwrap(), None, "expired at its TTL");
     assert_eq!(
-        s.incr("window", 1, Some(Duration::from_millis(150)))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        s.incr("window", 1, Some(Duration::from_secs(60)))
-            .await
-            .unwrap(),
-        2,
-        "TTL is set on creation only"
-    );
-    assert!(s.get("short").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(
-        s.get("short").await.unwrap(),
-        None,
-        "expired entries are invisible before purge"
-    );
-    assert_eq!(
-        s.incr("window", 1, None).await.unwrap(),
-        1,
-        "an expired counter starts over"
+        s.get_many(&["short", "long"]).await.unwrap(),
+        vec![None, Some(b"v".to_vec())]
     );
     assert!(s.scan_prefix("short", 10).await.unwrap().is_empty());
-    assert_eq!(s.purge_expired().await.unwrap(), 1);
+    assert_eq!(s.get("cleared").await.unwrap().as_deref(), Some(&b"w"[..]));
+    assert!(
+        !s.delete("short").await.unwrap(),
+        "an expired key is absent"
+    );
+
+    s.set("short2", b"v", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.purge_expired().await.unwrap(),
+        1,
+        "short2; short was deleted"
+    );
+    assert_eq!(s.purge_expired().await.unwrap(), 0);
     assert!(s.get("long").await.unwrap().is_some());
+    assert!(s.get("forever").await.unwrap().is_some());
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(s.purge_expired().await.unwrap(), 1, "long");
+    assert!(s.get("forever").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn incr_ttl_is_a_fixed_window() {
+    let (_d, s, clock) = open_clocked();
+    let w = Some(Duration::from_secs(60));
+    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 2, "same window");
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        s.incr("rate", 1, w).await.unwrap(),
+        3,
+        "the TTL was not extended by later increments"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(s.get("rate").await.unwrap(), None, "window over");
+    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1, "a new window");
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 2);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1);
+
+    // EXPIRE NX: a key without a TTL gets one.
+    assert_eq!(s.incr("plain", 5, None).await.unwrap(), 5);
+    assert_eq!(s.incr("plain", 1, w).await.unwrap(), 6);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(s.get("plain").await.unwrap(), None);
+    assert_eq!(s.purge_expired().await.unwrap(), 2, "rate and plain");
+}
+
+#[tokio::test]
+async fn lists_are_bounded_and_newest_first() {
+    let (_d, s) = open();
+    assert!(s.list_range("none", 0, 5).await.unwrap().is_empty());
+    assert_eq!(s.list_len("none").await.unwrap(), 0);
+    for i in 0..10u8 {
+        s.list_push("l", &[i], 4).await.unwrap();
+    }
+    assert_eq!(s.list_len("l").await.unwrap(), 4);
+    let all = s.list_range("l", 0, 100).await.unwrap();
+    assert_eq!(all, vec![vec![9], vec![8], vec![7], vec![6]]);
+    assert_eq!(
+        s.list_range("l", 1, 2).await.unwrap(),
+        vec![vec![8], vec![7]]
+    );
+    assert_eq!(s.list_range("l", 3, 5).await.unwrap(), vec![vec![6]]);
+    assert!(s.list_range("l", 4, 5).await.unwrap().is_empty());
+    assert!(s.list_range("l", usize::MAX, 5).await.unwrap().is_empty());
+    assert!(s.list_range("l", 0, 0).await.unwrap().is_empty());
+    assert_eq!(s.list_range("l", 0, usize::MAX).await.unwrap().len(), 4);
+
+    // A larger bound keeps more from now on; a smaller one trims at once.
+    s.list_push("l", &[10], 6).await.unwrap();
+    s.list_push("l", &[11], 6).await.unwrap();
+    assert_eq!(s.list_len("l").await.unwrap(), 6);
+    s.list_push("l", &[12], 2).await.unwrap();
+    assert_eq!(
+        s.list_range("l", 0, 10).await.unwrap(),
+        vec![vec![12], vec![11]]
+    );
+    s.list_push("one", b"a", 0).await.unwrap();
+    s.list_push("one", b"b", 0).await.unwrap();
+    assert_eq!(
+        s.list_range("one", 0, 10).await.unwrap(),
+        vec![b"b".to_vec()],
+        "max_len 0 keeps one"
+    );
+
+    // Lists and values are separate from each other's reads; delete removes either.
+    assert_eq!(s.get("l").await.unwrap(), None);
+    assert!(s.scan_prefix("l", 10).await.unwrap().is_empty());
+    assert!(s.delete("l").await.unwrap());
+    assert_eq!(s.list_len("l").await.unwrap(), 0);
+    assert!(!s.delete("l").await.unwrap());
+    s.list_push("l", &[1], 4).await.unwrap();
+    assert_eq!(s.list_range("l", 0, 10).await.unwrap(), vec![vec![1]]);
+}
+
+#[tokio::test]
+async fn a_long_list_trims_as_it_goes() {
+    let (_d, s) = open();
+    let pushes = (0..2000u32).map(|i| {
+        let s = s.clone();
+        async move { s.list_push("h", &i.to_be_bytes(), 100).await }
+    });
+    for r in futures_join_all(pushes).await {
+        r.unwrap();
+    }
+    assert_eq!(s.list_len("h").await.unwrap(), 100);
+    let items = s.list_range("h", 0, 1000).await.unwrap();
+    assert_eq!(items.len(), 100);
+    let got: Vec<u32> = items
+        .iter()
+        .map(|b| u32::from_be_bytes(b[..4].try_into().unwrap()))
+        .collect();
+    let mut sorted = got.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(got, sorted, "newest first");
+}
+
+#[tokio::test]
+async fn scan_prefix_lists_keys_in_order_within_the_prefix() {
+    let (_d, s, clock) = open_clocked();
+    for k in ["p:2", "p:1", "p:10", "p", "p;", "o:9", "q:1", "p:é"] {
+        s.set(k, k.as_bytes(), None).await.unwrap();
+    }
+    s.set("p:0-expiring", b"x", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    s.list_push("p:list", b"x", 5).await.unwrap();
+    let all = s.scan_prefix("p:", 100).await.unwrap();
+    assert_eq!(
+        keys(all.clone()),
+        vec!["p:0-expiring", "p:1", "p:10", "p:2", "p:é"]
+    );
+    assert!(
+        all.iter()
+            .all(|(k, v)| k == "p:0-expiring" || k.as_bytes() == v)
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        keys(s.scan_prefix("p:", 2).await.unwrap()),
+        vec!["p:1", "p:10"],
+        "expired entries neither show nor count against the limit"
+    );
+    assert!(s.scan_prefix("p:", 0).await.unwrap().is_empty());
+    assert!(s.scan_prefix("zz", 10).await.unwrap().is_empty());
+    assert_eq!(s.scan_prefix("", 100).await.unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn reopen_keeps_data_and_ttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    {
+        let s = EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+        s.set("k", b"v", None).await.unwrap();
+        s.set("t", b"v", Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        s.incr("n", 7, None).await.unwrap();
+        for i in 0..5u8 {
+            s.list_push("l", &[i], 3).await.unwrap();
+        }
+    }
+    // Drop joins the writer and closes the file: reopen at once.
+    let s = EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.get("t").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.incr("n", 1, None).await.unwrap(), 8);
+    assert_eq!(
+        s.list_range("l", 0, 10).await.unwrap(),
+        vec![vec![4], vec![3], vec![2]]
+    );
+    s.list_push("l", &[5], 3).await.unwrap();
+    assert_eq!(s.list_range("l", 0, 1).await.unwrap(), vec![vec![5]]);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(s.get("t").await.unwrap(), None, "the expiry survived");
+}
+
+#[tokio::test]
+async fn a_second_open_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    s.set("k", b"v", None).await.unwrap();
+    let e = EmbeddedStore::open(dir.path()).expect_err("second open must fail");
+    assert_in_use(&e);
+    drop(s);
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+fn assert_in_use(e: &StoreError) {
+    assert_eq!(e.kind(), ErrorKind::InUse, "{e}");
+    let m = e.to_string();
+    assert!(m.contains("mxguard.redb"), "names the file: {m}");
+    assert!(m.contains("another mxguard process"), "{m}");
+    assert!(m.contains("mxguard serve"), "{m}");
+}
+
+#[test]
+fn unusable_data_dirs_and_files_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data dir path is a file.
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"x").unwrap();
+    let e = EmbeddedStore::open(&file).expect_err("a file is no dir");
+    assert_eq!(e.kind(), ErrorKind::Open, "{e}");
+    assert!(e.to_string().contains("data directory"), "{e}");
+
+    // mxguard.redb is not a redb file.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("mxguard.redb"), vec![0x5a; 64 * 1024]).unwrap();
+    let e = EmbeddedStore::open(&junk).expect_err("junk is no store");
+    assert!(
+        matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Open),
+        "{e}"
+    );
+    assert!(e.to_string().contains("mxguard.redb"), "{e}");
+}
+
+#[test]
+fn a_file_from_a_newer_mxguard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(dir.path()).unwrap());
+    {
+        let db = redb::Database::create(dir.path().join("mxguard.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("mxguard_meta"))
+                .unwrap();
+            t.insert("format", 99).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let e = EmbeddedStore::open(dir.path()).expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Open, "{e}");
+    assert!(e.to_string().contains("newer mxguard"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_increments_are_exact() {
     let (_d, s) = open();
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for t in 0..16 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..50 {
+            for _ in 0..100 {
                 s.incr("n", 1, None).await.unwrap();
+                s.incr(&format!("n:{t}"), 1, None).await.unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(s.incr("n", 0, None).await.unwrap(), 800);
-}
-
-#[tokio::test]
-async fn reopen_keeps_data_and_a_second_open_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let s = EmbeddedStore::open(dir.path()).unwrap();
-        s.set("k", b"v", None).await.unwrap();
-        let again = EmbeddedStore::open(dir.path())
-            .err()
-            .expect("second open must fail");
-        assert!(
-            again.0.contains("in use by another mxguard process"),
-            "{again}"
-        );
-        assert!(again.0.contains("mxguard.redb"), "{again}");
+    assert_eq!(s.incr("n", 0, None).await.unwrap(), 1600);
+    for t in 0..16 {
+        assert_eq!(s.incr(&format!("n:{t}"), 0, None).await.unwrap(), 100);
     }
-    // The writer thread holds the database until its channel closes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let s = EmbeddedStore::open(dir.path()).unwrap();
-    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 #[tokio::test]
-async fn history_and_counters() {
+async fn concurrent_writes_share_commits() {
+    let (_d, s) = open();
+    let before = s.stats();
+    let writes = (0..200).map(|i| {
+        let s = s.clone();
+        async move { s.set(&format!("k{i}"), b"v", None).await }
+    });
+    for r in futures_join_all(writes).await {
+        r.unwrap();
+    }
+    let after = s.stats();
+    let (commits, writes) = (after.commits - before.commits, after.writes - before.writes);
+    assert_eq!(writes, 200);
+    assert!(
+        commits <= 20,
+        "200 concurrent writes took {commits} commits: group commit is not batching"
+    );
+}
+
+#[tokio::test]
+async fn history_keeps_the_last_rows_and_counters_count() {
     let (_d, s) = open();
     let store: Arc<dyn Store> = s.clone();
     let h = History::new(store.clone(), 3);
+    assert!(h.is_empty().await.unwrap());
     for i in 0..5 {
-        let row = HistoryRow {
-            time: f64::from(i),
-            queue_id: Some(format!("Q{i}")),
-            ip: None,
-            from: None,
-            rcpts: vec![],
-            subject: None,
-            message_id: None,
-            action: "no action".into(),
-            score: 0.0,
-            required_score: 15.0,
-            symbols: vec![],
-            size: 10,
-            scan_time_ms: 0.1,
-        };
-        h.push(&row).await.unwrap();
+        h.push(&row(i)).await.unwrap();
     }
+    assert_eq!(h.len().await.unwrap(), 3);
     let rows = h.recent(10).await.unwrap();
-    let ids: Vec<&str> = rows
-        .iter()
-        .map(|r| r.queue_id.as_deref().unwrap())
-        .collect();
-    assert_eq!(ids, vec!["Q4", "Q3", "Q2"]);
-    store.list_push("history", b"not json", 3).await.unwrap();
-    assert!(
-        h.recent(10).await.is_err(),
-        "a corrupt row is an error, not a panic"
+    assert_eq!(
+        rows,
+        vec![row(4), row(3), row(2)],
+        "every field round-trips"
     );
-    let c = Counters::new(store);
+    assert_eq!(h.recent(1).await.unwrap(), vec![row(4)]);
+
+    let c = Counters::new(store.clone());
+    assert_eq!(c.get("scanned").await.unwrap(), 0);
     c.incr("scanned", 3).await.unwrap();
+    c.incr("scanned", 1).await.unwrap();
     c.incr("action:reject", 1).await.unwrap();
+    assert_eq!(c.get("scanned").await.unwrap(), 4);
+    store.set("notacounter", b"7", None).await.unwrap();
     let all = c.all().await.unwrap();
-    assert_eq!(all.get("scanned"), Some(&3));
-    assert_eq!(all.get("action:reject"), Some(&1));
+    assert_eq!(
+        all,
+        BTreeMap::from([("action:reject".to_string(), 1), ("scanned".to_string(), 4)])
+    );
 }
 
-/// Child mode: write acknowledged values forever, printing each ack.
+#[tokio::test]
+async fn damaged_rows_and_counters_are_errors_not_panics() {
+    let (_d, s) = open();
+    let store: Arc<dyn Store> = s.clone();
+    let h = History::new(store.clone(), 10);
+    h.push(&row(1)).await.unwrap();
+    store.list_push("history", b"not json", 10).await.unwrap();
+    let e = h.recent(10).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        e.to_string().contains("mxguard.redb"),
+        "names the store: {e}"
+    );
+
+    // A row from an older or newer mxguard: missing fields default, unknown ones are ignored.
+    store.delete("history").await.unwrap();
+    store
+        .list_push(
+            "history",
+            br#"{"time":1.0,"action":"reject","future_field":[1,2]}"#,
+            10,
+        )
+        .await
+        .unwrap();
+    let rows = h.recent(10).await.unwrap();
+    assert_eq!(rows[0].action, "reject");
+    assert!(rows[0].rcpts.is_empty());
+
+    let c = Counters::new(store.clone());
+    store.set("counter:bad", b"x", None).await.unwrap();
+    assert_eq!(c.all().await.unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(c.get("bad").await.unwrap_err().kind(), ErrorKind::Corrupt);
+}
+
+/// Child mode of `acknowledged_writes_survive_kill_9` (does nothing in a
+/// normal run): four concurrent writers each do a set, a list push and an
+/// incr, and print `acked <writer> <i>` once all three are acknowledged.
 #[test]
 fn crash_writer_child() {
     let Some(dir) = std::env::var_os("MXGUARD_STORE_CRASH_DIR") else {
@@ -184,51 +531,161 @@ fn crash_writer_child() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let s = EmbeddedStore::open(std::path::Path::new(&dir)).unwrap();
-        for i in 0u64.. {
-            s.set(&format!("k{i}"), &i.to_be_bytes(), None)
-                .await
-                .unwrap();
-            println!("acked {i}");
-        }
+        let s = Arc::new(EmbeddedStore::open(std::path::Path::new(&dir)).unwrap());
+        let writers = (0..4u64).map(|w| {
+            let s = s.clone();
+            async move {
+                // Bounded, in case the parent dies without killing us.
+                for i in 0..100_000u64 {
+                    s.set(&format!("k:{w}:{i}"), &i.to_be_bytes(), None)
+                        .await
+                        .unwrap();
+                    s.list_push(&format!("log:{w}"), &i.to_be_bytes(), usize::MAX)
+                        .await
+                        .unwrap();
+                    s.incr(&format!("n:{w}"), 1, None).await.unwrap();
+                    println!("acked {w} {i}");
+                }
+            }
+        });
+        futures_join_all(writers).await;
     });
+}
+
+/// Kills the child if the test fails before it does.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("MXGUARD_STORE_CRASH_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut last = None;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(n) = line.strip_prefix("acked ") {
-            last = Some(n.parse::<u64>().unwrap());
-            if last == Some(300) {
-                break;
-            }
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_writer_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MXGUARD_STORE_CRASH_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut total = 0;
+    let mut checked_in_use = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Some(rest) = line.strip_prefix("acked ") else {
+            continue;
+        };
+        let (w, i) = rest.split_once(' ').unwrap();
+        let (w, i): (u64, u64) = (w.parse().unwrap(), i.parse().unwrap());
+        acked.insert(w, i);
+        total += 1;
+        if !checked_in_use {
+            // Another process holds the store now.
+            assert_in_use(&EmbeddedStore::open(dir.path()).expect_err("in use"));
+            checked_in_use = true;
+        }
+        if total == 300 {
+            break;
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let last = last.expect("the child acknowledged writes");
+    assert_eq!(total, 300, "the child acknowledged writes");
+    child.0.kill().unwrap(); // SIGKILL, mid-write
+    child.0.wait().unwrap();
+
     let s = EmbeddedStore::open(dir.path()).unwrap();
-    for i in 0..=last {
-        let v = s.get(&format!("k{i}")).await.unwrap();
-        assert_eq!(
-            v,
-            Some(i.to_be_bytes().to_vec()),
-            "acknowledged write k{i} was lost"
-        );
+    for (&w, &last) in &acked {
+        for i in 0..=last {
+            assert_eq!(
+                s.get(&format!("k:{w}:{i}")).await.unwrap(),
+                Some(i.to_be_bytes().to_vec()),
+                "acknowledged set k:{w}:{i} was lost"
+            );
+        }
+        let n = s.incr(&format!("n:{w}"), 0, None).await.unwrap();
+        assert!(n > last as i64, "writer {w}: counter {n}, acked {last}");
+        let len = s.list_len(&format!("log:{w}")).await.unwrap() as u64;
+        assert!(len > last, "writer {w}: list of {len}, acked {last}");
+        // Newest first; anything beyond the last ack was simply not acknowledged.
+        let items = s
+            .list_range(&format!("log:{w}"), 0, usize::MAX)
+            .await
+            .unwrap();
+        let got: Vec<u64> = items
+            .iter()
+            .rev()
+            .map(|b| u64::from_be_bytes(b[..8].try_into().unwrap()))
+            .collect();
+        assert_eq!(got[..=last as usize], (0..=last).collect::<Vec<_>>()[..]);
     }
+}
+
+/// Polls futures together on this task (like `futures::join_all`, without
+/// the dependency), so their store requests are in flight at once.
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let sets = (0..2000u32).map(|i| {
+            let s = s.clone();
+            async move { s.set(&format!("key{i}"), &[7u8; 100], None).await }
+        });
+        for r in futures_join_all(sets).await {
+            r.unwrap();
+        }
+    }
+    // Garbage over every page but the header: a plain redb open panics on
+    // such a file; the store reports it instead.
+    let path = dir.path().join("mxguard.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in &mut bytes[4096..] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let e = EmbeddedStore::open(dir.path()).expect_err("a damaged store does not open");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("mxguard.redb"), "{e}");
+    assert!(e.to_string().contains("move it aside"), "{e}");
 }

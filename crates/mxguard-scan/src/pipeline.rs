@@ -62,6 +62,15 @@ impl Pipeline {
         ))
     }
 
+    /// Gives the classifier check its model handle (the binary loads and
+    /// refreshes the model; without a handle BAYES_* stay silent).
+    pub fn with_classifier(self, handle: std::sync::Arc<mxguard_learn::ModelHandle>) -> Pipeline {
+        for check in &self.checks {
+            check.attach_classifier(&handle);
+        }
+        self
+    }
+
     pub fn symbols(&self) -> &SymbolTable {
         &self.symbols
     }

@@ -67,10 +67,20 @@ impl<'a> Task<'a> {
             .unwrap_or_default()
     }
 
+    /// The top-level headers; none when the message was not parsed
+    /// (mail-parser's `headers()` indexes the first part, which an unparsed
+    /// message does not have).
+    pub fn headers(&self) -> &[mail_parser::Header<'a>] {
+        if self.message.parts.is_empty() {
+            &[]
+        } else {
+            self.message.headers()
+        }
+    }
+
     /// Values of every top-level header with this name, decoded.
     pub fn header_values(&self, name: &str) -> Vec<String> {
-        self.message
-            .headers()
+        self.headers()
             .iter()
             .filter(|h| h.name().eq_ignore_ascii_case(name))
             .map(|h| header_text(&h.value, self.raw_value(h)))
@@ -79,8 +89,7 @@ impl<'a> Task<'a> {
 
     /// Raw (undecoded) values of every top-level header with this name, unfolded.
     pub fn header_raw_values(&self, name: &str) -> Vec<String> {
-        self.message
-            .headers()
+        self.headers()
             .iter()
             .filter(|h| h.name().eq_ignore_ascii_case(name))
             .map(|h| unfold(self.raw_value(h)))
@@ -97,7 +106,7 @@ impl<'a> Task<'a> {
 
     /// Every top-level header as Postfix's header_checks sees it: `Name: value`, unfolded.
     pub fn logical_header_lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.message.headers().iter().map(|h| {
+        self.headers().iter().map(|h| {
             let raw = self
                 .raw
                 .get(h.offset_field as usize..h.offset_end as usize)
@@ -175,5 +184,10 @@ mod tests {
         let t = Task::new(&env, MSG, 10);
         assert!(!t.parsed);
         assert!(t.text_parts().is_empty());
+        assert!(
+            t.header_values("subject").is_empty(),
+            "no panic on an unparsed message"
+        );
+        assert_eq!(t.logical_header_lines().count(), 0);
     }
 }

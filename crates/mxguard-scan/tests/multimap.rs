@@ -175,3 +175,26 @@ fn a_changed_map_file_takes_effect_without_a_restart() {
             .contains_key("SENDERS")
     );
 }
+
+#[test]
+fn header_lists_on_an_oversized_message_do_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let hdr = dir.path().join("hdr.map");
+    std::fs::write(&hdr, "spring-sale\n").unwrap();
+    let from = dir.path().join("from.map");
+    std::fs::write(&from, "boss@corp.example\n").unwrap();
+    let text = format!(
+        "[scan]\nmax_message_size = 10\n{}{}",
+        list("L_HDR", "header", &hdr, "header = \"X-Campaign\""),
+        list("L_HFROM", "from", &from, "source = \"header\"")
+    );
+    let config = load_str(&text, "t.toml").unwrap();
+    let (p, _) = Pipeline::from_config(config).unwrap();
+    let v = p.scan(&Envelope::default(), MSG);
+    assert!(v.is_skipped);
+    assert_eq!(
+        p.check_failures(),
+        0,
+        "no check panicked on the unparsed message"
+    );
+}

@@ -57,7 +57,7 @@ pub fn history(globals: &Globals, args: HistoryArgs) -> Result<ExitCode, String>
 pub fn stats(globals: &Globals) -> Result<ExitCode, String> {
     let (store, _) = open_store(globals)?;
     let counters = runtime()?
-        .block_on(Counters::new(store).all())
+        .block_on(Counters::new(store.clone()).all())
         .map_err(|e| e.to_string())?;
     if counters.is_empty() {
         println!("no counters yet");
@@ -65,6 +65,7 @@ pub fn stats(globals: &Globals) -> Result<ExitCode, String> {
     for (name, n) in counters {
         println!("{name:<32} {n}");
     }
+    crate::learn_cmd::print_status(globals, &store)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,6 +119,12 @@ pub struct Recorder {
 impl Recorder {
     pub fn open(globals: &Globals) -> Result<Recorder, String> {
         let (store, size) = open_store(globals)?;
+        Recorder::with_store(store, size)
+    }
+
+    /// Over a store the caller already opened (`mxguard scan` shares it
+    /// with the classifier).
+    pub fn with_store(store: Arc<dyn Store>, size: usize) -> Result<Recorder, String> {
         Ok(Recorder {
             rt: runtime()?,
             history: History::new(store.clone(), size),

@@ -1,8 +1,10 @@
 //! mxguard: the binary. Command-line parsing and wiring of the crates,
 //! nothing else: every decision about mail lives in the library crates.
 
+mod classifier;
 mod config_cmd;
 mod history_cmd;
+mod learn_cmd;
 mod scan_cmd;
 mod scanner;
 mod serve;
@@ -37,8 +39,12 @@ enum Command {
     Serve,
     /// Show the latest verdicts recorded in the store.
     History(history_cmd::HistoryArgs),
-    /// Show the counters kept in the store.
+    /// Show the counters kept in the store and the classifier's state.
     Stats,
+    /// Train the classifier: learn messages as spam or ham, or forget them.
+    Learn(learn_cmd::LearnArgs),
+    /// Measure the classifier: k-fold cross-validation or a fixed split.
+    Eval(learn_cmd::EvalArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Command::Serve => serve::run(&globals),
         Command::History(args) => history_cmd::history(&globals, args),
         Command::Stats => history_cmd::stats(&globals),
+        Command::Learn(args) => learn_cmd::learn(&globals, args),
+        Command::Eval(args) => learn_cmd::eval(&globals, args),
     };
     match result {
         Ok(code) => code,

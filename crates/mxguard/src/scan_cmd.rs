@@ -62,6 +62,13 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    // The classifier's model comes from the store, opened once and shared
+    // with --record.
+    let (store, classifier) = crate::learn_cmd::scan_store(&loaded, args.record)?;
+    let pipeline = match classifier {
+        Some(handle) => pipeline.with_classifier(handle),
+        None => pipeline,
+    };
     let envelope = Envelope {
         ip: args.ip,
         hostname: args.hostname.clone(),
@@ -74,10 +81,13 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     };
     let multi = args.inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let walker = Mutex::new(Walker::new(&args.inputs));
-    let recorder = if args.record {
-        Some(Mutex::new(crate::history_cmd::Recorder::open(globals)?))
-    } else {
-        None
+    let recorder = match (args.record, store) {
+        (true, Some(store)) => Some(Mutex::new(crate::history_cmd::Recorder::with_store(
+            store,
+            loaded.config.store.history_size as usize,
+        )?)),
+        (true, None) => Some(Mutex::new(crate::history_cmd::Recorder::open(globals)?)),
+        (false, _) => None,
     };
     let mut failures = 0usize;
     let jobs = args

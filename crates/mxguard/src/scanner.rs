@@ -14,6 +14,8 @@ pub struct PipelineScanner {
     pub history: History,
     pub counters: Counters,
     pub runtime: tokio::runtime::Handle,
+    /// Autolearn from verdicts (when `[classifier] autolearn` is on).
+    pub classifier: Option<std::sync::Arc<crate::classifier::Classifier>>,
 }
 
 impl mxguard_milter::Scanner for PipelineScanner {
@@ -29,6 +31,9 @@ impl mxguard_milter::Scanner for PipelineScanner {
     fn scan(&self, envelope: &Envelope, message: &[u8]) -> Verdict {
         let started = Instant::now();
         let v = self.pipeline.get().scan(envelope, message);
+        if let Some(c) = &self.classifier {
+            c.offer(&v, message);
+        }
         let r = row(
             envelope,
             message,

@@ -53,7 +53,17 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let pipeline = Arc::new(Shared::new(pipeline));
+        let classifier = Arc::new(
+            crate::classifier::Classifier::start(
+                &config.classifier,
+                store.clone(),
+                stop_rx.clone(),
+            )
+            .await,
+        );
+        let pipeline = Arc::new(Shared::new(
+            pipeline.with_classifier(classifier.handle.clone()),
+        ));
         let server = mxguard_milter::MilterServer::bind(&config.milter)
             .await
             .map_err(|e| {
@@ -68,6 +78,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             history: mxguard_store::History::new(store.clone(), config.store.history_size as usize),
             counters: mxguard_store::Counters::new(store.clone()),
             runtime: tokio::runtime::Handle::current(),
+            classifier: Some(classifier.clone()),
         });
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
@@ -79,7 +90,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                 tracing::error!("milter: {e}");
             }
         }));
-        Some((pipeline, milter_config))
+        Some((pipeline, milter_config, classifier))
     } else {
         None
     };
@@ -118,10 +129,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             _ = hup.recv() => {
                 match globals.load_config() {
                     Ok(new) => {
-                        if let Some((pipeline, milter_config)) = &milter {
+                        if let Some((pipeline, milter_config, classifier)) = &milter {
                             match mxguard_scan::Pipeline::new(&new) {
                                 Ok((p, _)) => {
-                                    pipeline.replace(p);
+                                    pipeline.replace(p.with_classifier(classifier.handle.clone()));
                                     milter_config.replace(new.config.milter.clone());
                                     tracing::info!("milter: configuration reloaded");
                                 }

@@ -237,6 +237,9 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
     for (key, message) in config.milter.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.classifier.validate() {
+        err(None, key, message);
+    }
     let lists = &config.policy.restrictions;
     for (stage, list) in [
         ("client", &lists.client),

@@ -4,11 +4,13 @@
 //! `mxguard config check` validates the whole file in one pass with exact
 //! positions, without building the pipeline.
 
+mod classifier;
 mod load;
 mod milter;
 mod policy;
 mod units;
 
+pub use classifier::ClassifierConfig;
 pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
 pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, parse_mode};
 pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
@@ -40,6 +42,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
+    pub classifier: ClassifierConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

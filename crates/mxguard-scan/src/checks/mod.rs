@@ -3,6 +3,7 @@
 //! `mxguard_core::config` so the whole file validates in one pass. Adding a
 //! check means a new module here and one line in [`build_checks`].
 
+pub mod bayes;
 pub mod gtube;
 pub mod headers;
 pub mod multimap;
@@ -30,6 +31,10 @@ pub trait Check: Send + Sync {
     /// A test on the envelope alone, at an SMTP stage before DATA, so the
     /// milter can answer early. Only forced actions matter here.
     fn early(&self, _stage: SmtpStage, _envelope: &Envelope, _results: &mut ScanResults) {}
+
+    /// Receives the classifier's model handle, which the binary owns
+    /// (see [`Pipeline::with_classifier`](crate::Pipeline::with_classifier)).
+    fn attach_classifier(&self, _handle: &std::sync::Arc<mxguard_learn::ModelHandle>) {}
 }
 
 /// A check failed to build: the config names a file that cannot be read.
@@ -59,6 +64,9 @@ pub fn build_checks(config: &Config, report: &mut BuildReport) -> Vec<Box<dyn Ch
     checks.push(Box::new(rules::Rules::new(config, report)));
     if config.headers.enabled {
         checks.push(Box::new(headers::HeaderSanity::new(&config.headers)));
+    }
+    if config.classifier.enabled {
+        checks.push(Box::new(bayes::Bayes::new(&config.classifier)));
     }
     checks
 }

@@ -276,8 +276,7 @@ fn build_list(
 fn candidates(list: &List, task: &Task<'_>) -> Vec<String> {
     let env = task.envelope;
     let header_addresses = |names: &[&str]| -> Vec<String> {
-        task.message
-            .headers()
+        task.headers()
             .iter()
             .filter(|h| names.iter().any(|n| h.name().eq_ignore_ascii_case(n)))
             .filter_map(|h| h.value.as_address())

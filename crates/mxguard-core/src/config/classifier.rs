@@ -1,0 +1,122 @@
+//! `[classifier]`: the learning classifier (BAYES_SPAM / BAYES_HAM).
+
+use super::units::Seconds;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifierConfig {
+    pub enabled: bool,
+    /// The classifier stays silent until it has learned this many messages
+    /// of *each* class (`mxguard stats` says why it is silent).
+    pub min_learns: u64,
+    /// BAYES_SPAM when the spam probability is at least this (0..1); the
+    /// symbol's weight is scaled by 2 × (probability − 0.5).
+    pub spam_threshold: f64,
+    /// BAYES_HAM when the spam probability is at most this (0..1); the
+    /// weight is scaled by 2 × (0.5 − probability).
+    pub ham_threshold: f64,
+    /// How often a scanner checks the store for a newer model (one small
+    /// read per interval, none per message).
+    pub refresh_interval: Seconds,
+    /// Learn from verdicts: messages scoring at least
+    /// `autolearn_spam_threshold` as spam, at most `autolearn_ham_threshold`
+    /// as ham. The classifier's own symbols are left out of that score.
+    pub autolearn: bool,
+    pub autolearn_spam_threshold: f64,
+    pub autolearn_ham_threshold: f64,
+    /// log2 of the model's feature table size (default 20: 4 MiB of
+    /// weights in memory). Changing it starts a new, empty model.
+    pub table_bits: u8,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            enabled: true,
+            min_learns: 200,
+            spam_threshold: 0.9,
+            ham_threshold: 0.1,
+            refresh_interval: Seconds(10),
+            autolearn: false,
+            autolearn_spam_threshold: 12.0,
+            autolearn_ham_threshold: -0.5,
+            table_bits: 20,
+        }
+    }
+}
+
+impl ClassifierConfig {
+    /// Errors as (key path, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, message: String| {
+            errors.push((format!("classifier.{key}"), message));
+        };
+        for (key, v) in [
+            ("spam_threshold", self.spam_threshold),
+            ("ham_threshold", self.ham_threshold),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                err(key, format!("{v} is not a probability between 0 and 1"));
+            }
+        }
+        if self.ham_threshold >= self.spam_threshold {
+            err(
+                "ham_threshold",
+                format!(
+                    "{} must be below spam_threshold ({})",
+                    self.ham_threshold, self.spam_threshold
+                ),
+            );
+        }
+        if self.autolearn_ham_threshold >= self.autolearn_spam_threshold {
+            err(
+                "autolearn_ham_threshold",
+                format!(
+                    "{} must be below autolearn_spam_threshold ({})",
+                    self.autolearn_ham_threshold, self.autolearn_spam_threshold
+                ),
+            );
+        }
+        if !(12..=26).contains(&self.table_bits) {
+            err(
+                "table_bits",
+                format!("{} is outside 12..=26", self.table_bits),
+            );
+        }
+        if self.refresh_interval.0 == 0 {
+            err("refresh_interval", "must be at least 1 second".into());
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_named() {
+        assert!(ClassifierConfig::default().validate().is_empty());
+        let c = ClassifierConfig {
+            spam_threshold: 1.5,
+            ham_threshold: 0.95,
+            table_bits: 40,
+            ..Default::default()
+        };
+        let keys: Vec<String> = c.validate().into_iter().map(|e| e.0).collect();
+        assert!(keys.contains(&"classifier.spam_threshold".to_string()));
+        assert!(keys.contains(&"classifier.table_bits".to_string()));
+    }
+
+    #[test]
+    fn parses_from_toml() {
+        let c: ClassifierConfig =
+            toml::from_str("min_learns = 5\nautolearn = true\nrefresh_interval = \"1m\"").unwrap();
+        assert_eq!(c.min_learns, 5);
+        assert!(c.autolearn);
+        assert_eq!(c.refresh_interval, Seconds(60));
+        assert!(toml::from_str::<ClassifierConfig>("min_learn = 5").is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! The model: online logistic regression over hashed binary features, with
+//! a per-feature AdaGrad learning rate.
+//!
+//! A message is the set of its features (binary, scaled by 1/√n so long
+//! and short messages weigh alike). Its spam log-odds are the bias plus the
+//! sum of its features' weights. Learning one message is one gradient step
+//! of the logistic loss; AdaGrad divides each feature's step by the root of
+//! its accumulated squared gradients, so rare features (a sender address,
+//! a URL domain) learn fast and frequent ones settle. Learning is online:
+//! training on a folder and learning messages one at a time as they arrive
+//! are the same operation, which is what `mxguard eval` measures.
+//! Being online, it is also order-dependent; `persist` keeps that from
+//! mattering by rebuilding the model from all learned messages.
+//!
+//! The weights live in a dense table of 2^`bits` slots indexed by the
+//! feature hash (collisions are rare and harmless at 2^20), so scoring is one
+//! array read per feature.
+
+use crate::Features;
+use crate::hash::fmix64;
+
+/// Version of the serialised model. Bump when the layout changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Version of the feature extractor. A model learned with another
+/// tokeniser means nothing to this one: it is refused, and must be relearned.
+pub const TOKENIZER_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 4] = b"MXGC";
+/// Default table size: 2^20 slots (4 MiB of weights in a scanner).
+pub const DEFAULT_BITS: u8 = 20;
+/// AdaGrad base learning rate (chosen by `examples/compare.rs`).
+pub const DEFAULT_RATE: f32 = 1.0;
+const BIAS_RATE: f32 = 0.01;
+const EPS: f32 = 1e-3;
+
+/// Logistic regression over a dense table of hashed feature weights.
+#[derive(Clone, PartialEq)]
+pub struct Model {
+    bits: u8,
+    weights: Vec<f32>,
+    /// AdaGrad: accumulated squared gradients per slot. Empty in a model
+    /// loaded for scanning only.
+    grads: Vec<f32>,
+    bias: f32,
+    rate: f32,
+    /// Messages learned (and not unlearned) per class.
+    pub spam_learns: u64,
+    pub ham_learns: u64,
+    /// Learning steps taken, for statistics.
+    pub updates: u64,
+    /// Messages learned incrementally since the model was last rebuilt
+    /// from all stored samples (see `persist`).
+    pub since_rebuild: u64,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("bits", &self.bits)
+            .field("nonzero", &self.nonzero())
+            .field("spam_learns", &self.spam_learns)
+            .field("ham_learns", &self.ham_learns)
+            .finish()
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model::new(DEFAULT_BITS)
+    }
+}
+
+/// The error of a model blob that cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelError(pub String);
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+impl Model {
+    pub fn new(bits: u8) -> Model {
+        Model::with_rate(bits, DEFAULT_RATE)
+    }
+
+    pub fn with_rate(bits: u8, rate: f32) -> Model {
+        let bits = bits.clamp(12, 26);
+        Model {
+            bits,
+            weights: vec![0.0; 1 << bits],
+            grads: vec![0.0; 1 << bits],
+            bias: 0.0,
+            rate,
+            spam_learns: 0,
+            ham_learns: 0,
+            updates: 0,
+            since_rebuild: 0,
+        }
+    }
+
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// Slots with a non-zero weight.
+    pub fn nonzero(&self) -> usize {
+        self.weights.iter().filter(|w| **w != 0.0).count()
+    }
+
+    /// A copy for scanning: the weights without the learning state.
+    pub fn for_scanning(&self) -> Model {
+        Model {
+            bits: self.bits,
+            weights: self.weights.clone(),
+            grads: Vec::new(),
+            bias: self.bias,
+            rate: self.rate,
+            spam_learns: self.spam_learns,
+            ham_learns: self.ham_learns,
+            updates: self.updates,
+            since_rebuild: self.since_rebuild,
+        }
+    }
+
+    /// True when the model can learn (it was not loaded for scanning only).
+    pub fn can_learn(&self) -> bool {
+        !self.grads.is_empty()
+    }
+
+    #[inline]
+    fn mask(&self) -> u32 {
+        (1u32 << self.bits) - 1
+    }
+
+    /// The raw score: the log-odds that the message is spam.
+    #[inline]
+    pub fn margin(&self, f: &Features) -> f32 {
+        if f.0.is_empty() {
+            return self.bias;
+        }
+        let mask = self.mask();
+        let w = &self.weights;
+        let mut s = 0f32;
+        for &h in &f.0 {
+            s += w[(h & mask) as usize];
+        }
+        self.bias + s / (f.0.len() as f32).sqrt()
+    }
+
+    /// Spam probability in [0, 1].
+    pub fn probability(&self, f: &Features) -> f64 {
+        sigmoid(self.margin(f) as f64)
+    }
+
+    /// One AdaGrad step of the logistic loss towards `spam`.
+    fn step(&mut self, f: &Features, spam: bool) {
+        if !self.can_learn() {
+            self.grads = vec![0.0; 1 << self.bits];
+        }
+        let y = if spam { 1.0 } else { 0.0 };
+        let p = sigmoid(self.margin(f) as f64) as f32;
+        let x = 1.0 / (f.0.len().max(1) as f32).sqrt();
+        let g = (y - p) * x;
+        let mask = self.mask();
+        for &h in &f.0 {
+            let k = (h & mask) as usize;
+            let acc = self.grads[k] + g * g;
+            self.grads[k] = acc;
+            self.weights[k] += self.rate * g / (acc.sqrt() + EPS);
+        }
+        self.bias += BIAS_RATE * (y - p);
+        self.updates += 1;
+    }
+
+    /// Learns a message: one online step. Learning is order-dependent (the
+    /// last class learned weighs most), which is why the store keeps every
+    /// learned message's features and rebuilds the model from all of them,
+    /// in digest order, whenever a batch is large or forgets or moves
+    /// messages (see `persist`).
+    pub fn learn(&mut self, f: &Features, spam: bool) {
+        self.step(f, spam);
+        if spam {
+            self.spam_learns += 1;
+        } else {
+            self.ham_learns += 1;
+        }
+    }
+
+    /// Serialises the model: a versioned header, then the non-zero slots as
+    /// (index delta varint, weight f32, gradient sum f32), then a checksum.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let nz = self.nonzero();
+        let mut out = Vec::with_capacity(64 + nz * 10);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&TOKENIZER_VERSION.to_le_bytes());
+        out.push(self.bits);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(&self.spam_learns.to_le_bytes());
+        out.extend_from_slice(&self.ham_learns.to_le_bytes());
+        out.extend_from_slice(&self.updates.to_le_bytes());
+        out.extend_from_slice(&self.since_rebuild.to_le_bytes());
+        out.extend_from_slice(&self.bias.to_le_bytes());
+        out.extend_from_slice(&self.rate.to_le_bytes());
+        out.extend_from_slice(&(nz as u32).to_le_bytes());
+        let mut last = 0usize;
+        for (i, &w) in self.weights.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            varint(&mut out, (i - last) as u64);
+            last = i;
+            out.extend_from_slice(&w.to_le_bytes());
+            let g = self.grads.get(i).copied().unwrap_or(0.0);
+            out.extend_from_slice(&g.to_le_bytes());
+        }
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Reads a model. `for_learning = false` drops the gradient sums, which
+    /// only a learner needs (halving a scanner's memory).
+    pub fn from_bytes(b: &[u8], for_learning: bool) -> Result<Model, ModelError> {
+        let bad =
+            |what: &str| ModelError(format!("the stored classifier model is unusable: {what}"));
+        if b.len() < 64 || &b[..4] != MAGIC {
+            return Err(bad("not a model (bad magic or too short)"));
+        }
+        let (body, tail) = b.split_at(b.len() - 8);
+        if checksum(body).to_le_bytes() != tail {
+            return Err(bad("checksum mismatch (corrupt or truncated)"));
+        }
+        let mut r = Reader { b: body, pos: 4 };
+        let format = r.u32()?;
+        if format != FORMAT_VERSION {
+            return Err(ModelError(format!(
+                "the stored classifier model has format {format}, this mxguard reads {FORMAT_VERSION}: relearn it"
+            )));
+        }
+        let tok = r.u32()?;
+        if tok != TOKENIZER_VERSION {
+            return Err(ModelError(format!(
+                "the stored classifier model was learned with tokeniser {tok}, this mxguard uses {TOKENIZER_VERSION}: relearn it"
+            )));
+        }
+        let bits = r.take(4)?[0];
+        if !(12..=26).contains(&bits) {
+            return Err(bad("table size out of range"));
+        }
+        let spam_learns = r.u64()?;
+        let ham_learns = r.u64()?;
+        let updates = r.u64()?;
+        let since_rebuild = r.u64()?;
+        let bias = r.f32()?;
+        let rate = r.f32()?;
+        let nz = r.u32()? as usize;
+        let size = 1usize << bits;
+        if nz > size {
+            return Err(bad("more entries than slots"));
+        }
+        let mut weights = vec![0.0f32; size];
+        let mut grads = if for_learning {
+            vec![0.0f32; size]
+        } else {
+            Vec::new()
+        };
+        let mut idx = 0usize;
+        for n in 0..nz {
+            let d = r.varint()? as usize;
+            if n > 0 && d == 0 {
+                return Err(bad("entries out of order"));
+            }
+            idx = idx
+                .checked_add(d)
+                .filter(|&i| i < size)
+                .ok_or_else(|| bad("index out of range"))?;
+            weights[idx] = r.f32()?;
+            let g = r.f32()?;
+            if for_learning {
+                grads[idx] = g;
+            }
+        }
+        if r.pos != body.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(Model {
+            bits,
+            weights,
+            grads,
+            bias,
+            rate,
+            spam_learns,
+            ham_learns,
+            updates,
+            since_rebuild,
+        })
+    }
+}
+
+#[inline]
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn checksum(b: &[u8]) -> u64 {
+    let mut h = 0x5EED_u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = fmix64(h ^ u64::from_le_bytes(w));
+    }
+    for &x in chunks.remainder() {
+        h = fmix64(h ^ x as u64);
+    }
+    h
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
+        let s = self
+            .b
+            .get(self.pos..self.pos + n)
+            .ok_or_else(|| ModelError("the stored classifier model is truncated".into()))?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, ModelError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or([0; 8]),
+        ))
+    }
+    fn f32(&mut self) -> Result<f32, ModelError> {
+        let v = f32::from_le_bytes(self.take(4)?.try_into().unwrap_or([0; 4]));
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(ModelError(
+                "the stored classifier model holds a non-finite number".into(),
+            ))
+        }
+    }
+    fn varint(&mut self) -> Result<u64, ModelError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= ((b & 0x7F) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ModelError(
+            "the stored classifier model has a bad number".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: &[u32]) -> Features {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        Features(v)
+    }
+
+    #[test]
+    fn learns_separates_and_round_trips() {
+        let mut m = Model::new(16);
+        let spam = f(&[1, 2, 3, 100]);
+        let ham = f(&[4, 5, 6, 100]);
+        for _ in 0..5 {
+            m.learn(&spam, true);
+            m.learn(&ham, false);
+        }
+        assert!(m.probability(&spam) > 0.9, "{}", m.probability(&spam));
+        assert!(m.probability(&ham) < 0.1);
+        assert_eq!((m.spam_learns, m.ham_learns), (5, 5));
+        let b = m.to_bytes();
+        let back = Model::from_bytes(&b, true).unwrap();
+        assert_eq!(back, m);
+        let scan = Model::from_bytes(&b, false).unwrap();
+        assert!(!scan.can_learn());
+        assert_eq!(scan.margin(&spam), m.margin(&spam));
+    }
+
+    #[test]
+    fn corrupt_blobs_are_refused_not_panics() {
+        let mut m = Model::new(14);
+        m.learn(&f(&[1, 2]), true);
+        let b = m.to_bytes();
+        for cut in [0, 3, 10, 40, b.len() - 1] {
+            assert!(Model::from_bytes(&b[..cut], true).is_err());
+        }
+        let mut flipped = b.clone();
+        flipped[70] ^= 1;
+        assert!(Model::from_bytes(&flipped, true).is_err());
+        let mut other = b.clone();
+        other[8] = 99; // tokenizer version
+        let e = Model::from_bytes(&other, true).unwrap_err();
+        assert!(e.0.contains("checksum") || e.0.contains("tokeniser"), "{e}");
+    }
+}

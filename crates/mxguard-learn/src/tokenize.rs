@@ -1,0 +1,1387 @@
+//! The feature extractor: a parsed message becomes a set of hashed features.
+//!
+//! Feature families (each hashed with its own seed, so `s:free` in the
+//! Subject and `free` in the body are different features):
+//!
+//! - body words (text parts, HTML reduced to text), lower-cased, Unicode
+//!   aware; runs of CJK, Thai, Lao, Khmer and Myanmar characters (scripts
+//!   written without spaces) become overlapping character bigrams; long
+//!   digit runs and long tokens become shape tokens, so ids and base64 junk
+//!   do not flood the model; `!`, `$`, `%`, `€`, `£` are tokens;
+//! - Subject words and bigrams, and the charset of its encoded words;
+//! - From: display-name words, address, domain; Reply-To and Return-Path
+//!   (envelope sender) domains; the DKIM signing domain;
+//! - Received: only the hops *before* the message reached the receiving
+//!   site (see [`received`](self)): the host names and networks of the relay
+//!   that handed the message over and of the hops before it. The receiving
+//!   site's own hops (its MX, spam gateway, fetchmail) say where a corpus was
+//!   collected, not what the message is, and are never tokenised;
+//! - MIME: content types, charsets, transfer encodings, attachment file
+//!   extensions, the shape of the top-level boundary;
+//! - URL hosts and their registrable domains, from text and from HTML
+//!   attributes (`href`, `src`);
+//! - X-Mailer / User-Agent words, the Message-ID domain, List-Id;
+//! - the names of the header fields present, except fields added on the
+//!   receiving side (Received-SPF, Authentication-Results, Delivered-To,
+//!   X-Original-To, Return-Path, mbox Content-Length/Lines/Status…) and
+//!   verdict fields of any filter (names containing spam, virus, junk,
+//!   X-Amavis…), which describe the collecting site or leak a label;
+//! - the words of other header fields' values as `name:word` (letters
+//!   only, at most 8 per field; fields holding dates or ids are skipped);
+//! - consistency: whether the URL, Message-ID, DKIM and relay domains are
+//!   the From domain (legitimate bulk mail is consistent, spam borrows);
+//! - shape: text size, URL count, HTML-only, recipient count, all-caps
+//!   Subject, digits in the sender's local part.
+//!
+//! Never used: Date (it dates a corpus), To/Cc addresses (the collecting
+//! mailbox), any verdict header, and numbers in header values. Measured and left out (worse on
+//! corpus-dev, see the crate docs): body word bigrams, HTML tag names,
+//! character n-grams.
+
+use crate::hash::{hash_bytes, hash_pair};
+use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// At most this many bytes of decoded text per message are tokenised.
+pub const MAX_TEXT_BYTES: usize = 96 * 1024;
+/// At most this many bytes of each HTML part are searched for tags and URLs.
+const MAX_HTML_BYTES: usize = 128 * 1024;
+/// At most this many URLs per message give features.
+const MAX_URLS: usize = 64;
+/// Tokens longer than this (in bytes) become a shape token.
+const MAX_TOKEN: usize = 32;
+
+/// Feature families: the seed of each family's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Fam {
+    Body = 1,
+    BodyPair = 2,
+    Subject = 3,
+    SubjectPair = 4,
+    FromName = 5,
+    FromAddr = 6,
+    FromDomain = 7,
+    ReplyTo = 8,
+    ReturnPath = 9,
+    Received = 10,
+    ContentType = 11,
+    Charset = 12,
+    Encoding = 13,
+    Mailer = 14,
+    MessageId = 15,
+    ListId = 16,
+    UrlHost = 17,
+    UrlDomain = 18,
+    HtmlTag = 19,
+    HeaderName = 20,
+    Attachment = 21,
+    Shape = 22,
+    Dkim = 23,
+    CharGram = 24,
+    HeaderValue = 25,
+}
+
+impl Fam {
+    fn prefix(self) -> &'static str {
+        match self {
+            Fam::Body => "",
+            Fam::BodyPair => "",
+            Fam::Subject => "s:",
+            Fam::SubjectPair => "s:",
+            Fam::FromName => "fn:",
+            Fam::FromAddr => "fa:",
+            Fam::FromDomain => "fd:",
+            Fam::ReplyTo => "rt:",
+            Fam::ReturnPath => "rp:",
+            Fam::Received => "rcvd:",
+            Fam::ContentType => "ct:",
+            Fam::Charset => "cs:",
+            Fam::Encoding => "cte:",
+            Fam::Mailer => "xm:",
+            Fam::MessageId => "mid:",
+            Fam::ListId => "list:",
+            Fam::UrlHost => "url:",
+            Fam::UrlDomain => "urld:",
+            Fam::HtmlTag => "tag:",
+            Fam::HeaderName => "h:",
+            Fam::Attachment => "att:",
+            Fam::Shape => "shape:",
+            Fam::Dkim => "dkim:",
+            Fam::CharGram => "c:",
+            Fam::HeaderValue => "hv:",
+        }
+    }
+}
+
+/// Which feature families to extract (all on by default). Exists for the
+/// measurements that chose the families (`examples/compare.rs`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub body_pairs: bool,
+    pub headers: bool,
+    pub received: bool,
+    pub mime: bool,
+    pub urls: bool,
+    pub html_tags: bool,
+    pub shape: bool,
+    /// Character n-grams of the body text (0 = off).
+    pub char_ngrams: usize,
+    /// Words of the values of other header fields (`name:word`).
+    pub header_values: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // Word bigrams and HTML tag names measured worse (examples/compare.rs):
+        // off in the product, kept for the measurement.
+        Options {
+            body_pairs: false,
+            headers: true,
+            received: true,
+            mime: true,
+            urls: true,
+            html_tags: false,
+            shape: true,
+            char_ngrams: 0,
+            header_values: true,
+        }
+    }
+}
+
+/// The hashed features of one message: sorted, without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features(pub Vec<u32>);
+
+impl Features {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Collects features; in debug mode also their readable names (for tests
+/// and `mxguard learn --explain`-style inspection).
+struct Sink {
+    hashes: Vec<u32>,
+    debug: Option<HashMap<u64, String>>,
+    opts: Options,
+    ctx: Ctx,
+}
+
+/// What later features compare with: does the sender's domain recur in the
+/// message's other identities (legitimate bulk mail is consistent; spam
+/// borrows a From and links elsewhere)?
+#[derive(Default)]
+struct Ctx {
+    from_domain: Option<String>,
+    url_from: usize,
+    url_other: usize,
+}
+
+impl Sink {
+    #[inline]
+    fn on(&self, fam: Fam) -> bool {
+        let o = &self.opts;
+        match fam {
+            Fam::Body | Fam::Subject | Fam::SubjectPair | Fam::CharGram => true,
+            Fam::BodyPair => o.body_pairs,
+            Fam::Received => o.received,
+            Fam::ContentType | Fam::Charset | Fam::Encoding | Fam::Attachment => o.mime,
+            Fam::UrlHost | Fam::UrlDomain => o.urls,
+            Fam::HtmlTag => o.html_tags,
+            Fam::HeaderValue => o.header_values && o.headers,
+            Fam::Shape => o.shape,
+            _ => o.headers,
+        }
+    }
+
+    #[inline]
+    fn tok(&mut self, fam: Fam, bytes: &[u8]) -> u64 {
+        let h = hash_bytes(fam as u64, bytes);
+        if !self.on(fam) {
+            return h;
+        }
+        self.hashes.push((h >> 32) as u32);
+        if let Some(d) = &mut self.debug {
+            d.entry(h)
+                .or_insert_with(|| format!("{}{}", fam.prefix(), String::from_utf8_lossy(bytes)));
+        }
+        h
+    }
+
+    fn tok_str(&mut self, fam: Fam, s: &str) -> u64 {
+        self.tok(fam, s.as_bytes())
+    }
+
+    /// A token given as parts joined by `:` (lower-cased ASCII).
+    fn tok_lower(&mut self, fam: Fam, s: &str, buf: &mut Vec<u8>) -> u64 {
+        buf.clear();
+        buf.extend(s.bytes().map(|b| b.to_ascii_lowercase()));
+        let b = std::mem::take(buf);
+        let h = self.tok(fam, &b);
+        *buf = b;
+        h
+    }
+
+    #[inline]
+    fn pair(&mut self, fam: Fam, a: u64, b: u64) {
+        if !self.on(fam) {
+            return;
+        }
+        let h = hash_pair(fam as u64, a, b);
+        self.hashes.push((h >> 32) as u32);
+        if let Some(d) = &mut self.debug {
+            let name = format!(
+                "{}{} {}",
+                fam.prefix(),
+                d.get(&a).map_or("?", |s| strip_prefix(s)),
+                d.get(&b).map_or("?", |s| strip_prefix(s))
+            );
+            d.entry(h).or_insert(name);
+        }
+    }
+}
+
+fn strip_prefix(s: &str) -> &str {
+    match s.find(':') {
+        Some(i) if i < 6 && s[..i].bytes().all(|b| b.is_ascii_lowercase()) => &s[i + 1..],
+        _ => s,
+    }
+}
+
+/// Extracts the features of a message, decoding its text parts itself.
+pub fn extract(message: &Message<'_>) -> Features {
+    let text = text_parts(message);
+    extract_with_text(message, &text)
+}
+
+/// Extracts the features of a message whose decoded text parts (HTML
+/// reduced to text, as `mxguard_scan::Task::text_parts` returns them) are
+/// already at hand, so the scanner does not decode twice.
+pub fn extract_with_text(message: &Message<'_>, text: &[Cow<'_, str>]) -> Features {
+    extract_opts(message, text, Options::default())
+}
+
+#[doc(hidden)]
+pub fn extract_opts(message: &Message<'_>, text: &[Cow<'_, str>], opts: Options) -> Features {
+    let mut sink = Sink {
+        hashes: Vec::with_capacity(1024),
+        debug: None,
+        opts,
+        ctx: Ctx::default(),
+    };
+    run(message, text, &mut sink);
+    let mut v = sink.hashes;
+    v.sort_unstable();
+    v.dedup();
+    Features(v)
+}
+
+/// The readable names of a message's features (sorted), for tests and for
+/// explaining a verdict. Slow; never on the scan path.
+pub fn explain(message: &Message<'_>) -> Vec<String> {
+    let mut v: Vec<String> = explain_hashes(message)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Each feature's hash with its readable name.
+pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
+    let text = text_parts(message);
+    let mut sink = Sink {
+        hashes: Vec::new(),
+        debug: Some(HashMap::new()),
+        opts: Options::default(),
+        ctx: Ctx::default(),
+    };
+    run(message, &text, &mut sink);
+    let mut v: Vec<(u32, String)> = sink
+        .debug
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(h, s)| ((h >> 32) as u32, s))
+        .collect();
+    v.sort();
+    v.dedup_by_key(|x| x.0);
+    v
+}
+
+/// Decoded text of the message's text parts, HTML reduced to text (the
+/// same as the scanner's `Task::text_parts`).
+pub fn text_parts<'a>(m: &Message<'a>) -> Vec<Cow<'a, str>> {
+    let mut v = Vec::with_capacity(m.text_body.len());
+    for &id in &m.text_body {
+        if let Some(part) = m.parts.get(id as usize) {
+            match &part.body {
+                PartType::Text(t) => v.push(t.clone()),
+                PartType::Html(h) => {
+                    v.push(Cow::Owned(mail_parser::decoders::html::html_to_text(h)))
+                }
+                _ => {}
+            }
+        }
+    }
+    v
+}
+
+fn run(m: &Message<'_>, text: &[Cow<'_, str>], sink: &mut Sink) {
+    if m.parts.is_empty() {
+        // Not a message (mail-parser's default): no features.
+        return;
+    }
+    let mut buf = Vec::with_capacity(64);
+    headers(m, sink, &mut buf);
+    received(m, sink, &mut buf);
+    mime(m, sink, &mut buf);
+
+    // Body text.
+    let mut budget = MAX_TEXT_BYTES;
+    let mut words = Words::new();
+    let mut urls = 0usize;
+    let mut total = 0usize;
+    // Which text parts were HTML: their URLs are taken from the HTML source.
+    let from_html: Vec<bool> = m
+        .text_body
+        .iter()
+        .filter_map(|&id| match m.parts.get(id as usize).map(|p| &p.body) {
+            Some(PartType::Html(_)) => Some(true),
+            Some(PartType::Text(_)) => Some(false),
+            _ => None,
+        })
+        .collect();
+    for (i, t) in text.iter().enumerate() {
+        if budget == 0 {
+            break;
+        }
+        let t = truncate(t, budget);
+        budget -= t.len();
+        total += t.len();
+        words.run(t, Fam::Body, Fam::BodyPair, sink);
+        if sink.opts.char_ngrams > 0 {
+            char_ngrams(t, sink.opts.char_ngrams, sink);
+        }
+        if !from_html.get(i).copied().unwrap_or(false) {
+            urls += text_urls(t, sink, &mut buf, MAX_URLS.saturating_sub(urls));
+        }
+    }
+    // HTML: tag names and the URLs of attributes.
+    let mut html_parts = 0;
+    for part in &m.parts {
+        if let PartType::Html(h) = &part.body {
+            html_parts += 1;
+            let h = truncate(h, MAX_HTML_BYTES);
+            urls += html(h, sink, &mut buf, MAX_URLS.saturating_sub(urls));
+        }
+    }
+    let size = match total {
+        0 => "text:none",
+        1..=200 => "text:tiny",
+        201..=1000 => "text:small",
+        1001..=5000 => "text:medium",
+        _ => "text:large",
+    };
+    sink.tok_str(Fam::Shape, size);
+    if urls > 0 && sink.ctx.from_domain.is_some() {
+        sink.tok_str(
+            Fam::Shape,
+            match (sink.ctx.url_from > 0, sink.ctx.url_other > 0) {
+                (true, false) => "urls:all_from_domain",
+                (true, true) => "urls:some_from_domain",
+                _ => "urls:none_from_domain",
+            },
+        );
+    }
+    let u = match urls {
+        0 => "urls:0",
+        1 => "urls:1",
+        2..=4 => "urls:few",
+        _ => "urls:many",
+    };
+    sink.tok_str(Fam::Shape, u);
+    if html_parts > 0
+        && m.text_body.iter().all(|&id| {
+            m.parts
+                .get(id as usize)
+                .is_some_and(|p| matches!(p.body, PartType::Html(_)))
+        })
+    {
+        sink.tok_str(Fam::Shape, "html_only");
+    }
+}
+
+fn char_ngrams(t: &str, n: usize, sink: &mut Sink) {
+    let mut norm: Vec<u8> = Vec::with_capacity(t.len());
+    let mut space = true;
+    for &b in t.as_bytes() {
+        if b.is_ascii_whitespace() {
+            if !space {
+                norm.push(b' ');
+            }
+            space = true;
+        } else {
+            norm.push(b.to_ascii_lowercase());
+            space = false;
+        }
+    }
+    for w in norm.windows(n) {
+        let h = hash_bytes(Fam::CharGram as u64, w);
+        sink.hashes.push((h >> 32) as u32);
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Header fields added on the receiving side or by a filter: never features.
+fn ignored_header(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "received",
+        "received-spf",
+        "authentication-results",
+        "arc-authentication-results",
+        "authentication-results-original",
+        "return-path",
+        "delivered-to",
+        "x-original-to",
+        "envelope-to",
+        "x-envelope-to",
+        "x-envelope-from",
+        "x-rcpt-to",
+        "delivery-date",
+        "x-delivery-date",
+        "content-length",
+        "lines",
+        "status",
+        "x-status",
+        "x-uid",
+        "x-uidl",
+        "x-keywords",
+        "x-label",
+        "x-received",
+        "x-gmail-received",
+        "x-original-arrival-time",
+        "x-originalarrivaltime",
+        "x-sid-result",
+        "x-sid-pra",
+        "x-sieve",
+        "x-fetchmail-warning",
+        "x-filter-id",
+        "x-ms-has-attach",
+    ];
+    const PREFIXES: &[&str] = &[
+        "x-amavis",
+        "x-mozilla-",
+        "x-imap",
+        "x-evolution",
+        "arc-",
+        "x-ms-exchange-organization-",
+        "x-ms-exchange-transport-",
+        "x-forefront-",
+        "x-microsoft-antispam",
+        "x-barracuda",
+        "x-asg-",
+        "x-ironport",
+        "x-proofpoint",
+        "x-greylist",
+        "x-quarantine",
+        "x-policyd",
+        "x-dspam",
+        "x-bogosity",
+        "x-crm114",
+        "x-rspamd",
+        "x-razor",
+        "x-dcc",
+        "x-bayes",
+        "x-miltered",
+        "x-scanned",
+        "x-scanner",
+        "x-virus",
+    ];
+    if name.contains("spam") || name.contains("virus") || name.contains("junk") {
+        return true;
+    }
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
+    let mut lname = String::with_capacity(32);
+    let mut from_domain: Option<String> = None;
+    let mut rcpts = 0usize;
+    for h in m.headers() {
+        let name = h.name();
+        if name.is_empty() || name.len() > 64 || name.contains(|c: char| c.is_whitespace()) {
+            continue;
+        }
+        lname.clear();
+        lname.push_str(name);
+        lname.make_ascii_lowercase();
+        if ignored_header(&lname) {
+            continue;
+        }
+        sink.tok_str(Fam::HeaderName, &lname);
+        match &h.name {
+            HeaderName::Subject => {
+                if let Some(s) = h.value.as_text() {
+                    let mut w = Words::new();
+                    w.run(truncate(s, 1000), Fam::Subject, Fam::SubjectPair, sink);
+                    if s.is_empty() {
+                        sink.tok_str(Fam::Shape, "subject:empty");
+                    }
+                    let letters = s.chars().filter(|c| c.is_alphabetic()).count();
+                    if letters >= 8 && !s.chars().any(|c| c.is_lowercase()) {
+                        sink.tok_str(Fam::Shape, "subject:caps");
+                    }
+                }
+            }
+            HeaderName::From => {
+                if let HeaderValue::Address(a) = &h.value
+                    && let Some(addr) = a.first()
+                {
+                    if let Some(n) = addr.name() {
+                        let mut w = Words::new();
+                        w.run(truncate(n, 200), Fam::FromName, Fam::FromName, sink);
+                    } else {
+                        sink.tok_str(Fam::Shape, "from:noname");
+                    }
+                    if let Some(ad) = addr.address() {
+                        let ad = truncate(ad, 200);
+                        sink.tok_lower(Fam::FromAddr, ad, buf);
+                        if let Some((local, dom)) = ad.rsplit_once('@') {
+                            sink.tok_lower(Fam::FromDomain, dom, buf);
+                            let reg = registrable(dom);
+                            if reg.len() != dom.len() {
+                                sink.tok_lower(Fam::FromDomain, reg, buf);
+                            }
+                            from_domain = Some(reg.to_ascii_lowercase());
+                            sink.ctx.from_domain = from_domain.clone();
+                            let digits = local.bytes().filter(u8::is_ascii_digit).count();
+                            sink.tok_str(
+                                Fam::Shape,
+                                match digits {
+                                    0 => "from_local_digits:0",
+                                    1..=2 => "from_local_digits:few",
+                                    _ => "from_local_digits:many",
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            HeaderName::ReplyTo => {
+                if let HeaderValue::Address(a) = &h.value
+                    && let Some(dom) = a
+                        .first()
+                        .and_then(|x| x.address())
+                        .and_then(|x| x.rsplit_once('@'))
+                {
+                    sink.tok_lower(Fam::ReplyTo, registrable(dom.1), buf);
+                }
+            }
+            HeaderName::To | HeaderName::Cc => {
+                if let HeaderValue::Address(a) = &h.value {
+                    rcpts += a.iter().count();
+                    if a.iter().any(|x| {
+                        x.name()
+                            .is_some_and(|n| n.to_ascii_lowercase().contains("undisclosed"))
+                            || x.address()
+                                .is_some_and(|n| n.to_ascii_lowercase().contains("undisclosed"))
+                    }) {
+                        sink.tok_str(Fam::Shape, "to:undisclosed");
+                    }
+                }
+            }
+            HeaderName::MessageId => {
+                if let Some(id) = h.value.as_text() {
+                    match id.rsplit_once('@') {
+                        Some((_, dom)) => {
+                            let dom = dom.trim_end_matches('>');
+                            let reg = registrable(dom);
+                            sink.tok_lower(Fam::MessageId, reg, buf);
+                            if sink
+                                .ctx
+                                .from_domain
+                                .as_deref()
+                                .is_some_and(|f| reg.eq_ignore_ascii_case(f))
+                            {
+                                sink.tok_str(Fam::Shape, "msgid:from_domain");
+                            }
+                        }
+                        None => {
+                            sink.tok_str(Fam::Shape, "msgid:noat");
+                        }
+                    }
+                }
+            }
+            HeaderName::ListId => {
+                if let Some(v) = h.value.as_text() {
+                    let id = v
+                        .rsplit_once('<')
+                        .map_or(v, |(_, r)| r.trim_end_matches('>'));
+                    sink.tok_lower(Fam::ListId, truncate(id, 100), buf);
+                }
+            }
+            HeaderName::Other(_) => match lname.as_str() {
+                "x-mailer" | "user-agent" | "x-newsreader" => {
+                    if let Some(v) = h.value.as_text() {
+                        let mut w = Words::new();
+                        w.run(truncate(v, 200), Fam::Mailer, Fam::Mailer, sink);
+                    }
+                }
+                "dkim-signature" => {
+                    if let Some(d) = raw_value(m, h).and_then(|v| tag_value(v, "d")) {
+                        sink.tok_lower(Fam::Dkim, d, buf);
+                        if sink
+                            .ctx
+                            .from_domain
+                            .as_deref()
+                            .is_some_and(|f| registrable(d).eq_ignore_ascii_case(f))
+                        {
+                            sink.tok_str(Fam::Shape, "dkim:from_domain");
+                        }
+                    }
+                }
+                _ => header_value(&lname, raw_value(m, h), sink, buf),
+            },
+            HeaderName::Sender
+            | HeaderName::Organization
+            | HeaderName::Comments
+            | HeaderName::Keywords
+            | HeaderName::ContentDisposition
+            | HeaderName::ContentLanguage
+            | HeaderName::ListUnsubscribe
+            | HeaderName::ListPost
+            | HeaderName::ListHelp
+            | HeaderName::ListSubscribe
+            | HeaderName::ListOwner
+            | HeaderName::ListArchive
+            | HeaderName::ResentFrom
+            | HeaderName::ResentSender => header_value(&lname, raw_value(m, h), sink, buf),
+            _ => {}
+        }
+    }
+    // Return-Path is added on delivery, but its value is the envelope
+    // sender the client gave: that domain is about the message.
+    if let Some(rp) = m.return_address()
+        && let Some((_, dom)) = rp.rsplit_once('@')
+    {
+        let reg = registrable(dom).to_ascii_lowercase();
+        sink.tok_lower(Fam::ReturnPath, &reg, buf);
+        if from_domain.as_deref() == Some(reg.as_str()) {
+            sink.tok_str(Fam::Shape, "return_path:from_domain");
+        }
+    }
+    sink.tok_str(
+        Fam::Shape,
+        match rcpts {
+            0 => "rcpts:0",
+            1 => "rcpts:1",
+            2..=5 => "rcpts:few",
+            _ => "rcpts:many",
+        },
+    );
+}
+
+/// Words of another header field's value, as `name:word` (at most 8,
+/// letters only: numbers in headers are ids and dates that describe a
+/// corpus). Fields whose values are dates or unique ids are skipped.
+fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u8>) {
+    if !sink.on(Fam::HeaderValue)
+        || lname.contains("date")
+        || lname.ends_with("-id")
+        || matches!(
+            lname,
+            "references" | "in-reply-to" | "mime-version" | "thread-index" | "x-ymail-osg"
+        )
+    {
+        return;
+    }
+    let Some(raw) = raw else { return };
+    let mut n = 0;
+    for word in truncate(raw, 160).split(|c: char| !c.is_alphanumeric()) {
+        if word.len() < 2 || word.len() > 24 || !word.chars().all(char::is_alphabetic) {
+            continue;
+        }
+        buf.clear();
+        buf.extend_from_slice(lname.as_bytes());
+        buf.push(b':');
+        for c in word.chars().flat_map(char::to_lowercase) {
+            let mut t = [0u8; 4];
+            buf.extend_from_slice(c.encode_utf8(&mut t).as_bytes());
+        }
+        let b = std::mem::take(buf);
+        sink.tok(Fam::HeaderValue, &b);
+        *buf = b;
+        n += 1;
+        if n == 8 {
+            break;
+        }
+    }
+}
+
+fn raw_value<'a>(m: &'a Message<'_>, h: &mail_parser::Header<'_>) -> Option<&'a str> {
+    let raw = m.raw_message();
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+        .and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// `tag=value` from a DKIM-Signature-like tag list.
+fn tag_value<'a>(v: &'a str, tag: &str) -> Option<&'a str> {
+    v.split(';').find_map(|kv| {
+        let (k, val) = kv.split_once('=')?;
+        (k.trim() == tag).then(|| val.trim())
+    })
+}
+
+/// The registrable part of a host name, approximately: the last two labels,
+/// or three under a two-letter country code whose second level is a generic
+/// short label (`example.co.uk`, `example.com.au`).
+pub(crate) fn registrable(host: &str) -> &str {
+    let host = host.trim_end_matches('.');
+    let mut dots = host.rmatch_indices('.').map(|(i, _)| i);
+    let Some(last) = dots.next() else {
+        return host;
+    };
+    let Some(second) = dots.next() else {
+        return host;
+    };
+    let tld = &host[last + 1..];
+    let sld = &host[second + 1..last];
+    if tld.len() == 2
+        && (sld.len() <= 3 || matches!(sld, "gov" | "ac" | "co" | "com" | "net" | "org" | "ne"))
+    {
+        return match dots.next() {
+            Some(third) => &host[third + 1..],
+            None => host,
+        };
+    }
+    &host[second + 1..]
+}
+
+/// Received: the receiving site's own hops are skipped; the hop that handed
+/// the message to the site, and the hops before it, give features.
+///
+/// Walking from the top (newest) down, a hop is the site's own while its
+/// client is a loopback or private address, has no `from` at all (internal
+/// hand-offs such as `by 10.1.2.3 with SMTP`), is a mailbox fetch (POP3/IMAP,
+/// e.g. fetchmail), or shares a registrable domain with a host the site has
+/// already shown as its own. The first other hop is the hand-over: its client
+/// host words, domain and /16 network are features; earlier hops give only
+/// their client domains. The `by` hosts are never features.
+fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
+    let mut site: Vec<String> = Vec::new();
+    let mut handed_over = false;
+    let mut hops = 0;
+    for r in m.received_all() {
+        hops += 1;
+        if hops > 20 {
+            break;
+        }
+        if let Some(by) = r.by.as_ref().and_then(host_name) {
+            let reg = registrable(by).to_ascii_lowercase();
+            if !handed_over && !site.contains(&reg) {
+                site.push(reg);
+            }
+        }
+        let from_name = r
+            .from_iprev
+            .as_deref()
+            .or_else(|| r.from.as_ref().and_then(host_name))
+            .or_else(|| r.helo.as_ref().and_then(host_name));
+        let ip = r.from_ip.or(match &r.from {
+            Some(mail_parser::Host::IpAddr(ip)) => Some(*ip),
+            _ => None,
+        });
+        if !handed_over {
+            let fetch = matches!(
+                r.with,
+                Some(mail_parser::Protocol::POP3 | mail_parser::Protocol::IMAP)
+            );
+            let private = ip.is_some_and(is_private);
+            let own = from_name.is_some_and(|n| {
+                let reg = registrable(n).to_ascii_lowercase();
+                site.contains(&reg) || n.eq_ignore_ascii_case("localhost")
+            });
+            if from_name.is_none() && ip.is_none() || fetch || private || own {
+                if let Some(n) = from_name {
+                    let reg = registrable(n).to_ascii_lowercase();
+                    if !site.contains(&reg) && (fetch || private) {
+                        site.push(reg);
+                    }
+                }
+                continue;
+            }
+            handed_over = true;
+            // The relay that handed the message over.
+            match from_name {
+                Some(n) if n.contains('.') => {
+                    sink.tok_lower(Fam::Received, registrable(n), buf);
+                    if sink
+                        .ctx
+                        .from_domain
+                        .as_deref()
+                        .is_some_and(|f| registrable(n).eq_ignore_ascii_case(f))
+                    {
+                        sink.tok_str(Fam::Shape, "relay:from_domain");
+                    }
+                    let mut w = Words::new();
+                    w.run(truncate(n, 200), Fam::Received, Fam::Received, sink);
+                }
+                _ => {
+                    sink.tok_str(Fam::Shape, "relay:no_rdns");
+                }
+            }
+            if let Some(std::net::IpAddr::V4(v4)) = ip {
+                let o = v4.octets();
+                let net = format!("{}.{}", o[0], o[1]);
+                sink.tok_lower(Fam::Received, &net, buf);
+            }
+        } else if let Some(n) = from_name
+            && n.contains('.')
+        {
+            sink.tok_lower(Fam::Received, registrable(n), buf);
+        }
+    }
+    if !handed_over {
+        sink.tok_str(Fam::Shape, "relay:none");
+    }
+}
+
+fn host_name<'a>(h: &'a mail_parser::Host<'_>) -> Option<&'a str> {
+    match h {
+        mail_parser::Host::Name(n) => Some(n.as_ref()),
+        mail_parser::Host::IpAddr(_) => None,
+    }
+}
+
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v) => {
+            v.is_private() || v.is_loopback() || v.is_link_local() || v.is_unspecified()
+        }
+        std::net::IpAddr::V6(v) => {
+            v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+fn mime(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
+    for (i, part) in m.parts.iter().enumerate().take(64) {
+        if let Some(ct) = part.content_type() {
+            let t = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
+            sink.tok_lower(Fam::ContentType, truncate(&t, 80), buf);
+            if let Some(cs) = ct.attribute("charset") {
+                sink.tok_lower(Fam::Charset, truncate(cs, 40), buf);
+            }
+            if i == 0
+                && let Some(b) = ct.attribute("boundary")
+            {
+                sink.tok_str(Fam::Shape, &format!("boundary:{}", shape(b)));
+            }
+        } else if i == 0 {
+            sink.tok_str(Fam::ContentType, "none");
+        }
+        if let Some(cte) = part.content_transfer_encoding() {
+            sink.tok_lower(Fam::Encoding, truncate(cte, 40), buf);
+        }
+        if let Some(name) = part.attachment_name() {
+            let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+            sink.tok_lower(Fam::Attachment, truncate(ext, 10), buf);
+        }
+    }
+    // Charsets of encoded words in the Subject.
+    if let Some(h) = m
+        .root_part()
+        .headers
+        .iter()
+        .find(|h| h.name == HeaderName::Subject)
+        && let Some(raw) = raw_value(m, h)
+    {
+        for piece in raw.split("=?").skip(1).take(4) {
+            if let Some((cs, _)) = piece.split_once('?') {
+                sink.tok_lower(Fam::Charset, &format!("subject:{}", truncate(cs, 40)), buf);
+            }
+        }
+    }
+}
+
+/// A MIME boundary's shape: letters → a, digits → 9, runs collapsed,
+/// so `----=_NextPart_000_0012_01C2...` and generator-specific patterns
+/// stand out without every random boundary being its own feature.
+fn shape(s: &str) -> String {
+    let mut out = String::with_capacity(16);
+    let mut last = ' ';
+    for c in s.chars().take(60) {
+        let k = if c.is_ascii_digit() {
+            '9'
+        } else if c.is_ascii_alphabetic() {
+            'a'
+        } else {
+            c
+        };
+        if k != last || !(k == '9' || k == 'a') {
+            out.push(k);
+        }
+        last = k;
+        if out.len() >= 24 {
+            break;
+        }
+    }
+    out
+}
+
+/// Scripts written without spaces between words: character bigrams.
+#[inline]
+fn is_unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF      // Thai, Lao
+        | 0x1000..=0x109F    // Myanmar
+        | 0x1780..=0x17FF    // Khmer
+        | 0x3040..=0x30FF    // Hiragana, Katakana
+        | 0x31F0..=0x31FF
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified
+        | 0xF900..=0xFAFF
+        | 0xFF66..=0xFF9F    // half-width Katakana
+        | 0x20000..=0x2FFFF)
+}
+
+/// The word tokeniser: reusable state for one text stream.
+struct Words {
+    cur: Vec<u8>,
+    letters: usize,
+    digits: usize,
+    non_ascii: bool,
+    prev: Option<u64>,
+    prev_unspaced: Option<char>,
+    run_len: usize,
+}
+
+impl Words {
+    fn new() -> Words {
+        Words {
+            cur: Vec::with_capacity(64),
+            letters: 0,
+            digits: 0,
+            non_ascii: false,
+            prev: None,
+            prev_unspaced: None,
+            run_len: 0,
+        }
+    }
+
+    fn run(&mut self, text: &str, fam: Fam, pair: Fam, sink: &mut Sink) {
+        self.prev = None;
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                i += 1;
+                if b.is_ascii_alphanumeric() {
+                    self.end_unspaced(fam, sink);
+                    if self.cur.len() < 64 {
+                        self.cur.push(b.to_ascii_lowercase());
+                    }
+                    if b.is_ascii_digit() {
+                        self.digits += 1;
+                    } else {
+                        self.letters += 1;
+                    }
+                } else {
+                    self.flush(fam, pair, sink);
+                    self.end_unspaced(fam, sink);
+                    if matches!(b, b'!' | b'$' | b'%') {
+                        self.cur.push(b);
+                        self.flush_symbol(fam, sink);
+                    }
+                }
+                continue;
+            }
+            // Non-ASCII: decode one char.
+            let c = text[i..].chars().next().unwrap_or('\u{FFFD}');
+            i += c.len_utf8();
+            if is_unspaced(c) {
+                self.flush(fam, pair, sink);
+                self.unspaced(c, fam, sink);
+            } else if c.is_alphanumeric() {
+                self.end_unspaced(fam, sink);
+                self.non_ascii = true;
+                for l in c.to_lowercase() {
+                    let mut tmp = [0u8; 4];
+                    if self.cur.len() < 64 {
+                        self.cur
+                            .extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+                    }
+                }
+                self.letters += 1;
+            } else {
+                self.flush(fam, pair, sink);
+                self.end_unspaced(fam, sink);
+                if matches!(c, '€' | '£') {
+                    let mut tmp = [0u8; 4];
+                    self.cur
+                        .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                    self.flush_symbol(fam, sink);
+                }
+            }
+        }
+        self.flush(fam, pair, sink);
+        self.end_unspaced(fam, sink);
+    }
+
+    fn flush_symbol(&mut self, fam: Fam, sink: &mut Sink) {
+        sink.tok(fam, &self.cur);
+        self.cur.clear();
+    }
+
+    #[inline]
+    fn flush(&mut self, fam: Fam, pair: Fam, sink: &mut Sink) {
+        if self.cur.is_empty() {
+            return;
+        }
+        let (letters, digits) = (self.letters, self.digits);
+        self.letters = 0;
+        self.digits = 0;
+        self.non_ascii = false;
+        let chars = letters + digits;
+        let h = if chars < 2 {
+            self.cur.clear();
+            return;
+        } else if letters == 0 && digits > 4 {
+            // Long numbers: phone numbers, ids, dates. Their length only.
+            let shape = [b'#', b'0' + digits.min(9) as u8];
+            sink.tok(fam, &shape)
+        } else if self.cur.len() > MAX_TOKEN {
+            let shape = [b'~', b'0' + (self.cur.len() / 16).min(9) as u8];
+            sink.tok(fam, &shape)
+        } else {
+            sink.tok(fam, &self.cur)
+        };
+        self.cur.clear();
+        if fam != pair {
+            if let Some(p) = self.prev {
+                sink.pair(pair, p, h);
+            }
+            self.prev = Some(h);
+        }
+    }
+
+    /// One character of an unspaced script: emits the bigram with the
+    /// previous one of the run.
+    #[inline]
+    fn unspaced(&mut self, c: char, fam: Fam, sink: &mut Sink) {
+        let mut tmp = [0u8; 8];
+        if let Some(p) = self.prev_unspaced {
+            let n = p.encode_utf8(&mut tmp[..4]).len();
+            let m = c.encode_utf8(&mut tmp[n..n + 4]).len();
+            sink.tok(fam, &tmp[..n + m]);
+        }
+        self.prev_unspaced = Some(c);
+        self.run_len += 1;
+        self.prev = None;
+    }
+
+    /// Ends a run of an unspaced script; a one-character run is a token.
+    #[inline]
+    fn end_unspaced(&mut self, fam: Fam, sink: &mut Sink) {
+        if let Some(p) = self.prev_unspaced.take() {
+            if self.run_len == 1 {
+                let mut tmp = [0u8; 4];
+                sink.tok(fam, p.encode_utf8(&mut tmp).as_bytes());
+            }
+            self.run_len = 0;
+        }
+    }
+}
+
+/// URLs written in text (or HTML source): `http://`, `https://` and bare
+/// `www.` hosts.
+fn text_urls(t: &str, sink: &mut Sink, buf: &mut Vec<u8>, max: usize) -> usize {
+    let b = t.as_bytes();
+    let mut n = 0;
+    for p in memchr::memmem::find_iter(b, b"://") {
+        if n >= max {
+            return n;
+        }
+        let scheme = (p >= 5 && b[p - 5..p].eq_ignore_ascii_case(b"https"))
+            || (p >= 4 && b[p - 4..p].eq_ignore_ascii_case(b"http"));
+        if !scheme {
+            continue;
+        }
+        let hs = p + 3;
+        let end = url_host_end(b, hs);
+        if end > hs {
+            url(&t[hs..end], sink, buf);
+            n += 1;
+        }
+    }
+    let mut i = 0;
+    while n < max {
+        let Some(p) = memchr::memchr2(b'w', b'W', &b[i..]) else {
+            break;
+        };
+        let s = i + p;
+        i = s + 1;
+        if b.len() >= s + 5
+            && b[s..s + 4].eq_ignore_ascii_case(b"www.")
+            && (s == 0
+                || !(b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'/' | b'.' | b'@')))
+        {
+            let end = url_host_end(b, s);
+            if end > s + 4 {
+                url(&t[s..end], sink, buf);
+                n += 1;
+            }
+            i = end.max(i);
+        }
+    }
+    n
+}
+
+fn url_host_end(b: &[u8], from: usize) -> usize {
+    let mut e = from;
+    while e < b.len() && e - from < 255 {
+        let c = b[e];
+        if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'@' | b'%') || c >= 0x80 {
+            e += 1;
+        } else {
+            break;
+        }
+    }
+    e
+}
+
+/// Features of one URL host: the host, its registrable domain, or a marker
+/// for a numeric (IP) host.
+fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.trim_end_matches(['.', '-']);
+    if host.is_empty() {
+        return;
+    }
+    if host.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        sink.tok_str(Fam::Shape, "url:ip");
+        return;
+    }
+    if !host.contains('.') {
+        return;
+    }
+    let host = truncate(host, 100);
+    sink.tok_lower(Fam::UrlHost, host, buf);
+    let reg = registrable(host);
+    if sink
+        .ctx
+        .from_domain
+        .as_deref()
+        .is_some_and(|f| reg.eq_ignore_ascii_case(f))
+    {
+        sink.ctx.url_from += 1;
+    } else {
+        sink.ctx.url_other += 1;
+    }
+    if reg.len() != host.len() {
+        sink.tok_lower(Fam::UrlDomain, reg, buf);
+    }
+}
+
+/// HTML: URL hosts (from attributes and text alike) and, when enabled,
+/// tag names.
+fn html(h: &str, sink: &mut Sink, buf: &mut Vec<u8>, max_urls: usize) -> usize {
+    let urls = text_urls(h, sink, buf, max_urls);
+    if sink.opts.html_tags {
+        let b = h.as_bytes();
+        for p in memchr::memchr_iter(b'<', b) {
+            let start = p + 1;
+            let mut e = start;
+            while e < b.len() && b[e].is_ascii_alphanumeric() && e - start < 16 {
+                e += 1;
+            }
+            if e > start {
+                buf.clear();
+                buf.extend(b[start..e].iter().map(u8::to_ascii_lowercase));
+                let name = std::mem::take(buf);
+                sink.tok(Fam::HtmlTag, &name);
+                *buf = name;
+            }
+        }
+    }
+    urls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    fn names(raw: &str) -> Vec<String> {
+        let m = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        explain(&m)
+    }
+
+    fn has(n: &[String], s: &str) -> bool {
+        n.iter().any(|x| x == s)
+    }
+
+    const MSG: &str = "Received: from mx.collector.example (mx.collector.example [10.0.0.5])\r
+\tby inbox.collector.example with ESMTP id 1; Mon, 1 Jan 2024 00:00:00 +0000\r
+Received: from mail.sender.example (mail.sender.example [203.0.113.9])\r
+\tby mx.collector.example with ESMTP id 2; Mon, 1 Jan 2024 00:00:00 +0000\r
+Received: from [198.51.100.7] (helo=laptop) by mail.sender.example with ESMTPA; Mon, 1 Jan 2024 00:00:00 +0000\r
+Authentication-Results: mx.collector.example; spf=pass\r
+Received-SPF: pass\r
+X-Spam-Status: No, score=-2.0\r
+Delivered-To: me@collector.example\r
+From: \"Anna Müller\" <Anna@Sender.Example>\r
+To: me@collector.example\r
+Subject: Günstige Angebote: FREE offer\r
+Message-ID: <abc@mail.sender.example>\r
+X-Mailer: Foo Mailer 2.1\r
+Organization: Acme Widgets 2024\r
+Date: Mon, 1 Jan 2024 00:00:00 +0000\r
+MIME-Version: 1.0\r
+Content-Type: multipart/alternative; boundary=\"b1\"\r
+\r
+--b1\r
+Content-Type: text/html; charset=utf-8\r
+\r
+<html><body><p>Hello <b>World</b>, visit <a href=\"https://www.shop.example.co.uk/x?y=1\">here</a> \r
+and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{422} \u{4e2d}\u{6587}\u{6d4b}\u{8bd5}</p></body></html>\r
+--b1--\r
+";
+
+    #[test]
+    fn features_cover_headers_body_urls_and_scripts() {
+        let n = names(MSG);
+        // Subject and body words, lower-cased, Unicode-aware.
+        assert!(has(&n, "s:günstige"), "{n:?}");
+        assert!(has(&n, "s:free"));
+        assert!(
+            has(&n, "hello") && has(&n, "world"),
+            "HTML reduced to text: {n:?}"
+        );
+        assert!(
+            !n.iter().any(|x| x == "html" || x == "body"),
+            "no tag names as words"
+        );
+        assert!(has(&n, "straße"));
+        assert!(has(&n, "привет"));
+        // CJK: character bigrams.
+        assert!(
+            has(&n, "中文") && has(&n, "文测") && has(&n, "测试"),
+            "{n:?}"
+        );
+        // From.
+        assert!(has(&n, "fn:anna") && has(&n, "fn:müller"));
+        assert!(has(&n, "fa:anna@sender.example"));
+        assert!(has(&n, "fd:sender.example"));
+        // Received: the hand-over relay, not the collecting site.
+        assert!(has(&n, "rcvd:sender.example"), "{n:?}");
+        assert!(has(&n, "rcvd:203.0"));
+        assert!(
+            !n.iter().any(|x| x.contains("collector")),
+            "collector hops leak: {n:?}"
+        );
+        // MIME.
+        assert!(has(&n, "ct:multipart/alternative"));
+        assert!(has(&n, "ct:text/html"));
+        assert!(has(&n, "cs:utf-8"));
+        // URLs from HTML attributes and text.
+        assert!(has(&n, "url:www.shop.example.co.uk"));
+        assert!(has(&n, "urld:example.co.uk"));
+        assert!(has(&n, "shape:url:ip"));
+        // Other header families.
+        assert!(has(&n, "xm:foo") && has(&n, "mid:sender.example"));
+        assert!(has(&n, "shape:msgid:from_domain"));
+        assert!(has(&n, "h:x-mailer"));
+        assert!(has(&n, "hv:organization:acme") && has(&n, "hv:organization:widgets"));
+        assert!(
+            !n.iter().any(|x| x.contains("2024") || x.contains("jan")),
+            "no dates: {n:?}"
+        );
+        // Receiving-side and verdict headers are never features.
+        for h in [
+            "h:received",
+            "h:authentication-results",
+            "h:received-spf",
+            "h:x-spam-status",
+            "h:delivered-to",
+            "h:to",
+        ] {
+            if h == "h:to" {
+                assert!(has(&n, h));
+            } else {
+                assert!(!has(&n, h), "{h} must be ignored");
+            }
+        }
+        assert!(
+            !n.iter().any(|x| x.contains("spf") || x.contains("pass")),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn legacy_cjk_charsets_decode() {
+        // "中文" in GB2312, Base64 in the Subject and QP... in the body.
+        let raw = "Subject: =?gb2312?B?1tDOxA==?=\r\nContent-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: base64\r\n\r\n1tDOxLLiytQ=\r\n";
+        let n = names(raw);
+        assert!(has(&n, "s:中文"), "{n:?}");
+        assert!(has(&n, "中文") && has(&n, "测试"), "{n:?}");
+        assert!(has(&n, "cs:subject:gb2312"));
+    }
+
+    #[test]
+    fn hashed_features_are_sorted_unique_and_stable() {
+        let m = MessageParser::default().parse(MSG.as_bytes()).unwrap();
+        let a = extract(&m);
+        assert!(a.0.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(a, extract(&m));
+        let text = text_parts(&m);
+        assert_eq!(a, extract_with_text(&m, &text));
+        assert!(a.len() > 40);
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe\x00garbage",
+            b"Subject: \xe4\xb8\r\n\r\n<a href=\"http://",
+            b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/",
+            b"Received: from\r\nReceived: by\r\nFrom: <@>\r\nMessage-ID: @\r\n\r\nwww.",
+        ] {
+            let m = MessageParser::default().parse(raw).unwrap_or_default();
+            let _ = extract(&m);
+            let _ = explain(&m);
+        }
+        let long = format!("Subject: x\r\n\r\n{}", "a".repeat(1 << 20));
+        let m = MessageParser::default().parse(long.as_bytes()).unwrap();
+        assert!(extract(&m).len() < 20);
+    }
+
+    #[test]
+    fn registrable_domains() {
+        assert_eq!(registrable("mail.example.com"), "example.com");
+        assert_eq!(registrable("example.com"), "example.com");
+        assert_eq!(registrable("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(registrable("www.example.com.au"), "example.com.au");
+        assert_eq!(registrable("localhost"), "localhost");
+    }
+}

@@ -1,0 +1,169 @@
+//! The classifier's runtime in `mxguard serve`: the model handle the scan
+//! pipeline reads, a task that refreshes it from the store every
+//! `[classifier] refresh_interval`, and autolearn from verdicts.
+
+use mxguard_core::Verdict;
+use mxguard_core::config::ClassifierConfig;
+use mxguard_learn::ModelHandle;
+use mxguard_learn::persist::{self, Class, Learner, Sample};
+use mxguard_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Messages waiting to be autolearned; more are dropped (learning is a
+/// bonus, never a reason to hold up mail or grow memory).
+const AUTOLEARN_QUEUE: usize = 1024;
+/// Autolearn batches: at most this many messages, or this long.
+const AUTOLEARN_BATCH: usize = 256;
+const AUTOLEARN_FLUSH: Duration = Duration::from_secs(2);
+
+pub struct Classifier {
+    pub handle: Arc<ModelHandle>,
+    autolearn: Option<Autolearn>,
+}
+
+struct Autolearn {
+    spam_threshold: f64,
+    ham_threshold: f64,
+    tx: mpsc::Sender<(Vec<u8>, Class)>,
+}
+
+impl Classifier {
+    /// Loads the model (a missing or unreadable model leaves the classifier
+    /// silent, with a log line), and starts the refresh and autolearn tasks
+    /// on the current runtime. They end with `stop`.
+    pub async fn start(
+        config: &ClassifierConfig,
+        store: Arc<dyn Store>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Classifier {
+        let handle = ModelHandle::empty();
+        match persist::refresh(&handle, &*store).await {
+            Ok(true) => {
+                if let Some(m) = handle.current() {
+                    tracing::info!(
+                        spam = m.spam_learns,
+                        ham = m.ham_learns,
+                        "classifier model loaded"
+                    );
+                }
+            }
+            Ok(false) => tracing::info!("classifier: no model yet; learn with `mxguard learn`"),
+            Err(e) => tracing::error!("classifier: {e}"),
+        }
+        let interval = Duration::from_secs(config.refresh_interval.0.max(1));
+        {
+            let (handle, store, mut stop) = (handle.clone(), store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            match persist::refresh(&handle, &*store).await {
+                                Ok(true) => tracing::info!(version = handle.version(), "classifier model refreshed"),
+                                Ok(false) => {}
+                                Err(e) => tracing::warn!("classifier refresh: {e}"),
+                            }
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
+        let autolearn = config.autolearn.then(|| {
+            let (tx, rx) = mpsc::channel(AUTOLEARN_QUEUE);
+            let learner = Learner::new(store, config.table_bits).with_handle(handle.clone());
+            tokio::spawn(autolearn_task(learner, rx, stop));
+            Autolearn {
+                spam_threshold: config.autolearn_spam_threshold,
+                ham_threshold: config.autolearn_ham_threshold,
+                tx,
+            }
+        });
+        Classifier { handle, autolearn }
+    }
+
+    /// Queues a scanned message for autolearn when its verdict is clear
+    /// enough. The classifier's own symbols are left out of the score, so
+    /// it does not teach itself what it already believes.
+    pub fn offer(&self, verdict: &Verdict, raw: &[u8]) {
+        let Some(a) = &self.autolearn else { return };
+        if verdict.is_skipped || verdict.forced_by.is_some() {
+            return;
+        }
+        let own: f64 = verdict
+            .symbols
+            .values()
+            .filter(|s| s.name == "BAYES_SPAM" || s.name == "BAYES_HAM")
+            .map(|s| s.score)
+            .sum();
+        let score = verdict.score - own;
+        let class = if score >= a.spam_threshold {
+            Class::Spam
+        } else if score <= a.ham_threshold {
+            Class::Ham
+        } else {
+            return;
+        };
+        if a.tx.try_send((raw.to_vec(), class)).is_err() {
+            tracing::debug!("autolearn queue full; message not learned");
+        }
+    }
+}
+
+async fn autolearn_task(
+    learner: Learner,
+    mut rx: mpsc::Receiver<(Vec<u8>, Class)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut pending: Vec<(Vec<u8>, Class)> = Vec::new();
+    loop {
+        let flush = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => {
+                    pending.push(m);
+                    pending.len() >= AUTOLEARN_BATCH
+                }
+                None => true,
+            },
+            _ = tokio::time::sleep(AUTOLEARN_FLUSH), if !pending.is_empty() => true,
+            _ = stop.changed() => true,
+        };
+        if flush && !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            // Parsing is CPU work: off the async threads.
+            let samples = tokio::task::spawn_blocking(move || {
+                let mut spam = Vec::new();
+                let mut ham = Vec::new();
+                for (raw, class) in batch {
+                    if let Some(s) = Sample::from_raw(&raw) {
+                        match class {
+                            Class::Spam => spam.push(s),
+                            Class::Ham => ham.push(s),
+                        }
+                    }
+                }
+                (spam, ham)
+            })
+            .await;
+            if let Ok((spam, ham)) = samples {
+                for (s, c) in [(spam, Class::Spam), (ham, Class::Ham)] {
+                    if s.is_empty() {
+                        continue;
+                    }
+                    match learner.learn(&s, c).await {
+                        Ok(r) => {
+                            tracing::debug!(class = c.name(), learned = r.learned, "autolearn")
+                        }
+                        Err(e) => tracing::warn!("autolearn: {e}"),
+                    }
+                }
+            }
+        }
+        if *stop.borrow() || rx.is_closed() && pending.is_empty() {
+            break;
+        }
+    }
+}

@@ -57,7 +57,7 @@ trap restore EXIT
 # Loopback-only Postfix (installed if missing), then the benchmark's settings.
 POSTFIX_RCPT_RESTRICTIONS="permit_mynetworks, reject_unauth_destination" \
   ./scripts/postfix-env.sh none >/dev/null
-postconf -e 'transport_maps = inline:{ bench.test = discard: }' \
+postconf -e 'transport_maps = inline:{ bench.test=discard: }' \
   'milter_default_action = tempfail' 'milter_protocol = 6' \
   'non_smtpd_milters ='
 
@@ -78,6 +78,14 @@ for spec in $milters; do
   postfix reload </dev/null >/dev/null 2>&1
   sleep 2
   echo "== Postfix end to end, milter: ${milter:-none} ($name)"
+  # One message first: it must be accepted (250), or the figures mean nothing.
+  probe=$($PY $TOOLS smtp-replay --server 127.0.0.1:25 --concurrency 1 --messages 1 \
+    --rcpt user@bench.test "${dirs[0]}")
+  case "$probe" in
+    *'"replies": {"250": 1}'*) ;;
+    *) echo "postfix: a test message was not accepted with milter ${milter:-none}: $probe (see $(postconf -h maillog_file))" >&2
+       exit 1 ;;
+  esac
   for c in $CONCURRENCY; do
     for run in $(seq 1 "$RUNS"); do
       queue_empty

@@ -2,7 +2,7 @@
 # The milter benchmark of issue 3: mxguard's milter side by side with
 # rspamd 3.4's milter proxy, in one run, on corpus-dev's messages.
 #
-#   sudo ./bench/milter.sh            (as root; Debian 12; about 6-8 minutes)
+#   sudo ./bench/milter.sh            (as root; Debian 12; about 8 minutes)
 #
 # 1. Builds `mxguard` and the `milter_load` example (release).
 # 2. Installs what is missing: rspamd and dnsmasq-base (apt-get), Postfix
@@ -20,7 +20,8 @@
 #    concurrency 1, 8 and 50, runs interleaved; median of the runs.
 # 7. End to end through Postfix (bench/milter-postfix.sh, under the tests'
 #    lock /tmp/mxguard-postfix-tests.lock): the corpus replayed over SMTP with
-#    no milter, with mxguard, with rspamd; Postfix's config put back after.
+#    no milter, with mxguard (TCP, and a second instance on a unix socket in
+#    Postfix's queue directory), with rspamd; Postfix's config put back after.
 # 8. Prints the summary tables (bench/milter_tools.py report).
 #
 # Everything listens on 127.0.0.1 only; what it starts is stopped on exit.
@@ -76,10 +77,12 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 W=$(mktemp -d /tmp/mxguard-bench-milter.XXXXXX)
 chmod 755 "$W"
-mxg_pid= dns_pid=
+mxg_pid= mxgu_pid= dns_pid= sockdir=
 cleanup() {
   set +e
   [ -n "$mxg_pid" ] && kill "$mxg_pid" 2>/dev/null && wait "$mxg_pid" 2>/dev/null
+  [ -n "$mxgu_pid" ] && kill "$mxgu_pid" 2>/dev/null && wait "$mxgu_pid" 2>/dev/null
+  [ -n "$sockdir" ] && rm -rf "$sockdir"
   [ -f "$W/rspamd/run/rspamd.pid" ] && kill "$(cat "$W/rspamd/run/rspamd.pid")" 2>/dev/null
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null
   for _ in $(seq 1 50); do
@@ -239,7 +242,9 @@ rss_line() { # server when pids...
 }
 rss_line mxguard "idle, after start" $mxg_pid
 rss_line rspamd "idle, after start" $(rspamd_pids)
-echo "rspamd processes: $(ps -o args= -p "$(rspamd_pids | tr ' ' ,)" | sed 's/^rspamd: //' | sort | uniq -c | tr -s ' ' | paste -sd ';')"
+echo "rspamd processes (RSS KiB, role):"
+ps -o rss=,args= -p "$(rspamd_pids | tr ' ' ,)" | sed 's/rspamd: //; s/^/  /'
+
 
 for name in mxguard rspamd; do
   addr=$MXG_ADDR
@@ -268,13 +273,25 @@ rss_line mxguard "after the milter runs" $mxg_pid
 rss_line rspamd "after the milter runs" $(rspamd_pids)
 
 # --- end to end through Postfix ------------------------------------------------
+# A second mxguard, same config, on a unix socket inside Postfix's queue
+# directory (smtpd is chrooted there on Debian): the TCP figures include a
+# delayed-ACK stall that a unix socket does not have (see docs/BENCHMARKS.md).
 if [ "${POSTFIX:-1}" = 1 ]; then
+  sockdir="$(postconf -h queue_directory)/mxguard-bench"
+  mkdir -p "$sockdir"
+  sed -e "s|^listen = .*|listen = \"$sockdir/milter.sock\"\nsocket_mode = \"0666\"|" \
+    -e "s|^data_dir = .*|data_dir = \"$W/mxguard-unix-data\"|" "$W/mxguard.toml" >"$W/mxguard-unix.toml"
+  "$MXG" -c "$W/mxguard-unix.toml" serve </dev/null >>"$W/mxguard-unix.log" 2>&1 &
+  mxgu_pid=$!
+  unix_milter="unix:$sockdir/milter.sock"
+  [ "$(postconf -F smtp/inet/chroot)" = n ] || unix_milter="unix:/mxguard-bench/milter.sock"
+  for _ in $(seq 1 50); do [ -S "$sockdir/milter.sock" ] && break; sleep 0.2; done
   echo "== Postfix end to end (waiting for /tmp/mxguard-postfix-tests.lock)"
   flock -w 1800 /tmp/mxguard-postfix-tests.lock bench/milter-postfix.sh "$RESULTS" \
-    "none=none mxguard=inet:$MXG_ADDR rspamd=inet:$RSPAMD_ADDR" "${DIRS[@]}" ||
+    "none=none mxguard=inet:$MXG_ADDR mxguard-unix=$unix_milter rspamd=inet:$RSPAMD_ADDR" "${DIRS[@]}" ||
     echo "WARNING: the Postfix part failed (see above); the direct figures stand"
 fi
 
 echo
-echo "== summary (corpus-dev, $N messages; $(nproc) cores; load generator on the same machine)"
+echo "== summary (corpus-dev, $N messages; $(nproc) cores; load generator on the same machine; $SECONDS s in all)"
 $PY "$TOOLS" report "$RESULTS" | tee "$OUT/summary.md"

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// Which part of a request an access map is looked up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessTarget {
-    /// Client IP address, then its verified host name.
+    /// Client host name (and parent domains), then its IP address, as Postfix.
     Client,
     Helo,
     Sender,
@@ -238,9 +238,9 @@ impl Restriction {
             "sleep" => {
                 let secs = need("a number of seconds")?;
                 Seconds::parse(&secs)
-                    .filter(|s| s.0 <= 300)
+                    .filter(|s| s.0 <= 60)
                     .map(Restriction::Sleep)
-                    .ok_or_else(|| format!("`sleep {secs}`: expected seconds from 0 to 300"))
+                    .ok_or_else(|| format!("`sleep {secs}`: expected seconds from 0 to 60 (Postfix gives a policy service 100 s in all)"))
             }
             "greylist" | "check_greylist" => no_arg(Restriction::Greylist),
             "reject_banned_client" => no_arg(Restriction::RejectBannedClient),
@@ -339,7 +339,7 @@ mod tests {
         for bad in [
             "sleep",
             "sleep forever",
-            "sleep 1000",
+            "sleep 100",
             "reject_rbl_client",
             "reject_rbl_client zen=127.0.0",
             "permit_mynetworks now",

@@ -272,10 +272,11 @@ impl Engine {
                 };
                 let m = m.get();
                 let found = match target {
+                    // Postfix looks up the host name (and parents) first, then the address.
                     AccessTarget::Client => req
-                        .client_ip()
-                        .and_then(|ip| m.lookup_ip(ip))
-                        .or_else(|| req.client_name().and_then(|n| m.lookup_domain(n))),
+                        .client_name()
+                        .and_then(|n| m.lookup_domain(n))
+                        .or_else(|| req.client_ip().and_then(|ip| m.lookup_ip(ip))),
                     AccessTarget::Helo => m.lookup_domain(req.helo()),
                     AccessTarget::Sender => m.lookup_address(req.sender()),
                     AccessTarget::Recipient => m.lookup_address(req.recipient()),
@@ -559,11 +560,22 @@ impl Engine {
         let entry = entry.and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
         let now = now_secs();
         let (decision, new_entry) = greylist::decide(entry, now, cfg);
-        let decision = match decision {
+        let (decision, new_entry) = match decision {
             Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
-                self.sender_pool(req, ip, now).await.unwrap_or(decision)
+                match self.sender_pool(req, ip, now).await {
+                    // A pool pass counts as a passed triplet from now on.
+                    Some(pass) => (
+                        pass,
+                        Entry {
+                            first: now,
+                            last: now,
+                            passed: true,
+                        },
+                    ),
+                    None => (decision, new_entry),
+                }
             }
-            d => d,
+            d => (d, new_entry),
         };
         self.store_entry(key, new_entry);
         match decision {

@@ -242,3 +242,35 @@ async fn unix_socket_with_mode() {
     stream.read_line(&mut line).await.unwrap();
     assert_eq!(line, "action=DUNNO\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_access_looks_up_the_name_before_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("client");
+    std::fs::write(&map, "example.com REJECT by name\n192.0.2.0/24 OK\n").unwrap();
+    let s = start(&format!(
+        "[policy.restrictions]\nclient = [\"check_client_access {}\"]\n",
+        map.display()
+    ))
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.1"),
+            ("client_name", "mail.example.com"),
+        ])
+        .await;
+    assert_eq!(
+        a, "REJECT by name",
+        "as Postfix: the name and its parents first"
+    );
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.1"),
+            ("client_name", "unknown"),
+        ])
+        .await;
+    assert_eq!(a, "DUNNO", "then the address");
+}

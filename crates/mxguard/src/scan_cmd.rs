@@ -210,8 +210,20 @@ impl Walker {
             let item = if path == Path::new("-") {
                 Ok(path)
             } else {
-                match std::fs::metadata(&path) {
+                // Symbolic links to directories are not followed inside a
+                // walk (a link to a parent would loop); named inputs are.
+                let inside = self.stack.len() > 1;
+                let meta = if inside {
+                    std::fs::symlink_metadata(&path)
+                } else {
+                    std::fs::metadata(&path)
+                };
+                match meta {
                     Err(e) => Err(format!("cannot read {}: {e}", display(&path))),
+                    Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(&path) {
+                        Ok(t) if t.is_file() => Ok(path),
+                        _ => continue,
+                    },
                     Ok(m) if m.is_dir() => match list_dir(&path) {
                         Ok(mut entries) => {
                             entries.reverse();

@@ -305,3 +305,13 @@ fn every_toml_example_in_the_readme_is_valid() {
         }
     }
 }
+
+#[test]
+fn a_symlink_loop_in_a_scanned_directory_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.eml"), "Subject: a\r\n\r\nx\r\n").unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let out = mxguard(&["scan", "--json", dir.path().to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}

@@ -63,6 +63,11 @@ impl Check for Gtube {
                     continue;
                 }
                 if let Some((symbol, action)) = action_for(bytes[pos - 1]) {
+                    // The variants that weaken a verdict are for the admin's
+                    // own tests: from anyone else they would switch scoring off.
+                    if action != Action::Reject && !task.is_authenticated() {
+                        continue;
+                    }
                     results.insert(symbol, vec![]);
                     results.force(action, Some("Gtube pattern".to_string()), symbol);
                     return;
@@ -78,8 +83,15 @@ mod tests {
     use mxguard_core::Envelope;
 
     fn scan(body: &str) -> ScanResults {
+        scan_as(body, Some("admin"))
+    }
+
+    fn scan_as(body: &str, user: Option<&str>) -> ScanResults {
         let raw = format!("Subject: t\r\nContent-Type: text/plain\r\n\r\n{body}\r\n");
-        let env = Envelope::default();
+        let env = Envelope {
+            user: user.map(str::to_string),
+            ..Default::default()
+        };
         let task = Task::new(&env, raw.as_bytes(), 1 << 20);
         let mut r = ScanResults::default();
         Gtube.run(&task, &mut r);
@@ -100,6 +112,24 @@ mod tests {
         assert_eq!(r.forced.unwrap().action, Action::AddHeader);
         let r = scan("ZJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X");
         assert_eq!(r.forced.unwrap().action, Action::RewriteSubject);
+    }
+
+    #[test]
+    fn weakening_variants_are_ignored_from_unauthenticated_senders() {
+        let r = scan_as(
+            "AJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X",
+            None,
+        );
+        assert!(r.forced.is_none() && r.hits.is_empty());
+        let r = scan_as(
+            "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X",
+            None,
+        );
+        assert_eq!(
+            r.forced.unwrap().action,
+            Action::Reject,
+            "the reject pattern works for anyone"
+        );
     }
 
     #[test]

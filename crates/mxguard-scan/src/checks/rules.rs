@@ -69,6 +69,12 @@ fn split_table_line(s: &str) -> Option<(bool, &str, &str)> {
     None
 }
 
+/// A regex that matches nothing, for the entries under a broken `if`.
+fn never_matches() -> Regex {
+    // `[^\s\S]` matches no character at all.
+    Regex::new(r"[^\s\S]").unwrap_or_else(|_| unreachable!("constant regex"))
+}
+
 /// Postfix patterns may use any delimiter; normalise to `/body/flags`.
 fn to_slash_literal(lit: &str) -> String {
     let delim = lit.chars().next().unwrap_or('/');
@@ -105,16 +111,22 @@ impl MapData for RegexpTable {
                 Some(r) => (true, r.trim()),
                 None => (false, content.as_str()),
             };
-            let Some((negate, literal, rest)) = split_table_line(spec) else {
-                err(format!(
-                    "expected `/pattern/flags ACTION`, found `{content}`"
-                ));
-                continue;
-            };
-            let regex = match compile_pattern(&to_slash_literal(literal), true) {
-                Ok(r) => r,
+            let parsed = split_table_line(spec)
+                .ok_or_else(|| format!("expected `/pattern/flags ACTION`, found `{content}`"))
+                .and_then(|(negate, literal, rest)| {
+                    compile_pattern(&to_slash_literal(literal), true).map(|r| (negate, r, rest))
+                });
+            let (negate, regex, rest) = match parsed {
+                Ok(p) => p,
                 Err(e) => {
                     err(e);
+                    if is_if {
+                        // A broken `if` must not make its block apply to
+                        // everything: its entries get a condition that
+                        // never holds, and its `endif` still matches.
+                        conditions.push((never_matches(), false));
+                        open_ifs.push(line);
+                    }
                     continue;
                 }
             };
@@ -474,6 +486,25 @@ mod tests {
         assert!(r.has("MY_BODY"));
         // Body REJECT is stronger than header HOLD.
         assert_eq!(r.forced.unwrap().action, Action::Reject);
+    }
+
+    #[test]
+    fn a_broken_if_disables_its_block() {
+        let mut errors = Vec::new();
+        let t = RegexpTable::parse(
+            Path::new("hc"),
+            "if /(unclosed/\n/./ REJECT everything\nendif\n/^Subject: x/ WARN\n",
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            t.first_match("From: a@b.c").is_none(),
+            "the block under the broken if never applies"
+        );
+        assert!(
+            t.first_match("Subject: x").is_some(),
+            "entries after its endif still do"
+        );
     }
 
     #[test]

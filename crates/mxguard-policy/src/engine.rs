@@ -32,8 +32,9 @@ pub struct Stats {
 enum Step {
     /// Go on with the next restriction.
     Next,
-    /// Go on, and add this header if nothing decides (greylist pass).
-    Prepend(String),
+    /// Go on; answer this if nothing decides (a PREPEND, WARN or INFO,
+    /// which Postfix treats as non-decisive too). The first one is kept.
+    Pending(String),
     /// The answer.
     Decide(String),
 }
@@ -194,11 +195,13 @@ impl Engine {
         let Some(list) = self.lists.get(&req.stage()) else {
             return "DUNNO".into();
         };
-        let mut prepend = None;
+        let mut pending: Option<String> = None;
         for r in list {
             match self.apply(r, req).await {
                 Step::Next => {}
-                Step::Prepend(h) => prepend = Some(h),
+                Step::Pending(a) => {
+                    pending.get_or_insert(a);
+                }
                 Step::Decide(answer) => {
                     let first = answer
                         .split_whitespace()
@@ -212,7 +215,7 @@ impl Engine {
                 }
             }
         }
-        prepend.map_or_else(|| "DUNNO".into(), |h| format!("PREPEND {h}"))
+        pending.unwrap_or_else(|| "DUNNO".into())
     }
 
     fn dns_failed(&self, what: &str, e: &mxguard_dns::DnsFailure) -> Step {
@@ -238,6 +241,7 @@ impl Engine {
             // would skip reject_unauth_destination. A whitelisted client
             // ends mxguard's list, and Postfix's own list goes on.
             "OK" | "PERMIT" => Step::Decide("DUNNO".into()),
+            "WARN" | "INFO" | "PREPEND" => Step::Pending(text.to_string()),
             _ => Step::Decide(text.to_string()),
         }
     }
@@ -596,8 +600,8 @@ impl Engine {
                         });
                     }
                     if cfg.x_greylist_header {
-                        return Step::Prepend(format!(
-                            "X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
+                        return Step::Pending(format!(
+                            "PREPEND X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
                             self.hostname,
                             rfc2822_now()
                         ));

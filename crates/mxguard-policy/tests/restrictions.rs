@@ -247,9 +247,13 @@ async fn unix_socket_with_mode() {
 async fn client_access_looks_up_the_name_before_the_address() {
     let dir = tempfile::tempdir().unwrap();
     let map = dir.path().join("client");
-    std::fs::write(&map, "example.com REJECT by name\n192.0.2.0/24 OK\n").unwrap();
+    std::fs::write(
+        &map,
+        "example.com REJECT by name\n192.0.2.0/24 OK\n198.51.100.0/24 WARN watched\n",
+    )
+    .unwrap();
     let s = start(&format!(
-        "[policy.restrictions]\nclient = [\"check_client_access {}\"]\n",
+        "[policy.restrictions]\nclient = [\"check_client_access {}\", \"reject stopped here\"]\n",
         map.display()
     ))
     .await;
@@ -273,4 +277,35 @@ async fn client_access_looks_up_the_name_before_the_address() {
         ])
         .await;
     assert_eq!(a, "DUNNO", "then the address");
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "198.51.100.5"),
+            ("client_name", "unknown"),
+        ])
+        .await;
+    assert_eq!(
+        a, "REJECT stopped here",
+        "WARN does not end the list, as in Postfix"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warn_alone_is_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("client");
+    std::fs::write(&map, "198.51.100.0/24 WARN watched\n").unwrap();
+    let s = start(&format!(
+        "[policy.restrictions]\nclient = [\"check_client_access {}\"]\n",
+        map.display()
+    ))
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "198.51.100.5"),
+        ])
+        .await;
+    assert_eq!(a, "WARN watched");
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end part of bench/milter.sh: the corpus replayed over SMTP into a
 # real Postfix on 127.0.0.1:25, once per milter setting (none, mxguard,
-# rspamd's proxy), mail to user@bench.test accepted from 127.0.0.1 and
-# thrown away by Postfix's discard: transport once queued.
+# rspamd's proxy), each session presented as client 192.0.2.10 with XCLIENT,
+# mail to user@bench.test thrown away by Postfix's discard: transport once
+# queued.
 #
 #   flock /tmp/mxguard-postfix-tests.lock bench/milter-postfix.sh RESULTS \
 #       "none=none mxguard=inet:127.0.0.1:11336 rspamd=inet:127.0.0.1:11332" DIR...
@@ -57,7 +58,12 @@ trap restore EXIT
 # Loopback-only Postfix (installed if missing), then the benchmark's settings.
 POSTFIX_RCPT_RESTRICTIONS="permit_mynetworks, reject_unauth_destination" \
   ./scripts/postfix-env.sh none >/dev/null
-postconf -e 'transport_maps = inline:{ bench.test=discard: }' \
+# The replay announces the client 192.0.2.10 (client.example) with XCLIENT,
+# as milter_load does, so that milters run the checks they run for outside
+# clients (rspamd skips many for 127.0.0.1); bench.test is then relayed
+# (relay_domains) into the discard: transport.
+postconf -e 'transport_maps = inline:{ bench.test=discard: }' 'relay_domains = bench.test' \
+  'smtpd_authorized_xclient_hosts = 127.0.0.1' \
   'milter_default_action = tempfail' 'milter_protocol = 6' \
   'non_smtpd_milters ='
 
@@ -80,7 +86,7 @@ for spec in $milters; do
   echo "== Postfix end to end, milter: ${milter:-none} ($name)"
   # One message first: it must be accepted (250), or the figures mean nothing.
   probe=$($PY $TOOLS smtp-replay --server 127.0.0.1:25 --concurrency 1 --messages 1 \
-    --rcpt user@bench.test "${dirs[0]}")
+    --xclient 192.0.2.10 --rcpt user@bench.test "${dirs[0]}")
   case "$probe" in
     *'"replies": {"250": 1}'*) ;;
     *) echo "postfix: a test message was not accepted with milter ${milter:-none}: $probe (see $(postconf -h maillog_file))" >&2
@@ -90,7 +96,7 @@ for spec in $milters; do
     for run in $(seq 1 "$RUNS"); do
       queue_empty
       out=$($PY $TOOLS smtp-replay --server 127.0.0.1:25 --concurrency "$c" --warmup "$WARMUP" \
-        ${E2E_MESSAGES:+--messages "$E2E_MESSAGES"} --rcpt user@bench.test "${dirs[@]}")
+        ${E2E_MESSAGES:+--messages "$E2E_MESSAGES"} --xclient 192.0.2.10 --rcpt user@bench.test "${dirs[@]}")
       echo "$out" | sed "s/^{/{\"phase\":\"postfix\",\"server\":\"$name\",\"run\":$run,/" >>"$results"
       echo "  concurrency $c run $run: $out"
     done

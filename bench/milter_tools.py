@@ -2,13 +2,16 @@
 """Helpers for bench/milter.sh (standard library only, Python 3.9+).
 
   milter_tools.py smtp-replay --server 127.0.0.1:25 --concurrency N [--messages N]
-                  [--warmup N] [--rcpt ADDR] [--from ADDR] DIR...
-      Replays message files through SMTP like an MTA would: N concurrent
+                  [--warmup N] [--rcpt ADDR] [--from ADDR] [--xclient IP] DIR...
+      Replays message files through SMTP like a sending MTA: N concurrent
       sessions, each sending one message after another (RSET in between),
       files taken round-robin from DIR... in sorted order. Prints one JSON
       object: messages/second (completed transactions, whatever the answer),
       latency p50/p99 in ms from MAIL FROM to the answer after the final dot,
       and the count of each final SMTP answer (e.g. "250", "451", "554").
+      --xclient IP: each session first sends Postfix's XCLIENT ADDR=IP
+      NAME=client.example HELO=client.example, so that Postfix and its
+      milters see that client instead of 127.0.0.1.
 
   milter_tools.py rss PID...
       Prints "RSS_KIB PSS_KIB" summed over the given processes.
@@ -54,7 +57,8 @@ def load_messages(dirs):
 
 def smtp_replay(args):
     opts = {"--server": "127.0.0.1:25", "--concurrency": "8", "--messages": None,
-            "--warmup": "0", "--rcpt": "user@bench.test", "--from": "sender@example.com"}
+            "--warmup": "0", "--rcpt": "user@bench.test", "--from": "sender@example.com",
+            "--xclient": None}
     dirs = []
     it = iter(args)
     for a in it:
@@ -90,6 +94,12 @@ def smtp_replay(args):
                 if s is None:
                     s = smtplib.SMTP(host, int(port), local_hostname="client.example", timeout=300)
                     s.ehlo("client.example")
+                    if opts["--xclient"]:
+                        code, text = s.docmd("XCLIENT", f"ADDR={opts['--xclient']} "
+                                             "NAME=client.example HELO=client.example")
+                        if code != 220:
+                            raise smtplib.SMTPResponseException(code, text)
+                        s.ehlo("client.example")
                 t = time.monotonic()
                 code, _ = s.mail(opts["--from"])
                 if code == 250:

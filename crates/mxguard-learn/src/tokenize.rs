@@ -84,6 +84,37 @@ pub(crate) enum Fam {
 }
 
 impl Fam {
+    /// The weight group of the family, kept in a feature's top bits (see
+    /// [`Features`]): the message's words, or one of the header-side groups.
+    fn group(self) -> u32 {
+        match self {
+            Fam::Body | Fam::BodyPair | Fam::Subject | Fam::SubjectPair | Fam::CharGram => {
+                crate::model::GROUP_TEXT
+            }
+            Fam::Received => 1,
+            Fam::FromName
+            | Fam::FromAddr
+            | Fam::FromDomain
+            | Fam::ReplyTo
+            | Fam::ReturnPath
+            | Fam::Mailer
+            | Fam::MessageId
+            | Fam::ListId
+            | Fam::HeaderName
+            | Fam::Dkim => 2,
+            Fam::HeaderValue => 3,
+            Fam::ContentType | Fam::Charset | Fam::Encoding | Fam::Attachment => 4,
+            Fam::UrlHost | Fam::UrlDomain | Fam::HtmlTag => 5,
+            Fam::Shape => 6,
+        }
+    }
+
+    /// The feature of a token hash: its top bits, with the group on top.
+    #[inline]
+    fn feature(self, h: u64) -> u32 {
+        ((h >> 32) as u32 & !(7 << GROUP_SHIFT)) | (self.group() << GROUP_SHIFT)
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Fam::Body => "",
@@ -151,7 +182,14 @@ impl Default for Options {
     }
 }
 
-/// The hashed features of one message: sorted, without duplicates.
+/// Where a feature keeps its weight group: the top three bits (model
+/// tables use at most the low 26 bits as the slot).
+pub const GROUP_SHIFT: u32 = 29;
+
+/// The hashed features of one message: sorted, without duplicates. Each
+/// is a token hash whose top three bits name its weight group
+/// ([`GROUP_SHIFT`]), so the model can weigh the message's words and its
+/// header-side evidence separately.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features(pub Vec<u32>);
 
@@ -169,7 +207,8 @@ impl Features {
 /// and `mxguard learn --explain`-style inspection).
 struct Sink {
     hashes: Vec<u32>,
-    debug: Option<HashMap<u64, String>>,
+    /// Token hash → (feature, readable name).
+    debug: Option<HashMap<u64, (u32, String)>>,
     opts: Options,
     ctx: Ctx,
 }
@@ -207,10 +246,15 @@ impl Sink {
         if !self.on(fam) {
             return h;
         }
-        self.hashes.push((h >> 32) as u32);
+        let f = fam.feature(h);
+        self.hashes.push(f);
         if let Some(d) = &mut self.debug {
-            d.entry(h)
-                .or_insert_with(|| format!("{}{}", fam.prefix(), String::from_utf8_lossy(bytes)));
+            d.entry(h).or_insert_with(|| {
+                (
+                    f,
+                    format!("{}{}", fam.prefix(), String::from_utf8_lossy(bytes)),
+                )
+            });
         }
         h
     }
@@ -235,15 +279,16 @@ impl Sink {
             return;
         }
         let h = hash_pair(fam as u64, a, b);
-        self.hashes.push((h >> 32) as u32);
+        let f = fam.feature(h);
+        self.hashes.push(f);
         if let Some(d) = &mut self.debug {
             let name = format!(
                 "{}{} {}",
                 fam.prefix(),
-                d.get(&a).map_or("?", |s| strip_prefix(s)),
-                d.get(&b).map_or("?", |s| strip_prefix(s))
+                d.get(&a).map_or("?", |s| strip_prefix(&s.1)),
+                d.get(&b).map_or("?", |s| strip_prefix(&s.1))
             );
-            d.entry(h).or_insert(name);
+            d.entry(h).or_insert((f, name));
         }
     }
 }
@@ -305,12 +350,7 @@ pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
         ctx: Ctx::default(),
     };
     run(message, &text, &mut sink);
-    let mut v: Vec<(u32, String)> = sink
-        .debug
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(h, s)| ((h >> 32) as u32, s))
-        .collect();
+    let mut v: Vec<(u32, String)> = sink.debug.unwrap_or_default().into_values().collect();
     v.sort();
     v.dedup_by_key(|x| x.0);
     v
@@ -435,7 +475,7 @@ fn char_ngrams(t: &str, n: usize, sink: &mut Sink) {
     }
     for w in norm.windows(n) {
         let h = hash_bytes(Fam::CharGram as u64, w);
-        sink.hashes.push((h >> 32) as u32);
+        sink.hashes.push(Fam::CharGram.feature(h));
     }
 }
 

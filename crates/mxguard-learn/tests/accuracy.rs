@@ -4,11 +4,13 @@
 use mxguard_learn::eval::{self, Settings};
 use std::path::PathBuf;
 
-/// Measured when this test was written (docs/BENCHMARKS.md, issue 5):
-/// 1-AUC 0.0593 %, FN at FP ≤ 0.1 % 14.76 % (pooled over the folds). The
-/// run is deterministic; the bounds leave room for float rounding only.
-const MAX_ONE_MINUS_AUC_PCT: f64 = 0.060;
-const MAX_FN_AT_FP01_PCT: f64 = 14.8;
+/// Measured when this test was last tightened (docs/BENCHMARKS.md, issue
+/// 5): per fold seed, pooled over the folds, (1-AUC %, FN % at FP ≤ 0.1 %).
+/// The run is deterministic; the bounds leave room for float rounding only.
+/// Three seeds, because one fold assignment alone swings the FN figure by
+/// a factor of two (a few newsletters labelled ham decide it).
+const MEASURED: [(u64, f64, f64); 3] = [(1, 0.0263, 6.54), (2, 0.0188, 3.19), (3, 0.0262, 5.42)];
+const ROUNDING: (f64, f64) = (0.0005, 0.01);
 
 fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("MXGUARD_TESTDATA")
@@ -36,20 +38,26 @@ fn cross_validation_on_corpus_dev_does_not_regress() {
     let Some(dir) = corpus() else { return };
     let data = eval::load(&[dir.join("spam")], &[dir.join("ham")], 2).unwrap();
     assert_eq!(data.len(), 4578);
-    let e = eval::cross_validate(&data, 5, &Settings::default());
-    let m = e.overall.metrics;
-    eprintln!("corpus-dev 5-fold CV: {m:?}");
-    for f in &e.folds {
-        eprintln!("  fold {:?}: {:?}", f.fold, f.metrics);
+    for (seed, auc, fnr) in MEASURED {
+        let settings = Settings {
+            seed,
+            ..Settings::default()
+        };
+        let e = eval::cross_validate(&data, 5, &settings);
+        let m = e.overall.metrics;
+        eprintln!("corpus-dev 5-fold CV, seed {seed}: {m:?}");
+        for f in &e.folds {
+            eprintln!("  fold {:?}: {:?}", f.fold, f.metrics);
+        }
+        assert!(
+            m.one_minus_auc_pct <= auc + ROUNDING.0,
+            "seed {seed}: 1-AUC regressed: {:.4}% > {auc}%",
+            m.one_minus_auc_pct
+        );
+        assert!(
+            m.fn_at_fp01_pct <= fnr + ROUNDING.1,
+            "seed {seed}: FN at FP <= 0.1% regressed: {:.2}% > {fnr}%",
+            m.fn_at_fp01_pct
+        );
     }
-    assert!(
-        m.one_minus_auc_pct <= MAX_ONE_MINUS_AUC_PCT,
-        "1-AUC regressed: {:.4}% > {MAX_ONE_MINUS_AUC_PCT}%",
-        m.one_minus_auc_pct
-    );
-    assert!(
-        m.fn_at_fp01_pct <= MAX_FN_AT_FP01_PCT,
-        "FN at FP <= 0.1% regressed: {:.2}% > {MAX_FN_AT_FP01_PCT}%",
-        m.fn_at_fp01_pct
-    );
 }

@@ -32,12 +32,14 @@ struct Autolearn {
 impl Classifier {
     /// Loads the model (a missing or unreadable model leaves the classifier
     /// silent, with a log line), and starts the refresh and autolearn tasks
-    /// on the current runtime. They end with `stop`.
+    /// on the current runtime. They end with `stop`, autolearn after
+    /// learning what it has queued: the caller awaits the returned tasks
+    /// before the process exits.
     pub async fn start(
         config: &ClassifierConfig,
         store: Arc<dyn Store>,
         stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Classifier {
+    ) -> (Classifier, Vec<tokio::task::JoinHandle<()>>) {
         let handle = ModelHandle::empty();
         match persist::refresh(&handle, &*store).await {
             Ok(true) => {
@@ -53,9 +55,10 @@ impl Classifier {
             Err(e) => tracing::error!("classifier: {e}"),
         }
         let interval = Duration::from_secs(config.refresh_interval.0.max(1));
+        let mut tasks = Vec::new();
         {
             let (handle, store, mut stop) = (handle.clone(), store.clone(), stop.clone());
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -70,19 +73,19 @@ impl Classifier {
                         _ = stop.changed() => break,
                     }
                 }
-            });
+            }));
         }
         let autolearn = config.autolearn.then(|| {
             let (tx, rx) = mpsc::channel(AUTOLEARN_QUEUE);
             let learner = Learner::new(store, config.table_bits).with_handle(handle.clone());
-            tokio::spawn(autolearn_task(learner, rx, stop));
+            tasks.push(tokio::spawn(autolearn_task(learner, rx, stop)));
             Autolearn {
                 spam_threshold: config.autolearn_spam_threshold,
                 ham_threshold: config.autolearn_ham_threshold,
                 tx,
             }
         });
-        Classifier { handle, autolearn }
+        (Classifier { handle, autolearn }, tasks)
     }
 
     /// Queues a scanned message for autolearn when its verdict is clear

@@ -53,14 +53,13 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let classifier = Arc::new(
-            crate::classifier::Classifier::start(
-                &config.classifier,
-                store.clone(),
-                stop_rx.clone(),
-            )
-            .await,
-        );
+        let (classifier, classifier_tasks) = crate::classifier::Classifier::start(
+            &config.classifier,
+            store.clone(),
+            stop_rx.clone(),
+        )
+        .await;
+        let classifier = Arc::new(classifier);
         let pipeline = Arc::new(Shared::new(
             pipeline.with_classifier(classifier.handle.clone()),
         ));
@@ -90,6 +89,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                 tracing::error!("milter: {e}");
             }
         }));
+        // After the milter's sessions: autolearn learns what they queued.
+        tasks.extend(classifier_tasks);
         Some((pipeline, milter_config, classifier))
     } else {
         None

@@ -285,3 +285,70 @@ fn eval_cross_validates_and_prints_folds() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("1/2"), "{}", text(&out.stdout));
 }
+
+/// Autolearn in `mxguard serve`: messages whose verdict (without the
+/// classifier's own symbols) is clear enough are learned, the rest not;
+/// what is queued when serve stops is learned before it exits.
+#[test]
+fn serve_autolearns_clear_verdicts_through_the_milter() {
+    use mxguard_milter::client::{Client, MessageSpec, postfix_offer};
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::postfix::free_port();
+    let data = dir.path().join("data");
+    let cfg_text = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n\
+         [store]\ndata_dir = \"{}\"\n\
+         [classifier]\nautolearn = true\nautolearn_spam_threshold = 10\nautolearn_ham_threshold = -1\n\
+         [actions]\nreject = 50\nadd_header = 40\ngreylist = false\nrewrite_subject = false\n\
+         [[rules]]\nname = \"T_PILLS\"\ntarget = \"subject\"\npattern = \"/pills/i\"\nscore = 12.0\n\
+         [[rules]]\nname = \"T_RELEASE\"\ntarget = \"subject\"\npattern = \"/release notes/i\"\nscore = -2.0\n",
+        data.display()
+    );
+    let cfg = dir.path().join("mxguard.toml");
+    std::fs::write(&cfg, &cfg_text).unwrap();
+    let daemon = common::postfix::daemon(&cfg_text, port);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect_tcp(&format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        c.negotiate(postfix_offer()).await.unwrap();
+        c.connect("client.example", "192.0.2.7".parse().unwrap(), 40000)
+            .await
+            .unwrap();
+        c.helo("client.example").await.unwrap();
+        let subjects = [
+            "Cheap pills offer",      // 12: spam
+            "Release notes 1.2",      // -2: ham
+            "Lunch on Friday?",       // 0: neither
+            "More pills, best price", // spam
+            "Release notes 1.3",      // ham
+        ];
+        for (i, subject) in subjects.iter().enumerate() {
+            let raw = format!(
+                "From: sender{i}@example.net\r\nTo: user@example.org\r\nMessage-ID: <auto{i}@example.net>\r\n\
+                 Subject: {subject}\r\n\r\nBody of message {i}.\r\n"
+            );
+            let spec = MessageSpec::from_raw("sender@example.net", &["user@example.org"], raw.as_bytes());
+            c.message(&spec).await.unwrap();
+        }
+        c.quit().await.unwrap();
+    });
+    // Stop serve (SIGTERM): the queued messages are learned before it exits.
+    drop(daemon);
+
+    let out = mxguard(&["-c", cfg.to_str().unwrap(), "stats"], None);
+    let stats = text(&out.stdout);
+    assert!(out.status.success(), "{stats}{}", text(&out.stderr));
+    let count = |what: &str| {
+        stats
+            .lines()
+            .find(|l| l.trim_start().starts_with(what))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("no '{what}' line in stats:\n{stats}"))
+            .to_string()
+    };
+    assert_eq!(count("learned spam"), "2", "{stats}");
+    assert_eq!(count("learned ham"), "2", "{stats}");
+}

@@ -38,7 +38,7 @@
 //! corpus-dev, see the crate docs): body word bigrams, HTML tag names,
 //! character n-grams.
 
-use crate::hash::{hash_bytes, hash_pair};
+use crate::hash::{hash_ascii_alnum_lower, hash_bytes, hash_pair};
 use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -171,6 +171,8 @@ struct Sink {
     hashes: Vec<u32>,
     debug: Option<HashMap<u64, String>>,
     opts: Options,
+    /// `opts` as a bit per family ([`Options::mask`]).
+    on: u32,
     ctx: Ctx,
 }
 
@@ -184,10 +186,17 @@ struct Ctx {
     url_other: usize,
 }
 
-impl Sink {
-    #[inline]
+impl Options {
+    /// Bit `fam as u8` set for each family that gives features.
+    fn mask(&self) -> u32 {
+        ALL_FAMS
+            .iter()
+            .filter(|&&f| self.on(f))
+            .fold(0, |m, &f| m | 1 << f as u8)
+    }
+
     fn on(&self, fam: Fam) -> bool {
-        let o = &self.opts;
+        let o = self;
         match fam {
             Fam::Body | Fam::Subject | Fam::SubjectPair | Fam::CharGram => true,
             Fam::BodyPair => o.body_pairs,
@@ -200,19 +209,88 @@ impl Sink {
             _ => o.headers,
         }
     }
+}
 
-    #[inline]
+const ALL_FAMS: [Fam; 25] = [
+    Fam::Body,
+    Fam::BodyPair,
+    Fam::Subject,
+    Fam::SubjectPair,
+    Fam::FromName,
+    Fam::FromAddr,
+    Fam::FromDomain,
+    Fam::ReplyTo,
+    Fam::ReturnPath,
+    Fam::Received,
+    Fam::ContentType,
+    Fam::Charset,
+    Fam::Encoding,
+    Fam::Mailer,
+    Fam::MessageId,
+    Fam::ListId,
+    Fam::UrlHost,
+    Fam::UrlDomain,
+    Fam::HtmlTag,
+    Fam::HeaderName,
+    Fam::Attachment,
+    Fam::Shape,
+    Fam::Dkim,
+    Fam::CharGram,
+    Fam::HeaderValue,
+];
+
+impl Sink {
+    fn new(opts: Options, debug: bool) -> Sink {
+        Sink {
+            hashes: Vec::with_capacity(if debug { 0 } else { 1024 }),
+            debug: debug.then(HashMap::new),
+            opts,
+            on: opts.mask(),
+            ctx: Ctx::default(),
+        }
+    }
+
+    /// Whether a family gives features (a bit test: this is per token).
+    #[inline(always)]
+    fn on(&self, fam: Fam) -> bool {
+        self.on & (1 << fam as u8) != 0
+    }
+
+    #[inline(always)]
     fn tok(&mut self, fam: Fam, bytes: &[u8]) -> u64 {
         let h = hash_bytes(fam as u64, bytes);
         if !self.on(fam) {
             return h;
         }
         self.hashes.push((h >> 32) as u32);
+        if self.debug.is_some() {
+            self.name(fam, h, bytes);
+        }
+        h
+    }
+
+    /// `tok(fam, lower-cased word)` for a word of ASCII letters and digits.
+    #[inline(always)]
+    fn tok_ascii_alnum(&mut self, fam: Fam, word: &[u8]) -> u64 {
+        let h = hash_ascii_alnum_lower(fam as u64, word);
+        if !self.on(fam) {
+            return h;
+        }
+        self.hashes.push((h >> 32) as u32);
+        if self.debug.is_some() {
+            self.name(fam, h, &word.to_ascii_lowercase());
+        }
+        h
+    }
+
+    /// Records a feature's readable name (debug mode only).
+    #[cold]
+    #[inline(never)]
+    fn name(&mut self, fam: Fam, h: u64, bytes: &[u8]) {
         if let Some(d) = &mut self.debug {
             d.entry(h)
                 .or_insert_with(|| format!("{}{}", fam.prefix(), String::from_utf8_lossy(bytes)));
         }
-        h
     }
 
     fn tok_str(&mut self, fam: Fam, s: &str) -> u64 {
@@ -229,7 +307,7 @@ impl Sink {
         h
     }
 
-    #[inline]
+    #[inline(always)]
     fn pair(&mut self, fam: Fam, a: u64, b: u64) {
         if !self.on(fam) {
             return;
@@ -270,12 +348,7 @@ pub fn extract_with_text(message: &Message<'_>, text: &[Cow<'_, str>]) -> Featur
 
 #[doc(hidden)]
 pub fn extract_opts(message: &Message<'_>, text: &[Cow<'_, str>], opts: Options) -> Features {
-    let mut sink = Sink {
-        hashes: Vec::with_capacity(1024),
-        debug: None,
-        opts,
-        ctx: Ctx::default(),
-    };
+    let mut sink = Sink::new(opts, false);
     run(message, text, &mut sink);
     let mut v = sink.hashes;
     v.sort_unstable();
@@ -298,12 +371,7 @@ pub fn explain(message: &Message<'_>) -> Vec<String> {
 /// Each feature's hash with its readable name.
 pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
     let text = text_parts(message);
-    let mut sink = Sink {
-        hashes: Vec::new(),
-        debug: Some(HashMap::new()),
-        opts: Options::default(),
-        ctx: Ctx::default(),
-    };
+    let mut sink = Sink::new(Options::default(), true);
     run(message, &text, &mut sink);
     let mut v: Vec<(u32, String)> = sink
         .debug
@@ -963,6 +1031,41 @@ fn is_unspaced(c: char) -> bool {
         | 0x20000..=0x2FFFF)
 }
 
+/// What a finished word becomes, from its letter and digit counts and its
+/// kept length in bytes: `None` nothing (shorter than two characters),
+/// `Some(Some(shape))` a shape token, `Some(None)` the word itself.
+#[inline]
+fn word_kind(letters: usize, digits: usize, len: usize) -> Option<Option<[u8; 2]>> {
+    if letters + digits < 2 {
+        None
+    } else if letters == 0 && digits > 4 {
+        // Long numbers: phone numbers, ids, dates. Their length only.
+        Some(Some([b'#', b'0' + digits.min(9) as u8]))
+    } else if len > MAX_TOKEN {
+        Some(Some([b'~', b'0' + (len / 16).min(9) as u8]))
+    } else {
+        Some(None)
+    }
+}
+
+const LETTER: u8 = 1;
+const DIGIT: u8 = 2;
+/// ASCII letters and digits (0 for everything else, non-ASCII included).
+static ASCII_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        if c.is_ascii_digit() {
+            t[i] = DIGIT;
+        } else if c.is_ascii_alphabetic() {
+            t[i] = LETTER;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// The word tokeniser: reusable state for one text stream.
 struct Words {
     cur: Vec<u8>,
@@ -994,18 +1097,36 @@ impl Words {
         while i < bytes.len() {
             let b = bytes[i];
             if b < 0x80 {
-                i += 1;
-                if b.is_ascii_alphanumeric() {
+                if ASCII_CLASS[b as usize] != 0 {
+                    // A run of ASCII letters and digits, taken at once.
                     self.end_unspaced(fam, sink);
-                    if self.cur.len() < 64 {
-                        self.cur.push(b.to_ascii_lowercase());
+                    let start = i;
+                    let mut digits = 0;
+                    while let Some(&c) = bytes.get(i) {
+                        let class = ASCII_CLASS[c as usize];
+                        if class == 0 {
+                            break;
+                        }
+                        digits += (class == DIGIT) as usize;
+                        i += 1;
                     }
-                    if b.is_ascii_digit() {
-                        self.digits += 1;
+                    let run = &bytes[start..i];
+                    if self.cur.is_empty() && bytes.get(i).is_none_or(|&c| c < 0x80) {
+                        // The whole word (ASCII punctuation or the end
+                        // follows): emitted without copying it into `cur`.
+                        self.ascii_word(run, digits, fam, pair, sink);
                     } else {
-                        self.letters += 1;
+                        // Continues with non-ASCII letters: accumulate, as
+                        // byte by byte (bytes past the 64-byte cap are
+                        // counted, not kept).
+                        self.digits += digits;
+                        self.letters += run.len() - digits;
+                        let keep = run.len().min(64usize.saturating_sub(self.cur.len()));
+                        self.cur
+                            .extend(run[..keep].iter().map(u8::to_ascii_lowercase));
                     }
                 } else {
+                    i += 1;
                     self.flush(fam, pair, sink);
                     self.end_unspaced(fam, sink);
                     if matches!(b, b'!' | b'$' | b'%') {
@@ -1061,21 +1182,33 @@ impl Words {
         self.letters = 0;
         self.digits = 0;
         self.non_ascii = false;
-        let chars = letters + digits;
-        let h = if chars < 2 {
-            self.cur.clear();
-            return;
-        } else if letters == 0 && digits > 4 {
-            // Long numbers: phone numbers, ids, dates. Their length only.
-            let shape = [b'#', b'0' + digits.min(9) as u8];
-            sink.tok(fam, &shape)
-        } else if self.cur.len() > MAX_TOKEN {
-            let shape = [b'~', b'0' + (self.cur.len() / 16).min(9) as u8];
-            sink.tok(fam, &shape)
-        } else {
-            sink.tok(fam, &self.cur)
+        let h = match word_kind(letters, digits, self.cur.len()) {
+            None => {
+                self.cur.clear();
+                return;
+            }
+            Some(Some(shape)) => sink.tok(fam, &shape),
+            Some(None) => sink.tok(fam, &self.cur),
         };
         self.cur.clear();
+        self.pair_with_prev(h, fam, pair, sink);
+    }
+
+    /// A whole ASCII word (`cur` empty): the same features as accumulating
+    /// it in `cur` and flushing, without the copy.
+    #[inline]
+    fn ascii_word(&mut self, run: &[u8], digits: usize, fam: Fam, pair: Fam, sink: &mut Sink) {
+        let kept = run.len().min(64);
+        let h = match word_kind(run.len() - digits, digits, kept) {
+            None => return,
+            Some(Some(shape)) => sink.tok(fam, &shape),
+            Some(None) => sink.tok_ascii_alnum(fam, run),
+        };
+        self.pair_with_prev(h, fam, pair, sink);
+    }
+
+    #[inline]
+    fn pair_with_prev(&mut self, h: u64, fam: Fam, pair: Fam, sink: &mut Sink) {
         if fam != pair {
             if let Some(p) = self.prev {
                 sink.pair(pair, p, h);

@@ -165,6 +165,9 @@ impl Features {
     }
 }
 
+/// Size of [`Sink::push`]'s table of recent features.
+const RECENT: usize = 1024;
+
 /// Collects features; in debug mode also their readable names (for tests
 /// and `mxguard learn --explain`-style inspection).
 struct Sink {
@@ -173,6 +176,8 @@ struct Sink {
     opts: Options,
     /// `opts` as a bit per family ([`Options::mask`]).
     on: u32,
+    /// Recently added features, by the low bits of the hash ([`Sink::push`]).
+    recent: Box<[u32; RECENT]>,
     ctx: Ctx,
 }
 
@@ -246,7 +251,22 @@ impl Sink {
             debug: debug.then(HashMap::new),
             opts,
             on: opts.mask(),
+            recent: Box::new([0; RECENT]),
             ctx: Ctx::default(),
+        }
+    }
+
+    /// Adds a feature. Words recur within a message: a direct-mapped table
+    /// of recently added features drops most repeats before they reach the
+    /// vector (the sort and dedup at the end remove the rest, so the set is
+    /// the same; 0, the table's empty value, always goes in).
+    #[inline(always)]
+    fn push(&mut self, h: u64) {
+        let f = (h >> 32) as u32;
+        let slot = &mut self.recent[(h as usize) % RECENT];
+        if *slot != f || f == 0 {
+            *slot = f;
+            self.hashes.push(f);
         }
     }
 
@@ -262,7 +282,7 @@ impl Sink {
         if !self.on(fam) {
             return h;
         }
-        self.hashes.push((h >> 32) as u32);
+        self.push(h);
         if self.debug.is_some() {
             self.name(fam, h, bytes);
         }
@@ -276,7 +296,7 @@ impl Sink {
         if !self.on(fam) {
             return h;
         }
-        self.hashes.push((h >> 32) as u32);
+        self.push(h);
         if self.debug.is_some() {
             self.name(fam, h, &word.to_ascii_lowercase());
         }
@@ -313,7 +333,7 @@ impl Sink {
             return;
         }
         let h = hash_pair(fam as u64, a, b);
-        self.hashes.push((h >> 32) as u32);
+        self.push(h);
         if let Some(d) = &mut self.debug {
             let name = format!(
                 "{}{} {}",
@@ -503,7 +523,7 @@ fn char_ngrams(t: &str, n: usize, sink: &mut Sink) {
     }
     for w in norm.windows(n) {
         let h = hash_bytes(Fam::CharGram as u64, w);
-        sink.hashes.push((h >> 32) as u32);
+        sink.push(h);
     }
 }
 
@@ -583,10 +603,20 @@ fn ignored_header(name: &str) -> bool {
         "x-scanner",
         "x-virus",
     ];
-    if name.contains("spam") || name.contains("virus") || name.contains("junk") {
+    if has_sub(name, b"spam") || has_sub(name, b"virus") || has_sub(name, b"junk") {
         return true;
     }
-    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    // Every prefix starts with `x-` or `arc-`: most names need no search.
+    EXACT.contains(&name)
+        || ((name.starts_with("x-") || name.starts_with("arc-"))
+            && PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+/// `hay.contains(needle)` for the short names and needles here, without
+/// the general substring searcher's set-up cost (this runs per header).
+#[inline]
+fn has_sub(hay: &str, needle: &[u8]) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w == needle)
 }
 
 fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
@@ -772,7 +802,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
 /// corpus). Fields whose values are dates or unique ids are skipped.
 fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u8>) {
     if !sink.on(Fam::HeaderValue)
-        || lname.contains("date")
+        || has_sub(lname, b"date")
         || lname.ends_with("-id")
         || matches!(
             lname,
@@ -782,8 +812,12 @@ fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u
         return;
     }
     let Some(raw) = raw else { return };
+    let raw = truncate(raw, 160);
+    if raw.is_ascii() {
+        return ascii_header_value(lname, raw, sink, buf);
+    }
     let mut n = 0;
-    for word in truncate(raw, 160).split(|c: char| !c.is_alphanumeric()) {
+    for word in raw.split(|c: char| !c.is_alphanumeric()) {
         if word.len() < 2 || word.len() > 24 || !word.chars().all(char::is_alphabetic) {
             continue;
         }
@@ -794,6 +828,28 @@ fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u
             let mut t = [0u8; 4];
             buf.extend_from_slice(c.encode_utf8(&mut t).as_bytes());
         }
+        let b = std::mem::take(buf);
+        sink.tok(Fam::HeaderValue, &b);
+        *buf = b;
+        n += 1;
+        if n == 8 {
+            break;
+        }
+    }
+}
+
+/// [`header_value`] for an ASCII value (nearly all): the same words,
+/// split and lower-cased byte by byte.
+fn ascii_header_value(lname: &str, raw: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
+    let mut n = 0;
+    for word in raw.as_bytes().split(|c| !c.is_ascii_alphanumeric()) {
+        if word.len() < 2 || word.len() > 24 || !word.iter().all(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        buf.clear();
+        buf.extend_from_slice(lname.as_bytes());
+        buf.push(b':');
+        buf.extend(word.iter().map(u8::to_ascii_lowercase));
         let b = std::mem::take(buf);
         sink.tok(Fam::HeaderValue, &b);
         *buf = b;
@@ -1099,7 +1155,9 @@ impl Words {
             if b < 0x80 {
                 if ASCII_CLASS[b as usize] != 0 {
                     // A run of ASCII letters and digits, taken at once.
-                    self.end_unspaced(fam, sink);
+                    if self.prev_unspaced.is_some() {
+                        self.end_unspaced(fam, sink);
+                    }
                     let start = i;
                     let mut digits = 0;
                     while let Some(&c) = bytes.get(i) {
@@ -1127,8 +1185,14 @@ impl Words {
                     }
                 } else {
                     i += 1;
-                    self.flush(fam, pair, sink);
-                    self.end_unspaced(fam, sink);
+                    // Usually nothing to end (spaces between ASCII words):
+                    // tested here, so the common case makes no calls.
+                    if !self.cur.is_empty() {
+                        self.flush(fam, pair, sink);
+                    }
+                    if self.prev_unspaced.is_some() {
+                        self.end_unspaced(fam, sink);
+                    }
                     if matches!(b, b'!' | b'$' | b'%') {
                         self.cur.push(b);
                         self.flush_symbol(fam, sink);

@@ -38,7 +38,7 @@
 //! corpus-dev, see the crate docs): body word bigrams, HTML tag names,
 //! character n-grams.
 
-use crate::hash::{hash_bytes, hash_pair};
+use crate::hash::{hash_ascii_alnum_lower, hash_bytes, hash_pair};
 use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -203,6 +203,9 @@ impl Features {
     }
 }
 
+/// Size of [`Sink::push`]'s table of recent features.
+const RECENT: usize = 1024;
+
 /// Collects features; in debug mode also their readable names (for tests
 /// and `mxguard learn --explain`-style inspection).
 struct Sink {
@@ -210,6 +213,10 @@ struct Sink {
     /// Token hash → (feature, readable name).
     debug: Option<HashMap<u64, (u32, String)>>,
     opts: Options,
+    /// `opts` as a bit per family ([`Options::mask`]).
+    on: u32,
+    /// Recently added features, by the low bits of the hash ([`Sink::push`]).
+    recent: Box<[u32; RECENT]>,
     ctx: Ctx,
 }
 
@@ -223,10 +230,17 @@ struct Ctx {
     url_other: usize,
 }
 
-impl Sink {
-    #[inline]
+impl Options {
+    /// Bit `fam as u8` set for each family that gives features.
+    fn mask(&self) -> u32 {
+        ALL_FAMS
+            .iter()
+            .filter(|&&f| self.on(f))
+            .fold(0, |m, &f| m | 1 << f as u8)
+    }
+
     fn on(&self, fam: Fam) -> bool {
-        let o = &self.opts;
+        let o = self;
         match fam {
             Fam::Body | Fam::Subject | Fam::SubjectPair | Fam::CharGram => true,
             Fam::BodyPair => o.body_pairs,
@@ -239,15 +253,100 @@ impl Sink {
             _ => o.headers,
         }
     }
+}
 
-    #[inline]
+const ALL_FAMS: [Fam; 25] = [
+    Fam::Body,
+    Fam::BodyPair,
+    Fam::Subject,
+    Fam::SubjectPair,
+    Fam::FromName,
+    Fam::FromAddr,
+    Fam::FromDomain,
+    Fam::ReplyTo,
+    Fam::ReturnPath,
+    Fam::Received,
+    Fam::ContentType,
+    Fam::Charset,
+    Fam::Encoding,
+    Fam::Mailer,
+    Fam::MessageId,
+    Fam::ListId,
+    Fam::UrlHost,
+    Fam::UrlDomain,
+    Fam::HtmlTag,
+    Fam::HeaderName,
+    Fam::Attachment,
+    Fam::Shape,
+    Fam::Dkim,
+    Fam::CharGram,
+    Fam::HeaderValue,
+];
+
+impl Sink {
+    fn new(opts: Options, debug: bool) -> Sink {
+        Sink {
+            hashes: Vec::with_capacity(if debug { 0 } else { 1024 }),
+            debug: debug.then(HashMap::new),
+            opts,
+            on: opts.mask(),
+            recent: Box::new([0; RECENT]),
+            ctx: Ctx::default(),
+        }
+    }
+
+    /// Adds a feature. Words recur within a message: a direct-mapped table
+    /// of recently added features drops most repeats before they reach the
+    /// vector (the sort and dedup at the end remove the rest, so the set is
+    /// the same; 0, the table's empty value, always goes in).
+    #[inline(always)]
+    fn push(&mut self, fam: Fam, h: u64) -> u32 {
+        let f = fam.feature(h);
+        let slot = &mut self.recent[(h as usize) % RECENT];
+        if *slot != f || f == 0 {
+            *slot = f;
+            self.hashes.push(f);
+        }
+        f
+    }
+
+    /// Whether a family gives features (a bit test: this is per token).
+    #[inline(always)]
+    fn on(&self, fam: Fam) -> bool {
+        self.on & (1 << fam as u8) != 0
+    }
+
+    #[inline(always)]
     fn tok(&mut self, fam: Fam, bytes: &[u8]) -> u64 {
         let h = hash_bytes(fam as u64, bytes);
         if !self.on(fam) {
             return h;
         }
-        let f = fam.feature(h);
-        self.hashes.push(f);
+        let f = self.push(fam, h);
+        if self.debug.is_some() {
+            self.name(fam, h, f, bytes);
+        }
+        h
+    }
+
+    /// `tok(fam, lower-cased word)` for a word of ASCII letters and digits.
+    #[inline(always)]
+    fn tok_ascii_alnum(&mut self, fam: Fam, word: &[u8]) -> u64 {
+        let h = hash_ascii_alnum_lower(fam as u64, word);
+        if !self.on(fam) {
+            return h;
+        }
+        let f = self.push(fam, h);
+        if self.debug.is_some() {
+            self.name(fam, h, f, &word.to_ascii_lowercase());
+        }
+        h
+    }
+
+    /// Records a feature's readable name (debug mode only).
+    #[cold]
+    #[inline(never)]
+    fn name(&mut self, fam: Fam, h: u64, f: u32, bytes: &[u8]) {
         if let Some(d) = &mut self.debug {
             d.entry(h).or_insert_with(|| {
                 (
@@ -256,7 +355,6 @@ impl Sink {
                 )
             });
         }
-        h
     }
 
     fn tok_str(&mut self, fam: Fam, s: &str) -> u64 {
@@ -273,14 +371,13 @@ impl Sink {
         h
     }
 
-    #[inline]
+    #[inline(always)]
     fn pair(&mut self, fam: Fam, a: u64, b: u64) {
         if !self.on(fam) {
             return;
         }
         let h = hash_pair(fam as u64, a, b);
-        let f = fam.feature(h);
-        self.hashes.push(f);
+        let f = self.push(fam, h);
         if let Some(d) = &mut self.debug {
             let name = format!(
                 "{}{} {}",
@@ -315,12 +412,7 @@ pub fn extract_with_text(message: &Message<'_>, text: &[Cow<'_, str>]) -> Featur
 
 #[doc(hidden)]
 pub fn extract_opts(message: &Message<'_>, text: &[Cow<'_, str>], opts: Options) -> Features {
-    let mut sink = Sink {
-        hashes: Vec::with_capacity(1024),
-        debug: None,
-        opts,
-        ctx: Ctx::default(),
-    };
+    let mut sink = Sink::new(opts, false);
     run(message, text, &mut sink);
     let mut v = sink.hashes;
     v.sort_unstable();
@@ -343,12 +435,7 @@ pub fn explain(message: &Message<'_>) -> Vec<String> {
 /// Each feature's hash with its readable name.
 pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
     let text = text_parts(message);
-    let mut sink = Sink {
-        hashes: Vec::new(),
-        debug: Some(HashMap::new()),
-        opts: Options::default(),
-        ctx: Ctx::default(),
-    };
+    let mut sink = Sink::new(Options::default(), true);
     run(message, &text, &mut sink);
     let mut v: Vec<(u32, String)> = sink.debug.unwrap_or_default().into_values().collect();
     v.sort();
@@ -475,7 +562,7 @@ fn char_ngrams(t: &str, n: usize, sink: &mut Sink) {
     }
     for w in norm.windows(n) {
         let h = hash_bytes(Fam::CharGram as u64, w);
-        sink.hashes.push(Fam::CharGram.feature(h));
+        sink.push(Fam::CharGram, h);
     }
 }
 
@@ -555,10 +642,20 @@ fn ignored_header(name: &str) -> bool {
         "x-scanner",
         "x-virus",
     ];
-    if name.contains("spam") || name.contains("virus") || name.contains("junk") {
+    if has_sub(name, b"spam") || has_sub(name, b"virus") || has_sub(name, b"junk") {
         return true;
     }
-    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    // Every prefix starts with `x-` or `arc-`: most names need no search.
+    EXACT.contains(&name)
+        || ((name.starts_with("x-") || name.starts_with("arc-"))
+            && PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+/// `hay.contains(needle)` for the short names and needles here, without
+/// the general substring searcher's set-up cost (this runs per header).
+#[inline]
+fn has_sub(hay: &str, needle: &[u8]) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w == needle)
 }
 
 fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
@@ -744,7 +841,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
 /// corpus). Fields whose values are dates or unique ids are skipped.
 fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u8>) {
     if !sink.on(Fam::HeaderValue)
-        || lname.contains("date")
+        || has_sub(lname, b"date")
         || lname.ends_with("-id")
         || matches!(
             lname,
@@ -754,8 +851,12 @@ fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u
         return;
     }
     let Some(raw) = raw else { return };
+    let raw = truncate(raw, 160);
+    if raw.is_ascii() {
+        return ascii_header_value(lname, raw, sink, buf);
+    }
     let mut n = 0;
-    for word in truncate(raw, 160).split(|c: char| !c.is_alphanumeric()) {
+    for word in raw.split(|c: char| !c.is_alphanumeric()) {
         if word.len() < 2 || word.len() > 24 || !word.chars().all(char::is_alphabetic) {
             continue;
         }
@@ -766,6 +867,28 @@ fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u
             let mut t = [0u8; 4];
             buf.extend_from_slice(c.encode_utf8(&mut t).as_bytes());
         }
+        let b = std::mem::take(buf);
+        sink.tok(Fam::HeaderValue, &b);
+        *buf = b;
+        n += 1;
+        if n == 8 {
+            break;
+        }
+    }
+}
+
+/// [`header_value`] for an ASCII value (nearly all): the same words,
+/// split and lower-cased byte by byte.
+fn ascii_header_value(lname: &str, raw: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
+    let mut n = 0;
+    for word in raw.as_bytes().split(|c| !c.is_ascii_alphanumeric()) {
+        if word.len() < 2 || word.len() > 24 || !word.iter().all(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        buf.clear();
+        buf.extend_from_slice(lname.as_bytes());
+        buf.push(b':');
+        buf.extend(word.iter().map(u8::to_ascii_lowercase));
         let b = std::mem::take(buf);
         sink.tok(Fam::HeaderValue, &b);
         *buf = b;
@@ -1003,6 +1126,41 @@ fn is_unspaced(c: char) -> bool {
         | 0x20000..=0x2FFFF)
 }
 
+/// What a finished word becomes, from its letter and digit counts and its
+/// kept length in bytes: `None` nothing (shorter than two characters),
+/// `Some(Some(shape))` a shape token, `Some(None)` the word itself.
+#[inline]
+fn word_kind(letters: usize, digits: usize, len: usize) -> Option<Option<[u8; 2]>> {
+    if letters + digits < 2 {
+        None
+    } else if letters == 0 && digits > 4 {
+        // Long numbers: phone numbers, ids, dates. Their length only.
+        Some(Some([b'#', b'0' + digits.min(9) as u8]))
+    } else if len > MAX_TOKEN {
+        Some(Some([b'~', b'0' + (len / 16).min(9) as u8]))
+    } else {
+        Some(None)
+    }
+}
+
+const LETTER: u8 = 1;
+const DIGIT: u8 = 2;
+/// ASCII letters and digits (0 for everything else, non-ASCII included).
+static ASCII_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        if c.is_ascii_digit() {
+            t[i] = DIGIT;
+        } else if c.is_ascii_alphabetic() {
+            t[i] = LETTER;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// The word tokeniser: reusable state for one text stream.
 struct Words {
     cur: Vec<u8>,
@@ -1034,20 +1192,46 @@ impl Words {
         while i < bytes.len() {
             let b = bytes[i];
             if b < 0x80 {
-                i += 1;
-                if b.is_ascii_alphanumeric() {
-                    self.end_unspaced(fam, sink);
-                    if self.cur.len() < 64 {
-                        self.cur.push(b.to_ascii_lowercase());
+                if ASCII_CLASS[b as usize] != 0 {
+                    // A run of ASCII letters and digits, taken at once.
+                    if self.prev_unspaced.is_some() {
+                        self.end_unspaced(fam, sink);
                     }
-                    if b.is_ascii_digit() {
-                        self.digits += 1;
+                    let start = i;
+                    let mut digits = 0;
+                    while let Some(&c) = bytes.get(i) {
+                        let class = ASCII_CLASS[c as usize];
+                        if class == 0 {
+                            break;
+                        }
+                        digits += (class == DIGIT) as usize;
+                        i += 1;
+                    }
+                    let run = &bytes[start..i];
+                    if self.cur.is_empty() && bytes.get(i).is_none_or(|&c| c < 0x80) {
+                        // The whole word (ASCII punctuation or the end
+                        // follows): emitted without copying it into `cur`.
+                        self.ascii_word(run, digits, fam, pair, sink);
                     } else {
-                        self.letters += 1;
+                        // Continues with non-ASCII letters: accumulate, as
+                        // byte by byte (bytes past the 64-byte cap are
+                        // counted, not kept).
+                        self.digits += digits;
+                        self.letters += run.len() - digits;
+                        let keep = run.len().min(64usize.saturating_sub(self.cur.len()));
+                        self.cur
+                            .extend(run[..keep].iter().map(u8::to_ascii_lowercase));
                     }
                 } else {
-                    self.flush(fam, pair, sink);
-                    self.end_unspaced(fam, sink);
+                    i += 1;
+                    // Usually nothing to end (spaces between ASCII words):
+                    // tested here, so the common case makes no calls.
+                    if !self.cur.is_empty() {
+                        self.flush(fam, pair, sink);
+                    }
+                    if self.prev_unspaced.is_some() {
+                        self.end_unspaced(fam, sink);
+                    }
                     if matches!(b, b'!' | b'$' | b'%') {
                         self.cur.push(b);
                         self.flush_symbol(fam, sink);
@@ -1101,21 +1285,33 @@ impl Words {
         self.letters = 0;
         self.digits = 0;
         self.non_ascii = false;
-        let chars = letters + digits;
-        let h = if chars < 2 {
-            self.cur.clear();
-            return;
-        } else if letters == 0 && digits > 4 {
-            // Long numbers: phone numbers, ids, dates. Their length only.
-            let shape = [b'#', b'0' + digits.min(9) as u8];
-            sink.tok(fam, &shape)
-        } else if self.cur.len() > MAX_TOKEN {
-            let shape = [b'~', b'0' + (self.cur.len() / 16).min(9) as u8];
-            sink.tok(fam, &shape)
-        } else {
-            sink.tok(fam, &self.cur)
+        let h = match word_kind(letters, digits, self.cur.len()) {
+            None => {
+                self.cur.clear();
+                return;
+            }
+            Some(Some(shape)) => sink.tok(fam, &shape),
+            Some(None) => sink.tok(fam, &self.cur),
         };
         self.cur.clear();
+        self.pair_with_prev(h, fam, pair, sink);
+    }
+
+    /// A whole ASCII word (`cur` empty): the same features as accumulating
+    /// it in `cur` and flushing, without the copy.
+    #[inline]
+    fn ascii_word(&mut self, run: &[u8], digits: usize, fam: Fam, pair: Fam, sink: &mut Sink) {
+        let kept = run.len().min(64);
+        let h = match word_kind(run.len() - digits, digits, kept) {
+            None => return,
+            Some(Some(shape)) => sink.tok(fam, &shape),
+            Some(None) => sink.tok_ascii_alnum(fam, run),
+        };
+        self.pair_with_prev(h, fam, pair, sink);
+    }
+
+    #[inline]
+    fn pair_with_prev(&mut self, h: u64, fam: Fam, pair: Fam, sink: &mut Sink) {
         if fam != pair {
             if let Some(p) = self.prev {
                 sink.pair(pair, p, h);

@@ -22,8 +22,7 @@ use mail_parser::MessageParser;
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
-use mxguard_learn::tokenize::{Options, extract_opts, text_parts};
-use std::collections::HashSet;
+use mxguard_learn::tokenize::{GROUP_SHIFT, Options, extract_opts, text_parts};
 use std::path::PathBuf;
 
 type Msg = Vec<(u32, f32)>;
@@ -34,7 +33,7 @@ struct Cfg {
     rate: f32,
     epochs: usize,
     mode: u8,
-    s: [f32; 7],
+    s: [f32; 8],
     hdr: f32,
     tone: f32,
     bits: u8,
@@ -43,6 +42,8 @@ struct Cfg {
     ah: f32,
     bag: u64,
     nb: f32,
+    g0: f32,
+    l2: f32,
 }
 
 fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
@@ -66,38 +67,29 @@ fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
     })
 }
 
-/// Family group of each feature: 0 body, 1 received, 2 headers, 3 header values, 4 mime, 5 urls, 6 shape.
-fn build(all: &Features, groups: &[u8], cfg: &Cfg) -> Msg {
-    let mut n = [0f32; 7];
-    for &g in groups {
-        n[g as usize] += 1.0;
+/// A message's scaled features. Groups are the features' top bits
+/// (0 words, 1 Received, 2 identities, 3 header values, 4 MIME, 5 URLs,
+/// 6 shape).
+fn build(all: &Features, cfg: &Cfg) -> Msg {
+    let group = |h: u32| (h >> GROUP_SHIFT) as usize;
+    let mut n = [0f32; 8];
+    for &h in &all.0 {
+        n[group(h)] += 1.0;
     }
     let nbody = n[0].max(1.0);
     let nrest = (all.0.len() as f32 - n[0]).max(1.0);
     let nall = (all.0.len() as f32).max(1.0);
     all.0
         .iter()
-        .zip(groups)
-        .map(|(&h, &g)| {
-            let g = g as usize;
+        .map(|&h| {
+            let g = group(h);
             let x = match cfg.mode {
                 0 => 1.0 / nall.sqrt(),
-                1 => {
-                    if g == 0 {
-                        1.0 / nbody.powf(cfg.ab)
-                    } else {
-                        cfg.hdr / nrest.powf(cfg.ah)
-                    }
-                }
-                _ => {
-                    if g == 0 {
-                        1.0 / nbody.powf(cfg.ab)
-                    } else {
-                        cfg.hdr / n[g].max(1.0).powf(cfg.ah)
-                    }
-                }
+                _ if g == 0 => 1.0 / nbody.powf(cfg.ab),
+                1 => cfg.hdr * cfg.s[g] / nrest.powf(cfg.ah),
+                _ => cfg.hdr * cfg.s[g] / n[g].max(1.0).powf(cfg.ah),
             };
-            (h, x * cfg.s[g])
+            (h, x)
         })
         .collect()
 }
@@ -120,7 +112,7 @@ impl Lr {
         let size = 1usize << cfg.bits;
         let mut lr = Lr {
             w: vec![0.0; size],
-            g: vec![0.0; size],
+            g: vec![cfg.g0; size],
             b: 0.0,
             mask: (size - 1) as u32,
         };
@@ -139,7 +131,7 @@ impl Lr {
                 let e = y - p;
                 for &(h, x) in m.iter() {
                     let k = (h & lr.mask) as usize;
-                    let g = e * x;
+                    let g = e * x - cfg.l2 * lr.w[k];
                     lr.g[k] += g * g;
                     lr.w[k] += cfg.rate * g / (lr.g[k].sqrt() + 1e-3);
                 }
@@ -219,70 +211,11 @@ fn main() {
             ..Options::default()
         },
     );
-    let only = |f: &dyn Fn(&mut Options)| {
-        let mut o = Options {
-            body_pairs: pairs,
-            headers: false,
-            received: false,
-            mime: false,
-            urls: false,
-            html_tags: false,
-            shape: false,
-            char_ngrams: cng,
-            header_values: false,
-        };
-        f(&mut o);
-        featurize(&raws, o)
-    };
-    let fam: Vec<Vec<Features>> = vec![
-        only(&|_| {}),
-        only(&|o| o.received = true),
-        only(&|o| o.headers = true),
-        only(&|o| {
-            o.headers = true;
-            o.header_values = true
-        }),
-        only(&|o| o.mime = true),
-        only(&|o| {
-            o.urls = true;
-            o.html_tags = tags
-        }),
-        only(&|o| o.shape = true),
-    ];
-    let groups: Vec<Vec<u8>> = (0..all.len())
-        .map(|i| {
-            let sets: Vec<HashSet<u32>> = fam
-                .iter()
-                .map(|f| f[i].0.iter().copied().collect())
-                .collect();
-            all[i]
-                .0
-                .iter()
-                .map(|h| {
-                    if sets[0].contains(h) {
-                        0
-                    } else if sets[1].contains(h) {
-                        1
-                    } else if sets[2].contains(h) {
-                        2
-                    } else if sets[3].contains(h) {
-                        3
-                    } else if sets[4].contains(h) {
-                        4
-                    } else if sets[5].contains(h) {
-                        5
-                    } else {
-                        6
-                    }
-                })
-                .collect()
-        })
-        .collect();
     let base = Cfg {
         rate: 1.0,
         epochs: 1,
         mode: 0,
-        s: [1.0; 7],
+        s: [1.0; 8],
         hdr: 1.0,
         tone: 0.0,
         bits: 20,
@@ -291,6 +224,8 @@ fn main() {
         ah: 0.5,
         bag: 1,
         nb: 0.0,
+        g0: 0.0,
+        l2: 0.0,
     };
     let mut cfgs: Vec<(String, Cfg)> = vec![("base".into(), base)];
     for arg in std::env::args().skip(1) {
@@ -308,6 +243,8 @@ fn main() {
                 "tone" => c.tone = v.parse().unwrap(),
                 "bits" => c.bits = v.parse().unwrap(),
                 "bias" => c.bias_rate = v.parse().unwrap(),
+                "g0" => c.g0 = v.parse().unwrap(),
+                "l2" => c.l2 = v.parse().unwrap(),
                 "nb" => c.nb = v.parse().unwrap(),
                 "bag" => c.bag = v.parse().unwrap(),
                 "ab" => c.ab = v.parse().unwrap(),
@@ -320,8 +257,7 @@ fn main() {
     for (name, cfg) in cfgs {
         let msgs: Vec<Msg> = all
             .iter()
-            .zip(&groups)
-            .map(|(a, g)| build(a, g, &cfg))
+            .map(|a| build(a, &cfg))
             .collect();
         if let Ok(t) = std::env::var("EXPLAIN") {
             let paths = PATHS.get().unwrap();

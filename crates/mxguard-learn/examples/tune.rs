@@ -255,10 +255,7 @@ fn main() {
         cfgs.push((arg, c));
     }
     for (name, cfg) in cfgs {
-        let msgs: Vec<Msg> = all
-            .iter()
-            .map(|a| build(a, &cfg))
-            .collect();
+        let msgs: Vec<Msg> = all.iter().map(|a| build(a, &cfg)).collect();
         if let Ok(t) = std::env::var("EXPLAIN") {
             let paths = PATHS.get().unwrap();
             for one in t.split(',') {

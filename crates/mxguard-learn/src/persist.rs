@@ -239,21 +239,34 @@ impl Learner {
     ) -> Result<LearnReport, LearnError> {
         let mut cache = self.cache.lock().await;
         let version = read_version(&*self.store).await?;
+        // A stored model this mxguard cannot use (another tokeniser or
+        // format version, or corrupt) is rebuilt from the learned messages,
+        // which are the truth; records of another tokeniser count as not
+        // learned, so learning the folders again after an upgrade works.
+        let mut unusable = false;
         let mut model = match cache.take() {
             Some((v, m)) if v == version => m,
             _ => match self.store.get(MODEL_KEY).await? {
-                Some(b) => Model::from_bytes(&b, true)?,
+                Some(b) => Model::from_bytes(&b, true).unwrap_or_else(|e| {
+                    tracing::warn!("{e}; rebuilding it from the learned messages");
+                    unusable = true;
+                    Model::new(self.bits)
+                }),
                 None => Model::new(self.bits),
             },
         };
         // Current records of the batch, in one round trip per 512.
         let keys: Vec<String> = items.iter().map(|(d, _)| record_key(d)).collect();
-        let mut records: HashMap<Digest, Option<Class>> = HashMap::with_capacity(items.len());
+        // Per message: its class, and whether its stored features are this
+        // tokeniser's.
+        let mut records: HashMap<Digest, Option<(Class, bool)>> =
+            HashMap::with_capacity(items.len());
         for (chunk_keys, chunk_items) in keys.chunks(512).zip(items.chunks(512)) {
             let refs: Vec<&str> = chunk_keys.iter().map(String::as_str).collect();
             let values = self.store.get_many(&refs).await?;
             for ((d, _), v) in chunk_items.iter().zip(values) {
-                records.insert(*d, v.and_then(|v| decode_record(&v).map(|r| r.0)));
+                let record = v.and_then(|v| decode_record(&v));
+                records.insert(*d, record.map(|(c, f)| (c, f.is_some())));
             }
         }
         // What changes; `records` tracks changes within the batch too.
@@ -261,11 +274,11 @@ impl Learner {
         for (d, f) in items {
             let before = records.get(d).copied().flatten();
             match (class, before, f) {
-                (Some(c), None, Some(f)) => {
+                (Some(c), None | Some((_, false)), Some(f)) => {
                     report.learned += 1;
                     writes.push((*d, Some((c, *f))));
                 }
-                (Some(c), Some(b), _) if b == c => report.unchanged += 1,
+                (Some(c), Some((b, true)), _) if b == c => report.unchanged += 1,
                 (Some(c), Some(_), Some(f)) => {
                     report.relearned += 1;
                     writes.push((*d, Some((c, *f))));
@@ -277,10 +290,12 @@ impl Learner {
                 (None, None, _) => report.not_found += 1,
                 _ => continue,
             }
-            records.insert(*d, class);
+            records.insert(*d, class.map(|c| (c, true)));
         }
         if !report.changed() {
-            *cache = Some((version, model));
+            if !unusable {
+                *cache = Some((version, model));
+            }
             return Ok(report);
         }
         // The records first: a rebuild reads them back.
@@ -291,7 +306,8 @@ impl Learner {
         write_records(&*self.store, &encoded).await?;
 
         let total = model.spam_learns + model.ham_learns + report.learned as u64;
-        let rebuild = report.relearned + report.unlearned > 0
+        let rebuild = unusable
+            || report.relearned + report.unlearned > 0
             || (model.since_rebuild + report.learned as u64) * 10 >= total
             || !model.can_learn();
         if rebuild {

@@ -194,7 +194,7 @@ async fn the_model_survives_a_restart_and_scanners_refresh() {
 }
 
 #[tokio::test]
-async fn a_corrupt_model_is_an_error_not_a_panic() {
+async fn a_corrupt_model_is_an_error_for_scanners_and_rebuilt_by_learning() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store
@@ -207,11 +207,16 @@ async fn a_corrupt_model_is_an_error_not_a_panic() {
     assert!(handle.current().is_none());
     let status = persist::status(&*store).await.unwrap();
     assert!(status.error.is_some());
-    let e = Learner::new(store.clone(), 16)
+    // Learning recovers: the model is rebuilt from the learned messages
+    // (the records are the truth), and scanners can load it again.
+    let r = Learner::new(store.clone(), 16)
         .learn(&[spam(1)], Class::Spam)
         .await
-        .unwrap_err();
-    assert!(e.0.contains("unusable"), "{e}");
+        .unwrap();
+    assert_eq!(r.learned, 1);
+    assert_eq!(model(&*store).await.spam_learns, 1);
+    assert!(persist::refresh(&handle, &*store).await.unwrap());
+    assert_eq!(handle.current().unwrap().spam_learns, 1);
     // The lock was released: a later learner is not stuck.
     assert!(store.get(persist::LOCK_KEY).await.unwrap().is_none());
 }
@@ -300,4 +305,51 @@ async fn concurrent_learners_do_not_lose_updates() {
     tb.await.unwrap();
     let m = model(&*store).await;
     assert_eq!((m.spam_learns, m.ham_learns), (10, 10));
+}
+
+/// After an upgrade that changes the tokeniser, the stored model and the
+/// records are another version's: learning the same messages again relearns
+/// them with the new features and rebuilds a usable model, instead of
+/// failing or calling them "already learned".
+#[tokio::test]
+async fn learning_again_after_a_tokeniser_change_rebuilds_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let spams: Vec<Sample> = (0..5).map(spam).collect();
+    let hams: Vec<Sample> = (0..5).map(ham).collect();
+    {
+        let learner = Learner::new(store.clone(), 16);
+        learner.learn(&spams, Class::Spam).await.unwrap();
+        learner.learn(&hams, Class::Ham).await.unwrap();
+    }
+    // Make everything stored look like the previous tokeniser's: the
+    // version byte of each record, and the model's tokeniser field.
+    let older = (mxguard_learn::model::TOKENIZER_VERSION - 1) as u8;
+    for (k, mut v) in store
+        .scan_prefix(persist::MSG_PREFIX, usize::MAX)
+        .await
+        .unwrap()
+    {
+        v[1] = older;
+        store.set(&k, &v, None).await.unwrap();
+    }
+    let mut blob = store.get(persist::MODEL_KEY).await.unwrap().unwrap();
+    blob[8..12].copy_from_slice(&(older as u32).to_le_bytes());
+    store.set(persist::MODEL_KEY, &blob, None).await.unwrap();
+    assert!(Model::from_bytes(&blob, true).is_err());
+
+    // A new learner (a new process): the spam are learned again, not
+    // "unchanged", and the model is rebuilt from the current records only.
+    let learner = Learner::new(store.clone(), 16);
+    let r = learner.learn(&spams, Class::Spam).await.unwrap();
+    assert_eq!((r.learned, r.unchanged), (5, 0), "{r:?}");
+    let m = model(&*store).await;
+    assert_eq!((m.spam_learns, m.ham_learns), (5, 0));
+    let r = learner.learn(&hams, Class::Ham).await.unwrap();
+    assert_eq!(r.learned, 5, "{r:?}");
+    let m = model(&*store).await;
+    assert_eq!((m.spam_learns, m.ham_learns), (5, 5));
+    // And now they are current: learning again changes nothing.
+    let r = learner.learn(&hams, Class::Ham).await.unwrap();
+    assert_eq!(r.unchanged, 5, "{r:?}");
 }

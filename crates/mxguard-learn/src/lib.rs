@@ -83,6 +83,24 @@
 //! | Subject words as their own part (weight 0.5 / 1) | 0.028% | 4.8% / 4.7% |
 //! | + the /16 networks of the relay hops before the hand-over | 0.028% | 4.6% |
 //!
+//! Then the sender's shape, measured the same way on the shipped model
+//! (each row adds to the one above):
+//!
+//! | features | 1-AUC | FN at FP ≤ 0.1% |
+//! |---|---|---|
+//! | as above | 0.028% | 4.70% |
+//! | + the From display name against the address (in the domain, in the local part, in neither, an address in the name) | 0.025% | 3.66% |
+//! | + Reply-To in the From domain or not, HTML forms, URLs with user info or punycode (neutral here: phishing marks, rare in this corpus) | 0.024% | 3.64% |
+//! | + the envelope sender's local part (bounce/role, VERP, plain) | 0.023% | 3.35% |
+//! | + the shape of the Message-ID's local part | 0.022% | 3.07% |
+//! | **+ the punctuation of Content-Type (shipped)** | **0.022%** | **2.96%** [3.1 2.3 3.5 3.2 2.4 3.2] |
+//!
+//! Measured and left out there: role words in the From local part
+//! (3.32%), the punctuation of From (2.90%, mixed across seeds), the shape
+//! of Date (3.13%), "Re:" without In-Reply-To/References (3.75%), an
+//! explicit "envelope sender not the From domain" (3.64%), Message-ID shape
+//! with letter case (3.11%).
+//!
 //! Two passes and averaged orders gain a little for a training that
 //! single-message learning (autolearn, `mxguard learn` of one file) could
 //! not repeat: not taken. A feature for "the URLs point at the sender's

@@ -31,7 +31,15 @@
 //! - consistency: whether the URL, Message-ID, DKIM and relay domains are
 //!   the From domain (legitimate bulk mail is consistent, spam borrows);
 //! - shape: text size, URL count, HTML-only, recipient count, all-caps
-//!   Subject, digits in the sender's local part.
+//!   Subject, digits in the sender's local part;
+//! - the sender's shape: whether the From display name's words are in the
+//!   address's domain, its local part or neither (a brand borrowed by a
+//!   stranger), Reply-To in the From domain or not, the envelope sender's
+//!   local part (bounce/role, VERP, plain);
+//! - generator fingerprints: the shape of the Message-ID's local part and
+//!   the punctuation of Content-Type, MIME boundary shape;
+//! - phishing marks: HTML forms, URLs with user info (`http://bank@host`)
+//!   or punycode hosts.
 //!
 //! Never used: Date (it dates a corpus), To/Cc addresses (the collecting
 //! mailbox), any verdict header, and numbers in header values. Measured and left out (worse on
@@ -662,6 +670,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     let mut lname = String::with_capacity(32);
     let mut from_domain: Option<String> = None;
     let mut rcpts = 0usize;
+    let mut reply_to: Option<String> = None;
     for h in m.headers() {
         let name = h.name();
         if name.is_empty() || name.len() > 64 || name.contains(|c: char| c.is_whitespace()) {
@@ -695,6 +704,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
                     if let Some(n) = addr.name() {
                         let mut w = Words::new();
                         w.run(truncate(n, 200), Fam::FromName, Fam::FromName, sink);
+                        sink.tok_str(Fam::Shape, name_shape(n, addr.address().unwrap_or("")));
                     } else {
                         sink.tok_str(Fam::Shape, "from:noname");
                     }
@@ -730,6 +740,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
                         .and_then(|x| x.rsplit_once('@'))
                 {
                     sink.tok_lower(Fam::ReplyTo, registrable(dom.1), buf);
+                    reply_to = Some(registrable(dom.1).to_ascii_lowercase());
                 }
             }
             HeaderName::To | HeaderName::Cc => {
@@ -748,7 +759,12 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
             HeaderName::MessageId => {
                 if let Some(id) = h.value.as_text() {
                     match id.rsplit_once('@') {
-                        Some((_, dom)) => {
+                        Some((local, dom)) => {
+                            // The shape of the id's local part tells the
+                            // software that made it (MUAs and bulk mailers
+                            // differ, spamware has its own).
+                            let local = shape(local.trim_start_matches('<'));
+                            sink.tok_str(Fam::Shape, &format!("msgid_local:{local}"));
                             let dom = dom.trim_end_matches('>');
                             let reg = registrable(dom);
                             sink.tok_lower(Fam::MessageId, reg, buf);
@@ -765,6 +781,21 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
                             sink.tok_str(Fam::Shape, "msgid:noat");
                         }
                     }
+                }
+            }
+            HeaderName::ContentType => {
+                // Its punctuation (quotes, spacing, boundary style) is
+                // another fingerprint of the generating software. Line
+                // breaks and tabs are left out: they change with storage
+                // (LF files, CRLF from the milter) and folding.
+                if let Some(v) = raw_value(m, h) {
+                    let punct: String = v
+                        .trim()
+                        .chars()
+                        .filter(|c| !c.is_ascii_alphanumeric() && !matches!(c, '\r' | '\n' | '\t'))
+                        .take(16)
+                        .collect();
+                    sink.tok_str(Fam::Shape, &format!("ct_punct:{punct}"));
                 }
             }
             HeaderName::ListId => {
@@ -817,13 +848,35 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     // Return-Path is added on delivery, but its value is the envelope
     // sender the client gave: that domain is about the message.
     if let Some(rp) = m.return_address()
-        && let Some((_, dom)) = rp.rsplit_once('@')
+        && let Some((local, dom)) = rp.rsplit_once('@')
     {
+        // The envelope sender's shape: list and bulk software bounce to
+        // role or VERP addresses, people send from their own.
+        const BOUNCE: &[&str] = &["bounce", "return", "owner", "errors"];
+        let l = local.to_ascii_lowercase();
+        let kind = if BOUNCE.iter().any(|b| l.contains(b)) {
+            "rp_local:bounce"
+        } else if l.bytes().filter(u8::is_ascii_digit).count() >= 6 || l.len() > 30 {
+            "rp_local:verp"
+        } else {
+            "rp_local:plain"
+        };
+        sink.tok_str(Fam::Shape, kind);
         let reg = registrable(dom).to_ascii_lowercase();
         sink.tok_lower(Fam::ReturnPath, &reg, buf);
         if from_domain.as_deref() == Some(reg.as_str()) {
             sink.tok_str(Fam::Shape, "return_path:from_domain");
         }
+    }
+    if let Some(rt) = &reply_to {
+        sink.tok_str(
+            Fam::Shape,
+            if from_domain.as_ref() == Some(rt) {
+                "reply_to:from_domain"
+            } else {
+                "reply_to:other_domain"
+            },
+        );
     }
     sink.tok_str(
         Fam::Shape,
@@ -834,6 +887,35 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
             _ => "rcpts:many",
         },
     );
+}
+
+/// How the From display name relates to the address: an address in the
+/// name (`"support@bank.example" <x@elsewhere>`), a name none of whose
+/// words is in the address (a brand borrowed by a stranger), or related.
+fn name_shape(name: &str, address: &str) -> &'static str {
+    if name.contains('@') {
+        return "from:name_has_address";
+    }
+    let address = address.to_ascii_lowercase();
+    let mut words = name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 3)
+        .peekable();
+    if words.peek().is_none() {
+        return "from:name_short";
+    }
+    let (local, domain) = address.rsplit_once('@').unwrap_or((&address, ""));
+    let (mut in_local, mut in_domain) = (false, false);
+    for w in words {
+        let w = w.to_lowercase();
+        in_local |= local.contains(&w);
+        in_domain |= domain.contains(&w);
+    }
+    match (in_local, in_domain) {
+        (_, true) => "from:name_in_domain",
+        (true, false) => "from:name_in_local",
+        _ => "from:name_not_in_address",
+    }
 }
 
 /// Words of another header field's value, as `name:word` (at most 8,
@@ -1408,7 +1490,16 @@ fn url_host_end(b: &[u8], from: usize) -> usize {
 /// Features of one URL host: the host, its registrable domain, or a marker
 /// for a numeric (IP) host.
 fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = match host.rsplit_once('@') {
+        Some((_, h)) => {
+            sink.tok_str(Fam::Shape, "url:userinfo");
+            h
+        }
+        None => host,
+    };
+    if host.starts_with("xn--") || host.contains(".xn--") {
+        sink.tok_str(Fam::Shape, "url:punycode");
+    }
     let host = host.trim_end_matches(['.', '-']);
     if host.is_empty() {
         return;
@@ -1442,6 +1533,11 @@ fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
 /// tag names.
 fn html(h: &str, sink: &mut Sink, buf: &mut Vec<u8>, max_urls: usize) -> usize {
     let urls = text_urls(h, sink, buf, max_urls);
+    if memchr::memmem::find(h.as_bytes(), b"<form").is_some()
+        || memchr::memmem::find(h.as_bytes(), b"<FORM").is_some()
+    {
+        sink.tok_str(Fam::Shape, "html:form");
+    }
     if sink.opts.html_tags {
         let b = h.as_bytes();
         for p in memchr::memchr_iter(b'<', b) {
@@ -1571,6 +1667,45 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
             !n.iter().any(|x| x.contains("spf") || x.contains("pass")),
             "{n:?}"
         );
+    }
+
+    /// The sender's shape: display name against address, Reply-To and
+    /// envelope sender, the generator's Message-ID and Content-Type style,
+    /// and the phishing marks of URLs and HTML.
+    #[test]
+    fn sender_shape_and_fingerprints() {
+        let brand = names(
+            "Return-Path: <bounce-7d1e9a@mailer.example>\r\n\
+             From: \"PayPal Service\" <alert@cheap-hosting.example>\r\n\
+             Reply-To: <collect@elsewhere.example>\r\n\
+             Message-ID: <KX7QW2ZPLM@cheap-hosting.example>\r\n\
+             Content-Type: text/html; charset=\"utf-8\"\r\n\
+             Subject: verify\r\n\r\n\
+             <form action=\"http://user@xn--pypal-4ve.example/login\">x</form>\r\n",
+        );
+        for f in [
+            "shape:from:name_not_in_address",
+            "shape:reply_to:other_domain",
+            "shape:rp_local:bounce",
+            "shape:msgid_local:a9a9a",
+            "shape:ct_punct:/; =\"-\"",
+            "shape:html:form",
+            "shape:url:userinfo",
+            "shape:url:punycode",
+        ] {
+            assert!(has(&brand, f), "{f} missing: {brand:?}");
+        }
+        let person = names(
+            "From: Anna Meyer <anna.meyer@mail.example>\r\nReply-To: anna@mail.example\r\n\
+             Subject: hi\r\n\r\nhello\r\n",
+        );
+        assert!(has(&person, "shape:from:name_in_local"), "{person:?}");
+        assert!(has(&person, "shape:reply_to:from_domain"));
+        let shop = names("From: Example Shop <news@shop.example>\r\nSubject: x\r\n\r\ny\r\n");
+        assert!(has(&shop, "shape:from:name_in_domain"), "{shop:?}");
+        let addr =
+            names("From: \"bank@bank.example\" <x@other.example>\r\nSubject: x\r\n\r\ny\r\n");
+        assert!(has(&addr, "shape:from:name_has_address"), "{addr:?}");
     }
 
     #[test]

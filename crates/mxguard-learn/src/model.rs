@@ -9,8 +9,8 @@
 //! words drown the few header features that tell solicited bulk mail from
 //! spam; weighing the parts apart halved 1-AUC and the FN rate at
 //! FP ≤ 0.1% on corpus-dev (see the crate docs). Its spam log-odds are the
-//! bias plus the sum of its scaled features' weights. Learning one message is one gradient step
-//! of the logistic loss; AdaGrad divides each feature's step by the root of
+//! bias plus the sum of its scaled features' weights. Learning one message
+//! is one gradient step of the logistic loss; AdaGrad divides each feature's step by the root of
 //! its accumulated squared gradients, so rare features (a sender address,
 //! a URL domain) learn fast and frequent ones settle. Learning is online:
 //! training on a folder and learning messages one at a time as they arrive
@@ -35,7 +35,7 @@ pub const TOKENIZER_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"MXGC";
 /// Default table size: 2^20 slots (4 MiB of weights in a scanner).
 pub const DEFAULT_BITS: u8 = 20;
-/// AdaGrad base learning rate (chosen by `examples/compare.rs`).
+/// AdaGrad base learning rate (chosen by `examples/tune.rs`).
 pub const DEFAULT_RATE: f32 = 0.3;
 /// The group of a message's words (the rest are header-side groups).
 pub const GROUP_TEXT: u32 = 0;
@@ -336,7 +336,7 @@ impl Scale {
     fn of(f: &Features) -> Scale {
         let text =
             f.0.iter()
-                .take_while(|&&h| h >> GROUP_SHIFT == GROUP_TEXT)
+                .filter(|&&h| h >> GROUP_SHIFT == GROUP_TEXT)
                 .count();
         let meta = f.0.len() - text;
         Scale {

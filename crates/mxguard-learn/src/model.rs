@@ -44,6 +44,14 @@ pub const GROUP_TEXT: u32 = 0;
 /// 2 sender identities and header names, 3 other header values, 4 MIME,
 /// 5 URLs, 6 shape. Chosen by `examples/tune.rs`.
 pub const GROUP_WEIGHT: [f32; 8] = [1.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0, 2.0];
+/// One pass of AdaGrad at [`DEFAULT_RATE`] leaves the log-odds
+/// under-confident: the out-of-fold margins of corpus-dev are best
+/// calibrated (least log-loss) scaled by this (`examples/tune.rs` prints
+/// it). Ranking is unchanged; what moves is where `spam_threshold` (0.9)
+/// cuts: FP 0.04% → 0.14%, FN 4.5% → 2.9% on corpus-dev, and modern
+/// phishing scored by a model trained on 2002–2010 mail gets above 0.9
+/// instead of sitting just below it.
+pub const CALIBRATION: f32 = 1.4;
 const BIAS_RATE: f32 = 0.01;
 const EPS: f32 = 1e-3;
 
@@ -167,9 +175,9 @@ impl Model {
         self.bias + s
     }
 
-    /// Spam probability in [0, 1].
+    /// Spam probability in [0, 1]: the log-odds scaled by [`CALIBRATION`].
     pub fn probability(&self, f: &Features) -> f64 {
-        sigmoid(self.margin(f) as f64)
+        sigmoid((CALIBRATION * self.margin(f)) as f64)
     }
 
     /// One AdaGrad step of the logistic loss towards `spam`.

@@ -18,7 +18,6 @@
 //! names, `DUMP=1` the top hams and the spam below them (fold seed 1),
 //! `EXPLAIN=file,…` the largest contributions for a message.
 //! The shipped model is `group=1,hdr=2,s1=2,s2=1.5,rate=0.3`.
-use mail_parser::MessageParser;
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
@@ -54,7 +53,7 @@ fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|raw| {
-                            let m = MessageParser::default().parse(raw).unwrap_or_default();
+                            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -332,9 +331,7 @@ fn main() {
                     .map(|i| (&msgs[i], labels[i]))
                     .collect();
                 let lr = Lr::train(&cfg, &tr, 1);
-                let m = MessageParser::default()
-                    .parse(&raws[ti])
-                    .unwrap_or_default();
+                let m = mxguard_learn::parser().parse(&raws[ti]).unwrap_or_default();
                 let names: std::collections::HashMap<u32, String> =
                     mxguard_learn::tokenize::explain_hashes(&m)
                         .into_iter()

@@ -39,6 +39,7 @@
 //! character n-grams.
 
 use crate::hash::{hash_ascii_alnum_lower, hash_bytes, hash_pair};
+use crate::received::{Hop, Host};
 use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -1009,6 +1010,10 @@ pub(crate) fn registrable(host: &str) -> &str {
 /// already shown as its own. The first other hop is the hand-over: its client
 /// host words, domain and /16 network are features; earlier hops give only
 /// their client domains. The `by` hosts are never features.
+///
+/// The fields are read raw with [`Hop::parse`]: [`crate::parser`] leaves
+/// them unparsed (mail-parser's full Received parser cost more than any
+/// other header).
 fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     // The site's registrable domains, as borrowed slices compared without
     // regard to ASCII case (at most two per hop, 20 hops): no allocation.
@@ -1018,29 +1023,36 @@ fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     };
     let mut handed_over = false;
     let mut hops = 0;
-    for r in m.received_all() {
+    let raw = m.raw_message();
+    for h in &m.root_part().headers {
+        if h.name != HeaderName::Received {
+            continue;
+        }
+        let value = raw
+            .get(h.offset_start as usize..h.offset_end as usize)
+            .unwrap_or_default();
+        let r = Hop::parse(value);
+        if r.is_empty() {
+            continue;
+        }
         hops += 1;
         if hops > 20 {
             break;
         }
-        if !handed_over && let Some(by) = r.by.as_ref().and_then(host_name) {
+        if !handed_over && let Some(by) = r.by.and_then(Host::name) {
             site.add(registrable(by));
         }
         let from_name = r
             .from_iprev
-            .as_deref()
-            .or_else(|| r.from.as_ref().and_then(host_name))
-            .or_else(|| r.helo.as_ref().and_then(host_name));
-        let ip = r.from_ip.or(match &r.from {
-            Some(mail_parser::Host::IpAddr(ip)) => Some(*ip),
+            .or_else(|| r.from.and_then(Host::name))
+            .or_else(|| r.helo.and_then(Host::name));
+        let ip = r.from_ip.or(match r.from {
+            Some(Host::Ip(ip)) => Some(ip),
             _ => None,
         });
         let reg = from_name.map(registrable);
         if !handed_over {
-            let fetch = matches!(
-                r.with,
-                Some(mail_parser::Protocol::POP3 | mail_parser::Protocol::IMAP)
-            );
+            let fetch = r.fetch;
             let private = ip.is_some_and(is_private);
             let own = from_name.is_some_and(|n| n.eq_ignore_ascii_case("localhost"))
                 || reg.is_some_and(|r| site.contains(r));
@@ -1121,13 +1133,6 @@ fn write_u8(buf: &mut Vec<u8>, n: u8) {
         buf.push(b'0' + n / 10 % 10);
     }
     buf.push(b'0' + n % 10);
-}
-
-fn host_name<'a>(h: &'a mail_parser::Host<'_>) -> Option<&'a str> {
-    match h {
-        mail_parser::Host::Name(n) => Some(n.as_ref()),
-        mail_parser::Host::IpAddr(_) => None,
-    }
 }
 
 fn is_private(ip: std::net::IpAddr) -> bool {
@@ -1573,10 +1578,9 @@ fn html(h: &str, sink: &mut Sink, buf: &mut Vec<u8>, max_urls: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mail_parser::MessageParser;
 
     fn names(raw: &str) -> Vec<String> {
-        let m = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let m = crate::parser().parse(raw.as_bytes()).unwrap();
         explain(&m)
     }
 
@@ -1693,7 +1697,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
 
     #[test]
     fn hashed_features_are_sorted_unique_and_stable() {
-        let m = MessageParser::default().parse(MSG.as_bytes()).unwrap();
+        let m = crate::parser().parse(MSG.as_bytes()).unwrap();
         let a = extract(&m);
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, extract(&m));
@@ -1711,12 +1715,12 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
             b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/",
             b"Received: from\r\nReceived: by\r\nFrom: <@>\r\nMessage-ID: @\r\n\r\nwww.",
         ] {
-            let m = MessageParser::default().parse(raw).unwrap_or_default();
+            let m = crate::parser().parse(raw).unwrap_or_default();
             let _ = extract(&m);
             let _ = explain(&m);
         }
         let long = format!("Subject: x\r\n\r\n{}", "a".repeat(1 << 20));
-        let m = MessageParser::default().parse(long.as_bytes()).unwrap();
+        let m = crate::parser().parse(long.as_bytes()).unwrap();
         assert!(extract(&m).len() < 20);
     }
 

@@ -1,6 +1,6 @@
 //! One message under scan: raw bytes, the parsed MIME tree and the envelope.
 
-use mail_parser::{HeaderValue, Message, MessageParser};
+use mail_parser::{HeaderValue, Message};
 use mxguard_core::Envelope;
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -21,7 +21,7 @@ impl<'a> Task<'a> {
     /// Parses `raw` unless it exceeds `max_size`.
     pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
         let parsed = if raw.len() as u64 <= max_size {
-            MessageParser::default().parse(raw)
+            mxguard_learn::parser().parse(raw)
         } else {
             None
         };

@@ -102,6 +102,7 @@ mod digest;
 pub mod eval;
 mod handle;
 mod hash;
+mod html;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "store")]

@@ -978,13 +978,20 @@ fn tag_value<'a>(v: &'a str, tag: &str) -> Option<&'a str> {
 /// The registrable part of a host name, approximately: the last two labels,
 /// or three under a two-letter country code whose second level is a generic
 /// short label (`example.co.uk`, `example.com.au`).
+///
+/// Byte searches rather than `str` pattern searchers: this runs several
+/// times per Received hop, URL and address.
 pub(crate) fn registrable(host: &str) -> &str {
-    let host = host.trim_end_matches('.');
-    let mut dots = host.rmatch_indices('.').map(|(i, _)| i);
-    let Some(last) = dots.next() else {
+    let mut end = host.len();
+    while end > 0 && host.as_bytes()[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = &host[..end];
+    let b = host.as_bytes();
+    let Some(last) = memchr::memrchr(b'.', b) else {
         return host;
     };
-    let Some(second) = dots.next() else {
+    let Some(second) = memchr::memrchr(b'.', &b[..last]) else {
         return host;
     };
     let tld = &host[last + 1..];
@@ -992,7 +999,7 @@ pub(crate) fn registrable(host: &str) -> &str {
     if tld.len() == 2
         && (sld.len() <= 3 || matches!(sld, "gov" | "ac" | "co" | "com" | "net" | "org" | "ne"))
     {
-        return match dots.next() {
+        return match memchr::memrchr(b'.', &b[..second]) {
             Some(third) => &host[third + 1..],
             None => host,
         };
@@ -1521,8 +1528,13 @@ fn url_host_end(b: &[u8], from: usize) -> usize {
 /// Features of one URL host: the host, its registrable domain, or a marker
 /// for a numeric (IP) host.
 fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = host.trim_end_matches(['.', '-']);
+    // Byte searches, as in `registrable`.
+    let host = memchr::memrchr(b'@', host.as_bytes()).map_or(host, |i| &host[i + 1..]);
+    let mut end = host.len();
+    while end > 0 && matches!(host.as_bytes()[end - 1], b'.' | b'-') {
+        end -= 1;
+    }
+    let host = &host[..end];
     if host.is_empty() {
         return;
     }

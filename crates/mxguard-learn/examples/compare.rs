@@ -8,7 +8,6 @@
 //! DATA_DIR defaults to `$MXGUARD_TESTDATA/corpus-dev`. It prints 1-AUC (%) and
 //! FN at FP ≤ 0.1% for each variant over the pooled out-of-fold scores.
 
-use mail_parser::MessageParser;
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
@@ -43,7 +42,7 @@ fn featurize(msgs: &[(Vec<u8>, bool)], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|(raw, _)| {
-                            let m = MessageParser::default().parse(raw).unwrap_or_default();
+                            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -333,7 +332,7 @@ fn explain_one(msgs: &[(Vec<u8>, bool)], feats: &[Features], labels: &[bool], ta
         fam_boost: 1.0,
     };
     a.train(&train);
-    let m = MessageParser::default()
+    let m = mxguard_learn::parser()
         .parse(&msgs[ti].0)
         .unwrap_or_default();
     let mut named = mxguard_learn::tokenize::explain_hashes(&m);

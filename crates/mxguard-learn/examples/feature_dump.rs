@@ -9,7 +9,6 @@
 //! Every file under each DIR (recursively, sorted, hidden ones included) is
 //! read as one message (a leading mbox `From ` line stripped).
 
-use mail_parser::MessageParser;
 use mxguard_learn::corpus::strip_mbox_line;
 use mxguard_learn::{explain, extract};
 use std::path::{Path, PathBuf};
@@ -45,7 +44,7 @@ fn main() {
     }
     for f in files {
         let raw = std::fs::read(&f).expect("read");
-        let m = MessageParser::default()
+        let m = mxguard_learn::parser()
             .parse(strip_mbox_line(&raw))
             .unwrap_or_default();
         let feats = extract(&m);

@@ -9,7 +9,6 @@
 //! extraction + scoring (what the BAYES check adds to a scan), classify
 //! including the parse, and learning (extraction + model update, in memory).
 
-use mail_parser::MessageParser;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::{Model, extract};
 use std::hint::black_box;
@@ -48,14 +47,14 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for (raw, _) in &msgs {
-            black_box(MessageParser::default().parse(raw));
+            black_box(mxguard_learn::parser().parse(raw));
         }
     }
-    rate("parse (mail-parser)", t.elapsed().as_secs_f64());
+    rate("parse (mxguard_learn::parser)", t.elapsed().as_secs_f64());
 
     let parsed: Vec<_> = msgs
         .iter()
-        .map(|(raw, _)| MessageParser::default().parse(raw).unwrap_or_default())
+        .map(|(raw, _)| mxguard_learn::parser().parse(raw).unwrap_or_default())
         .collect();
     let t = Instant::now();
     for _ in 0..rounds {
@@ -118,7 +117,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for (raw, _) in &msgs {
-            let m = MessageParser::default().parse(raw).unwrap_or_default();
+            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
             black_box(scan_model.probability(&extract(&m)));
         }
     }
@@ -128,7 +127,7 @@ fn main() {
     for _ in 0..rounds {
         let mut m = Model::default();
         for (raw, spam) in &msgs {
-            let p = MessageParser::default().parse(raw).unwrap_or_default();
+            let p = mxguard_learn::parser().parse(raw).unwrap_or_default();
             m.learn(&extract(&p), *spam);
         }
         black_box(m);

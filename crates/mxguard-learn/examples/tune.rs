@@ -18,7 +18,6 @@
 //! names, `DUMP=1` the top hams and the spam below them (fold seed 1),
 //! `EXPLAIN=file,…` the largest contributions for a message.
 //! The shipped model is `group=1,hdr=2,s1=2,s2=1.5,rate=0.3`.
-use mail_parser::MessageParser;
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
@@ -55,7 +54,7 @@ fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|raw| {
-                            let m = MessageParser::default().parse(raw).unwrap_or_default();
+                            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -195,14 +194,21 @@ fn cv(cfg: &Cfg, msgs: &[Msg], labels: &[bool], seed: u64) -> (f64, f64, f64) {
                 })
                 .sum::<f64>()
         };
-        let best = (5..=60).map(|i| i as f64 / 10.0).min_by(|a, b| loss(*a).total_cmp(&loss(*b))).unwrap();
+        let best = (5..=60)
+            .map(|i| i as f64 / 10.0)
+            .min_by(|a, b| loss(*a).total_cmp(&loss(*b)))
+            .unwrap();
         let at = |k: f64, th: f64| {
             let fp = pooled.0.iter().filter(|s| !s.1 && k * s.0 >= th).count();
             let fnn = pooled.0.iter().filter(|s| s.1 && k * s.0 < th).count();
             (fp, fnn)
         };
         let th = (0.9f64 / 0.1).ln();
-        println!("  seed 1: calibrating temperature {best:.1}; at p>=0.9 (FP, FN) uncalibrated {:?}, calibrated {:?}", at(1.0, th), at(best, th));
+        println!(
+            "  seed 1: calibrating temperature {best:.1}; at p>=0.9 (FP, FN) uncalibrated {:?}, calibrated {:?}",
+            at(1.0, th),
+            at(best, th)
+        );
     }
     (m.one_minus_auc_pct, m.fn_at_fp01_pct, t)
 }
@@ -288,9 +294,7 @@ fn main() {
                     .map(|i| (&msgs[i], labels[i]))
                     .collect();
                 let lr = Lr::train(&cfg, &tr, 1);
-                let m = MessageParser::default()
-                    .parse(&raws[ti])
-                    .unwrap_or_default();
+                let m = mxguard_learn::parser().parse(&raws[ti]).unwrap_or_default();
                 let names: std::collections::HashMap<u32, String> =
                     mxguard_learn::tokenize::explain_hashes(&m)
                         .into_iter()

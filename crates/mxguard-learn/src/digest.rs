@@ -49,10 +49,9 @@ impl Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mail_parser::MessageParser;
 
     fn d(raw: &str) -> Digest {
-        Digest::of(&MessageParser::default().parse(raw.as_bytes()).unwrap())
+        Digest::of(&crate::parser().parse(raw.as_bytes()).unwrap())
     }
 
     #[test]

@@ -124,13 +124,16 @@ mod digest;
 pub mod eval;
 mod handle;
 mod hash;
+mod html;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "store")]
 pub mod persist;
+pub mod received;
 pub mod tokenize;
 
 pub use digest::Digest;
 pub use handle::ModelHandle;
 pub use model::Model;
+pub use received::parser;
 pub use tokenize::{Features, explain, extract, extract_with_text};

@@ -126,7 +126,7 @@ impl Sample {
     /// when the bytes are not a message.
     pub fn from_raw(raw: &[u8]) -> Option<Sample> {
         let raw = crate::corpus::strip_mbox_line(raw);
-        let m = mail_parser::MessageParser::default().parse(raw)?;
+        let m = crate::parser().parse(raw)?;
         if m.headers().is_empty() {
             return None;
         }

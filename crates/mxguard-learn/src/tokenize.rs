@@ -47,6 +47,7 @@
 //! character n-grams.
 
 use crate::hash::{hash_ascii_alnum_lower, hash_bytes, hash_pair};
+use crate::received::{Hop, Host};
 use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -451,17 +452,17 @@ pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
     v
 }
 
-/// Decoded text of the message's text parts, HTML reduced to text (the
-/// same as the scanner's `Task::text_parts`).
+/// Decoded text of the message's text parts, HTML reduced to text (what
+/// the scanner's `Task::text_parts` returns: it calls this). HTML goes
+/// through [`crate::html::html_to_text`], mail-parser's output computed
+/// faster.
 pub fn text_parts<'a>(m: &Message<'a>) -> Vec<Cow<'a, str>> {
     let mut v = Vec::with_capacity(m.text_body.len());
     for &id in &m.text_body {
         if let Some(part) = m.parts.get(id as usize) {
             match &part.body {
                 PartType::Text(t) => v.push(t.clone()),
-                PartType::Html(h) => {
-                    v.push(Cow::Owned(mail_parser::decoders::html::html_to_text(h)))
-                }
+                PartType::Html(h) => v.push(Cow::Owned(crate::html::html_to_text(h))),
                 _ => {}
             }
         }
@@ -585,42 +586,22 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// [`truncate`] for UTF-8 held in a byte vector: cut to at most `max`
+/// bytes, at a character boundary.
+fn truncate_bytes(b: &mut Vec<u8>, max: usize) {
+    if b.len() > max {
+        let mut end = max;
+        while end > 0 && (b[end] & 0xc0) == 0x80 {
+            end -= 1;
+        }
+        b.truncate(end);
+    }
+}
+
 /// Header fields added on the receiving side or by a filter: never features.
+/// `name` is lower-case. A `match` (by length, then bytes) rather than a
+/// list search: this runs for every header of every message.
 fn ignored_header(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "received",
-        "received-spf",
-        "authentication-results",
-        "arc-authentication-results",
-        "authentication-results-original",
-        "return-path",
-        "delivered-to",
-        "x-original-to",
-        "envelope-to",
-        "x-envelope-to",
-        "x-envelope-from",
-        "x-rcpt-to",
-        "delivery-date",
-        "x-delivery-date",
-        "content-length",
-        "lines",
-        "status",
-        "x-status",
-        "x-uid",
-        "x-uidl",
-        "x-keywords",
-        "x-label",
-        "x-received",
-        "x-gmail-received",
-        "x-original-arrival-time",
-        "x-originalarrivaltime",
-        "x-sid-result",
-        "x-sid-pra",
-        "x-sieve",
-        "x-fetchmail-warning",
-        "x-filter-id",
-        "x-ms-has-attach",
-    ];
     const PREFIXES: &[&str] = &[
         "x-amavis",
         "x-mozilla-",
@@ -650,13 +631,59 @@ fn ignored_header(name: &str) -> bool {
         "x-scanner",
         "x-virus",
     ];
-    if has_sub(name, b"spam") || has_sub(name, b"virus") || has_sub(name, b"junk") {
+    if matches!(
+        name,
+        "received"
+            | "received-spf"
+            | "authentication-results"
+            | "arc-authentication-results"
+            | "authentication-results-original"
+            | "return-path"
+            | "delivered-to"
+            | "x-original-to"
+            | "envelope-to"
+            | "x-envelope-to"
+            | "x-envelope-from"
+            | "x-rcpt-to"
+            | "delivery-date"
+            | "x-delivery-date"
+            | "content-length"
+            | "lines"
+            | "status"
+            | "x-status"
+            | "x-uid"
+            | "x-uidl"
+            | "x-keywords"
+            | "x-label"
+            | "x-received"
+            | "x-gmail-received"
+            | "x-original-arrival-time"
+            | "x-originalarrivaltime"
+            | "x-sid-result"
+            | "x-sid-pra"
+            | "x-sieve"
+            | "x-fetchmail-warning"
+            | "x-filter-id"
+            | "x-ms-has-attach"
+    ) || has_verdict_word(name.as_bytes())
+    {
         return true;
     }
     // Every prefix starts with `x-` or `arc-`: most names need no search.
-    EXACT.contains(&name)
-        || ((name.starts_with("x-") || name.starts_with("arc-"))
-            && PREFIXES.iter().any(|p| name.starts_with(p)))
+    (name.starts_with("x-") || name.starts_with("arc-"))
+        && PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a lower-case name contains `spam`, `virus` or `junk`: one pass,
+/// looking further only at an `s`, `v` or `j`.
+#[inline]
+fn has_verdict_word(name: &[u8]) -> bool {
+    (0..name.len()).any(|i| match name[i] {
+        b's' => name[i..].starts_with(b"spam"),
+        b'v' => name[i..].starts_with(b"virus"),
+        b'j' => name[i..].starts_with(b"junk"),
+        _ => false,
+    })
 }
 
 /// `hay.contains(needle)` for the short names and needles here, without
@@ -666,20 +693,35 @@ fn has_sub(hay: &str, needle: &[u8]) -> bool {
     hay.as_bytes().windows(needle.len()).any(|w| w == needle)
 }
 
+/// `name` lower-cased into `out`, or false when it is not a usable field
+/// name (empty, longer than 64 bytes, or containing white space). One pass
+/// over the bytes for the ASCII names nearly all are.
+#[inline]
+fn lower_name(name: &str, out: &mut String) -> bool {
+    if name.is_empty() || name.len() > 64 {
+        return false;
+    }
+    out.clear();
+    if name.is_ascii() {
+        // `char::is_whitespace` for ASCII: space and \t \n \x0b \x0c \r.
+        if name.bytes().any(|b| matches!(b, b' ' | b'\t'..=b'\r')) {
+            return false;
+        }
+    } else if name.contains(char::is_whitespace) {
+        return false;
+    }
+    out.push_str(name);
+    out.make_ascii_lowercase();
+    true
+}
+
 fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     let mut lname = String::with_capacity(32);
     let mut from_domain: Option<String> = None;
     let mut rcpts = 0usize;
     let mut reply_to: Option<String> = None;
     for h in m.headers() {
-        let name = h.name();
-        if name.is_empty() || name.len() > 64 || name.contains(|c: char| c.is_whitespace()) {
-            continue;
-        }
-        lname.clear();
-        lname.push_str(name);
-        lname.make_ascii_lowercase();
-        if ignored_header(&lname) {
+        if !lower_name(h.name(), &mut lname) || ignored_header(&lname) {
             continue;
         }
         sink.tok_str(Fam::HeaderName, &lname);
@@ -747,10 +789,7 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
                 if let HeaderValue::Address(a) = &h.value {
                     rcpts += a.iter().count();
                     if a.iter().any(|x| {
-                        x.name()
-                            .is_some_and(|n| n.to_ascii_lowercase().contains("undisclosed"))
-                            || x.address()
-                                .is_some_and(|n| n.to_ascii_lowercase().contains("undisclosed"))
+                        x.name().is_some_and(undisclosed) || x.address().is_some_and(undisclosed)
                     }) {
                         sink.tok_str(Fam::Shape, "to:undisclosed");
                     }
@@ -763,8 +802,10 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
                             // The shape of the id's local part tells the
                             // software that made it (MUAs and bulk mailers
                             // differ, spamware has its own).
-                            let local = shape(local.trim_start_matches('<'));
-                            sink.tok_str(Fam::Shape, &format!("msgid_local:{local}"));
+                            buf.clear();
+                            buf.extend_from_slice(b"msgid_local:");
+                            shape(local.trim_start_matches('<'), buf);
+                            sink.tok(Fam::Shape, buf);
                             let dom = dom.trim_end_matches('>');
                             let reg = registrable(dom);
                             sink.tok_lower(Fam::MessageId, reg, buf);
@@ -918,6 +959,13 @@ fn name_shape(name: &str, address: &str) -> &'static str {
     }
 }
 
+/// Whether `s` contains `undisclosed` in any ASCII case (no lower-cased copy).
+fn undisclosed(s: &str) -> bool {
+    s.as_bytes()
+        .windows(11)
+        .any(|w| w.eq_ignore_ascii_case(b"undisclosed"))
+}
+
 /// Words of another header field's value, as `name:word` (at most 8,
 /// letters only: numbers in headers are ids and dates that describe a
 /// corpus). Fields whose values are dates or unique ids are skipped.
@@ -959,21 +1007,37 @@ fn header_value(lname: &str, raw: Option<&str>, sink: &mut Sink, buf: &mut Vec<u
     }
 }
 
-/// [`header_value`] for an ASCII value (nearly all): the same words,
-/// split and lower-cased byte by byte.
+/// [`header_value`] for an ASCII value (nearly all): the same words, in
+/// one pass over the bytes; the `name:` prefix is written once.
 fn ascii_header_value(lname: &str, raw: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
-    let mut n = 0;
-    for word in raw.as_bytes().split(|c| !c.is_ascii_alphanumeric()) {
-        if word.len() < 2 || word.len() > 24 || !word.iter().all(u8::is_ascii_alphabetic) {
+    let b = raw.as_bytes();
+    buf.clear();
+    buf.extend_from_slice(lname.as_bytes());
+    buf.push(b':');
+    let prefix = buf.len();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        if ASCII_CLASS[b[i] as usize] == 0 {
+            i += 1;
             continue;
         }
-        buf.clear();
-        buf.extend_from_slice(lname.as_bytes());
-        buf.push(b':');
+        let start = i;
+        let mut digits = false;
+        while let Some(&c) = b.get(i) {
+            let class = ASCII_CLASS[c as usize];
+            if class == 0 {
+                break;
+            }
+            digits |= class == DIGIT;
+            i += 1;
+        }
+        let word = &b[start..i];
+        if word.len() < 2 || word.len() > 24 || digits {
+            continue;
+        }
+        buf.truncate(prefix);
         buf.extend(word.iter().map(u8::to_ascii_lowercase));
-        let b = std::mem::take(buf);
-        sink.tok(Fam::HeaderValue, &b);
-        *buf = b;
+        sink.tok(Fam::HeaderValue, buf);
         n += 1;
         if n == 8 {
             break;
@@ -998,13 +1062,20 @@ fn tag_value<'a>(v: &'a str, tag: &str) -> Option<&'a str> {
 /// The registrable part of a host name, approximately: the last two labels,
 /// or three under a two-letter country code whose second level is a generic
 /// short label (`example.co.uk`, `example.com.au`).
+///
+/// Byte searches rather than `str` pattern searchers: this runs several
+/// times per Received hop, URL and address.
 pub(crate) fn registrable(host: &str) -> &str {
-    let host = host.trim_end_matches('.');
-    let mut dots = host.rmatch_indices('.').map(|(i, _)| i);
-    let Some(last) = dots.next() else {
+    let mut end = host.len();
+    while end > 0 && host.as_bytes()[end - 1] == b'.' {
+        end -= 1;
+    }
+    let host = &host[..end];
+    let b = host.as_bytes();
+    let Some(last) = memchr::memrchr(b'.', b) else {
         return host;
     };
-    let Some(second) = dots.next() else {
+    let Some(second) = memchr::memrchr(b'.', &b[..last]) else {
         return host;
     };
     let tld = &host[last + 1..];
@@ -1012,7 +1083,7 @@ pub(crate) fn registrable(host: &str) -> &str {
     if tld.len() == 2
         && (sld.len() <= 3 || matches!(sld, "gov" | "ac" | "co" | "com" | "net" | "org" | "ne"))
     {
-        return match dots.next() {
+        return match memchr::memrchr(b'.', &b[..second]) {
             Some(third) => &host[third + 1..],
             None => host,
         };
@@ -1030,59 +1101,70 @@ pub(crate) fn registrable(host: &str) -> &str {
 /// already shown as its own. The first other hop is the hand-over: its client
 /// host words, domain and /16 network are features; earlier hops give only
 /// their client domains. The `by` hosts are never features.
+///
+/// The fields are read raw with [`Hop::parse`]: [`crate::parser`] leaves
+/// them unparsed (mail-parser's full Received parser cost more than any
+/// other header).
 fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
-    let mut site: Vec<String> = Vec::new();
+    // The site's registrable domains, as borrowed slices compared without
+    // regard to ASCII case (at most two per hop, 20 hops): no allocation.
+    let mut site = Site {
+        names: [""; 40],
+        len: 0,
+    };
     let mut handed_over = false;
     let mut hops = 0;
-    for r in m.received_all() {
+    let raw = m.raw_message();
+    for h in &m.root_part().headers {
+        if h.name != HeaderName::Received {
+            continue;
+        }
+        let value = raw
+            .get(h.offset_start as usize..h.offset_end as usize)
+            .unwrap_or_default();
+        let r = Hop::parse(value);
+        if r.is_empty() {
+            continue;
+        }
         hops += 1;
         if hops > 20 {
             break;
         }
-        if let Some(by) = r.by.as_ref().and_then(host_name) {
-            let reg = registrable(by).to_ascii_lowercase();
-            if !handed_over && !site.contains(&reg) {
-                site.push(reg);
-            }
+        if !handed_over && let Some(by) = r.by.and_then(Host::name) {
+            site.add(registrable(by));
         }
         let from_name = r
             .from_iprev
-            .as_deref()
-            .or_else(|| r.from.as_ref().and_then(host_name))
-            .or_else(|| r.helo.as_ref().and_then(host_name));
-        let ip = r.from_ip.or(match &r.from {
-            Some(mail_parser::Host::IpAddr(ip)) => Some(*ip),
+            .or_else(|| r.from.and_then(Host::name))
+            .or_else(|| r.helo.and_then(Host::name));
+        let ip = r.from_ip.or(match r.from {
+            Some(Host::Ip(ip)) => Some(ip),
             _ => None,
         });
+        let reg = from_name.map(registrable);
         if !handed_over {
-            let fetch = matches!(
-                r.with,
-                Some(mail_parser::Protocol::POP3 | mail_parser::Protocol::IMAP)
-            );
+            let fetch = r.fetch;
             let private = ip.is_some_and(is_private);
-            let own = from_name.is_some_and(|n| {
-                let reg = registrable(n).to_ascii_lowercase();
-                site.contains(&reg) || n.eq_ignore_ascii_case("localhost")
-            });
+            let own = from_name.is_some_and(|n| n.eq_ignore_ascii_case("localhost"))
+                || reg.is_some_and(|r| site.contains(r));
             if from_name.is_none() && ip.is_none() || fetch || private || own {
-                if let Some(n) = from_name {
-                    let reg = registrable(n).to_ascii_lowercase();
-                    if !site.contains(&reg) && (fetch || private) {
-                        site.push(reg);
-                    }
+                if let Some(reg) = reg
+                    && (fetch || private)
+                {
+                    site.add(reg);
                 }
                 continue;
             }
             handed_over = true;
             // The relay that handed the message over.
-            match from_name {
-                Some(n) if n.contains('.') => {
-                    sink.tok_lower(Fam::Received, registrable(n), buf);
+            match (from_name, reg) {
+                (Some(n), Some(reg)) if n.contains('.') => {
+                    sink.tok_lower(Fam::Received, reg, buf);
                     if sink
                         .ctx
                         .from_domain
                         .as_deref()
-                        .is_some_and(|f| registrable(n).eq_ignore_ascii_case(f))
+                        .is_some_and(|f| reg.eq_ignore_ascii_case(f))
                     {
                         sink.tok_str(Fam::Shape, "relay:from_domain");
                     }
@@ -1095,13 +1177,16 @@ fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
             }
             if let Some(std::net::IpAddr::V4(v4)) = ip {
                 let o = v4.octets();
-                let net = format!("{}.{}", o[0], o[1]);
-                sink.tok_lower(Fam::Received, &net, buf);
+                buf.clear();
+                write_u8(buf, o[0]);
+                buf.push(b'.');
+                write_u8(buf, o[1]);
+                sink.tok(Fam::Received, buf);
             }
-        } else if let Some(n) = from_name
+        } else if let (Some(n), Some(reg)) = (from_name, reg)
             && n.contains('.')
         {
-            sink.tok_lower(Fam::Received, registrable(n), buf);
+            sink.tok_lower(Fam::Received, reg, buf);
         }
     }
     if !handed_over {
@@ -1109,11 +1194,36 @@ fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     }
 }
 
-fn host_name<'a>(h: &'a mail_parser::Host<'_>) -> Option<&'a str> {
-    match h {
-        mail_parser::Host::Name(n) => Some(n.as_ref()),
-        mail_parser::Host::IpAddr(_) => None,
+/// The receiving site's registrable domains seen so far ([`received`]).
+struct Site<'a> {
+    names: [&'a str; 40],
+    len: usize,
+}
+
+impl<'a> Site<'a> {
+    fn contains(&self, reg: &str) -> bool {
+        self.names[..self.len]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(reg))
     }
+
+    fn add(&mut self, reg: &'a str) {
+        if self.len < self.names.len() && !self.contains(reg) {
+            self.names[self.len] = reg;
+            self.len += 1;
+        }
+    }
+}
+
+/// Appends a byte's decimal digits.
+fn write_u8(buf: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        buf.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        buf.push(b'0' + n / 10 % 10);
+    }
+    buf.push(b'0' + n % 10);
 }
 
 fn is_private(ip: std::net::IpAddr) -> bool {
@@ -1130,15 +1240,23 @@ fn is_private(ip: std::net::IpAddr) -> bool {
 fn mime(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     for (i, part) in m.parts.iter().enumerate().take(64) {
         if let Some(ct) = part.content_type() {
-            let t = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
-            sink.tok_lower(Fam::ContentType, truncate(&t, 80), buf);
+            buf.clear();
+            buf.extend_from_slice(ct.ctype().as_bytes());
+            buf.push(b'/');
+            buf.extend_from_slice(ct.subtype().unwrap_or("").as_bytes());
+            truncate_bytes(buf, 80);
+            buf.make_ascii_lowercase();
+            sink.tok(Fam::ContentType, buf);
             if let Some(cs) = ct.attribute("charset") {
                 sink.tok_lower(Fam::Charset, truncate(cs, 40), buf);
             }
             if i == 0
                 && let Some(b) = ct.attribute("boundary")
             {
-                sink.tok_str(Fam::Shape, &format!("boundary:{}", shape(b)));
+                buf.clear();
+                buf.extend_from_slice(b"boundary:");
+                shape(b, buf);
+                sink.tok(Fam::Shape, buf);
             }
         } else if i == 0 {
             sink.tok_str(Fam::ContentType, "none");
@@ -1161,7 +1279,11 @@ fn mime(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     {
         for piece in raw.split("=?").skip(1).take(4) {
             if let Some((cs, _)) = piece.split_once('?') {
-                sink.tok_lower(Fam::Charset, &format!("subject:{}", truncate(cs, 40)), buf);
+                buf.clear();
+                buf.extend_from_slice(b"subject:");
+                buf.extend_from_slice(truncate(cs, 40).as_bytes());
+                buf.make_ascii_lowercase();
+                sink.tok(Fam::Charset, buf);
             }
         }
     }
@@ -1170,8 +1292,9 @@ fn mime(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
 /// A MIME boundary's shape: letters → a, digits → 9, runs collapsed,
 /// so `----=_NextPart_000_0012_01C2...` and generator-specific patterns
 /// stand out without every random boundary being its own feature.
-fn shape(s: &str) -> String {
-    let mut out = String::with_capacity(16);
+/// Appended to `out`.
+fn shape(s: &str, out: &mut Vec<u8>) {
+    let start = out.len();
     let mut last = ' ';
     for c in s.chars().take(60) {
         let k = if c.is_ascii_digit() {
@@ -1182,14 +1305,13 @@ fn shape(s: &str) -> String {
             c
         };
         if k != last || !(k == '9' || k == 'a') {
-            out.push(k);
+            out.extend_from_slice(k.encode_utf8(&mut [0; 4]).as_bytes());
         }
         last = k;
-        if out.len() >= 24 {
+        if out.len() - start >= 24 {
             break;
         }
     }
-    out
 }
 
 /// Scripts written without spaces between words: character bigrams.
@@ -1490,17 +1612,22 @@ fn url_host_end(b: &[u8], from: usize) -> usize {
 /// Features of one URL host: the host, its registrable domain, or a marker
 /// for a numeric (IP) host.
 fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
-    let host = match host.rsplit_once('@') {
-        Some((_, h)) => {
+    // Byte searches, as in `registrable`.
+    let host = match memchr::memrchr(b'@', host.as_bytes()) {
+        Some(i) => {
             sink.tok_str(Fam::Shape, "url:userinfo");
-            h
+            &host[i + 1..]
         }
         None => host,
     };
     if host.starts_with("xn--") || host.contains(".xn--") {
         sink.tok_str(Fam::Shape, "url:punycode");
     }
-    let host = host.trim_end_matches(['.', '-']);
+    let mut end = host.len();
+    while end > 0 && matches!(host.as_bytes()[end - 1], b'.' | b'-') {
+        end -= 1;
+    }
+    let host = &host[..end];
     if host.is_empty() {
         return;
     }
@@ -1561,10 +1688,9 @@ fn html(h: &str, sink: &mut Sink, buf: &mut Vec<u8>, max_urls: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mail_parser::MessageParser;
 
     fn names(raw: &str) -> Vec<String> {
-        let m = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let m = crate::parser().parse(raw.as_bytes()).unwrap();
         explain(&m)
     }
 
@@ -1720,7 +1846,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
 
     #[test]
     fn hashed_features_are_sorted_unique_and_stable() {
-        let m = MessageParser::default().parse(MSG.as_bytes()).unwrap();
+        let m = crate::parser().parse(MSG.as_bytes()).unwrap();
         let a = extract(&m);
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, extract(&m));
@@ -1738,12 +1864,12 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
             b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/",
             b"Received: from\r\nReceived: by\r\nFrom: <@>\r\nMessage-ID: @\r\n\r\nwww.",
         ] {
-            let m = MessageParser::default().parse(raw).unwrap_or_default();
+            let m = crate::parser().parse(raw).unwrap_or_default();
             let _ = extract(&m);
             let _ = explain(&m);
         }
         let long = format!("Subject: x\r\n\r\n{}", "a".repeat(1 << 20));
-        let m = MessageParser::default().parse(long.as_bytes()).unwrap();
+        let m = crate::parser().parse(long.as_bytes()).unwrap();
         assert!(extract(&m).len() < 20);
     }
 

@@ -1,6 +1,6 @@
 //! One message under scan: raw bytes, the parsed MIME tree and the envelope.
 
-use mail_parser::{HeaderValue, Message, MessageParser};
+use mail_parser::{HeaderValue, Message};
 use mxguard_core::Envelope;
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -21,7 +21,7 @@ impl<'a> Task<'a> {
     /// Parses `raw` unless it exceeds `max_size`.
     pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
         let parsed = if raw.len() as u64 <= max_size {
-            MessageParser::default().parse(raw)
+            mxguard_learn::parser().parse(raw)
         } else {
             None
         };
@@ -37,22 +37,8 @@ impl<'a> Task<'a> {
 
     /// Decoded text of every text part, HTML reduced to text.
     pub fn text_parts(&self) -> &[Cow<'a, str>] {
-        self.text.get_or_init(|| {
-            let m = &self.message;
-            let mut v = Vec::with_capacity(m.text_body.len());
-            for &id in &m.text_body {
-                if let Some(part) = m.parts.get(id as usize) {
-                    match &part.body {
-                        mail_parser::PartType::Text(t) => v.push(t.clone()),
-                        mail_parser::PartType::Html(h) => {
-                            v.push(Cow::Owned(mail_parser::decoders::html::html_to_text(h)))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            v
-        })
+        self.text
+            .get_or_init(|| mxguard_learn::tokenize::text_parts(&self.message))
     }
 
     /// The undecoded body (everything after the header block).

@@ -83,7 +83,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..rounds {
         for (m, tx) in parsed.iter().zip(&texts) {
-            black_box(mxguard_learn::extract_with_text(m, tx));
+            black_box(mxguard_learn::extract_with_text(m, tx, None));
         }
     }
     rate(

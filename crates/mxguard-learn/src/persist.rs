@@ -114,23 +114,32 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// From a parsed message (the scanner's parse can be reused).
-    pub fn from_message(m: &mail_parser::Message<'_>) -> Sample {
+    /// From a parsed message (the scanner's parse can be reused), with the
+    /// envelope sender when it is known and the message has no Return-Path
+    /// yet (a message in transit, e.g. autolearn in `serve`).
+    pub fn from_message(m: &mail_parser::Message<'_>, envelope_sender: Option<&str>) -> Sample {
+        let text = crate::tokenize::text_parts(m);
         Sample {
             digest: Digest::of(m),
-            features: crate::extract(m),
+            features: crate::extract_with_text(m, &text, envelope_sender),
         }
     }
 
     /// Parses raw bytes (a leading mbox `From ` line is ignored). `None`
     /// when the bytes are not a message.
     pub fn from_raw(raw: &[u8]) -> Option<Sample> {
+        Sample::from_raw_with_sender(raw, None)
+    }
+
+    /// [`from_raw`](Self::from_raw) for a message in transit, whose
+    /// envelope sender stands in for the Return-Path it does not have yet.
+    pub fn from_raw_with_sender(raw: &[u8], envelope_sender: Option<&str>) -> Option<Sample> {
         let raw = crate::corpus::strip_mbox_line(raw);
         let m = crate::parser().parse(raw)?;
         if m.headers().is_empty() {
             return None;
         }
-        Some(Sample::from_message(&m))
+        Some(Sample::from_message(&m, envelope_sender))
     }
 }
 

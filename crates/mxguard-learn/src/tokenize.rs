@@ -237,6 +237,11 @@ struct Ctx {
     from_domain: Option<String>,
     url_from: usize,
     url_other: usize,
+    /// The envelope sender (MAIL FROM) when the caller knows it: a message
+    /// under scan has no Return-Path yet (Postfix adds it at delivery),
+    /// while learned mailbox files have one, and both must give the same
+    /// features.
+    envelope_sender: Option<String>,
 }
 
 impl Options {
@@ -409,19 +414,35 @@ fn strip_prefix(s: &str) -> &str {
 /// Extracts the features of a message, decoding its text parts itself.
 pub fn extract(message: &Message<'_>) -> Features {
     let text = text_parts(message);
-    extract_with_text(message, &text)
+    extract_with_text(message, &text, None)
 }
 
 /// Extracts the features of a message whose decoded text parts (HTML
 /// reduced to text, as `mxguard_scan::Task::text_parts` returns them) are
 /// already at hand, so the scanner does not decode twice.
-pub fn extract_with_text(message: &Message<'_>, text: &[Cow<'_, str>]) -> Features {
-    extract_opts(message, text, Options::default())
+/// `envelope_sender` (MAIL FROM, without `<>`) stands in for the
+/// Return-Path a message in transit does not have yet.
+pub fn extract_with_text(
+    message: &Message<'_>,
+    text: &[Cow<'_, str>],
+    envelope_sender: Option<&str>,
+) -> Features {
+    extract_from(message, text, Options::default(), envelope_sender)
 }
 
 #[doc(hidden)]
 pub fn extract_opts(message: &Message<'_>, text: &[Cow<'_, str>], opts: Options) -> Features {
+    extract_from(message, text, opts, None)
+}
+
+fn extract_from(
+    message: &Message<'_>,
+    text: &[Cow<'_, str>],
+    opts: Options,
+    envelope_sender: Option<&str>,
+) -> Features {
     let mut sink = Sink::new(opts, false);
+    sink.ctx.envelope_sender = envelope_sender.map(|s| truncate(s, 320).to_string());
     run(message, text, &mut sink);
     let mut v = sink.hashes;
     v.sort_unstable();
@@ -887,8 +908,20 @@ fn headers(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
         }
     }
     // Return-Path is added on delivery, but its value is the envelope
-    // sender the client gave: that domain is about the message.
-    if let Some(rp) = m.return_address()
+    // sender the client gave: that domain is about the message. Without
+    // one, the envelope sender the caller gave, else (mail-parser's
+    // fallback) the From address.
+    let envelope = sink.ctx.envelope_sender.take();
+    let has_return_path = m
+        .root_part()
+        .headers
+        .iter()
+        .any(|h| h.name == HeaderName::ReturnPath);
+    let sender = match envelope.as_deref() {
+        Some(e) if !has_return_path => Some(e),
+        _ => m.return_address(),
+    };
+    if let Some(rp) = sender
         && let Some((local, dom)) = rp.rsplit_once('@')
     {
         // The envelope sender's shape: list and bulk software bounce to
@@ -1834,6 +1867,29 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
         assert!(has(&addr, "shape:from:name_has_address"), "{addr:?}");
     }
 
+    /// A message in transit has no Return-Path; given its envelope sender
+    /// it has the features of the same message learned from a mailbox.
+    #[test]
+    fn envelope_sender_stands_in_for_return_path() {
+        let body = "From: Shop <news@shop.example>\r\nMessage-ID: <a1@shop.example>\r\n\
+                    Subject: offers\r\n\r\nNew offers this week.\r\n";
+        let stored = format!("Return-Path: <bounce-77a1@mailer.example>\r\n{body}");
+        fn parse(raw: &str) -> Message<'_> {
+            crate::parser().parse(raw.as_bytes()).unwrap()
+        }
+        let learned = extract(&parse(&stored));
+        let transit = parse(body);
+        let text = text_parts(&transit);
+        let scanned = extract_with_text(&transit, &text, Some("bounce-77a1@mailer.example"));
+        assert_eq!(learned, scanned);
+        // Without it, the From address is the fallback: other features.
+        assert_ne!(learned, extract_with_text(&transit, &text, None));
+        // A Return-Path present wins over what the caller says.
+        let m = parse(&stored);
+        let t = text_parts(&m);
+        assert_eq!(learned, extract_with_text(&m, &t, Some("x@other.example")));
+    }
+
     #[test]
     fn legacy_cjk_charsets_decode() {
         // "中文" in GB2312, Base64 in the Subject and QP... in the body.
@@ -1851,7 +1907,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, extract(&m));
         let text = text_parts(&m);
-        assert_eq!(a, extract_with_text(&m, &text));
+        assert_eq!(a, extract_with_text(&m, &text, None));
         assert!(a.len() > 40);
     }
 

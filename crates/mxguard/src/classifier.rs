@@ -26,8 +26,11 @@ pub struct Classifier {
 struct Autolearn {
     spam_threshold: f64,
     ham_threshold: f64,
-    tx: mpsc::Sender<(Vec<u8>, Class)>,
+    tx: mpsc::Sender<Queued>,
 }
+
+/// A message waiting to be autolearned: raw bytes, envelope sender, class.
+type Queued = (Vec<u8>, Option<String>, Class);
 
 impl Classifier {
     /// Loads the model (a missing or unreadable model leaves the classifier
@@ -90,8 +93,9 @@ impl Classifier {
 
     /// Queues a scanned message for autolearn when its verdict is clear
     /// enough. The classifier's own symbols are left out of the score, so
-    /// it does not teach itself what it already believes.
-    pub fn offer(&self, verdict: &Verdict, raw: &[u8]) {
+    /// it does not teach itself what it already believes. The envelope
+    /// sender stands in for the Return-Path the message gets on delivery.
+    pub fn offer(&self, verdict: &Verdict, raw: &[u8], envelope_sender: Option<&str>) {
         let Some(a) = &self.autolearn else { return };
         if verdict.is_skipped || verdict.forced_by.is_some() {
             return;
@@ -110,7 +114,8 @@ impl Classifier {
         } else {
             return;
         };
-        if a.tx.try_send((raw.to_vec(), class)).is_err() {
+        let sender = envelope_sender.map(str::to_string);
+        if a.tx.try_send((raw.to_vec(), sender, class)).is_err() {
             tracing::debug!("autolearn queue full; message not learned");
         }
     }
@@ -118,10 +123,10 @@ impl Classifier {
 
 async fn autolearn_task(
     learner: Learner,
-    mut rx: mpsc::Receiver<(Vec<u8>, Class)>,
+    mut rx: mpsc::Receiver<Queued>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut pending: Vec<(Vec<u8>, Class)> = Vec::new();
+    let mut pending: Vec<Queued> = Vec::new();
     loop {
         let flush = tokio::select! {
             m = rx.recv() => match m {
@@ -140,8 +145,8 @@ async fn autolearn_task(
             let samples = tokio::task::spawn_blocking(move || {
                 let mut spam = Vec::new();
                 let mut ham = Vec::new();
-                for (raw, class) in batch {
-                    if let Some(s) = Sample::from_raw(&raw) {
+                for (raw, sender, class) in batch {
+                    if let Some(s) = Sample::from_raw_with_sender(&raw, sender.as_deref()) {
                         match class {
                             Class::Spam => spam.push(s),
                             Class::Ham => ham.push(s),

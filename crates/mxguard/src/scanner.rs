@@ -32,7 +32,11 @@ impl mxguard_milter::Scanner for PipelineScanner {
         let started = Instant::now();
         let v = self.pipeline.get().scan(envelope, message);
         if let Some(c) = &self.classifier {
-            c.offer(&v, message);
+            let sender = envelope
+                .mail_from
+                .as_deref()
+                .map(mxguard_core::envelope::strip_path);
+            c.offer(&v, message, sender);
         }
         let r = row(
             envelope,

@@ -42,7 +42,12 @@ impl Bayes {
         if model.spam_learns < min || model.ham_learns < min || !task.parsed {
             return None;
         }
-        let f = mxguard_learn::extract_with_text(&task.message, task.text_parts());
+        let sender = task
+            .envelope
+            .mail_from
+            .as_deref()
+            .map(mxguard_core::envelope::strip_path);
+        let f = mxguard_learn::extract_with_text(&task.message, task.text_parts(), sender);
         Some(model.probability(&f))
     }
 }

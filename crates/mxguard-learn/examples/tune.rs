@@ -17,7 +17,7 @@
 //! `PAIRS=1` body bigrams, `CHAR=n` character n-grams, `TAGS=1` HTML tag
 //! names, `DUMP=1` the top hams and the spam below them (fold seed 1),
 //! `EXPLAIN=file,…` the largest contributions for a message.
-//! The shipped model is `group=1,hdr=2,s1=2,s2=1.5,rate=0.3`.
+//! The shipped model is `group=1,hdr=2.5,s1=2,s2=1.5,rate=0.3`.
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};

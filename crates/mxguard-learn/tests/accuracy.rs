@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// The run is deterministic; the bounds leave room for float rounding only.
 /// Three seeds, because one fold assignment alone swings the FN figure by
 /// a factor of two (a few newsletters labelled ham decide it).
-const MEASURED: [(u64, f64, f64); 3] = [(1, 0.0198, 3.07), (2, 0.0151, 2.35), (3, 0.0208, 3.52)];
+const MEASURED: [(u64, f64, f64); 3] = [(1, 0.0189, 2.96), (2, 0.0149, 2.35), (3, 0.0203, 3.52)];
 const ROUNDING: (f64, f64) = (0.0005, 0.01);
 
 fn corpus() -> Option<PathBuf> {

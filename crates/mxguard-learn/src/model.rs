@@ -162,13 +162,17 @@ impl Model {
     /// The raw score: the log-odds that the message is spam.
     #[inline]
     pub fn margin(&self, f: &Features) -> f32 {
+        self.margin_scaled(f, &Scale::of(f))
+    }
+
+    #[inline]
+    fn margin_scaled(&self, f: &Features, scale: &Scale) -> f32 {
         let mask = self.mask();
         let w = &self.weights;
         let mut sums = [0f32; 8];
         for &h in &f.0 {
             sums[(h >> GROUP_SHIFT) as usize] += w[(h & mask) as usize];
         }
-        let scale = Scale::of(f);
         let mut s = sums[GROUP_TEXT as usize] * scale.text;
         for g in 1..8 {
             s += sums[g] * GROUP_WEIGHT[g] * scale.meta;
@@ -187,8 +191,8 @@ impl Model {
             self.grads = vec![0.0; 1 << self.bits];
         }
         let y = if spam { 1.0 } else { 0.0 };
-        let p = sigmoid(self.margin(f) as f64) as f32;
         let scale = Scale::of(f);
+        let p = sigmoid(self.margin_scaled(f, &scale) as f64) as f32;
         let mask = self.mask();
         for &h in &f.0 {
             let group = h >> GROUP_SHIFT;

@@ -332,27 +332,26 @@ impl Sink {
 
     #[inline(always)]
     fn tok(&mut self, fam: Fam, bytes: &[u8]) -> u64 {
-        let h = hash_bytes(fam as u64, bytes);
-        if !self.on(fam) {
-            return h;
-        }
-        let f = self.push(fam, h);
-        if self.debug.is_some() {
-            self.name(fam, h, f, bytes);
-        }
-        h
+        self.add(fam, hash_bytes(fam as u64, bytes), || Cow::Borrowed(bytes))
     }
 
     /// `tok(fam, lower-cased word)` for a word of ASCII letters and digits.
     #[inline(always)]
     fn tok_ascii_alnum(&mut self, fam: Fam, word: &[u8]) -> u64 {
         let h = hash_ascii_alnum_lower(fam as u64, word);
+        self.add(fam, h, || Cow::Owned(word.to_ascii_lowercase()))
+    }
+
+    /// Adds a token's feature when its family is on; `name` (its bytes)
+    /// is only made in debug mode. Returns the token hash (for pairs).
+    #[inline(always)]
+    fn add<'b>(&mut self, fam: Fam, h: u64, name: impl FnOnce() -> Cow<'b, [u8]>) -> u64 {
         if !self.on(fam) {
             return h;
         }
         let f = self.push(fam, h);
         if self.debug.is_some() {
-            self.name(fam, h, f, &word.to_ascii_lowercase());
+            self.name(fam, h, f, &name());
         }
         h
     }

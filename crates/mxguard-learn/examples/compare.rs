@@ -42,7 +42,7 @@ fn featurize(msgs: &[(Vec<u8>, bool)], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|(raw, _)| {
-                            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
+                            let m = mxguard_learn::parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -332,9 +332,7 @@ fn explain_one(msgs: &[(Vec<u8>, bool)], feats: &[Features], labels: &[bool], ta
         fam_boost: 1.0,
     };
     a.train(&train);
-    let m = mxguard_learn::parser()
-        .parse(&msgs[ti].0)
-        .unwrap_or_default();
+    let m = mxguard_learn::parse(&msgs[ti].0).unwrap_or_default();
     let mut named = mxguard_learn::tokenize::explain_hashes(&m);
     let mask = (a.w.len() - 1) as u32;
     named.sort_by(|x, y| {

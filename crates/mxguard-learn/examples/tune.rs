@@ -54,7 +54,7 @@ fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|raw| {
-                            let m = mxguard_learn::parser().parse(raw).unwrap_or_default();
+                            let m = mxguard_learn::parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -294,7 +294,7 @@ fn main() {
                     .map(|i| (&msgs[i], labels[i]))
                     .collect();
                 let lr = Lr::train(&cfg, &tr, 1);
-                let m = mxguard_learn::parser().parse(&raws[ti]).unwrap_or_default();
+                let m = mxguard_learn::parse(&raws[ti]).unwrap_or_default();
                 let names: std::collections::HashMap<u32, String> =
                     mxguard_learn::tokenize::explain_hashes(&m)
                         .into_iter()

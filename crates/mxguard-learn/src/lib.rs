@@ -133,6 +133,7 @@ mod hash;
 mod html;
 pub mod metrics;
 pub mod model;
+pub mod parse;
 #[cfg(feature = "store")]
 pub mod persist;
 pub mod received;
@@ -141,5 +142,5 @@ pub mod tokenize;
 pub use digest::Digest;
 pub use handle::ModelHandle;
 pub use model::Model;
-pub use received::parser;
+pub use parse::parse;
 pub use tokenize::{Features, explain, extract, extract_with_text};

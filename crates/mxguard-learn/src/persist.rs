@@ -135,7 +135,7 @@ impl Sample {
     /// envelope sender stands in for the Return-Path it does not have yet.
     pub fn from_raw_with_sender(raw: &[u8], envelope_sender: Option<&str>) -> Option<Sample> {
         let raw = crate::corpus::strip_mbox_line(raw);
-        let m = crate::parser().parse(raw)?;
+        let m = crate::parse(raw)?;
         if m.headers().is_empty() {
             return None;
         }

@@ -1,85 +1,17 @@
-//! The mail parser every mxguard component uses ([`parser`]), and a small
-//! parser of Received fields for the feature extractor ([`Hop::parse`]).
+//! A small parser of Received fields for the feature extractor
+//! ([`Hop::parse`]).
 //!
 //! mail-parser's own Received parser tokenises every Received field fully
 //! (dates, TLS versions, ciphers, ids), which was 22% of the whole MIME
 //! parse on corpus-dev, and only the extractor reads the result. So
-//! [`parser`] leaves Received fields unparsed and the extractor reads the
+//! [`crate::parse`] leaves Received fields unparsed and the extractor reads the
 //! few things it uses from the raw field: the client's names and address
 //! (`from`, its reverse-DNS name, the HELO name, the IP), the `by` host and
 //! whether the hop was a mailbox fetch (`with POP3`/`with IMAP`). The rules
 //! follow mail-parser 0.11's tokeniser, so the same hosts come out for
 //! ordinary fields.
 
-use mail_parser::{HeaderName, MessageParser};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::LazyLock;
-
-/// mail-parser's default header parsing, except that Received fields are
-/// kept unparsed (their value is `HeaderValue::Empty`; their raw bytes are
-/// at the header's offsets, as for every field). Use this everywhere a
-/// message is parsed, so the scanner and the learner see the same message.
-pub fn parser() -> &'static MessageParser {
-    static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
-        use HeaderName::*;
-        // mail-parser's built-in table (parsers/header.rs): a parser with
-        // any per-header setting uses only the table given here.
-        let mut p = MessageParser::new();
-        for h in [
-            Subject,
-            Comments,
-            ContentDescription,
-            ContentLocation,
-            ContentTransferEncoding,
-        ] {
-            p = p.header_text(h);
-        }
-        for h in [
-            From,
-            To,
-            Cc,
-            Bcc,
-            ReplyTo,
-            Sender,
-            ResentTo,
-            ResentFrom,
-            ResentBcc,
-            ResentCc,
-            ResentSender,
-            ListArchive,
-            ListHelp,
-            ListId,
-            ListOwner,
-            ListPost,
-            ListSubscribe,
-            ListUnsubscribe,
-        ] {
-            p = p.header_address(h);
-        }
-        for h in [Date, ResentDate] {
-            p = p.header_date(h);
-        }
-        for h in [
-            MessageId,
-            References,
-            InReplyTo,
-            ReturnPath,
-            ContentId,
-            ResentMessageId,
-        ] {
-            p = p.header_id(h);
-        }
-        for h in [Keywords, ContentLanguage] {
-            p = p.header_comma_separated(h);
-        }
-        for h in [ContentType, ContentDisposition] {
-            p = p.header_content_type(h);
-        }
-        // Everything else, MIME-Version included, raw (the default).
-        p.ignore_header(Received)
-    });
-    &PARSER
-}
 
 /// A host named in a Received field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -720,8 +652,9 @@ mod tests {
 
     #[test]
     fn shared_parser_keeps_received_raw_and_the_rest_as_default() {
-        let raw = b"Received: from a.example (a.example [192.0.2.1]) by b.example with ESMTP; date\r\nFrom: A <a@a.example>\r\nList-Id: <l.example>\r\nSubject: =?utf-8?q?hi?=\r\n\r\nbody\r\n";
-        let m = parser().parse(&raw[..]).unwrap();
+        use mail_parser::{HeaderName, MessageParser};
+        let raw = b"Received: from a.example (a.example [192.0.2.1]) by b.example with ESMTP; date\r\nFrom: A <a@a.example>\r\nList-Id: <l.example>\r\nSubject: =?utf-8?q?hi?=\r\nContent-Transfer-Encoding: quoted-printable (comment)\r\n\r\nbody=3D\r\n";
+        let m = crate::parse(&raw[..]).unwrap();
         let d = MessageParser::default().parse(&raw[..]).unwrap();
         assert_eq!(m.received_all().count(), 0);
         for (a, b) in m.headers().iter().zip(d.headers()) {
@@ -733,6 +666,7 @@ mod tests {
                 assert_eq!(a.value, b.value);
             }
         }
+        assert_eq!(m.body_text(0), d.body_text(0));
         let h = &m.headers()[0];
         let hop = Hop::parse(&raw[h.offset_start as usize..h.offset_end as usize]);
         assert_eq!(hop.from_ip, ip("192.0.2.1"));

@@ -1722,7 +1722,7 @@ mod tests {
     use super::*;
 
     fn names(raw: &str) -> Vec<String> {
-        let m = crate::parser().parse(raw.as_bytes()).unwrap();
+        let m = crate::parse(raw.as_bytes()).unwrap();
         explain(&m)
     }
 
@@ -1874,7 +1874,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
                     Subject: offers\r\n\r\nNew offers this week.\r\n";
         let stored = format!("Return-Path: <bounce-77a1@mailer.example>\r\n{body}");
         fn parse(raw: &str) -> Message<'_> {
-            crate::parser().parse(raw.as_bytes()).unwrap()
+            crate::parse(raw.as_bytes()).unwrap()
         }
         let learned = extract(&parse(&stored));
         let transit = parse(body);
@@ -1901,7 +1901,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
 
     #[test]
     fn hashed_features_are_sorted_unique_and_stable() {
-        let m = crate::parser().parse(MSG.as_bytes()).unwrap();
+        let m = crate::parse(MSG.as_bytes()).unwrap();
         let a = extract(&m);
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, extract(&m));
@@ -1919,12 +1919,12 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
             b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/",
             b"Received: from\r\nReceived: by\r\nFrom: <@>\r\nMessage-ID: @\r\n\r\nwww.",
         ] {
-            let m = crate::parser().parse(raw).unwrap_or_default();
+            let m = crate::parse(raw).unwrap_or_default();
             let _ = extract(&m);
             let _ = explain(&m);
         }
         let long = format!("Subject: x\r\n\r\n{}", "a".repeat(1 << 20));
-        let m = crate::parser().parse(long.as_bytes()).unwrap();
+        let m = crate::parse(long.as_bytes()).unwrap();
         assert!(extract(&m).len() < 20);
     }
 

@@ -21,7 +21,7 @@ impl<'a> Task<'a> {
     /// Parses `raw` unless it exceeds `max_size`.
     pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
         let parsed = if raw.len() as u64 <= max_size {
-            mxguard_learn::parser().parse(raw)
+            mxguard_learn::parse(raw)
         } else {
             None
         };

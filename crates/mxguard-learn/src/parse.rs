@@ -1,29 +1,40 @@
 //! The MIME parse every mxguard component uses ([`parse`]).
 //!
-//! mail-parser finds the structure: the header fields, the parts and which
-//! of them are the text and HTML bodies. mxguard decodes the bodies itself.
-//! mail-parser's base64 and quoted-printable decoders go byte by byte
-//! through a state machine. On corpus-dev they took 40% of the whole
-//! parse, and most of the base64 was attachments nobody reads. So
-//! [`parser`] leaves `Content-Transfer-Encoding` unparsed (mail-parser then
-//! passes every body through undecoded), and [`parse`] decodes each encoded
-//! part from its raw bytes with the decoders below and puts the header's
-//! value back. The result is the `Message` mail-parser itself would give
-//! (the test `same_message_as_mail_parser` compares them on corpus-dev and
-//! the MIME samples), in about two thirds of the time.
+//! mail-parser parses the header fields; mxguard walks the MIME structure
+//! and decodes the bodies itself. mail-parser's own walk goes through
+//! every body byte by byte: it looks for the boundary a byte at a time,
+//! decodes base64 and quoted-printable through a state machine, and turns
+//! single-byte charsets (US-ASCII included) into text a char at a time.
+//! On corpus-dev that was four fifths of the parse, and most of the
+//! base64 was attachments. Here boundaries are found with `memchr`'s
+//! substring search, the decoders work on runs of bytes, and ASCII text in
+//! an ASCII-compatible charset is borrowed from the message as it is.
 //!
-//! Received fields stay unparsed as well: mail-parser's own Received parser
+//! The result is the `Message` mail-parser itself gives, to the byte: the
+//! same parts, offsets, bodies and text/HTML/attachment lists, including
+//! its ways with broken MIME (a missing boundary, an undecodable body, an
+//! unterminated nested message). The test `tests/parse.rs` compares the
+//! two on all of corpus-dev and the MIME samples. The walk follows
+//! mail-parser 0.11's (parsers/message.rs); a change of that version needs
+//! the comparison run again.
+//!
+//! Received fields are kept unparsed: mail-parser's own Received parser
 //! tokenises every Received field fully (dates, TLS versions, ciphers,
 //! ids), which was 22% of the parse, and only the feature extractor reads
 //! them, with its own small parser ([`crate::received`]).
 
 use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::parsers::MessageStream;
 use mail_parser::{
-    Encoding, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    ContentType, Encoding, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
     PartType,
 };
 use std::borrow::Cow;
 use std::sync::LazyLock;
+
+/// How deep base64- or quoted-printable-encoded `message/rfc822` parts are
+/// parsed in turn (mail-parser's limit); deeper ones stay binary.
+const MAX_ENCODED_NESTING: usize = 3;
 
 /// Parses a message: mail-parser's `Message`, with Received fields kept
 /// unparsed (their value is `HeaderValue::Empty`; their raw bytes are at the
@@ -31,311 +42,648 @@ use std::sync::LazyLock;
 /// parsed, so the scanner and the learner see the same message. `None` when
 /// there is no header at all.
 pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    let mut m = parser().parse(raw)?;
-    match decode_bodies(&mut m) {
-        Decoded::Done => Some(m),
-        // An encoded message/rfc822 part: mail-parser, not told of the
-        // encoding, read the encoded text as a message, which can run past
-        // the part's end. Rare: let mail-parser decode this one.
-        Decoded::EncodedMessage => reference().parse(raw),
-    }
+    walk(raw, MAX_ENCODED_NESTING)
 }
 
-fn reference() -> &'static MessageParser {
+/// How header fields are parsed.
+fn headers_parser() -> &'static MessageParser {
     static PARSER: LazyLock<MessageParser> = LazyLock::new(mail_parser_reference);
     &PARSER
 }
 
-/// mail-parser's default header parsing (the built-in table in its
-/// parsers/header.rs: a parser with any per-header setting uses only the
-/// table given here), except for Received and Content-Transfer-Encoding.
-/// Private: its bodies are not decoded until [`decode_bodies`].
-fn parser() -> &'static MessageParser {
-    static PARSER: LazyLock<MessageParser> =
-        LazyLock::new(|| header_table().ignore_header(HeaderName::ContentTransferEncoding));
-    &PARSER
-}
-
-/// The same parse done by mail-parser alone (bodies decoded by it): the
-/// reference [`parse`] is tested against, and the baseline of the
-/// throughput example. Not for use elsewhere.
+/// The same parse done by mail-parser alone: the reference [`parse`] is
+/// tested against, and the baseline of the throughput example. Not for
+/// use elsewhere.
 #[doc(hidden)]
 pub fn mail_parser_reference() -> MessageParser {
-    header_table().header_text(HeaderName::ContentTransferEncoding)
+    use HeaderName::*;
+    // mail-parser's built-in table (parsers/header.rs): a parser with any
+    // per-header setting uses only the table given here.
+    let mut p = MessageParser::new();
+    for h in [
+        Subject,
+        Comments,
+        ContentDescription,
+        ContentLocation,
+        ContentTransferEncoding,
+    ] {
+        p = p.header_text(h);
+    }
+    for h in [
+        From,
+        To,
+        Cc,
+        Bcc,
+        ReplyTo,
+        Sender,
+        ResentTo,
+        ResentFrom,
+        ResentBcc,
+        ResentCc,
+        ResentSender,
+        ListArchive,
+        ListHelp,
+        ListId,
+        ListOwner,
+        ListPost,
+        ListSubscribe,
+        ListUnsubscribe,
+    ] {
+        p = p.header_address(h);
+    }
+    for h in [Date, ResentDate] {
+        p = p.header_date(h);
+    }
+    for h in [
+        MessageId,
+        References,
+        InReplyTo,
+        ReturnPath,
+        ContentId,
+        ResentMessageId,
+    ] {
+        p = p.header_id(h);
+    }
+    for h in [Keywords, ContentLanguage] {
+        p = p.header_comma_separated(h);
+    }
+    for h in [ContentType, ContentDisposition] {
+        p = p.header_content_type(h);
+    }
+    // Everything else, MIME-Version included, raw (the default).
+    p.ignore_header(Received)
 }
 
-/// mail-parser's built-in table of how each header is parsed, but for
-/// Received (kept unparsed) and Content-Transfer-Encoding (left to the
-/// caller).
-fn header_table() -> MessageParser {
-    {
-        use HeaderName::*;
-        let mut p = MessageParser::new();
-        for h in [Subject, Comments, ContentDescription, ContentLocation] {
-            p = p.header_text(h);
-        }
-        for h in [
-            From,
-            To,
-            Cc,
-            Bcc,
-            ReplyTo,
-            Sender,
-            ResentTo,
-            ResentFrom,
-            ResentBcc,
-            ResentCc,
-            ResentSender,
-            ListArchive,
-            ListHelp,
-            ListId,
-            ListOwner,
-            ListPost,
-            ListSubscribe,
-            ListUnsubscribe,
-        ] {
-            p = p.header_address(h);
-        }
-        for h in [Date, ResentDate] {
-            p = p.header_date(h);
-        }
-        for h in [
-            MessageId,
-            References,
-            InReplyTo,
-            ReturnPath,
-            ContentId,
-            ResentMessageId,
-        ] {
-            p = p.header_id(h);
-        }
-        for h in [Keywords, ContentLanguage] {
-            p = p.header_comma_separated(h);
-        }
-        for h in [ContentType, ContentDisposition] {
-            p = p.header_content_type(h);
-        }
-        // Everything else, MIME-Version included, raw (the default).
-        p.ignore_header(Received)
-    }
+/// What a part is, as mail-parser sorts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Mixed,
+    Alternative,
+    Related,
+    Digest,
+    OtherMultipart,
+    TextPlain,
+    TextHtml,
+    TextOther,
+    /// image, audio, video.
+    Inline,
+    Message,
+    Other,
 }
 
-/// What mail-parser parses Content-Transfer-Encoding with when it is not
-/// a plain token (comments, folding, encoded words): used to put the
-/// header's value back exactly.
-fn cte_parser() -> &'static MessageParser {
-    static PARSER: LazyLock<MessageParser> =
-        LazyLock::new(|| MessageParser::new().header_text(HeaderName::ContentTransferEncoding));
-    &PARSER
-}
-
-enum Decoded {
-    Done,
-    EncodedMessage,
-}
-
-/// Decodes the base64 and quoted-printable bodies of `m`'s parts (and of
-/// the messages nested in them) and restores their
-/// Content-Transfer-Encoding values.
-fn decode_bodies(m: &mut Message<'_>) -> Decoded {
-    let raw: &[u8] = &m.raw_message;
-    let mut undecodable = Vec::new();
-    for (id, part) in m.parts.iter_mut().enumerate() {
-        let encoding = restore_cte(part, raw);
-        if encoding != Encoding::None
-            && (matches!(part.body, PartType::Message(_))
-                || part
-                    .content_type()
-                    .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("message")))
-        {
-            return Decoded::EncodedMessage;
-        }
-        if let PartType::Message(nested) = &mut part.body {
-            if let Decoded::EncodedMessage = decode_bodies(nested) {
-                return Decoded::EncodedMessage;
-            }
-            continue;
-        }
-        // A part whose boundary is missing is kept raw by mail-parser
-        // whatever its encoding.
-        if encoding == Encoding::None
-            || part.is_encoding_problem
-            || matches!(part.body, PartType::Multipart(_))
-        {
-            continue;
-        }
-        let start = part.offset_body as usize;
-        let end = (part.offset_end as usize).min(raw.len());
-        let body = raw.get(start..end).unwrap_or_default();
-        let decoded = match encoding {
-            Encoding::Base64 => base64(body),
-            _ => {
-                // The line break before the boundary, if one follows: its
-                // length matters to mail-parser (see `quoted_printable`).
-                let line_end = match raw.get(end) {
-                    Some(b'\r') => 2,
-                    Some(b'\n') => 1,
-                    _ => 0,
-                };
-                quoted_printable(body, line_end)
-            }
-        };
-        let Some(bytes) = decoded else {
-            // Like mail-parser: an undecodable body is kept as raw text,
-            // and is an attachment (HTML included).
-            part.is_encoding_problem = true;
-            part.body = match std::mem::take(&mut part.body) {
-                PartType::Text(t) | PartType::Html(t) => PartType::Text(t),
-                _ => PartType::Text(text(body.to_vec(), charset(part))),
-            };
-            undecodable.push(id as u32);
-            continue;
-        };
-        part.encoding = encoding;
-        part.body = match std::mem::take(&mut part.body) {
-            PartType::Text(_) => PartType::Text(text(bytes, charset(part))),
-            PartType::Html(_) => PartType::Html(text(bytes, charset(part))),
-            PartType::InlineBinary(_) => PartType::InlineBinary(Cow::Owned(bytes)),
-            // Binary (message and multipart parts were passed over above).
-            _ => PartType::Binary(Cow::Owned(bytes)),
-        };
-    }
-    for id in undecodable {
-        demote(m, id);
-    }
-    Decoded::Done
-}
-
-/// Files an undecodable part as mail-parser does. It reads the part as
-/// text of no known kind, except that text/plain stays text/plain: a
-/// text/plain part stays where it was when it is its message's first part
-/// or an alternative; anything else becomes an attachment. When an HTML
-/// alternative goes, the text alternative stands for both (mail-parser
-/// does that for an alternative with only one of the two).
-fn demote(m: &mut Message<'_>, id: u32) {
-    let Some(part) = m.parts.get(id as usize) else {
-        return;
-    };
-    let plain = part.content_type().is_none_or(|ct| {
-        ct.ctype().eq_ignore_ascii_case("text")
-            && ct
-                .subtype()
-                .is_some_and(|s| s.eq_ignore_ascii_case("plain"))
-    });
-    let alternative = m.parts.iter().find_map(|p| match &p.body {
-        PartType::Multipart(kids)
-            if kids.contains(&id)
-                && p.content_type().is_some_and(|ct| {
-                    ct.subtype()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("alternative"))
-                }) =>
-        {
-            Some(kids.clone())
-        }
-        _ => None,
-    });
-    if plain && (id == 0 || alternative.is_some()) {
-        return;
-    }
-    let was_html = m.html_body.contains(&id);
-    m.html_body.retain(|&x| x != id);
-    m.text_body.retain(|&x| x != id);
-    if let Err(at) = m.attachments.binary_search(&id) {
-        m.attachments.insert(at, id);
-    }
-    if let Some(kids) = alternative
-        && was_html
-        && !kids.iter().any(|k| m.html_body.contains(k))
-    {
-        let texts: Vec<u32> = kids
-            .iter()
-            .copied()
-            .filter(|k| m.text_body.contains(k))
-            .collect();
-        m.html_body.extend(texts);
-    }
-}
-
-/// Puts back the value of a part's Content-Transfer-Encoding (the last
-/// one, as mail-parser reads it) and returns the encoding it names.
-fn restore_cte(part: &mut MessagePart<'_>, raw: &[u8]) -> Encoding {
-    let mut encoding = Encoding::None;
-    for header in &mut part.headers {
-        if header.name != HeaderName::ContentTransferEncoding {
-            continue;
-        }
-        let value = raw
-            .get(header.offset_start as usize..header.offset_end as usize)
-            .unwrap_or_default();
-        let trimmed = value.trim_ascii();
-        let text: Cow<'static, str> = if !trimmed.is_empty()
-            && trimmed
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            // The usual case: one token (ASCII, so valid UTF-8).
-            Cow::Owned(String::from_utf8_lossy(trimmed).into_owned())
+/// (multipart, inline, text, kind) of a part from its Content-Type; with
+/// none, text/plain, or a message inside a multipart/digest.
+fn kind_of(ct: Option<&ContentType<'_>>, parent: Kind) -> (bool, bool, bool, Kind) {
+    let Some(ct) = ct else {
+        return if parent == Kind::Digest {
+            (false, false, false, Kind::Message)
         } else {
-            match reparse_cte(value) {
-                Some(t) => Cow::Owned(t),
+            (false, true, true, Kind::TextPlain)
+        };
+    };
+    match ct.ctype() {
+        "multipart" => (
+            true,
+            false,
+            false,
+            match ct.subtype() {
+                Some("mixed") => Kind::Mixed,
+                Some("alternative") => Kind::Alternative,
+                Some("related") => Kind::Related,
+                Some("digest") => Kind::Digest,
+                _ => Kind::OtherMultipart,
+            },
+        ),
+        "text" => match ct.subtype() {
+            Some("plain") => (false, true, true, Kind::TextPlain),
+            Some("html") => (false, true, true, Kind::TextHtml),
+            _ => (false, false, true, Kind::TextOther),
+        },
+        "image" | "audio" | "video" => (false, true, false, Kind::Inline),
+        "message" if matches!(ct.subtype(), Some("rfc822" | "global")) => {
+            (false, false, false, Kind::Message)
+        }
+        _ => (false, false, false, Kind::Other),
+    }
+}
+
+/// One level of the walk: a message's root, or a multipart.
+struct Level {
+    kind: Kind,
+    boundary: Option<Vec<u8>>,
+    in_alternative: bool,
+    /// Parts begun at this level.
+    parts: usize,
+    /// Lengths of the message's HTML and text lists when the level began.
+    html_parts: usize,
+    text_parts: usize,
+    need_html: bool,
+    need_text: bool,
+    /// The level's own part (the multipart, or the nested message).
+    part_id: usize,
+    sub_part_ids: Vec<u32>,
+}
+
+impl Level {
+    fn message(boundary: Option<Vec<u8>>, part_id: usize) -> Level {
+        Level {
+            kind: Kind::Message,
+            boundary,
+            in_alternative: false,
+            parts: 0,
+            html_parts: 0,
+            text_parts: 0,
+            need_html: true,
+            need_text: true,
+            part_id,
+            sub_part_ids: Vec::new(),
+        }
+    }
+
+    /// Whether the level's part gets a `Multipart` body: all but a
+    /// message's root level, whose only part is part 0.
+    fn has_own_sub_parts(&self) -> bool {
+        self.sub_part_ids.len() != 1 || self.sub_part_ids[0] != 0
+    }
+}
+
+fn part(headers: Vec<mail_parser::Header<'_>>, header: usize, body: usize) -> MessagePart<'_> {
+    MessagePart {
+        headers,
+        is_encoding_problem: false,
+        encoding: Encoding::None,
+        body: PartType::default(),
+        offset_header: header as u32,
+        offset_body: body as u32,
+        offset_end: 0,
+    }
+}
+
+/// The walk: mail-parser's state machine (parsers/message.rs), with the
+/// body work done by the functions below.
+fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
+    let mut pos = 0usize;
+    let mut message = Message::default();
+    let mut level = Level::message(None, 0);
+    let mut stack: Vec<(Level, Option<Message<'_>>)> = Vec::new();
+    let mut headers = Vec::new();
+
+    'outer: loop {
+        let offset_header = pos;
+        let mut stream = MessageStream::new(raw);
+        stream.skip_bytes(pos);
+        let more = stream.parse_headers(headers_parser(), &mut headers);
+        pos = stream.offset();
+        if !more {
+            break;
+        }
+        let offset_body = pos;
+        level.parts += 1;
+        let id = message.parts.len();
+        level.sub_part_ids.push(id as u32);
+
+        let ct = headers
+            .header_value(&HeaderName::ContentType)
+            .and_then(|c| c.as_content_type());
+        let (multipart, mut inline, mut is_text, mut kind) = kind_of(ct, level.kind);
+
+        if multipart && let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) {
+            if let Some((_, after)) = find_boundary(raw, pos, boundary.as_bytes()) {
+                let new = Level {
+                    kind,
+                    boundary: Some(boundary.as_bytes().to_vec()),
+                    in_alternative: level.in_alternative || kind == Kind::Alternative,
+                    parts: 0,
+                    html_parts: message.html_body.len(),
+                    text_parts: message.text_body.len(),
+                    need_html: level.need_html,
+                    need_text: level.need_text,
+                    part_id: id,
+                    sub_part_ids: Vec::new(),
+                };
+                message.parts.push(part(
+                    std::mem::take(&mut headers),
+                    offset_header,
+                    offset_body,
+                ));
+                stack.push((std::mem::replace(&mut level, new), None));
+                pos = skip_line_end(raw, after);
+                continue;
+            }
+            kind = Kind::TextOther;
+            is_text = true;
+        }
+
+        let mut encoding = match headers.header_value(&HeaderName::ContentTransferEncoding) {
+            Some(HeaderValue::Text(e)) if e.eq_ignore_ascii_case("base64") => Encoding::Base64,
+            Some(HeaderValue::Text(e)) if e.eq_ignore_ascii_case("quoted-printable") => {
+                Encoding::QuotedPrintable
+            }
+            _ => Encoding::None,
+        };
+
+        if kind == Kind::Message && encoding == Encoding::None {
+            // A message inside the message: its headers follow, and it ends
+            // at its parent's boundary.
+            let new = Level::message(level.boundary.take(), id);
+            message.attachments.push(id as u32);
+            message.parts.push(part(
+                std::mem::take(&mut headers),
+                offset_header,
+                offset_body,
+            ));
+            stack.push((
+                std::mem::replace(&mut level, new),
+                Some(std::mem::take(&mut message)),
+            ));
+            continue;
+        }
+
+        // The body: up to the boundary, decoded.
+        let boundary = level.boundary.as_deref().unwrap_or_default();
+        let mut is_encoding_problem = false;
+        let (offset_end, mut bytes): (usize, Cow<'_, [u8]>) = match part_end(raw, pos, boundary) {
+            Some((end, after)) => {
+                let body = &raw[offset_body..end];
+                pos = after;
+                let decoded = match encoding {
+                    Encoding::None => Some(Cow::Borrowed(body)),
+                    Encoding::Base64 => base64(body).map(Cow::Owned),
+                    Encoding::QuotedPrintable => {
+                        // The line break before the boundary, when the
+                        // boundary began a line.
+                        let boundary_at = after.saturating_sub(boundary.len() + 2);
+                        let line_end = match raw.get(end) {
+                            Some(b'\r') if end < boundary_at => 2,
+                            Some(b'\n') if end < boundary_at => 1,
+                            _ => 0,
+                        };
+                        quoted_printable(body, line_end).map(Cow::Owned)
+                    }
+                };
+                match decoded {
+                    Some(bytes) => (end, bytes),
+                    None => {
+                        is_encoding_problem = true;
+                        (end, Cow::Borrowed(body))
+                    }
+                }
+            }
+            None => {
+                // No boundary after it: mail-parser takes the rest of the
+                // message as this part's text and forgets the boundary.
+                is_encoding_problem = true;
+                level.boundary = None;
+                pos = raw.len();
+                (raw.len(), Cow::Borrowed(&raw[offset_body..]))
+            }
+        };
+        if is_encoding_problem {
+            encoding = Encoding::None;
+            if kind != Kind::TextPlain {
+                kind = Kind::TextOther;
+            }
+            inline = false;
+            is_text = true;
+        }
+
+        let body = if kind != Kind::Message {
+            let inline = inline
+                && headers
+                    .header_value(&HeaderName::ContentDisposition)
+                    .is_none_or(|d| !d.as_content_type().is_some_and(|c| c.is_attachment()))
+                && (level.parts == 1
+                    || level.kind != Kind::Related
+                        && (kind == Kind::Inline || ct.is_none_or(|c| !c.has_attribute("name"))));
+            // A message of one text/plain part is text, however broken.
+            let inline = inline
+                || level.parts == 1
+                    && level.kind == Kind::Message
+                    && kind == Kind::TextPlain
+                    && is_encoding_problem;
+            let (to_html, to_text) = if level.kind == Kind::Alternative {
+                match kind {
+                    Kind::TextHtml => (true, false),
+                    Kind::TextPlain => (false, true),
+                    _ => (false, false),
+                }
+            } else if inline {
+                if level.in_alternative && (level.need_text || level.need_html) {
+                    match kind {
+                        Kind::TextHtml => level.need_text = false,
+                        Kind::TextPlain => level.need_html = false,
+                        _ => {}
+                    }
+                }
+                (level.need_html, level.need_text)
+            } else {
+                (false, false)
+            };
+            if to_html {
+                message.html_body.push(id as u32);
+            }
+            if to_text {
+                message.text_body.push(id as u32);
+            }
+            if is_text {
+                let text = text(bytes, ct.and_then(|c| c.attribute("charset")));
+                let is_html = kind == Kind::TextHtml;
+                if !to_html && is_html || !to_text && !is_html {
+                    message.attachments.push(id as u32);
+                }
+                if is_html {
+                    PartType::Html(text)
+                } else {
+                    PartType::Text(text)
+                }
+            } else {
+                message.attachments.push(id as u32);
+                if inline {
+                    PartType::InlineBinary(bytes)
+                } else {
+                    PartType::Binary(bytes)
+                }
+            }
+        } else {
+            // An encoded message/rfc822 part: the decoded message.
+            message.attachments.push(id as u32);
+            let nested = (depth > 0)
+                .then(|| {
+                    walk(&bytes, depth - 1).map(|n| {
+                        (
+                            n.html_body,
+                            n.text_body,
+                            n.attachments,
+                            n.parts
+                                .into_iter()
+                                .map(MessagePart::into_owned)
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                })
+                .flatten();
+            match nested {
+                Some((html_body, text_body, attachments, parts)) => PartType::Message(Message {
+                    html_body,
+                    text_body,
+                    attachments,
+                    parts,
+                    raw_message: Cow::Owned(std::mem::take(&mut bytes).into_owned()),
+                }),
                 None => {
-                    header.value = HeaderValue::Empty;
-                    encoding = Encoding::None;
-                    continue;
+                    is_encoding_problem = true;
+                    PartType::Binary(bytes)
                 }
             }
         };
-        encoding = if text.eq_ignore_ascii_case("base64") {
-            Encoding::Base64
-        } else if text.eq_ignore_ascii_case("quoted-printable") {
-            Encoding::QuotedPrintable
+        message.parts.push(MessagePart {
+            headers: std::mem::take(&mut headers),
+            encoding,
+            is_encoding_problem,
+            body,
+            offset_header: offset_header as u32,
+            offset_body: offset_body as u32,
+            offset_end: offset_end as u32,
+        });
+
+        if level.boundary.is_some() {
+            'inner: loop {
+                if level.kind == Kind::Message {
+                    // A nested message ends at its parent's boundary.
+                    let Some((mut parent, Some(mut parent_message))) = stack.pop() else {
+                        break 'outer;
+                    };
+                    let dashes = level.boundary.as_ref().map_or(0, |b| b.len() + 2);
+                    let at = pos.saturating_sub(dashes);
+                    let end = if at >= 2 && raw[at - 2] == b'\r' {
+                        at - 2
+                    } else {
+                        at.saturating_sub(1)
+                    };
+                    message.raw_message = Cow::Borrowed(raw);
+                    if let Some(p) = parent_message.parts.get_mut(level.part_id) {
+                        p.offset_end = end as u32;
+                        if message.parts.is_empty() {
+                            p.is_encoding_problem = true;
+                            p.body = PartType::Text(String::from_utf8_lossy(
+                                raw.get(p.offset_body as usize..end).unwrap_or_default(),
+                            ));
+                        } else {
+                            p.body = PartType::Message(std::mem::take(&mut message));
+                        }
+                    }
+                    message = parent_message;
+                    parent.boundary = level.boundary.take();
+                    level = parent;
+                }
+
+                let (ended, after) = multipart_end(raw, pos);
+                pos = after;
+                if !ended {
+                    // The next part's headers follow.
+                    break 'inner;
+                }
+                if level.kind == Kind::Alternative && level.need_html && level.need_text {
+                    // An alternative with only HTML, or only text: that
+                    // part stands for both.
+                    if level.text_parts == message.text_body.len()
+                        && level.html_parts != message.html_body.len()
+                    {
+                        let ids = message.html_body[level.html_parts..].to_vec();
+                        message.text_body.extend(ids);
+                    }
+                    if level.html_parts == message.html_body.len()
+                        && level.text_parts != message.text_body.len()
+                    {
+                        let ids = message.text_body[level.text_parts..].to_vec();
+                        message.html_body.extend(ids);
+                    }
+                }
+                let Some(p) = message.parts.get_mut(level.part_id) else {
+                    break 'outer;
+                };
+                if level.has_own_sub_parts() {
+                    p.body = PartType::Multipart(std::mem::take(&mut level.sub_part_ids));
+                }
+                if let Some((parent, _)) = stack.pop() {
+                    level = parent;
+                    if let Some(b) = &level.boundary
+                        && let Some((end, after)) = next_boundary_line(raw, pos, b)
+                    {
+                        p.offset_end = end as u32;
+                        pos = after;
+                        continue 'inner;
+                    }
+                }
+                p.offset_end = pos as u32;
+                break 'outer;
+            }
+        } else if pos >= raw.len() {
+            break 'outer;
+        }
+    }
+
+    // Unterminated levels (corrupt MIME): keep what was found.
+    while let Some((parent, parent_message)) = stack.pop() {
+        if let Some(mut parent_message) = parent_message {
+            message.raw_message = Cow::Borrowed(raw);
+            if let Some(p) = parent_message.parts.get_mut(level.part_id) {
+                p.offset_end = pos as u32;
+                if message.parts.is_empty() {
+                    p.is_encoding_problem = true;
+                    let raw_text = raw.get(p.offset_body as usize..pos);
+                    let text = raw_text
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|t| {
+                            let b = std::str::from_utf8(level.boundary.as_deref()?).ok()?;
+                            let (t, _) = t.rsplit_once(b)?;
+                            let t = t.strip_suffix("--")?;
+                            let t = t.strip_suffix('\n').unwrap_or(t);
+                            Some(t.strip_suffix('\r').unwrap_or(t))
+                        });
+                    p.body = PartType::Text(match text {
+                        Some(t) => Cow::Borrowed(t),
+                        None => String::from_utf8_lossy(raw_text.unwrap_or_default()),
+                    });
+                } else {
+                    p.body = PartType::Message(std::mem::take(&mut message));
+                }
+            }
+            message = parent_message;
+        } else if let Some(p) = message.parts.get_mut(level.part_id) {
+            p.offset_end = pos as u32;
+            if level.has_own_sub_parts() {
+                p.body = PartType::Multipart(std::mem::take(&mut level.sub_part_ids));
+            }
+        }
+        level = parent;
+    }
+
+    message.raw_message = Cow::Borrowed(raw);
+    if !message.parts.is_empty() {
+        message.parts[0].offset_end = raw.len() as u32;
+        Some(message)
+    } else if !headers.is_empty() {
+        // Headers and no body.
+        message.parts.push(MessagePart {
+            headers,
+            encoding: Encoding::None,
+            is_encoding_problem: true,
+            body: PartType::Text("".into()),
+            offset_header: 0,
+            offset_body: raw.len() as u32,
+            offset_end: raw.len() as u32,
+        });
+        Some(message)
+    } else {
+        None
+    }
+}
+
+/// The first `--boundary` at or after `from`: (its start, the position
+/// after it).
+fn find_boundary(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize)> {
+    if boundary.is_empty() {
+        return None;
+    }
+    let hay = raw.get(from..)?;
+    let mut at = 0;
+    // The boundary preceded by "--".
+    while let Some(p) = memchr::memmem::find(&hay[at..], boundary) {
+        let p = at + p;
+        if p >= 2 && hay[p - 2] == b'-' && hay[p - 1] == b'-' {
+            return Some((from + p - 2, from + p + boundary.len()));
+        }
+        at = p + 1;
+    }
+    None
+}
+
+/// Where a part's body that starts at `from` ends, and the position after
+/// the boundary that ends it; `None` when no boundary follows. The line
+/// break before the boundary is not the body's. With no boundary (a
+/// message's only part), the body runs to the end.
+fn part_end(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize)> {
+    if boundary.is_empty() {
+        return Some((raw.len(), raw.len()));
+    }
+    let (start, after) = find_boundary(raw, from, boundary)?;
+    let end = if start > from && raw[start - 1] == b'\n' {
+        if start - 1 > from && raw[start - 2] == b'\r' {
+            start - 2
         } else {
-            Encoding::None
-        };
-        header.value = HeaderValue::Text(text);
+            start - 1
+        }
+    } else {
+        start
+    };
+    Some((end, after))
+}
+
+/// The next `--boundary` after the end of a multipart: (the end of the
+/// last line before it, less its line break; the position after it).
+fn next_boundary_line(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize)> {
+    let (start, after) = find_boundary(raw, from, boundary)?;
+    let end = match memchr::memrchr(b'\n', &raw[from..start]) {
+        Some(p) => {
+            let nl = from + p;
+            if nl > from && raw[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            }
+        }
+        None => from,
+    };
+    Some((end, after))
+}
+
+/// After a boundary: `--` ends the multipart (true); otherwise the line
+/// break (or the blanks up to it) is passed over.
+fn multipart_end(raw: &[u8], pos: usize) -> (bool, usize) {
+    match (raw.get(pos), raw.get(pos + 1)) {
+        (Some(b'\r'), Some(b'\n')) => (false, pos + 2),
+        (Some(b'-'), Some(b'-')) => (true, pos + 2),
+        (Some(b'\n'), _) => (false, pos + 1),
+        (Some(c), _) if c.is_ascii_whitespace() => (false, skip_line_end(raw, pos + 1)),
+        _ => (false, pos),
     }
-    encoding
 }
 
-/// mail-parser's own reading of an unusual Content-Transfer-Encoding value.
-fn reparse_cte(value: &[u8]) -> Option<String> {
-    let mut field = Vec::with_capacity(value.len() + 32);
-    field.extend_from_slice(b"Content-Transfer-Encoding:");
-    field.extend_from_slice(value);
-    field.extend_from_slice(b"\r\n\r\n");
-    let m = cte_parser().parse_headers(&field)?;
-    match m
-        .parts
-        .first()?
-        .headers
-        .header_value(&HeaderName::ContentTransferEncoding)?
-    {
-        HeaderValue::Text(t) => Some(t.to_string()),
-        _ => None,
+/// Blanks and CRs, then one LF.
+fn skip_line_end(raw: &[u8], mut pos: usize) -> usize {
+    while let Some(&c) = raw.get(pos) {
+        match c {
+            b'\r' | b' ' | b'\t' => pos += 1,
+            b'\n' => return pos + 1,
+            _ => break,
+        }
     }
+    pos
 }
 
-fn charset<'p>(part: &'p MessagePart<'_>) -> Option<&'p str> {
-    part.content_type().and_then(|ct| ct.attribute("charset"))
-}
-
-/// Decoded bytes to text in the part's charset, as mail-parser does it,
-/// except that ASCII in an ASCII-compatible single-byte charset (most mail)
-/// is taken as it is instead of char by char.
-fn text(bytes: Vec<u8>, charset: Option<&str>) -> Cow<'static, str> {
-    match charset.and_then(|c| charset_decoder(c.as_bytes())) {
-        Some(decode) => {
+/// A body's bytes as text in its charset, as mail-parser does it, except
+/// that ASCII in an ASCII-compatible charset (most mail) is taken as it is
+/// (borrowed from the message when it was not encoded) instead of a char
+/// at a time.
+fn text<'x>(bytes: Cow<'x, [u8]>, charset: Option<&str>) -> Cow<'x, str> {
+    match (bytes, charset.and_then(|c| charset_decoder(c.as_bytes()))) {
+        (bytes, Some(decode)) => {
             if bytes.is_ascii() && charset.is_some_and(ascii_compatible) {
-                // ASCII bytes are valid UTF-8.
-                Cow::Owned(String::from_utf8(bytes).unwrap_or_default())
+                // ASCII is valid UTF-8.
+                match bytes {
+                    Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(b).unwrap_or_default()),
+                    Cow::Owned(v) => Cow::Owned(String::from_utf8(v).unwrap_or_default()),
+                }
             } else {
                 Cow::Owned(decode(&bytes))
             }
         }
-        None => Cow::Owned(
-            String::from_utf8(bytes)
+        (Cow::Owned(v), None) => Cow::Owned(
+            String::from_utf8(v)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ),
+        (Cow::Borrowed(b), None) => String::from_utf8_lossy(b),
     }
 }
 

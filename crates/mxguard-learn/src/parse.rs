@@ -23,6 +23,7 @@
 //! ids), which was 22% of the parse, and only the feature extractor reads
 //! them, with its own small parser ([`crate::received`]).
 
+use mail_parser::decoders::charsets::DecoderFnc;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{
@@ -662,35 +663,88 @@ fn skip_line_end(raw: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-/// A body's bytes as text in its charset, as mail-parser does it, except
-/// that ASCII in an ASCII-compatible charset (most mail) is taken as it is
-/// (borrowed from the message when it was not encoded) instead of a char
-/// at a time.
+/// A body's bytes as text in its charset, as mail-parser does it, but
+/// faster for the common cases: ASCII in an ASCII-compatible charset (most
+/// mail) is taken as it is, borrowed from the message when it was not
+/// encoded; other text in a single-byte charset goes through a table of
+/// its 128 upper bytes instead of a char at a time; valid UTF-8 is checked
+/// with the fast validator before the lossy one.
 fn text<'x>(bytes: Cow<'x, [u8]>, charset: Option<&str>) -> Cow<'x, str> {
     match (bytes, charset.and_then(|c| charset_decoder(c.as_bytes()))) {
         (bytes, Some(decode)) => {
-            if bytes.is_ascii() && charset.is_some_and(ascii_compatible) {
+            if !charset.is_some_and(single_byte) {
+                Cow::Owned(decode(&bytes))
+            } else if bytes.is_ascii() {
                 // ASCII is valid UTF-8.
                 match bytes {
                     Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(b).unwrap_or_default()),
                     Cow::Owned(v) => Cow::Owned(String::from_utf8(v).unwrap_or_default()),
                 }
             } else {
-                Cow::Owned(decode(&bytes))
+                Cow::Owned(decode_single_byte(&bytes, decode))
             }
         }
         (Cow::Owned(v), None) => Cow::Owned(
             String::from_utf8(v)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ),
-        (Cow::Borrowed(b), None) => String::from_utf8_lossy(b),
+        (Cow::Borrowed(b), None) => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        },
     }
 }
 
-/// Charsets whose decoders map every ASCII byte to itself: the ISO-8859
-/// and Windows single-byte families, Latin-n, US-ASCII and KOI8. (Not
-/// UTF-7, UTF-16, ISO-2022 or HZ, whose ASCII bytes encode other text.)
-fn ascii_compatible(charset: &str) -> bool {
+/// Text in a single-byte charset: runs of ASCII copied, the other bytes
+/// looked up in the charset's table, which is built once per thread by
+/// asking mail-parser's decoder for each of the 128 upper bytes.
+fn decode_single_byte(bytes: &[u8], decode: DecoderFnc) -> String {
+    thread_local! {
+        static TABLES: std::cell::RefCell<Vec<(usize, Box<[char; 128]>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    TABLES.with_borrow_mut(|tables| {
+        let key = decode as usize;
+        let i = match tables.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let mut table = Box::new(['\u{FFFD}'; 128]);
+                for (b, c) in table.iter_mut().enumerate() {
+                    *c = decode(&[0x80 + b as u8])
+                        .chars()
+                        .next()
+                        .unwrap_or('\u{FFFD}');
+                }
+                tables.push((key, table));
+                tables.len() - 1
+            }
+        };
+        let table = &tables[i].1;
+        let mut out = String::with_capacity(bytes.len() + bytes.len() / 4);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let ascii = rest
+                .iter()
+                .position(|b| !b.is_ascii())
+                .unwrap_or(rest.len());
+            // ASCII is valid UTF-8.
+            out.push_str(std::str::from_utf8(&rest[..ascii]).unwrap_or_default());
+            if let Some(&b) = rest.get(ascii) {
+                out.push(table[(b - 0x80) as usize]);
+                rest = &rest[ascii + 1..];
+            } else {
+                break;
+            }
+        }
+        out
+    })
+}
+
+/// Charsets of one byte per character whose decoders map every ASCII byte
+/// to itself: the ISO-8859 and Windows single-byte families, Latin-n,
+/// US-ASCII and KOI8. (Not UTF-7, UTF-16, ISO-2022 or HZ, whose ASCII bytes
+/// encode other text, nor the multi-byte CJK charsets.)
+fn single_byte(charset: &str) -> bool {
     let c = charset.trim().as_bytes();
     let starts = |p: &str| c.len() >= p.len() && c[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     starts("iso-8859")
@@ -913,6 +967,7 @@ fn quoted_printable(input: &[u8], line_end: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::MimeHeaders;
 
     #[test]
     fn base64_as_mail_parser_decodes_it() {

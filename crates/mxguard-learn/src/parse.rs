@@ -309,17 +309,22 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
                 pos = after;
                 let decoded = match encoding {
                     Encoding::None => Some(Cow::Borrowed(body)),
+                    // A '-' just before a boundary in mid-line makes "--"
+                    // that mail-parser's base64 decoder takes for a
+                    // boundary that is not there: undecodable.
+                    Encoding::Base64 if body.ends_with(b"-") && raw.get(end) == Some(&b'-') => None,
                     Encoding::Base64 => base64(body).map(Cow::Owned),
                     Encoding::QuotedPrintable => {
                         // The line break before the boundary, when the
                         // boundary began a line.
                         let boundary_at = after.saturating_sub(boundary.len() + 2);
-                        let line_end = match raw.get(end) {
-                            Some(b'\r') if end < boundary_at => 2,
-                            Some(b'\n') if end < boundary_at => 1,
-                            _ => 0,
+                        let next = match raw.get(end) {
+                            _ if boundary.is_empty() => Next::End,
+                            Some(b'\r') if end < boundary_at => Next::LineBreak(2),
+                            Some(b'\n') if end < boundary_at => Next::LineBreak(1),
+                            _ => Next::Boundary,
                         };
-                        quoted_printable(body, line_end).map(Cow::Owned)
+                        quoted_printable(body, next).map(Cow::Owned)
                     }
                 };
                 match decoded {
@@ -862,17 +867,19 @@ static HEX: [u8; 256] = {
 /// dropped, CRs are dropped and line breaks become LF until the body has
 /// shown a CR, CRLF from then on. `==` makes the body undecodable.
 ///
-/// `line_end` is the length of the line break that followed the body in
-/// the message (0 when none did: the end of the message, or a boundary in
-/// mid-line). After one, the last line's blanks are dropped, and when the
-/// last line ended in a soft line break mail-parser also drops as many
-/// bytes before it as its line breaks are long (1 or 2): done here too,
-/// so that the scanner and the learner keep seeing the text they saw.
-fn quoted_printable(input: &[u8], line_end: usize) -> Option<Vec<u8>> {
+/// `next` is what followed the body in the message. mail-parser's ways
+/// there are kept, so that the scanner and the learner keep seeing the text
+/// they saw: after a line break the last line's blanks are dropped, and
+/// when the last line ended in a soft line break as many bytes before it as
+/// its line breaks are long (1 or 2) go too; before a boundary in mid-line
+/// an unfinished `=` or `=X` stays.
+fn quoted_printable(input: &[u8], next: Next) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
     let mut crlf = false;
     // Whether the body ends in a soft line break.
     let mut soft_end = false;
+    // The bytes of an escape the body ends in the middle of ("=", "=X").
+    let mut unfinished: &[u8] = &[];
     // Blanks at the end of `out` since the last other byte.
     let mut blanks = 0usize;
     let mut i = 0;
@@ -924,27 +931,49 @@ fn quoted_printable(input: &[u8], line_end: usize) -> Option<Vec<u8>> {
                         i = j;
                         soft_end = true;
                         blanks = 0;
+                        unfinished = b"=";
                     }
                     Some(b'\n') => {
                         i = j + 1;
                         blanks = 0;
                     }
                     Some(b'=') => return None,
-                    Some(h1) if HEX[h1 as usize] != 0xff => match input.get(j + 1).copied() {
-                        Some(h2) if HEX[h2 as usize] != 0xff => {
-                            out.push(HEX[h1 as usize] << 4 | HEX[h2 as usize]);
-                            i = j + 2;
-                            blanks = 0;
+                    Some(h1) if HEX[h1 as usize] != 0xff => {
+                        // mail-parser waits for the second digit across
+                        // line breaks (which it writes out meanwhile).
+                        let (mut k, mut last) = (j + 1, h1);
+                        while let Some(&c @ (b'\r' | b'\n')) = input.get(k) {
+                            if c == b'\r' {
+                                crlf = true;
+                            } else {
+                                out.truncate(out.len() - blanks);
+                                blanks = 0;
+                                if crlf {
+                                    out.push(b'\r');
+                                }
+                                out.push(b'\n');
+                            }
+                            last = c;
+                            k += 1;
                         }
-                        Some(b'=') => return None,
-                        // "=A" then a line break: the digit is dropped.
-                        None | Some(b'\r' | b'\n') => i = j + 1,
-                        Some(c) => {
-                            out.extend_from_slice(&[b'=', h1, c]);
-                            i = j + 2;
-                            blanks = 0;
+                        match input.get(k).copied() {
+                            None => {
+                                i = k;
+                                unfinished = &input[j..=j];
+                            }
+                            Some(b'=') => return None,
+                            Some(h2) if HEX[h2 as usize] != 0xff => {
+                                out.push(HEX[h1 as usize] << 4 | HEX[h2 as usize]);
+                                i = k + 1;
+                                blanks = 0;
+                            }
+                            Some(c) => {
+                                out.extend_from_slice(&[b'=', last, c]);
+                                i = k + 1;
+                                blanks = 0;
+                            }
                         }
-                    },
+                    }
                     Some(c) => {
                         out.extend_from_slice(&[b'=', c]);
                         i = j + 1;
@@ -954,14 +983,36 @@ fn quoted_printable(input: &[u8], line_end: usize) -> Option<Vec<u8>> {
             }
         }
     }
-    if line_end > 0 {
-        out.truncate(out.len() - blanks);
-        if soft_end {
-            let crlf = crlf || line_end == 2;
-            out.truncate(out.len().saturating_sub(if crlf { 2 } else { 1 }));
+    match next {
+        Next::End => {}
+        Next::LineBreak(len) => {
+            out.truncate(out.len() - blanks);
+            if soft_end {
+                let crlf = crlf || len == 2;
+                out.truncate(out.len().saturating_sub(if crlf { 2 } else { 1 }));
+            }
+        }
+        Next::Boundary => {
+            if !unfinished.is_empty() {
+                out.push(b'=');
+                if unfinished != b"=" {
+                    out.extend_from_slice(unfinished);
+                }
+            }
         }
     }
     Some(out)
+}
+
+/// What followed a quoted-printable body in the message.
+#[derive(Clone, Copy)]
+enum Next {
+    /// The end of the message (a message of one part).
+    End,
+    /// A line break of this length, then the boundary.
+    LineBreak(usize),
+    /// The boundary, in mid-line.
+    Boundary,
 }
 
 #[cfg(test)]
@@ -1001,17 +1052,17 @@ mod tests {
             (b"end=", b"end"),
         ] {
             assert_eq!(
-                quoted_printable(input, 0).as_deref(),
+                quoted_printable(input, Next::End).as_deref(),
                 Some(want),
                 "{:?}",
                 String::from_utf8_lossy(input)
             );
         }
         assert_eq!(
-            quoted_printable(b"last  ", 1).as_deref(),
+            quoted_printable(b"last  ", Next::LineBreak(1)).as_deref(),
             Some(&b"last"[..])
         );
-        assert_eq!(quoted_printable(b"a==b", 0), None);
+        assert_eq!(quoted_printable(b"a==b", Next::End), None);
     }
 
     #[test]
@@ -1042,8 +1093,9 @@ mod tests {
             b"=0",
             b"=0\r\n",
         ] {
-            let _ = quoted_printable(body, 2);
-            let _ = quoted_printable(body, 0);
+            for next in [Next::End, Next::LineBreak(2), Next::Boundary] {
+                let _ = quoted_printable(body, next);
+            }
             let _ = base64(body);
         }
     }

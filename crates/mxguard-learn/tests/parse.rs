@@ -121,3 +121,85 @@ fn explain(a: &Option<mail_parser::Message<'_>>, b: &Option<mail_parser::Message
         (&b.text_body, &b.html_body, &b.attachments)
     )
 }
+
+/// Hostile MIME: corpus messages with bytes changed, dropped and repeated
+/// where MIME is parsed (boundaries, header blocks, encoded bodies). The
+/// parse never panics, and gives mail-parser's message.
+#[test]
+fn mutated_messages_parse_as_mail_parser_parses_them() {
+    let root = testdata();
+    let mut files = Vec::new();
+    walk(&root.join("mime-samples"), &mut files);
+    walk(&root.join("corpus-dev/spam"), &mut files);
+    if files.len() < 1000 {
+        eprintln!("SKIPPED: MIME samples not found under {}", root.display());
+        return;
+    }
+    files.sort();
+    let reference = mxguard_learn::parse::mail_parser_reference();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rand = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    const PIECES: [&[u8]; 8] = [
+        b"--",
+        b"\r\n",
+        b"\n",
+        b"=",
+        b"==",
+        b"\r\n\r\n",
+        b"-",
+        b"=\r\n",
+    ];
+    let (mut cases, mut differ) = (0, Vec::new());
+    // More with PARSE_FUZZ=N (N mutations of every file instead of 4 of
+    // every third).
+    let deep: Option<usize> = std::env::var("PARSE_FUZZ")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    for f in files.iter().step_by(if deep.is_some() { 1 } else { 3 }) {
+        let raw = std::fs::read(f).unwrap();
+        for _ in 0..deep.unwrap_or(4) {
+            let mut m = raw.clone();
+            for _ in 0..1 + rand(4) {
+                if m.is_empty() {
+                    break;
+                }
+                let at = rand(m.len());
+                match rand(4) {
+                    0 => {
+                        let end = (at + 1 + rand(16)).min(m.len());
+                        m.drain(at..end);
+                    }
+                    1 => {
+                        let p = PIECES[rand(PIECES.len())];
+                        m.splice(at..at, p.iter().copied());
+                    }
+                    2 => m[at] = rand(256) as u8,
+                    _ => {
+                        let end = (at + 1 + rand(64)).min(m.len());
+                        let copy = m[at..end].to_vec();
+                        m.splice(at..at, copy);
+                    }
+                }
+            }
+            cases += 1;
+            let (ours, theirs) = (mxguard_learn::parse(&m), reference.parse(&m));
+            if ours != theirs {
+                if std::env::var_os("PARSE_DUMP").is_some() {
+                    std::fs::write(format!("/tmp/parse-case-{cases}.eml"), &m).unwrap();
+                }
+                differ.push(format!(
+                    "{} (case {cases}): {}",
+                    f.display(),
+                    explain(&ours, &theirs)
+                ));
+            }
+        }
+    }
+    eprintln!("{cases} mutated messages, {} differ", differ.len());
+    assert!(differ.is_empty(), "differ: {differ:#?}");
+}

@@ -1,6 +1,7 @@
 //! mxguard-learn: the learning classifier behind BAYES_SPAM / BAYES_HAM.
 //!
-//! It owns the feature extractor ([`tokenize`]), the model ([`Model`]:
+//! It owns the MIME parse every mxguard component uses ([`parse()`]), the
+//! feature extractor ([`tokenize`]), the model ([`Model`]:
 //! online logistic regression with AdaGrad over hashed features, and its
 //! compact versioned serialisation), the message digest that makes learning
 //! idempotent ([`Digest`]), learning, relearning and unlearning through the

@@ -4,7 +4,7 @@
 //! mail-parser's own Received parser tokenises every Received field fully
 //! (dates, TLS versions, ciphers, ids), which was 22% of the whole MIME
 //! parse on corpus-dev, and only the extractor reads the result. So
-//! [`crate::parse`] leaves Received fields unparsed and the extractor reads the
+//! [`crate::parse()`] leaves Received fields unparsed and the extractor reads the
 //! few things it uses from the raw field: the client's names and address
 //! (`from`, its reverse-DNS name, the HELO name, the IP), the `by` host and
 //! whether the hop was a mailbox fetch (`with POP3`/`with IMAP`). The rules

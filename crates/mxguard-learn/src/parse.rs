@@ -26,6 +26,7 @@
 
 use mail_parser::decoders::charsets::DecoderFnc;
 use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::HEX_MAP;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{
     ContentType, Encoding, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
@@ -305,7 +306,7 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
         let boundary = level.boundary.as_deref().unwrap_or_default();
         let mut is_encoding_problem = false;
         let (offset_end, mut bytes): (usize, Cow<'_, [u8]>) = match part_end(raw, pos, boundary) {
-            Some((end, after)) => {
+            Some((end, after, next)) => {
                 let body = &raw[offset_body..end];
                 pos = after;
                 let decoded = match encoding {
@@ -313,20 +314,9 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
                     // A '-' just before a boundary in mid-line makes "--"
                     // that mail-parser's base64 decoder takes for a
                     // boundary that is not there: undecodable.
-                    Encoding::Base64 if body.ends_with(b"-") && raw.get(end) == Some(&b'-') => None,
+                    Encoding::Base64 if next == Next::Boundary && body.ends_with(b"-") => None,
                     Encoding::Base64 => base64(body).map(Cow::Owned),
-                    Encoding::QuotedPrintable => {
-                        // The line break before the boundary, when the
-                        // boundary began a line.
-                        let boundary_at = after.saturating_sub(boundary.len() + 2);
-                        let next = match raw.get(end) {
-                            _ if boundary.is_empty() => Next::End,
-                            Some(b'\r') if end < boundary_at => Next::LineBreak(2),
-                            Some(b'\n') if end < boundary_at => Next::LineBreak(1),
-                            _ => Next::Boundary,
-                        };
-                        quoted_printable(body, next).map(Cow::Owned)
-                    }
+                    Encoding::QuotedPrintable => quoted_printable(body, next).map(Cow::Owned),
                 };
                 match decoded {
                     Some(bytes) => (end, bytes),
@@ -606,13 +596,14 @@ fn find_boundary(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usi
     None
 }
 
-/// Where a part's body that starts at `from` ends, and the position after
-/// the boundary that ends it; `None` when no boundary follows. The line
-/// break before the boundary is not the body's. With no boundary (a
-/// message's only part), the body runs to the end.
-fn part_end(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize)> {
+/// Where a part's body that starts at `from` ends, the position after the
+/// boundary that ends it, and what came between (see [`Next`]); `None`
+/// when no boundary follows. The line break before the boundary is not the
+/// body's. With no boundary (a message's only part), the body runs to the
+/// end.
+fn part_end(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize, Next)> {
     if boundary.is_empty() {
-        return Some((raw.len(), raw.len()));
+        return Some((raw.len(), raw.len(), Next::End));
     }
     let (start, after) = find_boundary(raw, from, boundary)?;
     let end = if start > from && raw[start - 1] == b'\n' {
@@ -624,7 +615,12 @@ fn part_end(raw: &[u8], from: usize, boundary: &[u8]) -> Option<(usize, usize)> 
     } else {
         start
     };
-    Some((end, after))
+    let next = if end < start {
+        Next::LineBreak(start - end)
+    } else {
+        Next::Boundary
+    };
+    Some((end, after, next))
 }
 
 /// The next `--boundary` after the end of a multipart: (the end of the
@@ -845,23 +841,6 @@ fn base64(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Hex digit values (`0xff`: not one).
-static HEX: [u8; 256] = {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        t[i] = match c {
-            b'0'..=b'9' => c - b'0',
-            b'A'..=b'F' => c - b'A' + 10,
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => 0xff,
-        };
-        i += 1;
-    }
-    t
-};
-
 /// Decodes quoted-printable as mail-parser does: `=XX` is a byte, `=` at
 /// the end of a line (trailing blanks allowed) joins lines, an `=` with no
 /// hex digits after it is kept as it is, trailing blanks of a line are
@@ -939,7 +918,7 @@ fn quoted_printable(input: &[u8], next: Next) -> Option<Vec<u8>> {
                         blanks = 0;
                     }
                     Some(b'=') => return None,
-                    Some(h1) if HEX[h1 as usize] != 0xff => {
+                    Some(h1) if HEX_MAP[h1 as usize] >= 0 => {
                         // mail-parser waits for the second digit across
                         // line breaks (which it writes out meanwhile).
                         let (mut k, mut last) = (j + 1, h1);
@@ -963,8 +942,10 @@ fn quoted_printable(input: &[u8], next: Next) -> Option<Vec<u8>> {
                                 unfinished = &input[j..=j];
                             }
                             Some(b'=') => return None,
-                            Some(h2) if HEX[h2 as usize] != 0xff => {
-                                out.push(HEX[h1 as usize] << 4 | HEX[h2 as usize]);
+                            Some(h2) if HEX_MAP[h2 as usize] >= 0 => {
+                                out.push(
+                                    (HEX_MAP[h1 as usize] as u8) << 4 | HEX_MAP[h2 as usize] as u8,
+                                );
                                 i = k + 1;
                                 blanks = 0;
                             }
@@ -1005,8 +986,8 @@ fn quoted_printable(input: &[u8], next: Next) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// What followed a quoted-printable body in the message.
-#[derive(Clone, Copy)]
+/// What followed a part's body in the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Next {
     /// The end of the message (a message of one part).
     End,

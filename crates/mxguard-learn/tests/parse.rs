@@ -17,27 +17,16 @@ fn testdata() -> PathBuf {
         })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
+/// Every file under the test data's `subs` (none when absent).
+fn files(root: &Path, subs: &[&str]) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = subs.iter().map(|s| root.join(s)).collect();
+    mxguard_learn::corpus::files(&dirs).unwrap_or_default()
 }
 
 #[test]
 fn same_message_as_mail_parser() {
     let root = testdata();
-    let mut files = Vec::new();
-    for sub in ["corpus-dev", "mime-samples"] {
-        walk(&root.join(sub), &mut files);
-    }
+    let files = files(&root, &["corpus-dev", "mime-samples"]);
     if files.len() < 4000 {
         eprintln!(
             "SKIPPED: corpus-dev and mime-samples not found under {} (set MXGUARD_TESTDATA); the parse comparison did not run",
@@ -45,7 +34,6 @@ fn same_message_as_mail_parser() {
         );
         return;
     }
-    files.sort();
     let reference = mxguard_learn::parse::mail_parser_reference();
     let mut differ = Vec::new();
     for f in &files {
@@ -128,14 +116,11 @@ fn explain(a: &Option<mail_parser::Message<'_>>, b: &Option<mail_parser::Message
 #[test]
 fn mutated_messages_parse_as_mail_parser_parses_them() {
     let root = testdata();
-    let mut files = Vec::new();
-    walk(&root.join("mime-samples"), &mut files);
-    walk(&root.join("corpus-dev/spam"), &mut files);
+    let files = files(&root, &["mime-samples", "corpus-dev/spam"]);
     if files.len() < 1000 {
         eprintln!("SKIPPED: MIME samples not found under {}", root.display());
         return;
     }
-    files.sort();
     let reference = mxguard_learn::parse::mail_parser_reference();
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut rand = move |n: usize| {

@@ -43,6 +43,8 @@ struct Cfg {
     nb: f32,
     g0: f32,
     l2: f32,
+    /// Average the iterates (0: no; 1: from the start; 2: from halfway).
+    avg: u8,
 }
 
 fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
@@ -117,10 +119,29 @@ impl Lr {
         };
         let mut order: Vec<usize> = (0..data.len()).collect();
         let mut rng = SplitMix64(seed ^ 0x5EED);
+        let mut u = vec![0f32; if cfg.avg > 0 { size } else { 0 }];
+        let mut ub = 0f32;
+        let mut t = 0f32;
+        let start = if cfg.avg == 2 {
+            data.len() * cfg.epochs / 2
+        } else {
+            0
+        };
+        let mut step = 0usize;
+        let mut w0 = Vec::new();
+        let mut b0 = 0f32;
         for _ in 0..cfg.epochs {
             rng.shuffle(&mut order);
             for &i in &order {
                 let (m, spam) = data[i];
+                if cfg.avg > 0 && step == start {
+                    w0 = lr.w.clone();
+                    b0 = lr.b;
+                }
+                step += 1;
+                if step > start {
+                    t += 1.0;
+                }
                 let y = if spam { 1.0 } else { 0.0 };
                 let z = lr.margin(m);
                 if cfg.tone > 0.0 && (if spam { z } else { -z }) > cfg.tone {
@@ -132,10 +153,27 @@ impl Lr {
                     let k = (h & lr.mask) as usize;
                     let g = e * x - cfg.l2 * lr.w[k];
                     lr.g[k] += g * g;
-                    lr.w[k] += cfg.rate * g / (lr.g[k].sqrt() + 1e-3);
+                    let d = cfg.rate * g / (lr.g[k].sqrt() + 1e-3);
+                    lr.w[k] += d;
+                    if cfg.avg > 0 && step > start {
+                        u[k] += (t - 1.0) * d;
+                    }
                 }
                 lr.b += cfg.bias_rate * e;
+                if cfg.avg > 0 && step > start {
+                    ub += (t - 1.0) * cfg.bias_rate * e;
+                }
             }
+        }
+        if cfg.avg > 0 && t > 0.0 {
+            // Mean of the iterates after `start`: w_T - u/T, where
+            // u sums each update times the steps taken before it
+            // (relative to the first averaged iterate).
+            let _ = (&w0, b0);
+            for k in 0..size {
+                lr.w[k] -= u[k] / t;
+            }
+            lr.b -= ub / t;
         }
         lr
     }
@@ -255,6 +293,7 @@ fn main() {
         nb: 0.0,
         g0: 0.0,
         l2: 0.0,
+        avg: 0,
     };
     let mut cfgs: Vec<(String, Cfg)> = vec![("base".into(), base)];
     for arg in std::env::args().skip(1) {
@@ -278,6 +317,7 @@ fn main() {
                 "bag" => c.bag = v.parse().unwrap(),
                 "ab" => c.ab = v.parse().unwrap(),
                 "ah" => c.ah = v.parse().unwrap(),
+                "avg" => c.avg = v.parse().unwrap(),
                 _ => panic!("{k}"),
             }
         }
@@ -335,7 +375,8 @@ fn main() {
         let mut cut = 0f32;
         let mut auc = Vec::new();
         let mut fnr = Vec::new();
-        for seed in 1..=6u64 {
+        let seeds: u64 = std::env::var("SEEDS").map_or(6, |v| v.parse().unwrap());
+        for seed in 1..=seeds {
             let (a, f, t) = cv(&cfg, &msgs, &labels, seed);
             if seed == 1 {
                 cut = t as f32;

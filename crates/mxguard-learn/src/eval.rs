@@ -1,6 +1,6 @@
 //! Evaluation: k-fold cross-validation and fixed train/test splits, with
 //! the same model and training procedure as `mxguard learn` (online, one
-//! pass, in a seeded shuffled order).
+//! pass, each member in its own seeded shuffled order).
 
 use crate::metrics::{Metrics, Scored, SplitMix64, assign_folds};
 use crate::{Features, Model};
@@ -107,15 +107,16 @@ pub struct Evaluation {
     pub scores: Vec<(String, bool, f64)>,
 }
 
-/// Trains a model on `train` in a seeded shuffled order, one online pass.
+/// Trains a model on `train`, one online pass, each member in its own
+/// seeded shuffled order (member `k` seeded with `seed + 1000·k`, as
+/// `examples/tune.rs` does).
 pub fn train(train: &[&Labeled], settings: &Settings) -> Model {
-    let mut model = Model::new(settings.bits);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    SplitMix64(settings.seed ^ 0x5EED).shuffle(&mut order);
-    for i in order {
-        model.learn(&train[i].features, train[i].spam);
-    }
-    model
+    let samples: Vec<(&Features, bool)> = train.iter().map(|d| (&d.features, d.spam)).collect();
+    Model::learned_from(settings.bits, &samples, |k| {
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        SplitMix64(settings.seed.wrapping_add(1000 * k as u64) ^ 0x5EED).shuffle(&mut order);
+        order
+    })
 }
 
 /// The fold (0..k) of every item, stratified by class and seeded.

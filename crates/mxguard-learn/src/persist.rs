@@ -4,14 +4,15 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `bayes:model` | the serialised [`Model`] (one blob) |
+//! | `bayes:model` | the serialised [`Model`], the learners' state: every member's weights and AdaGrad sums |
+//! | `bayes:scan` | its scanning copy: the members' mean weights only (about a ninth of the size), what scanners load |
 //! | `bayes:version` | a counter, incremented after each model write |
 //! | `bayes:msg:<digest>` | the message's class (`s`/`h`) and features: it is learned |
 //! | `bayes:lock` | a short-lived learner lock (an `incr` with a TTL) |
 //! | `counter:learned_spam`, `counter:learned_ham`, `counter:unlearned`, `counter:relearned` | learn operations |
 //!
-//! A scanner loads the model once and then reads only `bayes:version`, at
-//! most once per refresh interval: zero store round trips per message. A
+//! A scanner loads `bayes:scan` once and then reads only `bayes:version`,
+//! at most once per refresh interval: zero store round trips per message. A
 //! learner takes the lock, reads the version (and the model only when
 //! another process changed it), reads the batch's message records in one
 //! `get_many`, writes the records, updates the model, then writes the model
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const MODEL_KEY: &str = "bayes:model";
+pub const SCAN_KEY: &str = "bayes:scan";
 pub const VERSION_KEY: &str = "bayes:version";
 pub const LOCK_KEY: &str = "bayes:lock";
 pub const MSG_PREFIX: &str = "bayes:msg:";
@@ -334,6 +336,8 @@ impl Learner {
         }
         let blob = model.to_bytes();
         self.store.set(MODEL_KEY, &blob, None).await?;
+        let scanning = model.for_scanning();
+        self.store.set(SCAN_KEY, &scanning.to_bytes(), None).await?;
         let counters = Counters::new(self.store.clone());
         let mut counts: Vec<(&str, usize)> = vec![
             ("unlearned", report.unlearned),
@@ -356,23 +360,25 @@ impl Learner {
         }
         let new_version = self.store.incr(VERSION_KEY, 1, None).await?;
         if let Some(h) = &self.handle {
-            h.set(Arc::new(model.for_scanning()), new_version);
+            h.set(Arc::new(scanning), new_version);
         }
         *cache = Some((new_version, model));
         Ok(report)
     }
 
-    /// A new model from every stored message, learned in digest order (a
-    /// fixed pseudo-random order): the same set of learned messages always
-    /// gives the same model, whatever order they were learned in.
+    /// A new model from every stored message: the first member learns
+    /// them in digest order (a fixed pseudo-random order), each other
+    /// member in its own order derived from the digests, so the same set of
+    /// learned messages always gives the same model, whatever order they
+    /// were learned in.
     async fn rebuild(&self, bits: u8) -> Result<Model, LearnError> {
         let rows = self.store.scan_prefix(MSG_PREFIX, usize::MAX).await?;
-        let mut model = Model::new(bits);
+        let mut learned: Vec<(u64, Class, Features)> = Vec::with_capacity(rows.len());
         let mut stale = 0usize;
         // Keys are `bayes:msg:<hex digest>`: key order is digest order.
-        for (_, v) in &rows {
+        for (key, v) in &rows {
             match decode_record(v) {
-                Some((c, Some(f))) => model.learn(&f, c.is_spam()),
+                Some((c, Some(f))) => learned.push((order_key(key), c, f)),
                 _ => stale += 1,
             }
         }
@@ -381,9 +387,25 @@ impl Learner {
                 "classifier: {stale} learned messages were stored by another tokeniser version and are left out; learn them again"
             );
         }
-        model.since_rebuild = 0;
+        let samples: Vec<(&Features, bool)> =
+            learned.iter().map(|(_, c, f)| (f, c.is_spam())).collect();
+        let model = Model::learned_from(bits, &samples, |member| {
+            let mut order: Vec<usize> = (0..learned.len()).collect();
+            if member > 0 {
+                let salt = crate::hash::fmix64(member as u64);
+                order.sort_by_key(|&i| crate::hash::fmix64(learned[i].0 ^ salt));
+            }
+            order
+        });
         Ok(model)
     }
+}
+
+/// 64 bits of a record key's digest, to order members' passes by.
+fn order_key(key: &str) -> u64 {
+    let hex = key.strip_prefix(MSG_PREFIX).unwrap_or(key);
+    u64::from_str_radix(hex.get(..16).unwrap_or("0"), 16)
+        .unwrap_or_else(|_| crate::hash::hash_bytes(0, key.as_bytes()))
 }
 
 fn record_key(d: &Digest) -> String {
@@ -461,8 +483,13 @@ pub async fn refresh(handle: &ModelHandle, store: &dyn Store) -> Result<bool, Le
     if version == handle.version() || version == 0 {
         return Ok(false);
     }
-    let Some(blob) = store.get(MODEL_KEY).await? else {
-        return Ok(false);
+    // A store written before the scanning copy existed has only the model.
+    let blob = match store.get(SCAN_KEY).await? {
+        Some(b) => b,
+        None => match store.get(MODEL_KEY).await? {
+            Some(b) => b,
+            None => return Ok(false),
+        },
     };
     let model = Model::from_bytes(&blob, false)?;
     handle.set(Arc::new(model), version);
@@ -476,8 +503,10 @@ pub struct Status {
     pub spam_learns: u64,
     pub ham_learns: u64,
     pub updates: u64,
-    /// Serialised size of the model in the store.
+    /// Serialised size of the model in the store (the learners' state).
     pub bytes: usize,
+    /// Serialised size of its scanning copy (what scanners load).
+    pub scan_bytes: usize,
     pub nonzero: usize,
     pub bits: u8,
     /// The stored model could not be read (and why).
@@ -508,6 +537,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, LearnError> {
             ..Default::default()
         });
     };
+    let scan_bytes = store.get(SCAN_KEY).await?.map_or(0, |b| b.len());
     Ok(match Model::from_bytes(&blob, false) {
         Ok(m) => Status {
             version,
@@ -515,6 +545,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, LearnError> {
             ham_learns: m.ham_learns,
             updates: m.updates,
             bytes: blob.len(),
+            scan_bytes,
             nonzero: m.nonzero(),
             bits: m.bits(),
             error: None,

@@ -186,11 +186,32 @@ async fn the_model_survives_a_restart_and_scanners_refresh() {
     assert_eq!(m.probability(&probe.features), p_before);
     assert!(p_before > 0.5);
 
+    // Scanners load the scanning copy: the members' mean weights only.
+    assert!(
+        status.scan_bytes > 100 && status.scan_bytes * 3 < status.bytes,
+        "{status:?}"
+    );
+
     // A learner after the restart continues the same model.
     let learner = Learner::new(store.clone(), 16);
     learner.learn(&[ham(500)], Class::Ham).await.unwrap();
     assert!(persist::refresh(&handle, &*store).await.unwrap());
     assert_eq!(handle.current().unwrap().ham_learns, 21);
+    let learned = model(&*store).await;
+    assert_eq!(
+        handle.current().unwrap().margin(&probe.features),
+        learned.margin(&probe.features)
+    );
+
+    // A store written before the scanning copy existed: scanners read the
+    // learners' model instead.
+    store.delete(persist::SCAN_KEY).await.unwrap();
+    store.incr(persist::VERSION_KEY, 1, None).await.unwrap();
+    assert!(persist::refresh(&handle, &*store).await.unwrap());
+    assert_eq!(
+        handle.current().unwrap().margin(&probe.features),
+        learned.margin(&probe.features)
+    );
 }
 
 #[tokio::test]

@@ -372,8 +372,8 @@ pub fn print_status(globals: &Globals, store: &Arc<dyn Store>) -> Result<(), Str
     println!("  learned spam                   {}", status.spam_learns);
     println!("  learned ham                    {}", status.ham_learns);
     println!(
-        "  model size                     {} bytes in the store, {} weights of 2^{} slots (version {})",
-        status.bytes, status.nonzero, status.bits, status.version
+        "  model size                     {} bytes in the store ({} for scanners), {} weights of 2^{} slots (version {})",
+        status.bytes, status.scan_bytes, status.nonzero, status.bits, status.version
     );
     let state = if !c.enabled {
         "disabled ([classifier] enabled = false)".to_string()

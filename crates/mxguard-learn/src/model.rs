@@ -405,7 +405,8 @@ impl Model {
         }
         let mut r = Reader { b: body, pos: 4 };
         let format = r.u32()?;
-        if format != FORMAT_VERSION && !(format == 1 && !for_learning) {
+        let readable = format == FORMAT_VERSION || (format == 1 && !for_learning);
+        if !readable {
             return Err(ModelError(format!(
                 "the stored classifier model has format {format}, this mxguard reads {FORMAT_VERSION}: relearn it"
             )));

@@ -322,7 +322,11 @@ impl Learner {
             || (model.since_rebuild + report.learned as u64) * 10 >= total
             || !model.can_learn();
         if rebuild {
-            model = self.rebuild(model.bits()).await?;
+            // The old learners' state goes before the new one is built: two
+            // at once would double a learner's peak memory.
+            let bits = model.bits();
+            drop(model);
+            model = self.rebuild(bits).await?;
         } else {
             // New messages, one online step each, in digest order.
             let mut new: Vec<&(Digest, Option<(Class, &Features)>)> = writes.iter().collect();

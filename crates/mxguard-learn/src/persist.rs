@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `bayes:model` | the serialised [`Model`], the learners' state: every member's weights and AdaGrad sums |
-//! | `bayes:scan` | its scanning copy: the members' mean weights only (about a ninth of the size), what scanners load |
+//! | `bayes:scan` | the version it belongs to (u64, little-endian), then the model's scanning copy: the members' mean weights only (about a sixth of the size), what scanners load |
 //! | `bayes:version` | a counter, incremented after each model write |
 //! | `bayes:msg:<digest>` | the message's class (`s`/`h`) and features: it is learned |
 //! | `bayes:lock` | a short-lived learner lock (an `incr` with a TTL) |
@@ -15,13 +15,18 @@
 //! at most once per refresh interval: zero store round trips per message. A
 //! learner takes the lock, reads the version (and the model only when
 //! another process changed it), reads the batch's message records in one
-//! `get_many`, writes the records, updates the model, then writes the model
-//! and the new version.
+//! `get_many`, writes the records, updates the model, then writes the
+//! model, its scanning copy stamped with the version to come, and the new
+//! version, one after the other. A scanning copy stamped older than
+//! `bayes:version` (a crash between the writes, or a learner that writes
+//! only `bayes:model`, such as a release before the copy existed) is not
+//! used: scanners read `bayes:model` instead.
 //!
 //! The model is online and so order-dependent: learning a folder of spam
 //! and then a folder of ham would leave it leaning ham. So every learned
 //! message's features are kept in its record, and the model is rebuilt
-//! from all records, in digest order (a fixed pseudo-random order), when a
+//! from all records, each member in its own fixed pseudo-random order
+//! derived from the digests, when a
 //! batch moves or forgets messages, or when the messages learned
 //! incrementally since the last rebuild reach 10% of all learned ones.
 //! Small batches (autolearn, a user's learn_spam) are learned incrementally
@@ -341,7 +346,11 @@ impl Learner {
         let blob = model.to_bytes();
         self.store.set(MODEL_KEY, &blob, None).await?;
         let scanning = model.for_scanning();
-        self.store.set(SCAN_KEY, &scanning.to_bytes(), None).await?;
+        let scan_blob = scanning.to_bytes();
+        let stamp = version + 1;
+        self.store
+            .set(SCAN_KEY, &stamped(stamp, &scan_blob), None)
+            .await?;
         let counters = Counters::new(self.store.clone());
         let mut counts: Vec<(&str, usize)> = vec![
             ("unlearned", report.unlearned),
@@ -363,6 +372,16 @@ impl Learner {
             }
         }
         let new_version = self.store.incr(VERSION_KEY, 1, None).await?;
+        if new_version != stamp {
+            // Another writer moved the version (a learner whose lock
+            // expired): stamp the copy with the version it now belongs to.
+            tracing::warn!(
+                "classifier: the model version moved from {version} to {new_version} while learning; another learner held the lock too long"
+            );
+            self.store
+                .set(SCAN_KEY, &stamped(new_version, &scan_blob), None)
+                .await?;
+        }
         if let Some(h) = &self.handle {
             h.set(Arc::new(scanning), new_version);
         }
@@ -386,6 +405,7 @@ impl Learner {
                 _ => stale += 1,
             }
         }
+        drop(rows);
         if stale > 0 {
             tracing::warn!(
                 "classifier: {stale} learned messages were stored by another tokeniser version and are left out; learn them again"
@@ -480,24 +500,53 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Loads the model into `handle` if the store holds a newer one. One read
+/// Loads the model into `handle` if the store holds a newer one: its
+/// scanning copy when that is current, else the learners' model. One read
 /// when nothing changed, two when it did. Returns true when it loaded.
 pub async fn refresh(handle: &ModelHandle, store: &dyn Store) -> Result<bool, LearnError> {
     let version = read_version(store).await?;
     if version == handle.version() || version == 0 {
         return Ok(false);
     }
-    // A store written before the scanning copy existed has only the model.
-    let blob = match store.get(SCAN_KEY).await? {
-        Some(b) => b,
-        None => match store.get(MODEL_KEY).await? {
-            Some(b) => b,
-            None => return Ok(false),
-        },
+    let copy = store.get(SCAN_KEY).await?;
+    let model = match scanning_copy(copy.as_deref(), version) {
+        Ok(m) => m,
+        Err(why) => {
+            if copy.is_some() {
+                tracing::info!("classifier: {why}; loading the learners' model instead");
+            }
+            let Some(blob) = store.get(MODEL_KEY).await? else {
+                return Ok(false);
+            };
+            Model::from_bytes(&blob, false)?
+        }
     };
-    let model = Model::from_bytes(&blob, false)?;
     handle.set(Arc::new(model), version);
     Ok(true)
+}
+
+/// `bayes:scan`'s value: the version it belongs to, then the blob.
+fn stamped(version: i64, blob: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + blob.len());
+    v.extend_from_slice(&version.to_le_bytes());
+    v.extend_from_slice(blob);
+    v
+}
+
+/// The scanning copy, if it is there, readable and not older than
+/// `version`; otherwise why not.
+fn scanning_copy(value: Option<&[u8]>, version: i64) -> Result<Model, String> {
+    let value = value.ok_or("there is no scanners' copy")?;
+    let (stamp, blob) = value
+        .split_first_chunk::<8>()
+        .ok_or("the scanners' copy is truncated")?;
+    let stamp = i64::from_le_bytes(*stamp);
+    if stamp < version {
+        return Err(format!(
+            "the scanners' copy is of version {stamp}, older than the model's {version}"
+        ));
+    }
+    Model::from_bytes(blob, false).map_err(|e| format!("the scanners' copy: {e}"))
 }
 
 /// What `mxguard stats` shows about the classifier.
@@ -511,6 +560,9 @@ pub struct Status {
     pub bytes: usize,
     /// Serialised size of its scanning copy (what scanners load).
     pub scan_bytes: usize,
+    /// Why scanners read the learners' model instead of the copy, if
+    /// they do.
+    pub scan_note: Option<String>,
     pub nonzero: usize,
     pub bits: u8,
     /// The stored model could not be read (and why).
@@ -541,7 +593,9 @@ pub async fn status(store: &dyn Store) -> Result<Status, LearnError> {
             ..Default::default()
         });
     };
-    let scan_bytes = store.get(SCAN_KEY).await?.map_or(0, |b| b.len());
+    let copy = store.get(SCAN_KEY).await?;
+    let scan_bytes = copy.as_ref().map_or(0, |b| b.len());
+    let scan_note = scanning_copy(copy.as_deref(), version).err();
     Ok(match Model::from_bytes(&blob, false) {
         Ok(m) => Status {
             version,
@@ -550,6 +604,7 @@ pub async fn status(store: &dyn Store) -> Result<Status, LearnError> {
             updates: m.updates,
             bytes: blob.len(),
             scan_bytes,
+            scan_note,
             nonzero: m.nonzero(),
             bits: m.bits(),
             error: None,

@@ -24,8 +24,9 @@ const MEASURED: [(u64, f64, f64); 12] = [
     (11, 0.0147, 2.35),
     (12, 0.0173, 2.91),
 ];
-/// The mean FN at FP ≤ 0.1% over the twelve seeds.
-const MEAN_FN: f64 = 2.84;
+/// The mean FN at FP ≤ 0.1% over the twelve seeds (2.8368% measured),
+/// held tighter than the per-seed bounds allow together (2.852%).
+const MEAN_FN: f64 = 2.837;
 const ROUNDING: (f64, f64) = (0.0005, 0.01);
 
 fn corpus() -> Option<PathBuf> {
@@ -84,7 +85,7 @@ fn cross_validation_on_corpus_dev_does_not_regress() {
         MEASURED.len()
     );
     assert!(
-        mean <= MEAN_FN + ROUNDING.1,
+        mean <= MEAN_FN + 0.001,
         "mean FN at FP <= 0.1% regressed: {mean:.3}% > {MEAN_FN}%"
     );
 }

@@ -32,6 +32,14 @@ fn open(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(EmbeddedStore::open(dir).unwrap())
 }
 
+/// Learns spam 0..n, then ham 0..n.
+async fn learn_spam_then_ham(learner: &Learner, n: usize) {
+    let spams: Vec<Sample> = (0..n).map(spam).collect();
+    learner.learn(&spams, Class::Spam).await.unwrap();
+    let hams: Vec<Sample> = (0..n).map(ham).collect();
+    learner.learn(&hams, Class::Ham).await.unwrap();
+}
+
 async fn model(store: &dyn Store) -> Model {
     let blob = store.get(persist::MODEL_KEY).await.unwrap().unwrap();
     Model::from_bytes(&blob, true).unwrap()
@@ -155,14 +163,7 @@ async fn the_model_survives_a_restart_and_scanners_refresh() {
     {
         let store = open(dir.path());
         let learner = Learner::new(store.clone(), 16);
-        learner
-            .learn(&(0..20).map(spam).collect::<Vec<_>>(), Class::Spam)
-            .await
-            .unwrap();
-        learner
-            .learn(&(0..20).map(ham).collect::<Vec<_>>(), Class::Ham)
-            .await
-            .unwrap();
+        learn_spam_then_ham(&learner, 20).await;
         p_before = model(&*store).await.probability(&probe.features);
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -202,15 +203,67 @@ async fn the_model_survives_a_restart_and_scanners_refresh() {
         handle.current().unwrap().margin(&probe.features),
         learned.margin(&probe.features)
     );
+}
 
-    // A store written before the scanning copy existed: scanners read the
-    // learners' model instead.
-    store.delete(persist::SCAN_KEY).await.unwrap();
-    store.incr(persist::VERSION_KEY, 1, None).await.unwrap();
+/// Scanners load the scanning copy while it is current, the learners'
+/// model when the copy is missing or older (a crash between the writes, a
+/// store written by a release without the copy), and a format-1 model of
+/// that release keeps scoring until the next learn rebuilds it.
+#[tokio::test]
+async fn scanners_read_the_scanning_copy_only_while_it_is_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let learner = Learner::new(store.clone(), 16);
+    learn_spam_then_ham(&learner, 5).await;
+    let probe = spam(1000);
+    let learned = model(&*store).await;
+    assert_eq!(learned.members(), mxguard_learn::model::MEMBERS);
+
+    // The copy is what scanners read: the learners' model can be garbage.
+    let good_model = store.get(persist::MODEL_KEY).await.unwrap().unwrap();
+    store
+        .set(persist::MODEL_KEY, b"garbage", None)
+        .await
+        .unwrap();
+    let handle = ModelHandle::empty();
     assert!(persist::refresh(&handle, &*store).await.unwrap());
     assert_eq!(
         handle.current().unwrap().margin(&probe.features),
         learned.margin(&probe.features)
+    );
+
+    // A release without the copy learned since (it wrote a format-1 model
+    // and moved the version): the copy is older, scanners read the model.
+    let format1 = include_bytes!("data/model-format1.bin");
+    store.set(persist::MODEL_KEY, format1, None).await.unwrap();
+    store.incr(persist::VERSION_KEY, 1, None).await.unwrap();
+    assert!(persist::refresh(&handle, &*store).await.unwrap());
+    let old = handle.current().unwrap();
+    assert_eq!((old.spam_learns, old.ham_learns, old.bits()), (10, 10, 12));
+    let status = persist::status(&*store).await.unwrap();
+    assert!(
+        status.scan_note.as_deref().unwrap_or("").contains("older"),
+        "{status:?}"
+    );
+    assert!(status.error.is_none(), "format 1 still scores: {status:?}");
+
+    // The next learn rebuilds four members from the learned messages and
+    // writes a current copy again.
+    let r = learner.learn(&[ham(77)], Class::Ham).await.unwrap();
+    assert_eq!(r.learned, 1);
+    let rebuilt = model(&*store).await;
+    assert_eq!(rebuilt.members(), mxguard_learn::model::MEMBERS);
+    assert_eq!((rebuilt.spam_learns, rebuilt.ham_learns), (5, 6));
+    let status = persist::status(&*store).await.unwrap();
+    assert_eq!(status.scan_note, None, "{status:?}");
+    assert!(persist::refresh(&handle, &*store).await.unwrap());
+    assert_eq!(
+        handle.current().unwrap().margin(&probe.features),
+        rebuilt.margin(&probe.features)
+    );
+    assert_ne!(
+        good_model,
+        store.get(persist::MODEL_KEY).await.unwrap().unwrap()
     );
 }
 

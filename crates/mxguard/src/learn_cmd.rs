@@ -371,9 +371,13 @@ pub fn print_status(globals: &Globals, store: &Arc<dyn Store>) -> Result<(), Str
     println!("classifier");
     println!("  learned spam                   {}", status.spam_learns);
     println!("  learned ham                    {}", status.ham_learns);
+    let for_scanners = match &status.scan_note {
+        None => format!("{} for scanners", status.scan_bytes),
+        Some(why) => format!("scanners read it: {why}"),
+    };
     println!(
-        "  model size                     {} bytes in the store ({} for scanners), {} weights of 2^{} slots (version {})",
-        status.bytes, status.scan_bytes, status.nonzero, status.bits, status.version
+        "  model size                     {} bytes in the store ({for_scanners}), {} weights of 2^{} slots (version {})",
+        status.bytes, status.nonzero, status.bits, status.version
     );
     let state = if !c.enabled {
         "disabled ([classifier] enabled = false)".to_string()

@@ -25,8 +25,11 @@ pub struct ClassifierConfig {
     pub autolearn: bool,
     pub autolearn_spam_threshold: f64,
     pub autolearn_ham_threshold: f64,
-    /// log2 of the model's feature table size (default 20: 4 MiB of
-    /// weights in memory). Changing it starts a new, empty model.
+    /// log2 of the model's feature table size, 12 to 24 (default 20: a
+    /// scanner holds 4 MiB of mean weights; a learner, `mxguard learn` or
+    /// `serve` with autolearn, 36 MiB for its four members and rewrites up
+    /// to 33 bytes per used slot in the store at each learn; each step up
+    /// doubles these). Changing it starts a new, empty model.
     pub table_bits: u8,
 }
 
@@ -79,10 +82,10 @@ impl ClassifierConfig {
                 ),
             );
         }
-        if !(12..=26).contains(&self.table_bits) {
+        if !(12..=24).contains(&self.table_bits) {
             err(
                 "table_bits",
-                format!("{} is outside 12..=26", self.table_bits),
+                format!("{} is outside 12..=24", self.table_bits),
             );
         }
         if self.refresh_interval.0 == 0 {

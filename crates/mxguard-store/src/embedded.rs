@@ -16,16 +16,18 @@
 //!
 //! Values carry their expiry (unix ms, 0 = never) in front, so a read can
 //! tell an expired entry from a live one without a second lookup; purging
-//! only reclaims space. Lists are rows keyed by (list, sequence number) plus
-//! a (next, oldest) head per list: a push is two inserts and, when the list
-//! is full, one delete, whatever its length.
+//! only reclaims space, a bounded chunk per transaction so it never holds
+//! the writer (and the writes batched with it) for long. Lists are rows
+//! keyed by (list, sequence number) plus a (next, oldest) head per list: a
+//! push is two inserts and, when the list is full, one delete, whatever its
+//! length.
 //!
 //! redb locks its file to one process (its default, exclusive mode): a
 //! second process opening the same data directory gets
 //! [`ErrorKind::InUse`] naming the file and the likely holder,
 //! `mxguard serve`.
 
-use crate::{BoxFuture, Entries, ErrorKind, Result, Store, StoreError};
+use crate::{BoxFuture, Entries, ErrorKind, Purged, Result, Store, StoreError};
 use redb::{
     Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
     StorageError, TableDefinition,
@@ -60,6 +62,10 @@ const CACHE_BYTES: usize = 16 << 20;
 /// Most requests applied in one transaction, so one huge burst does not
 /// hold every caller until it is all written.
 const MAX_BATCH: usize = 4096;
+
+/// A purge looks at most this many entries per entry it may remove, so a
+/// chunk stays short even when nearly everything is live.
+const PURGE_SCAN_FACTOR: usize = 10;
 
 /// Where TTLs get the time. Injectable so tests can expire entries without
 /// sleeping.
@@ -131,14 +137,16 @@ enum Op {
         value: Vec<u8>,
         max_len: usize,
     },
-    Purge,
+    Purge {
+        limit: usize,
+    },
 }
 
 enum Reply {
     Unit,
     Bool(bool),
     Int(i64),
-    Count(usize),
+    Purged(Purged),
 }
 
 struct Request {
@@ -457,10 +465,19 @@ impl Inner {
     }
 }
 
+/// What the writer thread keeps between transactions.
+#[derive(Default)]
+struct WriterState {
+    /// Where the next bounded purge goes on: the first key it has not
+    /// looked at yet, `None` to start a new pass at the first key.
+    purge_from: Option<String>,
+}
+
 /// The writer thread: each round takes every pending request (up to
 /// [`MAX_BATCH`]), applies them in one transaction, commits once, then
 /// answers each.
 fn run_writer(inner: &Inner, rx: &mpsc::Receiver<Request>) {
+    let mut state = WriterState::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -469,7 +486,8 @@ fn run_writer(inner: &Inner, rx: &mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        match apply_batch(inner, &batch) {
+        let purge_from = state.purge_from.clone();
+        match apply_batch(inner, &mut state, &batch) {
             Ok(results) => {
                 inner.commits.fetch_add(1, Ordering::Relaxed);
                 inner
@@ -480,6 +498,8 @@ fn run_writer(inner: &Inner, rx: &mpsc::Receiver<Request>) {
                 }
             }
             Err(e) => {
+                // Nothing was removed: the next purge looks there again.
+                state.purge_from = purge_from;
                 for r in batch {
                     let _ = r.reply.send(Err(e.clone()));
                 }
@@ -491,7 +511,11 @@ fn run_writer(inner: &Inner, rx: &mpsc::Receiver<Request>) {
 /// One transaction for the whole batch. A request that cannot be applied
 /// gets its own error; a backend failure abandons the transaction and fails
 /// them all, since none of them was committed.
-fn apply_batch(inner: &Inner, batch: &[Request]) -> Result<Vec<Result<Reply>>> {
+fn apply_batch(
+    inner: &Inner,
+    state: &mut WriterState,
+    batch: &[Request],
+) -> Result<Vec<Result<Reply>>> {
     let fail = |e: Fail| inner.fail(e);
     let mut tx = inner.db.begin_write().map_err(|e| fail(e.into()))?;
     // Explicit, though it is redb's default: acknowledged means on disk.
@@ -506,7 +530,7 @@ fn apply_batch(inner: &Inner, batch: &[Request]) -> Result<Vec<Result<Reply>>> {
         };
         let now = inner.now_ms();
         for r in batch {
-            match apply(inner, &mut t, &r.op, now) {
+            match apply(inner, state, &mut t, &r.op, now) {
                 Ok(reply) => results.push(Ok(reply)),
                 Err(e @ (Fail::Request(_) | Fail::TooLarge(_))) => results.push(Err(fail(e))),
                 Err(e) => return Err(fail(e)),
@@ -564,7 +588,13 @@ fn invalid(inner: &Inner, message: String) -> Fail {
     ))
 }
 
-fn apply(inner: &Inner, t: &mut Tables<'_>, op: &Op, now: u64) -> Result<Reply, Fail> {
+fn apply(
+    inner: &Inner,
+    state: &mut WriterState,
+    t: &mut Tables<'_>,
+    op: &Op,
+    now: u64,
+) -> Result<Reply, Fail> {
     Ok(match op {
         Op::Set { key, value, ttl } => {
             t.kv.insert(key.as_str(), encode(expiry(now, *ttl), value).as_slice())?;
@@ -646,16 +676,50 @@ fn apply(inner: &Inner, t: &mut Tables<'_>, op: &Op, now: u64) -> Result<Reply, 
             t.meta.insert(key.as_str(), (next, new_oldest))?;
             Reply::Unit
         }
-        Op::Purge => {
-            let mut removed = 0usize;
+        Op::Purge { limit } => Reply::Purged(purge(state, t, *limit, now)?),
+    })
+}
+
+/// One bounded step of a pass over the values: goes on where the last step
+/// stopped, removes at most `limit` expired entries and looks at no more
+/// than [`PURGE_SCAN_FACTOR`] × `limit` of them, so the transaction (and
+/// every write batched with it) stays short. Lists never expire.
+fn purge(
+    state: &mut WriterState,
+    t: &mut Tables<'_>,
+    limit: usize,
+    now: u64,
+) -> Result<Purged, Fail> {
+    let limit = limit.max(1);
+    let budget = limit.saturating_mul(PURGE_SCAN_FACTOR);
+    let mut expired = Vec::new();
+    let mut next = None;
+    {
+        let from = state.purge_from.take();
+        let range = match from.as_deref() {
+            Some(from) => t.kv.range::<&str>(from..)?,
+            None => t.kv.range::<&str>(..)?,
+        };
+        for (seen, e) in range.enumerate() {
+            let (k, v) = e?;
+            if expired.len() >= limit || seen >= budget {
+                next = Some(k.value().to_string());
+                break;
+            }
             // Damaged values are kept: reads report them, an admin decides.
-            t.kv.retain(|_, raw| {
-                let keep = split(raw).is_none_or(|(expires, _)| live(expires, now));
-                removed += usize::from(!keep);
-                keep
-            })?;
-            Reply::Count(removed)
+            if split(v.value()).is_some_and(|(expires, _)| !live(expires, now)) {
+                expired.push(k.value().to_string());
+            }
         }
+    }
+    for key in &expired {
+        t.kv.remove(key.as_str())?;
+    }
+    let more = next.is_some();
+    state.purge_from = next;
+    Ok(Purged {
+        removed: expired.len(),
+        more,
     })
 }
 
@@ -840,10 +904,10 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn purge_expired(&self) -> BoxFuture<'_, Result<usize>> {
+    fn purge_expired(&self, limit: usize) -> BoxFuture<'_, Result<Purged>> {
         Box::pin(async move {
-            match self.write(Op::Purge).await? {
-                Reply::Count(n) => Ok(n),
+            match self.write(Op::Purge { limit }).await? {
+                Reply::Purged(p) => Ok(p),
                 _ => Err(unexpected(&self.inner)),
             }
         })

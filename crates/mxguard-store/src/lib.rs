@@ -59,6 +59,16 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Keys with their values, from a prefix scan.
 pub type Entries = Vec<(String, Vec<u8>)>;
 
+/// What one [`Store::purge_expired`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Expired entries removed.
+    pub removed: usize,
+    /// The call stopped at its bound before it had looked at everything:
+    /// call again to go on (after letting other work through).
+    pub more: bool,
+}
+
 /// The state interface every backend implements.
 ///
 /// A write future resolves `Ok` only once the write is durable (for the
@@ -129,8 +139,11 @@ pub trait Store: Send + Sync {
     /// Redis Cluster.
     fn scan_prefix<'a>(&'a self, prefix: &'a str, limit: usize) -> BoxFuture<'a, Result<Entries>>;
 
-    /// Reclaims expired entries and returns how many. Reads already ignore
-    /// them; a scheduler calls this now and then. (Redis expires keys
-    /// itself and returns 0.)
-    fn purge_expired(&self) -> BoxFuture<'_, Result<usize>>;
+    /// Reclaims expired entries, at most `limit` (at least 1) per call, and
+    /// says how many and whether to call again. Reads already ignore them;
+    /// `mxguard serve` calls this chunk after chunk every few minutes. A
+    /// call is one short write: it goes on where the previous one stopped,
+    /// so calls until `more` is false make one pass over the store. (Redis
+    /// expires keys itself and returns nothing removed, no more.)
+    fn purge_expired(&self, limit: usize) -> BoxFuture<'_, Result<Purged>>;
 }

@@ -1,7 +1,7 @@
 //! The embedded store on real redb files in temporary directories.
 
 use mxguard_store::{
-    Clock, Counters, EmbeddedStore, ErrorKind, History, HistoryRow, Store, StoreError,
+    Clock, Counters, EmbeddedStore, ErrorKind, History, HistoryRow, Purged, Store, StoreError,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -27,6 +27,11 @@ impl ManualClock {
     fn advance(&self, by: Duration) {
         self.offset_ms
             .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn back(&self, by: Duration) {
+        self.offset_ms
+            .fetch_sub(by.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
@@ -177,16 +182,99 @@ async fn ttl_expiry_is_invisible_before_purge() {
         .unwrap();
     clock.advance(Duration::from_secs(1));
     assert_eq!(
-        s.purge_expired().await.unwrap(),
-        1,
+        s.purge_expired(usize::MAX).await.unwrap(),
+        Purged {
+            removed: 1,
+            more: false
+        },
         "short2; short was deleted"
     );
-    assert_eq!(s.purge_expired().await.unwrap(), 0);
+    assert_eq!(s.purge_expired(usize::MAX).await.unwrap().removed, 0);
     assert!(s.get("long").await.unwrap().is_some());
     assert!(s.get("forever").await.unwrap().is_some());
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(s.purge_expired().await.unwrap(), 1, "long");
+    assert_eq!(
+        s.purge_expired(usize::MAX).await.unwrap().removed,
+        1,
+        "long"
+    );
     assert!(s.get("forever").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn purge_goes_in_bounded_chunks_and_keeps_live_keys() {
+    let (_d, s, clock) = open_clocked();
+    // Expired and live keys interleaved, as greylist triplets are.
+    for i in 0..2500 {
+        s.set(&format!("grey:{i:05}"), b"t", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        if i % 10 == 0 {
+            s.set(
+                &format!("grey:{i:05}+"),
+                b"l",
+                Some(Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    s.set("forever", b"f", None).await.unwrap();
+    s.list_push("history", b"h", 10).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+
+    let mut chunks = Vec::new();
+    loop {
+        let p = s.purge_expired(1000).await.unwrap();
+        assert!(p.removed <= 1000, "{p:?}");
+        chunks.push(p.removed);
+        if !p.more {
+            break;
+        }
+        assert!(chunks.len() < 100, "the pass ends: {chunks:?}");
+    }
+    assert_eq!(chunks, vec![1000, 1000, 500], "bounded chunks");
+    assert_eq!(
+        s.purge_expired(1000).await.unwrap(),
+        Purged {
+            removed: 0,
+            more: false
+        },
+        "nothing left"
+    );
+    // Gone from the file, not only hidden: with the clock back they would
+    // be live again.
+    clock.back(Duration::from_secs(2));
+    let live = s.scan_prefix("grey:", usize::MAX).await.unwrap();
+    assert_eq!(live.len(), 250);
+    assert!(live.iter().all(|(k, v)| k.ends_with('+') && v == b"l"));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(s.get("forever").await.unwrap().as_deref(), Some(&b"f"[..]));
+    assert_eq!(
+        s.list_len("history").await.unwrap(),
+        1,
+        "lists never expire"
+    );
+
+    // A chunk also looks at a bounded number of live keys: with one
+    // expired key among 250 live ones and a limit of 1 (10 looked at per
+    // call), the pass takes many calls, most removing nothing.
+    s.set("grey:01234x", b"t", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    let (mut calls, mut removed) = (0, 0);
+    loop {
+        let p = s.purge_expired(1).await.unwrap();
+        calls += 1;
+        removed += p.removed;
+        if !p.more {
+            break;
+        }
+    }
+    assert_eq!(removed, 1);
+    assert!(calls >= 25, "{calls} calls for 252 keys");
+    assert_eq!(s.scan_prefix("grey:", usize::MAX).await.unwrap().len(), 250);
 }
 
 #[tokio::test]
@@ -215,7 +303,11 @@ async fn incr_ttl_is_a_fixed_window() {
     assert_eq!(s.incr("plain", 1, w).await.unwrap(), 6);
     clock.advance(Duration::from_secs(60));
     assert_eq!(s.get("plain").await.unwrap(), None);
-    assert_eq!(s.purge_expired().await.unwrap(), 2, "rate and plain");
+    assert_eq!(
+        s.purge_expired(usize::MAX).await.unwrap().removed,
+        2,
+        "rate and plain"
+    );
 }
 
 #[tokio::test]

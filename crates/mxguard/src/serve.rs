@@ -1,7 +1,8 @@
 //! `mxguard serve`: the long-running daemon. Starts every enabled front end
 //! in one tokio runtime, sharing one store and one DNS resolver: the milter
-//! (over the scan pipeline) and the policy server. SIGHUP reloads the config
-//! and maps, SIGTERM/SIGINT stop it after sessions in flight.
+//! (over the scan pipeline) and the policy server, plus the store's purge
+//! of expired entries. SIGHUP reloads the config and maps, SIGTERM/SIGINT
+//! stop it after sessions in flight.
 
 use crate::settings::{Globals, format_errors};
 use mxguard_core::config::LoadedConfig;
@@ -121,6 +122,12 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     if tasks.is_empty() {
         return Err("nothing to serve: every front end is disabled in the config".into());
     }
+    // Expired entries stay in the file until purged.
+    tasks.push(tokio::spawn(crate::purge::run(
+        store.clone(),
+        crate::purge::Schedule::default(),
+        stop_rx.clone(),
+    )));
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -10,13 +10,13 @@ use mxguard_core::iptable::{IpTable, parse_network};
 use mxguard_core::maps::{LineError, MapFile};
 use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilter, Restriction};
 use mxguard_dns::{Dns, reversed};
-use mxguard_store::Store;
+use mxguard_store::{Clock, Store, SystemClock};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Counters the server exposes (and tests read).
 #[derive(Default, Debug)]
@@ -53,13 +53,10 @@ pub struct Engine {
     /// follows at once sees them.
     pending: Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>,
     hostname: String,
+    /// Greylisting, rate-limit buckets and header dates go by this clock
+    /// (the system's, or a hand-moved one in tests; give the store the same).
+    clock: Arc<dyn Clock>,
     pub stats: Stats,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Engine {
@@ -157,10 +154,25 @@ impl Engine {
                 store,
                 pending: Arc::default(),
                 hostname,
+                clock: Arc::new(SystemClock),
                 stats: Stats::default(),
             },
             warnings,
         ))
+    }
+
+    /// The engine with another clock (tests move time by hand with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix seconds by the engine's clock.
+    fn now(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 
     /// Whether any list uses DNS, so the server knows to build a resolver.
@@ -511,7 +523,7 @@ impl Engine {
         if value.is_empty() {
             return Step::Next;
         }
-        let bucket = now_secs() / window.max(1);
+        let bucket = self.now() / window.max(1);
         let k = format!("rate:{name}:{}:{window}:{bucket}", value.to_lowercase());
         match self
             .store
@@ -547,7 +559,7 @@ impl Engine {
         let client = greylist::client_key(ip, cfg);
         let awl_key = format!("greyawl:{client}");
         let key = greylist::triplet_key(&client, req.sender(), req.recipient(), cfg.privacy);
-        // One store round trip for the client's auto-whitelist count and the triplet.
+        // One store round trip for the client's auto-whitelist entry and the triplet.
         let (awl, entry) = match self.read_pair(&awl_key, &key).await {
             Ok(pair) => pair,
             Err(e) => {
@@ -556,13 +568,17 @@ impl Engine {
                 return Step::Next;
             }
         };
-        if cfg.auto_whitelist_clients > 0
-            && awl.is_some_and(|v| parse_count(&v) >= i64::from(cfg.auto_whitelist_clients))
-        {
+        let now = self.now();
+        let awl = awl.and_then(|b| greylist::Awl::decode(&b, now, cfg));
+        let (whitelisted, refresh) = greylist::awl_check(awl, now, cfg);
+        if let Some(refreshed) = refresh {
+            // An active client's entry lives on, max_age after it was last seen.
+            self.store_value(awl_key.clone(), &refreshed);
+        }
+        if whitelisted {
             return Step::Next;
         }
         let entry = entry.and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
-        let now = now_secs();
         let (decision, new_entry) = greylist::decide(entry, now, cfg);
         let (decision, new_entry) = match decision {
             Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
@@ -590,20 +606,14 @@ impl Engine {
             }
             Decision::Pass { delayed } => {
                 if let Some(secs) = delayed {
-                    if cfg.auto_whitelist_clients > 0 {
-                        let store = self.store.clone();
-                        let ttl = Some(cfg.max_age.as_duration());
-                        tokio::spawn(async move {
-                            if let Err(e) = store.incr(&awl_key, 1, ttl).await {
-                                tracing::error!("store: {e}");
-                            }
-                        });
+                    if let Some(counted) = greylist::awl_count(awl, now, cfg) {
+                        self.store_value(awl_key, &counted);
                     }
                     if cfg.x_greylist_header {
                         return Step::Pending(format!(
                             "PREPEND X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
                             self.hostname,
-                            rfc2822_now()
+                            rfc2822(now)
                         ));
                     }
                 }
@@ -718,13 +728,6 @@ struct PoolRecord {
     ptr_domain: Option<String>,
 }
 
-fn parse_count(v: &[u8]) -> i64 {
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// The last two labels of a host name (three when the second-level label
 /// is short, as in `co.uk`): close enough to tell pools apart.
 fn organisational(name: &str) -> String {
@@ -773,9 +776,9 @@ fn valid_helo(h: &str) -> bool {
         })
 }
 
-fn rfc2822_now() -> String {
+/// `secs` (Unix seconds) as an RFC 2822 date.
+fn rfc2822(secs: u64) -> String {
     // Days and months in English, UTC: what postgrey writes.
-    let secs = now_secs();
     let days = secs / 86400;
     let (h, m, s) = ((secs % 86400) / 3600, (secs % 3600) / 60, secs % 60);
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
@@ -816,7 +819,8 @@ mod tests {
             "outlook.com"
         );
         assert_eq!(organisational("mx1.example.co.uk"), "example.co.uk");
-        let d = rfc2822_now();
+        let d = rfc2822(1_700_000_000);
+        assert_eq!(d, "Tue, 14 Nov 2023 22:13:20 +0000");
         assert!(d.ends_with("+0000") && d.len() > 25, "{d}");
     }
 }

@@ -19,6 +19,92 @@ pub struct Entry {
     pub passed: bool,
 }
 
+/// What the store keeps per client for auto-whitelisting (postgrey's
+/// clients database): counted deliveries and when the client was last seen.
+/// The entry lives `max_age` after `last`; `last` moves while the client is
+/// active, so an active client stays whitelisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Awl {
+    /// Deliveries that passed greylisting (at most one an hour), and, once
+    /// whitelisted, hours with mail (postgrey keeps counting, for statistics).
+    pub count: u64,
+    /// Unix seconds the client was last counted or refreshed.
+    pub last: u64,
+}
+
+/// postgrey counts at most one delivery an hour and refreshes a whitelisted
+/// client's last-seen time at most once an hour.
+pub const AWL_INTERVAL: u64 = 3600;
+
+impl Awl {
+    /// Reads a stored value; anything unreadable is no entry. A bare count
+    /// (what earlier versions stored, with the entry dying `max_age` after
+    /// its creation) is kept, taken as last seen an hour ago: alive, and
+    /// rewritten in this form when the client next counts or is refreshed.
+    pub fn decode(bytes: &[u8], now: u64, cfg: &GreylistConfig) -> Option<Awl> {
+        if let Ok(awl) = serde_json::from_slice::<Awl>(bytes) {
+            return Some(awl);
+        }
+        let count = std::str::from_utf8(bytes)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(Awl {
+            count,
+            last: now.saturating_sub(AWL_INTERVAL.min(cfg.max_age.0)),
+        })
+    }
+
+    /// Not seen for longer than `max_age`: forgotten.
+    fn live(self, now: u64, cfg: &GreylistConfig) -> bool {
+        now.saturating_sub(self.last) <= cfg.max_age.0
+    }
+
+    /// An hour since `last`, or `last` in the future (a clock stepped back,
+    /// or a forged value that must not keep the entry alive).
+    fn due(self, now: u64) -> bool {
+        now >= self.last.saturating_add(AWL_INTERVAL) || self.last > now
+    }
+
+    fn bumped(self, now: u64) -> Awl {
+        Awl {
+            count: self.count.saturating_add(1),
+            last: now,
+        }
+    }
+}
+
+/// Before greylisting: whether the client is auto-whitelisted (its live
+/// entry has `auto_whitelist_clients` counts), and the refreshed entry to
+/// store when a whitelisted client's last-seen time is due for an update.
+pub fn awl_check(awl: Option<Awl>, now: u64, cfg: &GreylistConfig) -> (bool, Option<Awl>) {
+    let n = u64::from(cfg.auto_whitelist_clients);
+    match awl {
+        Some(a) if n > 0 && a.live(now, cfg) && a.count >= n => {
+            (true, a.due(now).then(|| a.bumped(now)))
+        }
+        _ => (false, None),
+    }
+}
+
+/// After the first pass of a greylisted triplet: the entry to store, if this
+/// delivery counts (the first one, or an hour after the last counted one).
+/// An expired entry starts over.
+pub fn awl_count(awl: Option<Awl>, now: u64, cfg: &GreylistConfig) -> Option<Awl> {
+    if cfg.auto_whitelist_clients == 0 {
+        return None;
+    }
+    match awl.filter(|a| a.live(now, cfg)) {
+        None => Some(Awl {
+            count: 1,
+            last: now,
+        }),
+        Some(a) if a.due(now) => Some(a.bumped(now)),
+        Some(_) => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Defer, with the seconds left before a retry will pass.
@@ -184,6 +270,163 @@ mod tests {
         let (d, e) = decide(Some(e), 60 + 3600 + 1, &c);
         assert_eq!(d, Decision::Greylist { remaining: 60 });
         assert_eq!(e.first, 3661);
+    }
+
+    fn awl_cfg() -> GreylistConfig {
+        GreylistConfig {
+            auto_whitelist_clients: 3,
+            max_age: Seconds(10 * 86400),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn awl_counts_one_delivery_an_hour_and_whitelists_at_n() {
+        let c = awl_cfg();
+        let a = awl_count(None, 1000, &c).unwrap();
+        assert_eq!(
+            a,
+            Awl {
+                count: 1,
+                last: 1000
+            }
+        );
+        assert_eq!(awl_count(Some(a), 1000 + 3599, &c), None, "same hour");
+        let a = awl_count(Some(a), 1000 + 3600, &c).unwrap();
+        assert_eq!(
+            a,
+            Awl {
+                count: 2,
+                last: 4600
+            }
+        );
+        assert_eq!(awl_check(Some(a), 4601, &c), (false, None));
+        let a = awl_count(Some(a), 4600 + 3600, &c).unwrap();
+        assert_eq!(a.count, 3);
+        assert_eq!(
+            awl_check(Some(a), 8201, &c),
+            (true, None),
+            "refreshed an hour later at most"
+        );
+        let off = GreylistConfig {
+            auto_whitelist_clients: 0,
+            ..awl_cfg()
+        };
+        assert_eq!(awl_check(Some(a), 8201, &off), (false, None));
+        assert_eq!(awl_count(Some(a), 9 * 3600, &off), None);
+    }
+
+    #[test]
+    fn awl_lives_max_age_after_last_seen() {
+        let c = awl_cfg();
+        let day = 86400;
+        let mut a = Awl { count: 3, last: 0 };
+        // Seen every 4 days for 40 days: whitelisted throughout, refreshed each time.
+        for t in (4 * day..=40 * day).step_by(4 * day as usize) {
+            let (ok, refresh) = awl_check(Some(a), t, &c);
+            assert!(ok, "day {}", t / day);
+            a = refresh.expect("an hour has passed: refreshed");
+            assert_eq!(a.last, t);
+        }
+        assert_eq!(a.count, 13, "postgrey keeps counting whitelisted visits");
+        let last = a.last;
+        assert!(
+            awl_check(Some(a), last + 10 * day, &c).0,
+            "max_age to the second"
+        );
+        assert_eq!(awl_check(Some(a), last + 10 * day + 1, &c), (false, None));
+        // An expired entry starts over when the client passes greylisting again.
+        assert_eq!(
+            awl_count(Some(a), last + 11 * day, &c),
+            Some(Awl {
+                count: 1,
+                last: last + 11 * day
+            })
+        );
+    }
+
+    #[test]
+    fn awl_stored_values_old_malformed_or_forged() {
+        let c = awl_cfg();
+        let now = 1_000_000;
+        let json = serde_json::to_vec(&Awl {
+            count: 4,
+            last: 900,
+        })
+        .unwrap();
+        assert_eq!(
+            Awl::decode(&json, now, &c),
+            Some(Awl {
+                count: 4,
+                last: 900
+            })
+        );
+        // Earlier versions stored a bare count: kept, due for a rewrite.
+        let old = Awl::decode(b"7", now, &c).unwrap();
+        assert_eq!(
+            old,
+            Awl {
+                count: 7,
+                last: now - AWL_INTERVAL
+            }
+        );
+        assert_eq!(
+            awl_check(Some(old), now, &c),
+            (
+                true,
+                Some(Awl {
+                    count: 8,
+                    last: now
+                })
+            )
+        );
+        assert_eq!(Awl::decode(b" 2\n", now, &c).map(|a| a.count), Some(2));
+        let tiny = GreylistConfig {
+            max_age: Seconds(60),
+            ..awl_cfg()
+        };
+        let old = Awl::decode(b"7", now, &tiny).unwrap();
+        assert!(
+            awl_check(Some(old), now, &tiny).0,
+            "alive under any max_age"
+        );
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"99999999999999999999999",
+            b"\xff\x00",
+            b"{\"count\":1}",
+            b"{\"count\":-1,\"last\":0}",
+            b"null",
+        ] {
+            assert_eq!(Awl::decode(bad, now, &c), None, "{bad:?}");
+        }
+        // A last-seen time in the future is brought back to now, not trusted.
+        let forged = Awl {
+            count: u64::MAX,
+            last: u64::MAX,
+        };
+        assert_eq!(
+            awl_check(Some(forged), now, &c),
+            (
+                true,
+                Some(Awl {
+                    count: u64::MAX,
+                    last: now
+                })
+            )
+        );
+        let skewed = Awl {
+            count: 1,
+            last: now + 10,
+        };
+        assert_eq!(
+            awl_count(Some(skewed), now, &c),
+            Some(Awl {
+                count: 2,
+                last: now
+            })
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use mxguard_core::config::{LoadedConfig, load_str};
 use mxguard_policy::engine::Engine;
 use mxguard_policy::server::{Listener, serve};
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::{Clock, EmbeddedStore, Store, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -20,14 +21,47 @@ pub struct Server {
     _stop: watch::Sender<bool>,
 }
 
+/// A clock the test moves by hand, shared by the engine and the store:
+/// days pass without sleeping.
+pub struct ManualClock {
+    base: SystemTime,
+    offset_ms: AtomicU64,
+}
+
+impl ManualClock {
+    pub fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            base: SystemTime::now(),
+            offset_ms: AtomicU64::new(0),
+        })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
 pub async fn start(config: &str) -> Server {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with the engine and the store on `clock`.
+pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
     let config = load_str(config, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap());
     let dns = if Engine::needs_dns(&loaded.config) {
         Some(mxguard_dns::Dns::new(&loaded.config.dns).unwrap())
     } else {
@@ -35,6 +69,7 @@ pub async fn start(config: &str) -> Server {
     };
     let (engine, warnings) =
         Engine::new(&loaded, store.clone(), dns).unwrap_or_else(|e| panic!("{e:?}"));
+    let engine = engine.with_clock(clock);
     assert!(warnings.is_empty(), "{warnings:?}");
     let shared = Arc::new(mxguard_core::shared::Shared::new(engine));
     let engine = shared.get();

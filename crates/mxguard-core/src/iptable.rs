@@ -6,14 +6,21 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Parses `1.2.3.4`, `1.2.3.0/24`, `2001:db8::/32`, `[::1]`, or `10.1.2`,
-/// into a network address (host bits cleared) and a prefix length.
+/// Parses `1.2.3.4`, `1.2.3.0/24`, `2001:db8::/32`, `[::1]`, `[::1]/128`
+/// (Postfix's form) or `10.1.2`, into a network address (host bits
+/// cleared) and a prefix length. A prefix longer than the address (`/33`
+/// for IPv4, `/129` for IPv6) is an error. An IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/104`) comes back as the IPv4 network it covers
+/// (`10.0.0.0/8`), since lookups treat mapped addresses as IPv4.
 pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
-    let s = s.trim_start_matches('[').trim_end_matches(']');
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
+    let addr = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
     let bad = || format!("`{s}` is not an IP address, CIDR network or partial IPv4 address");
     let ip: IpAddr = match addr.parse() {
         Ok(ip) => ip,
@@ -30,11 +37,30 @@ pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
         }
         Err(_) => return Err(bad()),
     };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let (max, family) = if ip.is_ipv4() { (32, 4) } else { (128, 6) };
     let len = match len {
-        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(bad)?,
         None => max,
+        Some(l) => {
+            let n = (!l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| l.parse::<u32>().unwrap_or(u32::MAX))
+                .ok_or_else(|| {
+                    format!("`{s}`: prefix /{l} is not a number; write /0 to /{max} for an IPv{family} network")
+                })?;
+            if n > u32::from(max) {
+                return Err(format!(
+                    "`{s}`: prefix /{l} is longer than the {max} bits of an IPv{family} address; write /0 to /{max}"
+                ));
+            }
+            n as u8
+        }
     };
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = v6.to_ipv4_mapped()
+        && len >= 96
+    {
+        let len = len - 96;
+        return Ok((mask(IpAddr::V4(v4), len), len));
+    }
     Ok((mask(ip, len), len))
 }
 
@@ -88,7 +114,13 @@ impl<V> Default for IpTable<V> {
 impl<V> IpTable<V> {
     /// Adds a network; a later entry for the same network replaces it.
     pub fn insert(&mut self, (ip, len): (IpAddr, u8), value: V) {
-        let ip = canonical(ip);
+        let mapped = canonical(ip);
+        // An IPv4-mapped network's prefix counts the 96 bits of `::ffff:`.
+        let (ip, len) = if mapped != ip {
+            (mapped, len.saturating_sub(96))
+        } else {
+            (ip, len)
+        };
         let full = if ip.is_ipv4() { 32 } else { 128 };
         if len >= full {
             self.exact.insert(ip, value);
@@ -144,6 +176,44 @@ mod tests {
         assert_eq!(l("2001:db8:5::1"), Some("six"));
         assert_eq!(l("2001:db9::1"), None);
         assert!(parse_network("10.1.1.1/33").is_err());
+    }
+
+    #[test]
+    fn prefixes_longer_than_the_address_are_errors_that_say_so() {
+        for (net, bits) in [
+            ("10.0.0.0/40", "32"),
+            ("10.0.0.0/256", "32"),
+            ("10.0.0.0/99999999999", "32"),
+            ("2001:db8::/129", "128"),
+            ("2001:db8::/300", "128"),
+        ] {
+            let e = parse_network(net).expect_err(net);
+            assert!(e.contains(net) && e.contains(bits), "{e}");
+        }
+        for net in ["10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/-1", "10.0.0.0/8.0"] {
+            let e = parse_network(net).expect_err(net);
+            assert!(e.contains("not a number"), "{net}: {e}");
+        }
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_network("10.0.0.0/32"), Ok((ip("10.0.0.0"), 32)));
+        assert_eq!(parse_network("::/0"), Ok((ip("::"), 0)));
+        assert_eq!(parse_network("[::1]/128"), Ok((ip("::1"), 128)));
+        assert_eq!(parse_network("[2001:db8::1]"), Ok((ip("2001:db8::1"), 128)));
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_match_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            parse_network("::ffff:10.1.2.3/104"),
+            Ok((ip("10.0.0.0"), 8))
+        );
+        assert_eq!(parse_network("::ffff:10.1.2.3"), Ok((ip("10.1.2.3"), 32)));
+        // Even given the raw tuple, the table counts the mapped prefix right.
+        let mut t = IpTable::default();
+        t.insert((ip("::ffff:10.0.0.0"), 104), "ten");
+        assert_eq!(t.lookup(ip("10.9.9.9")), Some(&"ten"));
+        assert_eq!(t.lookup(ip("11.0.0.1")), None);
         assert!(parse_network("1.2.3.4.5").is_err());
         assert!(parse_network("host.example").is_err());
     }

@@ -122,10 +122,45 @@ fn config_check_reports_every_error_with_its_line() {
 }
 
 #[test]
+fn config_check_refuses_numbers_out_of_range_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[symbols.MISSING_MID]\nscore = nan\n\n[policy]\nmynetworks = [\"10.0.0.0/40\"]\n\n[greylist]\nmax_age = 0\nipv4_prefix = 33\n\n[dns]\nattempts = 4294967295\n",
+    );
+    let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let file = cfg.display().to_string();
+    for want in [
+        ":2:9: symbols.MISSING_MID.score: NaN is not a finite number",
+        ":5:15: policy.mynetworks[0]: `10.0.0.0/40`: prefix /40 is longer than the 32 bits",
+        ":8:11: greylist.max_age: 0 forgets every triplet at once",
+        ":9:15: greylist.ipv4_prefix: 33 is outside 0..=32",
+        ":12:12: dns.attempts: 4294967295 is outside 1..=5",
+    ] {
+        assert!(err.contains(&format!("{file}{want}")), "{want}\n{err}");
+    }
+    assert!(err.contains("5 error(s)"), "{err}");
+
+    // An action threshold of inf is refused before the rest is checked.
+    let cfg = write_config(dir.path(), "[actions]\nreject = inf\n");
+    let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{file}:2:10: actions.reject: invalid value: floating point `inf`"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn config_check_warns_about_skipped_map_lines() {
     let dir = tempfile::tempdir().unwrap();
     let map = dir.path().join("ip.map");
-    std::fs::write(&map, "192.0.2.1\nnot-an-address\n").unwrap();
+    std::fs::write(&map, "192.0.2.1\nnot-an-address\n10.0.0.0/40\n").unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -138,6 +173,13 @@ fn config_check_warns_about_skipped_map_lines() {
     let err = text(&out.stderr);
     assert!(err.contains(&format!("{}:2: ", map.display())), "{err}");
     assert!(err.contains("line skipped"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3: `10.0.0.0/40`: prefix /40 is longer than the 32 bits",
+            map.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -56,15 +56,47 @@ impl ClassifierConfig {
         let mut err = |key: &str, message: String| {
             errors.push((format!("classifier.{key}"), message));
         };
+        let mut finite = true;
+        for (key, v, hint) in [
+            (
+                "spam_threshold",
+                self.spam_threshold,
+                "a probability like 0.9",
+            ),
+            (
+                "ham_threshold",
+                self.ham_threshold,
+                "a probability like 0.1",
+            ),
+            (
+                "autolearn_spam_threshold",
+                self.autolearn_spam_threshold,
+                "a score like 12.0, or autolearn = false to stop learning",
+            ),
+            (
+                "autolearn_ham_threshold",
+                self.autolearn_ham_threshold,
+                "a score like -0.5, or autolearn = false to stop learning",
+            ),
+        ] {
+            if !v.is_finite() {
+                err(
+                    key,
+                    format!("{v} is not a finite number (nan and inf are refused); write {hint}"),
+                );
+                finite = false;
+            }
+        }
+        // The comparisons below mean nothing with nan or inf.
         for (key, v) in [
             ("spam_threshold", self.spam_threshold),
             ("ham_threshold", self.ham_threshold),
         ] {
-            if !(0.0..=1.0).contains(&v) {
+            if v.is_finite() && !(0.0..=1.0).contains(&v) {
                 err(key, format!("{v} is not a probability between 0 and 1"));
             }
         }
-        if self.ham_threshold >= self.spam_threshold {
+        if finite && self.ham_threshold >= self.spam_threshold {
             err(
                 "ham_threshold",
                 format!(
@@ -73,7 +105,7 @@ impl ClassifierConfig {
                 ),
             );
         }
-        if self.autolearn_ham_threshold >= self.autolearn_spam_threshold {
+        if finite && self.autolearn_ham_threshold >= self.autolearn_spam_threshold {
             err(
                 "autolearn_ham_threshold",
                 format!(
@@ -111,6 +143,33 @@ mod tests {
         let keys: Vec<String> = c.validate().into_iter().map(|e| e.0).collect();
         assert!(keys.contains(&"classifier.spam_threshold".to_string()));
         assert!(keys.contains(&"classifier.table_bits".to_string()));
+    }
+
+    #[test]
+    fn nan_and_inf_thresholds_are_refused_once_each() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let c = ClassifierConfig {
+                autolearn_spam_threshold: bad,
+                autolearn_ham_threshold: bad,
+                ham_threshold: bad,
+                table_bits: 40,
+                ..Default::default()
+            };
+            let errors = c.validate();
+            let keys: Vec<&str> = errors.iter().map(|e| e.0.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "classifier.ham_threshold",
+                    "classifier.autolearn_spam_threshold",
+                    "classifier.autolearn_ham_threshold",
+                    "classifier.table_bits"
+                ],
+                "{bad}: {errors:?}"
+            );
+            assert!(errors[1].1.contains(&bad.to_string()), "{errors:?}");
+            assert!(errors[1].1.contains("finite"), "{errors:?}");
+        }
     }
 
     #[test]

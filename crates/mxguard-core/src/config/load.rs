@@ -142,15 +142,23 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    validate(&config, text, file)?;
+    validate(&config, doc.get_ref(), text, file)?;
     Ok(config)
 }
 
 /// Checks what the types alone cannot: regexes compile, actions parse,
-/// required companions of a choice are present.
-fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigError>> {
+/// required companions of a choice are present, numbers are in range.
+/// An error without a span is placed at its key's value in `doc`, or at
+/// the nearest enclosing table the file has.
+fn validate(
+    config: &Config,
+    doc: &DeTable<'_>,
+    text: &str,
+    file: &str,
+) -> Result<(), Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut err = |span: Option<Range<usize>>, key: String, message: String| {
+        let span = span.or_else(|| span_of_key(doc, &key));
         errors.push(ConfigError {
             file: file.to_string(),
             position: span.map(|s| position(text, s.start)),
@@ -158,6 +166,50 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
             message,
         })
     };
+    let mut scores: Vec<(String, f64, &str)> = Vec::new();
+    let symbol_hint = "write a weight like 2.5 or -1";
+    for (name, o) in &config.symbols {
+        scores.extend(
+            o.score
+                .map(|v| (format!("symbols.{name}.score"), v, symbol_hint)),
+        );
+    }
+    for (name, g) in &config.groups {
+        scores.extend(g.max_score.map(|v| {
+            (
+                format!("groups.{name}.max_score"),
+                v,
+                "write a cap like 5.0, or leave max_score out for no cap",
+            )
+        }));
+    }
+    for (i, r) in config.rules.iter().enumerate() {
+        scores.extend(
+            r.score
+                .map(|v| (format!("rules[{i}].score"), v, symbol_hint)),
+        );
+    }
+    for (i, t) in config.rule_tables.iter().enumerate() {
+        scores.extend(
+            t.score
+                .map(|v| (format!("rule_tables[{i}].score"), v, symbol_hint)),
+        );
+    }
+    for (i, m) in config.multimap.iter().enumerate() {
+        scores.extend(
+            m.score
+                .map(|v| (format!("multimap[{i}].score"), v, symbol_hint)),
+        );
+    }
+    for (key, v, hint) in scores {
+        if !v.is_finite() {
+            err(
+                None,
+                key,
+                format!("{v} is not a finite number (nan and inf are refused); {hint}"),
+            );
+        }
+    }
     for (i, r) in config.rules.iter().enumerate() {
         if let Err(e) = compile_pattern(r.pattern.get_ref(), false) {
             err(Some(r.pattern.span()), format!("rules[{i}].pattern"), e);
@@ -240,6 +292,28 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
     for (key, message) in config.classifier.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.greylist.validate() {
+        err(None, key, message);
+    }
+    for (key, message) in config.dns.validate() {
+        err(None, key, message);
+    }
+    if config.scan.max_message_size.0 == 0 {
+        err(
+            None,
+            "scan.max_message_size".into(),
+            "0 leaves every message unscanned; give a size like \"50M\"".into(),
+        );
+    }
+    if config.policy.idle_timeout.0 == 0 {
+        err(
+            None,
+            "policy.idle_timeout".into(),
+            "0 closes every Postfix connection before its first request; give a time like \
+             \"5m\" (Postfix reconnects after an idle close)"
+                .into(),
+        );
+    }
     let lists = &config.policy.restrictions;
     for (stage, list) in [
         ("client", &lists.client),
@@ -295,6 +369,7 @@ fn validate(config: &Config, text: &str, file: &str) -> Result<(), Vec<ConfigErr
     if errors.is_empty() {
         Ok(())
     } else {
+        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
         Err(errors)
     }
 }
@@ -417,6 +492,53 @@ fn locate_value(
                 false
             }
         }
+    }
+}
+
+/// The span of the value at a dotted key path like `rules[2].score` or
+/// `symbols.A.B.score` (names may hold dots: every split is tried). When
+/// the key is not in the file (a default), the nearest enclosing entry the
+/// file has.
+fn span_of_key(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
+    for (k, v) in table.iter() {
+        let Some(rest) = key.strip_prefix(&**k.get_ref()) else {
+            continue;
+        };
+        if rest.is_empty() {
+            return Some(v.span());
+        }
+        if rest.starts_with(['.', '[']) {
+            if let Some(s) = span_in_value(v, rest) {
+                return Some(s);
+            }
+            // Not there: point at the enclosing table, unless another key
+            // (a longer dotted name) matches better.
+            if table.iter().all(|(o, _)| {
+                o.get_ref().len() <= k.get_ref().len() || !key.starts_with(&**o.get_ref())
+            }) {
+                return Some(v.span()).filter(|s| !s.is_empty()).or(Some(k.span()));
+            }
+        }
+    }
+    None
+}
+
+fn span_in_value(v: &Spanned<DeValue<'_>>, rest: &str) -> Option<Range<usize>> {
+    if let Some(rest) = rest.strip_prefix('.') {
+        return match v.get_ref() {
+            DeValue::Table(t) => span_of_key(t, rest),
+            _ => None,
+        };
+    }
+    let (i, rest) = rest.strip_prefix('[')?.split_once(']')?;
+    let DeValue::Array(items) = v.get_ref() else {
+        return None;
+    };
+    let item = items.get(i.parse::<usize>().ok()?)?;
+    if rest.is_empty() {
+        Some(item.span())
+    } else {
+        span_in_value(item, rest).or(Some(item.span()))
     }
 }
 
@@ -581,5 +703,195 @@ mod tests {
         let e = errors("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\n");
         assert!(e[0].message.contains("map"), "{e:?}");
         assert!(e[0].key.starts_with("multimap"), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        load_str(text, "t.toml").expect_err("config should be rejected")
+    }
+
+    /// The error for `key`, which must be there.
+    fn find<'a>(e: &'a [ConfigError], key: &str) -> &'a ConfigError {
+        e.iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("no error for {key}: {e:#?}"))
+    }
+
+    #[test]
+    fn non_finite_scores_are_refused_with_their_key_and_line() {
+        let text = "\
+[symbols.MISSING_MID]
+score = nan
+[groups.headers]
+max_score = inf
+[classifier]
+autolearn_spam_threshold = inf
+autolearn_ham_threshold = nan
+spam_threshold = nan
+[[rules]]
+name = \"R\"
+target = \"subject\"
+pattern = \"x\"
+score = -inf
+[[rule_tables]]
+path = \"/etc/t\"
+target = \"body\"
+score = nan
+[[multimap]]
+name = \"BL\"
+type = \"ip\"
+map = \"/etc/bl\"
+score = +inf
+";
+        let e = errors(text);
+        for (key, line, value) in [
+            ("symbols.MISSING_MID.score", 2, "NaN"),
+            ("groups.headers.max_score", 4, "inf"),
+            ("classifier.autolearn_spam_threshold", 6, "inf"),
+            ("classifier.autolearn_ham_threshold", 7, "NaN"),
+            ("classifier.spam_threshold", 8, "NaN"),
+            ("rules[0].score", 13, "-inf"),
+            ("rule_tables[0].score", 17, "NaN"),
+            ("multimap[0].score", 22, "inf"),
+        ] {
+            let err = find(&e, key);
+            assert_eq!(err.position.map(|p| p.line), Some(line), "{err}");
+            assert!(err.message.contains(value), "{err}");
+            assert!(err.message.contains("finite"), "{err}");
+        }
+        assert_eq!(e.len(), 8, "{e:#?}");
+    }
+
+    #[test]
+    fn non_finite_action_thresholds_are_refused() {
+        let e = errors("[actions]\nreject = nan\nadd_header = inf\ngreylist = -inf\n");
+        for (key, line) in [
+            ("actions.reject", 2),
+            ("actions.add_header", 3),
+            ("actions.greylist", 4),
+        ] {
+            let err = find(&e, key);
+            assert_eq!(err.position.map(|p| p.line), Some(line), "{err}");
+            assert!(err.message.contains("finite"), "{err}");
+        }
+    }
+
+    #[test]
+    fn greylist_times_that_would_never_let_mail_pass_are_refused() {
+        let e = errors("[greylist]\ndelay = 300\nmax_age = 0\nretry_window = 0\n");
+        let max_age = find(&e, "greylist.max_age");
+        assert_eq!(max_age.position.map(|p| p.line), Some(3));
+        assert!(max_age.message.contains("never passes"), "{max_age}");
+        let window = find(&e, "greylist.retry_window");
+        assert_eq!(window.position.map(|p| p.line), Some(4));
+        // Forgotten before the delay is over: the retry is a new triplet.
+        let e = errors("[greylist]\ndelay = \"10m\"\nmax_age = \"5m\"\n");
+        let err = find(&e, "greylist.max_age");
+        assert!(
+            err.message.contains("300") && err.message.contains("600"),
+            "{err}"
+        );
+        // A zero delay is legitimate: the first attempt is still deferred
+        // and any retry passes.
+        let c = load_str("[greylist]\ndelay = 0\n", "t").unwrap();
+        assert_eq!(c.greylist.delay.0, 0);
+        load_str(
+            "[greylist]\ndelay = 60\nmax_age = 61\nretry_window = 1\n",
+            "t",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn prefixes_longer_than_the_address_are_refused() {
+        let e = errors(
+            "[greylist]\nipv4_prefix = 33\nipv6_prefix = 129\n[policy]\nmynetworks = [\"10.0.0.0/40\", \"2001:db8::/200\"]\n",
+        );
+        let v4 = find(&e, "greylist.ipv4_prefix");
+        assert_eq!(v4.position.map(|p| p.line), Some(2));
+        assert!(
+            v4.message.contains("33") && v4.message.contains("0..=32"),
+            "{v4}"
+        );
+        let v6 = find(&e, "greylist.ipv6_prefix");
+        assert!(
+            v6.message.contains("129") && v6.message.contains("0..=128"),
+            "{v6}"
+        );
+        let m = find(&e, "policy.mynetworks[0]");
+        assert_eq!(m.position.map(|p| p.line), Some(5));
+        assert!(m.message.contains("/40") && m.message.contains("32"), "{m}");
+        let m = find(&e, "policy.mynetworks[1]");
+        assert!(
+            m.message.contains("/200") && m.message.contains("128"),
+            "{m}"
+        );
+        let c = load_str(
+            "[greylist]\nipv4_prefix = 32\nipv6_prefix = 128\n[policy]\nmynetworks = [\"[::1]/128\", \"0.0.0.0/0\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.greylist.ipv6_prefix, 128);
+    }
+
+    #[test]
+    fn dns_knobs_out_of_range_are_refused() {
+        let e = errors("[dns]\nattempts = 4294967295\ntimeout = 0\n");
+        let a = find(&e, "dns.attempts");
+        assert_eq!(a.position.map(|p| p.line), Some(2));
+        assert!(
+            a.message.contains("4294967295") && a.message.contains("1..=5"),
+            "{a}"
+        );
+        find(&e, "dns.timeout");
+        let e = errors("[dns]\nattempts = 0\n");
+        find(&e, "dns.attempts");
+        // `timeout = 2000` is 2000 seconds, not milliseconds: say so.
+        let e = errors("[dns]\ntimeout = 2000\n");
+        let t = find(&e, "dns.timeout");
+        assert!(t.message.contains("\"2000ms\""), "{t}");
+        let c = load_str(
+            "[dns]\nattempts = 5\ntimeout = \"30s\"\ncache_size = 0\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.dns.attempts, 5);
+    }
+
+    #[test]
+    fn durations_that_overflow_are_refused_not_saturated() {
+        let e = errors("[milter]\nscan_timeout = 18446744073709551615\nshutdown_grace = 1e300\n");
+        let t = find(&e, "milter.scan_timeout");
+        assert!(t.message.contains("18446744073709551615"), "{t}");
+        find(&e, "milter.shutdown_grace");
+        let e = errors("[milter]\nscan_timeout = \"18446744073709552s\"\n");
+        find(&e, "milter.scan_timeout");
+    }
+
+    #[test]
+    fn zero_sizes_and_timeouts_that_stop_the_service_are_refused() {
+        let e = errors(
+            "[scan]\nmax_message_size = 0\n[milter]\nmax_message_size = 0\n[policy]\nidle_timeout = 0\n",
+        );
+        for (key, line) in [
+            ("scan.max_message_size", 2),
+            ("milter.max_message_size", 4),
+            ("policy.idle_timeout", 6),
+        ] {
+            let err = find(&e, key);
+            assert_eq!(err.position.map(|p| p.line), Some(line), "{err}");
+        }
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../../../examples/mxguard.toml");
+        if let Err(e) = load_str(text, "examples/mxguard.toml") {
+            panic!("{e:#?}");
+        }
     }
 }

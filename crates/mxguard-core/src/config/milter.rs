@@ -107,6 +107,15 @@ impl MilterConfig {
                 format!("`{}` is not an octal mode like 0660", self.socket_mode),
             );
         }
+        if self.max_message_size.0 == 0 {
+            err(
+                "max_message_size",
+                "0 leaves every message unscanned (or tempfailed, with oversize_action = \
+                 \"tempfail\"); give a size like \"50M\", or set enabled = false to turn \
+                 the milter off"
+                    .into(),
+            );
+        }
         if !valid_header_name(&self.oversize_header) {
             err("oversize_header", bad_header(&self.oversize_header));
         }

@@ -88,15 +88,19 @@ impl Default for RestrictionLists {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GreylistConfig {
-    /// How long a new triplet is deferred.
+    /// How long a new triplet is deferred (0: any retry passes).
     pub delay: Seconds,
-    /// Triplets unseen for this long are forgotten.
+    /// Triplets unseen for this long are forgotten; must be longer than
+    /// `delay`.
     pub max_age: Seconds,
-    /// A retry later than this after the first attempt starts over.
+    /// A retry later than this after the first attempt starts over; more
+    /// than 0.
     pub retry_window: Seconds,
     /// Greylist by client network (IPv4 /24, IPv6 /64) rather than address.
     pub lookup_by_subnet: bool,
+    /// The network prefix for `lookup_by_subnet`, 0 to 32.
     pub ipv4_prefix: u8,
+    /// The network prefix for `lookup_by_subnet`, 0 to 128.
     pub ipv6_prefix: u8,
     /// A client that passed this many times is no longer greylisted (0: never).
     pub auto_whitelist_clients: u32,
@@ -138,15 +142,118 @@ impl Default for GreylistConfig {
     }
 }
 
+impl GreylistConfig {
+    /// Checks what the types alone cannot. Returns `(key path, message)`
+    /// pairs; empty when all is well.
+    ///
+    /// Only settings that stop greylisted mail from ever passing are refused.
+    /// A zero `delay` is fine: the first attempt is still deferred, and any
+    /// retry passes.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let mut err =
+            |key: &str, message: String| errors.push((format!("greylist.{key}"), message));
+        let (delay, max_age) = (self.delay.0, self.max_age.0);
+        if max_age == 0 {
+            err(
+                "max_age",
+                "0 forgets every triplet at once, so each retry is greylisted again and \
+                 mail never passes; postgrey's default is \"35d\""
+                    .into(),
+            );
+        } else if max_age <= delay {
+            err(
+                "max_age",
+                format!(
+                    "{max_age} seconds forgets a triplet before its delay ({delay} seconds) is \
+                     over, so the retry is greylisted again and mail never passes; make it \
+                     longer than delay (postgrey's default is \"35d\")"
+                ),
+            );
+        }
+        if self.retry_window.0 == 0 {
+            err(
+                "retry_window",
+                "0 lets a retry pass only in the very second the delay ends, so mail \
+                 practically never passes; postgrey's default is \"2d\""
+                    .into(),
+            );
+        }
+        for (key, v, max, family, default) in [
+            ("ipv4_prefix", self.ipv4_prefix, 32, "IPv4", 24),
+            ("ipv6_prefix", self.ipv6_prefix, 128, "IPv6", 64),
+        ] {
+            if v > max {
+                err(
+                    key,
+                    format!(
+                        "{v} is outside 0..={max}: an {family} prefix has at most {max} bits \
+                         (postgrey's default is {default})"
+                    ),
+                );
+            }
+        }
+        errors
+    }
+}
+
 /// The one resolver every DNS lookup goes through.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
     /// `ip` or `ip:port`; empty means the system's resolv.conf.
     pub nameservers: Vec<String>,
+    /// How long to wait for one name server's answer before the next try:
+    /// more than 0, at most 30 seconds (resolv.conf's cap). A bare number
+    /// is seconds: write "500ms" for milliseconds.
     pub timeout: Millis,
+    /// How many times a query is sent before giving up, 1 to 5 (as
+    /// resolv.conf's `attempts:`).
     pub attempts: u32,
+    /// Cached answers; 0 disables the cache.
     pub cache_size: u32,
+}
+
+/// resolv.conf(5) silently caps `timeout:` at 30 seconds and `attempts:`
+/// at 5; larger values here are refused instead.
+const DNS_MAX_TIMEOUT_MS: u64 = 30_000;
+const DNS_MAX_ATTEMPTS: u32 = 5;
+
+impl DnsConfig {
+    /// Checks what the types alone cannot. Returns `(key path, message)`
+    /// pairs; empty when all is well.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, message: String| errors.push((format!("dns.{key}"), message));
+        if !(1..=DNS_MAX_ATTEMPTS).contains(&self.attempts) {
+            err(
+                "attempts",
+                format!(
+                    "{} is outside 1..={DNS_MAX_ATTEMPTS}: it is how many times a query is \
+                     sent before giving up (resolv.conf's attempts:, default 2)",
+                    self.attempts
+                ),
+            );
+        }
+        let ms = self.timeout.0;
+        if ms == 0 {
+            err(
+                "timeout",
+                "0 gives up on every query at once; write a time like \"2s\" or \"500ms\"".into(),
+            );
+        } else if ms > DNS_MAX_TIMEOUT_MS {
+            let secs = ms / 1000;
+            err(
+                "timeout",
+                format!(
+                    "{secs} seconds is longer than the 30 seconds a resolver waits at most \
+                     (resolv.conf's cap); a bare number means seconds, so for milliseconds \
+                     write \"{secs}ms\""
+                ),
+            );
+        }
+        errors
+    }
 }
 
 impl Default for DnsConfig {

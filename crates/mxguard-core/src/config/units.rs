@@ -22,7 +22,7 @@ impl Millis {
         if let Some(ms) = s.strip_suffix("ms") {
             return ms.trim().parse().ok().map(Millis);
         }
-        Seconds::parse(s).map(|v| Millis(v.0.saturating_mul(1000)))
+        Seconds::parse(s).and_then(|v| v.0.checked_mul(1000).map(Millis))
     }
     pub fn as_duration(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.0)
@@ -38,21 +38,32 @@ impl Visitor<'_> for MillisVisitor {
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
         u64::try_from(v)
-            .map(|v| Millis(v.saturating_mul(1000)))
             .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            .and_then(|v| self.visit_u64(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
-        Ok(Millis(v.saturating_mul(1000)))
+        v.checked_mul(1000)
+            .map(Millis)
+            .ok_or_else(|| E::custom(too_long(&v.to_string())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
-        if v.is_finite() && v >= 0.0 {
-            Ok(Millis((v * 1000.0) as u64))
-        } else {
+        // 2^64 ms, the first value a u64 cannot hold (`as` would saturate).
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if !(v.is_finite() && v >= 0.0) {
             Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        } else if v * 1000.0 >= LIMIT {
+            Err(E::custom(too_long(&v.to_string())))
+        } else {
+            Ok(Millis((v * 1000.0) as u64))
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
-        Millis::parse(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+        match Millis::parse(v) {
+            Some(m) => Ok(m),
+            // Well-formed but too large to count in milliseconds.
+            None if Seconds::parse(v).is_some() => Err(E::custom(too_long(&format!("\"{v}\"")))),
+            None => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
     }
 }
 
@@ -66,6 +77,12 @@ impl Serialize for Millis {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}ms", self.0))
     }
+}
+
+fn too_long(v: &str) -> String {
+    format!(
+        "duration {v} is too long to count in milliseconds; write a duration like 30 (seconds), \"5m\" or \"500ms\""
+    )
 }
 
 /// An action threshold: a number, or `false` to disable the action.
@@ -179,7 +196,7 @@ struct ThresholdVisitor;
 impl Visitor<'_> for ThresholdVisitor {
     type Value = Threshold;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a score, or false to disable the action")
+        f.write_str("a finite score like 15, or false to disable the action")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Threshold, E> {
         if v {
@@ -234,5 +251,10 @@ mod tests {
         assert_eq!(Seconds::parse("m"), None);
         assert_eq!(Millis::parse("500ms"), Some(Millis(500)));
         assert_eq!(Millis::parse("2s"), Some(Millis(2000)));
+        assert_eq!(Millis::parse("18446744073709552s"), None, "overflows in ms");
+        assert_eq!(
+            Millis::parse("18446744073709551ms"),
+            Some(Millis(18446744073709551))
+        );
     }
 }

@@ -18,6 +18,12 @@ use mxguard_core::config::DnsConfig;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+/// At most this many PTR names of an address are followed (forward
+/// lookups) when looking for a verified name: the limit RFC 7208 (4.6.4,
+/// 5.5) sets for SPF's `ptr`, so a hostile PTR set of hundreds of names
+/// costs no more than ten.
+pub const MAX_PTR_NAMES: usize = 10;
+
 /// A lookup that could not be answered: the answer is unknown, not "no".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsFailure(pub String);
@@ -50,6 +56,14 @@ fn parse_server(s: &str) -> Result<SocketAddr, String> {
         })
 }
 
+/// How long one lookup may take in all: every attempt's timeout, and one
+/// more. Saturates rather than overflowing on values the config check
+/// refuses (`attempts` above 5, `timeout` above 30s).
+fn deadline_for(config: &DnsConfig) -> Duration {
+    let tries = config.attempts.clamp(1, u32::MAX - 1) + 1;
+    config.timeout.as_duration().saturating_mul(tries)
+}
+
 impl Dns {
     /// Builds the resolver. Must be called inside a tokio runtime.
     pub fn new(config: &DnsConfig) -> Result<Dns, String> {
@@ -80,7 +94,7 @@ impl Dns {
             .with_options(opts)
             .build()
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
-        let deadline = config.timeout.as_duration() * (config.attempts.max(1) + 1);
+        let deadline = deadline_for(config);
         Ok(Dns { resolver, deadline })
     }
 
@@ -181,15 +195,57 @@ impl Dns {
         }
     }
 
+    /// How long one lookup may take at most: `timeout` × (`attempts` + 1).
+    pub fn lookup_deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// The forward-confirmed host name of `ip`: a PTR name whose A/AAAA
     /// records include `ip`. `Ok(None)` when there is none.
+    ///
+    /// Bounded whatever the answers: only the first [`MAX_PTR_NAMES`] PTR
+    /// names are followed, and their forward lookups run side by side, so
+    /// the whole takes at most two lookups' time. The first confirmed name
+    /// in answer order wins; a failure counts only when no name confirms.
     pub async fn verified_name(&self, ip: IpAddr) -> Result<Option<String>, DnsFailure> {
-        for name in self.ptr(ip).await? {
-            if self.addresses(&name).await?.contains(&ip) {
-                return Ok(Some(name));
+        let names = self.ptr(ip).await?;
+        if names.len() > MAX_PTR_NAMES {
+            tracing::debug!(
+                %ip,
+                names = names.len(),
+                "DNS: more than {MAX_PTR_NAMES} PTR names; following the first {MAX_PTR_NAMES}"
+            );
+        }
+        let mut lookups = tokio::task::JoinSet::new();
+        for (i, name) in names.into_iter().take(MAX_PTR_NAMES).enumerate() {
+            let dns = self.clone();
+            lookups.spawn(async move {
+                let addrs = dns.addresses(&name).await;
+                (i, name, addrs)
+            });
+        }
+        let mut confirmed: Option<(usize, String)> = None;
+        let mut failure = None;
+        // Dropping the set (a caller's deadline) aborts the lookups left.
+        while let Some(done) = lookups.join_next().await {
+            let Ok((i, name, addrs)) = done else {
+                continue;
+            };
+            match addrs {
+                Ok(a) if a.contains(&ip) => {
+                    if confirmed.as_ref().is_none_or(|(j, _)| i < *j) {
+                        confirmed = Some((i, name));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => failure = Some(e),
             }
         }
-        Ok(None)
+        match (confirmed, failure) {
+            (Some((_, name)), _) => Ok(Some(name)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -240,5 +296,22 @@ mod tests {
         assert_eq!(parse_server("127.0.0.1:5353").unwrap().port(), 5353);
         assert_eq!(parse_server("::1").unwrap().port(), 53);
         assert!(parse_server("dns.example").is_err());
+    }
+
+    #[test]
+    fn deadline_never_overflows() {
+        use mxguard_core::config::Millis;
+        let cfg = |timeout, attempts| DnsConfig {
+            timeout: Millis(timeout),
+            attempts,
+            ..DnsConfig::default()
+        };
+        assert_eq!(deadline_for(&cfg(2000, 2)), Duration::from_secs(6));
+        assert_eq!(deadline_for(&cfg(2000, 0)), Duration::from_secs(4));
+        assert_eq!(
+            deadline_for(&cfg(2000, u32::MAX)),
+            Duration::from_millis(2000 * u64::from(u32::MAX))
+        );
+        assert_eq!(deadline_for(&cfg(u64::MAX, u32::MAX)), Duration::MAX);
     }
 }

@@ -624,38 +624,70 @@ impl Engine {
 
     /// A first attempt from a new IP of a sender whose mail to this
     /// recipient was already greylisted from another IP of the same pool.
+    ///
+    /// No DNS at all until a pool record exists and is older than the
+    /// greylist delay; then the verified PTR names of both IPs and the SPF
+    /// check share one deadline, one lookup's (`dns.timeout` times
+    /// `attempts` plus one), however many lookups hostile answers ask for.
+    /// A failure or time-out only means no pool pass: the attempt is
+    /// greylisted like any other.
     async fn sender_pool(&self, req: &Request, ip: IpAddr, now: u64) -> Option<Decision> {
+        let dns = self.dns.as_ref()?;
         let domain = req.sender().rsplit_once('@')?.1.to_lowercase();
+        if domain.is_empty() {
+            return None;
+        }
         let pool_key = greylist::triplet_key(
             "pool",
             &format!("@{domain}"),
             req.recipient(),
             self.greylist.privacy,
         );
-        let dns = self.dns.as_ref()?;
-        let my_ptr = dns
-            .verified_name(ip)
-            .await
-            .ok()
-            .flatten()
-            .map(|n| organisational(&n));
         let previous = self.read(&pool_key).await.ok().flatten();
-        let record = PoolRecord {
-            first: now,
-            ptr_domain: my_ptr.clone(),
-        };
         let Some(prev) = previous.and_then(|b| serde_json::from_slice::<PoolRecord>(&b).ok())
         else {
+            let record = PoolRecord {
+                first: now,
+                ip: Some(ip),
+                ptr_domain: None,
+            };
             self.store_value(pool_key, &record);
             return None;
         };
         if now.saturating_sub(prev.first) < self.greylist.delay.0 {
             return None;
         }
-        let same_ptr = my_ptr.is_some() && my_ptr == prev.ptr_domain;
-        let spf_ok = !same_ptr
-            && mxguard_dns::spf::check_host(dns, ip, &domain, req.sender()).await
-                == mxguard_dns::spf::SpfResult::Pass;
+        let deadline = dns.lookup_deadline();
+        let checked = tokio::time::timeout(deadline, async {
+            let verified = |a: IpAddr| async move {
+                dns.verified_name(a)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|n| organisational(&n))
+            };
+            let (my_ptr, first_ptr) = match (&prev.ptr_domain, prev.ip) {
+                // A record from before the first IP was kept.
+                (Some(d), _) => (verified(ip).await, Some(d.clone())),
+                (None, Some(first)) if first != ip => tokio::join!(verified(ip), verified(first)),
+                (None, Some(_)) => {
+                    let mine = verified(ip).await;
+                    (mine.clone(), mine)
+                }
+                (None, None) => (None, None),
+            };
+            let same_ptr = my_ptr.is_some() && my_ptr == first_ptr;
+            let spf_ok = !same_ptr
+                && mxguard_dns::spf::check_host(dns, ip, &domain, req.sender()).await
+                    == mxguard_dns::spf::SpfResult::Pass;
+            (same_ptr, spf_ok)
+        })
+        .await;
+        let Ok((same_ptr, spf_ok)) = checked else {
+            self.stats.dns_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%ip, domain, "greylist: the sender-pool check's DNS lookups took longer than {deadline:?}; greylisting as usual");
+            return None;
+        };
         if same_ptr || spf_ok {
             tracing::info!(%ip, domain, same_ptr, spf_ok, "greylist: retry from another IP of the sender's pool passes");
             Some(Decision::Pass {
@@ -722,9 +754,15 @@ impl Engine {
     }
 }
 
+/// The first greylisted attempt of a sender domain to a recipient.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PoolRecord {
     first: u64,
+    /// Its client; the PTR names are looked up only when a retry comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip: Option<IpAddr>,
+    /// The verified PTR domain, in records written before `ip` was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     ptr_domain: Option<String>,
 }
 

@@ -113,6 +113,11 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// Whether no line of the next request has arrived yet.
+    pub fn is_empty(&self) -> bool {
+        self.request.attrs.is_empty()
+    }
+
     /// Feeds one line (without its newline). Returns the finished request
     /// at the empty line.
     pub fn line(&mut self, line: &[u8]) -> Result<Option<Request>, ProtocolError> {

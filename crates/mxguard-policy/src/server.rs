@@ -1,5 +1,11 @@
 //! The policy server: TCP or unix socket, one task per connection, many
 //! requests per connection, answers in order.
+//!
+//! Shutdown (like the milter's): the accept loop stops and the listener is
+//! closed, so new connections are refused; connections waiting for a
+//! request close at once, and a connection in the middle of a request
+//! answers it, then closes (Postfix reconnects to the restarted daemon).
+//! After the grace period the rest are cut, with one log line.
 
 use crate::engine::Engine;
 use crate::protocol::{RequestBuilder, answer};
@@ -9,33 +15,63 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 pub use mxguard_net::Listener;
 
+/// How long connections get to finish their request after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` turns true, then lets open connections finish
-/// their current request.
+/// their current request (at most [`SHUTDOWN_GRACE`]) and returns.
 pub async fn serve(
     listener: Listener,
     engine: Arc<Shared<Engine>>,
     idle: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with_grace(listener, engine, idle, SHUTDOWN_GRACE, shutdown).await;
+}
+
+/// [`serve`] with another grace period for the connections in flight.
+pub async fn serve_with_grace(
+    listener: Listener,
+    engine: Arc<Shared<Engine>>,
+    idle: Duration,
+    grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut conns: JoinSet<()> = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((conn, _peer)) => {
-                let engine = engine.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { handle(conn, engine, idle, shutdown).await });
-            }
-            Err(e) => {
-                tracing::warn!("policy: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            _ = stop_requested(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((conn, _peer)) => {
+                    conns.spawn(handle(conn, engine.clone(), idle, shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("policy: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    tracing::error!("policy: a connection failed: {e}");
+                }
             }
         }
+    }
+    drop(listener);
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = conns.len(),
+            "policy: connections still answering after the shutdown grace period ({grace:?}); closing them"
+        );
+        conns.shutdown().await;
     }
 }
 
@@ -43,14 +79,29 @@ async fn handle(
     conn: Box<dyn mxguard_net::Stream>,
     engine: Arc<Shared<Engine>>,
     idle: Duration,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let mut reader = BufReader::new(conn);
     let mut builder = RequestBuilder::default();
     let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
-        let read = tokio::time::timeout(idle, read_line(&mut reader, &mut line)).await;
+        let between_requests = builder.is_empty() && reader.buffer().is_empty();
+        let read = if between_requests {
+            // Between requests, shutdown closes the connection at once.
+            let first = tokio::select! {
+                r = tokio::time::timeout(idle, read_line(&mut reader, &mut line)) => Some(r),
+                _ = stop_requested(&mut shutdown) => None,
+            };
+            match first {
+                Some(r) => r,
+                None if line.is_empty() => return,
+                // A request had begun to arrive: read it and answer it.
+                None => tokio::time::timeout(idle, read_line(&mut reader, &mut line)).await,
+            }
+        } else {
+            tokio::time::timeout(idle, read_line(&mut reader, &mut line)).await
+        };
         let n = match read {
             Err(_) => return, // idle: Postfix reconnects when it needs to
             Ok(Err(e)) => {
@@ -85,6 +136,11 @@ async fn handle(
             }
         }
     }
+}
+
+/// Resolves once shutdown is asked for (or its sender is gone).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// Reads one line, refusing to buffer more than a protocol line may hold.

@@ -1,6 +1,7 @@
 //! DNS-based restrictions against a real DNS server (dnsmasq) on loopback:
-//! listed, not listed, the 127.255.255.x error codes, unknown names, and a
-//! server that never answers.
+//! listed, not listed, the 127.255.255.x error codes, unknown names, a
+//! server that never answers, and hostile answer sets (many PTR names,
+//! slow answers) that must not hold a request for long.
 
 mod common;
 
@@ -31,6 +32,11 @@ fn free_udp_port() -> u16 {
 }
 
 fn dnsmasq(records: &str) -> Dnsmasq {
+    dnsmasq_logging(records, None)
+}
+
+/// [`dnsmasq`], logging every query it receives to `log` when given.
+fn dnsmasq_logging(records: &str, log: Option<&std::path::Path>) -> Dnsmasq {
     let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -47,7 +53,13 @@ fn dnsmasq(records: &str) -> Dnsmasq {
         .args(["-k", "-C"])
         .arg(&conf)
         .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--log-facility=-")
+        .args(match log {
+            Some(path) => vec![
+                "--log-queries".to_string(),
+                format!("--log-facility={}", path.display()),
+            ],
+            None => vec!["--log-facility=-".to_string()],
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -306,4 +318,182 @@ async fn unknown_client_hostnames() {
         a.starts_with("450 4.7.25 Client host rejected: cannot find your reverse hostname"),
         "{a}"
     );
+}
+
+/// How many queries for `name` (of type `qtype`, e.g. `A`) dnsmasq logged.
+fn queries_logged(log: &std::path::Path, qtype: &str, name_suffix: &str) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.split_once(&format!("query[{qtype}] "))
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|name| name.ends_with(name_suffix))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_ten_ptr_names_are_followed() {
+    // 30 PTR names for one address, none of which leads back to it.
+    let ptrs: String = (1..=30)
+        .map(|i| format!("ptr-record=200.2.0.192.in-addr.arpa,h{i}.many.test\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("queries.log");
+    let d = dnsmasq_logging(&ptrs, Some(&log));
+    let config = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n[policy.restrictions]\nclient = [\"reject_unknown_client_hostname\"]\n",
+        d.port
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    let a = c
+        .ask(&[
+            ("protocol_state", "CONNECT"),
+            ("client_address", "192.0.2.200"),
+        ])
+        .await;
+    assert!(a.starts_with("450 4.7.25"), "no name confirms: {a}");
+    // dnsmasq writes its log as it goes; give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        queries_logged(&log, "PTR", "in-addr.arpa"),
+        1,
+        "one PTR query"
+    );
+    let followed = queries_logged(&log, "A", ".many.test");
+    assert!(
+        (1..=10).contains(&followed),
+        "forward lookups of at most 10 of the 30 PTR names, not {followed}"
+    );
+}
+
+/// A UDP DNS relay to `upstream` that answers every query `delay` late:
+/// slow but under the resolver's time-out, so every lookup succeeds.
+async fn slow_relay(upstream: u16, delay: Duration) -> u16 {
+    let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let port = sock.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let query = buf[..n].to_vec();
+            let sock = sock.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let up = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                up.send_to(&query, ("127.0.0.1", upstream)).await.unwrap();
+                let mut answer = vec![0u8; 4096];
+                if let Ok(Ok(m)) =
+                    tokio::time::timeout(Duration::from_secs(2), up.recv(&mut answer)).await
+                {
+                    let _ = sock.send_to(&answer[..m], from).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_sender_pool_check_ends_within_one_deadline() {
+    // Every answer comes 300 ms late (the time-out is 500 ms, so none fails):
+    // 12 PTR names for the retrying IP, none confirming, and an SPF record
+    // that walks nine includes. One by one that is seconds of lookups.
+    let mut records: String = (1..=12)
+        .map(|i| format!("ptr-record=20.100.51.198.in-addr.arpa,h{i}.p.test\n"))
+        .collect();
+    let includes: String = (1..=9)
+        .map(|i| format!(" include:i{i}.pool.test"))
+        .collect();
+    records.push_str(&format!("txt-record=pool.test,\"v=spf1{includes} -all\"\n"));
+    for i in 1..=9 {
+        records.push_str(&format!("txt-record=i{i}.pool.test,\"v=spf1 -all\"\n"));
+    }
+    let d = dnsmasq(&records);
+    let relay = slow_relay(d.port, Duration::from_millis(300)).await;
+    let config = format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{relay}\"]\ntimeout = \"500ms\"\nattempts = 1\ncache_size = 0\n[policy]\nmynetworks = []\n[greylist]\ndelay = 1\nauto_whitelist_clients = 0\n"
+    );
+    let s = start(&config).await;
+    let mut c = Client::connect(s.addr).await;
+    let rcpt = |ip: &'static str| {
+        vec![
+            ("protocol_state", "RCPT"),
+            ("client_address", ip),
+            ("client_name", "unknown"),
+            ("sender", "alice@pool.test"),
+            ("recipient", "bob@rcpt.example"),
+        ]
+    };
+    // The first attempt only records the pool: no DNS (a lookup takes 300 ms).
+    let t = Instant::now();
+    let a = c.ask(&rcpt("192.0.2.10")).await;
+    assert!(a.starts_with("DEFER_IF_PERMIT"), "{a}");
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "no DNS before a pool record exists: {:?}",
+        t.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The retry from another IP: PTR names and SPF share one deadline
+    // (one lookup's: 500 ms × 2).
+    let t = Instant::now();
+    let a = c.ask(&rcpt("198.51.100.20")).await;
+    let took = t.elapsed();
+    assert!(a.starts_with("DEFER_IF_PERMIT"), "greylisted as usual: {a}");
+    assert!(
+        took < Duration::from_millis(1700),
+        "bounded by the pool check's deadline: {took:?}"
+    );
+    assert!(
+        s.engine
+            .stats
+            .dns_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "the time-out is counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_pool_check_against_a_silent_dns_server_ends_within_the_deadline() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    for outcome in ["dunno", "defer"] {
+        let config = format!(
+            "[dns]\nnameservers = [\"127.0.0.1:{port}\"]\ntimeout = \"300ms\"\nattempts = 1\n[policy]\nmynetworks = []\ndns_failure = \"{outcome}\"\n[greylist]\ndelay = 1\nauto_whitelist_clients = 0\n"
+        );
+        let s = start(&config).await;
+        let mut c = Client::connect(s.addr).await;
+        let rcpt = |ip: &'static str| {
+            vec![
+                ("protocol_state", "RCPT"),
+                ("client_address", ip),
+                ("client_name", "unknown"),
+                ("sender", "alice@silent.test"),
+                ("recipient", "bob@rcpt.example"),
+            ]
+        };
+        let t = Instant::now();
+        let a = c.ask(&rcpt("192.0.2.10")).await;
+        assert!(a.starts_with("DEFER_IF_PERMIT"), "{outcome}: {a}");
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{outcome}: no DNS for the first attempt: {:?}",
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let t = Instant::now();
+        let a = c.ask(&rcpt("198.51.100.20")).await;
+        // Greylisting defers either way: no pool pass without DNS.
+        assert!(a.starts_with("DEFER_IF_PERMIT"), "{outcome}: {a}");
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "{outcome}: within the deadline (300 ms × 2): {:?}",
+            t.elapsed()
+        );
+    }
 }

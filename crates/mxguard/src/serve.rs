@@ -163,7 +163,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     }
     tracing::info!("stopping: finishing sessions in flight");
     let _ = stop_tx.send(true);
-    let drain = DRAIN.max(config.milter.shutdown_grace.as_duration() + Duration::from_secs(1));
+    // Each server cuts its own stragglers (and logs it) before this does.
+    let drain = DRAIN
+        .max(config.milter.shutdown_grace.as_duration() + Duration::from_secs(1))
+        .max(mxguard_policy::server::SHUTDOWN_GRACE + Duration::from_secs(1));
     let _ = tokio::time::timeout(drain, async {
         for t in tasks {
             let _ = t.await;

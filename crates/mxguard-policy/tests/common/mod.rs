@@ -2,8 +2,9 @@
 #![allow(dead_code)]
 
 use mxguard_core::config::{LoadedConfig, load_str};
+use mxguard_core::shared::Shared;
 use mxguard_policy::engine::Engine;
-use mxguard_policy::server::{Listener, serve};
+use mxguard_policy::server::{Listener, serve, serve_with_grace};
 use mxguard_store::{Clock, EmbeddedStore, Store, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,8 +53,12 @@ pub async fn start(config: &str) -> Server {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-/// [`start`] with the engine and the store on `clock`.
-pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
+/// The engine of `config` on `clock`, with its store in a temporary
+/// directory (inside a tokio runtime: the resolver needs one).
+pub fn build(
+    config: &str,
+    clock: Arc<dyn Clock>,
+) -> (Arc<Shared<Engine>>, Arc<dyn Store>, tempfile::TempDir) {
     let config = load_str(config, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
@@ -71,7 +76,12 @@ pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
         Engine::new(&loaded, store.clone(), dns).unwrap_or_else(|e| panic!("{e:?}"));
     let engine = engine.with_clock(clock);
     assert!(warnings.is_empty(), "{warnings:?}");
-    let shared = Arc::new(mxguard_core::shared::Shared::new(engine));
+    (Arc::new(Shared::new(engine)), store, dir)
+}
+
+/// [`start`] with the engine and the store on `clock`.
+pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
+    let (shared, store, dir) = build(config, clock);
     let engine = shared.get();
     let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -86,6 +96,56 @@ pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
     }
 }
 
+/// A policy server in a runtime of its own, as in the daemon: when
+/// `serve` returns the runtime goes, and with it every task left.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// `config` served with `grace` for the connections in flight at shutdown.
+    pub fn start(config: &str, grace: Duration) -> Daemon {
+        let config = config.to_string();
+        let (tx, rx) = watch::channel(false);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (shared, _store, _dir) = build(&config, Arc::new(SystemClock));
+                let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                serve_with_grace(listener, shared, Duration::from_secs(30), grace, rx).await;
+            });
+            // Like the daemon's exit: whatever still runs is dropped.
+            rt.shutdown_timeout(Duration::ZERO);
+        });
+        Daemon {
+            addr: addr_rx.recv().unwrap(),
+            stop: tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Begins shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits until the server has stopped and its runtime is gone.
+    pub async fn stopped(&mut self) {
+        let t = self.thread.take().expect("stopped once");
+        tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
 pub struct Client {
     stream: BufReader<TcpStream>,
 }
@@ -97,27 +157,44 @@ impl Client {
         }
     }
 
+    /// Whether the server closes the connection within `within`, sending
+    /// nothing more.
+    pub async fn closed(&mut self, within: Duration) -> bool {
+        let mut rest = String::new();
+        matches!(
+            tokio::time::timeout(within, self.stream.read_line(&mut rest)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
     /// Sends one request (attributes as pairs) and returns the action text.
     pub async fn ask(&mut self, attrs: &[(&str, &str)]) -> String {
+        self.try_ask(attrs)
+            .await
+            .expect("the server closed the connection without answering")
+    }
+
+    /// [`Client::ask`], `None` when the connection closes before the answer.
+    pub async fn try_ask(&mut self, attrs: &[(&str, &str)]) -> Option<String> {
         let mut req = String::from("request=smtpd_access_policy\n");
         for (k, v) in attrs {
             req.push_str(&format!("{k}={v}\n"));
         }
         req.push('\n');
-        self.stream
-            .get_mut()
-            .write_all(req.as_bytes())
-            .await
-            .unwrap();
+        self.stream.get_mut().write_all(req.as_bytes()).await.ok()?;
         let mut line = String::new();
-        self.stream.read_line(&mut line).await.unwrap();
+        if self.stream.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
         let mut blank = String::new();
         self.stream.read_line(&mut blank).await.unwrap();
         assert_eq!(blank, "\n", "an answer ends with an empty line");
-        line.trim_end()
-            .strip_prefix("action=")
-            .unwrap_or_else(|| panic!("bad answer {line:?}"))
-            .to_string()
+        Some(
+            line.trim_end()
+                .strip_prefix("action=")
+                .unwrap_or_else(|| panic!("bad answer {line:?}"))
+                .to_string(),
+        )
     }
 }
 

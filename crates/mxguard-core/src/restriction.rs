@@ -117,7 +117,11 @@ pub enum Restriction {
     Permit,
     Reject(Option<String>),
     Dunno,
+    /// `defer [text]`: a temporary error at once (Postfix's DEFER).
     Defer(Option<String>),
+    /// `defer_if_permit [text]`: a temporary error unless a later
+    /// restriction of Postfix's rejects (Postfix's DEFER_IF_PERMIT).
+    DeferIfPermit(Option<String>),
     PermitMynetworks,
     PermitSaslAuthenticated,
     CheckAccess {
@@ -207,7 +211,8 @@ impl Restriction {
             "permit" | "ok" => no_arg(Restriction::Permit),
             "reject" => Ok(Restriction::Reject(text)),
             "dunno" => no_arg(Restriction::Dunno),
-            "defer" | "defer_if_permit" => Ok(Restriction::Defer(text)),
+            "defer" => Ok(Restriction::Defer(text)),
+            "defer_if_permit" => Ok(Restriction::DeferIfPermit(text)),
             "permit_mynetworks" => no_arg(Restriction::PermitMynetworks),
             "permit_sasl_authenticated" => no_arg(Restriction::PermitSaslAuthenticated),
             "check_client_access" => access(AccessTarget::Client),
@@ -246,7 +251,7 @@ impl Restriction {
             "reject_banned_client" => no_arg(Restriction::RejectBannedClient),
             "rate_limit" => parse_rate_limit(rest),
             _ => Err(format!(
-                "unknown restriction `{word}`; known: permit, reject, dunno, defer, permit_mynetworks, permit_sasl_authenticated, check_{{client,helo,sender,recipient}}_access, reject_unknown_client_hostname, reject_unknown_reverse_client_hostname, reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname, reject_unknown_helo_hostname, reject_non_fqdn_sender, reject_unknown_sender_domain, reject_rbl_client, reject_rhsbl_{{client,sender,helo}}, sleep, greylist, rate_limit, reject_banned_client"
+                "unknown restriction `{word}`; known: permit, reject, dunno, defer, defer_if_permit, permit_mynetworks, permit_sasl_authenticated, check_{{client,helo,sender,recipient}}_access, reject_unknown_client_hostname, reject_unknown_reverse_client_hostname, reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname, reject_unknown_helo_hostname, reject_non_fqdn_sender, reject_unknown_sender_domain, reject_rbl_client, reject_rhsbl_{{client,sender,helo}}, sleep, greylist, rate_limit, reject_banned_client"
             )),
         }
     }
@@ -284,6 +289,15 @@ mod tests {
 
     #[test]
     fn postfix_words_parse() {
+        // `defer` and `defer_if_permit` are two different Postfix actions.
+        assert_eq!(
+            Restriction::parse("defer come back later").unwrap(),
+            Restriction::Defer(Some("come back later".into()))
+        );
+        assert_eq!(
+            Restriction::parse("DEFER_IF_PERMIT").unwrap(),
+            Restriction::DeferIfPermit(None)
+        );
         assert_eq!(
             Restriction::parse("check_client_access hash:/etc/postfix/client_access").unwrap(),
             Restriction::CheckAccess {

@@ -50,8 +50,12 @@ pub struct Engine {
     dns: Option<Dns>,
     store: Arc<dyn Store>,
     /// Writes on their way to the store, read before it, so a request that
-    /// follows at once sees them.
-    pending: Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>,
+    /// follows at once sees them: the newest value of each key, kept until
+    /// that value has landed.
+    pending: Arc<std::sync::Mutex<HashMap<String, PendingWrite>>>,
+    /// Stamps each pending value, so a write task can tell whether a newer
+    /// value came while it was writing.
+    write_seq: AtomicU64,
     hostname: String,
     /// Greylisting, rate-limit buckets and header dates go by this clock
     /// (the system's, or a hand-moved one in tests; give the store the same).
@@ -153,6 +157,7 @@ impl Engine {
                 dns,
                 store,
                 pending: Arc::default(),
+                write_seq: AtomicU64::new(0),
                 hostname,
                 clock: Arc::new(SystemClock),
                 stats: Stats::default(),
@@ -267,7 +272,13 @@ impl Engine {
                     .trim()
                     .to_string(),
             ),
+            // Postfix's words: `defer` defers at once, `defer_if_permit`
+            // only if nothing later in Postfix's list rejects.
             Restriction::Defer(t) => Step::Decide(format!(
+                "DEFER {}",
+                t.as_deref().unwrap_or("Try again later")
+            )),
+            Restriction::DeferIfPermit(t) => Step::Decide(format!(
                 "DEFER_IF_PERMIT {}",
                 t.as_deref().unwrap_or("Try again later")
             )),
@@ -583,11 +594,13 @@ impl Engine {
         let (decision, new_entry) = match decision {
             Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
                 match self.sender_pool(req, ip, now).await {
-                    // A pool pass counts as a passed triplet from now on.
+                    // A pool pass counts as a passed triplet from now on:
+                    // stored as one first seen `delay` ago, so it is one
+                    // by postgrey's rule too (`last - first >= delay`).
                     Some(pass) => (
                         pass,
                         Entry {
-                            first: now,
+                            first: now.saturating_sub(cfg.delay.0),
                             last: now,
                             passed: true,
                         },
@@ -601,7 +614,12 @@ impl Engine {
         match decision {
             Decision::Greylist { remaining } => {
                 self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
-                let text = greylist::expand_text(&cfg.greylist_text, remaining, req.recipient());
+                let text = greylist::expand_text(
+                    &cfg.greylist_text,
+                    remaining,
+                    req.recipient(),
+                    req.attrs.contains_key("etrn_domain"),
+                );
                 Step::Decide(format!("{} {text}", cfg.greylist_action))
             }
             Decision::Pass { delayed } => {
@@ -708,9 +726,12 @@ impl Engine {
         a: &str,
         b: &str,
     ) -> mxguard_store::Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
-        let (pa, pb) = match self.pending.lock() {
-            Ok(p) => (p.get(a).cloned(), p.get(b).cloned()),
-            Err(_) => (None, None),
+        let (pa, pb) = {
+            let p = lock(&self.pending);
+            (
+                p.get(a).map(|w| w.bytes.clone()),
+                p.get(b).map(|w| w.bytes.clone()),
+            )
         };
         if pa.is_some() && pb.is_some() {
             return Ok((pa, pb));
@@ -721,7 +742,7 @@ impl Engine {
     }
 
     async fn read(&self, key: &str) -> mxguard_store::Result<Option<Vec<u8>>> {
-        let pending = self.pending.lock().ok().and_then(|p| p.get(key).cloned());
+        let pending = lock(&self.pending).get(key).map(|w| w.bytes.clone());
         match pending {
             Some(v) => Ok(Some(v)),
             None => self.store.get(key).await,
@@ -731,26 +752,77 @@ impl Engine {
     /// Greylist writes do not hold up the answer (losing one to a crash
     /// only means one more deferral); until the store has them, reads find
     /// them in `pending`.
+    ///
+    /// Writes to one key go to the store one at a time, so an older value
+    /// can never land after a newer one: one task writes a key, and goes on
+    /// with the newest pending value (values in between are skipped) until
+    /// what it wrote is still the newest; only then is the key dropped from
+    /// `pending`.
     fn store_value<T: serde::Serialize>(&self, key: String, value: &T) {
         let Ok(bytes) = serde_json::to_vec(value) else {
             return;
         };
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(key.clone(), bytes.clone());
+        let start_writer = {
+            let mut p = lock(&self.pending);
+            // Taken under the lock: a later value has a higher number.
+            let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
+            match p.get_mut(&key) {
+                // A task is writing this key (an entry lives as long as its
+                // writer): it picks the new value up.
+                Some(w) => {
+                    *w = PendingWrite { seq, bytes };
+                    false
+                }
+                None => {
+                    p.insert(key.clone(), PendingWrite { seq, bytes });
+                    true
+                }
+            }
+        };
+        if start_writer {
+            let store = self.store.clone();
+            let pending = self.pending.clone();
+            let ttl = Some(self.greylist.max_age.as_duration());
+            tokio::spawn(write_behind(store, pending, key, ttl));
         }
-        let store = self.store.clone();
-        let pending = self.pending.clone();
-        let ttl = Some(self.greylist.max_age.as_duration());
-        tokio::spawn(async move {
-            if let Err(e) = store.set(&key, &bytes, ttl).await {
-                tracing::error!("store: {e}");
-            }
-            if let Ok(mut p) = pending.lock()
-                && p.get(&key) == Some(&bytes)
-            {
-                p.remove(&key);
-            }
-        });
+    }
+}
+
+/// A value on its way to the store.
+struct PendingWrite {
+    /// When it was stored, by the engine's write counter.
+    seq: u64,
+    bytes: Vec<u8>,
+}
+
+type PendingMap = std::sync::Mutex<HashMap<String, PendingWrite>>;
+
+/// The pending map, even if a thread panicked while holding it: its
+/// entries are whole values either way.
+fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, HashMap<String, PendingWrite>> {
+    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes `key`'s pending value, then any newer one that came meanwhile,
+/// until the newest has landed (or failed: the next request writes again).
+async fn write_behind(
+    store: Arc<dyn Store>,
+    pending: Arc<PendingMap>,
+    key: String,
+    ttl: Option<Duration>,
+) {
+    loop {
+        let Some((seq, bytes)) = lock(&pending).get(&key).map(|w| (w.seq, w.bytes.clone())) else {
+            return;
+        };
+        if let Err(e) = store.set(&key, &bytes, ttl).await {
+            tracing::error!("store: {e}");
+        }
+        let mut p = lock(&pending);
+        if p.get(&key).is_none_or(|w| w.seq == seq) {
+            p.remove(&key);
+            return;
+        }
     }
 }
 

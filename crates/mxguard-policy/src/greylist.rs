@@ -114,39 +114,60 @@ pub enum Decision {
     Pass { delayed: Option<u64> },
 }
 
-/// Decides for one attempt at `now`, returning the entry to store.
+/// Decides for one attempt at `now`, returning the entry to store; as
+/// postgrey 1.37 (`smtpd_access_policy`):
+///
+/// - a triplet whose last attempt was successful (`passed`, or, as postgrey
+///   has it, `last - first >= delay`, with a delay above 0) keeps its
+///   first-seen time;
+/// - otherwise a retry more than `retry_window` after the first attempt
+///   starts over (first-seen is now): the window counts from the first
+///   attempt, so a retry passes from `delay` to `retry_window` seconds after
+///   it, both included;
+/// - a first-seen time in the future (clock stepped back, or a forged
+///   value) is taken as now;
+/// - the attempt passes once `delay` seconds have gone by since first seen,
+///   and the stored entry is always (first-seen, now).
+///
+/// A new (or restarted) triplet is deferred even with a zero delay (postgrey
+/// has no zero delay: it takes `--delay=0` as its default, 300).
 pub fn decide(entry: Option<Entry>, now: u64, cfg: &GreylistConfig) -> (Decision, Entry) {
     let delay = cfg.delay.0;
-    match entry {
-        Some(e)
-            if now.saturating_sub(e.first) >= delay
-                && (e.passed || now.saturating_sub(e.first) <= cfg.retry_window.0 + delay) =>
-        {
-            let delayed = (!e.passed).then(|| now.saturating_sub(e.first));
-            (
-                Decision::Pass { delayed },
-                Entry {
-                    first: e.first,
-                    last: now,
-                    passed: true,
-                },
-            )
+    // `restarted`: first-seen was set to now here, not read from the store.
+    let (first, was_successful, restarted) = match entry {
+        None => (now, false, true),
+        Some(e) => {
+            let successful = e.passed || (delay > 0 && e.last.saturating_sub(e.first) >= delay);
+            if (!successful && now.saturating_sub(e.first) > cfg.retry_window.0) || e.first > now {
+                (now, successful, true)
+            } else {
+                (e.first, successful, false)
+            }
         }
-        Some(e) if now.saturating_sub(e.first) < delay => (
+    };
+    let age = now - first;
+    if age < delay || restarted {
+        (
             Decision::Greylist {
-                remaining: delay - now.saturating_sub(e.first),
+                remaining: delay - age,
             },
-            Entry { last: now, ..e },
-        ),
-        // New, or a retry that came after the retry window: start over.
-        _ => (
-            Decision::Greylist { remaining: delay },
             Entry {
-                first: now,
+                first,
                 last: now,
                 passed: false,
             },
-        ),
+        )
+    } else {
+        (
+            Decision::Pass {
+                delayed: (!was_successful).then_some(age),
+            },
+            Entry {
+                first,
+                last: now,
+                passed: true,
+            },
+        )
     }
 }
 
@@ -164,52 +185,98 @@ pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
     format!("{}/{len}", mask(ip, len))
 }
 
-/// postgrey's sender normalisation, so a bounce-tagged or VERP sender
-/// retrying with a new tag is the same sender: lower case, BATV `prvs=`
-/// tags removed, `+extension` removed, digit runs in the local part as `#`.
+/// postgrey 1.37's sender normalisation (`do_sender_substitutions`), so a
+/// bounce-tagged or VERP sender retrying with a new tag is the same sender,
+/// then lower case (postgrey lower-cases the whole key, after the
+/// substitutions, ASCII letters only). Only the local part, up to the
+/// first `@`, changes:
+///
+/// - BATV: a local part starting `prvs=` (case as sent) with exactly three
+///   `=`-separated fields (trailing empty fields dropped, as Perl's `split`
+///   does) becomes the third field, or the second when only the third
+///   starts with ten `[0-9a-z]` (a tag written after the address);
+/// - everything from the first `+` on is dropped (to the end of the line);
+/// - each whole number (digits between ASCII word boundaries: a digit run
+///   with no letter, digit or `_` next to it) becomes `#`.
+///
+/// Nothing else: no other tag scheme (SRS, `btv1=`, `msprvs1=`), no
+/// angle brackets or white space removed.
 pub fn normalize_sender(sender: &str) -> String {
-    let s = sender
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_lowercase();
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return s;
+    let Some((user, domain)) = sender.split_once('@') else {
+        return sender.to_ascii_lowercase();
     };
-    let mut local = local.to_string();
-    for tag in ["prvs=", "msprvs1=", "btv1="] {
-        if let Some(rest) = local.strip_prefix(tag) {
-            // prvs=TAGVALUE=user
-            local = rest
-                .split_once('=')
-                .map_or(rest.to_string(), |(_, u)| u.to_string());
-        }
-    }
-    if let Some((base, _)) = local.split_once('+') {
-        local = base.to_string();
-    }
-    let mut out = String::with_capacity(local.len());
-    let mut in_digits = false;
-    for c in local.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                out.push('#');
-            }
-            in_digits = true;
-        } else {
-            out.push(c);
-            in_digits = false;
-        }
-    }
-    format!("{out}@{domain}")
+    let user = strip_extension(batv_address(user));
+    format!("{}@{domain}", hash_numbers(&user)).to_ascii_lowercase()
 }
 
-/// The store key of a triplet; hashed in privacy mode.
+/// The address part of a `prvs=` BATV local part, else the local part.
+fn batv_address(user: &str) -> &str {
+    if !user.starts_with("prvs=") {
+        return user;
+    }
+    let mut fields: Vec<&str> = user.split('=').collect();
+    while fields.last() == Some(&"") {
+        fields.pop();
+    }
+    let [_, a, b] = fields[..] else {
+        return user;
+    };
+    let tag = |f: &str| {
+        f.as_bytes().get(..10).is_some_and(|t| {
+            t.iter()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        })
+    };
+    if tag(b) && !tag(a) { a } else { b }
+}
+
+/// Perl's `s/\+.*//`: from the first `+` to the end of its line.
+fn strip_extension(user: &str) -> String {
+    match user.split_once('+') {
+        None => user.to_string(),
+        Some((base, rest)) => match rest.find('\n') {
+            Some(nl) => format!("{base}{}", &rest[nl..]),
+            None => base.to_string(),
+        },
+    }
+}
+
+/// Perl's `s/\b\d+\b/#/g` on a byte string: a run of ASCII digits with no
+/// word character (ASCII letter, digit, `_`) on either side becomes `#`.
+fn hash_numbers(s: &str) -> String {
+    let b = s.as_bytes();
+    let word = |i: usize| {
+        b.get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() && (i == 0 || !word(i - 1)) {
+            let end = i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if !word(end) {
+                out.push_str(&s[start..i]);
+                out.push('#');
+                start = end;
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[start..]);
+    out
+}
+
+/// The store key of a triplet; hashed in privacy mode. As postgrey's key,
+/// lower case (ASCII) as a whole, the recipient as sent.
 pub fn triplet_key(client: &str, sender: &str, recipient: &str, privacy: bool) -> String {
     let raw = format!(
-        "{client}/{}/{}",
+        "{}/{}/{}",
+        client.to_ascii_lowercase(),
         normalize_sender(sender),
-        recipient.trim().to_lowercase()
+        recipient.to_ascii_lowercase()
     );
     if privacy {
         format!("grey:{}", hex(&Sha256::digest(raw.as_bytes())))
@@ -222,14 +289,21 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `%s` seconds left and `%r` recipient domain in the deferral text.
-pub fn expand_text(template: &str, remaining: u64, recipient: &str) -> String {
-    let domain = recipient
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d.trim_end_matches('>'));
-    template
-        .replace("%s", &remaining.to_string())
-        .replace("%r", domain)
+/// The text of a greylist deferral, as postgrey 1.37 builds it: `4.2.0 `
+/// put in front when Postfix sent `etrn_domain` (Postfix 2.3 and later
+/// always do, even empty) and the template does not start with a digit
+/// (postgrey's work-around for Exchange, which gives up on 4.7.1); then
+/// the first `%s` is the seconds left and the first `%r` the recipient
+/// domain (what follows the last `@`; the whole recipient without one).
+pub fn expand_text(template: &str, remaining: u64, recipient: &str, dsn_420: bool) -> String {
+    let mut text = if dsn_420 && !template.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("4.2.0 {template}")
+    } else {
+        template.to_string()
+    };
+    text = text.replacen("%s", &remaining.to_string(), 1);
+    let domain = recipient.rsplit_once('@').map_or(recipient, |(_, d)| d);
+    text.replacen("%r", domain, 1)
 }
 
 #[cfg(test)]
@@ -449,7 +523,7 @@ mod tests {
             "192.0.2.77"
         );
         assert_eq!(
-            normalize_sender("<prvs=1234abcd=Bounce@Example.com>"),
+            normalize_sender("prvs=1234abcd=Bounce@Example.com"),
             "bounce@example.com"
         );
         assert_eq!(
@@ -466,8 +540,299 @@ mod tests {
         let h = triplet_key("192.0.2.0/24", "A@x.example", "B@y.example", true);
         assert!(h.starts_with("grey:") && h.len() == 5 + 64 && !h.contains("example"));
         assert_eq!(
-            expand_text("wait %s s for %r", 42, "u@dom.example"),
+            expand_text("wait %s s for %r", 42, "u@dom.example", false),
             "wait 42 s for dom.example"
+        );
+    }
+
+    /// postgrey 1.37's do_sender_substitutions, rule by rule, on senders
+    /// where mxguard used to differ.
+    #[test]
+    fn sender_normalisation_is_postgrey_s() {
+        for (sender, postgrey) in [
+            // Whole numbers only (`\b\d+\b`): digits inside a word stay.
+            ("user123@x.example", "user123@x.example"),
+            ("a1b2@x.example", "a1b2@x.example"),
+            ("bounce_42@x.example", "bounce_42@x.example"),
+            ("42_x@x.example", "42_x@x.example"),
+            ("bounce-42-x9@x.example", "bounce-#-x9@x.example"),
+            ("12345@x.example", "#@x.example"),
+            ("n.1.2@x.example", "n.#.#@x.example"),
+            // Non-ASCII letters are no word characters to postgrey (bytes).
+            ("j\u{f6}2@x.example", "j\u{f6}#@x.example"),
+            // SRS is not postgrey's: only whole numbers change.
+            (
+                "SRS0=abCd=2Q=example.com=alice@fwd.example",
+                "srs0=abcd=2q=example.com=alice@fwd.example",
+            ),
+            (
+                "SRS0=hh=12=example.com=alice@fwd.example",
+                "srs0=hh=#=example.com=alice@fwd.example",
+            ),
+            // Nor btv1= or msprvs1=.
+            (
+                "btv1==0123456789a==user@x.example",
+                "btv1==0123456789a==user@x.example",
+            ),
+            (
+                "msprvs1=17001abcde=bounces-99@x.example",
+                "msprvs1=17001abcde=bounces-#@x.example",
+            ),
+            // prvs=: exactly three fields; the address is the third, or the
+            // second when only the third looks like a tag (ten [0-9a-z]).
+            ("prvs=0123456789=user@x.example", "user@x.example"),
+            ("prvs=user=0123456789@x.example", "user@x.example"),
+            (
+                "prvs=0123456789=abcdefghij@x.example",
+                "abcdefghij@x.example",
+            ),
+            ("prvs=short=user@x.example", "user@x.example"),
+            ("prvs=a=b=c@x.example", "prvs=a=b=c@x.example"),
+            ("prvs=tag@x.example", "prvs=tag@x.example"),
+            // Trailing empty fields do not count (Perl's split).
+            ("prvs=tag=user==@x.example", "user@x.example"),
+            ("prvs==user@x.example", "user@x.example"),
+            // The tag test is on the sender as sent, before lower-casing.
+            ("prvs=user=0123456789@x.example", "user@x.example"),
+            ("prvs=user=0123456ABC@x.example", "0123456abc@x.example"),
+            ("PRVS=0123456789=user@x.example", "prvs=#=user@x.example"),
+            // The extension goes from the first +, after the BATV rule.
+            ("prvs=0123456789=list+tag@x.example", "list@x.example"),
+            (
+                "prvs=0123456789=list+tag=1@x.example",
+                "prvs=#=list@x.example",
+            ),
+            ("a+b+c@x.example", "a@x.example"),
+            ("+x@x.example", "@x.example"),
+            // The local part ends at the first @.
+            ("a@b@c.example", "a@b@c.example"),
+            ("a1@2@c.example", "a1@2@c.example"),
+            ("7@7.example", "#@7.example"),
+            // Not an address: unchanged but for the case.
+            ("NoAt+123", "noat+123"),
+            // No trimming, no angle brackets removed: Postfix sends neither.
+            ("<prvs=1234abcd=x@y.example>", "<prvs=1234abcd=x@y.example>"),
+        ] {
+            assert_eq!(normalize_sender(sender), postgrey, "{sender}");
+        }
+        // Lower case as Perl's lc on bytes: ASCII letters only.
+        assert_eq!(normalize_sender("\u{c4}B@X.example"), "\u{c4}b@x.example");
+        assert_eq!(
+            triplet_key("192.0.2.0/24", "A@x", "\u{c4}B@Y.example", false),
+            "grey:192.0.2.0/24/a@x/\u{c4}b@y.example"
+        );
+    }
+
+    fn window_cfg() -> GreylistConfig {
+        GreylistConfig {
+            delay: Seconds(300),
+            retry_window: Seconds(3600),
+            ..Default::default()
+        }
+    }
+
+    /// postgrey: a retry passes from `delay` to `retry_window` seconds after
+    /// the first attempt, both included; later, first-seen starts over.
+    #[test]
+    fn the_retry_window_counts_from_the_first_attempt() {
+        let c = window_cfg();
+        let (_, e) = decide(None, 1000, &c);
+        assert_eq!(
+            e,
+            Entry {
+                first: 1000,
+                last: 1000,
+                passed: false
+            }
+        );
+        let (d, e2) = decide(Some(e), 1000 + 3600, &c);
+        assert_eq!(
+            d,
+            Decision::Pass {
+                delayed: Some(3600)
+            },
+            "the last second"
+        );
+        assert_eq!(
+            e2,
+            Entry {
+                first: 1000,
+                last: 4600,
+                passed: true
+            }
+        );
+        let (d, e2) = decide(Some(e), 1000 + 3601, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 300 }, "a second late");
+        assert_eq!(
+            e2,
+            Entry {
+                first: 4601,
+                last: 4601,
+                passed: false
+            },
+            "first-seen starts over"
+        );
+        // Between delay and delay + window: too late (mxguard let it pass).
+        let (d, _) = decide(Some(e), 1000 + 3600 + 300, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 300 });
+        // Early retries do not move first-seen, and a retry after the window
+        // restarts even after early retries.
+        let (d, e) = decide(Some(e), 1299, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 1 });
+        assert_eq!(
+            e,
+            Entry {
+                first: 1000,
+                last: 1299,
+                passed: false
+            }
+        );
+        let (d, _) = decide(Some(e), 1300, &c);
+        assert_eq!(
+            d,
+            Decision::Pass { delayed: Some(300) },
+            "delay to the second"
+        );
+        let (d, e) = decide(Some(e), 4601, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 300 });
+        assert_eq!(e.first, 4601);
+    }
+
+    #[test]
+    fn a_successful_triplet_ignores_the_retry_window() {
+        let c = window_cfg();
+        let passed = Entry {
+            first: 1000,
+            last: 1300,
+            passed: true,
+        };
+        let (d, e) = decide(Some(passed), 1000 + 30 * 86400, &c);
+        assert_eq!(d, Decision::Pass { delayed: None });
+        assert_eq!(
+            e,
+            Entry {
+                first: 1000,
+                last: 1000 + 30 * 86400,
+                passed: true
+            }
+        );
+        // postgrey has no flag: last - first >= delay is a successful entry.
+        let by_times = Entry {
+            first: 1000,
+            last: 1300,
+            passed: false,
+        };
+        let (d, _) = decide(Some(by_times), 1000 + 30 * 86400, &c);
+        assert_eq!(d, Decision::Pass { delayed: None });
+        let not_yet = Entry {
+            first: 1000,
+            last: 1299,
+            passed: false,
+        };
+        let (d, _) = decide(Some(not_yet), 1000 + 30 * 86400, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 300 });
+    }
+
+    #[test]
+    fn stored_times_from_the_future_or_forged_are_taken_as_now() {
+        let c = window_cfg();
+        for e in [
+            Entry {
+                first: 5000,
+                last: 5000,
+                passed: false,
+            },
+            Entry {
+                first: u64::MAX,
+                last: 0,
+                passed: false,
+            },
+            Entry {
+                first: u64::MAX,
+                last: u64::MAX,
+                passed: true,
+            },
+            Entry {
+                first: 4000,
+                last: 0,
+                passed: false,
+            },
+        ] {
+            let now = 3000;
+            let (d, stored) = decide(Some(e), now, &c);
+            assert_eq!(d, Decision::Greylist { remaining: 300 }, "{e:?}");
+            assert_eq!(
+                stored,
+                Entry {
+                    first: now,
+                    last: now,
+                    passed: false
+                },
+                "{e:?}"
+            );
+            let (d, _) = decide(Some(stored), now + 300, &c);
+            assert_eq!(d, Decision::Pass { delayed: Some(300) }, "{e:?}");
+        }
+        // A last-seen time before first-seen is no success.
+        let odd = Entry {
+            first: 3000,
+            last: 0,
+            passed: false,
+        };
+        assert_eq!(
+            decide(Some(odd), 3100, &c).0,
+            Decision::Greylist { remaining: 200 }
+        );
+    }
+
+    #[test]
+    fn a_zero_delay_still_defers_the_first_attempt() {
+        let c = GreylistConfig {
+            delay: Seconds(0),
+            retry_window: Seconds(60),
+            ..Default::default()
+        };
+        let (d, e) = decide(None, 100, &c);
+        assert_eq!(d, Decision::Greylist { remaining: 0 });
+        assert_eq!(
+            decide(Some(e), 100, &c).0,
+            Decision::Pass { delayed: Some(0) }
+        );
+    }
+
+    /// postgrey's greylist text: `4.2.0 ` with Postfix 2.3+, first `%s` and
+    /// first `%r` only, the domain after the last `@`.
+    #[test]
+    fn greylist_text_as_postgrey_builds_it() {
+        let t = "Greylisted, see http://postgrey.schweikert.ch/help/%r.html";
+        assert_eq!(
+            expand_text(t, 300, "bob@rcpt.example", true),
+            "4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/rcpt.example.html"
+        );
+        assert_eq!(
+            expand_text(t, 300, "bob@rcpt.example", false),
+            "Greylisted, see http://postgrey.schweikert.ch/help/rcpt.example.html"
+        );
+        assert_eq!(
+            expand_text("450 4.7.1 wait %s", 12, "b@r", true),
+            "450 4.7.1 wait 12",
+            "a text with its own code is left alone"
+        );
+        assert_eq!(
+            expand_text("%s %s %r %r", 7, "a@b@c.example", false),
+            "7 %s c.example %r"
+        );
+        assert_eq!(
+            expand_text("to %r", 7, "postmaster", false),
+            "to postmaster"
+        );
+        assert_eq!(
+            expand_text("to %r", 7, "u@d.example>", false),
+            "to d.example>"
+        );
+        assert_eq!(
+            expand_text("%r %s", 7, "u@%s.example", false),
+            "%s.example 7"
         );
     }
 }

@@ -76,9 +76,28 @@ async fn access_maps_at_every_stage() {
     assert_eq!(c.ask(&at("DATA", &[])).await, "REJECT data stage says no");
     assert_eq!(
         c.ask(&at("END-OF-MESSAGE", &[])).await,
-        "DEFER_IF_PERMIT later please"
+        "DEFER later please"
     );
     assert_eq!(c.ask(&at("VRFY", &[])).await, "DUNNO");
+}
+
+/// Postfix's `defer` defers at once; `defer_if_permit` only if nothing in
+/// Postfix's own list rejects: two answers, not one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defer_and_defer_if_permit_are_postfix_s_two_actions() {
+    let config = "[policy.restrictions]\nhelo = [\"defer\"]\nsender = [\"defer_if_permit\"]\ndata = [\"DEFER_IF_PERMIT 4.7.1 not now\"]\nend_of_data = [\"defer 4.3.0 busy\"]\n";
+    let s = start(config).await;
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.ask(&at("EHLO", &[])).await, "DEFER Try again later");
+    assert_eq!(
+        c.ask(&at("MAIL", &[])).await,
+        "DEFER_IF_PERMIT Try again later"
+    );
+    assert_eq!(
+        c.ask(&at("DATA", &[])).await,
+        "DEFER_IF_PERMIT 4.7.1 not now"
+    );
+    assert_eq!(c.ask(&at("END-OF-MESSAGE", &[])).await, "DEFER 4.3.0 busy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

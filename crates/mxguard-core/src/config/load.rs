@@ -800,10 +800,20 @@ score = +inf
         let c = load_str("[greylist]\ndelay = 0\n", "t").unwrap();
         assert_eq!(c.greylist.delay.0, 0);
         load_str(
-            "[greylist]\ndelay = 60\nmax_age = 61\nretry_window = 1\n",
+            "[greylist]\ndelay = 60\nmax_age = 61\nretry_window = 61\n",
             "t",
         )
         .unwrap();
+        // As in postgrey, the retry window counts from the first attempt:
+        // one no longer than the delay lets (practically) nothing pass.
+        for window in [1, 60] {
+            let e = errors(&format!(
+                "[greylist]\ndelay = 60\nretry_window = {window}\n"
+            ));
+            let err = find(&e, "greylist.retry_window");
+            assert_eq!(err.position.map(|p| p.line), Some(3));
+            assert!(err.message.contains("never passes"), "{err}");
+        }
     }
 
     #[test]

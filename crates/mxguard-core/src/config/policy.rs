@@ -93,8 +93,9 @@ pub struct GreylistConfig {
     /// Triplets unseen for this long are forgotten; must be longer than
     /// `delay`.
     pub max_age: Seconds,
-    /// A retry later than this after the first attempt starts over; more
-    /// than 0.
+    /// A retry later than this after the first attempt starts over (as in
+    /// postgrey, counted from the first attempt, delay included); longer
+    /// than `delay`.
     pub retry_window: Seconds,
     /// Greylist by client network (IPv4 /24, IPv6 /64) rather than address.
     pub lookup_by_subnet: bool,
@@ -104,9 +105,12 @@ pub struct GreylistConfig {
     pub ipv6_prefix: u8,
     /// A client that passed this many times is no longer greylisted (0: never).
     pub auto_whitelist_clients: u32,
-    /// The answer to a greylisted request.
+    /// The answer to a greylisted request (postgrey's default,
+    /// `DEFER_IF_PERMIT`; `DEFER` defers even mail Postfix would reject).
     pub greylist_action: String,
-    /// Text of that answer: `%s` seconds left, `%r` recipient domain.
+    /// Text of that answer: the first `%s` is the seconds left, the first
+    /// `%r` the recipient domain; `4.2.0 ` is put in front unless it starts
+    /// with a digit (as postgrey does with Postfix 2.3 and later).
     pub greylist_text: String,
     /// Add `X-Greylist:` (PREPEND) to mail that was delayed.
     pub x_greylist_header: bool,
@@ -132,7 +136,7 @@ impl Default for GreylistConfig {
             ipv6_prefix: 64,
             auto_whitelist_clients: 5,
             greylist_action: "DEFER_IF_PERMIT".into(),
-            greylist_text: "Greylisted, please try again in %s seconds".into(),
+            greylist_text: "Greylisted, see http://postgrey.schweikert.ch/help/%r.html".into(),
             x_greylist_header: true,
             privacy: false,
             whitelist_clients: vec![],
@@ -171,12 +175,16 @@ impl GreylistConfig {
                 ),
             );
         }
-        if self.retry_window.0 == 0 {
+        let window = self.retry_window.0;
+        if window <= delay {
             err(
                 "retry_window",
-                "0 lets a retry pass only in the very second the delay ends, so mail \
-                 practically never passes; postgrey's default is \"2d\""
-                    .into(),
+                format!(
+                    "{window} seconds is not longer than delay ({delay} seconds): a retry \
+                     passes only from delay to retry_window seconds after the first attempt \
+                     (as in postgrey), so mail practically never passes; postgrey's default \
+                     is \"2d\""
+                ),
             );
         }
         for (key, v, max, family, default) in [

@@ -209,5 +209,7 @@ pub fn rcpt<'a>(ip: &'a str, sender: &'a str, rcpt: &'a str) -> Vec<(&'a str, &'
         ("sender", sender),
         ("recipient", rcpt),
         ("queue_id", ""),
+        // Postfix 2.3 and later always send it, empty outside ETRN.
+        ("etrn_domain", ""),
     ]
 }

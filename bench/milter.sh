@@ -274,8 +274,10 @@ rss_line rspamd "after the milter runs" $(rspamd_pids)
 
 # --- end to end through Postfix ------------------------------------------------
 # A second mxguard, same config, on a unix socket inside Postfix's queue
-# directory (smtpd is chrooted there on Debian): the TCP figures include a
-# delayed-ACK stall that a unix socket does not have (see docs/BENCHMARKS.md).
+# directory (smtpd is chrooted there on Debian), to compare with TCP (before
+# the milter acknowledged packets that get no reply at once, TCP had a 40 ms
+# delayed-ACK stall per message that a unix socket does not have; see
+# docs/BENCHMARKS.md).
 if [ "${POSTFIX:-1}" = 1 ]; then
   sockdir="$(postconf -h queue_directory)/mxguard-bench"
   mkdir -p "$sockdir"

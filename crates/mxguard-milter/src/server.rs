@@ -22,7 +22,7 @@ use mxguard_core::config::MilterConfig;
 use mxguard_core::envelope::strip_path;
 use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, SmtpStage, Verdict};
-pub use mxguard_net::Listener;
+pub use mxguard_net::{Listener, Stream};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
@@ -187,10 +187,7 @@ struct SessionCtx {
     stop: watch::Receiver<bool>,
 }
 
-async fn run_session<S>(stream: S, peer: String, ctx: SessionCtx)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
     let cfg = ctx.config.get();
     let mut session = Session {
         id: ctx.id,
@@ -357,10 +354,11 @@ impl Session {
             .filter(|v| !v.is_empty())
     }
 
-    async fn run<S>(&mut self, reader: &mut FrameReader<S>, stop: &mut watch::Receiver<bool>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
-    {
+    async fn run<S: Stream>(
+        &mut self,
+        reader: &mut FrameReader<S>,
+        stop: &mut watch::Receiver<bool>,
+    ) {
         loop {
             let (wait, phase) = if self.negotiated.is_none() {
                 (self.cfg.negotiate_timeout, "option negotiation")
@@ -408,11 +406,23 @@ impl Session {
             };
             let mut out = Vec::new();
             let flow = self.handle(command, &mut out, reader).await;
+            // All the replies to one command go in one write.
             if !out.is_empty() && reader.get_mut().write_all(&out).await.is_err() {
                 return;
             }
             if let Flow::Close = flow {
                 return;
+            }
+            if out.is_empty() && reader.needs_read() {
+                // Nothing to answer (macros; headers and body chunks with
+                // the no-reply flags; ABORT) and nothing left to read: ACK
+                // now. Postfix leaves Nagle's algorithm on for its milter
+                // socket and sends the DATA macros (19 bytes) alone, then
+                // the whole content in its next write, which its kernel
+                // holds until those 19 bytes are acknowledged. An ACK that
+                // rides on no reply waits for the delayed-ACK timer: 40 ms
+                // per message through Postfix (docs/BENCHMARKS.md).
+                let _ = reader.get_ref().ack_now();
             }
         }
     }
@@ -425,7 +435,7 @@ impl Session {
         reader: &mut FrameReader<S>,
     ) -> Flow
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: Stream,
     {
         let code = command.code();
         let reply: Option<Reply> = match command {
@@ -656,7 +666,7 @@ impl Session {
 
     async fn end_of_message<S>(&mut self, out: &mut Vec<u8>, reader: &mut FrameReader<S>)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: Stream,
     {
         let Some(mut msg) = self.msg.take() else {
             return;
@@ -717,7 +727,7 @@ impl Session {
         reader: &mut FrameReader<S>,
     ) -> Option<Verdict>
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: Stream,
     {
         let scanner = self.scanner.clone();
         let queue_id = env.queue_id.clone();
@@ -770,5 +780,233 @@ fn resolved_name(name: &str) -> Option<String> {
         None
     } else {
         Some(n.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::postfix_offer;
+    use crate::codec::decode_replies;
+    use mxguard_core::Action;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+    use tokio::sync::mpsc;
+
+    /// What the session did to its connection.
+    #[derive(Debug)]
+    enum Event {
+        /// One write, with the bytes it wrote.
+        Write(Vec<u8>),
+        /// A request to acknowledge what was received at once.
+        Ack,
+    }
+
+    /// The session's end of an in-memory connection, reporting each write
+    /// and each `ack_now` in the order the session made them.
+    struct Probe {
+        inner: DuplexStream,
+        events: mpsc::UnboundedSender<Event>,
+    }
+
+    impl AsyncRead for Probe {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Probe {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = &polled {
+                let _ = self.events.send(Event::Write(buf[..*n].to_vec()));
+            }
+            polled
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    impl Stream for Probe {
+        fn ack_now(&self) -> io::Result<()> {
+            let _ = self.events.send(Event::Ack);
+            Ok(())
+        }
+    }
+
+    struct Accept;
+
+    impl Scanner for Accept {
+        fn early(&self, _: SmtpStage, _: &Envelope) -> Option<Verdict> {
+            None
+        }
+
+        fn scan(&self, _: &Envelope, _: &[u8]) -> Verdict {
+            Verdict {
+                action: Action::NoAction,
+                score: 0.0,
+                required_score: 15.0,
+                symbols: Default::default(),
+                messages: Default::default(),
+                is_skipped: false,
+                forced_by: None,
+            }
+        }
+    }
+
+    fn packet(commands: &[Command]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in commands {
+            c.encode(&mut out);
+        }
+        out
+    }
+
+    fn macros(stage: u8, pairs: &[(&str, &str)]) -> Command {
+        Command::Macro {
+            stage,
+            pairs: pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Event {
+        timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("the session did nothing")
+            .expect("the session ended")
+    }
+
+    /// The replies in one write; an ACK request instead is a failure.
+    async fn one_write(events: &mut mpsc::UnboundedReceiver<Event>) -> Vec<Reply> {
+        match next(events).await {
+            Event::Write(bytes) => decode_replies(&bytes, DEFAULT_MAX_FRAME).unwrap(),
+            Event::Ack => panic!("an ACK request where a reply was due"),
+        }
+    }
+
+    async fn ack(events: &mut mpsc::UnboundedReceiver<Event>) {
+        match next(events).await {
+            Event::Ack => {}
+            Event::Write(bytes) => panic!(
+                "a write ({:?}) where only an ACK was due",
+                decode_replies(&bytes, DEFAULT_MAX_FRAME)
+            ),
+        }
+    }
+
+    /// Postfix (Nagle on) sends its DATA macros alone, then the content in
+    /// one packet once they are acknowledged: a packet that gets no reply
+    /// must be acknowledged at once, or the content waits for the 40 ms
+    /// delayed-ACK timer. Replies carry the ACK themselves; all the replies
+    /// to one command go in one write; frames still buffered need no ACK.
+    #[tokio::test]
+    async fn packets_without_a_reply_are_acked_at_once_and_replies_go_in_one_write() {
+        let (mut mta, server_end) = tokio::io::duplex(1 << 20);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let ctx = SessionCtx {
+            id: 1,
+            scanner: Arc::new(Accept),
+            config: Arc::new(Shared::new(MilterConfig::default())),
+            stop: stop_rx,
+        };
+        let probe = Probe {
+            inner: server_end,
+            events: tx,
+        };
+        let session = tokio::spawn(run_session(probe, "test".into(), ctx));
+
+        mta.write_all(&Command::OptNeg(postfix_offer()).to_bytes())
+            .await
+            .unwrap();
+        let agreed = one_write(&mut events).await;
+        assert!(matches!(agreed[..], [Reply::OptNeg(_)]), "{agreed:?}");
+
+        // Macros and their command in one packet: one reply, no extra ACK.
+        mta.write_all(&packet(&[
+            macros(cmd::CONNECT, &[("{client_addr}", "192.0.2.10")]),
+            Command::Connect {
+                hostname: "client.example".into(),
+                family: Family::Inet,
+                port: 40000,
+                address: "192.0.2.10".into(),
+            },
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(one_write(&mut events).await, [Reply::Continue]);
+        for c in [
+            Command::Helo("client.example".into()),
+            Command::Mail(vec!["<a@example.com>".into()]),
+            Command::Rcpt(vec!["<b@example.org>".into()]),
+        ] {
+            mta.write_all(&c.to_bytes()).await.unwrap();
+            assert_eq!(one_write(&mut events).await, [Reply::Continue], "{c:?}");
+        }
+
+        // The DATA macros alone (what smtpd flushes before cleanup sends the
+        // content): nothing to answer, so an ACK at once.
+        mta.write_all(&macros(cmd::DATA, &[("i", "4AB12C")]).to_bytes())
+            .await
+            .unwrap();
+        ack(&mut events).await;
+        // A header alone (negotiated without a reply): the same.
+        mta.write_all(
+            &Command::Header {
+                name: "From".into(),
+                value: b" a@example.com".to_vec(),
+            }
+            .to_bytes(),
+        )
+        .await
+        .unwrap();
+        ack(&mut events).await;
+
+        // The rest of the message in one packet: no ACK for the frames
+        // followed by others, and every end-of-message reply in one write.
+        mta.write_all(&packet(&[
+            Command::Header {
+                name: "Subject".into(),
+                value: b" hello".to_vec(),
+            },
+            Command::Body(b"Hi.\r\n".to_vec()),
+            macros(cmd::BODYEOB, &[("i", "4AB12C")]),
+            Command::EndOfMessage(Vec::new()),
+        ]))
+        .await
+        .unwrap();
+        let last = one_write(&mut events).await;
+        assert!(last.len() > 1, "header additions and the verdict: {last:?}");
+        assert!(last.last().unwrap().is_final(), "{last:?}");
+        assert!(
+            !last[..last.len() - 1].iter().any(Reply::is_final),
+            "{last:?}"
+        );
+
+        // ABORT gets no reply either.
+        mta.write_all(&Command::Abort.to_bytes()).await.unwrap();
+        ack(&mut events).await;
+
+        drop(mta);
+        session.await.unwrap();
+        assert!(events.recv().await.is_none(), "nothing after the close");
     }
 }

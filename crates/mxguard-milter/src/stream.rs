@@ -71,6 +71,20 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
         &mut self.inner
     }
 
+    /// The stream, for socket options.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Whether the next `read_*` will wait for the peer: no whole frame
+    /// (nor a bad one, which fails without reading) is buffered.
+    pub fn needs_read(&self) -> bool {
+        matches!(
+            decode_frame(&self.buf[self.start..], self.max_frame),
+            Ok(None)
+        )
+    }
+
     /// Reads the next MTA command; `None` when the peer closed cleanly
     /// between frames.
     pub async fn read_command(&mut self) -> Result<Option<Command>, ReadError> {

@@ -7,6 +7,13 @@
 //! end of message, and answers through [`crate::reply`]. A malformed packet
 //! or a time-out closes that session only, with one log line.
 //!
+//! Limits: at most `max_sessions` connections are served at once (one past
+//! the cap is accepted and closed at once, so Postfix applies its
+//! `milter_default_action`; the refusals are logged once per burst), and at
+//! most `max_scans` scans run at once on the blocking pool. A scan holds its
+//! slot until it really ends, even after its session gave up on it at
+//! `scan_timeout`, so slow messages cannot pile up blocking threads.
+//!
 //! Shutdown: the future passed to [`MilterServer::run`] resolving stops the
 //! accept loop; sessions between messages close at once, sessions in the
 //! middle of a message finish it; after `shutdown_grace` the rest are cut.
@@ -28,10 +35,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
@@ -119,19 +126,37 @@ impl MilterServer {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut sessions: JoinSet<()> = JoinSet::new();
         let ids = AtomicU64::new(0);
+        let slots = config.get().scan_slots().min(Semaphore::MAX_PERMITS);
+        let scans = Arc::new(Semaphore::new(slots));
+        let active = Arc::new(AtomicUsize::new(0));
+        let mut refusals = Refusals::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let cap = config.get().max_sessions;
+                        if active.load(Ordering::Acquire) >= cap {
+                            // Closed at once: Postfix applies its
+                            // milter_default_action to that SMTP session.
+                            drop(stream);
+                            refusals.refused(&peer, cap);
+                            continue;
+                        }
+                        refusals.served();
+                        let guard = SessionGuard::new(active.clone());
                         let ctx = SessionCtx {
                             id: ids.fetch_add(1, Ordering::Relaxed) + 1,
                             scanner: scanner.clone(),
                             config: config.clone(),
                             stop: stop_rx.clone(),
+                            scans: scans.clone(),
                         };
-                        sessions.spawn(run_session(stream, peer, ctx));
+                        sessions.spawn(async move {
+                            let _guard = guard;
+                            run_session(stream, peer, ctx).await;
+                        });
                     }
                     Err(e) => {
                         tracing::warn!("milter: accept failed: {e}");
@@ -180,11 +205,66 @@ where
         .await
 }
 
+/// Counts a session among the active ones while it lives.
+struct SessionGuard(Arc<AtomicUsize>);
+
+impl SessionGuard {
+    fn new(active: Arc<AtomicUsize>) -> SessionGuard {
+        active.fetch_add(1, Ordering::AcqRel);
+        SessionGuard(active)
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Connections refused at `max_sessions`: one log line when a burst of
+/// refusals starts, one with its count when connections are served again.
+#[derive(Default)]
+struct Refusals {
+    /// Refused since the server started.
+    total: u64,
+    /// Refused in the current burst (0: not refusing).
+    burst: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, peer: &str, cap: usize) {
+        self.total += 1;
+        self.burst += 1;
+        if self.burst == 1 {
+            tracing::warn!(
+                max_sessions = cap,
+                peer,
+                "milter: max_sessions ({cap}) connections already open; closing new connections \
+                 (Postfix applies milter_default_action to them) until one ends"
+            );
+        }
+    }
+
+    fn served(&mut self) {
+        if self.burst > 0 {
+            tracing::warn!(
+                refused = self.burst,
+                refused_total = self.total,
+                "milter: serving new connections again after refusing {} at max_sessions",
+                self.burst
+            );
+            self.burst = 0;
+        }
+    }
+}
+
 struct SessionCtx {
     id: u64,
     scanner: Arc<dyn Scanner>,
     config: Arc<Shared<MilterConfig>>,
     stop: watch::Receiver<bool>,
+    /// Scan slots (`max_scans`), shared by all sessions.
+    scans: Arc<Semaphore>,
 }
 
 async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
@@ -193,6 +273,7 @@ async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
         id: ctx.id,
         peer,
         scanner: ctx.scanner,
+        scans: ctx.scans,
         shared: ctx.config,
         cfg,
         negotiated: None,
@@ -289,6 +370,8 @@ struct Session {
     id: u64,
     peer: String,
     scanner: Arc<dyn Scanner>,
+    /// Scan slots (`max_scans`), shared by all sessions.
+    scans: Arc<Semaphore>,
     shared: Arc<Shared<MilterConfig>>,
     cfg: Arc<MilterConfig>,
     /// The options agreed at OPTNEG.
@@ -718,8 +801,10 @@ impl Session {
         }
     }
 
-    /// Runs the scan on the blocking pool, sending PROGRESS while it runs.
-    /// `None` when it failed or took longer than `scan_timeout`.
+    /// Runs the scan on the blocking pool once a scan slot is free, sending
+    /// PROGRESS meanwhile. The blocking task holds the slot until the scan
+    /// really ends. `None` when it failed, or did not get a slot and finish
+    /// within `scan_timeout`.
     async fn scan<S>(
         &self,
         env: Envelope,
@@ -729,9 +814,11 @@ impl Session {
     where
         S: Stream,
     {
-        let scanner = self.scanner.clone();
         let queue_id = env.queue_id.clone();
-        let mut task = tokio::task::spawn_blocking(move || scanner.scan(&env, &raw));
+        let mut job = Some((self.scanner.clone(), env, raw));
+        let slot = self.scans.clone().acquire_owned();
+        tokio::pin!(slot);
+        let mut task = None;
         let every = self
             .cfg
             .progress_interval
@@ -744,7 +831,21 @@ impl Session {
         let mut mta_gone = false;
         loop {
             tokio::select! {
-                done = &mut task => {
+                permit = &mut slot, if task.is_none() => {
+                    let Ok(permit) = permit else {
+                        tracing::error!(session = self.id, ?queue_id, "milter: the scan slots are closed");
+                        return None;
+                    };
+                    // Taken once: this branch is off once the task exists.
+                    let (scanner, env, raw) = job.take()?;
+                    task = Some(tokio::task::spawn_blocking(move || {
+                        // Released when the scan ends, not when the session
+                        // stops waiting for it.
+                        let _permit = permit;
+                        scanner.scan(&env, &raw)
+                    }));
+                }
+                Some(done) = async { Some((&mut task.as_mut()?).await) }, if task.is_some() => {
                     return match done {
                         Ok(v) => Some(v),
                         Err(e) => {
@@ -759,6 +860,16 @@ impl Session {
                     }
                 }
                 _ = &mut deadline => {
+                    if task.is_none() {
+                        tracing::warn!(
+                            session = self.id,
+                            ?queue_id,
+                            "milter: no scan slot came free within scan_timeout ({:?}), every one \
+                             busy with a slow scan; answering tempfail",
+                            self.cfg.scan_timeout.as_duration()
+                        );
+                        return None;
+                    }
                     tracing::warn!(
                         session = self.id,
                         ?queue_id,
@@ -927,6 +1038,7 @@ mod tests {
             scanner: Arc::new(Accept),
             config: Arc::new(Shared::new(MilterConfig::default())),
             stop: stop_rx,
+            scans: Arc::new(Semaphore::new(1)),
         };
         let probe = Probe {
             inner: server_end,

@@ -1,7 +1,8 @@
 //! The milter server in process, driven by the crate's client the way
 //! Postfix drives it, with a fake scanner whose verdicts the messages
 //! choose (`X-Test-Action`, `X-Test-Score`, `X-Test-Sleep`, `X-Test-Message`
-//! headers) and whose early checks block or allow fixed addresses.
+//! headers; `X-Test-Block` makes a scan wait until the test opens the
+//! gate) and whose early checks block or allow fixed addresses.
 
 use mxguard_core::config::MilterConfig;
 use mxguard_core::{Action, Envelope, SmtpStage, SymbolResult, Verdict};
@@ -12,7 +13,7 @@ use mxguard_milter::{Scanner, reply};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -22,6 +23,15 @@ use tokio::task::JoinHandle;
 struct Fake {
     scans: AtomicUsize,
     seen: Mutex<Vec<(Envelope, Vec<u8>)>>,
+    /// Open (true) lets scans of `X-Test-Block` messages end.
+    gate: (Mutex<bool>, Condvar),
+}
+
+impl Fake {
+    fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
 }
 
 fn verdict(action: Action, score: f64, message: Option<&str>) -> Verdict {
@@ -94,6 +104,14 @@ impl Scanner for Fake {
         self.seen.lock().unwrap().push((env.clone(), raw.to_vec()));
         if let Some(ms) = header_value(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
             std::thread::sleep(Duration::from_millis(ms));
+        }
+        if header_value(raw, "X-Test-Block").is_some() {
+            // Bounded, so a failed test cannot hang the runtime's shutdown.
+            let (open, cv) = &self.gate;
+            let guard = open.lock().unwrap();
+            let _unused = cv
+                .wait_timeout_while(guard, Duration::from_secs(20), |open| !*open)
+                .unwrap();
         }
         let action = header_value(raw, "X-Test-Action")
             .and_then(Action::parse)
@@ -937,4 +955,114 @@ async fn bind_errors_are_reported() {
     };
     assert!(MilterServer::bind(&bad).await.is_err());
     a.stop().await;
+}
+
+/// Past `max_sessions`, a new connection is closed at once (Postfix then
+/// applies milter_default_action) while the open sessions go on; once one
+/// ends, a new connection is served.
+#[tokio::test]
+async fn connections_past_max_sessions_are_closed_at_once() {
+    let mut cfg = test_config();
+    cfg.max_sessions = 2;
+    let r = start(cfg).await;
+    let mut a = session(&r, "192.0.2.1").await;
+    let mut b = session(&r, "192.0.2.2").await;
+    for _ in 0..2 {
+        let mut extra = Client::connect_tcp(&r.addr).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), extra.negotiate(postfix_offer()))
+            .await
+            .expect("closed at once, not left waiting");
+        assert!(got.is_err(), "a third session was served: {got:?}");
+    }
+    for c in [&mut a, &mut b] {
+        let out = c
+            .message(&msg(&[("Subject", "fine")], "x\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(out.reply, Reply::Accept);
+        assert!(added(&out, "X-Spam-Status").is_some());
+    }
+    a.quit().await.unwrap();
+    // The server notices the QUIT shortly; then a new connection is served.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut c = loop {
+        let mut c = Client::connect_tcp(&r.addr).await.unwrap();
+        if c.negotiate(postfix_offer()).await.is_ok() {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no session served after one closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let resp = c
+        .connect("client.example", "192.0.2.3".parse().unwrap(), 40000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.reply, Reply::Continue);
+    let out = c
+        .message(&msg(&[("Subject", "new")], "x\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
+    let out = b
+        .message(&msg(&[("Subject", "still")], "x\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 4);
+    r.stop().await;
+}
+
+/// A scan past `scan_timeout` keeps its slot until it really ends: with
+/// `max_scans = 1`, a message while it hangs is not scanned and gets the
+/// timed-out answer; once it ends, the next message is scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_scans_hold_their_slot_until_they_end() {
+    let mut cfg = test_config();
+    cfg.max_scans = 1;
+    cfg.scan_timeout.0 = 400;
+    cfg.progress_interval.0 = 100;
+    let r = start(cfg).await;
+    let mut a = session(&r, "192.0.2.1").await;
+    let mut b = session(&r, "192.0.2.2").await;
+    let out = a
+        .message(&msg(&[("X-Test-Block", "yes")], "x\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, reply::scan_failed_reply());
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 1);
+
+    // The first scan still hangs: the second waits for a slot, with
+    // PROGRESS, and gets today's time-out answer without being scanned.
+    let t = Instant::now();
+    let out = b
+        .message(&msg(&[("Subject", "waits")], "x\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, reply::scan_failed_reply());
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(out.progress >= 2, "progress packets: {}", out.progress);
+    assert_eq!(
+        r.fake.scans.load(Ordering::SeqCst),
+        1,
+        "scanned past the limit"
+    );
+
+    // The first scan ends: the slot is free for the next message.
+    r.fake.open_gate();
+    let out = b
+        .message(&msg(&[("Subject", "scanned")], "x\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
+    assert!(added(&out, "X-Spam-Status").is_some());
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 2);
+    r.stop().await;
 }

@@ -43,6 +43,15 @@ pub struct MilterConfig {
     /// On shutdown, how long sessions in the middle of a message get to
     /// finish it before they are cut.
     pub shutdown_grace: Millis,
+    /// At most this many MTA connections are served at once. A connection
+    /// past the cap is accepted and closed at once, and Postfix applies its
+    /// `milter_default_action` to that SMTP session. Follows a reload.
+    pub max_sessions: usize,
+    /// At most this many scans run at once (0: twice the number of CPUs).
+    /// A scan past `scan_timeout` keeps its slot until it really ends; a
+    /// message that gets no slot within `scan_timeout` is tempfailed as a
+    /// timed-out scan is. Read at start; a reload does not change it.
+    pub max_scans: usize,
     /// SMTP text of a reject (554 5.7.1) when the verdict carries none.
     pub reject_message: String,
     /// SMTP text of a soft reject or greylist (451 4.7.1) when the verdict
@@ -72,6 +81,8 @@ impl Default for MilterConfig {
             scan_timeout: Millis(120_000),
             progress_interval: Millis(3_000),
             shutdown_grace: Millis(10_000),
+            max_sessions: 500,
+            max_scans: 0,
             reject_message: "Spam message rejected".to_string(),
             tempfail_message: "Try again later".to_string(),
             quarantine_reason: "Quarantined by mxguard".to_string(),
@@ -136,6 +147,14 @@ impl MilterConfig {
                 err(key, "must be more than zero".into());
             }
         }
+        if self.max_sessions == 0 {
+            err(
+                "max_sessions",
+                "must be more than zero (0 would refuse every connection); give the \
+                 most MTA connections to serve at once, like 500"
+                    .into(),
+            );
+        }
         if self.subject_template.matches("%s").count() > 1 {
             err(
                 "subject_template",
@@ -164,6 +183,16 @@ impl MilterConfig {
     /// The unix socket permissions as a number (`socket_mode` parsed as octal).
     pub fn socket_mode_bits(&self) -> Option<u32> {
         parse_mode(&self.socket_mode)
+    }
+
+    /// How many scans may run at once: `max_scans`, or twice the number of
+    /// CPUs when it is 0.
+    pub fn scan_slots(&self) -> usize {
+        if self.max_scans > 0 {
+            self.max_scans
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+        }
     }
 
     /// True when an oversized message is tempfailed rather than accepted.
@@ -366,6 +395,8 @@ max_message_size = "20M"
 oversize_action = "tempfail"
 scan_timeout = "30s"
 progress_interval = "500ms"
+max_sessions = 100
+max_scans = 4
 [headers]
 remove = 1
 skip_local = true
@@ -376,6 +407,9 @@ virus_symbols = ["CLAM_VIRUS", "FPROT_VIRUS"]
         assert_eq!(c.oversize_action, OversizeAction::Tempfail);
         assert_eq!(c.scan_timeout, Millis(30_000));
         assert_eq!(c.progress_interval, Millis(500));
+        assert_eq!((c.max_sessions, c.max_scans, c.scan_slots()), (100, 4, 4));
+        assert_eq!(d.max_sessions, 500);
+        assert!(d.scan_slots() >= 2);
         assert_eq!(c.headers.remove, HeaderRemove::Nth(1));
         assert!(c.headers.skip_local);
         assert!(c.validate().is_empty());
@@ -414,7 +448,7 @@ virus_symbols = ["CLAM_VIRUS", "FPROT_VIRUS"]
         assert!(toml::from_str::<MilterConfig>("lisen = \"x\"\n").is_err());
         assert!(toml::from_str::<MilterConfig>("[headers]\nbogus = 1\n").is_err());
         let c = parse(
-            "socket_mode = \"999\"\nlisten = \"nowhere\"\nsubject_template = \"%s %s\"\n[headers]\nvirus_header = \"X Bad\"\n",
+            "socket_mode = \"999\"\nlisten = \"nowhere\"\nmax_sessions = 0\nsubject_template = \"%s %s\"\n[headers]\nvirus_header = \"X Bad\"\n",
         );
         let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
@@ -423,8 +457,15 @@ virus_symbols = ["CLAM_VIRUS", "FPROT_VIRUS"]
                 "milter.listen",
                 "milter.socket_mode",
                 "milter.headers.virus_header",
+                "milter.max_sessions",
                 "milter.subject_template"
             ]
         );
+        let errors = c.validate();
+        let (_, why) = errors
+            .iter()
+            .find(|(k, _)| k == "milter.max_sessions")
+            .unwrap();
+        assert!(why.contains("more than zero"), "{why}");
     }
 }

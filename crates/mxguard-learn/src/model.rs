@@ -220,11 +220,13 @@ impl Model {
         let mut model = Model::new(bits);
         let mask = model.mask();
         let rate = model.rate;
+        // A message's scales are the same for every member: counted once.
+        let scales: Vec<Scale> = samples.iter().map(|(f, _)| Scale::of(f)).collect();
         for (k, member) in model.members.iter_mut().enumerate() {
             for i in order(k) {
-                if let Some((f, spam)) = samples.get(i) {
+                if let (Some((f, spam)), Some(scale)) = (samples.get(i), scales.get(i)) {
                     let y = if *spam { 1.0 } else { 0.0 };
-                    member.step(f, &Scale::of(f), y, rate, mask);
+                    member.step(f, scale, y, rate, mask);
                 }
             }
         }

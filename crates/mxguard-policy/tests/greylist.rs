@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{Client, ManualClock, rcpt, start, start_with_clock};
+use common::{Client, rcpt, start, start_with_clock};
+use mxguard_store::ManualClock;
 use std::time::Duration;
 
 const CONFIG: &str = "[greylist]\ndelay = 2\nauto_whitelist_clients = 2\nsender_pools = false\n[policy]\nmynetworks = []\n";

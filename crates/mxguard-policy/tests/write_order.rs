@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::ManualClock;
 use mxguard_core::config::{LoadedConfig, load_str};
 use mxguard_policy::engine::Engine;
 use mxguard_policy::protocol::Request;
-use mxguard_store::{BoxFuture, Clock, EmbeddedStore, Entries, Purged, Result, Store};
+use mxguard_store::{BoxFuture, Clock, EmbeddedStore, Entries, ManualClock, Purged, Result, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};

@@ -42,7 +42,7 @@ mod embedded;
 mod error;
 mod typed;
 
-pub use embedded::{Clock, EmbeddedStore, SystemClock, WriterStats};
+pub use embedded::{Clock, EmbeddedStore, ManualClock, SystemClock, WriterStats};
 pub use error::{ErrorKind, StoreError};
 pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 

@@ -1,45 +1,13 @@
 //! The embedded store on real redb files in temporary directories.
 
 use mxguard_store::{
-    Clock, Counters, EmbeddedStore, ErrorKind, History, HistoryRow, Purged, Store, StoreError,
+    Counters, EmbeddedStore, ErrorKind, History, HistoryRow, ManualClock, Purged, Store, StoreError,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
-
-/// A clock the test moves by hand: TTLs expire without sleeping.
-struct ManualClock {
-    base: SystemTime,
-    offset_ms: AtomicU64,
-}
-
-impl ManualClock {
-    fn new() -> Arc<ManualClock> {
-        Arc::new(ManualClock {
-            base: SystemTime::now(),
-            offset_ms: AtomicU64::new(0),
-        })
-    }
-
-    fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-    }
-
-    fn back(&self, by: Duration) {
-        self.offset_ms
-            .fetch_sub(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
-    }
-}
+use std::time::Duration;
 
 fn open() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     let dir = tempfile::tempdir().unwrap();

@@ -87,28 +87,7 @@ pub async fn purge_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxguard_store::{Clock, EmbeddedStore};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::SystemTime;
-
-    /// A clock the test sets by hand (also backwards).
-    struct ManualClock {
-        base: SystemTime,
-        offset_ms: AtomicU64,
-    }
-
-    impl ManualClock {
-        fn set(&self, offset: Duration) {
-            self.offset_ms
-                .store(offset.as_millis() as u64, Ordering::SeqCst);
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> SystemTime {
-            self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
-        }
-    }
+    use mxguard_store::{EmbeddedStore, ManualClock};
 
     /// Waits until the store has made `n` commits in all.
     async fn commits_reach(s: &EmbeddedStore, n: u64) {
@@ -131,10 +110,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_task_purges_in_chunks_every_interval_and_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock {
-            base: SystemTime::now(),
-            offset_ms: AtomicU64::new(0),
-        });
+        let clock = ManualClock::new();
         let s = Arc::new(EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap());
         let short = Some(Duration::from_secs(1));
         for i in 0..1000 {

@@ -8,8 +8,7 @@ use mxguard_policy::server::{Listener, serve, serve_with_grace};
 use mxguard_store::{Clock, EmbeddedStore, Store, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -20,33 +19,6 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     pub _dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
-}
-
-/// A clock the test moves by hand, shared by the engine and the store:
-/// days pass without sleeping.
-pub struct ManualClock {
-    base: SystemTime,
-    offset_ms: AtomicU64,
-}
-
-impl ManualClock {
-    pub fn new() -> Arc<ManualClock> {
-        Arc::new(ManualClock {
-            base: SystemTime::now(),
-            offset_ms: AtomicU64::new(0),
-        })
-    }
-
-    pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        self.base + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
-    }
 }
 
 pub async fn start(config: &str) -> Server {

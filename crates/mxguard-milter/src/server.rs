@@ -175,16 +175,12 @@ impl MilterServer {
         drop(listener);
         let _ = stop_tx.send(true);
         let grace = config.get().shutdown_grace.as_duration();
-        let drained = timeout(grace, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
+        let cut = mxguard_net::drain(&mut sessions, grace).await;
+        if cut > 0 {
             tracing::warn!(
-                sessions = sessions.len(),
-                "milter: sessions still open after the shutdown grace period; closing them"
+                sessions = cut,
+                "milter: sessions still open after the shutdown grace period; closed them"
             );
-            sessions.shutdown().await;
         }
         Ok(())
     }

@@ -41,6 +41,21 @@ impl<T: Stream + ?Sized> Stream for Box<T> {
     }
 }
 
+/// Lets a server's connection tasks finish after it stopped accepting:
+/// waits up to `grace` for them, then aborts the rest and returns how many
+/// were cut (0 when all finished). The milter and the policy server drain
+/// alike through this.
+pub async fn drain(conns: &mut tokio::task::JoinSet<()>, grace: std::time::Duration) -> usize {
+    let finished =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if finished.is_ok() {
+        return 0;
+    }
+    let cut = conns.len();
+    conns.shutdown().await;
+    cut
+}
+
 /// A bound listener, so `mxguard serve` reports a bind error at start-up and
 /// tests can bind port 0.
 pub enum Listener {

@@ -64,14 +64,12 @@ pub async fn serve_with_grace(
         }
     }
     drop(listener);
-    let drained =
-        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
+    let cut = mxguard_net::drain(&mut conns, grace).await;
+    if cut > 0 {
         tracing::warn!(
-            connections = conns.len(),
-            "policy: connections still answering after the shutdown grace period ({grace:?}); closing them"
+            connections = cut,
+            "policy: connections still answering after the shutdown grace period ({grace:?}); closed them"
         );
-        conns.shutdown().await;
     }
 }
 

@@ -1767,6 +1767,10 @@ fn url_host_end(b: &[u8], from: usize) -> usize {
             break;
         }
     }
+    // The length cap may stop inside a multi-byte character: end before it.
+    while e > from && e < b.len() && b[e] & 0xC0 == 0x80 {
+        e -= 1;
+    }
     e
 }
 
@@ -1857,6 +1861,21 @@ mod tests {
 
     fn has(n: &[String], s: &str) -> bool {
         n.iter().any(|x| x == s)
+    }
+
+    #[test]
+    fn a_long_url_host_is_cut_at_a_character_boundary() {
+        // Found by fuzzing: the 255-byte cap on a host fell inside 'é'.
+        for pad in 250..256 {
+            let host = format!("{}{}", "a".repeat(pad), "é".repeat(4));
+            for body in [format!("see http://{host}/x"), format!("see www.{host}/x")] {
+                let raw = format!(
+                    "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+                );
+                let n = names(&raw);
+                assert!(!n.is_empty());
+            }
+        }
     }
 
     const MSG: &str = "Received: from mx.collector.example (mx.collector.example [10.0.0.5])\r

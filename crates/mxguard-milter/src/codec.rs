@@ -473,9 +473,11 @@ impl Command {
             cmd::QUIT => Command::Quit,
             cmd::QUIT_NC => Command::QuitNc,
             cmd::UNKNOWN => {
-                // The command line, NUL-terminated; tolerate a missing NUL.
+                // The command line, a C string: it ends at the first NUL
+                // (tolerate a missing one), as libmilter reads it.
                 let raw = c.rest();
-                Command::Unknown(raw.strip_suffix(&[0]).unwrap_or(raw).to_vec())
+                let line = raw.split(|&b| b == 0).next().unwrap_or(raw);
+                Command::Unknown(line.to_vec())
             }
             other => return Err(CodecError::UnknownCommand(other)),
         })
@@ -996,6 +998,11 @@ mod tests {
             Command::decode(b'U', b"XFOO").unwrap(),
             Command::Unknown(b"XFOO".to_vec())
         );
+        // Found by fuzzing: bytes after an inner NUL did not survive a
+        // round trip; the line ends at the first NUL.
+        let c = Command::decode(b'U', b"XFOO\0bar\0").unwrap();
+        assert_eq!(c, Command::Unknown(b"XFOO".to_vec()));
+        assert_eq!(cmd_round_trip(c), frame(b'U', b"XFOO\0"));
         assert_eq!(
             Command::decode(b'z', b""),
             Err(CodecError::UnknownCommand(b'z'))

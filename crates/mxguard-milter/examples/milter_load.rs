@@ -16,6 +16,7 @@
 //! | `--dir DIR` (repeatable) | $MXGUARD_TESTDATA/corpus-dev/{ham,spam}, else /work/shared/testdata/corpus-dev/{ham,spam} | message files, one per file |
 //! | `--concurrency N` | 50 | connections sending at the same time |
 //! | `--messages N` | every file once | messages in total (files are reused round-robin) |
+//! | `--seconds S` | no limit | stop starting messages after S seconds (with no `--messages`: send until then) |
 //! | `--per-connection N` | 0 (no limit) | messages per connection before QUIT and a new one, like an SMTP session |
 //! | `--warmup N` | 0 | messages sent first and left out of the figures |
 //! | `--client-ip IP` | 192.0.2.10 | the SMTP client address given in CONNECT |
@@ -38,6 +39,7 @@ struct Options {
     dirs: Vec<PathBuf>,
     concurrency: usize,
     messages: Option<usize>,
+    seconds: Option<f64>,
     per_connection: usize,
     warmup: usize,
     client_ip: IpAddr,
@@ -48,7 +50,7 @@ struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: milter_load [--connect host:port|/socket] [--dir DIR]... [--concurrency N] [--messages N]\n\
+        "usage: milter_load [--connect host:port|/socket] [--dir DIR]... [--concurrency N] [--messages N] [--seconds S]\n\
          \x20                  [--per-connection N] [--warmup N] [--client-ip IP] [--from ADDR] [--rcpt ADDR] [--json]"
     );
     std::process::exit(2)
@@ -60,6 +62,7 @@ fn parse_args() -> Options {
         dirs: Vec::new(),
         concurrency: 50,
         messages: None,
+        seconds: None,
         per_connection: 0,
         warmup: 0,
         client_ip: "192.0.2.10".parse().unwrap(),
@@ -75,6 +78,7 @@ fn parse_args() -> Options {
             "--dir" => o.dirs.push(PathBuf::from(val())),
             "--concurrency" => o.concurrency = val().parse().unwrap_or_else(|_| usage()),
             "--messages" => o.messages = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--seconds" => o.seconds = Some(val().parse().unwrap_or_else(|_| usage())),
             "--per-connection" => o.per_connection = val().parse().unwrap_or_else(|_| usage()),
             "--warmup" => o.warmup = val().parse().unwrap_or_else(|_| usage()),
             "--client-ip" => o.client_ip = val().parse().unwrap_or_else(|_| usage()),
@@ -252,7 +256,14 @@ async fn main() {
         eprintln!("milter_load: no messages found");
         std::process::exit(1);
     }
-    let total = opts.messages.unwrap_or(corpus.len());
+    let total = match (opts.messages, opts.seconds) {
+        (Some(n), _) => n,
+        (None, Some(_)) => usize::MAX / 2,
+        (None, None) => corpus.len(),
+    };
+    let deadline = opts
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let warmup = opts.warmup;
     let next = Arc::new(AtomicUsize::new(0));
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -272,6 +283,9 @@ async fn main() {
             let mut sent_on_session = 0usize;
             let mut local = Stats::default();
             loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= warmup + total {
                     break;

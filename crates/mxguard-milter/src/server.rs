@@ -201,6 +201,27 @@ where
         .await
 }
 
+/// Serves one MTA connection accepted elsewhere, or an in-memory stream
+/// (tests, fuzzing), with the session code of [`MilterServer::run`], until
+/// the MTA closes it. It has its own scan slots (`max_scans`).
+pub async fn serve_connection<S: Stream>(
+    stream: S,
+    peer: &str,
+    scanner: Arc<dyn Scanner>,
+    config: Arc<Shared<MilterConfig>>,
+) {
+    let (_stop_tx, stop) = watch::channel(false);
+    let slots = config.get().scan_slots().min(Semaphore::MAX_PERMITS);
+    let ctx = SessionCtx {
+        id: 0,
+        scanner,
+        config,
+        stop,
+        scans: Arc::new(Semaphore::new(slots)),
+    };
+    run_session(stream, peer.to_string(), ctx).await;
+}
+
 /// Counts a session among the active ones while it lives.
 struct SessionGuard(Arc<AtomicUsize>);
 

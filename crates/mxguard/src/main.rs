@@ -5,6 +5,7 @@ mod classifier;
 mod config_cmd;
 mod history_cmd;
 mod learn_cmd;
+mod parts;
 mod purge;
 mod scan_cmd;
 mod scanner;

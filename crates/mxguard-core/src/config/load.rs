@@ -952,7 +952,10 @@ mod hostile_input_tests {
         let mut text = "# padding\n".repeat(RECOVER_ALL_BELOW / 10 + 1);
         text.push_str("x = = 1\ny = = 2\n");
         let e = errors(&text);
-        assert_eq!(e[0].position.map(|p| p.line), Some(RECOVER_ALL_BELOW / 10 + 2));
+        assert_eq!(
+            e[0].position.map(|p| p.line),
+            Some(RECOVER_ALL_BELOW / 10 + 2)
+        );
         assert!(e[1].message.contains("only the first"), "{}", e[1]);
     }
 

@@ -8,6 +8,7 @@
 pub mod action;
 pub mod config;
 pub mod envelope;
+pub mod files;
 pub mod iptable;
 pub mod maps;
 pub mod restriction;

@@ -7,7 +7,7 @@ use crate::protocol::{Request, Stage};
 use crate::whitelist::Whitelist;
 use mxguard_core::config::{Config, ConfigError, DnsFailure, GreylistConfig, LoadedConfig};
 use mxguard_core::iptable::{IpTable, parse_network};
-use mxguard_core::maps::{LineError, MapFile};
+use mxguard_core::maps::{LineError, MapFile, MapLimits};
 use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilter, Restriction};
 use mxguard_dns::{Dns, reversed};
 use mxguard_store::{Clock, Store, SystemClock};
@@ -72,7 +72,7 @@ impl Engine {
         dns: Option<Dns>,
     ) -> Result<(Engine, Vec<LineError>), Vec<ConfigError>> {
         let config: &Config = &loaded.config;
-        let every = config.scan.map_check_interval.as_duration();
+        let limits = MapLimits::of(&config.scan);
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut lists = HashMap::new();
@@ -94,7 +94,7 @@ impl Engine {
                         if let Restriction::CheckAccess { map, .. } = &res
                             && !maps.contains_key(map)
                         {
-                            match MapFile::<AccessMap>::load(map, every) {
+                            match MapFile::<AccessMap>::load(map, limits) {
                                 Ok((m, w)) => {
                                     warnings.extend(w);
                                     maps.insert(map.clone(), m);
@@ -112,7 +112,7 @@ impl Engine {
         let mut load_wl = |files: &Vec<toml::Spanned<PathBuf>>, key: &str| {
             let mut out = Vec::new();
             for (i, f) in files.iter().enumerate() {
-                match MapFile::<Whitelist>::load(f.get_ref(), every) {
+                match MapFile::<Whitelist>::load(f.get_ref(), limits) {
                     Ok((m, w)) => {
                         warnings.extend(w);
                         out.push(m);

@@ -1,15 +1,18 @@
 //! `mxguard config check` and `mxguard config dump`.
 
-use crate::settings::{Globals, format_errors};
+use crate::parts::{self, NoStore, Wanted};
+use crate::settings::Globals;
 use clap::Subcommand;
-use mxguard_core::config::load_file;
-use mxguard_scan::Pipeline;
+use mxguard_core::config::{ConfigError, MAX_ERRORS, load_file};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file and the map files it names; print every error.
+    /// Validate a config file and build what `serve` builds from it (every
+    /// map, table and whitelist file it names, the DNS resolver), without
+    /// binding sockets or opening the store; print every error.
     Check {
         /// The file to check (default: -c, or /etc/mxguard/mxguard.toml).
         file: Option<PathBuf>,
@@ -37,34 +40,51 @@ fn check(globals: &Globals, file: Option<PathBuf>) -> Result<ExitCode, String> {
         .unwrap_or_else(|| PathBuf::from(mxguard_core::config::DEFAULT_CONFIG_PATH));
     let loaded = match load_file(&path) {
         Ok(l) => l,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("{}: {} error(s)", path.display(), errors.len());
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(refuse(&path, &errors)),
     };
-    match Pipeline::new(&loaded) {
-        Ok((pipeline, warnings)) => {
-            for w in &warnings {
+    // The DNS resolver is built on a runtime, as in `serve`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let built = runtime.block_on(async {
+        parts::build(&loaded, Arc::new(NoStore), Wanted::check(&loaded.config))
+    });
+    match built {
+        Ok(built) => {
+            for w in &built.warnings {
                 eprintln!("warning: {w}");
             }
-            let known: Vec<&str> = pipeline.symbols().names().collect();
-            for name in loaded.config.symbols.keys() {
-                if !known.contains(&name.as_str()) {
-                    eprintln!(
-                        "warning: {}: symbols.{name}: no check emits this symbol; its score has no effect",
-                        path.display()
-                    );
+            if let Some(pipeline) = &built.pipeline {
+                let known: Vec<&str> = pipeline.symbols().names().collect();
+                for name in loaded.config.symbols.keys() {
+                    if !known.contains(&name.as_str()) {
+                        eprintln!(
+                            "warning: {}: symbols.{name}: no check emits this symbol; its score has no effect",
+                            path.display()
+                        );
+                    }
                 }
             }
             println!("{}: OK", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Err(errors) => {
-            eprintln!("{}", format_errors(&errors));
-            Ok(ExitCode::FAILURE)
-        }
+        Err(errors) => Ok(refuse(&path, &errors)),
     }
+}
+
+/// Prints the errors, one a line (at most [`MAX_ERRORS`]), and a count.
+fn refuse(path: &std::path::Path, errors: &[ConfigError]) -> ExitCode {
+    for e in errors.iter().take(MAX_ERRORS) {
+        eprintln!("{e}");
+    }
+    if errors.len() > MAX_ERRORS {
+        eprintln!(
+            "{}: and {} more errors not shown",
+            path.display(),
+            errors.len() - MAX_ERRORS
+        );
+    }
+    eprintln!("{}: {} error(s)", path.display(), errors.len());
+    ExitCode::FAILURE
 }

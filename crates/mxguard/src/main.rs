@@ -5,6 +5,7 @@ mod classifier;
 mod config_cmd;
 mod history_cmd;
 mod learn_cmd;
+mod parts;
 mod purge;
 mod scan_cmd;
 mod scanner;
@@ -28,6 +29,10 @@ struct Cli {
     /// State directory for the embedded store (overrides [store] data_dir).
     #[arg(long = "data-dir", global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Log line format on stderr: text (coloured only on a terminal, and
+    /// never with NO_COLOR set) or json (one object per line).
+    #[arg(long = "log-format", global = true, value_enum, default_value_t)]
+    log_format: settings::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,11 +58,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    settings::init_logging(if matches!(cli.command, Command::Serve) {
-        "info"
-    } else {
-        "warn"
-    });
+    settings::init_logging(
+        if matches!(cli.command, Command::Serve) {
+            "info"
+        } else {
+            "warn"
+        },
+        cli.log_format,
+    );
     let globals = settings::Globals {
         config: cli.config,
         data_dir: cli.data_dir,

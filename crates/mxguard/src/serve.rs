@@ -4,10 +4,9 @@
 //! of expired entries. SIGHUP reloads the config and maps, SIGTERM/SIGINT
 //! stop it after sessions in flight.
 
+use crate::parts::{self, Wanted};
 use crate::settings::{Globals, format_errors};
-use mxguard_core::config::LoadedConfig;
 use mxguard_core::shared::Shared;
-use mxguard_policy::engine::Engine;
 use mxguard_store::{EmbeddedStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,19 +26,6 @@ pub fn run(globals: &Globals) -> Result<ExitCode, String> {
     runtime.block_on(serve(globals))
 }
 
-fn build_engine(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Engine, String> {
-    let dns = if Engine::needs_dns(&loaded.config) {
-        Some(mxguard_dns::Dns::new(&loaded.config.dns)?)
-    } else {
-        None
-    };
-    let (engine, warnings) = Engine::new(loaded, store, dns).map_err(|e| format_errors(&e))?;
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    Ok(engine)
-}
-
 async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let loaded = globals.load_config()?;
     let config = &loaded.config;
@@ -47,13 +33,13 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let built = parts::build(&loaded, store.clone(), Wanted::serve(config))
+        .map_err(|e| format_errors(&e))?;
+    for w in &built.warnings {
+        tracing::warn!("{w}");
+    }
 
-    let milter = if config.milter.enabled {
-        let (pipeline, warnings) =
-            mxguard_scan::Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
+    let milter = if let Some(pipeline) = built.pipeline {
         let (classifier, classifier_tasks) = crate::classifier::Classifier::start(
             &config.classifier,
             store.clone(),
@@ -97,8 +83,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         None
     };
 
-    let policy = if config.policy.enabled {
-        let engine = Arc::new(Shared::new(build_engine(&loaded, store.clone())?));
+    let policy = if let Some(engine) = built.engine {
+        let engine = Arc::new(Shared::new(engine));
         let mode = mxguard_core::config::parse_mode(&config.policy.socket_mode).unwrap_or(0o666);
         let listener = mxguard_policy::server::Listener::bind(&config.policy.listen, mode)
             .await
@@ -135,23 +121,24 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                match globals.load_config() {
-                    Ok(new) => {
-                        if let Some((pipeline, milter_config, classifier)) = &milter {
-                            match mxguard_scan::Pipeline::new(&new) {
-                                Ok((p, _)) => {
-                                    pipeline.replace(p.with_classifier(classifier.handle.clone()));
-                                    milter_config.replace(new.config.milter.clone());
-                                    tracing::info!("milter: configuration reloaded");
-                                }
-                                Err(e) => tracing::error!("reload refused, keeping the running configuration: {}", format_errors(&e)),
-                            }
+                let wanted = Wanted { pipeline: milter.is_some(), engine: policy.is_some() };
+                let rebuilt = globals.load_config().and_then(|new| {
+                    let built = parts::build(&new, store.clone(), wanted).map_err(|e| format_errors(&e))?;
+                    Ok((new, built))
+                });
+                match rebuilt {
+                    Ok((new, built)) => {
+                        for w in &built.warnings {
+                            tracing::warn!("{w}");
                         }
-                        if let Some(p) = &policy {
-                            match build_engine(&new, store.clone()) {
-                                Ok(e) => { p.replace(e); tracing::info!("policy: configuration reloaded"); }
-                                Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
-                            }
+                        if let (Some((pipeline, milter_config, classifier)), Some(p)) = (&milter, built.pipeline) {
+                            pipeline.replace(p.with_classifier(classifier.handle.clone()));
+                            milter_config.replace(new.config.milter.clone());
+                            tracing::info!("milter: configuration reloaded");
+                        }
+                        if let (Some(p), Some(e)) = (&policy, built.engine) {
+                            p.replace(e);
+                            tracing::info!("policy: configuration reloaded");
                         }
                     }
                     Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),

@@ -36,15 +36,36 @@ pub fn format_errors(errors: &[ConfigError]) -> String {
     s
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event; coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (level, target, message and fields at the
+    /// top level, timestamp), for log shippers.
+    Json,
+}
+
 /// Logs go to stderr; `MXGUARD_LOG` (or `RUST_LOG`) sets the filter.
-pub fn init_logging(default: &str) {
+pub fn init_logging(default: &str, format: LogFormat) {
     let filter = std::env::var("MXGUARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_string());
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => logs.with_ansi(colour(std::io::stderr())).try_init(),
+        LogFormat::Json => logs.with_ansi(false).json().flatten_event(true).try_init(),
+    };
+}
+
+/// Colour codes only for a person at a terminal who has not asked for none
+/// (NO_COLOR set and not empty, as no-color.org says); a journal, a pipe or
+/// a file gets plain text.
+fn colour(stream: impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Peak resident set size of this process, from /proc (Linux), in bytes.

@@ -357,3 +357,189 @@ fn a_symlink_loop_in_a_scanned_directory_ends() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 1);
 }
+
+/// Every key that names a file `serve` reads: `config check` refuses the
+/// config when the file is missing, at the key's line, as `serve` does.
+#[test]
+fn config_check_refuses_every_missing_file_serve_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let m = missing.display();
+    let cases = [
+        (
+            format!("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{m}\"\n"),
+            "multimap[0].map",
+            4,
+        ),
+        (
+            format!("[[rule_tables]]\ntarget = \"header\"\npath = \"{m}\"\n"),
+            "rule_tables[0].path",
+            3,
+        ),
+        (
+            format!("[greylist]\nwhitelist_clients = [\"{m}\"]\n"),
+            "greylist.whitelist_clients[0]",
+            2,
+        ),
+        (
+            format!("[greylist]\nwhitelist_recipients = [\"{m}\"]\n"),
+            "greylist.whitelist_recipients[0]",
+            2,
+        ),
+        (
+            format!("[policy.restrictions]\nclient = [\"check_client_access hash:{m}\"]\n"),
+            "policy.restrictions.client[0]",
+            2,
+        ),
+        (
+            format!("[policy.restrictions]\nhelo = [\"check_helo_access {m}\"]\n"),
+            "policy.restrictions.helo[0]",
+            2,
+        ),
+        (
+            format!("[policy.restrictions]\nsender = [\"check_sender_access {m}\"]\n"),
+            "policy.restrictions.sender[0]",
+            2,
+        ),
+        (
+            format!(
+                "[policy.restrictions]\nrecipient = [\"permit_mynetworks\", \"check_recipient_access {m}\"]\n"
+            ),
+            "policy.restrictions.recipient[1]",
+            2,
+        ),
+    ];
+    for (body, key, line) in cases {
+        let cfg = write_config(dir.path(), &body);
+        let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{key}: {err}");
+        let at = format!("{}:{line}:", cfg.display());
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&at) && l.contains(key) && l.contains(&m.to_string())),
+            "{key} at line {line}:\n{err}"
+        );
+    }
+}
+
+/// A device, a FIFO or a file over `[scan] max_map_size` as a map is a
+/// quick error naming the key and the file, not a hang.
+#[test]
+fn config_check_refuses_maps_that_are_not_bounded_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.map");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let big = dir.path().join("big.map");
+    std::fs::write(&big, "192.0.2.1\n".repeat(200)).unwrap();
+    for (map, extra, what) in [
+        ("/dev/zero".to_string(), "", "character device"),
+        (fifo.display().to_string(), "", "FIFO"),
+        (
+            big.display().to_string(),
+            "[scan]\nmax_map_size = \"1k\"\n",
+            "over the limit of 1024 bytes",
+        ),
+    ] {
+        let cfg = write_config(
+            dir.path(),
+            &format!("{extra}[[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{map}\"\n"),
+        );
+        let out = mxguard(&["config", "check", cfg.to_str().unwrap()], None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("multimap[0].map") && err.contains(&map) && err.contains(what),
+            "{what}: {err}"
+        );
+    }
+    // The config itself: a device is refused, not read forever.
+    let out = mxguard(&["config", "check", "/dev/zero"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("character device"));
+}
+
+/// Logs to a pipe carry no colour codes; `--log-format json` gives one
+/// JSON object per line with level, target, message and fields.
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("ip.map");
+    std::fs::write(&map, "not-an-address\n").unwrap();
+    let port = common::postfix::free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n\
+             [store]\ndata_dir = \"{}\"\n\
+             [[multimap]]\nname = \"BL\"\ntype = \"ip\"\nmap = \"{}\"\n",
+            dir.path().join("data").display(),
+            map.display()
+        ),
+    );
+    let serve = |format: &[&str]| -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+            .args(format)
+            .args(["-c", cfg.to_str().unwrap(), "serve"])
+            .env("MXGUARD_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mxguard serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let mut log = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut log);
+                panic!("serve did not listen on {port}: {log}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let stopped = Command::new("kill")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let out = child.wait_with_output().unwrap();
+        text(&out.stderr)
+    };
+
+    // The default format: text.
+    let log = serve(&[]);
+    assert!(log.contains("milter listening"), "{log}");
+    assert!(log.contains("line skipped"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log:?}");
+
+    let log = serve(&["--log-format", "json"]);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let listening = lines
+        .iter()
+        .find(|v| v["message"] == "milter listening")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(listening["level"], "INFO");
+    assert!(
+        listening["target"].as_str().unwrap().starts_with("mxguard"),
+        "{listening}"
+    );
+    assert_eq!(listening["listen"], format!("127.0.0.1:{port}"));
+    let skipped = lines
+        .iter()
+        .find(|v| v["level"] == "WARN")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        skipped["message"]
+            .as_str()
+            .unwrap()
+            .contains("line skipped"),
+        "{skipped}"
+    );
+}

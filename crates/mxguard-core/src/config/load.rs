@@ -8,6 +8,7 @@
 
 use super::Config;
 use crate::config::{AddressSource, MapType, RuleTarget};
+use crate::files::read_bounded;
 use crate::rules::{RuleAction, compile_pattern};
 use serde::Deserialize;
 use std::fmt;
@@ -74,15 +75,43 @@ impl LoadedConfig {
     }
 }
 
+/// The largest config file read. A hand-written config is a few KiB; this
+/// stops a wrong `-c` (a log, a device) from eating memory and time.
+pub const MAX_CONFIG_SIZE: usize = 1 << 20;
+
+/// At most this many errors are reported; past it, a last entry says how
+/// many more there were (fixing the first ones often clears the rest).
+pub const MAX_ERRORS: usize = 100;
+
+/// Each error the types find costs one more deserialisation of the whole
+/// document. This caps the total work (document entries × passes), so a
+/// large config full of errors stops early instead of running for minutes.
+const PASS_BUDGET: usize = 1_000_000;
+
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let whole_file = |message: String| {
         vec![ConfigError {
             file: label.clone(),
             position: None,
             key: String::new(),
-            message: format!("cannot read the config file: {e}; check the path given with -c"),
+            message,
+        }]
+    };
+    let bytes = read_bounded(path, MAX_CONFIG_SIZE as u64).map_err(|e| {
+        whole_file(format!(
+            "cannot read the config file: {e}; check the path given with -c"
+        ))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let good = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        vec![ConfigError {
+            file: label.clone(),
+            position: Some(position(&good, at)),
+            key: String::new(),
+            message: "the config file is not UTF-8 text; a TOML file must be".into(),
         }]
     })?;
     let config = load_str(&text, &label)?;
@@ -94,22 +123,46 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
 }
 
 /// Parses and validates config text; `file` names it in error messages.
+///
+/// Safe on any input: text over [`MAX_CONFIG_SIZE`] is refused, nesting is
+/// bounded by the TOML parser's own depth limit, and the work done for a
+/// text full of errors is capped (see [`MAX_ERRORS`]).
 pub fn load_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    let lines = LineIndex::new(text);
     let at = |span: Option<Range<usize>>, key: String, message: String| ConfigError {
         file: file.to_string(),
-        position: span.map(|s| position(text, s.start)),
+        position: span.map(|s| lines.position(s.start)),
         key,
         message,
     };
-    let (mut doc, syntax) = DeTable::parse_recoverable(text);
-    if !syntax.is_empty() {
-        return Err(syntax
-            .into_iter()
-            .map(|e| at(e.span(), String::new(), first_line(e.message())))
-            .collect());
+    if text.len() > MAX_CONFIG_SIZE {
+        return Err(vec![at(
+            None,
+            String::new(),
+            format!(
+                "the config is {} bytes, over the limit of {MAX_CONFIG_SIZE} bytes; is this the \
+                 config file?",
+                text.len()
+            ),
+        )]);
     }
+    let (mut doc, syntax) = parse(text);
+    if !syntax.is_empty() {
+        let total = syntax.len();
+        let mut errors: Vec<ConfigError> = syntax
+            .into_iter()
+            .take(MAX_ERRORS)
+            .map(|e| at(e.span(), String::new(), first_line(e.message())))
+            .collect();
+        note_more(&mut errors, total, file);
+        note_first_only(&mut errors, text, file);
+        return Err(errors);
+    }
+    let entries = count_entries(doc.get_ref()).max(1);
+    let max_passes = (PASS_BUDGET / entries).clamp(5, MAX_ERRORS);
     let mut errors: Vec<ConfigError> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
+    let mut stopped = false;
     let config = loop {
         let de = toml::de::Deserializer::from(doc.clone());
         match Config::deserialize(de) {
@@ -129,21 +182,97 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
                     errors.push(at(span, key.clone(), message));
                 }
                 removed.push(key);
-                if path.is_empty() || !remove(doc.get_mut(), &path) || errors.len() >= 100 {
+                if path.is_empty() || !remove(doc.get_mut(), &path) {
+                    break None;
+                }
+                if removed.len() >= max_passes {
+                    stopped = true;
                     break None;
                 }
             }
         }
     };
     errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+    if stopped {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            position: None,
+            key: String::new(),
+            message: format!(
+                "stopped looking after {} errors; fix these and check again",
+                errors.len()
+            ),
+        });
+    }
     let Some(config) = config else {
         return Err(errors);
     };
     if !errors.is_empty() {
         return Err(errors);
     }
-    validate(&config, doc.get_ref(), text, file)?;
+    validate(&config, doc.get_ref(), &lines, file)?;
     Ok(config)
+}
+
+/// Up to this size every syntax error is collected; the TOML parser keeps
+/// a few hundred bytes per error, so a larger text reports its first only.
+const RECOVER_ALL_BELOW: usize = 128 << 10;
+
+/// The document and its syntax errors (every one, or the first for a
+/// large text).
+fn parse(text: &str) -> (toml::Spanned<DeTable<'_>>, Vec<toml::de::Error>) {
+    if text.len() <= RECOVER_ALL_BELOW {
+        return DeTable::parse_recoverable(text);
+    }
+    match DeTable::parse(text) {
+        Ok(doc) => (doc, Vec::new()),
+        Err(e) => (Spanned::new(0..0, DeTable::new()), vec![e]),
+    }
+}
+
+/// Says why a large config reports one syntax error only.
+fn note_first_only(errors: &mut Vec<ConfigError>, text: &str, file: &str) {
+    if text.len() > RECOVER_ALL_BELOW {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            position: None,
+            key: String::new(),
+            message: format!(
+                "only the first syntax error is shown in a config over {} KiB; fix it and check again",
+                RECOVER_ALL_BELOW >> 10
+            ),
+        });
+    }
+}
+
+/// Appends "and N more" when `errors` was cut short of `total`.
+fn note_more(errors: &mut Vec<ConfigError>, total: usize, file: &str) {
+    if total > errors.len() {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            position: None,
+            key: String::new(),
+            message: format!(
+                "and {} more errors not shown; fix these and check again",
+                total - errors.len()
+            ),
+        });
+    }
+}
+
+/// How many keys and array items the document holds, at every depth.
+fn count_entries(table: &DeTable<'_>) -> usize {
+    let mut n = 0;
+    let mut stack: Vec<&DeValue<'_>> = table.iter().map(|(_, v)| v.get_ref()).collect();
+    while let Some(v) = stack.pop() {
+        n += 1;
+        match v {
+            DeValue::Table(t) => stack.extend(t.iter().map(|(_, v)| v.get_ref())),
+            DeValue::Array(items) => stack.extend(items.iter().map(|v| v.get_ref())),
+            _ => {}
+        }
+    }
+    n
 }
 
 /// Checks what the types alone cannot: regexes compile, actions parse,
@@ -153,15 +282,21 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
 fn validate(
     config: &Config,
     doc: &DeTable<'_>,
-    text: &str,
+    lines: &LineIndex,
     file: &str,
 ) -> Result<(), Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let mut total = 0;
     let mut err = |span: Option<Range<usize>>, key: String, message: String| {
+        total += 1;
+        // Locating an error walks the document: only for those reported.
+        if errors.len() >= MAX_ERRORS {
+            return;
+        }
         let span = span.or_else(|| span_of_key(doc, &key));
         errors.push(ConfigError {
             file: file.to_string(),
-            position: span.map(|s| position(text, s.start)),
+            position: span.map(|s| lines.position(s.start)),
             key,
             message,
         })
@@ -305,6 +440,13 @@ fn validate(
             "0 leaves every message unscanned; give a size like \"50M\"".into(),
         );
     }
+    if config.scan.max_map_size.0 == 0 {
+        err(
+            None,
+            "scan.max_map_size".into(),
+            "0 refuses every map file; give a size like \"32M\"".into(),
+        );
+    }
     if config.policy.idle_timeout.0 == 0 {
         err(
             None,
@@ -370,6 +512,7 @@ fn validate(
         Ok(())
     } else {
         errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+        note_more(&mut errors, total, file);
         Err(errors)
     }
 }
@@ -395,7 +538,8 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_string()
 }
 
-/// 1-based line and column (in characters) of a byte offset.
+/// 1-based line and column (in characters) of a byte offset. Scans the
+/// text before it: for one error; [`LineIndex`] places many.
 fn position(text: &str, offset: usize) -> Position {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
@@ -404,6 +548,37 @@ fn position(text: &str, offset: usize) -> Position {
     Position {
         line,
         column: before[line_start..].chars().count() + 1,
+    }
+}
+
+/// Where each line starts, so that placing many errors costs a binary
+/// search each, not a scan of the text each.
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> LineIndex<'a> {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { text, starts }
+    }
+
+    /// The same as [`position`].
+    fn position(&self, offset: usize) -> Position {
+        let offset = self.text.floor_char_boundary(offset.min(self.text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let line_start = self.starts[line - 1];
+        Position {
+            line,
+            column: self.text[line_start..offset].chars().count() + 1,
+        }
     }
 }
 
@@ -703,6 +878,115 @@ mod tests {
         let e = errors("[[multimap]]\nname = \"BL\"\ntype = \"ip\"\n");
         assert!(e[0].message.contains("map"), "{e:?}");
         assert!(e[0].key.starts_with("multimap"), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod hostile_input_tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        load_str(text, "t.toml").expect_err("config should be rejected")
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for text in [
+            format!("a = {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("a = {}1{}\n", "{b = ".repeat(100_000), "}".repeat(100_000)),
+            format!("a = {}\n", "[".repeat(100_000)),
+            format!("a{} = 1\n", ".a".repeat(100_000)),
+            format!("[a{}]\n", ".a".repeat(100_000)),
+        ] {
+            let e = errors(&text);
+            assert!(!e.is_empty() && e.len() <= MAX_ERRORS + 1, "{}", e.len());
+        }
+    }
+
+    #[test]
+    fn syntax_errors_past_the_cap_are_counted_not_listed() {
+        let e = errors(&"= = =\n".repeat(5_000));
+        assert_eq!(e.len(), MAX_ERRORS + 1, "{}", e.len());
+        assert_eq!(e[0].position.map(|p| p.line), Some(1));
+        let last = e.last().unwrap();
+        assert!(last.message.contains("more errors not shown"), "{last}");
+    }
+
+    #[test]
+    fn type_errors_past_the_cap_stop_the_search_and_say_so() {
+        let mut text = String::new();
+        for i in 0..2_000 {
+            text.push_str(&format!(
+                "[[rules]]\nname = \"R{i}\"\ntarget = \"subjec\"\npattern = \"x\"\n"
+            ));
+        }
+        let e = errors(&text);
+        assert!(e.len() <= MAX_ERRORS + 1, "{}", e.len());
+        assert_eq!(e[0].key, "rules[0].target");
+        assert_eq!(e[0].position.map(|p| p.line), Some(3));
+        let last = e.last().unwrap();
+        assert!(last.message.contains("stopped looking"), "{last}");
+    }
+
+    #[test]
+    fn validation_errors_past_the_cap_are_counted_not_listed() {
+        let mut text = String::new();
+        for i in 0..1_000 {
+            text.push_str(&format!(
+                "[[rules]]\nname = \"R{i}\"\ntarget = \"subject\"\npattern = \"(\"\n"
+            ));
+        }
+        let e = errors(&text);
+        assert_eq!(e.len(), MAX_ERRORS + 1, "{}", e.len());
+        assert_eq!(e[99].position.map(|p| p.line), Some(99 * 4 + 4));
+        assert!(e[100].message.contains("900 more"), "{}", e[100]);
+    }
+
+    #[test]
+    fn text_over_the_size_cap_is_refused_unparsed() {
+        let text = "# padding\n".repeat(MAX_CONFIG_SIZE / 10 + 1);
+        let e = errors(&text);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("over the limit"), "{}", e[0]);
+        // A large text within the cap reports its first syntax error.
+        let mut text = "# padding\n".repeat(RECOVER_ALL_BELOW / 10 + 1);
+        text.push_str("x = = 1\ny = = 2\n");
+        let e = errors(&text);
+        assert_eq!(
+            e[0].position.map(|p| p.line),
+            Some(RECOVER_ALL_BELOW / 10 + 2)
+        );
+        assert!(e[1].message.contains("only the first"), "{}", e[1]);
+    }
+
+    #[test]
+    fn the_config_file_must_be_a_bounded_regular_utf8_file() {
+        let e = load_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(e[0].message.contains("character device"), "{}", e[0]);
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let e = load_file(&fifo).unwrap_err();
+        assert!(e[0].message.contains("FIFO"), "{}", e[0]);
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, "#".repeat(MAX_CONFIG_SIZE + 1)).unwrap();
+        let e = load_file(&big).unwrap_err();
+        assert!(e[0].message.contains("over the limit"), "{}", e[0]);
+        let latin1 = dir.path().join("latin1.toml");
+        std::fs::write(&latin1, b"[actions]\n# caf\xe9\n").unwrap();
+        let e = load_file(&latin1).unwrap_err();
+        assert_eq!(e[0].position, Some(Position { line: 2, column: 6 }));
+        assert!(e[0].message.contains("UTF-8"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_zero_map_size_is_refused() {
+        let e = errors("[scan]\nmax_map_size = 0\n");
+        assert_eq!(e[0].key, "scan.max_map_size");
+        assert_eq!(e[0].position.map(|p| p.line), Some(2));
+        let c = load_str("[scan]\nmax_map_size = \"1G\"\n", "t").unwrap();
+        assert_eq!(c.scan.max_map_size.0, 1 << 30);
     }
 }
 

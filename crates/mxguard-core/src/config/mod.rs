@@ -11,7 +11,9 @@ mod policy;
 mod units;
 
 pub use classifier::ClassifierConfig;
-pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
+pub use load::{
+    ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
+};
 pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, parse_mode};
 pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
@@ -63,6 +65,10 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[scan] max_map_size` by default: room for a million-line list, small
+/// beside a 2 GB machine even once parsed.
+pub const DEFAULT_MAX_MAP_SIZE: u64 = 32 << 20;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanConfig {
@@ -70,6 +76,10 @@ pub struct ScanConfig {
     pub max_message_size: ByteSize,
     /// How often a map file's modification time is checked, at most.
     pub map_check_interval: Seconds,
+    /// Largest map file (multimap lists, access maps, whitelists, rule
+    /// tables) that is loaded; a larger one is refused at start and ignored
+    /// at reload, so a mistake cannot eat the machine's memory.
+    pub max_map_size: ByteSize,
 }
 
 impl Default for ScanConfig {
@@ -77,6 +87,7 @@ impl Default for ScanConfig {
         ScanConfig {
             max_message_size: ByteSize(50 * 1024 * 1024),
             map_check_interval: Seconds(1),
+            max_map_size: ByteSize(DEFAULT_MAX_MAP_SIZE),
         }
     }
 }

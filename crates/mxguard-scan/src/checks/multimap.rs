@@ -11,7 +11,7 @@ use crate::Task;
 use mxguard_core::config::{AddressMatch, AddressSource, Config, MapType, MultimapConfig};
 use mxguard_core::envelope::strip_path;
 use mxguard_core::iptable::{IpTable, parse_network};
-use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines};
+use mxguard_core::maps::{LineError, MapData, MapFile, MapLimits, logical_lines};
 use mxguard_core::rules::RuleAction;
 use mxguard_core::{Action, Envelope, ScanResults, SmtpStage, SymbolDef};
 use std::collections::HashMap;
@@ -212,11 +212,11 @@ pub struct Multimap {
 
 impl Multimap {
     pub fn new(config: &Config, report: &mut BuildReport) -> Multimap {
-        let every = config.scan.map_check_interval.as_duration();
+        let limits = MapLimits::of(&config.scan);
         let mut lists = Vec::new();
         let mut defs = Vec::new();
         for (i, c) in config.multimap.iter().enumerate() {
-            match build_list(c, every, report) {
+            match build_list(c, limits, report) {
                 Ok(list) => {
                     defs.push(SymbolDef::new(
                         &c.name,
@@ -246,16 +246,16 @@ impl Multimap {
 
 fn build_list(
     c: &MultimapConfig,
-    every: std::time::Duration,
+    limits: MapLimits,
     report: &mut BuildReport,
 ) -> Result<List, String> {
     let path = c.map.get_ref();
     let map = if c.kind == MapType::Ip {
-        let (m, errs) = MapFile::<IpList>::load(path, every)?;
+        let (m, errs) = MapFile::<IpList>::load(path, limits)?;
         report.line_errors.extend(errs);
         ListMap::Ip(m)
     } else {
-        let (m, errs) = MapFile::<NameList>::load(path, every)?;
+        let (m, errs) = MapFile::<NameList>::load(path, limits)?;
         report.line_errors.extend(errs);
         ListMap::Names(m)
     };

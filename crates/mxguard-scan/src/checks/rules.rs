@@ -5,7 +5,9 @@ use super::{BuildError, BuildReport, Check};
 use crate::Task;
 use mail_parser::MimeHeaders;
 use mxguard_core::config::{Config, RuleTarget, TableTarget};
-use mxguard_core::maps::{LineError, MapData, MapFile, logical_lines_whole_line_comments};
+use mxguard_core::maps::{
+    LineError, MapData, MapFile, MapLimits, logical_lines_whole_line_comments,
+};
 use mxguard_core::rules::{RuleAction, compile_pattern};
 use mxguard_core::{ScanResults, SymbolDef};
 use regex::Regex;
@@ -219,14 +221,14 @@ impl Rules {
                     .and_then(|a| RuleAction::parse(a.get_ref()).ok()),
             });
         }
-        let every = config.scan.map_check_interval.as_duration();
+        let limits = MapLimits::of(&config.scan);
         let mut tables = Vec::new();
         for (i, t) in config.rule_tables.iter().enumerate() {
             let symbol = t.symbol.clone().unwrap_or_else(|| match t.target {
                 TableTarget::Header => "HEADER_CHECKS".to_string(),
                 TableTarget::Body => "BODY_CHECKS".to_string(),
             });
-            match MapFile::<RegexpTable>::load(t.path.get_ref(), every) {
+            match MapFile::<RegexpTable>::load(t.path.get_ref(), limits) {
                 Ok((file, errs)) => {
                     report.line_errors.extend(errs);
                     if !defs.iter().any(|d| d.name == symbol) {

@@ -4,10 +4,13 @@
 # SanitizerCoverage instrumentation, which stable rustc can emit. No
 # nightly, no cargo-fuzz needed.
 #
-#   scripts/fuzz.sh                          every target for 30 s each (CI's short run)
+#   scripts/fuzz.sh                          every target for 30 s each
+#   scripts/fuzz.sh ci                       CI's short run: every target, a fixed
+#                                            number of executions, FUZZ_SEED=1
 #   scripts/fuzz.sh mime --runs 10000000     one target for 10 million executions
 #   scripts/fuzz.sh all --time 600           every target for 10 minutes each
 #   scripts/fuzz.sh mime --jobs 2 --runs N   two fuzzing processes on one corpus
+#   FUZZ_SEED=1 scripts/fuzz.sh ...          libFuzzer's seed fixed: repeatable with --runs
 #
 # Targets (fuzz/fuzz_targets/): mime (the MIME parse and every scan check
 # behind it, the classifier's features), milter_codec (packets both ways),
@@ -27,7 +30,7 @@ TESTDATA=${MXGUARD_TESTDATA:-$ROOT/../shared/testdata}
 WORK=$ROOT/target/fuzz
 ALL=(mime milter_codec milter_session policy config)
 
-target=all time=30 runs="" jobs=1
+target=all time=30 runs="" jobs=1 ci=0
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then target=$1; shift; fi
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,7 +40,19 @@ while [ $# -gt 0 ]; do
     *) echo "usage: scripts/fuzz.sh [TARGET|all] [--time SECONDS | --runs N] [--jobs N]" >&2; exit 2 ;;
   esac
 done
+if [ "$target" = ci ]; then target=all ci=1; export FUZZ_SEED=${FUZZ_SEED:-1}; fi
 if [ "$target" = all ]; then targets=("${ALL[@]}"); else targets=("$target"); fi
+
+# CI's executions per target: the seeds once (mime has ~5,400 of them),
+# then some tens of seconds of mutations each on this machine kind.
+ci_runs() {
+  case $1 in
+    mime) echo 8000 ;;
+    milter_codec) echo 300000 ;;
+    config) echo 60000 ;;
+    *) echo 100000 ;;
+  esac
+}
 
 # The flags cargo-fuzz passes, minus the sanitizer (nightly only): edge
 # counters, the PC table and comparison tracing for libFuzzer, stack depth,
@@ -50,12 +65,14 @@ export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-trace-compares \
  -Cllvm-args=-sanitizer-coverage-stack-depth \
  --cfg fuzzing"
+# No --locked: fuzz/Cargo.lock follows the workspace's dependencies as they
+# change (cargo adds what is new and keeps the pins it has).
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros,
 # which must not be instrumented (they would not link).
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 BIN=$ROOT/fuzz/target/$HOST/release
 echo "== building fuzz targets"
-cargo build --release --locked --manifest-path fuzz/Cargo.toml --target-dir fuzz/target --target "$HOST" \
+cargo build --release --manifest-path fuzz/Cargo.toml --target-dir fuzz/target --target "$HOST" \
   $(printf -- '--bin %s ' "${targets[@]}")
 
 seed_dirs() {
@@ -120,11 +137,18 @@ for t in "${targets[@]}"; do
   fi
   limit=(-max_total_time="$time")
   [ -n "$runs" ] && limit=(-runs="$runs")
-  max_len=65536
-  [ "$t" = mime ] && max_len=262144
+  [ "$ci" = 1 ] && limit=(-runs="$(ci_runs "$t")")
+  # Longer inputs find nothing new here and slow every execution down.
+  case $t in
+    mime) max_len=262144 ;;
+    config) max_len=8192 ;;
+    *) max_len=65536 ;;
+  esac
   echo "== fuzz $t (${limit[*]}, jobs $jobs)"
   args=(-rss_limit_mb=2048 -timeout=20 -max_len=$max_len -print_final_stats=1
         -artifact_prefix="$artifacts/" "${limit[@]}")
+  # A fixed seed and a number of runs make a run repeatable (CI).
+  if [ -n "${FUZZ_SEED:-}" ]; then args+=(-seed="$FUZZ_SEED"); fi
   if [ "$jobs" -gt 1 ]; then args+=(-jobs="$jobs" -workers="$jobs"); fi
   set +e
   "$BIN/$t" "${args[@]}" "$corpus" "${seeds[@]}" > "$WORK/$t.log" 2>&1

@@ -4,7 +4,8 @@
 # loopback. Idempotent; needs root for apt-get, and says so when it is not.
 set -euo pipefail
 
-PACKAGES=(swaks dnsmasq-base)
+# g++: libFuzzer (scripts/fuzz.sh) is C++.
+PACKAGES=(swaks dnsmasq-base g++)
 DEBCONF=(
   "postfix postfix/main_mailer_type select Local only"
   "postfix postfix/mailname string mx.test"

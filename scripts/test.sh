@@ -18,7 +18,10 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzz targets, short repeatable run (docs/FUZZING.md)"
+./scripts/fuzz.sh ci

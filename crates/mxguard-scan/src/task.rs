@@ -2,6 +2,7 @@
 
 use mail_parser::{HeaderValue, Message};
 use mxguard_core::Envelope;
+use mxguard_learn::parse::Truncation;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
@@ -14,23 +15,28 @@ pub struct Task<'a> {
     /// False when the message was too big to parse or not a message at all;
     /// content checks then see an empty message.
     pub parsed: bool,
+    /// Where the parse stopped at its bounds (`mxguard_learn::parse::Limits`):
+    /// the parts and header fields past them are not in `message`.
+    pub truncated: Truncation,
     text: OnceCell<Vec<Cow<'a, str>>>,
 }
 
 impl<'a> Task<'a> {
-    /// Parses `raw` unless it exceeds `max_size`.
+    /// Parses `raw` unless it exceeds `max_size`, within the parse's
+    /// default limits (the ones the classifier learns with).
     pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
         let parsed = if raw.len() as u64 <= max_size {
-            mxguard_learn::parse(raw)
+            mxguard_learn::parse::parse_bounded(raw, &mxguard_learn::parse::Limits::DEFAULT)
         } else {
-            None
+            mxguard_learn::parse::Parsed::default()
         };
-        let ok = parsed.is_some();
+        let ok = parsed.message.is_some();
         Task {
             envelope,
             raw,
-            message: parsed.unwrap_or_default(),
+            message: parsed.message.unwrap_or_default(),
             parsed: ok,
+            truncated: parsed.truncated,
             text: OnceCell::new(),
         }
     }

@@ -19,6 +19,18 @@
 //! mail-parser 0.11's (parsers/message.rs); a change of that version needs
 //! the comparison run again.
 //!
+//! That holds within [`Limits`]. Past them, and only there, the message
+//! differs: a part that would open a level deeper than `max_depth` is an
+//! opaque `Binary` attachment (its body up to the boundary that ends it,
+//! undecoded structure and all); no part is begun past `max_parts` or once
+//! the boundary search runs out (the open parts end where the walk
+//! stopped); header fields past `max_part_headers` / `max_headers` are
+//! not in the part's list; a structured field that does not fit in
+//! `max_structured_header_bytes` is `HeaderValue::Text` of its raw value.
+//! [`Truncation`] says which happened. Nothing recurses per level of input
+//! (the walk keeps its own stack), so the tree's depth, at most
+//! `max_depth`, bounds the recursion of dropping or comparing it.
+//!
 //! Received fields are kept unparsed: mail-parser's own Received parser
 //! tokenises every Received field fully (dates, TLS versions, ciphers,
 //! ids), which was 22% of the parse, and only the feature extractor reads
@@ -45,7 +57,8 @@ const MAX_ENCODED_NESTING: usize = 3;
 /// 620 MiB), a part ~1 KB (500k empty parts in 43 MB took 484 MiB), an
 /// address or id list ~24 bytes per 2-byte element, and a nested message is
 /// a level of the tree that dropping it recurses through (33,000 levels in
-/// 1 MB overflowed the stack and aborted the process). Past a bound the
+/// 1 MB overflowed the stack and aborted the process). A multipart whose
+/// boundary is missing costs a search to the end of the message. Past a bound the
 /// parse does not fail: deeper parts become opaque, further parts and
 /// header fields are left unparsed, and [`Truncation`] says which bound was
 /// reached, for the scanner to report (the `MIME_TOO_*` symbols).
@@ -71,6 +84,12 @@ pub struct Limits {
     /// lists, content types, dates, decoded text) in the whole message; a
     /// field that does not fit is kept as raw text.
     pub max_structured_header_bytes: usize,
+    /// How many times the message's size the parse may search for the
+    /// first boundaries of multiparts. A multipart whose boundary is
+    /// missing is searched for to the end of the message (and then taken
+    /// as text, as mail-parser does): 1,000 of them before 40 MB took 14 s.
+    /// The parts after the search runs out are not parsed.
+    pub max_boundary_search: usize,
 }
 
 impl Limits {
@@ -80,6 +99,7 @@ impl Limits {
         max_part_headers: 1024,
         max_headers: 8192,
         max_structured_header_bytes: 512 << 10,
+        max_boundary_search: 8,
     };
 }
 
@@ -101,11 +121,14 @@ pub struct Truncation {
     pub headers: bool,
     /// A structured field past `max_structured_header_bytes`.
     pub header_bytes: bool,
+    /// Multiparts whose boundary is not in the rest of the message made
+    /// the parse search more than `max_boundary_search` times the message.
+    pub boundary_search: bool,
 }
 
 impl Truncation {
     pub fn any(&self) -> bool {
-        self.depth || self.parts || self.headers || self.header_bytes
+        self.depth || self.parts || self.headers || self.header_bytes || self.boundary_search
     }
 }
 
@@ -134,6 +157,7 @@ pub fn parse_bounded<'x>(raw: &'x [u8], limits: &Limits) -> Parsed<'x> {
         parts: 0,
         headers: 0,
         structured_bytes: 0,
+        boundary_search: 0,
         truncated: Truncation::default(),
     };
     let message = walk(raw, MAX_ENCODED_NESTING, 0, &mut budget);
@@ -150,7 +174,44 @@ struct Budget {
     parts: usize,
     headers: usize,
     structured_bytes: usize,
+    /// Bytes searched for multiparts' first boundaries.
+    boundary_search: usize,
     truncated: Truncation,
+}
+
+impl Budget {
+    /// [`find_boundary`] for a multipart's first boundary, within what is
+    /// left of the search budget (`max_boundary_search` times the message,
+    /// plus 1 MiB): `Err` when the boundary is not within it and the rest
+    /// of the message is longer.
+    fn find_first_boundary(
+        &mut self,
+        raw: &[u8],
+        from: usize,
+        boundary: &[u8],
+    ) -> Result<Option<(usize, usize)>, ()> {
+        let allowed = raw
+            .len()
+            .saturating_mul(self.limits.max_boundary_search)
+            .saturating_add(1 << 20);
+        let left = allowed.saturating_sub(self.boundary_search);
+        let end = from.saturating_add(left).min(raw.len());
+        let window = raw.get(..end).unwrap_or_default();
+        match find_boundary(window, from, boundary) {
+            Some((start, after)) => {
+                self.boundary_search += after - from;
+                Ok(Some((start, after)))
+            }
+            None if end == raw.len() => {
+                self.boundary_search += end.saturating_sub(from);
+                Ok(None)
+            }
+            None => {
+                self.boundary_search = allowed;
+                Err(())
+            }
+        }
+    }
 }
 
 /// How a header field's value is parsed: mail-parser's built-in table
@@ -524,7 +585,12 @@ fn walk<'x>(
         }
 
         if multipart && let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) {
-            if let Some((_, after)) = find_boundary(raw, pos, boundary.as_bytes()) {
+            let Ok(found) = budget.find_first_boundary(raw, pos, boundary.as_bytes()) else {
+                // Searched too much already: the rest is not parsed.
+                budget.truncated.boundary_search = true;
+                break;
+            };
+            if let Some((_, after)) = found {
                 let new = Level {
                     kind,
                     boundary: Some(boundary.as_bytes().to_vec()),
@@ -1519,6 +1585,49 @@ mod tests {
         let m = p.message.unwrap();
         assert_eq!(m.parts.len(), limits.max_parts);
         assert_eq!(m.text_body.len(), limits.max_parts - 1);
+    }
+
+    #[test]
+    fn searches_for_missing_boundaries_are_bounded() {
+        let bogus = |n: usize| {
+            let mut raw = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+            for i in 0..n {
+                raw.extend(
+                    format!("--b\nContent-Type: multipart/mixed; boundary=nope{i}\n\nx\n").bytes(),
+                );
+            }
+            raw.extend(b"--b\n\n");
+            raw.extend(b"filler text\n".repeat(10_000));
+            raw.extend(b"--b--\n");
+            raw
+        };
+        // A few: searched to the end, as mail-parser does.
+        let raw = bogus(5);
+        let p = parse_bounded(&raw, &Limits::DEFAULT);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+
+        // Many (here: past 2 times the message plus 1 MiB): the parts after
+        // the search ran out are not parsed.
+        let raw = bogus(1000);
+        let limits = Limits {
+            max_boundary_search: 2,
+            ..Limits::DEFAULT
+        };
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(
+            p.truncated,
+            Truncation {
+                boundary_search: true,
+                ..Default::default()
+            }
+        );
+        let searched = raw.len() - raw.iter().position(|&c| c == b'x').unwrap();
+        let n = p.message.unwrap().parts.len();
+        assert!(
+            n > 2 && n < 2 + (2 * raw.len() + (1 << 20)) / searched + 2,
+            "{n} parts"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ use mxguard_learn::parse::Truncation;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-/// What the checks see. Decoded text is computed once, on first use, and
-/// shared by every check that needs it.
+/// What the checks see. HTML reduced to text is computed once, on first
+/// use, and shared by every check that needs it; plain text is borrowed
+/// from the parsed message.
 pub struct Task<'a> {
     pub envelope: &'a Envelope,
     pub raw: &'a [u8],
@@ -18,7 +19,7 @@ pub struct Task<'a> {
     /// Where the parse stopped at its bounds (`mxguard_learn::parse::Limits`):
     /// the parts and header fields past them are not in `message`.
     pub truncated: Truncation,
-    text: OnceCell<Vec<Cow<'a, str>>>,
+    html_text: OnceCell<Vec<String>>,
 }
 
 impl<'a> Task<'a> {
@@ -37,14 +38,17 @@ impl<'a> Task<'a> {
             message: parsed.message.unwrap_or_default(),
             parsed: ok,
             truncated: parsed.truncated,
-            text: OnceCell::new(),
+            html_text: OnceCell::new(),
         }
     }
 
-    /// Decoded text of every text part, HTML reduced to text.
-    pub fn text_parts(&self) -> &[Cow<'a, str>] {
-        self.text
-            .get_or_init(|| mxguard_learn::tokenize::text_parts(&self.message))
+    /// Decoded text of every text part, HTML reduced to text; nothing is
+    /// copied but the HTML's text, once.
+    pub fn text_parts(&self) -> Vec<Cow<'_, str>> {
+        let html = self
+            .html_text
+            .get_or_init(|| mxguard_learn::tokenize::html_texts(&self.message));
+        mxguard_learn::tokenize::text_parts_from(&self.message, html)
     }
 
     /// The undecoded body (everything after the header block).

@@ -1,8 +1,9 @@
 //! Symbols for a message the MIME parse did not follow to the end because
 //! it went past the parse's bounds (`mxguard_learn::parse::Limits`): nested
 //! deeper than 64 levels, more than 1,024 parts, more header fields than
-//! 1,024 in a part or 8,192 in all, or more than 512 KiB of structured
-//! header fields. Real mail is far below every one (corpus-dev,
+//! 1,024 in a part or 8,192 in all, more than 512 KiB of structured header
+//! fields, or boundaries missing so often that searching for them would
+//! read the message more than 8 times. Real mail is far below every one (corpus-dev,
 //! phishing-dev and the MIME samples: at most 5 levels, 30 parts, 150
 //! fields and 18 KB of header), and what is past them is not scanned, so
 //! each adds to the score. Always on: the bounds cannot be turned off.
@@ -40,6 +41,12 @@ impl Check for MimeLimits {
                 "Too many header fields: the ones past the limit were not parsed",
             ),
             SymbolDef::new(
+                "MIME_MISSING_BOUNDARIES",
+                2.0,
+                "mime",
+                "Many multiparts whose boundary never appears: the rest was not parsed",
+            ),
+            SymbolDef::new(
                 "MIME_HEADERS_TOO_LONG",
                 2.0,
                 "mime",
@@ -59,6 +66,11 @@ impl Check for MimeLimits {
                 t.header_bytes,
                 "MIME_HEADERS_TOO_LONG",
                 limits.max_structured_header_bytes,
+            ),
+            (
+                t.boundary_search,
+                "MIME_MISSING_BOUNDARIES",
+                limits.max_boundary_search,
             ),
         ] {
             if hit {
@@ -111,5 +123,13 @@ mod tests {
         long.extend(b"a@example.com, ".repeat(40_000));
         long.extend(b"\n\nbody\n");
         assert_eq!(names(&long), ["MIME_HEADERS_TOO_LONG"]);
+
+        let mut bogus = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+        for i in 0..1000 {
+            bogus.extend(format!("--b\nContent-Type: multipart/mixed; boundary=n{i}\n\n").bytes());
+        }
+        bogus.extend(b"--b\n\n");
+        bogus.extend(b"filler\n".repeat(100_000));
+        assert_eq!(names(&bogus), ["MIME_MISSING_BOUNDARIES"]);
     }
 }

@@ -19,6 +19,18 @@
 //! mail-parser 0.11's (parsers/message.rs); a change of that version needs
 //! the comparison run again.
 //!
+//! That holds within [`Limits`]. Past them, and only there, the message
+//! differs: a part that would open a level deeper than `max_depth` is an
+//! opaque `Binary` attachment (its body up to the boundary that ends it,
+//! undecoded structure and all); no part is begun past `max_parts` or once
+//! the boundary search runs out (the open parts end where the walk
+//! stopped); header fields past `max_part_headers` / `max_headers` are
+//! not in the part's list; a structured field that does not fit in
+//! `max_structured_header_bytes` is `HeaderValue::Text` of its raw value.
+//! [`Truncation`] says which happened. Nothing recurses per level of input
+//! (the walk keeps its own stack), so the tree's depth, at most
+//! `max_depth`, bounds the recursion of dropping or comparing it.
+//!
 //! Received fields are kept unparsed: mail-parser's own Received parser
 //! tokenises every Received field fully (dates, TLS versions, ciphers,
 //! ids), which was 22% of the parse, and only the feature extractor reads
@@ -29,29 +41,369 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::quoted_printable::HEX_MAP;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{
-    ContentType, Encoding, GetHeader, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
-    PartType,
+    ContentType, Encoding, GetHeader, Header, HeaderName, HeaderValue, Message, MessageParser,
+    MessagePart, PartType,
 };
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
 /// How deep base64- or quoted-printable-encoded `message/rfc822` parts are
 /// parsed in turn (mail-parser's limit); deeper ones stay binary.
 const MAX_ENCODED_NESTING: usize = 3;
 
-/// Parses a message: mail-parser's `Message`, with Received fields kept
-/// unparsed (their value is `HeaderValue::Empty`; their raw bytes are at the
-/// header's offsets, as for every field). Use this everywhere a message is
-/// parsed, so the scanner and the learner see the same message. `None` when
-/// there is no header at all.
-pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    walk(raw, MAX_ENCODED_NESTING)
+/// Bounds on the work and memory one message may cost, whoever sent it.
+///
+/// Without them a message costs far more than its size: a parsed header
+/// field is ~100 bytes however short its line (45 MB of `a:b` lines took
+/// 620 MiB), a part ~1 KB (500k empty parts in 43 MB took 484 MiB), an
+/// address or id list ~24 bytes per 2-byte element, and a nested message is
+/// a level of the tree that dropping it recurses through (33,000 levels in
+/// 1 MB overflowed the stack and aborted the process). A multipart whose
+/// boundary is missing costs a search to the end of the message. Past a bound the
+/// parse does not fail: deeper parts become opaque, further parts and
+/// header fields are left unparsed, and [`Truncation`] says which bound was
+/// reached, for the scanner to report (the `MIME_TOO_*` symbols).
+///
+/// Real mail is far below them (corpus-dev, phishing-dev and the MIME
+/// samples: at most 5 levels, 30 parts, 150 header fields and 18 KB of
+/// header). They are constants, not settings: the learner and the scanner
+/// must see the same message, and no admin has a reason to tune them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Multipart and message levels a part may be inside (rspamd's
+    /// `max_nested` is 64 too). A multipart or message part that would open
+    /// a deeper level is an opaque binary part.
+    pub max_depth: usize,
+    /// Parts of the whole message, nested messages included; the bytes
+    /// after the last are not parsed.
+    pub max_parts: usize,
+    /// Header fields kept for one part; the others are skipped unparsed.
+    pub max_part_headers: usize,
+    /// Header fields kept for the whole message.
+    pub max_headers: usize,
+    /// Bytes of header fields parsed into structures (addresses, ids,
+    /// lists, content types, dates, decoded text) in the whole message; a
+    /// field that does not fit is kept as raw text.
+    pub max_structured_header_bytes: usize,
+    /// How many times the message's size the parse may search for the
+    /// first boundaries of multiparts. A multipart whose boundary is
+    /// missing is searched for to the end of the message (and then taken
+    /// as text, as mail-parser does): 1,000 of them before 40 MB took 14 s.
+    /// The parts after the search runs out are not parsed.
+    pub max_boundary_search: usize,
 }
 
-/// How header fields are parsed.
-fn headers_parser() -> &'static MessageParser {
-    static PARSER: LazyLock<MessageParser> = LazyLock::new(mail_parser_reference);
-    &PARSER
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_depth: 64,
+        max_parts: 1024,
+        max_part_headers: 1024,
+        max_headers: 8192,
+        max_structured_header_bytes: 512 << 10,
+        max_boundary_search: 8,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+/// Which [`Limits`] a parse reached: where the message was not parsed as
+/// mail-parser would have.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Truncation {
+    /// A part would have opened a level past `max_depth`.
+    pub depth: bool,
+    /// More than `max_parts` parts.
+    pub parts: bool,
+    /// Header fields past `max_part_headers` or `max_headers`.
+    pub headers: bool,
+    /// A structured field past `max_structured_header_bytes`.
+    pub header_bytes: bool,
+    /// Multiparts whose boundary is not in the rest of the message made
+    /// the parse search more than `max_boundary_search` times the message.
+    pub boundary_search: bool,
+}
+
+impl Truncation {
+    pub fn any(&self) -> bool {
+        self.depth || self.parts || self.headers || self.header_bytes || self.boundary_search
+    }
+}
+
+/// A bounded parse's result.
+#[derive(Debug, Default)]
+pub struct Parsed<'x> {
+    /// `None` when there is no header at all.
+    pub message: Option<Message<'x>>,
+    pub truncated: Truncation,
+}
+
+/// Parses a message within [`Limits::DEFAULT`]: mail-parser's `Message`,
+/// with Received fields kept unparsed (their value is `HeaderValue::Empty`;
+/// their raw bytes are at the header's offsets, as for every field). Use
+/// this (or [`parse_bounded`]) everywhere a message is parsed, so the
+/// scanner and the learner see the same message. `None` when there is no
+/// header at all.
+pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    parse_bounded(raw, &Limits::DEFAULT).message
+}
+
+/// [`parse`] within `limits`, saying which it reached.
+pub fn parse_bounded<'x>(raw: &'x [u8], limits: &Limits) -> Parsed<'x> {
+    let mut budget = Budget {
+        limits: *limits,
+        parts: 0,
+        headers: 0,
+        structured_bytes: 0,
+        boundary_search: 0,
+        truncated: Truncation::default(),
+    };
+    let message = walk(raw, MAX_ENCODED_NESTING, 0, &mut budget);
+    Parsed {
+        message,
+        truncated: budget.truncated,
+    }
+}
+
+/// What the message has used of its [`Limits`] so far (nested encoded
+/// messages included).
+struct Budget {
+    limits: Limits,
+    parts: usize,
+    headers: usize,
+    structured_bytes: usize,
+    /// Bytes searched for multiparts' first boundaries.
+    boundary_search: usize,
+    truncated: Truncation,
+}
+
+impl Budget {
+    /// [`find_boundary`] for a multipart's first boundary, within what is
+    /// left of the search budget (`max_boundary_search` times the message,
+    /// plus 1 MiB): `Err` when the boundary is not within it and the rest
+    /// of the message is longer.
+    fn find_first_boundary(
+        &mut self,
+        raw: &[u8],
+        from: usize,
+        boundary: &[u8],
+    ) -> Result<Option<(usize, usize)>, ()> {
+        let allowed = raw
+            .len()
+            .saturating_mul(self.limits.max_boundary_search)
+            .saturating_add(1 << 20);
+        let left = allowed.saturating_sub(self.boundary_search);
+        let end = from.saturating_add(left).min(raw.len());
+        let window = raw.get(..end).unwrap_or_default();
+        match find_boundary(window, from, boundary) {
+            Some((start, after)) => {
+                self.boundary_search += after - from;
+                Ok(Some((start, after)))
+            }
+            None if end == raw.len() => {
+                self.boundary_search += end.saturating_sub(from);
+                Ok(None)
+            }
+            None => {
+                self.boundary_search = allowed;
+                Err(())
+            }
+        }
+    }
+}
+
+/// How a header field's value is parsed: mail-parser's built-in table
+/// (parsers/header.rs), with Received skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Unstructured text, encoded words decoded.
+    Text,
+    Address,
+    Date,
+    Id,
+    CommaSeparated,
+    ContentType,
+    /// Left unparsed: only the feature extractor reads it ([`crate::received`]).
+    Received,
+    /// Everything else, MIME-Version included.
+    Raw,
+}
+
+/// The fields parsed into structures, for [`mail_parser_reference`]; the
+/// test `field_table_matches_the_reference` keeps [`field`] in step.
+const FIELDS: [(HeaderName<'static>, Field); 36] = {
+    use Field::*;
+    use HeaderName as H;
+    [
+        (H::Subject, Text),
+        (H::Comments, Text),
+        (H::ContentDescription, Text),
+        (H::ContentLocation, Text),
+        (H::ContentTransferEncoding, Text),
+        (H::From, Address),
+        (H::To, Address),
+        (H::Cc, Address),
+        (H::Bcc, Address),
+        (H::ReplyTo, Address),
+        (H::Sender, Address),
+        (H::ResentTo, Address),
+        (H::ResentFrom, Address),
+        (H::ResentBcc, Address),
+        (H::ResentCc, Address),
+        (H::ResentSender, Address),
+        (H::ListArchive, Address),
+        (H::ListHelp, Address),
+        (H::ListId, Address),
+        (H::ListOwner, Address),
+        (H::ListPost, Address),
+        (H::ListSubscribe, Address),
+        (H::ListUnsubscribe, Address),
+        (H::Date, Date),
+        (H::ResentDate, Date),
+        (H::MessageId, Id),
+        (H::References, Id),
+        (H::InReplyTo, Id),
+        (H::ReturnPath, Id),
+        (H::ContentId, Id),
+        (H::ResentMessageId, Id),
+        (H::Keywords, CommaSeparated),
+        (H::ContentLanguage, CommaSeparated),
+        (H::ContentType, ContentType),
+        (H::ContentDisposition, ContentType),
+        (H::Received, Received),
+    ]
+};
+
+/// [`FIELDS`] as a match (a header's parser is looked up for every field).
+fn field(name: &HeaderName<'_>) -> Field {
+    use HeaderName as H;
+    match name {
+        H::Subject
+        | H::Comments
+        | H::ContentDescription
+        | H::ContentLocation
+        | H::ContentTransferEncoding => Field::Text,
+        H::From
+        | H::To
+        | H::Cc
+        | H::Bcc
+        | H::ReplyTo
+        | H::Sender
+        | H::ResentTo
+        | H::ResentFrom
+        | H::ResentBcc
+        | H::ResentCc
+        | H::ResentSender
+        | H::ListArchive
+        | H::ListHelp
+        | H::ListId
+        | H::ListOwner
+        | H::ListPost
+        | H::ListSubscribe
+        | H::ListUnsubscribe => Field::Address,
+        H::Date | H::ResentDate => Field::Date,
+        H::MessageId
+        | H::References
+        | H::InReplyTo
+        | H::ReturnPath
+        | H::ContentId
+        | H::ResentMessageId => Field::Id,
+        H::Keywords | H::ContentLanguage => Field::CommaSeparated,
+        H::ContentType | H::ContentDisposition => Field::ContentType,
+        H::Received => Field::Received,
+        _ => Field::Raw,
+    }
+}
+
+/// One part's header block: mail-parser's `MessageStream::parse_headers`
+/// with the parsers of [`field`], within the budget. Returns false at the
+/// end of the message (no blank line).
+fn parse_header_block<'x>(
+    stream: &mut MessageStream<'x>,
+    raw: &'x [u8],
+    headers: &mut Vec<Header<'x>>,
+    budget: &mut Budget,
+) -> bool {
+    loop {
+        loop {
+            match stream.peek() {
+                Some(b'\n') => {
+                    stream.next();
+                    return true;
+                }
+                None => return false,
+                Some(ch) if !ch.is_ascii_whitespace() => break,
+                _ => {
+                    stream.next();
+                }
+            }
+        }
+        let offset_field = stream.offset();
+        let Some(name) = stream.parse_header_name() else {
+            if stream.is_eof() {
+                return false;
+            }
+            continue;
+        };
+        if headers.len() >= budget.limits.max_part_headers
+            || budget.headers >= budget.limits.max_headers
+        {
+            budget.truncated.headers = true;
+            stream.parse_and_ignore();
+            continue;
+        }
+        budget.headers += 1;
+        let from = stream.offset();
+        let value = match field(&name) {
+            Field::Received => {
+                stream.parse_and_ignore();
+                HeaderValue::Empty
+            }
+            Field::Raw => stream.parse_raw(),
+            structured => {
+                let left = budget.limits.max_structured_header_bytes - budget.structured_bytes;
+                // Only measured when the rest of the message might not fit.
+                if raw.len() - from > left && field_end(raw, from) - from > left {
+                    budget.truncated.header_bytes = true;
+                    stream.parse_raw()
+                } else {
+                    let value = match structured {
+                        Field::Text => stream.parse_unstructured(),
+                        Field::Address => stream.parse_address(),
+                        Field::Date => stream.parse_date(),
+                        Field::Id => stream.parse_id(),
+                        Field::CommaSeparated => stream.parse_comma_separared(),
+                        _ => stream.parse_content_type(),
+                    };
+                    budget.structured_bytes = (budget.structured_bytes + stream.offset() - from)
+                        .min(budget.limits.max_structured_header_bytes);
+                    value
+                }
+            }
+        };
+        headers.push(Header {
+            name,
+            value,
+            offset_field: offset_field as u32,
+            offset_start: from as u32,
+            offset_end: stream.offset() as u32,
+        });
+    }
+}
+
+/// Where the header field whose value starts at `from` ends: after the
+/// line break not followed by a blank (folding), or at the end.
+fn field_end(raw: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(p) = memchr::memchr(b'\n', &raw[at..]) {
+        at += p + 1;
+        if !matches!(raw.get(at), Some(b' ' | b'\t')) {
+            return at;
+        }
+    }
+    raw.len()
 }
 
 /// The same parse done by mail-parser alone: the reference [`parse`] is
@@ -59,62 +411,22 @@ fn headers_parser() -> &'static MessageParser {
 /// use elsewhere.
 #[doc(hidden)]
 pub fn mail_parser_reference() -> MessageParser {
-    use HeaderName::*;
-    // mail-parser's built-in table (parsers/header.rs): a parser with any
-    // per-header setting uses only the table given here.
+    // A parser with any per-header setting uses only the table given here;
+    // everything not in it, MIME-Version included, is raw (the default).
     let mut p = MessageParser::new();
-    for h in [
-        Subject,
-        Comments,
-        ContentDescription,
-        ContentLocation,
-        ContentTransferEncoding,
-    ] {
-        p = p.header_text(h);
+    for (name, f) in FIELDS {
+        p = match f {
+            Field::Text => p.header_text(name),
+            Field::Address => p.header_address(name),
+            Field::Date => p.header_date(name),
+            Field::Id => p.header_id(name),
+            Field::CommaSeparated => p.header_comma_separated(name),
+            Field::ContentType => p.header_content_type(name),
+            Field::Received => p.ignore_header(name),
+            Field::Raw => p,
+        };
     }
-    for h in [
-        From,
-        To,
-        Cc,
-        Bcc,
-        ReplyTo,
-        Sender,
-        ResentTo,
-        ResentFrom,
-        ResentBcc,
-        ResentCc,
-        ResentSender,
-        ListArchive,
-        ListHelp,
-        ListId,
-        ListOwner,
-        ListPost,
-        ListSubscribe,
-        ListUnsubscribe,
-    ] {
-        p = p.header_address(h);
-    }
-    for h in [Date, ResentDate] {
-        p = p.header_date(h);
-    }
-    for h in [
-        MessageId,
-        References,
-        InReplyTo,
-        ReturnPath,
-        ContentId,
-        ResentMessageId,
-    ] {
-        p = p.header_id(h);
-    }
-    for h in [Keywords, ContentLanguage] {
-        p = p.header_comma_separated(h);
-    }
-    for h in [ContentType, ContentDisposition] {
-        p = p.header_content_type(h);
-    }
-    // Everything else, MIME-Version included, raw (the default).
-    p.ignore_header(Received)
+    p
 }
 
 /// What a part is, as mail-parser sorts them.
@@ -223,8 +535,15 @@ fn part(headers: Vec<mail_parser::Header<'_>>, header: usize, body: usize) -> Me
 }
 
 /// The walk: mail-parser's state machine (parsers/message.rs), with the
-/// body work done by the functions below.
-fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
+/// body work done by the functions below, within the budget. `encoded` is
+/// how many more encoded messages may be parsed inside this one; `outer`
+/// the levels this message is inside.
+fn walk<'x>(
+    raw: &'x [u8],
+    encoded: usize,
+    outer: usize,
+    budget: &mut Budget,
+) -> Option<Message<'x>> {
     let mut pos = 0usize;
     let mut message = Message::default();
     let mut level = Level::message(None, 0);
@@ -232,15 +551,21 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
     let mut headers = Vec::new();
 
     'outer: loop {
+        if budget.parts >= budget.limits.max_parts {
+            // The rest is not parsed (the open levels end here).
+            budget.truncated.parts = true;
+            break;
+        }
         let offset_header = pos;
         let mut stream = MessageStream::new(raw);
         stream.skip_bytes(pos);
-        let more = stream.parse_headers(headers_parser(), &mut headers);
+        let more = parse_header_block(&mut stream, raw, &mut headers, budget);
         pos = stream.offset();
         if !more {
             break;
         }
         let offset_body = pos;
+        budget.parts += 1;
         level.parts += 1;
         let id = message.parts.len();
         level.sub_part_ids.push(id as u32);
@@ -248,10 +573,24 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
         let ct = headers
             .header_value(&HeaderName::ContentType)
             .and_then(|c| c.as_content_type());
-        let (multipart, mut inline, mut is_text, mut kind) = kind_of(ct, level.kind);
+        let (mut multipart, mut inline, mut is_text, mut kind) = kind_of(ct, level.kind);
+        // Levels this part is inside; a multipart or a message part here
+        // would open one more.
+        let depth = outer + stack.len();
+        if (multipart || kind == Kind::Message) && depth >= budget.limits.max_depth {
+            // Too deep: an opaque part, its body up to the boundary that
+            // ends it, as it is.
+            budget.truncated.depth = true;
+            (multipart, inline, is_text, kind) = (false, false, false, Kind::Other);
+        }
 
         if multipart && let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) {
-            if let Some((_, after)) = find_boundary(raw, pos, boundary.as_bytes()) {
+            let Ok(found) = budget.find_first_boundary(raw, pos, boundary.as_bytes()) else {
+                // Searched too much already: the rest is not parsed.
+                budget.truncated.boundary_search = true;
+                break;
+            };
+            if let Some((_, after)) = found {
                 let new = Level {
                     kind,
                     boundary: Some(boundary.as_bytes().to_vec()),
@@ -404,9 +743,9 @@ fn walk(raw: &[u8], depth: usize) -> Option<Message<'_>> {
         } else {
             // An encoded message/rfc822 part: the decoded message.
             message.attachments.push(id as u32);
-            let nested = (depth > 0)
+            let nested = (encoded > 0)
                 .then(|| {
-                    walk(&bytes, depth - 1).map(|n| {
+                    walk(&bytes, encoded - 1, depth + 1, budget).map(|n| {
                         (
                             n.html_body,
                             n.text_body,
@@ -1080,5 +1419,283 @@ mod tests {
             }
             let _ = base64(body);
         }
+    }
+
+    /// Levels of nested messages in the tree (what dropping it recurses
+    /// through), counted without recursion.
+    fn message_depth(m: &Message<'_>) -> usize {
+        let mut deepest = 0;
+        let mut todo = vec![(m, 0)];
+        while let Some((m, d)) = todo.pop() {
+            deepest = deepest.max(d);
+            for p in &m.parts {
+                if let PartType::Message(n) = &p.body {
+                    todo.push((n, d + 1));
+                }
+            }
+        }
+        deepest
+    }
+
+    fn reference(raw: &[u8]) -> Option<Message<'_>> {
+        static P: std::sync::LazyLock<MessageParser> =
+            std::sync::LazyLock::new(mail_parser_reference);
+        P.parse(raw)
+    }
+
+    #[test]
+    fn field_table_matches_the_reference() {
+        for (name, f) in FIELDS {
+            assert_eq!(field(&name), f, "{name:?}");
+        }
+        for name in [
+            HeaderName::MimeVersion,
+            HeaderName::Other("X-Mailer".into()),
+        ] {
+            assert_eq!(field(&name), Field::Raw);
+        }
+    }
+
+    #[test]
+    fn nested_messages_past_the_depth_limit_are_opaque() {
+        let limits = Limits::DEFAULT;
+        // Within the limit: mail-parser's message.
+        let mut raw = b"Content-Type: message/rfc822\n\n".repeat(limits.max_depth);
+        raw.extend(b"Subject: x\n\nbody\n");
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+        assert_eq!(message_depth(p.message.as_ref().unwrap()), limits.max_depth);
+
+        let mut raw = b"Content-Type: message/rfc822\n\n".repeat(limits.max_depth + 5);
+        raw.extend(b"x\n");
+        let p = parse_bounded(&raw, &limits);
+        assert!(p.truncated.depth && !p.truncated.parts);
+        let m = p.message.unwrap();
+        assert_eq!(message_depth(&m), limits.max_depth);
+        // The deepest part holds the rest, as it is.
+        let mut m = &m;
+        while let PartType::Message(n) = &m.parts[0].body {
+            m = n;
+        }
+        let rest = b"Content-Type: message/rfc822\n\n".repeat(4);
+        assert_eq!(
+            m.parts[0].body,
+            PartType::Binary([&rest[..], b"x\n"].concat().into())
+        );
+        assert_eq!(m.attachments, [0]);
+    }
+
+    #[test]
+    fn multiparts_past_the_depth_limit_are_opaque() {
+        let nest = |n: usize| {
+            let mut raw = Vec::new();
+            for i in 0..n {
+                raw.extend(
+                    format!("Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n").bytes(),
+                );
+            }
+            raw.extend(b"Content-Type: text/plain\n\ndeepest\n");
+            for i in (0..n).rev() {
+                raw.extend(format!("--b{i}--\n").bytes());
+            }
+            raw
+        };
+        let limits = Limits::DEFAULT;
+        let raw = nest(limits.max_depth);
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+        assert_eq!(p.message.unwrap().body_text(0).as_deref(), Some("deepest"));
+
+        let raw = nest(limits.max_depth + 100);
+        let p = parse_bounded(&raw, &limits);
+        assert!(p.truncated.depth);
+        let m = p.message.unwrap();
+        // The levels within the limit, then one opaque part.
+        assert_eq!(m.parts.len(), limits.max_depth + 1);
+        assert!(matches!(
+            m.parts[limits.max_depth].body,
+            PartType::Binary(_)
+        ));
+        assert!(m.text_body.is_empty());
+    }
+
+    #[test]
+    fn encoded_messages_count_towards_the_depth() {
+        // A base64 message/rfc822 part under 63 levels: its own nested
+        // message would be the 65th level.
+        let inner = "Content-Type: message/rfc822\n\nSubject: in\n\nhi\n";
+        let b64 = base64_encode(inner.as_bytes());
+        let mut raw = b"Content-Type: message/rfc822\n\n".repeat(Limits::DEFAULT.max_depth - 1);
+        raw.extend(
+            format!("Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{b64}\n")
+                .bytes(),
+        );
+        let p = parse_bounded(&raw, &Limits::DEFAULT);
+        assert!(p.truncated.depth);
+        assert_eq!(
+            message_depth(&p.message.unwrap()),
+            Limits::DEFAULT.max_depth
+        );
+    }
+
+    fn base64_encode(b: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let v = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                out.push(if i <= c.len() {
+                    A[(v >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn parts_past_the_limit_are_not_parsed() {
+        let parts = |n: usize| {
+            let mut raw = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+            raw.extend(b"--b\nContent-Type: text/plain\n\nx\n".repeat(n));
+            raw.extend(b"--b--\n");
+            raw
+        };
+        let limits = Limits::DEFAULT;
+        // The root and its parts.
+        let raw = parts(limits.max_parts - 1);
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+
+        let raw = parts(limits.max_parts * 3);
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(
+            p.truncated,
+            Truncation {
+                parts: true,
+                ..Default::default()
+            }
+        );
+        let m = p.message.unwrap();
+        assert_eq!(m.parts.len(), limits.max_parts);
+        assert_eq!(m.text_body.len(), limits.max_parts - 1);
+    }
+
+    #[test]
+    fn searches_for_missing_boundaries_are_bounded() {
+        let bogus = |n: usize| {
+            let mut raw = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+            for i in 0..n {
+                raw.extend(
+                    format!("--b\nContent-Type: multipart/mixed; boundary=nope{i}\n\nx\n").bytes(),
+                );
+            }
+            raw.extend(b"--b\n\n");
+            raw.extend(b"filler text\n".repeat(10_000));
+            raw.extend(b"--b--\n");
+            raw
+        };
+        // A few: searched to the end, as mail-parser does.
+        let raw = bogus(5);
+        let p = parse_bounded(&raw, &Limits::DEFAULT);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+
+        // Many (here: past 2 times the message plus 1 MiB): the parts after
+        // the search ran out are not parsed.
+        let raw = bogus(1000);
+        let limits = Limits {
+            max_boundary_search: 2,
+            ..Limits::DEFAULT
+        };
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(
+            p.truncated,
+            Truncation {
+                boundary_search: true,
+                ..Default::default()
+            }
+        );
+        let searched = raw.len() - raw.iter().position(|&c| c == b'x').unwrap();
+        let n = p.message.unwrap().parts.len();
+        assert!(
+            n > 2 && n < 2 + (2 * raw.len() + (1 << 20)) / searched + 2,
+            "{n} parts"
+        );
+    }
+
+    #[test]
+    fn header_fields_past_the_limits_are_not_parsed() {
+        let limits = Limits::DEFAULT;
+        let mut raw = b"Subject: first\n".to_vec();
+        raw.extend(b"X-A: b\n".repeat(limits.max_part_headers - 1));
+        raw.extend(b"\nbody\n");
+        let p = parse_bounded(&raw, &limits);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(&raw));
+
+        // One part with too many.
+        let mut raw = b"X-A: b\n".repeat(limits.max_part_headers * 4);
+        raw.extend(b"Subject: past the limit\n\nbody\n");
+        let p = parse_bounded(&raw, &limits);
+        assert!(p.truncated.headers);
+        let m = p.message.unwrap();
+        assert_eq!(m.headers().len(), limits.max_part_headers);
+        assert_eq!(m.subject(), None);
+        assert_eq!(m.body_text(0).as_deref(), Some("body\n"));
+
+        // Many parts, each within the per-part limit.
+        let mut raw = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+        let per_part = limits.max_part_headers - 1;
+        let n = limits.max_headers / per_part + 2;
+        for _ in 0..n {
+            raw.extend(b"--b\n");
+            raw.extend(b"X-A: b\n".repeat(per_part));
+            raw.extend(b"\nx\n");
+        }
+        raw.extend(b"--b--\n");
+        let p = parse_bounded(&raw, &limits);
+        assert!(p.truncated.headers);
+        let total: usize = p
+            .message
+            .unwrap()
+            .parts
+            .iter()
+            .map(|p| p.headers.len())
+            .sum();
+        assert_eq!(total, limits.max_headers);
+    }
+
+    #[test]
+    fn structured_fields_past_the_byte_budget_stay_raw() {
+        let limits = Limits {
+            max_structured_header_bytes: 1000,
+            ..Limits::DEFAULT
+        };
+        let list = |n: usize| "a@example.com, ".repeat(n);
+        // Within the budget: parsed.
+        let raw = format!("To: {}\nCc: {}\n\nx\n", list(30), list(30));
+        let p = parse_bounded(raw.as_bytes(), &limits);
+        assert_eq!(p.truncated, Truncation::default());
+        assert_eq!(p.message, reference(raw.as_bytes()));
+        // Past it: the field that does not fit is raw, later small ones
+        // that fit are still parsed.
+        let raw = format!(
+            "To: {}\nCc: {}\nSubject: =?utf-8?q?caf=C3=A9?=\n\nx\n",
+            list(40),
+            list(40)
+        );
+        let p = parse_bounded(raw.as_bytes(), &limits);
+        assert!(p.truncated.header_bytes);
+        let m = p.message.unwrap();
+        assert!(m.to().is_some());
+        assert!(matches!(m.header("Cc"), Some(HeaderValue::Text(_))));
+        assert_eq!(m.subject(), Some("café"));
     }
 }

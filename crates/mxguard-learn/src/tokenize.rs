@@ -510,21 +510,48 @@ pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
 }
 
 /// Decoded text of the message's text parts, HTML reduced to text (what
-/// the scanner's `Task::text_parts` returns: it calls this). HTML goes
-/// through [`crate::html::html_to_text`], mail-parser's output computed
+/// the scanner's `Task::text_parts` returns). Plain text is borrowed from
+/// the message, not copied: a text part can be a 50 MB string. HTML goes
+/// through `crate::html::html_to_text`, mail-parser's output computed
 /// faster.
-pub fn text_parts<'a>(m: &Message<'a>) -> Vec<Cow<'a, str>> {
+pub fn text_parts<'m>(m: &'m Message<'_>) -> Vec<Cow<'m, str>> {
     let mut v = Vec::with_capacity(m.text_body.len());
     for &id in &m.text_body {
         if let Some(part) = m.parts.get(id as usize) {
             match &part.body {
-                PartType::Text(t) => v.push(t.clone()),
+                PartType::Text(t) => v.push(Cow::Borrowed(t.as_ref())),
                 PartType::Html(h) => v.push(Cow::Owned(crate::html::html_to_text(h))),
                 _ => {}
             }
         }
     }
     v
+}
+
+/// The HTML parts of the text body reduced to text, in order: for a caller
+/// that keeps them, and borrows the text parts with [`text_parts_from`].
+pub fn html_texts(m: &Message<'_>) -> Vec<String> {
+    m.text_body
+        .iter()
+        .filter_map(|&id| match m.parts.get(id as usize).map(|p| &p.body) {
+            Some(PartType::Html(h)) => Some(crate::html::html_to_text(h)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`text_parts`] with the HTML already reduced ([`html_texts`]), all
+/// borrowed.
+pub fn text_parts_from<'m>(m: &'m Message<'_>, html: &'m [String]) -> Vec<Cow<'m, str>> {
+    let mut html = html.iter();
+    m.text_body
+        .iter()
+        .filter_map(|&id| match m.parts.get(id as usize).map(|p| &p.body) {
+            Some(PartType::Text(t)) => Some(Cow::Borrowed(t.as_ref())),
+            Some(PartType::Html(_)) => html.next().map(|h| Cow::Borrowed(h.as_str())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn run(m: &Message<'_>, text: &[Cow<'_, str>], sink: &mut Sink) {

@@ -188,3 +188,34 @@ fn mutated_messages_parse_as_mail_parser_parses_them() {
     eprintln!("{cases} mutated messages, {} differ", differ.len());
     assert!(differ.is_empty(), "differ: {differ:#?}");
 }
+
+/// Real mail never reaches the parse's limits (so they change nothing for
+/// it): corpus-dev, phishing-dev and the MIME samples, parsed and dropped
+/// on a thread with the milter's 2 MiB stack.
+#[test]
+fn real_mail_is_within_the_limits() {
+    let root = testdata();
+    let files = files(&root, &["corpus-dev", "phishing-dev", "mime-samples"]);
+    if files.len() < 4000 {
+        eprintln!("SKIPPED: test data not found under {}", root.display());
+        return;
+    }
+    let reached = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let limits = mxguard_learn::parse::Limits::DEFAULT;
+            let mut reached = Vec::new();
+            for f in &files {
+                let raw = std::fs::read(f).unwrap();
+                let p = mxguard_learn::parse::parse_bounded(&raw, &limits);
+                if p.truncated.any() {
+                    reached.push(format!("{}: {:?}", f.display(), p.truncated));
+                }
+            }
+            reached
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(reached.is_empty(), "{reached:#?}");
+}

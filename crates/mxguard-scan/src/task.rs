@@ -2,11 +2,13 @@
 
 use mail_parser::{HeaderValue, Message};
 use mxguard_core::Envelope;
+use mxguard_learn::parse::Truncation;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-/// What the checks see. Decoded text is computed once, on first use, and
-/// shared by every check that needs it.
+/// What the checks see. HTML reduced to text is computed once, on first
+/// use, and shared by every check that needs it; plain text is borrowed
+/// from the parsed message.
 pub struct Task<'a> {
     pub envelope: &'a Envelope,
     pub raw: &'a [u8],
@@ -14,31 +16,39 @@ pub struct Task<'a> {
     /// False when the message was too big to parse or not a message at all;
     /// content checks then see an empty message.
     pub parsed: bool,
-    text: OnceCell<Vec<Cow<'a, str>>>,
+    /// Where the parse stopped at its bounds (`mxguard_learn::parse::Limits`):
+    /// the parts and header fields past them are not in `message`.
+    pub truncated: Truncation,
+    html_text: OnceCell<Vec<String>>,
 }
 
 impl<'a> Task<'a> {
-    /// Parses `raw` unless it exceeds `max_size`.
+    /// Parses `raw` unless it exceeds `max_size`, within the parse's
+    /// default limits (the ones the classifier learns with).
     pub fn new(envelope: &'a Envelope, raw: &'a [u8], max_size: u64) -> Task<'a> {
         let parsed = if raw.len() as u64 <= max_size {
-            mxguard_learn::parse(raw)
+            mxguard_learn::parse::parse_bounded(raw, &mxguard_learn::parse::Limits::DEFAULT)
         } else {
-            None
+            mxguard_learn::parse::Parsed::default()
         };
-        let ok = parsed.is_some();
+        let ok = parsed.message.is_some();
         Task {
             envelope,
             raw,
-            message: parsed.unwrap_or_default(),
+            message: parsed.message.unwrap_or_default(),
             parsed: ok,
-            text: OnceCell::new(),
+            truncated: parsed.truncated,
+            html_text: OnceCell::new(),
         }
     }
 
-    /// Decoded text of every text part, HTML reduced to text.
-    pub fn text_parts(&self) -> &[Cow<'a, str>] {
-        self.text
-            .get_or_init(|| mxguard_learn::tokenize::text_parts(&self.message))
+    /// Decoded text of every text part, HTML reduced to text; nothing is
+    /// copied but the HTML's text, once.
+    pub fn text_parts(&self) -> Vec<Cow<'_, str>> {
+        let html = self
+            .html_text
+            .get_or_init(|| mxguard_learn::tokenize::html_texts(&self.message));
+        mxguard_learn::tokenize::text_parts_from(&self.message, html)
     }
 
     /// The undecoded body (everything after the header block).

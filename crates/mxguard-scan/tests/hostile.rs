@@ -34,3 +34,56 @@ proptest! {
         prop_assert_eq!(p.check_failures(), 0);
     }
 }
+
+/// Issue 11's reproduction: 33,000 nested messages in 949 KB overflowed the
+/// stack while the parsed tree was dropped, which aborts the process (the
+/// milter and the policy server with it). Scanned on a thread with the
+/// 2 MiB stack of the milter's blocking pool; the parse stops at its depth
+/// limit and says so.
+#[test]
+fn depth_33000_message_scans_on_a_small_stack() {
+    let verdict = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let mut raw = b"Content-Type:message/rfc822\n\n".repeat(33_000);
+            raw.extend(b"x\n");
+            let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+            let v = p.scan(&Envelope::default(), &raw);
+            assert_eq!(p.check_failures(), 0);
+            v
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        verdict.symbols.contains_key("MIME_TOO_DEEP"),
+        "{:?}",
+        verdict.symbols.keys()
+    );
+}
+
+/// Many parts, many header fields and a huge address list: scanned, with
+/// the symbol of the limit each reached.
+#[test]
+fn limits_of_the_parse_have_symbols() {
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let mut parts = b"Content-Type: multipart/mixed; boundary=b\n\n".to_vec();
+    parts.extend(b"--b\n\nx\n".repeat(100_000));
+    let mut headers = b"a:b\n".repeat(100_000);
+    headers.extend(b"\nx\n");
+    let mut to = b"To: ".to_vec();
+    to.extend(b"a,".repeat(1 << 20));
+    to.extend(b"\n\nx\n");
+    for (raw, symbol) in [
+        (parts, "MIME_TOO_MANY_PARTS"),
+        (headers, "MIME_TOO_MANY_HEADERS"),
+        (to, "MIME_HEADERS_TOO_LONG"),
+    ] {
+        let v = p.scan(&Envelope::default(), &raw);
+        assert!(
+            v.symbols.contains_key(symbol),
+            "{symbol}: {:?}",
+            v.symbols.keys()
+        );
+    }
+}

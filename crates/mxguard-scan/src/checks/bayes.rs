@@ -47,7 +47,7 @@ impl Bayes {
             .mail_from
             .as_deref()
             .map(mxguard_core::envelope::strip_path);
-        let f = mxguard_learn::extract_with_text(&task.message, task.text_parts(), sender);
+        let f = mxguard_learn::extract_with_text(&task.message, &task.text_parts(), sender);
         Some(model.probability(&f))
     }
 }

@@ -6,6 +6,7 @@
 pub mod bayes;
 pub mod gtube;
 pub mod headers;
+pub mod mime_limits;
 pub mod multimap;
 pub mod rules;
 
@@ -65,6 +66,7 @@ pub fn build_checks(config: &Config, report: &mut BuildReport) -> Vec<Box<dyn Ch
     if config.headers.enabled {
         checks.push(Box::new(headers::HeaderSanity::new(&config.headers)));
     }
+    checks.push(Box::new(mime_limits::MimeLimits));
     if config.classifier.enabled {
         checks.push(Box::new(bayes::Bayes::new(&config.classifier)));
     }

@@ -16,9 +16,7 @@
 //! greylisted again, counters and history rows are gone, and a classifier
 //! model on a damaged page must be learned again (`mxguard learn`).
 
-use crate::file::{
-    CACHE_BYTES, FILE_META, FORMAT, KV, LIST_ITEMS, LIST_META, StoreFile,
-};
+use crate::file::{CACHE_BYTES, FILE_META, FORMAT, KV, LIST_ITEMS, LIST_META, StoreFile};
 use crate::{ErrorKind, Result, StoreError, guard};
 use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase,
@@ -240,7 +238,9 @@ fn copy(
                     Bound::Unbounded => Bound::Unbounded,
                 };
                 let range = items.range::<(&str, u64)>((from, Bound::Unbounded))?;
-                visit(range, rev, limit, out, |(k, n), v| ((k.to_string(), n), v.to_vec()))
+                visit(range, rev, limit, out, |(k, n), v| {
+                    ((k.to_string(), n), v.to_vec())
+                })
             },
             item_successors,
             &mut |(k, n), v| {
@@ -321,7 +321,12 @@ fn visit<K: redb::Key + 'static, OK>(
 /// `scan(from, rev, limit, out)` reads up to `limit` entries from `from`
 /// on (from the end down to `from` if `rev`).
 fn salvage<K: Clone + Ord>(
-    scan: impl Fn(Bound<&K>, bool, usize, &mut Vec<(K, Vec<u8>)>) -> std::result::Result<(), redb::Error>,
+    scan: impl Fn(
+        Bound<&K>,
+        bool,
+        usize,
+        &mut Vec<(K, Vec<u8>)>,
+    ) -> std::result::Result<(), redb::Error>,
     successors: impl Fn(Option<&K>) -> Vec<K>,
     sink: &mut dyn FnMut(K, Vec<u8>) -> Result<()>,
 ) -> Result<u64> {

@@ -13,8 +13,8 @@
 //! [`EmbeddedStore::open_with`]: crate::EmbeddedStore::open_with
 //! [`Options::faults`]: crate::Options::faults
 
-use redb::{BackendError, StorageBackend};
 use redb::backends::FileBackend;
+use redb::{BackendError, StorageBackend};
 use std::collections::HashSet;
 use std::io;
 use std::ops::Bound;

@@ -360,7 +360,10 @@ struct DamageLog {
 impl DamageLog {
     fn hit(&self, message: &str) {
         let n = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last_line.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = self
+            .last_line
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match *last {
             None => {
                 tracing::error!("{message}");

@@ -15,10 +15,7 @@
 use crate::disk::{DiskFaults, FaultyFile};
 use crate::guard;
 use crate::{ErrorKind, Result, StoreError};
-use redb::{
-    Database, DatabaseError, ReadableDatabase, TableDefinition, TableError,
-    TableHandle,
-};
+use redb::{Database, DatabaseError, ReadableDatabase, TableDefinition, TableError, TableHandle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

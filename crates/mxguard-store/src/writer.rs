@@ -206,7 +206,11 @@ impl Writer<'_> {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(r) => r,
                     Err(RecvTimeoutError::Timeout) => {
-                        if self.outage.as_ref().is_some_and(|o| o.working_since.is_some()) {
+                        if self
+                            .outage
+                            .as_ref()
+                            .is_some_and(|o| o.working_since.is_some())
+                        {
                             self.end_outage();
                         } else {
                             self.probe();
@@ -391,7 +395,9 @@ impl Writer<'_> {
 
     fn committed(&mut self, writes: usize) {
         let inner = self.inner;
-        inner.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        inner
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         inner
             .writes
             .fetch_add(writes as u64, std::sync::atomic::Ordering::Relaxed);
@@ -709,4 +715,3 @@ fn purge(
         more,
     })
 }
-

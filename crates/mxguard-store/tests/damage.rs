@@ -91,7 +91,10 @@ fn damage(file: &Path, offset: u64) {
 fn assert_damage_message(e: &StoreError, file: &Path) {
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     let m = e.to_string();
-    assert!(m.contains(&file.display().to_string()), "names the file: {m}");
+    assert!(
+        m.contains(&file.display().to_string()),
+        "names the file: {m}"
+    );
     assert!(m.contains("is damaged"), "says what happened: {m}");
     assert!(
         m.contains("mxguard store check --repair") && m.contains("backup"),
@@ -192,7 +195,10 @@ async fn damage_in_the_middle_does_not_stop_the_writer() {
         match r {
             Ok(()) => {
                 ok += 1;
-                assert_eq!(s.get(&key(i)).await.unwrap().as_deref(), Some(&b"rewritten"[..]));
+                assert_eq!(
+                    s.get(&key(i)).await.unwrap().as_deref(),
+                    Some(&b"rewritten"[..])
+                );
             }
             Err(e) => {
                 assert_damage_message(&e, &file);
@@ -206,7 +212,10 @@ async fn damage_in_the_middle_does_not_stop_the_writer() {
         s.get("new-after-damage").await.unwrap().as_deref(),
         Some(&b"1"[..])
     );
-    assert!(s.writable().is_ok(), "damage does not make the whole store unwritable");
+    assert!(
+        s.writable().is_ok(),
+        "damage does not make the whole store unwritable"
+    );
     drop(s);
     // And after all that, the file can still be salvaged.
     assert!(matches!(
@@ -263,7 +272,10 @@ async fn repair_keeps_what_can_be_read_and_the_store_opens_again() {
         assert_eq!(skipped > 0, kept.values < TRIPLETS as u64, "{kept:?}");
         assert!(damaged_file.exists(), "the damaged file is kept");
         assert!(kept.values > TRIPLETS as u64 * 9 / 10, "{kept:?}");
-        assert!(matches!(check::check(dir.path()).unwrap(), Checked::Sound(_)));
+        assert!(matches!(
+            check::check(dir.path()).unwrap(),
+            Checked::Sound(_)
+        ));
 
         let s = EmbeddedStore::open(dir.path()).unwrap();
         let mut found = 0;

@@ -166,7 +166,11 @@ async fn writes_fail_fast_on_a_full_disk_and_work_again_once_space_is_freed() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("a count in {}", again[0]));
-    assert!(count >= refused, "{count} failed writes counted, {refused} seen: {}", again[0]);
+    assert!(
+        count >= refused,
+        "{count} failed writes counted, {refused} seen: {}",
+        again[0]
+    );
 
     // A second burst is logged again.
     faults.fill();

@@ -6,19 +6,25 @@
 //! an LSM tree with compaction threads, built for write-heavy loads we do
 //! not have: a few writes per message), and has a small dependency tree.
 //!
-//! Writes go to one writer thread, which takes every pending request,
-//! applies them in a single write transaction and commits once, durably
-//! (group commit): under concurrency one fsync acknowledges many writes.
-//! A caller's future resolves only after the commit that holds its write.
+//! Writes go to one writer thread ([`crate::writer`]), which applies every
+//! pending request in one transaction and commits once, durably (group
+//! commit): under concurrency one fsync acknowledges many writes. A
+//! caller's future resolves only after the commit that holds its write.
 //! Reads open their own read transactions (MVCC snapshots) and never wait
 //! for the writer. They run on the caller's thread: a redb read is a few
-//! page lookups, mostly from its cache.
+//! page lookups, mostly from its cache. A read that hits a damaged page
+//! (redb panics on those) fails with [`ErrorKind::Corrupt`] instead.
+//!
+//! The file is verified when it is opened ([`crate::file`]). After the disk
+//! refuses a write, the writer closes and reopens it (redb needs that to
+//! clear the error) and retries with back-off; [`EmbeddedStore::writable`]
+//! says meanwhile why writes fail.
 //!
 //! Values carry their expiry (unix ms, 0 = never) in front, so a read can
 //! tell an expired entry from a live one without a second lookup; purging
 //! only reclaims space, a bounded chunk per transaction so it never holds
 //! the writer (and the writes batched with it) for long. Lists are rows
-//! keyed by (list, sequence number) plus a (next, oldest) head per list: a
+//! keyed by (list key, sequence number) plus a (next, oldest) head per list: a
 //! push is two inserts and, when the list is full, one delete, whatever its
 //! length.
 //!
@@ -27,45 +33,21 @@
 //! [`ErrorKind::InUse`] naming the file and the likely holder,
 //! `mxguard serve`.
 
-use crate::{BoxFuture, Entries, ErrorKind, Purged, Result, Store, StoreError};
-use redb::{
-    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
-    StorageError, TableDefinition,
-};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use crate::disk::DiskFaults;
+use crate::file::{KV, LIST_ITEMS, LIST_META, REPAIR_HINT, StoreFile, disk_full};
+use crate::writer::{self, Fail, Op, Reply, Request};
+use crate::{BoxFuture, Entries, ErrorKind, Purged, Result, Store, StoreError, guard};
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
-/// The store's file inside the data directory.
-const FILE_NAME: &str = "mxguard.redb";
-
-/// key → expiry (unix ms, big-endian, 0 = never) ‖ value
-const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-/// (list key, sequence number) → item
-const LIST_ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("list_items");
-/// list key → (next sequence number, oldest kept sequence number)
-const LIST_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("list_meta");
-/// Facts about the file itself: `format`.
-const FILE_META: TableDefinition<&str, u64> = TableDefinition::new("mxguard_meta");
-
-/// The layout above. A file from a newer mxguard is refused, not misread.
-const FORMAT: u64 = 1;
-
-/// redb's page cache. The working set (greylist triplets, counters, recent
-/// history) is small, and resident memory matters on a small VPS.
-const CACHE_BYTES: usize = 16 << 20;
-
-/// Most requests applied in one transaction, so one huge burst does not
-/// hold every caller until it is all written.
-const MAX_BATCH: usize = 4096;
-
-/// A purge looks at most this many entries per entry it may remove, so a
-/// chunk stays short even when nearly everything is live.
-const PURGE_SCAN_FACTOR: usize = 10;
+/// After the first damaged page a request hits (logged at once), more hits
+/// are counted and logged at most this often.
+const DAMAGE_LOG_EVERY: Duration = Duration::from_secs(600);
 
 /// Where TTLs get the time. Injectable so tests can expire entries without
 /// sleeping.
@@ -142,6 +124,52 @@ pub struct WriterStats {
     pub writes: u64,
 }
 
+/// How to open an [`EmbeddedStore`]; `Options::default()` is what
+/// `mxguard` uses.
+#[derive(Clone)]
+pub struct Options {
+    /// Where TTLs get the time.
+    pub clock: Arc<dyn Clock>,
+    /// After the disk refuses a write, the first retry comes this much
+    /// later; each failed retry doubles the wait, up to `retry_max`.
+    /// Writes fail at once in between.
+    pub retry_first: Duration,
+    /// The longest wait between retries: how long writes may keep failing
+    /// after space is freed.
+    pub retry_max: Duration,
+    /// After writes fail, they must work this long (with no failure) before
+    /// the burst counts as over and "writes work again" is logged. A nearly
+    /// full disk, where some writes fit and some do not, is then one burst
+    /// and one pair of log lines, not a pair per flap. Writes are not held
+    /// meanwhile: the first success ends the fail-fast.
+    pub recovery_quiet: Duration,
+    /// A simulated disk under the file (tests): see [`DiskFaults`].
+    pub faults: Option<Arc<DiskFaults>>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            clock: Arc::new(SystemClock),
+            retry_first: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+            recovery_quiet: Duration::from_secs(60),
+            faults: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("retry_first", &self.retry_first)
+            .field("retry_max", &self.retry_max)
+            .field("recovery_quiet", &self.recovery_quiet)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The embedded store. Cheap to share as `Arc<dyn Store>`; dropping the
 /// last handle finishes pending writes and closes the file.
 pub struct EmbeddedStore {
@@ -153,98 +181,54 @@ pub struct EmbeddedStore {
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.file.path)
             .finish_non_exhaustive()
     }
 }
 
 /// What the store handle and its writer thread share.
-struct Inner {
-    db: Database,
-    path: PathBuf,
+pub(crate) struct Inner {
+    /// The open file; `None` while the writer reopens it, or after a
+    /// reopen failed.
+    db: RwLock<Option<Arc<Database>>>,
+    pub(crate) file: StoreFile,
     clock: Arc<dyn Clock>,
-    commits: AtomicU64,
-    writes: AtomicU64,
+    pub(crate) retry_first: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) recovery_quiet: Duration,
+    pub(crate) commits: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    /// Set while writes fail (the error they fail with is in `outage`).
+    unwritable: AtomicBool,
+    outage: Mutex<Option<StoreError>>,
+    damage: DamageLog,
 }
-
-enum Op {
-    Set {
-        key: String,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    },
-    Delete {
-        key: String,
-    },
-    Incr {
-        key: String,
-        by: i64,
-        ttl: Option<Duration>,
-    },
-    Push {
-        key: String,
-        value: Vec<u8>,
-        max_len: usize,
-    },
-    Purge {
-        limit: usize,
-    },
-}
-
-enum Reply {
-    Unit,
-    Bool(bool),
-    Int(i64),
-    Purged(Purged),
-}
-
-struct Request {
-    op: Op,
-    reply: oneshot::Sender<Result<Reply>>,
-}
-
-/// Why applying something failed: the backend itself (the transaction is
-/// abandoned), or only this request (nothing of it was written).
-enum Fail {
-    Storage(redb::Error),
-    Request(StoreError),
-    /// redb checks sizes before it changes anything: a request failure.
-    TooLarge(usize),
-}
-
-impl From<redb::Error> for Fail {
-    fn from(e: redb::Error) -> Fail {
-        match e {
-            redb::Error::ValueTooLarge(n) => Fail::TooLarge(n),
-            e => Fail::Storage(e),
-        }
-    }
-}
-
-macro_rules! fail_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Fail {
-            fn from(e: $t) -> Fail {
-                Fail::from(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-fail_from!(
-    StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError
-);
 
 impl EmbeddedStore {
     /// Opens (or creates) `dir/mxguard.redb`, creating `dir` if needed.
     pub fn open(dir: &Path) -> Result<EmbeddedStore> {
-        EmbeddedStore::open_with_clock(dir, Arc::new(SystemClock))
+        EmbeddedStore::open_with(dir, Options::default())
     }
 
     /// [`EmbeddedStore::open`] with another clock for TTLs (tests).
     pub fn open_with_clock(dir: &Path, clock: Arc<dyn Clock>) -> Result<EmbeddedStore> {
+        EmbeddedStore::open_with(
+            dir,
+            Options {
+                clock,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`EmbeddedStore::open`] with [`Options`].
+    ///
+    /// The file is verified first (every page's checksum): a damaged file
+    /// is an [`ErrorKind::Corrupt`] error that names it and says to run
+    /// `mxguard store check --repair`. Opening an existing file writes
+    /// nothing but redb's header, in place, so it works on a full disk.
+    pub fn open_with(dir: &Path, options: Options) -> Result<EmbeddedStore> {
+        guard::install_hook();
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::new(
                 ErrorKind::Open,
@@ -254,8 +238,8 @@ impl EmbeddedStore {
                 ),
             )
         })?;
-        let path = dir.join(FILE_NAME);
-        let db = open_database(&path)?;
+        let file = StoreFile::new(dir, options.faults.clone());
+        let db = file.open()?;
         // A new file's directory entry is durable only once the directory
         // is synced; without it a power cut could lose the whole file.
         sync_dir(dir).map_err(|e| {
@@ -264,19 +248,24 @@ impl EmbeddedStore {
                 format!("cannot sync the data directory {}: {e}", dir.display()),
             )
         })?;
-        init_tables(&db, &path)?;
         let inner = Arc::new(Inner {
-            db,
-            path,
-            clock,
+            db: RwLock::new(Some(Arc::new(db))),
+            file,
+            clock: options.clock,
+            retry_first: options.retry_first.max(Duration::from_millis(1)),
+            retry_max: options.retry_max.max(options.retry_first),
+            recovery_quiet: options.recovery_quiet,
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            unwritable: AtomicBool::new(false),
+            outage: Mutex::new(None),
+            damage: DamageLog::default(),
         });
         let (tx, rx) = mpsc::channel::<Request>();
         let shared = inner.clone();
         let thread = std::thread::Builder::new()
             .name("mxguard-store-writer".into())
-            .spawn(move || run_writer(&shared, &rx))
+            .spawn(move || writer::run(&shared, &rx))
             .map_err(|e| {
                 StoreError::new(
                     ErrorKind::Open,
@@ -292,7 +281,7 @@ impl EmbeddedStore {
 
     /// The store's file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.file.path
     }
 
     /// Commits and writes so far, to see how well group commit batches.
@@ -317,13 +306,22 @@ impl EmbeddedStore {
         rx.await.map_err(|_| self.inner.closed())?
     }
 
+    /// Runs a read in its own read transaction. A panic in redb (a damaged
+    /// page) is caught and becomes [`ErrorKind::Corrupt`].
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction, u64) -> Result<T, Fail>) -> Result<T> {
         let inner = &*self.inner;
-        let tx = inner
-            .db
-            .begin_read()
-            .map_err(|e| inner.fail(Fail::from(e)))?;
-        f(&tx, inner.now_ms()).map_err(|e| inner.fail(e))
+        let Some(db) = inner.database() else {
+            return Err(inner.unavailable());
+        };
+        let now = inner.now_ms();
+        let outcome = guard::catch(|| {
+            let tx = db.begin_read().map_err(Fail::from)?;
+            f(&tx, now)
+        });
+        match outcome {
+            Ok(r) => r.map_err(|e| inner.read_fail(e)),
+            Err(panic) => Err(inner.damaged(&format!("redb panicked: {panic}"))),
+        }
     }
 }
 
@@ -335,83 +333,8 @@ impl Drop for EmbeddedStore {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// Opens the file. redb may panic on a file damaged outside redb (a bad
-/// disk, a stray write): that becomes a full integrity check and repair,
-/// and failing that an error, never a crash (with `panic = "unwind"`, the
-/// default).
-fn open_database(path: &Path) -> Result<Database> {
-    let open = |check: bool| {
-        catch_unwind(AssertUnwindSafe(|| {
-            Database::builder()
-                .set_cache_size(CACHE_BYTES)
-                .set_check_integrity_on_open(check)
-                .create(path)
-        }))
-    };
-    let first = match open(false) {
-        Ok(r) => r,
-        Err(_) => match open(true) {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(StoreError::new(
-                    ErrorKind::Corrupt,
-                    format!(
-                        "the store {} is damaged and cannot be repaired; move it aside (mxguard starts an empty one) or restore it from a backup",
-                        path.display()
-                    ),
-                ));
-            }
-        },
-    };
-    first.map_err(|e| open_error(path, e))
-}
-
-fn open_error(path: &Path, e: DatabaseError) -> StoreError {
-    let p = path.display();
-    match e {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-            StoreError::new(
-                ErrorKind::InUse,
-                format!(
-                    "the store {p} is in use by another mxguard process (such as `mxguard serve`): only one process may open it at a time; stop that process, or use another data directory (--data-dir)"
-                ),
-            )
-        }
-        DatabaseError::RepairAborted => StoreError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the store {p} needs a repair that could not finish; move it aside (mxguard starts an empty one) or restore it from a backup"
-            ),
-        ),
-        DatabaseError::UpgradeRequired(v) => StoreError::new(
-            ErrorKind::Open,
-            format!(
-                "the store {p} is in an old redb file format ({v}) this mxguard cannot read; move it aside (mxguard starts an empty one)"
-            ),
-        ),
-        e => open_failed(path, e.into()),
-    }
-}
-
-/// An error while opening or preparing the file.
-fn open_failed(path: &Path, e: redb::Error) -> StoreError {
-    let p = path.display();
-    match e {
-        redb::Error::Corrupted(what) => StoreError::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the store {p} is damaged ({what}); move it aside (mxguard starts an empty one) or restore it from a backup"
-            ),
-        ),
-        e => StoreError::new(
-            ErrorKind::Open,
-            format!(
-                "cannot open the store {p}: {e}; check that the mxguard user can read and write it and that the disk has room"
-            ),
-        ),
+        // The writer is gone: this is the last handle to the file.
+        drop(self.inner.take_database());
     }
 }
 
@@ -425,194 +348,186 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates the tables and checks the file's format, durably.
-fn init_tables(db: &Database, path: &Path) -> Result<()> {
-    let redb_err = |e: redb::Error| open_failed(path, e);
-    let tx = db.begin_write().map_err(|e| redb_err(e.into()))?;
-    {
-        let mut meta = tx.open_table(FILE_META).map_err(|e| redb_err(e.into()))?;
-        let format = meta
-            .get("format")
-            .map_err(|e| redb_err(e.into()))?
-            .map(|g| g.value());
-        match format {
+/// Damaged pages hit by requests: the first is logged at once, with what
+/// redb said; the rest are counted and summed up now and then, so a store
+/// with a bad page does not log a line per request.
+#[derive(Default)]
+struct DamageLog {
+    hits: AtomicU64,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl DamageLog {
+    fn hit(&self, message: &str) {
+        let n = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self
+            .last_line
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *last {
             None => {
-                meta.insert("format", FORMAT)
-                    .map_err(|e| redb_err(e.into()))?;
+                tracing::error!("{message}");
+                *last = Some(Instant::now());
+                self.hits.store(0, Ordering::Relaxed);
             }
-            Some(f) if f <= FORMAT => {}
-            Some(f) => {
-                return Err(StoreError::new(
-                    ErrorKind::Open,
-                    format!(
-                        "the store {} was written by a newer mxguard (store format {f}; this one reads up to {FORMAT}); run that version, or move the file aside",
-                        path.display()
-                    ),
-                ));
+            Some(t) if t.elapsed() >= DAMAGE_LOG_EVERY => {
+                tracing::error!(
+                    "{n} more store requests failed on damaged pages in the last {} s; {message}",
+                    t.elapsed().as_secs()
+                );
+                *last = Some(Instant::now());
+                self.hits.store(0, Ordering::Relaxed);
             }
+            Some(_) => {}
         }
-        tx.open_table(KV).map_err(|e| redb_err(e.into()))?;
-        tx.open_table(LIST_ITEMS).map_err(|e| redb_err(e.into()))?;
-        tx.open_table(LIST_META).map_err(|e| redb_err(e.into()))?;
     }
-    tx.commit().map_err(|e| redb_err(e.into()))
 }
 
 impl Inner {
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.clock
             .now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    fn closed(&self) -> StoreError {
+    /// The open file, if any, for one read or one transaction.
+    pub(crate) fn database(&self) -> Option<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn take_database(&self) -> Option<Arc<Database>> {
+        self.db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    pub(crate) fn put_database(&self, db: Database) {
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+    }
+
+    /// Records whether (and why) writes fail, for [`EmbeddedStore::writable`].
+    pub(crate) fn set_unwritable(&self, error: Option<StoreError>) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        self.unwritable.store(error.is_some(), Ordering::SeqCst);
+        *outage = error;
+    }
+
+    fn writable(&self) -> Result<()> {
+        if !self.unwritable.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match &*self.outage.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Why there is no open file to read.
+    fn unavailable(&self) -> StoreError {
+        match self.writable() {
+            Err(e) => e,
+            Ok(()) => self.closed(),
+        }
+    }
+
+    pub(crate) fn closed(&self) -> StoreError {
         StoreError::new(
             ErrorKind::Closed,
             format!(
                 "the writer of the store {} has stopped (see the log for why); restart mxguard",
-                self.path.display()
+                self.file.path.display()
             ),
         )
     }
 
-    fn fail(&self, f: Fail) -> StoreError {
+    /// A request hit a damaged page: its error, counted in the log.
+    pub(crate) fn damaged(&self, what: &str) -> StoreError {
+        let e = self.file.damaged(what);
+        self.damage.hit(e.message());
+        e
+    }
+
+    /// What writes fail with after the disk refused one.
+    pub(crate) fn write_error(&self, e: &redb::Error) -> StoreError {
+        let p = self.file.path.display();
+        let dir = self.file.dir.display();
+        let message = match e {
+            redb::Error::Io(io) if disk_full(io) => format!(
+                "cannot write the store {p}: {io}; free space on the disk holding {dir}: mxguard retries by itself and needs no restart"
+            ),
+            e => format!(
+                "cannot write the store {p}: {e}; check the disk holding {dir} (space, and I/O errors in the kernel log): mxguard retries by itself and needs no restart"
+            ),
+        };
+        StoreError::new(ErrorKind::Backend, message)
+    }
+
+    pub(crate) fn fail(&self, f: Fail) -> StoreError {
         match f {
             Fail::Request(e) => e,
             Fail::TooLarge(n) => StoreError::new(
                 ErrorKind::Invalid,
                 format!(
                     "a value of {n} bytes is larger than the store {} accepts (about 3 GiB); nothing was written",
-                    self.path.display()
+                    self.file.path.display()
                 ),
             ),
-            Fail::Storage(redb::Error::Corrupted(what)) => StoreError::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "the store {} is damaged ({what}); restart mxguard to repair it, or move the file aside or restore it from a backup",
-                    self.path.display()
-                ),
-            ),
+            Fail::Storage(redb::Error::Corrupted(what)) => self.damaged(&what),
             Fail::Storage(e) => StoreError::new(
                 ErrorKind::Backend,
                 format!(
-                    "the store {} failed: {e}; check the disk (space, I/O errors) and restart mxguard",
-                    self.path.display()
+                    "the store {} failed: {e}; check the disk holding {} (space, I/O errors)",
+                    self.file.path.display(),
+                    self.file.dir.display()
                 ),
             ),
         }
     }
 
-    fn corrupt_value(&self, key: &str) -> Fail {
+    /// A read failed: while writes fail, with their error (redb refuses
+    /// pages it has not cached until the writer has reopened the file).
+    fn read_fail(&self, f: Fail) -> StoreError {
+        match f {
+            Fail::Storage(redb::Error::PreviousIo | redb::Error::DatabaseClosed) => {
+                self.writable().err().unwrap_or_else(|| self.fail(f))
+            }
+            f => self.fail(f),
+        }
+    }
+
+    pub(crate) fn corrupt_value(&self, key: &str) -> Fail {
         Fail::Request(StoreError::new(
             ErrorKind::Corrupt,
             format!(
-                "the store {} holds a damaged value under `{key}`; delete that key, or restore the store from a backup",
-                self.path.display()
+                "the store {} holds a damaged value under `{key}`; delete that key, or {REPAIR_HINT}",
+                self.file.path.display()
             ),
         ))
     }
 }
 
-/// What the writer thread keeps between transactions.
-#[derive(Default)]
-struct WriterState {
-    /// Where the next bounded purge goes on: the first key it has not
-    /// looked at yet, `None` to start a new pass at the first key.
-    purge_from: Option<String>,
-}
-
-/// The writer thread: each round takes every pending request (up to
-/// [`MAX_BATCH`]), applies them in one transaction, commits once, then
-/// answers each.
-fn run_writer(inner: &Inner, rx: &mpsc::Receiver<Request>) {
-    let mut state = WriterState::default();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let purge_from = state.purge_from.clone();
-        match apply_batch(inner, &mut state, &batch) {
-            Ok(results) => {
-                inner.commits.fetch_add(1, Ordering::Relaxed);
-                inner
-                    .writes
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for (r, res) in batch.into_iter().zip(results) {
-                    let _ = r.reply.send(res);
-                }
-            }
-            Err(e) => {
-                // Nothing was removed: the next purge looks there again.
-                state.purge_from = purge_from;
-                for r in batch {
-                    let _ = r.reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// One transaction for the whole batch. A request that cannot be applied
-/// gets its own error; a backend failure abandons the transaction and fails
-/// them all, since none of them was committed.
-fn apply_batch(
-    inner: &Inner,
-    state: &mut WriterState,
-    batch: &[Request],
-) -> Result<Vec<Result<Reply>>> {
-    let fail = |e: Fail| inner.fail(e);
-    let mut tx = inner.db.begin_write().map_err(|e| fail(e.into()))?;
-    // Explicit, though it is redb's default: acknowledged means on disk.
-    tx.set_durability(Durability::Immediate)
-        .map_err(|e| fail(redb::Error::from(e).into()))?;
-    let mut results = Vec::with_capacity(batch.len());
-    {
-        let mut t = Tables {
-            kv: tx.open_table(KV).map_err(|e| fail(e.into()))?,
-            items: tx.open_table(LIST_ITEMS).map_err(|e| fail(e.into()))?,
-            meta: tx.open_table(LIST_META).map_err(|e| fail(e.into()))?,
-        };
-        let now = inner.now_ms();
-        for r in batch {
-            match apply(inner, state, &mut t, &r.op, now) {
-                Ok(reply) => results.push(Ok(reply)),
-                Err(e @ (Fail::Request(_) | Fail::TooLarge(_))) => results.push(Err(fail(e))),
-                Err(e) => return Err(fail(e)),
-            }
-        }
-    }
-    tx.commit().map_err(|e| fail(e.into()))?;
-    Ok(results)
-}
-
-struct Tables<'tx> {
-    kv: redb::Table<'tx, &'static str, &'static [u8]>,
-    items: redb::Table<'tx, (&'static str, u64), &'static [u8]>,
-    meta: redb::Table<'tx, &'static str, (u64, u64)>,
-}
-
 /// A record's expiry and value; `None` if it is too short to be one.
-fn split(raw: &[u8]) -> Option<(u64, &[u8])> {
+pub(crate) fn split(raw: &[u8]) -> Option<(u64, &[u8])> {
     let (head, value) = raw.split_first_chunk::<8>()?;
     Some((u64::from_be_bytes(*head), value))
 }
 
-fn live(expires: u64, now: u64) -> bool {
+pub(crate) fn live(expires: u64, now: u64) -> bool {
     expires == 0 || expires > now
 }
 
-fn expiry(now: u64, ttl: Option<Duration>) -> u64 {
+pub(crate) fn expiry(now: u64, ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |t| {
         now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1))
     })
 }
 
-fn encode(expires: u64, value: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(expires: u64, value: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(8 + value.len());
     v.extend_from_slice(&expires.to_be_bytes());
     v.extend_from_slice(value);
@@ -630,161 +545,23 @@ fn live_value<'v>(
     Ok(live(expires, now).then_some(value))
 }
 
-fn invalid(inner: &Inner, message: String) -> Fail {
-    Fail::Request(StoreError::new(
-        ErrorKind::Invalid,
-        format!("{message} (store {})", inner.path.display()),
-    ))
-}
-
-fn apply(
-    inner: &Inner,
-    state: &mut WriterState,
-    t: &mut Tables<'_>,
-    op: &Op,
-    now: u64,
-) -> Result<Reply, Fail> {
-    Ok(match op {
-        Op::Set { key, value, ttl } => {
-            t.kv.insert(key.as_str(), encode(expiry(now, *ttl), value).as_slice())?;
-            Reply::Unit
-        }
-        Op::Delete { key } => {
-            let mut found = false;
-            if let Some(g) = t.kv.remove(key.as_str())? {
-                // A damaged value is still "there": it is gone now.
-                let (expires, _) = split(g.value()).unwrap_or((0, &[]));
-                found = live(expires, now);
-            }
-            let head = t.meta.remove(key.as_str())?.map(|g| g.value());
-            if let Some((next, oldest)) = head {
-                for seq in oldest..next {
-                    t.items.remove((key.as_str(), seq))?;
-                }
-                found |= next > oldest;
-            }
-            Reply::Bool(found)
-        }
-        Op::Incr { key, by, ttl } => {
-            let current = match t.kv.get(key.as_str())? {
-                None => None,
-                Some(g) => {
-                    let (expires, v) = split(g.value()).ok_or_else(|| inner.corrupt_value(key))?;
-                    if live(expires, now) {
-                        let n = std::str::from_utf8(v)
-                            .ok()
-                            .and_then(|s| s.parse::<i64>().ok())
-                            .ok_or_else(|| {
-                                invalid(
-                                    inner,
-                                    format!(
-                                    "cannot add to `{key}`: it holds a value that is not an integer"
-                                ),
-                                )
-                            })?;
-                        Some((expires, n))
-                    } else {
-                        None
-                    }
-                }
-            };
-            let (expires, n) = match current {
-                Some((expires, n)) => {
-                    let n = n.checked_add(*by).ok_or_else(|| {
-                        invalid(inner, format!("adding {by} to `{key}` ({n}) overflows"))
-                    })?;
-                    // EXPIRE NX: a TTL only for a key without one.
-                    let expires = if expires == 0 {
-                        expiry(now, *ttl)
-                    } else {
-                        expires
-                    };
-                    (expires, n)
-                }
-                None => (expiry(now, *ttl), *by),
-            };
-            t.kv.insert(
-                key.as_str(),
-                encode(expires, n.to_string().as_bytes()).as_slice(),
-            )?;
-            Reply::Int(n)
-        }
-        Op::Push {
-            key,
-            value,
-            max_len,
-        } => {
-            let (next, oldest) = t.meta.get(key.as_str())?.map_or((0, 0), |g| g.value());
-            t.items.insert((key.as_str(), next), value.as_slice())?;
-            let next = next + 1;
-            let keep = u64::try_from(*max_len).unwrap_or(u64::MAX).max(1);
-            let new_oldest = next.saturating_sub(keep).max(oldest);
-            for seq in oldest..new_oldest {
-                t.items.remove((key.as_str(), seq))?;
-            }
-            t.meta.insert(key.as_str(), (next, new_oldest))?;
-            Reply::Unit
-        }
-        Op::Purge { limit } => Reply::Purged(purge(state, t, *limit, now)?),
-    })
-}
-
-/// One bounded step of a pass over the values: goes on where the last step
-/// stopped, removes at most `limit` expired entries and looks at no more
-/// than [`PURGE_SCAN_FACTOR`] × `limit` of them, so the transaction (and
-/// every write batched with it) stays short. Lists never expire.
-fn purge(
-    state: &mut WriterState,
-    t: &mut Tables<'_>,
-    limit: usize,
-    now: u64,
-) -> Result<Purged, Fail> {
-    let limit = limit.max(1);
-    let budget = limit.saturating_mul(PURGE_SCAN_FACTOR);
-    let mut expired = Vec::new();
-    let mut next = None;
-    {
-        let from = state.purge_from.take();
-        let range = match from.as_deref() {
-            Some(from) => t.kv.range::<&str>(from..)?,
-            None => t.kv.range::<&str>(..)?,
-        };
-        for (seen, e) in range.enumerate() {
-            let (k, v) = e?;
-            if expired.len() >= limit || seen >= budget {
-                next = Some(k.value().to_string());
-                break;
-            }
-            // Damaged values are kept: reads report them, an admin decides.
-            if split(v.value()).is_some_and(|(expires, _)| !live(expires, now)) {
-                expired.push(k.value().to_string());
-            }
-        }
-    }
-    for key in &expired {
-        t.kv.remove(key.as_str())?;
-    }
-    let more = next.is_some();
-    state.purge_from = next;
-    Ok(Purged {
-        removed: expired.len(),
-        more,
-    })
-}
-
 fn unexpected(inner: &Inner) -> StoreError {
     StoreError::new(
         ErrorKind::Backend,
         format!(
             "the writer of the store {} answered the wrong kind of result (a bug)",
-            inner.path.display()
+            inner.file.path.display()
         ),
     )
 }
 
 impl Store for EmbeddedStore {
+    fn writable(&self) -> Result<()> {
+        self.inner.writable()
+    }
+
     fn describe(&self) -> String {
-        format!("embedded store {}", self.inner.path.display())
+        format!("embedded store {}", self.inner.file.path.display())
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {

@@ -38,11 +38,17 @@
 //! A prefix scan visits every master: it is for admin listings only, never
 //! for the per-message path.
 
+pub mod check;
+mod disk;
 mod embedded;
 mod error;
+mod file;
+mod guard;
 mod typed;
+mod writer;
 
-pub use embedded::{Clock, EmbeddedStore, ManualClock, SystemClock, WriterStats};
+pub use disk::DiskFaults;
+pub use embedded::{Clock, EmbeddedStore, ManualClock, Options, SystemClock, WriterStats};
 pub use error::{ErrorKind, StoreError};
 pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 
@@ -146,4 +152,16 @@ pub trait Store: Send + Sync {
     /// so calls until `more` is false make one pass over the store. (Redis
     /// expires keys itself and returns nothing removed, no more.)
     fn purge_expired(&self, limit: usize) -> BoxFuture<'_, Result<Purged>>;
+
+    /// Whether writes are expected to work now: `Err` with the error they
+    /// currently fail with (a full disk: [`ErrorKind::Backend`]; a damaged
+    /// file found on reopening: [`ErrorKind::Corrupt`]). Cheap (no I/O), so
+    /// callers can ask per request, and decide what to answer without
+    /// waiting for a write to fail. It turns `Ok` again by itself once the
+    /// backend takes writes again. A Redis backend answers from its
+    /// connection's state; a backend that cannot tell answers `Ok` (the
+    /// default) and lets its writes fail.
+    fn writable(&self) -> Result<()> {
+        Ok(())
+    }
 }

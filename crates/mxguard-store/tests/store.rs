@@ -747,5 +747,8 @@ async fn a_damaged_file_is_an_error_not_a_panic() {
     let e = EmbeddedStore::open(dir.path()).expect_err("a damaged store does not open");
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(e.to_string().contains("mxguard.redb"), "{e}");
-    assert!(e.to_string().contains("move it aside"), "{e}");
+    assert!(
+        e.to_string().contains("mxguard store check --repair"),
+        "{e}"
+    );
 }

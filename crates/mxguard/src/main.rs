@@ -11,6 +11,7 @@ mod scan_cmd;
 mod scanner;
 mod serve;
 mod settings;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Check the store file, and repair it.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Stats => history_cmd::stats(&globals),
         Command::Learn(args) => learn_cmd::learn(&globals, args),
         Command::Eval(args) => learn_cmd::eval(&globals, args),
+        Command::Store(cmd) => store_cmd::run(&globals, cmd),
     };
     match result {
         Ok(code) => code,

@@ -471,6 +471,26 @@ virus_symbols = ["CLAM_VIRUS", "FPROT_VIRUS"]
     }
 
     #[test]
+    fn the_memory_budget_must_hold_one_scan_of_the_largest_message() {
+        let d = MilterConfig::default();
+        // 50 MiB × 4 = 200 MiB within 7/8 of 256 MiB.
+        assert_eq!(d.scan_claim(d.max_message_size.0), 200 << 20);
+        assert!(d.scan_claim(d.max_message_size.0) <= d.largest_claim());
+        let c = parse("memory_budget = \"128M\"\nmemory_wait = \"5s\"\n");
+        assert_eq!(c.memory_wait, Millis(5000));
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "milter.memory_budget");
+        assert!(errors[0].1.contains("at least \"229M\""), "{}", errors[0].1);
+        let fits = parse("memory_budget = \"229M\"\n");
+        assert!(fits.validate().is_empty(), "{:?}", fits.validate());
+        let smaller = parse("memory_budget = \"64M\"\nmax_message_size = \"10M\"\n");
+        assert!(smaller.validate().is_empty(), "{:?}", smaller.validate());
+        let no_wait = parse("memory_wait = 0\n");
+        assert_eq!(no_wait.validate()[0].0, "milter.memory_wait");
+    }
+
+    #[test]
     fn remove_spellings() {
         for (text, want) in [
             ("remove = true", HeaderRemove::All),

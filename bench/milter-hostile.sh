@@ -19,8 +19,10 @@
 #    example's report, and whether the daemon was still alive.
 #
 # Everything listens on 127.0.0.1; the daemon is stopped on exit. Logs:
-# target/bench-hostile/. Environment: MXG, SESSIONS, SHAPES, NORMAL,
-# MACRO_MB (50), MXGUARD_TESTDATA (../shared/testdata).
+# target/bench-hostile/. Environment: MXG, HOSTILE (a milter_hostile
+# binary to use instead of building it), SESSIONS, SHAPES, NORMAL,
+# MACRO_MB (50), RSS_LIMIT_MB (12288: the daemon is killed past it),
+# MXGUARD_TESTDATA (../shared/testdata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,6 +31,7 @@ SESSIONS=${SESSIONS:-50}
 SHAPES=${SHAPES:-tiny10,tiny45,parts500k,nested100k,rfc822,macros}
 NORMAL=${NORMAL:-4}
 MACRO_MB=${MACRO_MB:-50}
+RSS_LIMIT_MB=${RSS_LIMIT_MB:-12288}
 export MXGUARD_TESTDATA=${MXGUARD_TESTDATA:-../shared/testdata}
 OUT="$ROOT/target/bench-hostile"
 mkdir -p "$OUT"
@@ -38,8 +41,10 @@ if [ -z "${MXG:-}" ]; then
   cargo build --release -q -p mxguard
   MXG="$ROOT/target/release/mxguard"
 fi
-cargo build --release -q -p mxguard-milter --example milter_hostile
-HOSTILE="$ROOT/target/release/examples/milter_hostile"
+if [ -z "${HOSTILE:-}" ]; then
+  cargo build --release -q -p mxguard-milter --example milter_hostile
+  HOSTILE="$ROOT/target/release/examples/milter_hostile"
+fi
 
 port_busy() { ss -Hltn "sport = :$1" | grep -q .; }
 for p in 11336 10023; do
@@ -69,10 +74,18 @@ done
 (exec 3<>/dev/tcp/127.0.0.1/11336) 2>/dev/null || die "mxguard serve does not listen on 127.0.0.1:11336"
 idle=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
 
-# VmRSS every 50 ms, in KiB, one per line.
+# VmRSS every 50 ms, in KiB, one per line. Past RSS_LIMIT_MB the daemon is
+# killed, so an unbounded one cannot take the machine down with it.
+limit_kib=$((RSS_LIMIT_MB * 1024))
 (
   while [ -r /proc/$pid/status ]; do
-    awk '/^VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || true
+    rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || true)
+    [ -n "$rss" ] && echo "$rss"
+    if [ -n "$rss" ] && [ "$rss" -gt "$limit_kib" ]; then
+      echo "over RSS_LIMIT_MB ($RSS_LIMIT_MB MiB): killing the daemon" >&2
+      kill -9 $pid
+      break
+    fi
     sleep 0.05
   done
 ) >"$W/rss.txt" &

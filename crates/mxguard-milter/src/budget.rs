@@ -163,27 +163,63 @@ impl Drop for Claim {
 }
 
 /// A repeated fault logged once per burst: the caller logs the first event
-/// of a burst ([`Burst::hit`] says when), and when the fault stops
+/// of a burst ([`Burst::hit`] says when), and when the fault has stopped
 /// ([`Burst::calm`] returns the burst's count), one line with the count.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Burst {
     /// In the current burst (0: none going on).
     current: AtomicU64,
     /// Since the start.
     total: AtomicU64,
+    /// When the last event came, in milliseconds since `epoch`.
+    last: AtomicU64,
+    epoch: std::time::Instant,
+    /// How long without an event before [`Burst::calm`] ends a burst.
+    quiet: std::time::Duration,
+}
+
+impl Default for Burst {
+    fn default() -> Burst {
+        Burst::new(std::time::Duration::ZERO)
+    }
 }
 
 impl Burst {
+    /// A burst ends on the first [`Burst::calm`] at least `quiet` after its
+    /// last event, so that successes between failures (small messages
+    /// passing while large ones wait) do not log a line per failure.
+    pub fn new(quiet: std::time::Duration) -> Burst {
+        Burst {
+            current: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            quiet,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Counts one event; true when it starts a burst (log it).
     pub fn hit(&self) -> bool {
         self.total.fetch_add(1, Ordering::Relaxed);
+        self.last.store(self.now_ms(), Ordering::Release);
         self.current.fetch_add(1, Ordering::AcqRel) == 0
     }
 
-    /// Ends the burst if one was going on: `(events in it, events since the
-    /// start)`, to log once.
+    /// Ends the burst if one was going on and its last event is at least
+    /// the quiet time old: `(events in it, events since the start)`, to log
+    /// once.
     pub fn calm(&self) -> Option<(u64, u64)> {
         if self.current.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let since = self
+            .now_ms()
+            .saturating_sub(self.last.load(Ordering::Acquire));
+        if u128::from(since) < self.quiet.as_millis() {
             return None;
         }
         let n = self.current.swap(0, Ordering::AcqRel);
@@ -257,5 +293,13 @@ mod tests {
         assert_eq!(burst.calm(), None);
         assert!(burst.hit());
         assert_eq!(burst.calm(), Some((1, 4)));
+
+        // With a quiet time, a success right after a failure does not end
+        // the burst.
+        let slow = Burst::new(std::time::Duration::from_secs(3600));
+        assert!(slow.hit());
+        assert_eq!(slow.calm(), None);
+        assert!(!slow.hit());
+        assert_eq!(slow.total(), 2);
     }
 }

@@ -275,6 +275,10 @@ impl Refusals {
     }
 }
 
+/// A burst of tempfails for want of memory ends once a message gets room
+/// this long after the last one.
+const BUSY_QUIET: Duration = Duration::from_secs(10);
+
 /// What all sessions share and draw from: scan slots and the memory budget
 /// (both sized at start), and the bursts of faults they log.
 struct Limits {
@@ -293,7 +297,7 @@ impl Limits {
         Limits {
             scans: Arc::new(Semaphore::new(slots)),
             budget: MemoryBudget::new(config.memory_budget.0),
-            busy: Burst::default(),
+            busy: Burst::new(BUSY_QUIET),
             long_macros: Burst::default(),
         }
     }

@@ -16,6 +16,11 @@ pub const PROTOCOL_VERSION: u32 = 6;
 /// Frames longer than this are refused (the length field counts the code byte).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// The most macros, or MAIL/RCPT arguments, one command packet may carry.
+/// An MTA sends a handful; a packet of a million tiny ones would cost tens
+/// of bytes of bookkeeping per byte received, so past this it is malformed.
+pub const MAX_PACKET_ITEMS: usize = 1024;
+
 /// Command codes, MTA to milter (`SMFIC_*`).
 pub mod cmd {
     pub const ABORT: u8 = b'A';
@@ -272,6 +277,9 @@ impl<'a> Cursor<'a> {
     fn strings(&mut self, what: &'static str) -> Result<Vec<String>, CodecError> {
         let mut v = vec![self.string(what)?];
         while !self.at_end() {
+            if v.len() == MAX_PACKET_ITEMS {
+                return Err(self.err("more arguments in one packet than any MTA sends"));
+            }
             v.push(self.string(what)?);
         }
         Ok(v)
@@ -434,6 +442,9 @@ impl Command {
                 let stage = c.byte("macro stage missing")?;
                 let mut pairs = Vec::new();
                 while !c.at_end() {
+                    if pairs.len() == MAX_PACKET_ITEMS {
+                        return Err(c.err("more macros in one packet than any MTA sends"));
+                    }
                     let name = c.string("macro name without NUL")?;
                     let value = c.string("macro value without NUL")?;
                     pairs.push((name, value));

@@ -10,8 +10,10 @@
 //! implements over the scan pipeline. [`client`] speaks the MTA's side, for
 //! tests and the load generator.
 
+pub mod budget;
 pub mod client;
 pub mod codec;
+pub mod macros;
 pub mod reply;
 pub mod server;
 pub mod stream;

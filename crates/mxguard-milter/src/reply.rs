@@ -27,7 +27,8 @@ pub const MAX_SPAM_LEVEL: usize = 100;
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts<'a> {
     pub envelope: &'a Envelope,
-    /// How often each header occurs, by lower-cased name.
+    /// How often each of [`owned_headers`] occurs, by lower-cased name
+    /// (at most [`MAX_COUNTED_COPIES`]).
     pub header_counts: &'a HashMap<String, u32>,
     /// The first Subject's value as received; `None` when there is none.
     pub subject: Option<&'a [u8]>,
@@ -156,6 +157,17 @@ pub fn scan_failed_reply() -> Reply {
     .unwrap_or(Reply::Tempfail)
 }
 
+/// The answer when the memory budget had no room for the message within
+/// `memory_wait`: the MTA keeps the message and retries it later.
+pub fn busy_reply() -> Reply {
+    Reply::smtp(
+        451,
+        "4.3.2",
+        "Too busy to scan the message now, try again later",
+    )
+    .unwrap_or(Reply::Tempfail)
+}
+
 fn allowed(r: &Reply, actions: u32) -> bool {
     let need = match r {
         Reply::AddHeader { .. } | Reply::InsHeader { .. } => action::ADD_HEADERS,
@@ -203,6 +215,28 @@ fn is_local(ip: IpAddr) -> bool {
     }
 }
 
+/// The headers the enabled routines write, whose copies already in a
+/// message are deleted: the only ones whose copies the session counts.
+pub fn owned_headers(config: &MilterConfig) -> impl Iterator<Item = &str> {
+    let h = &config.headers;
+    [
+        (h.spam_flag, "X-Spam-Flag"),
+        (h.spam_level, "X-Spam-Level"),
+        (h.spam_status, "X-Spam-Status"),
+        (h.spamd_result, "X-Spamd-Result"),
+        (h.virus, h.virus_header.as_str()),
+        (h.authentication_results, "Authentication-Results"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+}
+
+/// At most this many copies of one owned header are counted, and so
+/// deleted: a message with a million forged `X-Spam-Flag` lines would
+/// otherwise cost a million CHGHEADER replies. Copies past it stay (the
+/// headers mxguard adds come after them).
+pub const MAX_COUNTED_COPIES: u32 = 1000;
+
 /// Removes forged copies of the headers the enabled routines own, then adds
 /// the routines' headers for `verdict` (`None`: removals only).
 fn header_replies(
@@ -215,23 +249,13 @@ fn header_replies(
         return;
     }
     let h = &config.headers;
-    let owned: [(bool, &str); 6] = [
-        (h.spam_flag, "X-Spam-Flag"),
-        (h.spam_level, "X-Spam-Level"),
-        (h.spam_status, "X-Spam-Status"),
-        (h.spamd_result, "X-Spamd-Result"),
-        (h.virus, h.virus_header.as_str()),
-        (h.authentication_results, "Authentication-Results"),
-    ];
-    for (on, name) in owned {
-        if !on {
-            continue;
-        }
+    for name in owned_headers(config) {
         let copies = facts
             .header_counts
             .get(&name.to_ascii_lowercase())
             .copied()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(MAX_COUNTED_COPIES);
         for index in h.copies_to_remove(copies) {
             out.push(Reply::ChgHeader {
                 index,

@@ -14,16 +14,28 @@
 //! slot until it really ends, even after its session gave up on it at
 //! `scan_timeout`, so slow messages cannot pile up blocking threads.
 //!
+//! Memory: what every session holds of its message, and each scan's working
+//! memory, is claimed from one [`MemoryBudget`] (`memory_budget`, see
+//! [`crate::budget`]). A message that finds no room waits for it up to
+//! `memory_wait` (the MTA is not read meanwhile; before the scan, PROGRESS
+//! goes on), then gives its buffer back, reads the rest of the message
+//! without keeping it and answers 451 4.3.2, so the MTA retries it later;
+//! those tempfails are logged once per burst with a count. Besides the
+//! message, a session keeps only the macros it reads ([`crate::macros`]),
+//! the first Subject, and a counter per header it may delete; packets are
+//! at most [`MAX_FRAME`] bytes.
+//!
 //! Shutdown: the future passed to [`MilterServer::run`] resolving stops the
 //! accept loop; sessions between messages close at once, sessions in the
 //! middle of a message finish it; after `shutdown_grace` the rest are cut.
 
 use crate::Scanner;
+use crate::budget::{Burst, Claim, MemoryBudget};
 use crate::codec::{
-    Command, DEFAULT_MAX_FRAME, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, macro_stage,
-    parse_ip, proto,
+    Command, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, macro_stage, parse_ip, proto,
 };
-use crate::reply::{self, Early, MessageFacts};
+use crate::macros::{Kept, MacroStore};
+use crate::reply::{self, Early, MAX_COUNTED_COPIES, MessageFacts};
 use crate::stream::{FrameReader, ReadError};
 use mxguard_core::config::MilterConfig;
 use mxguard_core::envelope::strip_path;
@@ -41,6 +53,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
+
+/// The largest packet a session reads. Postfix sends body chunks of 64 KiB
+/// and each header whole, up to its `header_size_limit` (100 KiB by
+/// default); libmilter's largest is 1 MiB (`SMFIP_MDS_1M`). A larger packet
+/// is malformed and closes the session.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// The first buffer of a message; it then grows by a quarter at a time, so
+/// its capacity (what is claimed) stays within a quarter of its length.
+const FIRST_BUFFER: usize = 16 * 1024;
 
 /// The actions mxguard asks the MTA for (kept only when offered).
 pub const WANTED_ACTIONS: u32 =
@@ -126,8 +148,7 @@ impl MilterServer {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut sessions: JoinSet<()> = JoinSet::new();
         let ids = AtomicU64::new(0);
-        let slots = config.get().scan_slots().min(Semaphore::MAX_PERMITS);
-        let scans = Arc::new(Semaphore::new(slots));
+        let limits = Arc::new(Limits::new(&config.get()));
         let active = Arc::new(AtomicUsize::new(0));
         let mut refusals = Refusals::default();
         tokio::pin!(shutdown);
@@ -151,7 +172,7 @@ impl MilterServer {
                             scanner: scanner.clone(),
                             config: config.clone(),
                             stop: stop_rx.clone(),
-                            scans: scans.clone(),
+                            limits: limits.clone(),
                         };
                         sessions.spawn(async move {
                             let _guard = guard;
@@ -203,7 +224,7 @@ where
 
 /// Serves one MTA connection accepted elsewhere, or an in-memory stream
 /// (tests, fuzzing), with the session code of [`MilterServer::run`], until
-/// the MTA closes it. It has its own scan slots (`max_scans`).
+/// the MTA closes it. It has its own scan slots and memory budget.
 pub async fn serve_connection<S: Stream>(
     stream: S,
     peer: &str,
@@ -211,13 +232,13 @@ pub async fn serve_connection<S: Stream>(
     config: Arc<Shared<MilterConfig>>,
 ) {
     let (_stop_tx, stop) = watch::channel(false);
-    let slots = config.get().scan_slots().min(Semaphore::MAX_PERMITS);
+    let limits = Arc::new(Limits::new(&config.get()));
     let ctx = SessionCtx {
         id: 0,
         scanner,
         config,
         stop,
-        scans: Arc::new(Semaphore::new(slots)),
+        limits,
     };
     run_session(stream, peer.to_string(), ctx).await;
 }
@@ -275,13 +296,66 @@ impl Refusals {
     }
 }
 
+/// A burst of tempfails for want of memory ends once a message gets room
+/// this long after the last one.
+const BUSY_QUIET: Duration = Duration::from_secs(10);
+
+/// What all sessions share and draw from: scan slots and the memory budget
+/// (both sized at start), and the bursts of faults they log.
+struct Limits {
+    /// Scan slots (`max_scans`).
+    scans: Arc<Semaphore>,
+    budget: Arc<MemoryBudget>,
+    /// Messages tempfailed for want of room in the budget.
+    busy: Burst,
+    /// Macro values dropped for their length.
+    long_macros: Burst,
+}
+
+impl Limits {
+    fn new(config: &MilterConfig) -> Limits {
+        let slots = config.scan_slots().min(Semaphore::MAX_PERMITS);
+        Limits {
+            scans: Arc::new(Semaphore::new(slots)),
+            budget: MemoryBudget::new(config.memory_budget.0),
+            busy: Burst::new(BUSY_QUIET),
+            long_macros: Burst::default(),
+        }
+    }
+
+    /// A message found no room within `memory_wait` and is tempfailed.
+    fn no_room(&self, session: u64, wait: Duration, stage: &str) {
+        if self.busy.hit() {
+            tracing::warn!(
+                session,
+                memory_budget = self.budget.limit(),
+                in_use = self.budget.used(),
+                "milter: memory_budget is full: a message found no room {stage} within \
+                 memory_wait ({wait:?}); answering 451 4.3.2 so the MTA retries it (more are \
+                 counted until room comes back)"
+            );
+        }
+    }
+
+    /// A message got the room it asked for: ends a burst of tempfails.
+    fn room(&self) {
+        if let Some((n, total)) = self.busy.calm() {
+            tracing::warn!(
+                tempfailed = n,
+                tempfailed_total = total,
+                "milter: memory_budget has room again; {n} messages were tempfailed for want \
+                 of it"
+            );
+        }
+    }
+}
+
 struct SessionCtx {
     id: u64,
     scanner: Arc<dyn Scanner>,
     config: Arc<Shared<MilterConfig>>,
     stop: watch::Receiver<bool>,
-    /// Scan slots (`max_scans`), shared by all sessions.
-    scans: Arc<Semaphore>,
+    limits: Arc<Limits>,
 }
 
 async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
@@ -290,16 +364,16 @@ async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
         id: ctx.id,
         peer,
         scanner: ctx.scanner,
-        scans: ctx.scans,
+        limits: ctx.limits,
         shared: ctx.config,
         cfg,
         negotiated: None,
-        macros: HashMap::new(),
+        macros: MacroStore::default(),
         conn: Envelope::default(),
         conn_pending: None,
         msg: None,
     };
-    let mut reader = FrameReader::new(stream, DEFAULT_MAX_FRAME);
+    let mut reader = FrameReader::new(stream, MAX_FRAME);
     let mut stop = ctx.stop;
     session.run(&mut reader, &mut stop).await;
 }
@@ -307,42 +381,84 @@ async fn run_session<S: Stream>(stream: S, peer: String, ctx: SessionCtx) {
 /// The message being received.
 struct Message {
     env: Envelope,
+    /// What is kept of the message; its capacity is covered by `claim`.
     raw: Vec<u8>,
+    /// Bytes received, kept or not.
     size: u64,
     limit: u64,
     oversized: bool,
+    /// No room in the memory budget within `memory_wait`: the buffer was
+    /// given back, the rest is read and dropped, and the message is
+    /// tempfailed.
+    over_budget: bool,
     in_content: bool,
     headers_done: bool,
+    /// Copies of each header mxguard may delete ([`reply::owned_headers`]),
+    /// by lower-cased name, up to [`MAX_COUNTED_COPIES`]; no other name is
+    /// counted. Counted even past the size limit: it is a handful of
+    /// numbers, and forged copies must go whatever the size.
     header_counts: HashMap<String, u32>,
     subject: Option<Vec<u8>>,
     /// A verdict from before DATA, applied at end of message without a scan.
     pending: Option<Verdict>,
+    /// What the message holds of the memory budget.
+    claim: Claim,
 }
 
 impl Message {
-    fn new(env: Envelope, limit: u64) -> Message {
+    fn new(env: Envelope, config: &MilterConfig, claim: Claim) -> Message {
         Message {
             env,
             raw: Vec::new(),
             size: 0,
-            limit,
+            limit: config.max_message_size.0,
             oversized: false,
+            over_budget: false,
             in_content: false,
             headers_done: false,
-            header_counts: HashMap::new(),
+            header_counts: reply::owned_headers(config)
+                .map(|name| (name.to_ascii_lowercase(), 0))
+                .collect(),
             subject: None,
             pending: None,
+            claim,
         }
+    }
+
+    /// Whether what arrives is no longer kept.
+    fn dropping(&self) -> bool {
+        self.oversized || self.over_budget
+    }
+
+    /// Gives the buffer and its claim back.
+    fn release(&mut self) {
+        self.raw = Vec::new();
+        self.claim.shrink_to(0);
+    }
+
+    /// The buffer capacity to claim before `incoming` more bytes are kept,
+    /// when the buffer must grow for them.
+    fn room_needed(&self, incoming: usize) -> Option<usize> {
+        if self.dropping() || self.size.saturating_add(incoming as u64) > self.limit {
+            return None;
+        }
+        let need = self.raw.len() + incoming;
+        let cap = self.raw.capacity();
+        if need <= cap {
+            return None;
+        }
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        Some((cap + cap / 4).max(FIRST_BUFFER).min(limit).max(need))
     }
 
     fn append(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
-        if self.oversized {
+        if self.dropping() {
             return;
         }
         if self.size > self.limit {
             self.oversized = true;
-            self.raw = Vec::new();
+            self.release();
             return;
         }
         self.raw.extend_from_slice(bytes);
@@ -351,12 +467,21 @@ impl Message {
     /// `Name: value` + CRLF, folded lines with CRLF.
     fn header(&mut self, name: &str, value: &[u8], leading_space: bool) {
         self.in_content = true;
-        let lower = name.to_ascii_lowercase();
-        if lower == "subject" && self.subject.is_none() {
+        if let Some((_, n)) = self
+            .header_counts
+            .iter_mut()
+            .find(|(owned, _)| owned.eq_ignore_ascii_case(name))
+        {
+            *n = (*n + 1).min(MAX_COUNTED_COPIES);
+        }
+        if self.subject.is_none() && name.eq_ignore_ascii_case("subject") {
             self.subject = Some(value.to_vec());
         }
-        *self.header_counts.entry(lower).or_insert(0) += 1;
-        let mut line = Vec::with_capacity(name.len() + value.len() + 8);
+        if self.dropping() {
+            self.size += header_line_len(name, value, leading_space) as u64;
+            return;
+        }
+        let mut line = Vec::with_capacity(header_line_len(name, value, leading_space));
         line.extend_from_slice(name.as_bytes());
         line.push(b':');
         if !leading_space {
@@ -383,38 +508,34 @@ impl Message {
     }
 }
 
+/// The bytes `Message::header` adds for one header.
+fn header_line_len(name: &str, value: &[u8], leading_space: bool) -> usize {
+    let bare_lf = value
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || value[i - 1] != b'\r'))
+        .count();
+    name.len() + 1 + usize::from(!leading_space) + value.len() + bare_lf + 2
+}
+
 struct Session {
     id: u64,
     peer: String,
     scanner: Arc<dyn Scanner>,
-    /// Scan slots (`max_scans`), shared by all sessions.
-    scans: Arc<Semaphore>,
+    /// Scan slots and the memory budget, shared by all sessions.
+    limits: Arc<Limits>,
     shared: Arc<Shared<MilterConfig>>,
     cfg: Arc<MilterConfig>,
     /// The options agreed at OPTNEG.
     negotiated: Option<OptNeg>,
-    /// Macro values by name without braces (`client_addr`, `i`).
-    macros: HashMap<String, String>,
+    /// The macros the session reads.
+    macros: MacroStore,
     /// What is known of the SMTP connection (ip, hostname, helo).
     conn: Envelope,
     /// A verdict made at connect or HELO, for every message of the connection.
     conn_pending: Option<Verdict>,
     msg: Option<Message>,
 }
-
-/// Macros that belong to one message and must not leak into the next.
-const MESSAGE_MACROS: &[&str] = &[
-    "i",
-    "auth_authen",
-    "auth_type",
-    "auth_author",
-    "mail_addr",
-    "mail_host",
-    "mail_mailer",
-    "rcpt_addr",
-    "rcpt_host",
-    "rcpt_mailer",
-];
 
 enum Flow {
     Continue,
@@ -448,10 +569,80 @@ impl Session {
     }
 
     fn macro_value(&self, name: &str) -> Option<&str> {
-        self.macros
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.macros.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// Keeps what the session reads of a macro packet.
+    fn take_macros(&mut self, pairs: Vec<(String, String)>) {
+        let mut dropped = false;
+        for (name, value) in pairs {
+            let len = value.len();
+            if self.macros.set(&name, value) == Kept::TooLong {
+                dropped = true;
+                if self.limits.long_macros.hit() {
+                    tracing::warn!(
+                        session = self.id,
+                        peer = %self.peer,
+                        name,
+                        bytes = len,
+                        "milter: macro value over {} bytes dropped (more are counted until \
+                         one packet has none)",
+                        crate::macros::MAX_VALUE
+                    );
+                }
+            }
+        }
+        if !dropped && let Some((n, total)) = self.limits.long_macros.calm() {
+            tracing::warn!(
+                dropped = n,
+                dropped_total = total,
+                "milter: {n} over-long macro values were dropped"
+            );
+        }
+    }
+
+    /// Makes room in the memory budget for `incoming` more bytes of the
+    /// current message before they are kept: at once when there is room,
+    /// else waiting up to `memory_wait`, else the message stops being kept
+    /// and will be tempfailed.
+    async fn make_room(&mut self, incoming: usize) {
+        let wait = self.cfg.memory_wait.as_duration();
+        let scan_claim = self.cfg.scan_claim(
+            self.msg
+                .as_ref()
+                .map_or(0, |m| m.size.saturating_add(incoming as u64)),
+        );
+        let (id, limits) = (self.id, self.limits.clone());
+        let Some(msg) = self.msg.as_mut() else {
+            return;
+        };
+        let Some(want) = msg.room_needed(incoming) else {
+            return;
+        };
+        let ok = if msg.claim.try_grow_to(want as u64) {
+            true
+        } else if !msg.claim.could_hold(scan_claim) {
+            // Only after a reload raised max_message_size past what the
+            // budget (sized at start) can ever hold for one scan.
+            tracing::info!(
+                session = id,
+                size = msg.size,
+                "milter: message too large to scan within memory_budget; treated as over \
+                 max_message_size"
+            );
+            msg.oversized = true;
+            msg.release();
+            return;
+        } else {
+            msg.claim.grow_to(want as u64, Instant::now() + wait).await
+        };
+        if ok {
+            msg.raw.reserve_exact(want - msg.raw.len());
+        } else {
+            msg.over_budget = true;
+            msg.release();
+            limits.no_room(id, wait, "while it was received");
+        }
     }
 
     async fn run<S: Stream>(
@@ -574,14 +765,9 @@ impl Session {
             }
             Command::Macro { stage, pairs } => {
                 if stage == cmd::MAIL {
-                    for m in MESSAGE_MACROS {
-                        self.macros.remove(*m);
-                    }
+                    self.macros.clear_message();
                 }
-                for (name, value) in pairs {
-                    let name = name.trim_start_matches('{').trim_end_matches('}');
-                    self.macros.insert(name.to_string(), value);
-                }
+                self.take_macros(pairs);
                 None
             }
             Command::Connect {
@@ -615,7 +801,7 @@ impl Session {
                 env.user = self.macro_value("auth_authen").map(str::to_string);
                 env.queue_id = self.macro_value("i").map(str::to_string);
                 env.daemon_name = self.macro_value("daemon_name").map(str::to_string);
-                let mut msg = Message::new(env, self.cfg.max_message_size.0);
+                let mut msg = Message::new(env, &self.cfg, self.new_claim());
                 msg.pending = self.conn_pending.clone();
                 let early = self.scanner.early(SmtpStage::MailFrom, &msg.env);
                 self.msg = Some(msg);
@@ -673,6 +859,8 @@ impl Session {
             }
             Command::Header { name, value } => {
                 let lead = self.leading_space();
+                self.message();
+                self.make_room(header_line_len(&name, &value, lead)).await;
                 self.message().header(&name, &value, lead);
                 Some(Reply::Continue)
             }
@@ -681,12 +869,16 @@ impl Session {
                 Some(Reply::Continue)
             }
             Command::Body(chunk) => {
+                self.message();
+                self.make_room(chunk.len() + 2).await;
                 let m = self.message();
                 m.end_headers();
                 m.append(&chunk);
                 Some(Reply::Continue)
             }
             Command::EndOfMessage(chunk) => {
+                self.message();
+                self.make_room(chunk.len() + 2).await;
                 let m = self.message();
                 m.end_headers();
                 if !chunk.is_empty() {
@@ -697,9 +889,7 @@ impl Session {
             }
             Command::Abort => {
                 self.msg = None;
-                for m in MESSAGE_MACROS {
-                    self.macros.remove(*m);
-                }
+                self.macros.clear_message();
                 None
             }
             Command::Quit => return Flow::Close,
@@ -724,13 +914,17 @@ impl Session {
         self.msg = None;
     }
 
+    /// A claim on the memory budget, for a new message.
+    fn new_claim(&self) -> Claim {
+        Claim::new(self.limits.budget.clone())
+    }
+
     /// The current message; one is started if the MTA skipped MAIL.
     fn message(&mut self) -> &mut Message {
-        let limit = self.cfg.max_message_size.0;
-        let conn = &self.conn;
-        let pending = &self.conn_pending;
+        let (conn, cfg, limits, pending) =
+            (&self.conn, &self.cfg, &self.limits, &self.conn_pending);
         self.msg.get_or_insert_with(|| {
-            let mut m = Message::new(conn.clone(), limit);
+            let mut m = Message::new(conn.clone(), cfg, Claim::new(limits.budget.clone()));
             m.pending = pending.clone();
             m
         })
@@ -786,10 +980,14 @@ impl Session {
                 "milter: message over max_message_size, not scanned"
             );
             reply::oversize_replies(&self.cfg, msg.size, &self.facts(&msg, &negotiated))
+        } else if msg.over_budget {
+            vec![reply::busy_reply()]
         } else {
             let raw = std::mem::take(&mut msg.raw);
-            match self.scan(msg.env.clone(), raw, reader).await {
-                Some(v) => {
+            let claim = msg.claim.split_off();
+            match self.scan(msg.env.clone(), raw, claim, reader).await {
+                ScanEnd::Busy => vec![reply::busy_reply()],
+                ScanEnd::Done(v) => {
                     tracing::debug!(
                         session = self.id,
                         queue_id = ?msg.env.queue_id,
@@ -799,7 +997,7 @@ impl Session {
                     );
                     reply::final_replies(&self.cfg, &v, &self.facts(&msg, &negotiated))
                 }
-                None => vec![reply::scan_failed_reply()],
+                ScanEnd::Failed => vec![reply::scan_failed_reply()],
             }
         };
         for r in &replies {
@@ -818,56 +1016,85 @@ impl Session {
         }
     }
 
-    /// Runs the scan on the blocking pool once a scan slot is free, sending
-    /// PROGRESS meanwhile. The blocking task holds the slot until the scan
-    /// really ends. `None` when it failed, or did not get a slot and finish
-    /// within `scan_timeout`.
+    /// Runs the scan on the blocking pool once its memory is claimed (up to
+    /// `memory_wait`) and a scan slot is free (up to `scan_timeout`),
+    /// sending PROGRESS meanwhile. The blocking task holds the slot and the
+    /// claim until the scan really ends.
     async fn scan<S>(
         &self,
         env: Envelope,
         raw: Vec<u8>,
+        mut claim: Claim,
         reader: &mut FrameReader<S>,
-    ) -> Option<Verdict>
+    ) -> ScanEnd
     where
         S: Stream,
     {
         let queue_id = env.queue_id.clone();
-        let mut job = Some((self.scanner.clone(), env, raw));
-        let slot = self.scans.clone().acquire_owned();
-        tokio::pin!(slot);
-        let mut task = None;
         let every = self
             .cfg
             .progress_interval
             .as_duration()
             .max(Duration::from_millis(10));
-        let deadline = tokio::time::sleep(self.cfg.scan_timeout.as_duration());
-        tokio::pin!(deadline);
         let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
         let progress = Reply::Progress.to_bytes();
         let mut mta_gone = false;
+        let need = self.cfg.scan_claim(raw.len() as u64).max(claim.held());
+        if !claim.try_grow_to(need) {
+            let wait = self.cfg.memory_wait.as_duration();
+            let got = {
+                let grow = claim.grow_to(need, Instant::now() + wait);
+                tokio::pin!(grow);
+                loop {
+                    tokio::select! {
+                        got = &mut grow => break got,
+                        _ = ticks.tick() => {
+                            if !mta_gone && reader.get_mut().write_all(&progress).await.is_err() {
+                                mta_gone = true;
+                            }
+                        }
+                    }
+                }
+            };
+            if !got {
+                self.limits.no_room(self.id, wait, "for its scan");
+                return ScanEnd::Busy;
+            }
+        }
+        self.limits.room();
+        let mut job = Some((self.scanner.clone(), env, raw, claim));
+        let slot = self.limits.scans.clone().acquire_owned();
+        tokio::pin!(slot);
+        let mut task = None;
+        let deadline = tokio::time::sleep(self.cfg.scan_timeout.as_duration());
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 permit = &mut slot, if task.is_none() => {
                     let Ok(permit) = permit else {
                         tracing::error!(session = self.id, ?queue_id, "milter: the scan slots are closed");
-                        return None;
+                        return ScanEnd::Failed;
                     };
                     // Taken once: this branch is off once the task exists.
-                    let (scanner, env, raw) = job.take()?;
+                    let Some((scanner, env, raw, claim)) = job.take() else {
+                        return ScanEnd::Failed;
+                    };
                     task = Some(tokio::task::spawn_blocking(move || {
                         // Released when the scan ends, not when the session
                         // stops waiting for it.
                         let _permit = permit;
-                        scanner.scan(&env, &raw)
+                        let verdict = scanner.scan(&env, &raw);
+                        drop(raw);
+                        drop(claim);
+                        verdict
                     }));
                 }
                 Some(done) = async { Some((&mut task.as_mut()?).await) }, if task.is_some() => {
                     return match done {
-                        Ok(v) => Some(v),
+                        Ok(v) => ScanEnd::Done(v),
                         Err(e) => {
                             tracing::error!(session = self.id, ?queue_id, "milter: the scan failed: {e}");
-                            None
+                            ScanEnd::Failed
                         }
                     };
                 }
@@ -885,7 +1112,7 @@ impl Session {
                              busy with a slow scan; answering tempfail",
                             self.cfg.scan_timeout.as_duration()
                         );
-                        return None;
+                        return ScanEnd::Failed;
                     }
                     tracing::warn!(
                         session = self.id,
@@ -893,11 +1120,20 @@ impl Session {
                         "milter: the scan took longer than scan_timeout ({:?}); answering tempfail",
                         self.cfg.scan_timeout.as_duration()
                     );
-                    return None;
+                    return ScanEnd::Failed;
                 }
             }
         }
     }
+}
+
+/// How a scan ended.
+enum ScanEnd {
+    Done(Verdict),
+    /// It failed, or got no slot and no verdict within `scan_timeout`.
+    Failed,
+    /// No room in the memory budget within `memory_wait`.
+    Busy,
 }
 
 /// The client's host name from CONNECT or `{client_name}`: `None` when the
@@ -1025,7 +1261,7 @@ mod tests {
     /// The replies in one write; an ACK request instead is a failure.
     async fn one_write(events: &mut mpsc::UnboundedReceiver<Event>) -> Vec<Reply> {
         match next(events).await {
-            Event::Write(bytes) => decode_replies(&bytes, DEFAULT_MAX_FRAME).unwrap(),
+            Event::Write(bytes) => decode_replies(&bytes, MAX_FRAME).unwrap(),
             Event::Ack => panic!("an ACK request where a reply was due"),
         }
     }
@@ -1035,7 +1271,7 @@ mod tests {
             Event::Ack => {}
             Event::Write(bytes) => panic!(
                 "a write ({:?}) where only an ACK was due",
-                decode_replies(&bytes, DEFAULT_MAX_FRAME)
+                decode_replies(&bytes, MAX_FRAME)
             ),
         }
     }
@@ -1055,7 +1291,7 @@ mod tests {
             scanner: Arc::new(Accept),
             config: Arc::new(Shared::new(MilterConfig::default())),
             stop: stop_rx,
-            scans: Arc::new(Semaphore::new(1)),
+            limits: Arc::new(Limits::new(&MilterConfig::default())),
         };
         let probe = Probe {
             inner: server_end,
@@ -1137,5 +1373,191 @@ mod tests {
         drop(mta);
         session.await.unwrap();
         assert!(events.recv().await.is_none(), "nothing after the close");
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+    use crate::codec::cmd;
+
+    struct Nothing;
+
+    impl Scanner for Nothing {
+        fn early(&self, _: SmtpStage, _: &Envelope) -> Option<Verdict> {
+            None
+        }
+
+        fn scan(&self, _: &Envelope, _: &[u8]) -> Verdict {
+            unreachable!("no scan in these tests")
+        }
+    }
+
+    fn session(cfg: MilterConfig) -> Session {
+        let shared = Arc::new(Shared::new(cfg.clone()));
+        Session {
+            id: 1,
+            peer: "test".into(),
+            scanner: Arc::new(Nothing),
+            limits: Arc::new(Limits::new(&cfg)),
+            cfg: shared.get(),
+            shared,
+            negotiated: None,
+            macros: Default::default(),
+            conn: Envelope::default(),
+            conn_pending: None,
+            msg: None,
+        }
+    }
+
+    /// 200 MiB of uniquely named macros once took 453 MiB: the session
+    /// keeps only the macros it reads, whatever the MTA sends.
+    #[tokio::test]
+    async fn a_flood_of_unique_macros_leaves_the_session_bounded() {
+        let mut s = session(MilterConfig::default());
+        let (_mta, end) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(end, MAX_FRAME);
+        let mut out = Vec::new();
+        for round in 0..100 {
+            let pairs = (0..500)
+                .map(|i| (format!("{{flood_{round}_{i}}}"), "x".repeat(64)))
+                .collect();
+            let _ = s
+                .handle(
+                    Command::Macro {
+                        stage: cmd::CONNECT,
+                        pairs,
+                    },
+                    &mut out,
+                    &mut reader,
+                )
+                .await;
+        }
+        let wanted = Command::Macro {
+            stage: cmd::CONNECT,
+            pairs: vec![
+                ("{client_addr}".into(), "192.0.2.1".into()),
+                ("j".into(), "mx.test".into()),
+            ],
+        };
+        let _ = s.handle(wanted, &mut out, &mut reader).await;
+        assert!(out.is_empty(), "macros get no reply");
+        assert!(s.macros.len() <= 16, "{} macros held", s.macros.len());
+        assert!(s.macros.bytes() <= 16 * crate::macros::MAX_VALUE);
+        assert_eq!(s.macro_value("client_addr"), Some("192.0.2.1"));
+        assert_eq!(s.macro_value("j"), Some("mx.test"));
+    }
+
+    /// The per-name header counter once kept growing after the message
+    /// passed max_message_size (6M names: 500 MiB).
+    #[test]
+    fn headers_past_max_message_size_are_not_collected() {
+        let cfg = MilterConfig {
+            max_message_size: mxguard_core::config::ByteSize(1000),
+            ..MilterConfig::default()
+        };
+        let limits = Limits::new(&cfg);
+        let mut m = Message::new(Envelope::default(), &cfg, Claim::new(limits.budget.clone()));
+        for i in 0..100_000 {
+            m.header(&format!("X-Flood-{i}"), b" v", true);
+        }
+        assert!(m.oversized);
+        assert!(m.raw.is_empty());
+        assert!(
+            m.header_counts.len() <= 16,
+            "{} names counted",
+            m.header_counts.len()
+        );
+        // The headers mxguard deletes are still counted, up to a bound.
+        for _ in 0..5000 {
+            m.header("X-Spam-Flag", b" NO", true);
+        }
+        assert_eq!(m.header_counts["x-spam-flag"], MAX_COUNTED_COPIES);
+        // Every byte received is still counted: `Name:value` and CRLF.
+        let flood: u64 = (0..100_000)
+            .map(|i| format!("X-Flood-{i}").len() as u64 + 5)
+            .sum();
+        assert_eq!(m.size, flood + 5000 * 17);
+    }
+
+    /// No room while the message is received: after memory_wait its buffer
+    /// is given back, the rest is read without being kept, and the answer
+    /// is a tempfail; the next message, with room again, is kept.
+    #[tokio::test]
+    async fn no_room_while_receiving_gives_the_buffer_back_and_tempfails() {
+        let cfg = MilterConfig {
+            memory_wait: mxguard_core::config::Millis(50),
+            memory_budget: mxguard_core::config::ByteSize(8 << 20),
+            max_message_size: mxguard_core::config::ByteSize(3 << 19),
+            ..MilterConfig::default()
+        };
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        let mut s = session(cfg);
+        let (_mta, end) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(end, MAX_FRAME);
+        let mut out = Vec::new();
+        let budget = s.limits.budget.clone();
+        let mut other = Claim::new(budget.clone());
+        assert!(other.try_grow_to(budget.large_ceiling() - (1 << 19)));
+
+        let mail = || Command::Mail(vec!["<a@example.com>".into()]);
+        let _ = s.handle(mail(), &mut out, &mut reader).await;
+        out.clear();
+        for _ in 0..40 {
+            let chunk = Command::Body(vec![b'x'; 30_000]);
+            let _ = s.handle(chunk, &mut out, &mut reader).await;
+        }
+        let m = s.msg.as_ref().unwrap();
+        assert!(m.over_budget);
+        assert!(m.raw.is_empty());
+        assert_eq!(m.size, 2 + 40 * 30_000);
+        assert_eq!(budget.used(), other.held());
+        out.clear();
+        let _ = s
+            .handle(Command::EndOfMessage(Vec::new()), &mut out, &mut reader)
+            .await;
+        let replies = crate::codec::decode_replies(&out, MAX_FRAME).unwrap();
+        assert_eq!(replies, [reply::busy_reply()]);
+        assert_eq!(s.limits.busy.total(), 1);
+
+        drop(other);
+        out.clear();
+        let _ = s.handle(mail(), &mut out, &mut reader).await;
+        for _ in 0..40 {
+            let chunk = Command::Body(vec![b'x'; 30_000]);
+            let _ = s.handle(chunk, &mut out, &mut reader).await;
+        }
+        let m = s.msg.as_ref().unwrap();
+        assert!(!m.over_budget);
+        assert_eq!(m.raw.len(), 2 + 40 * 30_000);
+    }
+
+    /// Before they are kept, a message's bytes are claimed from the budget,
+    /// with the buffer's spare capacity; dropping the message gives them
+    /// back.
+    #[tokio::test]
+    async fn a_message_claims_what_it_buffers() {
+        let mut s = session(MilterConfig::default());
+        let (_mta, end) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(end, MAX_FRAME);
+        let mut out = Vec::new();
+        let _ = s
+            .handle(
+                Command::Mail(vec!["<a@example.com>".into()]),
+                &mut out,
+                &mut reader,
+            )
+            .await;
+        for _ in 0..100 {
+            let chunk = Command::Body(vec![b'x'; 10_000]);
+            let _ = s.handle(chunk, &mut out, &mut reader).await;
+        }
+        let m = s.msg.as_ref().unwrap();
+        assert_eq!(m.raw.len(), 2 + 100 * 10_000);
+        assert_eq!(m.claim.held(), m.raw.capacity() as u64);
+        assert!(m.raw.capacity() <= m.raw.len() + m.raw.len() / 4 + FIRST_BUFFER);
+        assert_eq!(s.limits.budget.used(), m.claim.held());
+        let _ = s.handle(Command::Abort, &mut out, &mut reader).await;
+        assert_eq!(s.limits.budget.used(), 0);
     }
 }

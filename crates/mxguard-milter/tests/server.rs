@@ -5,6 +5,7 @@
 //! gate) and whose early checks block or allow fixed addresses.
 
 use mxguard_core::config::MilterConfig;
+use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, SmtpStage, SymbolResult, Verdict};
 use mxguard_milter::client::{Client, MessageSpec, Outcome, postfix_offer};
 use mxguard_milter::codec::{Command, OptNeg, Reply, action, cmd, proto};
@@ -126,6 +127,8 @@ impl Scanner for Fake {
 
 struct Running {
     addr: String,
+    /// The live configuration, to reload.
+    config: Arc<Shared<MilterConfig>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     fake: Arc<Fake>,
@@ -152,6 +155,7 @@ fn test_config() -> MilterConfig {
 async fn start(cfg: MilterConfig) -> Running {
     let server = MilterServer::bind(&cfg).await.unwrap();
     let addr: SocketAddr = server.local_addr().unwrap();
+    let config = server.config();
     let fake = Arc::new(Fake::default());
     let (tx, rx) = oneshot::channel();
     let scanner: Arc<dyn Scanner> = fake.clone();
@@ -160,6 +164,7 @@ async fn start(cfg: MilterConfig) -> Running {
     }));
     Running {
         addr: addr.to_string(),
+        config,
         stop: Some(tx),
         task,
         fake,
@@ -1064,5 +1069,92 @@ async fn timed_out_scans_hold_their_slot_until_they_end() {
     assert_eq!(out.reply, Reply::Accept);
     assert!(added(&out, "X-Spam-Status").is_some());
     assert_eq!(r.fake.scans.load(Ordering::SeqCst), 2);
+    r.stop().await;
+}
+
+/// Waits (bounded) until the fake scanner has been called `n` times.
+async fn scans_reach(r: &Running, n: usize) {
+    for _ in 0..1000 {
+        if r.fake.scans.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the fake scanner was not called {n} times");
+}
+
+/// With the memory budget held by a scan, a second large message waits for
+/// room up to memory_wait and is tempfailed (451 4.3.2: the MTA keeps it and
+/// retries), a small message still passes meanwhile, and a large message
+/// that waits long enough is scanned once the room comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_holds_large_messages_back_and_lets_small_ones_through() {
+    let mut cfg = test_config();
+    // One scan of a message of max_message_size fits in seven eighths of
+    // the budget; two do not.
+    cfg.memory_budget.0 = 8 << 20;
+    cfg.max_message_size.0 = 1 << 20;
+    cfg.memory_wait.0 = 300;
+    cfg.progress_interval.0 = 100;
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    let r = start(cfg.clone()).await;
+    let large = "x".repeat(998) + "\r\n";
+    let large = large.repeat(1000);
+
+    // A: a large message whose scan holds its claim until the gate opens.
+    let mut a = session(&r, "192.0.2.1").await;
+    let held = msg(&[("X-Test-Block", "yes")], &large);
+    let a = tokio::spawn(async move { a.message(&held).await.unwrap() });
+    scans_reach(&r, 1).await;
+
+    // B: as large; no room for its scan within memory_wait.
+    let mut b = session(&r, "192.0.2.2").await;
+    let out = b
+        .message(&msg(&[("Subject", "large")], &large))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, reply::busy_reply());
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 1, "B was scanned");
+    b.abort().await.unwrap();
+
+    // C: a small message passes while A still holds its room.
+    let mut c = session(&r, "192.0.2.3").await;
+    let out = c
+        .message(&msg(&[("Subject", "small")], "hello\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
+    assert!(added(&out, "X-Spam-Status").is_some());
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 2);
+
+    // D: with a long memory_wait, a large message waits for A's room...
+    let mut longer = cfg.clone();
+    longer.memory_wait.0 = 30_000;
+    r.config.replace(longer);
+    let mut d = session(&r, "192.0.2.4").await;
+    let waiting = msg(&[("Subject", "waits")], &large);
+    let mut d = tokio::spawn(async move { d.message(&waiting).await.unwrap() });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut d)
+            .await
+            .is_err(),
+        "D was answered while A held the room"
+    );
+    // ...and is scanned once A's scan ends and gives it back.
+    r.fake.open_gate();
+    assert_eq!(a.await.unwrap().reply, Reply::Accept);
+    let out = tokio::time::timeout(Duration::from_secs(20), d)
+        .await
+        .expect("D answered")
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
+    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 3);
+
+    // B's connection goes on: its retry is scanned now.
+    let out = b
+        .message(&msg(&[("Subject", "retry")], &large))
+        .await
+        .unwrap();
+    assert_eq!(out.reply, Reply::Accept);
     r.stop().await;
 }

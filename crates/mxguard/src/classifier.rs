@@ -8,11 +8,14 @@ use mxguard_learn::ModelHandle;
 use mxguard_learn::persist::{self, Class, Learner, Sample};
 use mxguard_store::Store;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Messages waiting to be autolearned; more are dropped (learning is a
-/// bonus, never a reason to hold up mail or grow memory).
+/// Messages waiting to be autolearned, besides the batch being gathered;
+/// more are dropped (learning is a bonus, never a reason to hold up mail or
+/// grow memory). Their bytes are bounded too: `[classifier]
+/// autolearn_queue_bytes`.
 const AUTOLEARN_QUEUE: usize = 1024;
 /// Autolearn batches: at most this many messages, or what arrived within
 /// this long of the first one. Each batch rewrites the learners' model in
@@ -30,6 +33,69 @@ struct Autolearn {
     spam_threshold: f64,
     ham_threshold: f64,
     tx: mpsc::Sender<Queued>,
+    queue: Arc<QueueBytes>,
+}
+
+/// The bytes of messages queued for autolearn, from `offer` until their
+/// batch is parsed, under `[classifier] autolearn_queue_bytes`; and the
+/// messages dropped past it (or past the count), logged once per burst.
+struct QueueBytes {
+    cap: u64,
+    held: AtomicU64,
+    /// Dropped in the current burst (0: none going on), and since start.
+    burst: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl QueueBytes {
+    fn new(cap: u64) -> QueueBytes {
+        QueueBytes {
+            cap,
+            held: AtomicU64::new(0),
+            burst: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn try_take(&self, n: u64) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(n).filter(|&after| after <= self.cap)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: u64) {
+        self.held.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// A message not learned: the first of a burst is logged.
+    fn dropped(&self, bytes: u64, why: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.burst.fetch_add(1, Ordering::AcqRel) == 0 {
+            tracing::warn!(
+                bytes,
+                queued_bytes = self.held.load(Ordering::Acquire),
+                autolearn_queue_bytes = self.cap,
+                "autolearn: {why}; messages are not learned until the queue drains (counted)"
+            );
+        }
+    }
+
+    /// A message queued: ends a burst of drops.
+    fn queued(&self) {
+        if self.burst.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let n = self.burst.swap(0, Ordering::AcqRel);
+        if n > 0 {
+            tracing::warn!(
+                dropped = n,
+                dropped_total = self.dropped.load(Ordering::Relaxed),
+                "autolearn: the queue has room again; {n} messages were not learned"
+            );
+        }
+    }
 }
 
 /// A message waiting to be autolearned: raw bytes, envelope sender, class.
@@ -83,12 +149,19 @@ impl Classifier {
         }
         let autolearn = config.autolearn.then(|| {
             let (tx, rx) = mpsc::channel(AUTOLEARN_QUEUE);
+            let queue = Arc::new(QueueBytes::new(config.autolearn_queue_bytes.0));
             let learner = Learner::new(store, config.table_bits).with_handle(handle.clone());
-            tasks.push(tokio::spawn(autolearn_task(learner, rx, stop)));
+            tasks.push(tokio::spawn(autolearn_task(
+                learner,
+                rx,
+                queue.clone(),
+                stop,
+            )));
             Autolearn {
                 spam_threshold: config.autolearn_spam_threshold,
                 ham_threshold: config.autolearn_ham_threshold,
                 tx,
+                queue,
             }
         });
         (Classifier { handle, autolearn }, tasks)
@@ -117,16 +190,42 @@ impl Classifier {
         } else {
             return;
         };
+        let bytes = raw.len() as u64;
+        if !a.queue.try_take(bytes) {
+            a.queue.dropped(bytes, "autolearn_queue_bytes reached");
+            return;
+        }
         let sender = envelope_sender.map(str::to_string);
         if a.tx.try_send((raw.to_vec(), sender, class)).is_err() {
-            tracing::debug!("autolearn queue full; message not learned");
+            a.queue.give_back(bytes);
+            a.queue
+                .dropped(bytes, "the queue holds as many messages as it may");
+            return;
         }
+        a.queue.queued();
+    }
+
+    /// Messages not autolearned because the queue was full, since start.
+    #[cfg(test)]
+    pub fn autolearn_dropped(&self) -> u64 {
+        self.autolearn
+            .as_ref()
+            .map_or(0, |a| a.queue.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Bytes of messages waiting to be autolearned.
+    #[cfg(test)]
+    pub fn autolearn_queued_bytes(&self) -> u64 {
+        self.autolearn
+            .as_ref()
+            .map_or(0, |a| a.queue.held.load(Ordering::Acquire))
     }
 }
 
 async fn autolearn_task(
     learner: Learner,
     mut rx: mpsc::Receiver<Queued>,
+    queue: Arc<QueueBytes>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut pending: Vec<Queued> = Vec::new();
@@ -147,8 +246,16 @@ async fn autolearn_task(
             _ = tokio::time::sleep_until(due), if !pending.is_empty() => true,
             _ = stop.changed() => true,
         };
-        if flush && !pending.is_empty() {
+        let stopping = *stop.borrow();
+        if stopping {
+            // What is still queued is learned before the task ends.
+            while let Ok(m) = rx.try_recv() {
+                pending.push(m);
+            }
+        }
+        if (flush || stopping) && !pending.is_empty() {
             let batch = std::mem::take(&mut pending);
+            let batch_bytes: u64 = batch.iter().map(|(raw, _, _)| raw.len() as u64).sum();
             // Parsing is CPU work: off the async threads.
             let samples = tokio::task::spawn_blocking(move || {
                 let mut spam = Vec::new();
@@ -164,6 +271,8 @@ async fn autolearn_task(
                 (spam, ham)
             })
             .await;
+            // The raw copies are gone once parsed.
+            queue.give_back(batch_bytes);
             if let Ok((spam, ham)) = samples {
                 for (s, c) in [(spam, Class::Spam), (ham, Class::Ham)] {
                     if s.is_empty() {
@@ -178,8 +287,61 @@ async fn autolearn_task(
                 }
             }
         }
-        if *stop.borrow() || rx.is_closed() && pending.is_empty() {
+        if stopping || rx.is_closed() && pending.is_empty() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxguard_core::Action;
+    use mxguard_core::config::ByteSize;
+    use mxguard_store::EmbeddedStore;
+
+    fn verdict(score: f64) -> Verdict {
+        Verdict {
+            action: Action::NoAction,
+            score,
+            required_score: 15.0,
+            symbols: Default::default(),
+            messages: Default::default(),
+            is_skipped: false,
+            forced_by: None,
+        }
+    }
+
+    /// Each queued message is a copy of up to 50 MiB: the queue is bounded
+    /// by bytes, and what does not fit is dropped and counted.
+    #[tokio::test]
+    async fn autolearn_drops_past_the_byte_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let config = ClassifierConfig {
+            autolearn: true,
+            autolearn_queue_bytes: ByteSize(1 << 20),
+            ..ClassifierConfig::default()
+        };
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (classifier, tasks) = Classifier::start(&config, store, stop).await;
+        let mut raw = b"Subject: cheap meds\r\n\r\n".to_vec();
+        raw.resize(300 * 1024, b'x');
+        // No await in between: the autolearn task cannot drain meanwhile.
+        for _ in 0..10 {
+            classifier.offer(&verdict(20.0), &raw, Some("a@example.com"));
+        }
+        assert_eq!(classifier.autolearn_queued_bytes(), 3 * raw.len() as u64);
+        assert_eq!(classifier.autolearn_dropped(), 7);
+        // A verdict in between the thresholds is not offered at all.
+        classifier.offer(&verdict(5.0), &raw, None);
+        assert_eq!(classifier.autolearn_dropped(), 7);
+
+        // The task gives the bytes back once it has parsed its batch.
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(classifier.autolearn_queued_bytes(), 0);
     }
 }

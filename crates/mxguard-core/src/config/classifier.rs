@@ -1,6 +1,6 @@
 //! `[classifier]`: the learning classifier (BAYES_SPAM / BAYES_HAM).
 
-use super::units::Seconds;
+use super::units::{ByteSize, Seconds};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct ClassifierConfig {
     pub autolearn: bool,
     pub autolearn_spam_threshold: f64,
     pub autolearn_ham_threshold: f64,
+    /// The most bytes of messages waiting to be autolearned (each is a copy
+    /// of the message). Past it a message is not learned: it is counted and
+    /// logged once per burst, and mail is never held up for it.
+    pub autolearn_queue_bytes: ByteSize,
     /// log2 of the model's feature table size, 12 to 24 (default 20: a
     /// scanner holds 4 MiB of mean weights; a learner, `mxguard learn` or
     /// `serve` with autolearn, 36 MiB for its four members and rewrites up
@@ -44,6 +48,7 @@ impl Default for ClassifierConfig {
             autolearn: false,
             autolearn_spam_threshold: 12.0,
             autolearn_ham_threshold: -0.5,
+            autolearn_queue_bytes: ByteSize(32 * 1024 * 1024),
             table_bits: 20,
         }
     }
@@ -120,6 +125,12 @@ impl ClassifierConfig {
                 format!("{} is outside 12..=24", self.table_bits),
             );
         }
+        if self.autolearn && self.autolearn_queue_bytes.0 == 0 {
+            err(
+                "autolearn_queue_bytes",
+                "0 would learn nothing; give a size like \"32M\", or set autolearn = false".into(),
+            );
+        }
         if self.refresh_interval.0 == 0 {
             err("refresh_interval", "must be at least 1 second".into());
         }
@@ -177,6 +188,9 @@ mod tests {
         let c: ClassifierConfig =
             toml::from_str("min_learns = 5\nautolearn = true\nrefresh_interval = \"1m\"").unwrap();
         assert_eq!(c.min_learns, 5);
+        assert_eq!(c.autolearn_queue_bytes, ByteSize(32 << 20));
+        let small: ClassifierConfig = toml::from_str("autolearn_queue_bytes = \"4M\"").unwrap();
+        assert_eq!(small.autolearn_queue_bytes, ByteSize(4 << 20));
         assert!(c.autolearn);
         assert_eq!(c.refresh_interval, Seconds(60));
         assert!(toml::from_str::<ClassifierConfig>("min_learn = 5").is_err());

@@ -9,6 +9,14 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// A scan's memory, counted against `[milter] memory_budget`, as a multiple
+/// of the message's size: the message itself, and three times its size for
+/// what the scan builds from it (decoded parts, text, tokens, the autolearn
+/// copy). Conservative for ordinary mail (a base64 attachment decodes to 3/4
+/// of its size); the MIME parse bounds its own work per part and header so
+/// that hostile shapes stay within it too.
+pub const SCAN_MEMORY_FACTOR: u64 = 4;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MilterConfig {
@@ -52,6 +60,20 @@ pub struct MilterConfig {
     /// message that gets no slot within `scan_timeout` is tempfailed as a
     /// timed-out scan is. Read at start; a reload does not change it.
     pub max_scans: usize,
+    /// The most memory the messages in flight may hold at once: every
+    /// session's buffered message, plus [`SCAN_MEMORY_FACTOR`] times the
+    /// size of each message being scanned (the scan's working memory). A
+    /// message that finds no room waits up to `memory_wait`, then is
+    /// tempfailed (451 4.3.2; Postfix retries it). The last eighth is kept
+    /// for messages of up to a 64th of it, so ordinary mail still passes
+    /// while large messages wait. Must hold `max_message_size` times
+    /// [`SCAN_MEMORY_FACTOR`] in seven eighths. Read at start.
+    pub memory_budget: ByteSize,
+    /// How long a message waits for room in `memory_budget`, while it is
+    /// received (the MTA is not read meanwhile) and again before its scan,
+    /// before it is tempfailed. Keep it well under Postfix's
+    /// `milter_content_timeout` (300s).
+    pub memory_wait: Millis,
     /// SMTP text of a reject (554 5.7.1) when the verdict carries none.
     pub reject_message: String,
     /// SMTP text of a soft reject or greylist (451 4.7.1) when the verdict
@@ -83,6 +105,8 @@ impl Default for MilterConfig {
             shutdown_grace: Millis(10_000),
             max_sessions: 500,
             max_scans: 0,
+            memory_budget: ByteSize(256 * 1024 * 1024),
+            memory_wait: Millis(30_000),
             reject_message: "Spam message rejected".to_string(),
             tempfail_message: "Try again later".to_string(),
             quarantine_reason: "Quarantined by mxguard".to_string(),
@@ -127,6 +151,25 @@ impl MilterConfig {
                     .into(),
             );
         }
+        if self.scan_claim(self.max_message_size.0) > self.largest_claim() {
+            let need = self
+                .max_message_size
+                .0
+                .saturating_mul(SCAN_MEMORY_FACTOR)
+                .saturating_mul(8)
+                .div_ceil(7)
+                .div_ceil(1 << 20);
+            err(
+                "memory_budget",
+                format!(
+                    "{} bytes cannot hold the scan of one message of max_message_size ({} \
+                     bytes): a scan counts {SCAN_MEMORY_FACTOR} times the message's size, within \
+                     seven eighths of the budget; raise memory_budget to at least \"{need}M\" or \
+                     lower max_message_size",
+                    self.memory_budget.0, self.max_message_size.0,
+                ),
+            );
+        }
         if !valid_header_name(&self.oversize_header) {
             err("oversize_header", bad_header(&self.oversize_header));
         }
@@ -142,6 +185,7 @@ impl MilterConfig {
             ("content_timeout", self.content_timeout),
             ("scan_timeout", self.scan_timeout),
             ("progress_interval", self.progress_interval),
+            ("memory_wait", self.memory_wait),
         ] {
             if v.0 == 0 {
                 err(key, "must be more than zero".into());
@@ -193,6 +237,17 @@ impl MilterConfig {
         } else {
             std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
         }
+    }
+
+    /// What the scan of a message of `size` bytes claims of `memory_budget`.
+    pub fn scan_claim(&self, size: u64) -> u64 {
+        size.saturating_mul(SCAN_MEMORY_FACTOR)
+    }
+
+    /// The largest claim one message may hold: seven eighths of
+    /// `memory_budget` (the rest is kept for small messages).
+    pub fn largest_claim(&self) -> u64 {
+        self.memory_budget.0 - self.memory_budget.0 / 8
     }
 
     /// True when an oversized message is tempfailed rather than accepted.
@@ -413,6 +468,26 @@ virus_symbols = ["CLAM_VIRUS", "FPROT_VIRUS"]
         assert_eq!(c.headers.remove, HeaderRemove::Nth(1));
         assert!(c.headers.skip_local);
         assert!(c.validate().is_empty());
+    }
+
+    #[test]
+    fn the_memory_budget_must_hold_one_scan_of_the_largest_message() {
+        let d = MilterConfig::default();
+        // 50 MiB × 4 = 200 MiB within 7/8 of 256 MiB.
+        assert_eq!(d.scan_claim(d.max_message_size.0), 200 << 20);
+        assert!(d.scan_claim(d.max_message_size.0) <= d.largest_claim());
+        let c = parse("memory_budget = \"128M\"\nmemory_wait = \"5s\"\n");
+        assert_eq!(c.memory_wait, Millis(5000));
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, "milter.memory_budget");
+        assert!(errors[0].1.contains("at least \"229M\""), "{}", errors[0].1);
+        let fits = parse("memory_budget = \"229M\"\n");
+        assert!(fits.validate().is_empty(), "{:?}", fits.validate());
+        let smaller = parse("memory_budget = \"64M\"\nmax_message_size = \"10M\"\n");
+        assert!(smaller.validate().is_empty(), "{:?}", smaller.validate());
+        let no_wait = parse("memory_wait = 0\n");
+        assert_eq!(no_wait.validate()[0].0, "milter.memory_wait");
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub use classifier::ClassifierConfig;
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
 };
-pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, parse_mode};
+pub use milter::{
+    HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, SCAN_MEMORY_FACTOR, parse_mode,
+};
 pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 

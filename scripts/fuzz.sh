@@ -140,7 +140,7 @@ for t in "${targets[@]}"; do
   [ "$ci" = 1 ] && limit=(-runs="$(ci_runs "$t")")
   # Longer inputs find nothing new here and slow every execution down.
   case $t in
-    mime) max_len=262144 ;;
+    mime) max_len=65536 ;;
     config) max_len=8192 ;;
     *) max_len=65536 ;;
   esac

@@ -1,6 +1,6 @@
 //! The MIME parse and every check behind it: one message (the fuzz input)
 //! through the scan pipeline of a config with header/body/rawbody/filename
-//! rules and a trained classifier, plus the learner's feature extraction.
+//! rules and a trained classifier (which extracts the learner's features).
 //! Any panic (even one the pipeline would catch), abort, stack overflow or
 //! memory blow-up is a finding.
 #![no_main]
@@ -86,9 +86,7 @@ fuzz_target!(|data: &[u8]| {
         rcpts: vec!["<b@example.net>".into()],
         ..Default::default()
     };
+    // The classifier check extracts the learner's features on the way.
     let verdict = pipeline().scan(&envelope, data);
-    assert!(verdict.score.is_finite() || verdict.score.is_nan() == false);
-    if let Some(m) = mxguard_learn::parse(data) {
-        let _ = mxguard_learn::tokenize::explain(&m);
-    }
+    assert!(!verdict.score.is_nan());
 });

@@ -40,8 +40,41 @@ fn build_engine(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Engine, 
     Ok(engine)
 }
 
+/// Raises the descriptor limit and logs it; the limit caps must fit in.
+fn raise_nofile() -> u64 {
+    match mxguard_net::fd::raise_nofile_limit() {
+        Ok(l) => {
+            match l.raised_from {
+                Some(from) => tracing::info!("file descriptor limit raised from {from} to {} (the hard limit)", l.soft),
+                None => tracing::info!("file descriptor limit: {} (hard limit {})", l.soft, l.hard),
+            }
+            l.soft
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the file descriptor limit (RLIMIT_NOFILE): {e}");
+            mxguard_net::fd::get_nofile().map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Lowers the connection caps of the enabled servers to fit in `nofile`.
+fn fit_descriptor_caps(config: &mut mxguard_core::config::Config, nofile: u64) {
+    let mut caps: Vec<(&str, &mut usize)> = Vec::new();
+    if config.milter.enabled {
+        caps.push(("milter.max_sessions", &mut config.milter.max_sessions));
+    }
+    if config.policy.enabled {
+        caps.push(("policy.max_connections", &mut config.policy.max_connections));
+    }
+    for m in mxguard_net::fd::fit_caps(nofile, &mut caps) {
+        tracing::warn!("{m}");
+    }
+}
+
 async fn serve(globals: &Globals) -> Result<ExitCode, String> {
-    let loaded = globals.load_config()?;
+    let nofile = raise_nofile();
+    let mut loaded = globals.load_config()?;
+    fit_descriptor_caps(&mut loaded.config, nofile);
     let config = &loaded.config;
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
@@ -112,7 +145,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tasks.push(tokio::spawn(mxguard_policy::server::serve(
             listener,
             engine.clone(),
-            config.policy.idle_timeout.as_duration(),
+            mxguard_policy::server::Limits::from_config(&config.policy),
             stop_rx.clone(),
         )));
         Some(engine)
@@ -136,7 +169,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tokio::select! {
             _ = hup.recv() => {
                 match globals.load_config() {
-                    Ok(new) => {
+                    Ok(mut new) => {
+                        fit_descriptor_caps(&mut new.config, nofile);
                         if let Some((pipeline, milter_config, classifier)) = &milter {
                             match mxguard_scan::Pipeline::new(&new) {
                                 Ok((p, _)) => {

@@ -13,7 +13,9 @@ mod units;
 pub use classifier::ClassifierConfig;
 pub use load::{ConfigError, LoadedConfig, Position, load_file, load_str};
 pub use milter::{HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, parse_mode};
-pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
+pub use policy::{
+    DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
+};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};

@@ -83,6 +83,8 @@ struct StoreHealth {
     /// succeeds, a greylisting that needs a new record answers by
     /// `store_failure`, since that record could never be kept.
     failing: AtomicBool,
+    /// A fault was logged and no write has landed since.
+    faulty: AtomicBool,
     faults: std::sync::Mutex<Burst>,
     stats: Arc<Stats>,
     /// The configured answer, for the log.
@@ -90,9 +92,16 @@ struct StoreHealth {
 }
 
 impl StoreHealth {
+    /// A write failed: new records cannot be kept.
+    fn write_failed(&self, e: &dyn std::fmt::Display) {
+        self.failing.store(true, Ordering::Release);
+        self.failed(e);
+    }
+
+    /// A read (or a write) failed.
     fn failed(&self, e: &dyn std::fmt::Display) {
         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-        self.failing.store(true, Ordering::Release);
+        self.faulty.store(true, Ordering::Release);
         let report = self
             .faults
             .lock()
@@ -118,7 +127,8 @@ impl StoreHealth {
 
     /// A write landed: the store works.
     fn wrote(&self) {
-        if !self.failing.swap(false, Ordering::AcqRel) {
+        self.failing.store(false, Ordering::Release);
+        if !self.faulty.swap(false, Ordering::AcqRel) {
             return;
         }
         let ended = self
@@ -222,6 +232,7 @@ impl Engine {
         let stats = Arc::new(Stats::default());
         let health = Arc::new(StoreHealth {
             failing: AtomicBool::new(false),
+            faulty: AtomicBool::new(false),
             faults: Default::default(),
             stats: stats.clone(),
             answer: config.policy.store_failure,
@@ -638,7 +649,7 @@ impl Engine {
             Ok(n) if n as u64 > count => Step::Decide(action.to_string()),
             Ok(_) => Step::Next,
             Err(e) => {
-                self.health.failed(&e);
+                self.health.write_failed(&e);
                 self.store_failed("rate_limit")
             }
         }
@@ -897,7 +908,7 @@ impl Engine {
             Ok(Err(_)) => false,
             Err(_) => {
                 // The task goes on; the store is not keeping up.
-                self.health.failed(&format_args!(
+                self.health.write_failed(&format_args!(
                     "a write waited more than {WRITE_WAIT:?} with {} writes queued (policy.max_pending_writes)",
                     self.max_pending
                 ));
@@ -947,7 +958,7 @@ async fn write_behind(
                 true
             }
             Err(e) => {
-                health.failed(&e);
+                health.write_failed(&e);
                 false
             }
         };

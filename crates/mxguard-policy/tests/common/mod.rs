@@ -62,12 +62,21 @@ pub fn build(
 
 /// [`start`] with the engine and the store on `clock`.
 pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
+    start_with(config, clock, limits()).await
+}
+
+/// [`start`] with other limits.
+pub async fn start_with_limits(config: &str, limits: Limits) -> Server {
+    start_with(config, Arc::new(SystemClock), limits).await
+}
+
+async fn start_with(config: &str, clock: Arc<dyn Clock>, limits: Limits) -> Server {
     let (shared, store, dir) = build(config, clock);
     let engine = shared.get();
     let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(serve(listener, shared, limits(), rx));
+    tokio::spawn(serve(listener, shared, limits, rx));
     Server {
         addr,
         engine,
@@ -136,6 +145,11 @@ impl Client {
         Client {
             stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
         }
+    }
+
+    /// Sends raw bytes, as a broken or hostile client would.
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.get_mut().write_all(bytes).await
     }
 
     /// Whether the server closes the connection within `within`, sending

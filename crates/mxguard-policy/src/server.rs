@@ -12,6 +12,8 @@
 //! once: Postfix tries once more, then answers
 //! `smtpd_policy_service_default_action` (451 4.3.5 by default), so the
 //! client retries later. Each kind of refusal is logged once per burst.
+//! Once connections fall to half their peak, the memory they freed is given
+//! back to the system ([`mxguard_net::memory`]).
 //!
 //! Shutdown (like the milter's): the accept loop stops and the listener is
 //! closed, so new connections are refused; connections waiting for a
@@ -98,6 +100,7 @@ pub async fn serve_with_grace(
     let mut acceptor = Acceptor::new("policy");
     let mut refused = Burst::default();
     let mut evicted = Burst::default();
+    let mut trimmer = mxguard_net::memory::Trimmer::start();
     let cap = limits.max_connections.max(1);
     loop {
         tokio::select! {
@@ -105,28 +108,35 @@ pub async fn serve_with_grace(
             (conn, peer) = acceptor.accept(&listener) => {
                 let active = shared.active.load(Ordering::Acquire);
                 if active >= cap {
-                    let room = active < cap + EVICTION_SLACK && shared.evict_longest_idle();
-                    if room {
-                        if evicted.fault() == Report::First {
-                            tracing::warn!(max_connections = cap, "policy: max_connections ({cap}) connections open; closing the connection idle longest for each new one (Postfix reconnects when it needs to)");
+                    if active < cap + EVICTION_SLACK && shared.evict_longest_idle() {
+                        match evicted.fault() {
+                            Report::First => tracing::warn!(max_connections = cap, "policy: max_connections ({cap}) connections open; closing the connection idle longest for each new one (Postfix reconnects when it needs to)"),
+                            Report::Ongoing { count, since } => tracing::warn!(closed = count, "policy: still at max_connections ({cap}): {count} idle connections closed to make room in {}s", since.as_secs()),
+                            Report::Quiet => {}
                         }
                     } else {
                         drop(conn);
-                        if refused.fault() == Report::First {
-                            tracing::warn!(max_connections = cap, peer, "policy: max_connections ({cap}) connections open and none idle; closing new connections at once (Postfix answers smtpd_policy_service_default_action) until one ends");
+                        match refused.fault() {
+                            Report::First => tracing::warn!(max_connections = cap, peer, "policy: max_connections ({cap}) connections open and none idle; closing new connections at once (Postfix answers smtpd_policy_service_default_action) while it lasts"),
+                            Report::Ongoing { count, since } => tracing::warn!(refused = count, "policy: still at max_connections ({cap}) with none idle: {count} new connections closed in {}s", since.as_secs()),
+                            Report::Quiet => {}
                         }
                         continue;
                     }
-                } else if let Some(ended) = evicted.clear() {
-                    tracing::info!(closed = ended.count, "policy: under max_connections again after closing {} idle connections to make room", ended.count);
-                }
-                if let Some(ended) = refused.clear() {
-                    tracing::warn!(refused = ended.count, "policy: serving new connections again after refusing {} at max_connections", ended.count);
+                } else {
+                    if let Some(ended) = evicted.clear() {
+                        tracing::info!(closed = ended.count, "policy: under max_connections again, after closing {} idle connections to make room", ended.count);
+                    }
+                    if let Some(ended) = refused.clear() {
+                        tracing::warn!(refused = ended.count, "policy: under max_connections again, after closing {} new connections at once", ended.count);
+                    }
                 }
                 let guard = ConnGuard::new(shared.clone());
+                trimmer.opened(shared.active.load(Ordering::Acquire));
                 conns.spawn(handle(conn, engine.clone(), limits, guard, shutdown.clone()));
             }
             Some(done) = conns.join_next(), if !conns.is_empty() => {
+                trimmer.closed(shared.active.load(Ordering::Acquire));
                 if let Err(e) = done
                     && e.is_panic()
                 {

@@ -877,6 +877,7 @@ impl Engine {
             // Taken under the lock: a later value has a higher number.
             let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
             let full = p.len() >= self.max_pending;
+            let none_waiting = p.is_empty();
             match p.get_mut(&key) {
                 // A task is writing this key (an entry lives as long as its
                 // writer): it picks the new value up.
@@ -884,8 +885,9 @@ impl Engine {
                     *w = PendingWrite { seq, bytes };
                     return !self.health.failing();
                 }
-                // The store is failing and enough writes wait on it.
-                None if full && self.health.failing() => return false,
+                // The store is failing and writes already wait on it (one
+                // of them will tell when it works again).
+                None if full && self.health.failing() && !none_waiting => return false,
                 None => {
                     p.insert(key.clone(), PendingWrite { seq, bytes });
                     full

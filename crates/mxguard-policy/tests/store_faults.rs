@@ -320,3 +320,22 @@ async fn store_errors_are_logged_once_per_burst() {
     assert!(lines[1].contains("working again after 400 errors"), "{}", lines[1]);
     assert_eq!(s.engine.stats.store_errors.load(Ordering::Relaxed), 400);
 }
+
+/// `max_pending_writes = 0`: every deferral is in the store before it is
+/// answered, and a store that failed is tried again by the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_pending_writes_answers_wait_for_their_writes() {
+    let s = setup(&format!("{GREYLIST}max_pending_writes = 0\n"));
+    assert!(deferred(&s.ask(1).await));
+    let key = "grey:192.0.2.0/24/s1@sender.example/rcpt@example.org";
+    assert!(
+        s.store.get(key).await.unwrap().is_some(),
+        "the triplet is durable when the deferral is answered"
+    );
+    s.store.fail_writes.store(true, Ordering::SeqCst);
+    assert_eq!(s.ask(2).await, "DUNNO");
+    assert_eq!(s.ask(3).await, "DUNNO");
+    s.store.fail_writes.store(false, Ordering::SeqCst);
+    assert!(deferred(&s.ask(4).await), "the next write found the store working");
+    assert_eq!(s.engine.pending_writes(), 0);
+}

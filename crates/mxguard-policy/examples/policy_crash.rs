@@ -1,7 +1,7 @@
 //! What a kill -9 under load loses: the greylist triplets answered (deferred)
 //! before the kill that are not in the store after it.
 //!
-//! `cargo run --release -p mxguard-policy --example policy_crash -- MXGUARD_BIN CONNECTIONS SECONDS [MAX_PENDING_WRITES] [RUNS]`
+//! `cargo run --release -p mxguard-policy --example policy_crash -- MXGUARD_BIN CONNECTIONS SECONDS [MAX_PENDING_WRITES|default] [RUNS]`
 //!
 //! Starts `MXGUARD_BIN serve` (policy server only, its own data directory
 //! and a free loopback port), sends first-seen triplets from CONNECTIONS
@@ -40,7 +40,12 @@ fn main() {
     let bin = args[1].clone();
     let conns: usize = args[2].parse().expect("connections");
     let secs: f64 = args[3].parse().expect("seconds");
-    let max_pending: Option<usize> = args.get(4).map(|s| s.parse().expect("max_pending_writes"));
+    // `default` (or nothing): the daemon's default, and no key written, so
+    // a build from before the key existed can be measured too.
+    let max_pending: Option<usize> = args
+        .get(4)
+        .filter(|s| *s != "default")
+        .map(|s| s.parse().expect("max_pending_writes"));
     let runs: usize = args.get(5).map_or(1, |s| s.parse().expect("runs"));
     for run in 1..=runs {
         crash_once(&bin, conns, secs, max_pending, run);

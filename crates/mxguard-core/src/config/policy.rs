@@ -51,7 +51,7 @@ impl Default for PolicyConfig {
             dns_failure: DnsFailure::Dunno,
             store_failure: StoreFailure::Dunno,
             max_connections: 500,
-            max_pending_writes: 256,
+            max_pending_writes: 1024,
             restrictions: RestrictionLists::default(),
         }
     }

@@ -120,7 +120,10 @@ mod tests {
                 since: REMIND_EVERY
             }
         );
-        assert_eq!(b.fault_at(t0 + REMIND_EVERY + Duration::from_secs(1)), Report::Quiet);
+        assert_eq!(
+            b.fault_at(t0 + REMIND_EVERY + Duration::from_secs(1)),
+            Report::Quiet
+        );
         let ended = b.clear_at(t0 + Duration::from_secs(90)).unwrap();
         assert_eq!(ended.count, 1003);
         assert_eq!(ended.lasted, Duration::from_secs(90));

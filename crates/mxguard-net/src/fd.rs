@@ -33,6 +33,8 @@ pub struct NofileLimit {
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit.
+// `rlim_t` is u64 here but not on every target: the casts stay.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
     let (soft, hard) = get_nofile()?;
     let target = if hard == libc::RLIM_INFINITY as u64 {
@@ -57,6 +59,7 @@ pub fn raise_nofile_limit() -> io::Result<NofileLimit> {
 }
 
 /// The soft and hard RLIMIT_NOFILE.
+#[allow(clippy::unnecessary_cast)]
 pub fn get_nofile() -> io::Result<(u64, u64)> {
     let mut l = libc::rlimit {
         rlim_cur: 0,
@@ -69,6 +72,7 @@ pub fn get_nofile() -> io::Result<(u64, u64)> {
     Ok((l.rlim_cur as u64, l.rlim_max as u64))
 }
 
+#[allow(clippy::unnecessary_cast)]
 fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
     let l = libc::rlimit {
         rlim_cur: soft as libc::rlim_t,
@@ -90,10 +94,7 @@ pub fn fit_caps(limit: u64, caps: &mut [(&str, &mut usize)]) -> Vec<String> {
     if wanted <= room {
         return Vec::new();
     }
-    let all: Vec<String> = caps
-        .iter()
-        .map(|(k, c)| format!("{k} = {c}"))
-        .collect();
+    let all: Vec<String> = caps.iter().map(|(k, c)| format!("{k} = {c}")).collect();
     let mut messages = Vec::new();
     for (key, cap) in caps.iter_mut() {
         let fitted = ((**cap as u64 * room) / wanted).max(1) as usize;
@@ -143,7 +144,11 @@ mod tests {
         assert_eq!(m.len(), 2, "{m:?}");
         assert!(milter as u64 + policy as u64 + RESERVE <= 1024);
         assert_eq!((milter, policy), (256, 512), "in proportion");
-        assert!(m[1].contains("policy.max_connections lowered from 1000 to 512"), "{}", m[1]);
+        assert!(
+            m[1].contains("policy.max_connections lowered from 1000 to 512"),
+            "{}",
+            m[1]
+        );
         assert!(m[1].contains("LimitNOFILE"), "{}", m[1]);
         // A limit below the reserve still leaves each server one connection.
         let mut one = 10;

@@ -78,7 +78,10 @@ fn crash_once(bin: &str, conns: usize, secs: f64, max_pending: Option<usize>, ru
         .expect("start mxguard serve");
     let up = Instant::now();
     while TcpStream::connect(&addr).is_err() {
-        assert!(up.elapsed() < Duration::from_secs(20), "mxguard serve did not start");
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "mxguard serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -144,7 +147,8 @@ fn crash_once(bin: &str, conns: usize, secs: f64, max_pending: Option<usize>, ru
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let store = EmbeddedStore::open(&dir.path().join("data")).expect("open the store after the kill");
+    let store =
+        EmbeddedStore::open(&dir.path().join("data")).expect("open the store after the kill");
     let cfg = GreylistConfig::default();
     let mut lost = 0usize;
     let mut oldest_lost = Duration::ZERO;

@@ -238,7 +238,10 @@ async fn store_failure_defer_defers_instead() {
     s.store.fail_writes.store(false, Ordering::SeqCst);
     s.store.fail_reads.store(true, Ordering::SeqCst);
     let a = s.ask(2).await;
-    assert!(a.starts_with("DEFER_IF_PERMIT 4.3.0 reject_banned_client:"), "{a}");
+    assert!(
+        a.starts_with("DEFER_IF_PERMIT 4.3.0 reject_banned_client:"),
+        "{a}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +320,11 @@ async fn store_errors_are_logged_once_per_burst() {
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("store:")).collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("No space left on device"), "{}", lines[0]);
-    assert!(lines[1].contains("working again after 400 errors"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("working again after 400 errors"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(s.engine.stats.store_errors.load(Ordering::Relaxed), 400);
 }
 
@@ -336,6 +343,9 @@ async fn with_no_pending_writes_answers_wait_for_their_writes() {
     assert_eq!(s.ask(2).await, "DUNNO");
     assert_eq!(s.ask(3).await, "DUNNO");
     s.store.fail_writes.store(false, Ordering::SeqCst);
-    assert!(deferred(&s.ask(4).await), "the next write found the store working");
+    assert!(
+        deferred(&s.ask(4).await),
+        "the next write found the store working"
+    );
     assert_eq!(s.engine.pending_writes(), 0);
 }

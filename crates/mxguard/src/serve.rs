@@ -45,7 +45,10 @@ fn raise_nofile() -> u64 {
     match mxguard_net::fd::raise_nofile_limit() {
         Ok(l) => {
             match l.raised_from {
-                Some(from) => tracing::info!("file descriptor limit raised from {from} to {} (the hard limit)", l.soft),
+                Some(from) => tracing::info!(
+                    "file descriptor limit raised from {from} to {} (the hard limit)",
+                    l.soft
+                ),
                 None => tracing::info!("file descriptor limit: {} (hard limit {})", l.soft, l.hard),
             }
             l.soft

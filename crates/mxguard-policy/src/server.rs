@@ -281,8 +281,13 @@ async fn handle(
         };
         let n = match read {
             Err(_) => return, // idle or too slow: Postfix reconnects when it needs to
-            Ok(Err(e)) => {
+            // A line past MAX_LINE; anything else is the peer going away.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
                 guard.conns.malformed(&e);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("policy: connection lost: {e}");
                 return;
             }
             Ok(Ok(n)) => n,

@@ -30,7 +30,8 @@ pub struct PolicyConfig {
     /// connection idle longest is closed to make room (Postfix reconnects
     /// without a warning); when none is idle, the new one is closed at once
     /// (Postfix tries once more, then answers
-    /// `smtpd_policy_service_default_action`, 451 4.3.5 by default).
+    /// `smtpd_policy_service_default_action`, 451 4.3.5 by default). Read
+    /// at start; lowered (with a warning) to fit the open-file limit.
     pub max_connections: usize,
     /// At most this many store writes answered but not yet durable (greylist
     /// triplets and auto-whitelist entries): what a crash can lose. Past it,

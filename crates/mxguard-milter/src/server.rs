@@ -151,39 +151,35 @@ impl MilterServer {
         let limits = Arc::new(Limits::new(&config.get()));
         let active = Arc::new(AtomicUsize::new(0));
         let mut refusals = Refusals::default();
+        let mut acceptor = mxguard_net::accept::Acceptor::new("milter");
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let cap = config.get().max_sessions;
-                        if active.load(Ordering::Acquire) >= cap {
-                            // Closed at once: Postfix applies its
-                            // milter_default_action to that SMTP session.
-                            drop(stream);
-                            refusals.refused(&peer, cap);
-                            continue;
-                        }
-                        refusals.served();
-                        let guard = SessionGuard::new(active.clone());
-                        let ctx = SessionCtx {
-                            id: ids.fetch_add(1, Ordering::Relaxed) + 1,
-                            scanner: scanner.clone(),
-                            config: config.clone(),
-                            stop: stop_rx.clone(),
-                            limits: limits.clone(),
-                        };
-                        sessions.spawn(async move {
-                            let _guard = guard;
-                            run_session(stream, peer, ctx).await;
-                        });
+                // Failed accepts (out of descriptors) back off and are logged once per burst.
+                (stream, peer) = acceptor.accept(&listener) => {
+                    let cap = config.get().max_sessions;
+                    if active.load(Ordering::Acquire) >= cap {
+                        // Closed at once: Postfix applies its
+                        // milter_default_action to that SMTP session.
+                        drop(stream);
+                        refusals.refused(&peer, cap);
+                        continue;
                     }
-                    Err(e) => {
-                        tracing::warn!("milter: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                    refusals.served();
+                    let guard = SessionGuard::new(active.clone());
+                    let ctx = SessionCtx {
+                        id: ids.fetch_add(1, Ordering::Relaxed) + 1,
+                        scanner: scanner.clone(),
+                        config: config.clone(),
+                        stop: stop_rx.clone(),
+                        limits: limits.clone(),
+                    };
+                    sessions.spawn(async move {
+                        let _guard = guard;
+                        run_session(stream, peer, ctx).await;
+                    });
+                }
                 Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                     if let Err(e) = done
                         && e.is_panic()

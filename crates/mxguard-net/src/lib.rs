@@ -1,6 +1,17 @@
 //! mxguard-net: the listener every front end binds (milter, policy server,
 //! later the HTTP API): `host:port` for TCP, or an absolute path for a unix
 //! socket with a given mode. It knows nothing of the protocols on top.
+//!
+//! Also what every server needs around its accept loop: [`accept`] (back-off
+//! when accept fails), [`fd`] (the descriptor limit and the caps that must
+//! fit in it), [`burst`] (logging a repeated fault once per burst),
+//! [`memory`] (giving memory back after a burst of connections) and
+//! [`drain`] (shutdown).
+
+pub mod accept;
+pub mod burst;
+pub mod fd;
+pub mod memory;
 
 use std::io;
 use std::net::SocketAddr;

@@ -5,17 +5,20 @@ use crate::access::AccessMap;
 use crate::greylist::{self, Decision, Entry};
 use crate::protocol::{Request, Stage};
 use crate::whitelist::Whitelist;
-use mxguard_core::config::{Config, ConfigError, DnsFailure, GreylistConfig, LoadedConfig};
+use mxguard_core::config::{
+    Config, ConfigError, DnsFailure, GreylistConfig, LoadedConfig, StoreFailure,
+};
 use mxguard_core::iptable::{IpTable, parse_network};
 use mxguard_core::maps::{LineError, MapFile, MapLimits};
 use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilter, Restriction};
 use mxguard_dns::{Dns, reversed};
+use mxguard_net::burst::{Burst, Report};
 use mxguard_store::{Clock, Store, SystemClock};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Counters the server exposes (and tests read).
@@ -47,12 +50,17 @@ pub struct Engine {
     mynetworks: IpTable<()>,
     greylist: GreylistConfig,
     dns_failure: DnsFailure,
+    store_failure: StoreFailure,
     dns: Option<Dns>,
     store: Arc<dyn Store>,
+    /// Whether the store works, and its faults counted per burst.
+    health: Arc<StoreHealth>,
     /// Writes on their way to the store, read before it, so a request that
     /// follows at once sees them: the newest value of each key, kept until
-    /// that value has landed.
+    /// that value has landed. At most `max_pending` (one task each); past
+    /// it a request waits for its writes.
     pending: Arc<std::sync::Mutex<HashMap<String, PendingWrite>>>,
+    max_pending: usize,
     /// Stamps each pending value, so a write task can tell whether a newer
     /// value came while it was writing.
     write_seq: AtomicU64,
@@ -60,7 +68,87 @@ pub struct Engine {
     /// Greylisting, rate-limit buckets and header dates go by this clock
     /// (the system's, or a hand-moved one in tests; give the store the same).
     clock: Arc<dyn Clock>,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
+}
+
+/// How long a request waits for its own writes past `max_pending_writes`
+/// before it is answered by `store_failure`. Postfix waits 100 s
+/// (`smtpd_policy_service_timeout`) for the whole answer.
+pub const WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the store can be written, from the outcome of the last write;
+/// its errors are logged once per burst.
+struct StoreHealth {
+    /// The last write failed (or did not finish in time): until one
+    /// succeeds, a greylisting that needs a new record answers by
+    /// `store_failure`, since that record could never be kept.
+    failing: AtomicBool,
+    /// A fault was logged and no write has landed since.
+    faulty: AtomicBool,
+    faults: std::sync::Mutex<Burst>,
+    stats: Arc<Stats>,
+    /// The configured answer, for the log.
+    answer: StoreFailure,
+}
+
+impl StoreHealth {
+    /// A write failed: new records cannot be kept.
+    fn write_failed(&self, e: &dyn std::fmt::Display) {
+        self.failing.store(true, Ordering::Release);
+        self.failed(e);
+    }
+
+    /// A read (or a write) failed.
+    fn failed(&self, e: &dyn std::fmt::Display) {
+        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.faulty.store(true, Ordering::Release);
+        let report = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fault();
+        let answer = match self.answer {
+            StoreFailure::Dunno => "dunno: checks that need it let requests through",
+            StoreFailure::Defer => "defer: checks that need it answer try again later",
+        };
+        match report {
+            Report::First => tracing::error!(
+                "store: {e}; until it works again, policy.store_failure = {answer} (further \
+                 errors counted, reported once a minute)"
+            ),
+            Report::Ongoing { count, since } => tracing::error!(
+                store_errors = count,
+                "store: still failing, {count} errors in {}s; last: {e}",
+                since.as_secs()
+            ),
+            Report::Quiet => {}
+        }
+    }
+
+    /// A write landed: the store works.
+    fn wrote(&self) {
+        self.failing.store(false, Ordering::Release);
+        if !self.faulty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let ended = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        if let Some(ended) = ended {
+            tracing::warn!(
+                store_errors = ended.count,
+                "store: working again after {} errors in {:.1}s",
+                ended.count,
+                ended.lasted.as_secs_f64()
+            );
+        }
+    }
+
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
 }
 
 impl Engine {
@@ -141,6 +229,14 @@ impl Engine {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let stats = Arc::new(Stats::default());
+        let health = Arc::new(StoreHealth {
+            failing: AtomicBool::new(false),
+            faulty: AtomicBool::new(false),
+            faults: Default::default(),
+            stats: stats.clone(),
+            answer: config.policy.store_failure,
+        });
         let hostname = std::fs::read_to_string("/etc/mailname")
             .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
             .map(|s| s.trim().to_string())
@@ -154,13 +250,16 @@ impl Engine {
                 mynetworks,
                 greylist: config.greylist.clone(),
                 dns_failure: config.policy.dns_failure,
+                store_failure: config.policy.store_failure,
                 dns,
                 store,
+                health,
                 pending: Arc::default(),
+                max_pending: config.policy.max_pending_writes,
                 write_seq: AtomicU64::new(0),
                 hostname,
                 clock: Arc::new(SystemClock),
-                stats: Stats::default(),
+                stats,
             },
             warnings,
         ))
@@ -506,15 +605,21 @@ impl Engine {
             Ok(Some(_)) => Step::Decide(format!("554 5.7.1 Client host [{ip}] is banned")),
             Ok(None) => Step::Next,
             Err(e) => {
-                self.store_failed(&e);
-                Step::Next
+                self.health.failed(&e);
+                self.store_failed("reject_banned_client")
             }
         }
     }
 
-    fn store_failed(&self, e: &dyn std::fmt::Display) {
-        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("store: {e}");
+    /// The answer of a check that cannot read or keep its state
+    /// (`policy.store_failure`).
+    fn store_failed(&self, what: &str) -> Step {
+        match self.store_failure {
+            StoreFailure::Dunno => Step::Next,
+            StoreFailure::Defer => Step::Decide(format!(
+                "DEFER_IF_PERMIT 4.3.0 {what}: temporary server error, try again later"
+            )),
+        }
     }
 
     async fn rate_limit(
@@ -544,8 +649,8 @@ impl Engine {
             Ok(n) if n as u64 > count => Step::Decide(action.to_string()),
             Ok(_) => Step::Next,
             Err(e) => {
-                self.store_failed(&e);
-                Step::Next
+                self.health.write_failed(&e);
+                self.store_failed("rate_limit")
             }
         }
     }
@@ -574,9 +679,8 @@ impl Engine {
         let (awl, entry) = match self.read_pair(&awl_key, &key).await {
             Ok(pair) => pair,
             Err(e) => {
-                // Without state, greylisting would defer every attempt forever: let mail through.
-                self.store_failed(&e);
-                return Step::Next;
+                self.health.failed(&e);
+                return self.store_failed("greylist");
             }
         };
         let now = self.now();
@@ -584,7 +688,7 @@ impl Engine {
         let (whitelisted, refresh) = greylist::awl_check(awl, now, cfg);
         if let Some(refreshed) = refresh {
             // An active client's entry lives on, max_age after it was last seen.
-            self.store_value(awl_key.clone(), &refreshed);
+            self.store_value(awl_key.clone(), &refreshed).await;
         }
         if whitelisted {
             return Step::Next;
@@ -610,8 +714,11 @@ impl Engine {
             }
             d => (d, new_entry),
         };
-        self.store_entry(key, new_entry);
+        let kept = self.store_value(key, &new_entry).await;
         match decision {
+            // A deferral the store cannot remember would be repeated at
+            // every retry, forever.
+            Decision::Greylist { .. } if !kept => self.store_failed("greylist"),
             Decision::Greylist { remaining } => {
                 self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
                 let text = greylist::expand_text(
@@ -625,7 +732,7 @@ impl Engine {
             Decision::Pass { delayed } => {
                 if let Some(secs) = delayed {
                     if let Some(counted) = greylist::awl_count(awl, now, cfg) {
-                        self.store_value(awl_key, &counted);
+                        self.store_value(awl_key, &counted).await;
                     }
                     if cfg.x_greylist_header {
                         return Step::Pending(format!(
@@ -669,7 +776,7 @@ impl Engine {
                 ip: Some(ip),
                 ptr_domain: None,
             };
-            self.store_value(pool_key, &record);
+            self.store_value(pool_key, &record).await;
             return None;
         };
         if now.saturating_sub(prev.first) < self.greylist.delay.0 {
@@ -716,10 +823,6 @@ impl Engine {
         }
     }
 
-    fn store_entry(&self, key: String, entry: Entry) {
-        self.store_value(key, &entry);
-    }
-
     /// Two keys in one round trip, writes still pending taken first.
     async fn read_pair(
         &self,
@@ -751,40 +854,74 @@ impl Engine {
 
     /// Greylist writes do not hold up the answer (losing one to a crash
     /// only means one more deferral); until the store has them, reads find
-    /// them in `pending`.
+    /// them in `pending`. At most `max_pending` writes wait so: past it the
+    /// request waits for its write (at most [`WRITE_WAIT`]), so a crash
+    /// loses at most `max_pending` answered writes, and a stalled store
+    /// holds no more than that in memory.
     ///
     /// Writes to one key go to the store one at a time, so an older value
     /// can never land after a newer one: one task writes a key, and goes on
     /// with the newest pending value (values in between are skipped) until
     /// what it wrote is still the newest; only then is the key dropped from
     /// `pending`.
-    fn store_value<T: serde::Serialize>(&self, key: String, value: &T) {
+    ///
+    /// Returns false when the value will not be kept: its write failed or
+    /// timed out, or the store is failing (a queued write is still tried,
+    /// and its success ends the failure).
+    async fn store_value<T: serde::Serialize>(&self, key: String, value: &T) -> bool {
         let Ok(bytes) = serde_json::to_vec(value) else {
-            return;
+            return false;
         };
-        let start_writer = {
+        let wait = {
             let mut p = lock(&self.pending);
             // Taken under the lock: a later value has a higher number.
             let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
+            let full = p.len() >= self.max_pending;
+            let none_waiting = p.is_empty();
             match p.get_mut(&key) {
                 // A task is writing this key (an entry lives as long as its
                 // writer): it picks the new value up.
                 Some(w) => {
                     *w = PendingWrite { seq, bytes };
-                    false
+                    return !self.health.failing();
                 }
+                // The store is failing and writes already wait on it (one
+                // of them will tell when it works again).
+                None if full && self.health.failing() && !none_waiting => return false,
                 None => {
                     p.insert(key.clone(), PendingWrite { seq, bytes });
-                    true
+                    full
                 }
             }
         };
-        if start_writer {
-            let store = self.store.clone();
-            let pending = self.pending.clone();
-            let ttl = Some(self.greylist.max_age.as_duration());
-            tokio::spawn(write_behind(store, pending, key, ttl));
+        let ttl = Some(self.greylist.max_age.as_duration());
+        let writer = tokio::spawn(write_behind(
+            self.store.clone(),
+            self.pending.clone(),
+            self.health.clone(),
+            key,
+            ttl,
+        ));
+        if !wait {
+            return !self.health.failing();
         }
+        match tokio::time::timeout(WRITE_WAIT, writer).await {
+            Ok(Ok(landed)) => landed,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                // The task goes on; the store is not keeping up.
+                self.health.write_failed(&format_args!(
+                    "a write waited more than {WRITE_WAIT:?} with {} writes queued (policy.max_pending_writes)",
+                    self.max_pending
+                ));
+                false
+            }
+        }
+    }
+
+    /// Writes answered but not yet in the store.
+    pub fn pending_writes(&self) -> usize {
+        lock(&self.pending).len()
     }
 }
 
@@ -805,23 +942,32 @@ fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, HashMap<String, PendingWrit
 
 /// Writes `key`'s pending value, then any newer one that came meanwhile,
 /// until the newest has landed (or failed: the next request writes again).
+/// Returns whether the last write landed.
 async fn write_behind(
     store: Arc<dyn Store>,
     pending: Arc<PendingMap>,
+    health: Arc<StoreHealth>,
     key: String,
     ttl: Option<Duration>,
-) {
+) -> bool {
     loop {
         let Some((seq, bytes)) = lock(&pending).get(&key).map(|w| (w.seq, w.bytes.clone())) else {
-            return;
+            return true;
         };
-        if let Err(e) = store.set(&key, &bytes, ttl).await {
-            tracing::error!("store: {e}");
-        }
+        let landed = match store.set(&key, &bytes, ttl).await {
+            Ok(()) => {
+                health.wrote();
+                true
+            }
+            Err(e) => {
+                health.write_failed(&e);
+                false
+            }
+        };
         let mut p = lock(&pending);
         if p.get(&key).is_none_or(|w| w.seq == seq) {
             p.remove(&key);
-            return;
+            return landed;
         }
     }
 }

@@ -9,6 +9,10 @@ use std::net::IpAddr;
 /// server buffer without bound.
 pub const MAX_LINE: usize = 8 * 1024;
 pub const MAX_ATTRIBUTES: usize = 256;
+/// Bytes in one request, newlines included, counted as received (before
+/// invalid UTF-8 is replaced, which can triple it). Postfix's requests are
+/// one to two KiB; long addresses and certificate names stay well below.
+pub const MAX_REQUEST: usize = 32 * 1024;
 
 /// The SMTP stage a request is made at (`protocol_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,6 +92,7 @@ impl Request {
 pub enum ProtocolError {
     LineTooLong,
     TooManyAttributes,
+    RequestTooLarge,
     /// A line without `=`.
     Malformed(String),
 }
@@ -98,6 +103,9 @@ impl std::fmt::Display for ProtocolError {
             ProtocolError::LineTooLong => write!(f, "request line longer than {MAX_LINE} bytes"),
             ProtocolError::TooManyAttributes => {
                 write!(f, "request with more than {MAX_ATTRIBUTES} attributes")
+            }
+            ProtocolError::RequestTooLarge => {
+                write!(f, "request larger than {MAX_REQUEST} bytes")
             }
             ProtocolError::Malformed(l) => {
                 write!(f, "malformed request line {l:?} (expected name=value)")
@@ -110,6 +118,8 @@ impl std::fmt::Display for ProtocolError {
 #[derive(Default)]
 pub struct RequestBuilder {
     request: Request,
+    /// Bytes of the request so far, as received.
+    bytes: usize,
 }
 
 impl RequestBuilder {
@@ -123,10 +133,16 @@ impl RequestBuilder {
     pub fn line(&mut self, line: &[u8]) -> Result<Option<Request>, ProtocolError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
+            self.bytes = 0;
             return Ok(Some(std::mem::take(&mut self.request)));
         }
         if line.len() > MAX_LINE {
             return Err(ProtocolError::LineTooLong);
+        }
+        // Checked on the raw bytes, before anything is converted or kept.
+        self.bytes += line.len() + 1;
+        if self.bytes > MAX_REQUEST {
+            return Err(ProtocolError::RequestTooLarge);
         }
         if self.request.attrs.len() >= MAX_ATTRIBUTES {
             return Err(ProtocolError::TooManyAttributes);
@@ -196,6 +212,39 @@ mod tests {
             b.line(b"one=more"),
             Err(ProtocolError::TooManyAttributes)
         ));
+    }
+
+    /// Lines of invalid UTF-8 count as received: a request stops at
+    /// MAX_REQUEST bytes, long before 256 lines of 8 KiB (2 MiB, 6 MiB once
+    /// each 0xFF became a replacement character) are kept.
+    #[test]
+    fn a_request_is_capped_in_bytes_before_conversion() {
+        let mut b = RequestBuilder::default();
+        let mut kept = 0;
+        let err = (0..MAX_ATTRIBUTES)
+            .find_map(|i| {
+                let mut line = format!("a{i:03}=").into_bytes();
+                line.resize(MAX_LINE, 0xFF);
+                match b.line(&line) {
+                    Ok(_) => {
+                        kept += line.len();
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            })
+            .expect("refused before the attribute cap");
+        assert_eq!(err, ProtocolError::RequestTooLarge);
+        assert!(kept <= MAX_REQUEST, "{kept}");
+        let held: usize = b.request.attrs.values().map(String::len).sum();
+        assert!(held <= 3 * MAX_REQUEST, "{held}");
+        // The count starts over with each request.
+        let mut b = RequestBuilder::default();
+        for _ in 0..3 * MAX_REQUEST / 100 {
+            b.line(&[b'x'; 98].iter().chain(b"=y").copied().collect::<Vec<u8>>())
+                .unwrap();
+            assert!(b.line(b"").unwrap().is_some());
+        }
     }
 
     #[test]

@@ -1,6 +1,20 @@
 //! The policy server: TCP or unix socket, one task per connection, many
 //! requests per connection, answers in order.
 //!
+//! Limits (so no client can take the machine's memory or descriptors):
+//! at most `max_connections` connections; a request of at most
+//! [`MAX_REQUEST`](crate::protocol::MAX_REQUEST) bytes, complete within
+//! [`REQUEST_TIMEOUT`] of its first line; a connection silent for
+//! `idle_timeout` between requests is closed. At the connection cap, the
+//! connection idle longest is closed to make room: Postfix notices an idle
+//! connection closed by the server and reconnects for its next request
+//! without a warning. When none is idle, the new connection is closed at
+//! once: Postfix tries once more, then answers
+//! `smtpd_policy_service_default_action` (451 4.3.5 by default), so the
+//! client retries later. Each kind of refusal is logged once per burst.
+//! Once connections fall to half their peak, the memory they freed is given
+//! back to the system ([`mxguard_net::memory`]).
+//!
 //! Shutdown (like the milter's): the accept loop stops and the listener is
 //! closed, so new connections are refused; connections waiting for a
 //! request close at once, and a connection in the middle of a request
@@ -9,52 +23,120 @@
 
 use crate::engine::Engine;
 use crate::protocol::{RequestBuilder, answer};
+use mxguard_core::config::PolicyConfig;
 use mxguard_core::shared::Shared;
+use mxguard_net::accept::Acceptor;
+use mxguard_net::burst::{Burst, Report};
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 pub use mxguard_net::Listener;
 
 /// How long connections get to finish their request after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// A request must be complete this long after its first line. Postfix
+/// writes a request at once; only a stalled or hostile client is slower.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served past `max_connections` while the idle ones closed to
+/// make room are going (kept in [`mxguard_net::fd::RESERVE`]).
+pub const EVICTION_SLACK: usize = 32;
+
+/// A connection's read buffer. Requests are a few KiB; a longer line is
+/// gathered across refills.
+const READ_BUFFER: usize = 4096;
+
+/// What bounds the server (from `[policy]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A connection silent this long between requests is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// A request must be complete this long after its first line
+    /// ([`REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+}
+
+impl Limits {
+    pub fn from_config(c: &PolicyConfig) -> Limits {
+        Limits {
+            idle_timeout: c.idle_timeout.as_duration(),
+            max_connections: c.max_connections,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// Serves until `shutdown` turns true, then lets open connections finish
 /// their current request (at most [`SHUTDOWN_GRACE`]) and returns.
 pub async fn serve(
     listener: Listener,
     engine: Arc<Shared<Engine>>,
-    idle: Duration,
+    limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
-    serve_with_grace(listener, engine, idle, SHUTDOWN_GRACE, shutdown).await;
+    serve_with_grace(listener, engine, limits, SHUTDOWN_GRACE, shutdown).await;
 }
 
 /// [`serve`] with another grace period for the connections in flight.
 pub async fn serve_with_grace(
     listener: Listener,
     engine: Arc<Shared<Engine>>,
-    idle: Duration,
+    limits: Limits,
     grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let shared = Arc::new(Conns::default());
     let mut conns: JoinSet<()> = JoinSet::new();
+    let mut acceptor = Acceptor::new("policy");
+    let mut refused = Burst::default();
+    let mut evicted = Burst::default();
+    let mut trimmer = mxguard_net::memory::Trimmer::start();
+    let cap = limits.max_connections.max(1);
     loop {
         tokio::select! {
             _ = stop_requested(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((conn, _peer)) => {
-                    conns.spawn(handle(conn, engine.clone(), idle, shutdown.clone()));
+            (conn, peer) = acceptor.accept(&listener) => {
+                let active = shared.active.load(Ordering::Acquire);
+                if active >= cap {
+                    if active < cap + EVICTION_SLACK && shared.evict_longest_idle() {
+                        match evicted.fault() {
+                            Report::First => tracing::warn!(max_connections = cap, "policy: max_connections ({cap}) connections open; closing the connection idle longest for each new one (Postfix reconnects when it needs to)"),
+                            Report::Ongoing { count, since } => tracing::warn!(closed = count, "policy: still at max_connections ({cap}): {count} idle connections closed to make room in {}s", since.as_secs()),
+                            Report::Quiet => {}
+                        }
+                    } else {
+                        drop(conn);
+                        match refused.fault() {
+                            Report::First => tracing::warn!(max_connections = cap, peer, "policy: max_connections ({cap}) connections open and none idle; closing new connections at once (Postfix answers smtpd_policy_service_default_action) while it lasts"),
+                            Report::Ongoing { count, since } => tracing::warn!(refused = count, "policy: still at max_connections ({cap}) with none idle: {count} new connections closed in {}s", since.as_secs()),
+                            Report::Quiet => {}
+                        }
+                        continue;
+                    }
+                } else {
+                    if let Some(ended) = evicted.clear() {
+                        tracing::info!(closed = ended.count, "policy: under max_connections again, after closing {} idle connections to make room", ended.count);
+                    }
+                    if let Some(ended) = refused.clear() {
+                        tracing::warn!(refused = ended.count, "policy: under max_connections again, after closing {} new connections at once", ended.count);
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!("policy: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+                let guard = ConnGuard::new(shared.clone());
+                trimmer.opened(shared.active.load(Ordering::Acquire));
+                conns.spawn(handle(conn, engine.clone(), limits, guard, shutdown.clone()));
+            }
             Some(done) = conns.join_next(), if !conns.is_empty() => {
+                trimmer.closed(shared.active.load(Ordering::Acquire));
                 if let Err(e) = done
                     && e.is_panic()
                 {
@@ -73,37 +155,139 @@ pub async fn serve_with_grace(
     }
 }
 
+/// What the accept loop knows of the open connections.
+#[derive(Default)]
+struct Conns {
+    active: AtomicUsize,
+    ids: AtomicU64,
+    /// Connections waiting for their next request, by id: since when, and
+    /// how to close them.
+    idle: Mutex<HashMap<u64, (Instant, Arc<Notify>)>>,
+    /// Malformed or oversized requests (one log line per burst).
+    malformed: Mutex<Burst>,
+}
+
+impl Conns {
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Instant, Arc<Notify>)>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the connection idle longest to close; false when none is idle.
+    fn evict_longest_idle(&self) -> bool {
+        let mut idle = self.idle();
+        let Some((&id, _)) = idle.iter().min_by_key(|(_, (since, _))| *since) else {
+            return false;
+        };
+        if let Some((_, wake)) = idle.remove(&id) {
+            // A stored permit: it closes even if it is not waiting yet.
+            wake.notify_one();
+        }
+        true
+    }
+
+    fn malformed(&self, e: &dyn std::fmt::Display) {
+        let report = self
+            .malformed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fault();
+        match report {
+            Report::First => tracing::warn!(
+                "policy: malformed request, closing connection: {e} (further ones counted, \
+                 reported once a minute)"
+            ),
+            Report::Ongoing { count, since } => tracing::warn!(
+                malformed = count,
+                "policy: {count} malformed requests in {}s, connections closed; last: {e}",
+                since.as_secs()
+            ),
+            Report::Quiet => {}
+        }
+    }
+}
+
+/// One open connection: counted while it lives, and its place in the idle
+/// set while it waits between requests.
+struct ConnGuard {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl ConnGuard {
+    fn new(conns: Arc<Conns>) -> ConnGuard {
+        conns.active.fetch_add(1, Ordering::AcqRel);
+        let id = conns.ids.fetch_add(1, Ordering::Relaxed);
+        ConnGuard { conns, id }
+    }
+
+    /// Enters the idle set; the returned notice fires when the accept loop
+    /// needs the room.
+    fn park(&self) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
+        self.conns
+            .idle()
+            .insert(self.id, (Instant::now(), wake.clone()));
+        wake
+    }
+
+    fn unpark(&self) {
+        self.conns.idle().remove(&self.id);
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.unpark();
+        self.conns.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn handle(
     conn: Box<dyn mxguard_net::Stream>,
     engine: Arc<Shared<Engine>>,
-    idle: Duration,
+    limits: Limits,
+    guard: ConnGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut reader = BufReader::new(conn);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, conn);
     let mut builder = RequestBuilder::default();
     let mut line = Vec::with_capacity(256);
+    // When the request being read must be complete.
+    let mut deadline = Instant::now() + limits.request_timeout;
     loop {
         line.clear();
         let between_requests = builder.is_empty() && reader.buffer().is_empty();
         let read = if between_requests {
-            // Between requests, shutdown closes the connection at once.
+            // Between requests, shutdown or the connection cap closes the
+            // connection at once.
+            let evicted = guard.park();
             let first = tokio::select! {
-                r = tokio::time::timeout(idle, read_line(&mut reader, &mut line)) => Some(r),
+                r = tokio::time::timeout(limits.idle_timeout, read_line(&mut reader, &mut line)) => Some(r),
                 _ = stop_requested(&mut shutdown) => None,
+                _ = evicted.notified() => None,
             };
+            guard.unpark();
+            deadline = Instant::now() + limits.request_timeout;
             match first {
                 Some(r) => r,
                 None if line.is_empty() => return,
                 // A request had begun to arrive: read it and answer it.
-                None => tokio::time::timeout(idle, read_line(&mut reader, &mut line)).await,
+                None => tokio::time::timeout_at(deadline, read_line(&mut reader, &mut line)).await,
             }
         } else {
-            tokio::time::timeout(idle, read_line(&mut reader, &mut line)).await
+            tokio::time::timeout_at(deadline, read_line(&mut reader, &mut line)).await
         };
         let n = match read {
-            Err(_) => return, // idle: Postfix reconnects when it needs to
+            Err(_) => return, // idle or too slow: Postfix reconnects when it needs to
+            // A line past MAX_LINE; anything else is the peer going away.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                guard.conns.malformed(&e);
+                return;
+            }
             Ok(Err(e)) => {
-                tracing::info!("policy: closing connection: {e}");
+                tracing::debug!("policy: connection lost: {e}");
                 return;
             }
             Ok(Ok(n)) => n,
@@ -116,6 +300,7 @@ async fn handle(
             Ok(None) => {}
             Ok(Some(req)) => {
                 let action = engine.get().decide(&req).await;
+                drop(req);
                 if reader
                     .get_mut()
                     .write_all(answer(&action).as_bytes())
@@ -127,9 +312,13 @@ async fn handle(
                 if *shutdown.borrow() {
                     return;
                 }
+                // A long line grew it: an idle connection keeps little.
+                if line.capacity() > READ_BUFFER {
+                    line = Vec::with_capacity(256);
+                }
             }
             Err(e) => {
-                tracing::warn!("policy: malformed request, closing connection: {e}");
+                guard.conns.malformed(&e);
                 return;
             }
         }
@@ -160,10 +349,13 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R, out: &mut Vec<u8>) -> 
         if done {
             return Ok(total);
         }
-        if total > limit {
+        if out.len() > limit {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "request line too long",
+                format!(
+                    "request line longer than {} bytes",
+                    crate::protocol::MAX_LINE
+                ),
             ));
         }
     }

@@ -249,7 +249,7 @@ async fn unix_socket_with_mode() {
             .0,
     ));
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(serve(listener, shared, Duration::from_secs(5), rx));
+    tokio::spawn(serve(listener, shared, common::limits(), rx));
     let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
     let mut stream = BufReader::new(stream);
     stream

@@ -26,8 +26,44 @@ pub fn run(globals: &Globals) -> Result<ExitCode, String> {
     runtime.block_on(serve(globals))
 }
 
+/// Raises the descriptor limit and logs it; the limit caps must fit in.
+fn raise_nofile() -> u64 {
+    match mxguard_net::fd::raise_nofile_limit() {
+        Ok(l) => {
+            match l.raised_from {
+                Some(from) => tracing::info!(
+                    "file descriptor limit raised from {from} to {} (the hard limit)",
+                    l.soft
+                ),
+                None => tracing::info!("file descriptor limit: {} (hard limit {})", l.soft, l.hard),
+            }
+            l.soft
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the file descriptor limit (RLIMIT_NOFILE): {e}");
+            mxguard_net::fd::get_nofile().map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Lowers the connection caps of the enabled servers to fit in `nofile`.
+fn fit_descriptor_caps(config: &mut mxguard_core::config::Config, nofile: u64) {
+    let mut caps: Vec<(&str, &mut usize)> = Vec::new();
+    if config.milter.enabled {
+        caps.push(("milter.max_sessions", &mut config.milter.max_sessions));
+    }
+    if config.policy.enabled {
+        caps.push(("policy.max_connections", &mut config.policy.max_connections));
+    }
+    for m in mxguard_net::fd::fit_caps(nofile, &mut caps) {
+        tracing::warn!("{m}");
+    }
+}
+
 async fn serve(globals: &Globals) -> Result<ExitCode, String> {
-    let loaded = globals.load_config()?;
+    let nofile = raise_nofile();
+    let mut loaded = globals.load_config()?;
+    fit_descriptor_caps(&mut loaded.config, nofile);
     let config = &loaded.config;
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
@@ -98,7 +134,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tasks.push(tokio::spawn(mxguard_policy::server::serve(
             listener,
             engine.clone(),
-            config.policy.idle_timeout.as_duration(),
+            mxguard_policy::server::Limits::from_config(&config.policy),
             stop_rx.clone(),
         )));
         Some(engine)
@@ -122,7 +158,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tokio::select! {
             _ = hup.recv() => {
                 let wanted = Wanted { pipeline: milter.is_some(), engine: policy.is_some() };
-                let rebuilt = globals.load_config().and_then(|new| {
+                let rebuilt = globals.load_config().and_then(|mut new| {
+                    fit_descriptor_caps(&mut new.config, nofile);
                     let built = parts::build(&new, store.clone(), wanted).map_err(|e| format_errors(&e))?;
                     Ok((new, built))
                 });

@@ -456,6 +456,15 @@ fn validate(
                 .into(),
         );
     }
+    if config.policy.max_connections == 0 {
+        err(
+            None,
+            "policy.max_connections".into(),
+            "0 would refuse every Postfix connection; give the most connections to serve at \
+             once, like 500 (Postfix holds one per smtpd process)"
+                .into(),
+        );
+    }
     let lists = &config.policy.restrictions;
     for (stage, list) in [
         ("client", &lists.client),
@@ -1169,12 +1178,13 @@ score = +inf
     #[test]
     fn zero_sizes_and_timeouts_that_stop_the_service_are_refused() {
         let e = errors(
-            "[scan]\nmax_message_size = 0\n[milter]\nmax_message_size = 0\n[policy]\nidle_timeout = 0\n",
+            "[scan]\nmax_message_size = 0\n[milter]\nmax_message_size = 0\n[policy]\nidle_timeout = 0\nmax_connections = 0\n",
         );
         for (key, line) in [
             ("scan.max_message_size", 2),
             ("milter.max_message_size", 4),
             ("policy.idle_timeout", 6),
+            ("policy.max_connections", 7),
         ] {
             let err = find(&e, key);
             assert_eq!(err.position.map(|p| p.line), Some(line), "{err}");

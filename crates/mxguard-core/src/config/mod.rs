@@ -17,7 +17,9 @@ pub use load::{
 pub use milter::{
     HeaderRemove, MilterConfig, MilterHeaders, OversizeAction, SCAN_MEMORY_FACTOR, parse_mode,
 };
-pub use policy::{DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists};
+pub use policy::{
+    DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
+};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};

@@ -21,6 +21,23 @@ pub struct PolicyConfig {
     /// What a DNS failure in a DNS-based restriction leads to: `dunno`
     /// (skip the restriction) or `defer` (try again later).
     pub dns_failure: DnsFailure,
+    /// What a store that cannot be read or written leads to in greylisting,
+    /// `reject_banned_client` and rate limits: `dunno` (let the request
+    /// through unchecked, as a daemon with no state would) or `defer` (try
+    /// again later). The same whether the fault began before or after start.
+    pub store_failure: StoreFailure,
+    /// At most this many Postfix connections at once. At the cap, the
+    /// connection idle longest is closed to make room (Postfix reconnects
+    /// without a warning); when none is idle, the new one is closed at once
+    /// (Postfix tries once more, then answers
+    /// `smtpd_policy_service_default_action`, 451 4.3.5 by default). Read
+    /// at start; lowered (with a warning) to fit the open-file limit.
+    pub max_connections: usize,
+    /// At most this many store writes answered but not yet durable (greylist
+    /// triplets and auto-whitelist entries): what a crash can lose. Past it,
+    /// a request waits for its own writes before it is answered. 0: every
+    /// answer waits for its writes.
+    pub max_pending_writes: usize,
     pub restrictions: RestrictionLists,
 }
 
@@ -33,6 +50,9 @@ impl Default for PolicyConfig {
             idle_timeout: Seconds(300),
             mynetworks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             dns_failure: DnsFailure::Dunno,
+            store_failure: StoreFailure::Dunno,
+            max_connections: 500,
+            max_pending_writes: 1024,
             restrictions: RestrictionLists::default(),
         }
     }
@@ -41,6 +61,13 @@ impl Default for PolicyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsFailure {
+    Dunno,
+    Defer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailure {
     Dunno,
     Defer,
 }

@@ -4,7 +4,7 @@
 use mxguard_core::config::{LoadedConfig, load_str};
 use mxguard_core::shared::Shared;
 use mxguard_policy::engine::Engine;
-use mxguard_policy::server::{Listener, serve, serve_with_grace};
+use mxguard_policy::server::{Limits, Listener, serve, serve_with_grace};
 use mxguard_store::{Clock, EmbeddedStore, Store, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+
+/// The test servers' limits: idle connections kept 30 s, the default cap.
+pub fn limits() -> Limits {
+    Limits {
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 500,
+        request_timeout: mxguard_policy::server::REQUEST_TIMEOUT,
+    }
+}
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -53,12 +62,21 @@ pub fn build(
 
 /// [`start`] with the engine and the store on `clock`.
 pub async fn start_with_clock(config: &str, clock: Arc<dyn Clock>) -> Server {
+    start_with(config, clock, limits()).await
+}
+
+/// [`start`] with other limits.
+pub async fn start_with_limits(config: &str, limits: Limits) -> Server {
+    start_with(config, Arc::new(SystemClock), limits).await
+}
+
+async fn start_with(config: &str, clock: Arc<dyn Clock>, limits: Limits) -> Server {
     let (shared, store, dir) = build(config, clock);
     let engine = shared.get();
     let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(serve(listener, shared, Duration::from_secs(30), rx));
+    tokio::spawn(serve(listener, shared, limits, rx));
     Server {
         addr,
         engine,
@@ -92,7 +110,7 @@ impl Daemon {
                 let (shared, _store, _dir) = build(&config, Arc::new(SystemClock));
                 let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                serve_with_grace(listener, shared, Duration::from_secs(30), grace, rx).await;
+                serve_with_grace(listener, shared, limits(), grace, rx).await;
             });
             // Like the daemon's exit: whatever still runs is dropped.
             rt.shutdown_timeout(Duration::ZERO);
@@ -127,6 +145,11 @@ impl Client {
         Client {
             stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
         }
+    }
+
+    /// Sends raw bytes, as a broken or hostile client would.
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.get_mut().write_all(bytes).await
     }
 
     /// Whether the server closes the connection within `within`, sending

@@ -239,6 +239,10 @@ pub async fn serve_connection<S: Stream>(
     run_session(stream, peer.to_string(), ctx).await;
 }
 
+/// A scan whose claim on the memory budget was at least this large is
+/// followed by giving freed memory back to the system.
+const TRIM_AFTER: u64 = 16 << 20;
+
 /// Counts a session among the active ones while it lives.
 struct SessionGuard(Arc<AtomicUsize>);
 
@@ -1080,8 +1084,15 @@ impl Session {
                         // stops waiting for it.
                         let _permit = permit;
                         let verdict = scanner.scan(&env, &raw);
+                        let large = claim.held() >= TRIM_AFTER;
                         drop(raw);
                         drop(claim);
+                        // glibc keeps what a big scan freed in its arenas
+                        // (hundreds of MiB after a burst of hostile
+                        // messages); give it back.
+                        if large {
+                            mxguard_net::memory::release_soon();
+                        }
                         verdict
                     }));
                 }

@@ -74,6 +74,50 @@ fn trim_due(peak: usize, open: usize) -> bool {
     peak.saturating_sub(open) >= MIN_DROP && open * 2 <= peak
 }
 
+/// Asks for the memory freed by a large piece of work (the scan of a big
+/// message) to be given back soon. Returns at once: one thread of the
+/// process does the release, at most once per [`MIN_INTERVAL`], and a
+/// request made meanwhile is served after it, so the last large scan of a
+/// burst is always followed by a release.
+pub fn release_soon() {
+    /// Whether a release is asked for, and the release thread's wake-up.
+    type Asked = Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
+    static TRIM: std::sync::OnceLock<Option<Asked>> = std::sync::OnceLock::new();
+    let trim = TRIM.get_or_init(|| {
+        let shared = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let waiting = shared.clone();
+        std::thread::Builder::new()
+            .name("mxguard-trim".into())
+            .spawn(move || {
+                let (asked, wake) = &*waiting;
+                loop {
+                    {
+                        let mut a = asked
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        while !*a {
+                            a = wake
+                                .wait(a)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                        *a = false;
+                    }
+                    release_free_memory();
+                    std::thread::sleep(MIN_INTERVAL);
+                }
+            })
+            .ok()
+            .map(|_| shared)
+    });
+    if let Some(shared) = trim {
+        let (asked, wake) = &**shared;
+        *asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        wake.notify_one();
+    }
+}
+
 /// Returns the memory freed in glibc's arenas to the system (a no-op with
 /// other allocators).
 pub fn release_free_memory() {

@@ -11,6 +11,7 @@
 #   scripts/fuzz.sh all --time 600           every target for 10 minutes each
 #   scripts/fuzz.sh mime --jobs 2 --runs N   two fuzzing processes on one corpus
 #   FUZZ_SEED=1 scripts/fuzz.sh ...          libFuzzer's seed fixed: repeatable with --runs
+#   FUZZ_MAX_LEN=16384 scripts/fuzz.sh mime  longest input tried (mime 64 KiB, config 8 KiB, others 64 KiB)
 #
 # Targets (fuzz/fuzz_targets/): mime (the MIME parse and every scan check
 # behind it, the classifier's features), milter_codec (packets both ways),
@@ -144,6 +145,7 @@ for t in "${targets[@]}"; do
     config) max_len=8192 ;;
     *) max_len=65536 ;;
   esac
+  max_len=${FUZZ_MAX_LEN:-$max_len}
   echo "== fuzz $t (${limit[*]}, jobs $jobs)"
   args=(-rss_limit_mb=2048 -timeout=20 -max_len=$max_len -print_final_stats=1
         -artifact_prefix="$artifacts/" "${limit[@]}")

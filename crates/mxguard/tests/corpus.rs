@@ -29,7 +29,7 @@ fn is_sample_message(p: &Path) -> bool {
 }
 
 #[test]
-fn corpus_dev_and_mime_samples_scan_cleanly() {
+fn corpus_dev_phishing_dev_and_mime_samples_scan_cleanly() {
     let Some(data) = common::testdata() else {
         return;
     };
@@ -54,12 +54,28 @@ fn corpus_dev_and_mime_samples_scan_cleanly() {
     files_under(&data.join("mime-samples"), &is_sample_message, &mut samples);
     assert_eq!(samples.len(), 100, "53 .eml + 47 msg_*.txt");
 
+    let phishing = data.join("phishing-dev");
+    let mut phishing_files = Vec::new();
+    files_under(&phishing.join("spam"), &|_| true, &mut phishing_files);
+    let expected_phishing = std::fs::read_to_string(phishing.join("MANIFEST.tsv"))
+        .expect("phishing-dev/MANIFEST.tsv")
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(
+        phishing_files.len(),
+        expected_phishing,
+        "phishing-dev vs MANIFEST.tsv"
+    );
+    assert!(expected_phishing >= 600);
+
     let (pipeline, warnings) = Pipeline::from_config(Default::default()).unwrap();
     assert!(warnings.is_empty());
     let env = Envelope::default();
     let mut parsed = 0usize;
     let mut scanned = 0usize;
-    for f in corpus_files.iter().chain(&samples) {
+    for f in corpus_files.iter().chain(&samples).chain(&phishing_files) {
         let raw = std::fs::read(f).unwrap();
         let v = pipeline.scan(&env, &raw);
         scanned += 1;
@@ -76,7 +92,7 @@ fn corpus_dev_and_mime_samples_scan_cleanly() {
         0,
         "a check panicked on some message"
     );
-    assert_eq!(scanned, expected_corpus + 100);
+    assert_eq!(scanned, expected_corpus + 100 + expected_phishing);
     assert_eq!(parsed, scanned, "every message was parsed");
 }
 

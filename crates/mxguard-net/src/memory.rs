@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// A drop smaller than this is not worth a trim.
 const MIN_DROP: usize = 32;
@@ -19,31 +18,15 @@ const MIN_DROP: usize = 32;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Decides when to give freed memory back, from the number of open
-/// connections, and does it on a blocking thread at most once per
-/// [`MIN_INTERVAL`].
+/// connections; the release itself is [`release_soon`]'s (one thread, at
+/// most once per [`MIN_INTERVAL`]).
 pub struct Trimmer {
     peak: usize,
-    wake: Arc<Notify>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Trimmer {
-    /// Starts the trimming task (inside a tokio runtime).
     pub fn start() -> Trimmer {
-        let wake = Arc::new(Notify::new());
-        let waiting = wake.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                waiting.notified().await;
-                let _ = tokio::task::spawn_blocking(release_free_memory).await;
-                tokio::time::sleep(MIN_INTERVAL).await;
-            }
-        });
-        Trimmer {
-            peak: 0,
-            wake,
-            task,
-        }
+        Trimmer { peak: 0 }
     }
 
     /// A connection opened; `open` are open now.
@@ -59,14 +42,8 @@ impl Trimmer {
             return false;
         }
         self.peak = open;
-        self.wake.notify_one();
+        release_soon();
         true
-    }
-}
-
-impl Drop for Trimmer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -132,8 +109,8 @@ pub fn release_free_memory() {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn trims_once_connections_fall_to_half_their_peak() {
+    #[test]
+    fn trims_once_connections_fall_to_half_their_peak() {
         let mut t = Trimmer::start();
         for open in 1..=100 {
             t.opened(open);

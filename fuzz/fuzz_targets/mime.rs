@@ -1,6 +1,7 @@
 //! The MIME parse and every check behind it: one message (the fuzz input)
 //! through the scan pipeline of a config with header/body/rawbody/filename
-//! rules and a trained classifier (which extracts the learner's features).
+//! rules and a trained classifier (which extracts the learner's features),
+//! then the message model's views (URLs, attachments, Received hops).
 //! Any panic (even one the pipeline would catch), abort, stack overflow or
 //! memory blow-up is a finding.
 #![no_main]
@@ -69,7 +70,7 @@ fn pipeline() -> &'static Pipeline {
                 false,
             ),
         ] {
-            let m = mxguard_learn::parse(raw).expect("seed message");
+            let m = mxguard_message::parse(raw).expect("seed message");
             model.learn(&mxguard_learn::extract(&m), spam);
         }
         let handle = mxguard_learn::ModelHandle::empty();
@@ -89,4 +90,11 @@ fuzz_target!(|data: &[u8]| {
     // The classifier check extracts the learner's features on the way.
     let verdict = pipeline().scan(&envelope, data);
     assert!(!verdict.score.is_nan());
+    // The message model's views no check computes yet.
+    let mail = mxguard_message::Mail::new(data, u64::MAX);
+    assert!(mail.urls().len() <= mxguard_message::mail::MAX_URLS);
+    for a in mail.attachments() {
+        assert_eq!(a.size, a.bytes.len());
+    }
+    assert!(mail.received().len() <= mxguard_message::mail::MAX_HOPS);
 });

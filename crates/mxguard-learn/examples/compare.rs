@@ -12,7 +12,8 @@ use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
 use mxguard_learn::model::sigmoid;
-use mxguard_learn::tokenize::{Options, extract_opts, text_parts};
+use mxguard_learn::tokenize::{Options, extract_opts};
+use mxguard_message::text::text_parts;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,7 +43,7 @@ fn featurize(msgs: &[(Vec<u8>, bool)], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|(raw, _)| {
-                            let m = mxguard_learn::parse(raw).unwrap_or_default();
+                            let m = mxguard_message::parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -332,7 +333,7 @@ fn explain_one(msgs: &[(Vec<u8>, bool)], feats: &[Features], labels: &[bool], ta
         fam_boost: 1.0,
     };
     a.train(&train);
-    let m = mxguard_learn::parse(&msgs[ti].0).unwrap_or_default();
+    let m = mxguard_message::parse(&msgs[ti].0).unwrap_or_default();
     let mut named = mxguard_learn::tokenize::explain_hashes(&m);
     let mask = (a.w.len() - 1) as u32;
     named.sort_by(|x, y| {

@@ -44,7 +44,7 @@ fn main() {
     }
     for f in files {
         let raw = std::fs::read(&f).expect("read");
-        let m = mxguard_learn::parse(strip_mbox_line(&raw)).unwrap_or_default();
+        let m = mxguard_message::parse(strip_mbox_line(&raw)).unwrap_or_default();
         let feats = extract(&m);
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for x in &feats.0 {

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Reports messages/second for: the MIME parse (mail-parser decoding the
-//! bodies itself, and [`mxguard_learn::parse`], which the scanner does once
+//! bodies itself, and [`mxguard_message::parse`], which the scanner does once
 //! for every check), feature extraction from a parsed message, scoring,
 //! classify = extraction + scoring (what the BAYES check adds to a scan),
 //! classify including the parse (from raw bytes to a probability), and
@@ -65,21 +65,21 @@ fn main() {
         );
     };
 
-    let reference = mxguard_learn::parse::mail_parser_reference();
+    let reference = mxguard_message::parse::mail_parser_reference();
     measure("parse, mail-parser decoding the bodies", &mut || {
         for (raw, _) in &msgs {
             black_box(reference.parse(raw));
         }
     });
-    measure("parse (mxguard_learn::parse)", &mut || {
+    measure("parse (mxguard_message::parse)", &mut || {
         for (raw, _) in &msgs {
-            black_box(mxguard_learn::parse(raw));
+            black_box(mxguard_message::parse(raw));
         }
     });
 
     let parsed: Vec<_> = msgs
         .iter()
-        .map(|(raw, _)| mxguard_learn::parse(raw).unwrap_or_default())
+        .map(|(raw, _)| mxguard_message::parse(raw).unwrap_or_default())
         .collect();
     measure("extract features (parsed message)", &mut || {
         for m in &parsed {
@@ -88,12 +88,12 @@ fn main() {
     });
     measure("  of which: decoded text (HTML to text)", &mut || {
         for m in &parsed {
-            black_box(mxguard_learn::tokenize::text_parts(m));
+            black_box(mxguard_message::text::text_parts(m));
         }
     });
     let texts: Vec<_> = parsed
         .iter()
-        .map(mxguard_learn::tokenize::text_parts)
+        .map(mxguard_message::text::text_parts)
         .collect();
     measure("  extract given decoded text (scan check)", &mut || {
         for (m, tx) in parsed.iter().zip(&texts) {
@@ -120,14 +120,14 @@ fn main() {
     });
     measure("classify including the parse", &mut || {
         for (raw, _) in &msgs {
-            let m = mxguard_learn::parse(raw).unwrap_or_default();
+            let m = mxguard_message::parse(raw).unwrap_or_default();
             black_box(scan_model.probability(&extract(&m)));
         }
     });
     measure("learn = parse + extract + update", &mut || {
         let mut m = Model::default();
         for (raw, spam) in &msgs {
-            let p = mxguard_learn::parse(raw).unwrap_or_default();
+            let p = mxguard_message::parse(raw).unwrap_or_default();
             m.learn(&extract(&p), *spam);
         }
         black_box(m);

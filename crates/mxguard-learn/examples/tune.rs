@@ -35,7 +35,8 @@
 use mxguard_learn::Features;
 use mxguard_learn::corpus::{files, strip_mbox_line};
 use mxguard_learn::metrics::{Scored, SplitMix64, assign_folds};
-use mxguard_learn::tokenize::{GROUP_SHIFT, Options, extract_opts, text_parts};
+use mxguard_learn::tokenize::{GROUP_SHIFT, Options, extract_opts};
+use mxguard_message::text::text_parts;
 use std::path::PathBuf;
 
 type Msg = Vec<(u32, f32)>;
@@ -140,7 +141,7 @@ fn featurize(msgs: &[Vec<u8>], opts: Options) -> Vec<Features> {
                 s.spawn(move || {
                     c.iter()
                         .map(|raw| {
-                            let m = mxguard_learn::parse(raw).unwrap_or_default();
+                            let m = mxguard_message::parse(raw).unwrap_or_default();
                             let t = text_parts(&m);
                             extract_opts(&m, &t, opts)
                         })
@@ -546,7 +547,7 @@ fn main() {
                     .map(|i| (&msgs[i], labels[i], ids[i]))
                     .collect();
                 let lr = Lr::train(&cfg, &tr, 1, 0);
-                let m = mxguard_learn::parse(&raws[ti]).unwrap_or_default();
+                let m = mxguard_message::parse(&raws[ti]).unwrap_or_default();
                 let names: std::collections::HashMap<u32, String> =
                     mxguard_learn::tokenize::explain_hashes(&m)
                         .into_iter()

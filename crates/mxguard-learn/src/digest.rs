@@ -51,7 +51,7 @@ mod tests {
     use super::*;
 
     fn d(raw: &str) -> Digest {
-        Digest::of(&crate::parse(raw.as_bytes()).unwrap())
+        Digest::of(&mxguard_message::parse(raw.as_bytes()).unwrap())
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Lab
                             break;
                         };
                         crate::corpus::read_messages(path, &mut |origin, raw| {
-                            let m = crate::parse(&raw).unwrap_or_default();
+                            let m = mxguard_message::parse(&raw).unwrap_or_default();
                             out.push(Labeled {
                                 origin,
                                 spam: *is_spam,

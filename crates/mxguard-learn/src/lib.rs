@@ -1,7 +1,7 @@
 //! mxguard-learn: the learning classifier behind BAYES_SPAM / BAYES_HAM.
 //!
-//! It owns the MIME parse every mxguard component uses ([`parse()`]), the
-//! feature extractor ([`tokenize`]), the model ([`Model`]:
+//! It reads messages parsed by mxguard-message (the one MIME parse,
+//! `mxguard_message::parse`) and owns the feature extractor ([`tokenize`]), the model ([`Model`]:
 //! online logistic regression with AdaGrad over hashed features, and its
 //! compact versioned serialisation), the message digest that makes learning
 //! idempotent ([`Digest`]), learning, relearning and unlearning through the
@@ -201,17 +201,13 @@ mod digest;
 pub mod eval;
 mod handle;
 mod hash;
-mod html;
 pub mod metrics;
 pub mod model;
-pub mod parse;
 #[cfg(feature = "store")]
 pub mod persist;
-pub mod received;
 pub mod tokenize;
 
 pub use digest::Digest;
 pub use handle::ModelHandle;
 pub use model::Model;
-pub use parse::parse;
 pub use tokenize::{Features, explain, extract, extract_with_text};

@@ -125,7 +125,7 @@ impl Sample {
     /// envelope sender when it is known and the message has no Return-Path
     /// yet (a message in transit, e.g. autolearn in `serve`).
     pub fn from_message(m: &mail_parser::Message<'_>, envelope_sender: Option<&str>) -> Sample {
-        let text = crate::tokenize::text_parts(m);
+        let text = mxguard_message::text::text_parts(m);
         Sample {
             digest: Digest::of(m),
             features: crate::extract_with_text(m, &text, envelope_sender),
@@ -142,7 +142,7 @@ impl Sample {
     /// envelope sender stands in for the Return-Path it does not have yet.
     pub fn from_raw_with_sender(raw: &[u8], envelope_sender: Option<&str>) -> Option<Sample> {
         let raw = crate::corpus::strip_mbox_line(raw);
-        let m = crate::parse(raw)?;
+        let m = mxguard_message::parse(raw)?;
         if m.headers().is_empty() {
             return None;
         }

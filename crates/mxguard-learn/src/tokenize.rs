@@ -47,8 +47,9 @@
 //! character n-grams.
 
 use crate::hash::{hash_ascii_alnum_lower, hash_bytes, hash_pair};
-use crate::received::{Hop, Host};
 use mail_parser::{HeaderName, HeaderValue, Message, MimeHeaders, PartType};
+use mxguard_message::received::{Hop, Host};
+use mxguard_message::text::text_parts;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -507,51 +508,6 @@ pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
     v.sort();
     v.dedup_by_key(|x| x.0);
     v
-}
-
-/// Decoded text of the message's text parts, HTML reduced to text (what
-/// the scanner's `Task::text_parts` returns). Plain text is borrowed from
-/// the message, not copied: a text part can be a 50 MB string. HTML goes
-/// through `crate::html::html_to_text`, mail-parser's output computed
-/// faster.
-pub fn text_parts<'m>(m: &'m Message<'_>) -> Vec<Cow<'m, str>> {
-    let mut v = Vec::with_capacity(m.text_body.len());
-    for &id in &m.text_body {
-        if let Some(part) = m.parts.get(id as usize) {
-            match &part.body {
-                PartType::Text(t) => v.push(Cow::Borrowed(t.as_ref())),
-                PartType::Html(h) => v.push(Cow::Owned(crate::html::html_to_text(h))),
-                _ => {}
-            }
-        }
-    }
-    v
-}
-
-/// The HTML parts of the text body reduced to text, in order: for a caller
-/// that keeps them, and borrows the text parts with [`text_parts_from`].
-pub fn html_texts(m: &Message<'_>) -> Vec<String> {
-    m.text_body
-        .iter()
-        .filter_map(|&id| match m.parts.get(id as usize).map(|p| &p.body) {
-            Some(PartType::Html(h)) => Some(crate::html::html_to_text(h)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// [`text_parts`] with the HTML already reduced ([`html_texts`]), all
-/// borrowed.
-pub fn text_parts_from<'m>(m: &'m Message<'_>, html: &'m [String]) -> Vec<Cow<'m, str>> {
-    let mut html = html.iter();
-    m.text_body
-        .iter()
-        .filter_map(|&id| match m.parts.get(id as usize).map(|p| &p.body) {
-            Some(PartType::Text(t)) => Some(Cow::Borrowed(t.as_ref())),
-            Some(PartType::Html(_)) => html.next().map(|h| Cow::Borrowed(h.as_str())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn run(m: &Message<'_>, text: &[Cow<'_, str>], sink: &mut Sink) {
@@ -1161,6 +1117,11 @@ fn tag_value<'a>(v: &'a str, tag: &str) -> Option<&'a str> {
 ///
 /// Byte searches rather than `str` pattern searchers: this runs several
 /// times per Received hop, URL and address.
+///
+/// Not `mxguard_message::domain::organisational` (the public suffix list):
+/// its output is hashed into features, so changing it changes what every
+/// learned model means. Moving to the list is a tokenizer version change
+/// (`model::TOKENIZER_VERSION`) and a relearn, measured before it is taken.
 pub(crate) fn registrable(host: &str) -> &str {
     let mut end = host.len();
     while end > 0 && host.as_bytes()[end - 1] == b'.' {
@@ -1198,7 +1159,7 @@ pub(crate) fn registrable(host: &str) -> &str {
 /// host words, domain and /16 network are features; earlier hops give only
 /// their client domains. The `by` hosts are never features.
 ///
-/// The fields are read raw with [`Hop::parse`]: [`crate::parser`] leaves
+/// The fields are read raw with [`Hop::parse`]: [`mxguard_message::parse()`] leaves
 /// them unparsed (mail-parser's full Received parser cost more than any
 /// other header).
 fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
@@ -1740,86 +1701,26 @@ impl Words {
     }
 }
 
-/// URLs written in text (or HTML source): `http://`, `https://` and bare
-/// `www.` hosts.
+/// URLs written in text (or HTML source), by the message crate's scanner
+/// (the one the message model's URL view uses).
 fn text_urls(t: &str, sink: &mut Sink, buf: &mut Vec<u8>, max: usize) -> usize {
-    let b = t.as_bytes();
-    let mut n = 0;
-    for p in memchr::memmem::find_iter(b, b"://") {
-        if n >= max {
-            return n;
-        }
-        let scheme = (p >= 5 && b[p - 5..p].eq_ignore_ascii_case(b"https"))
-            || (p >= 4 && b[p - 4..p].eq_ignore_ascii_case(b"http"));
-        if !scheme {
-            continue;
-        }
-        let hs = p + 3;
-        let end = url_host_end(b, hs);
-        if end > hs {
-            url(&t[hs..end], sink, buf);
-            n += 1;
-        }
-    }
-    let mut i = 0;
-    while n < max {
-        let Some(p) = memchr::memchr2(b'w', b'W', &b[i..]) else {
-            break;
-        };
-        let s = i + p;
-        i = s + 1;
-        if b.len() >= s + 5
-            && b[s..s + 4].eq_ignore_ascii_case(b"www.")
-            && (s == 0
-                || !(b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'/' | b'.' | b'@')))
-        {
-            let end = url_host_end(b, s);
-            if end > s + 4 {
-                url(&t[s..end], sink, buf);
-                n += 1;
-            }
-            i = end.max(i);
-        }
-    }
-    n
-}
-
-fn url_host_end(b: &[u8], from: usize) -> usize {
-    let mut e = from;
-    while e < b.len() && e - from < 255 {
-        let c = b[e];
-        if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'@' | b'%') || c >= 0x80 {
-            e += 1;
-        } else {
-            break;
-        }
-    }
-    // The length cap may stop inside a multi-byte character: end before it.
-    while e > from && e < b.len() && b[e] & 0xC0 == 0x80 {
-        e -= 1;
-    }
-    e
+    mxguard_message::url::scan(t, max, |found| {
+        url(found.host, sink, buf);
+        true
+    })
 }
 
 /// Features of one URL host: the host, its registrable domain, or a marker
 /// for a numeric (IP) host.
 fn url(host: &str, sink: &mut Sink, buf: &mut Vec<u8>) {
-    // Byte searches, as in `registrable`.
-    let host = match memchr::memrchr(b'@', host.as_bytes()) {
-        Some(i) => {
-            sink.tok_str(Fam::Shape, "url:userinfo");
-            &host[i + 1..]
-        }
-        None => host,
-    };
+    let (userinfo, host) = mxguard_message::url::split_userinfo(host);
+    if userinfo.is_some() {
+        sink.tok_str(Fam::Shape, "url:userinfo");
+    }
     if host.starts_with("xn--") || host.contains(".xn--") {
         sink.tok_str(Fam::Shape, "url:punycode");
     }
-    let mut end = host.len();
-    while end > 0 && matches!(host.as_bytes()[end - 1], b'.' | b'-') {
-        end -= 1;
-    }
-    let host = &host[..end];
+    let host = mxguard_message::url::trim_host(host);
     if host.is_empty() {
         return;
     }
@@ -1882,7 +1783,7 @@ mod tests {
     use super::*;
 
     fn names(raw: &str) -> Vec<String> {
-        let m = crate::parse(raw.as_bytes()).unwrap();
+        let m = mxguard_message::parse(raw.as_bytes()).unwrap();
         explain(&m)
     }
 
@@ -2049,7 +1950,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
                     Subject: offers\r\n\r\nNew offers this week.\r\n";
         let stored = format!("Return-Path: <bounce-77a1@mailer.example>\r\n{body}");
         fn parse(raw: &str) -> Message<'_> {
-            crate::parse(raw.as_bytes()).unwrap()
+            mxguard_message::parse(raw.as_bytes()).unwrap()
         }
         let learned = extract(&parse(&stored));
         let transit = parse(body);
@@ -2124,7 +2025,7 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
 
     #[test]
     fn hashed_features_are_sorted_unique_and_stable() {
-        let m = crate::parse(MSG.as_bytes()).unwrap();
+        let m = mxguard_message::parse(MSG.as_bytes()).unwrap();
         let a = extract(&m);
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(a, extract(&m));
@@ -2142,12 +2043,12 @@ and http://203.0.113.50/path. Stra\u{df}e \u{41f}\u{420}\u{418}\u{412}\u{415}\u{
             b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/",
             b"Received: from\r\nReceived: by\r\nFrom: <@>\r\nMessage-ID: @\r\n\r\nwww.",
         ] {
-            let m = crate::parse(raw).unwrap_or_default();
+            let m = mxguard_message::parse(raw).unwrap_or_default();
             let _ = extract(&m);
             let _ = explain(&m);
         }
         let long = format!("Subject: x\r\n\r\n{}", "a".repeat(1 << 20));
-        let m = crate::parse(long.as_bytes()).unwrap();
+        let m = mxguard_message::parse(long.as_bytes()).unwrap();
         assert!(extract(&m).len() < 20);
     }
 

@@ -4,9 +4,9 @@
 //! blocking pool has: recursion per level of input would overflow it, and a
 //! stack overflow aborts the process (no `catch_unwind` catches it).
 
-use mxguard_learn::parse::{Limits, parse_bounded};
 use mxguard_learn::persist::Sample;
-use mxguard_learn::received::Hop;
+use mxguard_message::parse::{Limits, parse_bounded};
+use mxguard_message::received::Hop;
 
 /// Runs `f` on a thread with a 2 MiB stack.
 fn small_stack(name: &str, f: impl FnOnce() + Send + 'static) {
@@ -22,8 +22,8 @@ fn small_stack(name: &str, f: impl FnOnce() + Send + 'static) {
 /// Parses, extracts features, reduces HTML, makes the learner's sample and
 /// drops it all: what a scan and a learn do with a message.
 fn everything(raw: &[u8]) {
-    let m = mxguard_learn::parse(raw).unwrap_or_default();
-    let text = mxguard_learn::tokenize::text_parts(&m);
+    let m = mxguard_message::parse(raw).unwrap_or_default();
+    let text = mxguard_message::text::text_parts(&m);
     let _ = mxguard_learn::extract_with_text(&m, &text, Some("a@example.com"));
     let _ = mxguard_learn::explain(&m);
     drop(text);

@@ -1,6 +1,6 @@
 //! mxguard-scan: the one scan pipeline that every front end shares.
 //!
-//! A [`Task`] (raw bytes + parsed message + envelope) goes through the
+//! A [`Task`] (the envelope + the message model, `mxguard_message::Mail`) goes through the
 //! registered checks, each in its own module under [`checks`], and the
 //! [`SymbolTable`](mxguard_core::SymbolTable) turns their symbols into a
 //! [`Verdict`]. The milter, the HTTP API and `mxguard scan` only translate

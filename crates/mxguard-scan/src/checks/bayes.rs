@@ -113,7 +113,7 @@ mod tests {
         let mut m = Model::new(16);
         for i in 0..n {
             for (raw, spam) in [(spam_msg(i), true), (ham_msg(i), false)] {
-                let p = mxguard_learn::parse(raw.as_bytes()).unwrap();
+                let p = mxguard_message::parse(raw.as_bytes()).unwrap();
                 m.learn(&mxguard_learn::extract(&p), spam);
             }
         }

@@ -1,5 +1,5 @@
 //! Symbols for a message the MIME parse did not follow to the end because
-//! it went past the parse's bounds (`mxguard_learn::parse::Limits`): nested
+//! it went past the parse's bounds (`mxguard_message::parse::Limits`): nested
 //! deeper than 64 levels, more than 1,024 parts, more header fields than
 //! 1,024 in a part or 8,192 in all, more than 512 KiB of structured header
 //! fields, or boundaries missing so often that searching for them would
@@ -11,7 +11,7 @@
 use super::Check;
 use crate::Task;
 use mxguard_core::{ScanResults, SymbolDef};
-use mxguard_learn::parse::Limits;
+use mxguard_message::parse::Limits;
 
 pub struct MimeLimits;
 

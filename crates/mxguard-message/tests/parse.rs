@@ -1,4 +1,4 @@
-//! `mxguard_learn::parse` (mail-parser's structure, mxguard's body
+//! `mxguard_message::parse` (mail-parser's structure, mxguard's body
 //! decoders) gives the same `Message` as mail-parser decoding the bodies
 //! itself, on every message of corpus-dev and of the MIME samples
 //! (RFC, malformed and odd messages from mail-parser's and CPython's test
@@ -17,10 +17,21 @@ fn testdata() -> PathBuf {
         })
 }
 
-/// Every file under the test data's `subs` (none when absent).
+/// Every file under the test data's `subs`, in a stable order (none when
+/// absent).
 fn files(root: &Path, subs: &[&str]) -> Vec<PathBuf> {
-    let dirs: Vec<PathBuf> = subs.iter().map(|s| root.join(s)).collect();
-    mxguard_learn::corpus::files(&dirs).unwrap_or_default()
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = subs.iter().rev().map(|s| root.join(s)).collect();
+    while let Some(p) = dirs.pop() {
+        if p.is_file() {
+            out.push(p);
+        } else if let Ok(entries) = std::fs::read_dir(&p) {
+            let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            entries.sort_by(|a, b| b.cmp(a));
+            dirs.extend(entries);
+        }
+    }
+    out
 }
 
 #[test]
@@ -34,11 +45,11 @@ fn same_message_as_mail_parser() {
         );
         return;
     }
-    let reference = mxguard_learn::parse::mail_parser_reference();
+    let reference = mxguard_message::parse::mail_parser_reference();
     let mut differ = Vec::new();
     for f in &files {
         let raw = std::fs::read(f).unwrap();
-        let ours = mxguard_learn::parse(&raw);
+        let ours = mxguard_message::parse(&raw);
         let theirs = reference.parse(&raw);
         if ours != theirs {
             differ.push(format!("{}: {}", f.display(), explain(&ours, &theirs)));
@@ -121,7 +132,7 @@ fn mutated_messages_parse_as_mail_parser_parses_them() {
         eprintln!("SKIPPED: MIME samples not found under {}", root.display());
         return;
     }
-    let reference = mxguard_learn::parse::mail_parser_reference();
+    let reference = mxguard_message::parse::mail_parser_reference();
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut rand = move |n: usize| {
         x ^= x << 13;
@@ -172,7 +183,7 @@ fn mutated_messages_parse_as_mail_parser_parses_them() {
                 }
             }
             cases += 1;
-            let (ours, theirs) = (mxguard_learn::parse(&m), reference.parse(&m));
+            let (ours, theirs) = (mxguard_message::parse(&m), reference.parse(&m));
             if ours != theirs {
                 if std::env::var_os("PARSE_DUMP").is_some() {
                     std::fs::write(format!("/tmp/parse-case-{cases}.eml"), &m).unwrap();
@@ -203,11 +214,11 @@ fn real_mail_is_within_the_limits() {
     let reached = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
-            let limits = mxguard_learn::parse::Limits::DEFAULT;
+            let limits = mxguard_message::parse::Limits::DEFAULT;
             let mut reached = Vec::new();
             for f in &files {
                 let raw = std::fs::read(f).unwrap();
-                let p = mxguard_learn::parse::parse_bounded(&raw, &limits);
+                let p = mxguard_message::parse::parse_bounded(&raw, &limits);
                 if p.truncated.any() {
                     reached.push(format!("{}: {:?}", f.display(), p.truncated));
                 }

@@ -33,8 +33,9 @@
 //!
 //! Received fields are kept unparsed: mail-parser's own Received parser
 //! tokenises every Received field fully (dates, TLS versions, ciphers,
-//! ids), which was 22% of the parse, and only the feature extractor reads
-//! them, with its own small parser ([`crate::received`]).
+//! ids), which was 22% of the parse; the classifier and
+//! [`crate::Mail::received`] read them with a small parser of their own
+//! ([`crate::received`]).
 
 use mail_parser::decoders::charsets::DecoderFnc;
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -225,7 +226,7 @@ enum Field {
     Id,
     CommaSeparated,
     ContentType,
-    /// Left unparsed: only the feature extractor reads it ([`crate::received`]).
+    /// Left unparsed: read by [`crate::received`] when asked for.
     Received,
     /// Everything else, MIME-Version included.
     Raw,

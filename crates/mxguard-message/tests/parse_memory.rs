@@ -54,7 +54,7 @@ fn cost(raw: &[u8]) -> (usize, usize) {
     let base = LIVE.load(Relaxed);
     PEAK.store(base, Relaxed);
     let count = COUNT.load(Relaxed);
-    drop(std::hint::black_box(mxguard_learn::parse(raw)));
+    drop(std::hint::black_box(mxguard_message::parse(raw)));
     (PEAK.load(Relaxed) - base, COUNT.load(Relaxed) - count)
 }
 

@@ -1,11 +1,11 @@
-//! A small parser of Received fields for the feature extractor
-//! ([`Hop::parse`]).
+//! A small parser of Received fields ([`Hop::parse`]), for the
+//! classifier's features and [`crate::Mail::received`].
 //!
 //! mail-parser's own Received parser tokenises every Received field fully
 //! (dates, TLS versions, ciphers, ids), which was 22% of the whole MIME
-//! parse on corpus-dev, and only the extractor reads the result. So
-//! [`crate::parse()`] leaves Received fields unparsed and the extractor reads the
-//! few things it uses from the raw field: the client's names and address
+//! parse on corpus-dev, and nothing reads most of the result. So
+//! [`crate::parse()`] leaves Received fields unparsed and this parser reads the
+//! few things used from the raw field, and only when asked: the client's names and address
 //! (`from`, its reverse-DNS name, the HELO name, the IP), the `by` host and
 //! whether the hop was a mailbox fetch (`with POP3`/`with IMAP`). The rules
 //! follow mail-parser 0.11's tokeniser, so the same hosts come out for

@@ -378,3 +378,231 @@ fn header_text(v: &HeaderValue<'_>, raw: &str) -> String {
         _ => unfold(raw),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::received::Host;
+
+    fn mail(raw: &[u8]) -> Mail<'_> {
+        let m = Mail::new(raw, u64::MAX);
+        assert!(m.parsed);
+        m
+    }
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn mail_may_be_shared_between_threads() {
+        send_sync::<Mail<'static>>();
+        let raw = b"Content-Type: text/html\r\n\r\n<a href=\"https://x.example/\">x</a>\r\n";
+        let m = mail(raw);
+        let seen: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| m.urls().as_ptr() as usize))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "one view, computed once"
+        );
+        assert_eq!(m.urls()[0].host, "x.example");
+    }
+
+    #[test]
+    fn html_text_is_reduced_once() {
+        let raw = b"Content-Type: text/html\r\n\r\n<p>Hello <b>there</b></p>\r\n";
+        let m = mail(raw);
+        let (a, b) = (m.text_parts(), m.text_parts());
+        assert!(a[0].contains("Hello there"));
+        assert_eq!(a[0].as_ptr(), b[0].as_ptr(), "the same reduced text");
+    }
+
+    #[test]
+    fn urls_from_text_and_html_with_hosts_and_domains() {
+        let raw = b"Content-Type: multipart/mixed; boundary=BOUNDARY\r\n\r\n--BOUNDARY\r\n\
+            Content-Type: text/plain\r\n\r\nSee https://MX1.Web.DE/a?b=1, www.Shop.Example.CO.UK. \
+            and http://bank.example@192.0.2.7/login and https://mx1.web.de/a?b=1 again\r\n\
+            --BOUNDARY\r\nContent-Type: text/html\r\n\r\n<a href=\"http://news.example.com./x\">\
+            https://user@t.co/y</a><img src=\"https://xn--bcher-kva.example/i.png\">\r\n--BOUNDARY--\r\n";
+        let m = mail(raw);
+        let got: Vec<(&str, &str, &str, bool, bool)> = m
+            .urls()
+            .iter()
+            .map(|u| {
+                (
+                    u.url.as_str(),
+                    u.host.as_str(),
+                    u.domain.as_str(),
+                    u.userinfo,
+                    u.in_html,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "https://MX1.Web.DE/a?b=1",
+                    "mx1.web.de",
+                    "web.de",
+                    false,
+                    false
+                ),
+                (
+                    "http://bank.example@192.0.2.7/login",
+                    "192.0.2.7",
+                    "192.0.2.7",
+                    true,
+                    false
+                ),
+                (
+                    "https://mx1.web.de/a?b=1",
+                    "mx1.web.de",
+                    "web.de",
+                    false,
+                    false
+                ),
+                (
+                    "www.Shop.Example.CO.UK",
+                    "www.shop.example.co.uk",
+                    "example.co.uk",
+                    false,
+                    false
+                ),
+                (
+                    "http://news.example.com./x",
+                    "news.example.com",
+                    "example.com",
+                    false,
+                    true
+                ),
+                ("https://user@t.co/y", "t.co", "t.co", true, true),
+                (
+                    "https://xn--bcher-kva.example/i.png",
+                    "xn--bcher-kva.example",
+                    "xn--bcher-kva.example",
+                    false,
+                    true
+                ),
+            ]
+        );
+        assert!(!m.urls_truncated());
+    }
+
+    #[test]
+    fn ten_thousand_urls_are_bounded() {
+        let mut raw = b"Subject: many\r\n\r\n".to_vec();
+        for i in 0..10_000 {
+            raw.extend(format!("http://h{i}.example.com/p \r\n").bytes());
+        }
+        let m = mail(&raw);
+        assert_eq!(m.urls().len(), MAX_URLS);
+        assert!(m.urls_truncated());
+        assert_eq!(m.urls()[0].domain, "example.com");
+
+        // The same URL 10,000 times is one URL.
+        let mut raw = b"Subject: same\r\n\r\n".to_vec();
+        raw.extend(b"http://a.example.com/ ".repeat(10_000));
+        let m = mail(&raw);
+        assert_eq!(m.urls().len(), 1);
+        assert!(!m.urls_truncated());
+    }
+
+    /// A message with a "photo" that is a Windows program, a name that is a
+    /// path with a NUL, and an attached message carrying a PDF.
+    const ATTACHED: &[u8] = b"From: a@example.com\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+        Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n\
+        Content-Type: image/JPEG; name=photo.jpg\r\n\
+        Content-Disposition: attachment; filename=\"photo.jpg\"\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b\r\n\
+        Content-Type: application/octet-stream\r\n\
+        Content-Disposition: attachment; filename*=utf-8''..%2F..%5Cinvoice.pdf%00.exe\r\n\r\n\
+        \x7fELF\r\n--b\r\n\
+        Content-Type: message/rfc822\r\n\r\n\
+        Subject: inner\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\
+        Content-Type: text/plain\r\n\r\ninner\r\n--c\r\n\
+        Content-Type: application/pdf; name=\"r.pdf\"\r\n\r\n%PDF-1.4 x\r\n--c--\r\n\
+        --b--\r\n";
+
+    #[test]
+    fn attachments_declared_and_detected() {
+        let m = mail(ATTACHED);
+        let a: Vec<Attachment<'_>> = m.attachments().collect();
+        assert_eq!(a.len(), 4, "{a:#?}");
+        // The lying content type: declared a JPEG, really a Windows program.
+        assert_eq!(a[0].name, Some("photo.jpg"));
+        assert_eq!(a[0].declared_type, Some("image/jpeg"));
+        assert_eq!(a[0].detected, Detected::Exe);
+        assert_eq!(a[0].bytes, b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00");
+        assert_eq!(a[0].size, 12);
+        assert_eq!(a[0].depth, 0);
+        // A name with path separators and a NUL.
+        assert_eq!(a[1].name, Some("invoice.pdf.exe"));
+        assert_eq!(a[1].detected, Detected::Elf);
+        // The attached message, then what is inside it.
+        assert_eq!(a[2].declared_type, Some("message/rfc822"));
+        assert!(a[2].bytes.starts_with(b"Subject: inner"));
+        assert_eq!(a[3].name, Some("r.pdf"));
+        assert_eq!(a[3].detected, Detected::Pdf);
+        assert_eq!(a[3].depth, 1);
+        assert_eq!(m.attachments().len(), 4);
+    }
+
+    #[test]
+    fn attachments_are_bounded() {
+        let mut raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for _ in 0..5000 {
+            raw.extend(b"--b\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n");
+        }
+        raw.extend(b"--b--\r\n");
+        let m = Mail::new(&raw, u64::MAX);
+        assert!(m.truncated.parts);
+        let n = m.attachments().len();
+        assert!(n > 0 && n <= MAX_ATTACHMENTS, "{n}");
+        assert!(m.attachments().all(|a| a.detected == Detected::Zip));
+    }
+
+    #[test]
+    fn received_hops_in_order_and_bounded() {
+        let raw = b"Received: from relay.example.org (relay.example.org [192.0.2.5])\r\n\
+            \tby mx.example.net (Postfix) with ESMTPS id 1; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+            Received: from [10.0.0.2] by relay.example.org with SMTP; Mon, 1 Jan 2024\r\n\
+            Received: garbage\r\n\
+            Subject: x\r\n\r\nbody\r\n";
+        let m = mail(raw);
+        let hops = m.received();
+        assert_eq!(hops.len(), 3);
+        assert_eq!(hops[0].from, Some(Host::Name("relay.example.org")));
+        assert_eq!(hops[0].from_ip, "192.0.2.5".parse().ok());
+        assert_eq!(hops[0].by, Some(Host::Name("mx.example.net")));
+        assert_eq!(hops[1].from, "10.0.0.2".parse().ok().map(Host::Ip));
+        assert!(hops[2].is_empty());
+
+        let mut raw = b"Received: from a.example by b.example; date\r\n".repeat(500);
+        raw.extend(b"\r\nbody\r\n");
+        assert_eq!(mail(&raw).received().len(), MAX_HOPS);
+    }
+
+    #[test]
+    fn hostile_messages_give_empty_or_bounded_views() {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe\x00garbage",
+            b"Content-Type: text/html\r\n\r\n<<<<a href=www.>http://@/ https://.../",
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+              Content-Disposition: attachment; filename=\"\0\0/\\\"\r\n\r\n--b--",
+            b"Received: from\r\nReceived: by\r\nReceived: (((\r\n\r\nwww.",
+        ] {
+            let m = Mail::new(raw, u64::MAX);
+            let _ = m.text_parts();
+            assert!(m.urls().iter().all(|u| !u.host.is_empty()));
+            for a in m.attachments() {
+                assert!(a.name.is_none_or(|n| !n.contains(['/', '\\', '\0'])));
+            }
+            assert!(m.received().len() <= 3);
+        }
+    }
+}

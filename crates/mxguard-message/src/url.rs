@@ -130,7 +130,7 @@ pub const MAX_URL: usize = 2048;
 /// The end of the URL whose host ends at `host_end`: its path, query and
 /// fragment run to white space, a quote, `<`, `>` or a control character,
 /// at most [`MAX_URL`] bytes from `start`, without the punctuation a
-/// sentence puts after a URL.
+/// sentence puts after a URL (a host's trailing dot included).
 pub fn url_end(t: &str, start: usize, host_end: usize) -> usize {
     let b = t.as_bytes();
     let limit = b.len().min(start.saturating_add(MAX_URL));
@@ -145,7 +145,7 @@ pub fn url_end(t: &str, start: usize, host_end: usize) -> usize {
     while e > host_end && e < b.len() && b[e] & 0xC0 == 0x80 {
         e -= 1;
     }
-    while e > host_end && matches!(b[e - 1], b'.' | b',' | b';' | b':' | b'!' | b'?' | b')') {
+    while e > start && matches!(b[e - 1], b'.' | b',' | b';' | b':' | b'!' | b'?' | b')') {
         e -= 1;
     }
     e

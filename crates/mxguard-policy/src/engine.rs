@@ -12,6 +12,7 @@ use mxguard_core::iptable::{IpTable, parse_network};
 use mxguard_core::maps::{LineError, MapFile, MapLimits};
 use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilter, Restriction};
 use mxguard_dns::{Dns, reversed};
+use mxguard_message::domain::organisational;
 use mxguard_net::burst::{Burst, Report};
 use mxguard_store::{Clock, Store, SystemClock};
 use std::collections::HashMap;
@@ -984,19 +985,6 @@ struct PoolRecord {
     ptr_domain: Option<String>,
 }
 
-/// The last two labels of a host name (three when the second-level label
-/// is short, as in `co.uk`): close enough to tell pools apart.
-fn organisational(name: &str) -> String {
-    let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
-    let n = labels.len();
-    let take = if n >= 3 && labels[n - 2].len() <= 3 && labels[n - 1].len() == 2 {
-        3
-    } else {
-        2
-    };
-    labels[n.saturating_sub(take)..].join(".").to_lowercase()
-}
-
 /// 127.0.0.0/8 is a listing, except 127.255.255.0/24 (error codes, such as
 /// "your resolver is blocked"); anything else is not an answer at all.
 fn is_listing_code(a: Ipv4Addr) -> bool {
@@ -1070,11 +1058,14 @@ mod tests {
         assert!(is_listing_code("127.0.0.2".parse().unwrap()));
         assert!(!is_listing_code("127.255.255.254".parse().unwrap()));
         assert!(!is_listing_code("10.0.0.1".parse().unwrap()));
+        // The sender-pool domain of a PTR name is the public suffix list's
+        // (the hand-made guess kept `mx1.web.de` whole).
         assert_eq!(
             organisational("mail-a1.outbound.protection.outlook.com"),
             "outlook.com"
         );
         assert_eq!(organisational("mx1.example.co.uk"), "example.co.uk");
+        assert_eq!(organisational("mx1.web.de"), organisational("mx2.web.de"));
         let d = rfc2822(1_700_000_000);
         assert_eq!(d, "Tue, 14 Nov 2023 22:13:20 +0000");
         assert!(d.ends_with("+0000") && d.len() > 25, "{d}");

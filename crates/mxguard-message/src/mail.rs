@@ -11,13 +11,14 @@ use std::sync::OnceLock;
 
 /// At most this many distinct URLs are kept per message ([`Mail::urls`]);
 /// the scan of the message's text stops at the next one. A URL list check
-/// asks the network about each, so the bound is the cost a sender can
-/// force; rspamd keeps more but queries fewer.
+/// may ask the network about each, so the bound is the work a sender can
+/// force. Real mail is far below it: at most 237 in one message of
+/// corpus-dev, phishing-dev and the MIME samples (`tests/views.rs`).
 pub const MAX_URLS: usize = 1024;
 
 /// At most this many Received fields are parsed ([`Mail::received`]).
-/// Real mail has a few (corpus-dev: at most ~20); mail looping between
-/// misconfigured hosts has Postfix's hop limit, 50.
+/// Real mail has few (at most 15 in one message of the same corpora);
+/// Postfix bounces a message past 50 (`hopcount_limit`).
 pub const MAX_HOPS: usize = 64;
 
 /// At most this many attachments are listed ([`Mail::attachments`]); the

@@ -11,18 +11,10 @@
 
 use mxguard_message::domain::organisational;
 use std::collections::HashSet;
-use std::path::PathBuf;
 
-fn testdata() -> PathBuf {
-    std::env::var_os("MXGUARD_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/testdata"
-            ))
-        })
-}
+mod common;
+
+use common::testdata;
 
 /// The quoted arguments of `checkPublicSuffix('input', 'expected');`
 /// (`None` for `null`); `None` for other lines.

@@ -1,7 +1,8 @@
 //! mxguard-learn: the learning classifier behind BAYES_SPAM / BAYES_HAM.
 //!
 //! It reads messages parsed by mxguard-message (the one MIME parse,
-//! `mxguard_message::parse`) and owns the feature extractor ([`tokenize`]), the model ([`Model`]:
+//! `mxguard_message::parse`) and owns the feature extractor
+//! ([`tokenize`]), the model ([`Model`]:
 //! online logistic regression with AdaGrad over hashed features, and its
 //! compact versioned serialisation), the message digest that makes learning
 //! idempotent ([`Digest`]), learning, relearning and unlearning through the
@@ -9,7 +10,9 @@
 //! model ([`ModelHandle`]), reading mail folders ([`corpus`]) and evaluation
 //! ([`eval`], [`metrics`]).
 //!
-//! It must not: decide a verdict (the scan check turns a probability into
+//! It must not: parse MIME, reduce HTML or find URLs itself (that is
+//! mxguard-message's, so the classifier and the checks see the same
+//! message), decide a verdict (the scan check turns a probability into
 //! symbols), touch sockets, or read the store on the scan path: a scan reads
 //! the in-memory model behind [`ModelHandle::current`]; only
 //! `persist::refresh`, called by the binary at most every refresh

@@ -61,6 +61,28 @@ mod tests {
     }
 
     #[test]
+    fn the_models_views_through_the_task() {
+        let env = Envelope::default();
+        let raw = b"Received: from a.example (a.example [192.0.2.1]) by mx.example; date\r\n\
+            Content-Type: multipart/mixed; boundary=BOUNDARY\r\n\r\n--BOUNDARY\r\n\
+            Content-Type: text/plain\r\n\r\nhttps://mx1.web.de/x\r\n--BOUNDARY\r\n\
+            Content-Type: image/gif; name=a.gif\r\n\r\nGIF89a\r\n--BOUNDARY--\r\n";
+        let t = Task::new(&env, raw, 1 << 20);
+        // Checks on other threads see one computation of each view.
+        let (urls, attachments, hops) = std::thread::scope(|s| {
+            let a = s.spawn(|| t.urls().to_vec());
+            let b = s.spawn(|| t.attachments().map(|a| a.detected).collect::<Vec<_>>());
+            let c = s.spawn(|| t.received().len());
+            (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+        });
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].domain, "web.de");
+        assert_eq!(attachments, [mxguard_message::attachment::Detected::Gif]);
+        assert_eq!(hops, 1);
+        assert_eq!(t.mail().urls(), urls.as_slice());
+    }
+
+    #[test]
     fn headers_decoded_raw_and_logical() {
         let env = Envelope::default();
         let t = Task::new(&env, MSG, 1 << 20);

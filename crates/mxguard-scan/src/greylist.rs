@@ -46,6 +46,7 @@ use mxguard_net::burst::{Burst, Report};
 use mxguard_store::{Clock, Store, StoreError, SystemClock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -191,7 +192,7 @@ pub fn key(envelope: &Envelope, raw: &[u8]) -> String {
     let mut k = String::with_capacity(KEY_PREFIX.len() + 64);
     k.push_str(KEY_PREFIX);
     for b in digest {
-        k.push_str(&format!("{b:02x}"));
+        let _ = write!(k, "{b:02x}");
     }
     k
 }

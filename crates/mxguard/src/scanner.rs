@@ -5,7 +5,7 @@
 
 use crate::history_cmd::row;
 use mxguard_core::shared::Shared;
-use mxguard_core::{Envelope, SmtpStage, Verdict};
+use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_scan::Pipeline;
 use mxguard_scan::greylist::ScoreGreylist;
 use mxguard_store::{Counters, History};
@@ -35,11 +35,14 @@ impl mxguard_milter::Scanner for PipelineScanner {
     fn scan(&self, envelope: &Envelope, message: &[u8]) -> Verdict {
         let started = Instant::now();
         let mut v = self.pipeline.get().scan(envelope, message);
-        // This runs on a blocking thread (the milter's spawn_blocking), so
-        // waiting here for the store holds no async worker.
-        let greylisted = self
-            .runtime
-            .block_on(self.greylist.get().judge(&mut v, envelope, message));
+        // Only greylist verdicts wait for the store, here on a blocking
+        // thread (the milter's spawn_blocking): no async worker is held.
+        let greylisted = if v.action == Action::Greylist {
+            self.runtime
+                .block_on(self.greylist.get().judge(&mut v, envelope, message))
+        } else {
+            None
+        };
         if let Some(outcome) = greylisted {
             let counters = self.counters.clone();
             self.runtime.spawn(async move {

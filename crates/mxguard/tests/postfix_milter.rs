@@ -342,6 +342,39 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Submits a message scoring 5 (T_GREY: in the greylist band) and waits
+/// for the first attempt's 451; returns the sending side's queue id.
+fn submit_greylist_band(body: &str) -> String {
+    submit(
+        "a@sender.example",
+        "root@localhost",
+        &format!("From: a@sender.example\nTo: root@localhost\nSubject: greylist-me\n\n{body}\n"),
+    );
+    let mut queue_id = None;
+    wait_until("the first attempt's 451", || {
+        queue_id = deferred_with("451 4.7.1");
+        queue_id.is_some()
+    });
+    queue_id.unwrap_or_default()
+}
+
+#[test]
+fn score_greylisting_switched_off_defers_every_attempt() {
+    let port = postfix::free_port();
+    let _daemon = postfix::daemon(
+        &config(port, "[greylist]\ndelay = 1\nscore_greylisting = false\n"),
+        port,
+    );
+    let _postfix = postfix::configure(None, Some(port));
+    let _sender = SendingPostfix::configure();
+    let queue_id = submit_greylist_band("stateless grey body");
+    std::thread::sleep(Duration::from_secs(2));
+    flush();
+    wait_until("the retry's deferral", || deferrals(&queue_id) >= 2);
+    assert!(deferred_with("451 4.7.1").is_some());
+    assert!(!mailbox().contains("stateless grey body"));
+}
+
 #[test]
 fn score_greylisting_defers_the_first_attempt_and_delivers_postfix_retry() {
     const DELAY: u64 = 4;
@@ -353,19 +386,8 @@ fn score_greylisting_defers_the_first_attempt_and_delivers_postfix_retry() {
     let _postfix = postfix::configure(None, Some(port));
     let _sender = SendingPostfix::configure();
 
-    // Scores 5 (T_GREY): in the greylist band.
-    submit(
-        "a@sender.example",
-        "root@localhost",
-        "From: a@sender.example\nTo: root@localhost\nSubject: greylist-me\n\nscore grey retry body\n",
-    );
-    let mut queue_id = None;
-    wait_until("the first attempt's 451", || {
-        queue_id = deferred_with("451 4.7.1");
-        queue_id.is_some()
-    });
+    let queue_id = submit_greylist_band("score grey retry body");
     let first_deferred = std::time::Instant::now();
-    let queue_id = queue_id.unwrap_or_default();
     assert!(!mailbox().contains("score grey retry body"));
 
     // A retry at once, well before the delay: deferred again.

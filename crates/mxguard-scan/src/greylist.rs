@@ -10,11 +10,11 @@
 //!
 //! # The key
 //!
-//! `sgrey:` + hex SHA-256 over, in order, each field ended by a NUL byte:
-//! a version tag, the envelope sender (lower-cased, angle brackets
-//! stripped), the envelope recipients (lower-cased, sorted, duplicates
-//! dropped), then the message body (the bytes after the first empty line,
-//! line ends normalised to LF).
+//! `sgrey:` + hex SHA-256 over, in order, each field prefixed by its
+//! length: a version tag, the envelope sender (lower-cased, angle brackets
+//! stripped), the number of envelope recipients and the recipients
+//! (lower-cased, sorted, duplicates dropped), then the message body (the
+//! bytes after the first empty line, CRLF read as LF).
 //!
 //! Why these and only these: a real MTA retries the same queue file, so the
 //! envelope and the body are identical at every attempt, while the header
@@ -155,9 +155,10 @@ pub fn decide(entry: Option<Entry>, now: u64, cfg: &GreylistConfig) -> Step {
 /// hashed and why.
 pub fn key(envelope: &Envelope, raw: &[u8]) -> String {
     let mut h = Sha256::new();
+    // Length-prefixed, so no two envelopes run into the same bytes.
     let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
-        h.update([0u8]);
     };
     field(KEY_VERSION);
     let sender = envelope.mail_from.as_deref().map(strip_path).unwrap_or("");
@@ -169,23 +170,21 @@ pub fn key(envelope: &Envelope, raw: &[u8]) -> String {
         .collect();
     rcpts.sort_unstable();
     rcpts.dedup();
+    field(&(rcpts.len() as u64).to_le_bytes());
     for r in &rcpts {
         field(r.as_bytes());
     }
-    field(b"");
     // The body, CRLF read as LF: a front end handing over LF-only bytes
     // (a file, the HTTP API) hashes as the milter's CRLF wire form does.
     let mut rest = body(raw);
     while let Some(cr) = memchr::memchr(b'\r', rest) {
         let (chunk, tail) = rest.split_at(cr);
         h.update(chunk);
-        match tail {
-            [b'\r', b'\n', ..] => rest = &tail[1..],
-            _ => {
-                h.update(b"\r");
-                rest = &tail[1..];
-            }
+        // The CR of a CRLF is dropped (its LF follows); a bare CR is kept.
+        if !tail.starts_with(b"\r\n") {
+            h.update(b"\r");
         }
+        rest = tail.get(1..).unwrap_or_default();
     }
     h.update(rest);
     let digest = h.finalize();
@@ -563,6 +562,11 @@ mod tests {
             k
         );
         assert_ne!(key(&env("a@sender.example", &["x@mx.test"]), MSG), k);
+        // Fields do not run into each other.
+        assert_ne!(
+            key(&env("a@x", &["b@y"]), MSG),
+            key(&env("a@xb@y", &[]), MSG)
+        );
         // A bare CR is kept, not folded into the next byte.
         assert_ne!(key(&e, b"S: h\r\n\r\na\rb"), key(&e, b"S: h\r\n\r\nab"));
     }

@@ -156,6 +156,7 @@ impl SymbolTable {
             messages,
             is_skipped: results.skipped,
             forced_by,
+            add_headers: Vec::new(),
         }
     }
 }

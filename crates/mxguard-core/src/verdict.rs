@@ -30,6 +30,10 @@ pub struct Verdict {
     /// The symbol that forced the action, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced_by: Option<String>,
+    /// Headers a stage after scoring (score greylisting) asks every front
+    /// end to add to the delivered message, `(name, value)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_headers: Vec<(String, String)>,
 }
 
 impl Verdict {

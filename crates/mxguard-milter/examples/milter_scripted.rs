@@ -46,6 +46,7 @@ fn verdict(action: Action, score: f64, message: Option<String>) -> Verdict {
         messages,
         is_skipped: false,
         forced_by: None,
+        add_headers: Vec::new(),
     }
 }
 

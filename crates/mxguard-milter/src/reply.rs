@@ -245,6 +245,17 @@ fn header_replies(
     facts: &MessageFacts<'_>,
     out: &mut Vec<Reply>,
 ) {
+    // Asked for by a stage after scoring (score greylisting): added even
+    // where the spam headers are skipped.
+    for (name, value) in verdict
+        .map(|v| v.add_headers.as_slice())
+        .unwrap_or_default()
+    {
+        out.push(Reply::AddHeader {
+            name: name.clone(),
+            value: value_bytes(value, facts.leading_space),
+        });
+    }
     if skip_headers(config, facts.envelope) {
         return;
     }
@@ -595,6 +606,7 @@ mod tests {
             messages: BTreeMap::new(),
             is_skipped: false,
             forced_by: None,
+            add_headers: Vec::new(),
         }
     }
 
@@ -851,6 +863,21 @@ mod tests {
         assert_eq!(
             final_replies(&cfg, &verdict(Action::AddHeader, 8.0, &[]), &f),
             [Reply::Accept]
+        );
+        // Headers a stage after scoring asks for are added even there.
+        let mut passed = verdict(Action::NoAction, 5.0, &[]);
+        passed
+            .add_headers
+            .push(("X-Greylist".into(), "delayed 300 seconds".into()));
+        assert_eq!(
+            final_replies(&cfg, &passed, &f),
+            [
+                Reply::AddHeader {
+                    name: "X-Greylist".into(),
+                    value: b"delayed 300 seconds".to_vec(),
+                },
+                Reply::Accept
+            ]
         );
     }
 

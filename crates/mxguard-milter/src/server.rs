@@ -1236,6 +1236,7 @@ mod tests {
                 messages: Default::default(),
                 is_skipped: false,
                 forced_by: None,
+                add_headers: Vec::new(),
             }
         }
     }

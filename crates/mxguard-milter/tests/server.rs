@@ -58,6 +58,7 @@ fn verdict(action: Action, score: f64, message: Option<&str>) -> Verdict {
         messages,
         is_skipped: false,
         forced_by: None,
+        add_headers: Vec::new(),
     }
 }
 

@@ -24,6 +24,7 @@
 //! | `counter:<name>` | counter ([`Counters`]) |
 //! | `bayes:<…>` | classifier model, version, lock, learned messages |
 //! | `grey:<client>/<sender>/<rcpt>` (or its digest) | greylist triplet |
+//! | `sgrey:<sha256 hex>` | score greylisting entry of one message (JSON `{first, last, passed}`, `mxguard_scan::greylist`) |
 //! | `greyawl:<client>` | greylist auto-whitelist entry (JSON `{count, last}`, as postgrey's clients database) |
 //! | `ban:<ip>` | ban record |
 //! | `rate:<name>:<value>:<window>:<bucket>` | rate-limit window (an `incr` with a TTL) |

@@ -309,6 +309,7 @@ mod tests {
             messages: Default::default(),
             is_skipped: false,
             forced_by: None,
+            add_headers: Vec::new(),
         }
     }
 

@@ -60,6 +60,17 @@ fn fit_descriptor_caps(config: &mut mxguard_core::config::Config, nofile: u64) {
     }
 }
 
+fn score_greylist(
+    config: &mxguard_core::config::Config,
+    store: &Arc<dyn Store>,
+) -> mxguard_scan::greylist::ScoreGreylist {
+    mxguard_scan::greylist::ScoreGreylist::new(
+        store.clone(),
+        &config.greylist,
+        config.policy.store_failure,
+    )
+}
+
 async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let nofile = raise_nofile();
     let mut loaded = globals.load_config()?;
@@ -95,12 +106,14 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                 )
             })?;
         tracing::info!(listen = %config.milter.listen, "milter listening");
+        let greylist = Arc::new(Shared::new(score_greylist(config, &store)));
         let scanner = Arc::new(crate::scanner::PipelineScanner {
             pipeline: pipeline.clone(),
             history: mxguard_store::History::new(store.clone(), config.store.history_size as usize),
             counters: mxguard_store::Counters::new(store.clone()),
             runtime: tokio::runtime::Handle::current(),
             classifier: Some(classifier.clone()),
+            greylist: greylist.clone(),
         });
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
@@ -114,7 +127,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         }));
         // After the milter's sessions: autolearn learns what they queued.
         tasks.extend(classifier_tasks);
-        Some((pipeline, milter_config, classifier))
+        Some((pipeline, milter_config, classifier, greylist))
     } else {
         None
     };
@@ -168,8 +181,9 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                         for w in &built.warnings {
                             tracing::warn!("{w}");
                         }
-                        if let (Some((pipeline, milter_config, classifier)), Some(p)) = (&milter, built.pipeline) {
+                        if let (Some((pipeline, milter_config, classifier, greylist)), Some(p)) = (&milter, built.pipeline) {
                             pipeline.replace(p.with_classifier(classifier.handle.clone()));
+                            greylist.replace(score_greylist(&new.config, &store));
                             milter_config.replace(new.config.milter.clone());
                             tracing::info!("milter: configuration reloaded");
                         }

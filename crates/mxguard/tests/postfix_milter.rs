@@ -207,3 +207,205 @@ fn fifty_concurrent_sessions_each_get_their_verdict() {
         );
     }
 }
+
+/// Postfix as the sending MTA too: mail submitted with `sendmail` goes out
+/// through its own SMTP client (a `greyrelay` transport) to a second smtpd
+/// on 127.0.0.2:2525, which has the same milter. Postfix refuses to connect
+/// to its own `inet_interfaces` address ("loops back to myself") or to a
+/// server greeting with its own name, hence the other address and the
+/// client's other host name. Removed again when dropped.
+struct SendingPostfix;
+
+const RECEIVER_HOST: &str = "127.0.0.2";
+const RECEIVER_PORT: u16 = 2525;
+const RECEIVER: &str = "127.0.0.2:2525";
+
+impl SendingPostfix {
+    fn configure() -> SendingPostfix {
+        for args in [
+            &["-M", "greyrelay/unix=greyrelay unix - - n - - smtp"][..],
+            &["-P", "greyrelay/unix/myhostname=sender.test"],
+            &[
+                "-M",
+                &format!("{RECEIVER}/inet={RECEIVER} inet n - n - - smtpd"),
+            ],
+            &[
+                "-P",
+                &format!("pickup/unix/content_filter=greyrelay:[{RECEIVER_HOST}]:{RECEIVER_PORT}"),
+            ],
+        ] {
+            postconf(args);
+        }
+        postfix_reload();
+        SendingPostfix
+    }
+}
+
+impl Drop for SendingPostfix {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("postsuper")
+            .args(["-d", "ALL"])
+            .output();
+        for args in [
+            &["-PX", "pickup/unix/content_filter"][..],
+            &["-MX", "greyrelay/unix"],
+            &["-MX", &format!("{RECEIVER}/inet")],
+        ] {
+            postconf(args);
+        }
+        postfix_reload();
+    }
+}
+
+/// Runs a Postfix command that must succeed.
+fn run_ok(cmd: &str, args: &[&str]) {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn postconf(args: &[&str]) {
+    run_ok("postconf", args);
+}
+
+fn postfix_reload() {
+    run_ok("postfix", &["reload"]);
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// Submits a message to the sending side with `sendmail`.
+fn submit(from: &str, to: &str, message: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sendmail")
+        .args(["-f", from, to])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sendmail");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(message.as_bytes())
+        .expect("write to sendmail");
+    assert!(child.wait().expect("wait for sendmail").success());
+}
+
+/// The queue id of the one deferred message whose reason contains `reason`.
+fn deferred_with(reason: &str) -> Option<String> {
+    let out = std::process::Command::new("postqueue")
+        .arg("-j")
+        .output()
+        .expect("run postqueue -j");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| {
+            m["queue_name"] == "deferred"
+                && m["recipients"].as_array().is_some_and(|r| {
+                    r.iter().any(|r| {
+                        r["delay_reason"]
+                            .as_str()
+                            .is_some_and(|d| d.contains(reason))
+                    })
+                })
+        })
+        .and_then(|m| m["queue_id"].as_str().map(str::to_string))
+}
+
+/// How many times Postfix logged a deferral of `queue_id`.
+fn deferrals(queue_id: &str) -> usize {
+    std::fs::read_to_string("/var/log/postfix.log")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!(" {queue_id}: ")) && l.contains("status=deferred"))
+        .count()
+}
+
+fn flush() {
+    run_ok("postqueue", &["-f"]);
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Submits a message scoring 5 (T_GREY: in the greylist band) and waits
+/// for the first attempt's 451; returns the sending side's queue id.
+fn submit_greylist_band(body: &str) -> String {
+    submit(
+        "a@sender.example",
+        "root@localhost",
+        &format!("From: a@sender.example\nTo: root@localhost\nSubject: greylist-me\n\n{body}\n"),
+    );
+    let mut queue_id = None;
+    wait_until("the first attempt's 451", || {
+        queue_id = deferred_with("451 4.7.1");
+        queue_id.is_some()
+    });
+    queue_id.unwrap_or_default()
+}
+
+#[test]
+fn score_greylisting_switched_off_defers_every_attempt() {
+    let port = postfix::free_port();
+    let _daemon = postfix::daemon(
+        &config(port, "[greylist]\ndelay = 1\nscore_greylisting = false\n"),
+        port,
+    );
+    let _postfix = postfix::configure(None, Some(port));
+    let _sender = SendingPostfix::configure();
+    let queue_id = submit_greylist_band("stateless grey body");
+    std::thread::sleep(Duration::from_secs(2));
+    flush();
+    wait_until("the retry's deferral", || deferrals(&queue_id) >= 2);
+    assert!(deferred_with("451 4.7.1").is_some());
+    assert!(!mailbox().contains("stateless grey body"));
+}
+
+#[test]
+fn score_greylisting_defers_the_first_attempt_and_delivers_postfix_retry() {
+    const DELAY: u64 = 4;
+    let port = postfix::free_port();
+    let _daemon = postfix::daemon(
+        &config(port, &format!("[greylist]\ndelay = {DELAY}\n")),
+        port,
+    );
+    let _postfix = postfix::configure(None, Some(port));
+    let _sender = SendingPostfix::configure();
+
+    let queue_id = submit_greylist_band("score grey retry body");
+    let first_deferred = std::time::Instant::now();
+    assert!(!mailbox().contains("score grey retry body"));
+
+    // A retry at once, well before the delay: deferred again.
+    flush();
+    wait_until("the early retry's deferral", || deferrals(&queue_id) >= 2);
+    assert!(
+        first_deferred.elapsed() < Duration::from_secs(DELAY),
+        "the early retry came too late to prove anything; the machine is too slow"
+    );
+    assert!(deferred_with("451 4.7.1").is_some());
+    assert!(!mailbox().contains("score grey retry body"));
+
+    // The retry after the delay is delivered, marked.
+    std::thread::sleep(Duration::from_secs(DELAY + 1));
+    flush();
+    let m = message_with("score grey retry body");
+    assert!(m.contains("X-Greylist: delayed"), "{m}");
+    assert!(m.contains("score greylisting"), "{m}");
+    assert!(m.contains("X-Spam-Status: No, score=5.00"), "{m}");
+    assert_eq!(deferrals(&queue_id), 2, "delivered at the third attempt");
+}

@@ -1088,6 +1088,17 @@ score = +inf
             err.message.contains("300") && err.message.contains("600"),
             "{err}"
         );
+        // Score greylisting is on by default, can be switched off, and a
+        // misspelling is named with the right key.
+        assert!(load_str("", "t").unwrap().greylist.score_greylisting);
+        let c = load_str("[greylist]\nscore_greylisting = false\n", "t").unwrap();
+        assert!(!c.greylist.score_greylisting);
+        let e = errors("[greylist]\nscore_greylistng = false\n");
+        let typo = find(&e, "greylist.score_greylistng");
+        assert!(
+            typo.message.contains("did you mean `score_greylisting`"),
+            "{typo}"
+        );
         // A zero delay is legitimate: the first attempt is still deferred
         // and any retry passes.
         let c = load_str("[greylist]\ndelay = 0\n", "t").unwrap();

@@ -139,7 +139,8 @@ pub struct GreylistConfig {
     /// `%r` the recipient domain; `4.2.0 ` is put in front unless it starts
     /// with a digit (as postgrey does with Postfix 2.3 and later).
     pub greylist_text: String,
-    /// Add `X-Greylist:` (PREPEND) to mail that was delayed.
+    /// Add `X-Greylist:` to mail that was delayed (PREPEND by the policy
+    /// server; added by the milter after score greylisting).
     pub x_greylist_header: bool,
     /// Store triplets hashed, not in clear.
     pub privacy: bool,
@@ -150,6 +151,12 @@ pub struct GreylistConfig {
     /// IP is SPF-authorised for the sender domain or shares its verified
     /// PTR domain with the first.
     pub sender_pools: bool,
+    /// Score greylisting: a message the scan scores in the greylist band
+    /// (`[actions] greylist` up to `add_header`) is deferred at its first
+    /// attempt and delivered, with `X-Greylist:`, when retried after
+    /// `delay` (within `retry_window`; remembered `max_age`). Off: such a
+    /// message is answered 451 at every attempt, whatever came before.
+    pub score_greylisting: bool,
 }
 
 impl Default for GreylistConfig {
@@ -169,6 +176,7 @@ impl Default for GreylistConfig {
             whitelist_clients: vec![],
             whitelist_recipients: vec![],
             sender_pools: true,
+            score_greylisting: true,
         }
     }
 }

@@ -13,8 +13,6 @@ pub const MAX_ATTRIBUTES: usize = 256;
 /// invalid UTF-8 is replaced, which can triple it). Postfix's requests are
 /// one to two KiB; long addresses and certificate names stay well below.
 pub const MAX_REQUEST: usize = 32 * 1024;
-/// Attributes in a Postfix 3.x request (room made at a request's first line).
-const EXPECTED_ATTRIBUTES: usize = 32;
 
 /// The SMTP stage a request is made at (`protocol_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,11 +151,7 @@ impl RequestBuilder {
         if self.request.attrs.len() >= MAX_ATTRIBUTES {
             return Err(ProtocolError::TooManyAttributes);
         }
-        if self.request.attrs.capacity() == 0 {
-            // Room for what Postfix sends (about 30 attributes) at once,
-            // not grown and rehashed four times on the way.
-            self.request.attrs.reserve(EXPECTED_ATTRIBUTES);
-        }
+
         let text = String::from_utf8_lossy(line);
         let Some((name, value)) = text.split_once('=') else {
             return Err(ProtocolError::Malformed(text.chars().take(80).collect()));

@@ -21,17 +21,8 @@ trap 'kill $(cat $work/pg.pid 2>/dev/null) $mxg_pid 2>/dev/null || true; rm -rf 
 mkdir -p "$work/pg" && chown postgrey:postgrey "$work/pg"
 postgrey --inet=127.0.0.1:$PG_PORT --dbdir="$work/pg" --delay=60 --daemonize \
   --pidfile="$work/pg.pid" --user=postgrey --group=postgrey </dev/null >/dev/null 2>&1
-cat > "$work/mxguard.toml" <<TOML
-[milter]
-enabled = false
-[policy]
-listen = "127.0.0.1:$MXG_PORT"
-mynetworks = []
-[greylist]
-delay = 60
-[store]
-data_dir = "$work/mxg"
-TOML
+. bench/policy_config.sh
+policy_config "$work/mxguard.toml" $MXG_PORT "$work/mxg"
 target/release/mxguard -c "$work/mxguard.toml" serve </dev/null >"$work/mxg.log" 2>&1 &
 mxg_pid=$!
 sleep 2

@@ -14,17 +14,8 @@ command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgri
 cargo build --release -q -p mxguard-policy --example policy_load
 work=$(mktemp -d)
 trap 'kill $vg 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/mxguard.toml" <<TOML
-[milter]
-enabled = false
-[policy]
-listen = "127.0.0.1:$PORT"
-mynetworks = []
-[greylist]
-delay = 60
-[store]
-data_dir = "$work/mxg"
-TOML
+. bench/policy_config.sh
+policy_config "$work/mxguard.toml" $PORT "$work/mxg"
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$BIN" -c "$work/mxguard.toml" serve \
   </dev/null >"$work/log" 2>&1 &
 vg=$!

@@ -320,12 +320,8 @@ impl Engine {
                     pending.get_or_insert(a);
                 }
                 Step::Decide(answer) => {
-                    let first = answer
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_uppercase();
-                    if first == "REJECT" || first.starts_with('5') {
+                    let first = answer.split_whitespace().next().unwrap_or("");
+                    if first.eq_ignore_ascii_case("REJECT") || first.starts_with('5') {
                         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     }
                     return answer;
@@ -676,9 +672,11 @@ impl Engine {
         let client = greylist::client_key(ip, cfg);
         let awl_key = format!("greyawl:{client}");
         let key = greylist::triplet_key(&client, req.sender(), req.recipient(), cfg.privacy);
-        // One store round trip for the client's auto-whitelist entry and the triplet.
-        let (awl, entry) = match self.read_pair(&awl_key, &key).await {
-            Ok(pair) => pair,
+        // One store round trip for the client's auto-whitelist entry, the
+        // triplet and, with sender pools, the pool record a new triplet needs.
+        let pool = self.pool_key(req);
+        let (awl, entry, pool) = match self.read_greylist_state(&awl_key, &key, pool).await {
+            Ok(state) => state,
             Err(e) => {
                 self.health.failed(&e);
                 return self.store_failed("greylist");
@@ -698,7 +696,7 @@ impl Engine {
         let (decision, new_entry) = greylist::decide(entry, now, cfg);
         let (decision, new_entry) = match decision {
             Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
-                match self.sender_pool(req, ip, now).await {
+                match self.sender_pool(req, ip, now, pool).await {
                     // A pool pass counts as a passed triplet from now on:
                     // stored as one first seen `delay` ago, so it is one
                     // by postgrey's rule too (`last - first >= delay`).
@@ -757,19 +755,19 @@ impl Engine {
     /// `attempts` plus one), however many lookups hostile answers ask for.
     /// A failure or time-out only means no pool pass: the attempt is
     /// greylisted like any other.
-    async fn sender_pool(&self, req: &Request, ip: IpAddr, now: u64) -> Option<Decision> {
+    async fn sender_pool(
+        &self,
+        req: &Request,
+        ip: IpAddr,
+        now: u64,
+        pool: Option<PoolLookup>,
+    ) -> Option<Decision> {
         let dns = self.dns.as_ref()?;
-        let domain = req.sender().rsplit_once('@')?.1.to_lowercase();
-        if domain.is_empty() {
-            return None;
-        }
-        let pool_key = greylist::triplet_key(
-            "pool",
-            &format!("@{domain}"),
-            req.recipient(),
-            self.greylist.privacy,
-        );
-        let previous = self.read(&pool_key).await.ok().flatten();
+        let PoolLookup {
+            domain,
+            key: pool_key,
+            previous,
+        } = pool?;
         let Some(prev) = previous.and_then(|b| serde_json::from_slice::<PoolRecord>(&b).ok())
         else {
             let record = PoolRecord {
@@ -824,33 +822,73 @@ impl Engine {
         }
     }
 
-    /// Two keys in one round trip, writes still pending taken first.
-    async fn read_pair(
-        &self,
-        a: &str,
-        b: &str,
-    ) -> mxguard_store::Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
-        let (pa, pb) = {
-            let p = lock(&self.pending);
-            (
-                p.get(a).map(|w| w.bytes.clone()),
-                p.get(b).map(|w| w.bytes.clone()),
-            )
-        };
-        if pa.is_some() && pb.is_some() {
-            return Ok((pa, pb));
+    /// The sender domain and pool key of a request, when sender pools are
+    /// on (and a resolver exists to check them).
+    fn pool_key(&self, req: &Request) -> Option<(String, String)> {
+        if !self.greylist.sender_pools || self.dns.is_none() {
+            return None;
         }
-        let mut got = self.store.get_many(&[a, b]).await?.into_iter();
-        let (sa, sb) = (got.next().flatten(), got.next().flatten());
-        Ok((pa.or(sa), pb.or(sb)))
+        let domain = req.sender().rsplit_once('@')?.1.to_lowercase();
+        if domain.is_empty() {
+            return None;
+        }
+        let key = greylist::triplet_key(
+            "pool",
+            &format!("@{domain}"),
+            req.recipient(),
+            self.greylist.privacy,
+        );
+        Some((domain, key))
     }
 
-    async fn read(&self, key: &str) -> mxguard_store::Result<Option<Vec<u8>>> {
-        let pending = lock(&self.pending).get(key).map(|w| w.bytes.clone());
-        match pending {
-            Some(v) => Ok(Some(v)),
-            None => self.store.get(key).await,
+    /// The auto-whitelist entry, the triplet and the pool record (when
+    /// `pool` names one) in one read transaction. Should that read fail, the
+    /// pool record is read apart, so a fault in it only means no pool
+    /// record, as when it was always read on its own.
+    async fn read_greylist_state(
+        &self,
+        awl_key: &str,
+        key: &str,
+        pool: Option<(String, String)>,
+    ) -> mxguard_store::Result<(Option<Vec<u8>>, Option<Vec<u8>>, Option<PoolLookup>)> {
+        let Some((domain, pool_key)) = pool else {
+            let [awl, entry] = self.read_keys([awl_key, key]).await?;
+            return Ok((awl, entry, None));
+        };
+        let ([awl, entry], previous) = match self.read_keys([awl_key, key, &pool_key]).await {
+            Ok([awl, entry, previous]) => ([awl, entry], previous),
+            Err(_) => (
+                self.read_keys([awl_key, key]).await?,
+                self.read_keys([&pool_key]).await.ok().and_then(|[p]| p),
+            ),
+        };
+        let pool = PoolLookup {
+            domain,
+            key: pool_key,
+            previous,
+        };
+        Ok((awl, entry, Some(pool)))
+    }
+
+    /// Keys in one round trip, writes still pending taken first.
+    async fn read_keys<const N: usize>(
+        &self,
+        keys: [&str; N],
+    ) -> mxguard_store::Result<[Option<Vec<u8>>; N]> {
+        let mut found: [Option<Vec<u8>>; N] = {
+            let p = lock(&self.pending);
+            keys.map(|k| p.get(k).map(|w| w.bytes.clone()))
+        };
+        if found.iter().all(Option::is_some) {
+            return Ok(found);
         }
+        let stored = self.store.get_many(&keys).await?;
+        for (f, s) in found.iter_mut().zip(stored) {
+            if f.is_none() {
+                *f = s;
+            }
+        }
+        Ok(found)
     }
 
     /// Greylist writes do not hold up the answer (losing one to a crash
@@ -971,6 +1009,14 @@ async fn write_behind(
             return landed;
         }
     }
+}
+
+/// A request's sender pool: its sender domain, the pool key, and the
+/// record found under it.
+struct PoolLookup {
+    domain: String,
+    key: String,
+    previous: Option<Vec<u8>>,
 }
 
 /// The first greylisted attempt of a sender domain to a recipient.

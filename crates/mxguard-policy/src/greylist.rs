@@ -174,7 +174,7 @@ pub fn decide(entry: Option<Entry>, now: u64, cfg: &GreylistConfig) -> (Decision
 /// The client part of the triplet: the network (/24, /64) or the address.
 pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
     if !cfg.lookup_by_subnet {
-        return ip.to_string();
+        return ip_text(ip);
     }
     let ip = mxguard_core::iptable::canonical(ip);
     let len = if ip.is_ipv4() {
@@ -182,7 +182,44 @@ pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
     } else {
         cfg.ipv6_prefix
     };
-    format!("{}/{len}", mask(ip, len))
+    let mut key = ip_text(mask(ip, len));
+    key.push('/');
+    push_decimal(&mut key, u64::from(len));
+    key
+}
+
+/// An address as `Display` writes it; IPv4 without the formatting
+/// machinery, which costs more than the rest of a request's key building.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(18);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, u64::from(octet));
+            }
+            s
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// postgrey 1.37's sender normalisation (`do_sender_substitutions`), so a
@@ -202,11 +239,24 @@ pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
 /// Nothing else: no other tag scheme (SRS, `btv1=`, `msprvs1=`), no
 /// angle brackets or white space removed.
 pub fn normalize_sender(sender: &str) -> String {
-    let Some((user, domain)) = sender.split_once('@') else {
-        return sender.to_ascii_lowercase();
-    };
-    let user = strip_extension(batv_address(user));
-    format!("{}@{domain}", hash_numbers(&user)).to_ascii_lowercase()
+    let mut out = String::with_capacity(sender.len());
+    push_normalized_sender(&mut out, sender);
+    out
+}
+
+/// [`normalize_sender`], appended to `out`.
+fn push_normalized_sender(out: &mut String, sender: &str) {
+    let start = out.len();
+    match sender.split_once('@') {
+        None => out.push_str(sender),
+        Some((user, domain)) => {
+            let user = strip_extension(batv_address(user));
+            push_hashed_numbers(out, &user);
+            out.push('@');
+            out.push_str(domain);
+        }
+    }
+    out[start..].make_ascii_lowercase();
 }
 
 /// The address part of a `prvs=` BATV local part, else the local part.
@@ -231,25 +281,24 @@ fn batv_address(user: &str) -> &str {
 }
 
 /// Perl's `s/\+.*//`: from the first `+` to the end of its line.
-fn strip_extension(user: &str) -> String {
+fn strip_extension(user: &str) -> std::borrow::Cow<'_, str> {
     match user.split_once('+') {
-        None => user.to_string(),
+        None => user.into(),
         Some((base, rest)) => match rest.find('\n') {
-            Some(nl) => format!("{base}{}", &rest[nl..]),
-            None => base.to_string(),
+            Some(nl) => format!("{base}{}", &rest[nl..]).into(),
+            None => base.into(),
         },
     }
 }
 
 /// Perl's `s/\b\d+\b/#/g` on a byte string: a run of ASCII digits with no
 /// word character (ASCII letter, digit, `_`) on either side becomes `#`.
-fn hash_numbers(s: &str) -> String {
+fn push_hashed_numbers(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let word = |i: usize| {
         b.get(i)
             .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
     };
-    let mut out = String::with_capacity(s.len());
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
@@ -266,27 +315,37 @@ fn hash_numbers(s: &str) -> String {
         }
     }
     out.push_str(&s[start..]);
-    out
 }
 
 /// The store key of a triplet; hashed in privacy mode. As postgrey's key,
 /// lower case (ASCII) as a whole, the recipient as sent.
 pub fn triplet_key(client: &str, sender: &str, recipient: &str, privacy: bool) -> String {
-    let raw = format!(
-        "{}/{}/{}",
-        client.to_ascii_lowercase(),
-        normalize_sender(sender),
-        recipient.to_ascii_lowercase()
-    );
+    const PREFIX: &str = "grey:";
+    let mut key =
+        String::with_capacity(PREFIX.len() + client.len() + sender.len() + recipient.len() + 2);
+    key.push_str(PREFIX);
+    key.push_str(client);
+    key.push('/');
+    push_normalized_sender(&mut key, sender);
+    key.push('/');
+    key.push_str(recipient);
+    key.make_ascii_lowercase();
     if privacy {
-        format!("grey:{}", hex(&Sha256::digest(raw.as_bytes())))
-    } else {
-        format!("grey:{raw}")
+        let digest = Sha256::digest(&key.as_bytes()[PREFIX.len()..]);
+        key.truncate(PREFIX.len());
+        key.push_str(&hex(&digest));
     }
+    key
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 15)]));
+    }
+    s
 }
 
 /// The text of a greylist deferral, as postgrey 1.37 builds it: `4.2.0 `
@@ -296,14 +355,28 @@ fn hex(b: &[u8]) -> String {
 /// the first `%s` is the seconds left and the first `%r` the recipient
 /// domain (what follows the last `@`; the whole recipient without one).
 pub fn expand_text(template: &str, remaining: u64, recipient: &str, dsn_420: bool) -> String {
-    let mut text = if dsn_420 && !template.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("4.2.0 {template}")
-    } else {
-        template.to_string()
-    };
-    text = text.replacen("%s", &remaining.to_string(), 1);
+    let mut text = String::with_capacity(template.len() + recipient.len() + 26);
+    if dsn_420 && !template.starts_with(|c: char| c.is_ascii_digit()) {
+        text.push_str("4.2.0 ");
+    }
+    text.push_str(template);
+    let mut seconds = String::with_capacity(20);
+    push_decimal(&mut seconds, remaining);
+    let text = replace_first(text, "%s", &seconds);
     let domain = recipient.rsplit_once('@').map_or(recipient, |(_, d)| d);
-    text.replacen("%r", domain, 1)
+    replace_first(text, "%r", domain)
+}
+
+/// `s.replacen(pattern, with, 1)`, without a copy when `pattern` is absent.
+fn replace_first(s: String, pattern: &str, with: &str) -> String {
+    let Some(at) = s.find(pattern) else {
+        return s;
+    };
+    let mut out = String::with_capacity(s.len() + with.len());
+    out.push_str(&s[..at]);
+    out.push_str(with);
+    out.push_str(&s[at + pattern.len()..]);
+    out
 }
 
 #[cfg(test)]

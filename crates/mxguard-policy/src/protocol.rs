@@ -29,15 +29,19 @@ pub enum Stage {
 
 impl Stage {
     pub fn parse(s: &str) -> Stage {
-        match s.to_ascii_uppercase().as_str() {
-            "CONNECT" => Stage::Connect,
-            "HELO" | "EHLO" => Stage::Helo,
-            "MAIL" => Stage::Mail,
-            "RCPT" => Stage::Rcpt,
-            "DATA" => Stage::Data,
-            "END-OF-MESSAGE" => Stage::EndOfMessage,
-            _ => Stage::Other,
-        }
+        const NAMES: [(&str, Stage); 7] = [
+            ("RCPT", Stage::Rcpt),
+            ("CONNECT", Stage::Connect),
+            ("HELO", Stage::Helo),
+            ("EHLO", Stage::Helo),
+            ("MAIL", Stage::Mail),
+            ("DATA", Stage::Data),
+            ("END-OF-MESSAGE", Stage::EndOfMessage),
+        ];
+        NAMES
+            .iter()
+            .find(|(name, _)| s.eq_ignore_ascii_case(name))
+            .map_or(Stage::Other, |&(_, stage)| stage)
     }
 }
 
@@ -147,6 +151,7 @@ impl RequestBuilder {
         if self.request.attrs.len() >= MAX_ATTRIBUTES {
             return Err(ProtocolError::TooManyAttributes);
         }
+
         let text = String::from_utf8_lossy(line);
         let Some((name, value)) = text.split_once('=') else {
             return Err(ProtocolError::Malformed(text.chars().take(80).collect()));
@@ -161,11 +166,14 @@ impl RequestBuilder {
 /// Formats the answer block; newlines in the text are flattened so a
 /// reply can never inject a second attribute.
 pub fn answer(action: &str) -> String {
-    let clean: String = action
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect();
-    format!("action={clean}\n\n")
+    let mut out = String::with_capacity(action.len() + 9);
+    out.push_str("action=");
+    out.push_str(action);
+    if action.contains(['\n', '\r']) {
+        out = out.replace(['\n', '\r'], " ");
+    }
+    out.push_str("\n\n");
+    out
 }
 
 #[cfg(test)]

@@ -259,7 +259,11 @@ async fn handle(
     loop {
         line.clear();
         let between_requests = builder.is_empty() && reader.buffer().is_empty();
-        let read = if between_requests {
+        let read = if let Some(n) = buffered_line(&mut reader, &mut line) {
+            // The rest of a request that came in one segment: no wait, so
+            // no timer to set up for each of its lines.
+            Ok(Ok(n))
+        } else if between_requests {
             // Between requests, shutdown or the connection cap closes the
             // connection at once.
             let evicted = guard.park();
@@ -328,6 +332,19 @@ async fn handle(
 /// Resolves once shutdown is asked for (or its sender is gone).
 async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Takes a whole line already in the read buffer into the empty `out`,
+/// without waiting; `None` when no complete line is buffered. (A buffered
+/// line is shorter than the buffer, so within what [`read_line`] accepts.)
+fn buffered_line<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let take = memchr(b'\n', r.buffer())? + 1;
+    out.extend_from_slice(r.buffer().get(..take)?);
+    r.consume(take);
+    Some(take)
 }
 
 /// Reads one line, refusing to buffer more than a protocol line may hold.

@@ -17,6 +17,7 @@
 use mxguard_core::config::MilterConfig;
 use mxguard_core::{Action, Envelope, SmtpStage, SymbolResult, Verdict};
 use mxguard_milter::{MilterServer, Scanner};
+use mxguard_scan::{BoxFuture, MilterBlock, ScanInput, ScanOutcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,23 @@ impl Scanner for Scripted {
         })
     }
 
-    fn scan(&self, env: &Envelope, raw: &[u8]) -> Verdict {
+    fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
+        Box::pin(async move {
+            let verdict = scripted(input.envelope, input.raw).await;
+            let milter = MilterBlock::for_verdict(
+                &MilterConfig::default().headers,
+                &verdict,
+                input.envelope,
+                input.mta_name,
+            );
+            ScanOutcome { verdict, milter }
+        })
+    }
+}
+
+/// The verdict the message asks for.
+async fn scripted(env: &Envelope, raw: &[u8]) -> Verdict {
+    {
         tracing::info!(
             "scan: ip={:?} host={:?} helo={:?} from={:?} rcpts={:?} user={:?} qid={:?} bytes={}",
             env.ip,
@@ -91,7 +108,7 @@ impl Scanner for Scripted {
             eprintln!("{}", String::from_utf8_lossy(raw).escape_debug());
         }
         if let Some(ms) = header(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
-            std::thread::sleep(Duration::from_millis(ms));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         let action = header(raw, "X-Test-Action")
             .and_then(Action::parse)

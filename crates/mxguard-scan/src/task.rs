@@ -4,7 +4,7 @@ use mail_parser::{HeaderValue, Message};
 use mxguard_core::Envelope;
 use mxguard_learn::parse::Truncation;
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 /// What the checks see. HTML reduced to text is computed once, on first
 /// use, and shared by every check that needs it; plain text is borrowed
@@ -19,7 +19,7 @@ pub struct Task<'a> {
     /// Where the parse stopped at its bounds (`mxguard_learn::parse::Limits`):
     /// the parts and header fields past them are not in `message`.
     pub truncated: Truncation,
-    html_text: OnceCell<Vec<String>>,
+    html_text: OnceLock<Vec<String>>,
 }
 
 impl<'a> Task<'a> {
@@ -38,7 +38,7 @@ impl<'a> Task<'a> {
             message: parsed.message.unwrap_or_default(),
             parsed: ok,
             truncated: parsed.truncated,
-            html_text: OnceCell::new(),
+            html_text: OnceLock::new(),
         }
     }
 

@@ -97,7 +97,8 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 256);
     // One CPU slot per thread: the threads are the limit here.
-    let mut service = ScanService::new(Arc::new(Shared::new(pipeline)), jobs);
+    let mut service =
+        ScanService::new(Arc::new(Shared::new(pipeline)), jobs).without_milter_block();
     if let (true, Some(store)) = (args.record, store) {
         service = service.with_recording(Recording {
             history: History::new(store.clone(), loaded.config.store.history_size as usize),

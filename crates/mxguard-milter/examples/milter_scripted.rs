@@ -92,53 +92,51 @@ impl Scanner for Scripted {
 
 /// The verdict the message asks for.
 async fn scripted(env: &Envelope, raw: &[u8]) -> Verdict {
-    {
-        tracing::info!(
-            "scan: ip={:?} host={:?} helo={:?} from={:?} rcpts={:?} user={:?} qid={:?} bytes={}",
-            env.ip,
-            env.hostname,
-            env.helo,
-            env.mail_from,
-            env.rcpts,
-            env.user,
-            env.queue_id,
-            raw.len()
-        );
-        if std::env::var_os("MILTER_SCRIPTED_DUMP").is_some() {
-            eprintln!("{}", String::from_utf8_lossy(raw).escape_debug());
-        }
-        if let Some(ms) = header(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        let action = header(raw, "X-Test-Action")
-            .and_then(Action::parse)
-            .unwrap_or(Action::NoAction);
-        let score = header(raw, "X-Test-Score")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let message = header(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
-        let mut v = verdict(action, score, message);
-        for sym in header(raw, "X-Test-Symbols").unwrap_or("").split(',') {
-            let (name, opts) = sym.trim().split_once(':').unwrap_or((sym.trim(), ""));
-            if name.is_empty() {
-                continue;
-            }
-            v.symbols.insert(
-                name.to_string(),
-                SymbolResult {
-                    name: name.to_string(),
-                    score: 0.0,
-                    description: None,
-                    options: opts
-                        .split('|')
-                        .filter(|o| !o.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                },
-            );
-        }
-        v
+    tracing::info!(
+        "scan: ip={:?} host={:?} helo={:?} from={:?} rcpts={:?} user={:?} qid={:?} bytes={}",
+        env.ip,
+        env.hostname,
+        env.helo,
+        env.mail_from,
+        env.rcpts,
+        env.user,
+        env.queue_id,
+        raw.len()
+    );
+    if std::env::var_os("MILTER_SCRIPTED_DUMP").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(raw).escape_debug());
     }
+    if let Some(ms) = header(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let action = header(raw, "X-Test-Action")
+        .and_then(Action::parse)
+        .unwrap_or(Action::NoAction);
+    let score = header(raw, "X-Test-Score")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let message = header(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
+    let mut v = verdict(action, score, message);
+    for sym in header(raw, "X-Test-Symbols").unwrap_or("").split(',') {
+        let (name, opts) = sym.trim().split_once(':').unwrap_or((sym.trim(), ""));
+        if name.is_empty() {
+            continue;
+        }
+        v.symbols.insert(
+            name.to_string(),
+            SymbolResult {
+                name: name.to_string(),
+                score: 0.0,
+                description: None,
+                options: opts
+                    .split('|')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            },
+        );
+    }
+    v
 }
 
 #[tokio::main]

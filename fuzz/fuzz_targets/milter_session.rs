@@ -1,30 +1,17 @@
 //! A whole milter session: the input is what the MTA side writes on the
 //! socket (negotiation, macros, envelope, headers, body chunks, end of
 //! message, abort, quit, in any order and any framing), answered by the
-//! server's session code over the scan pipeline. The MTA side reads every
+//! server's session code over the scan service. The MTA side reads every
 //! reply; the session must end when the input ends, without a panic, hang
 //! or memory blow-up.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mxguard_core::shared::Shared;
-use mxguard_core::{Envelope, SmtpStage, Verdict};
 use mxguard_milter::Scanner;
-use mxguard_scan::Pipeline;
+use mxguard_scan::{Pipeline, ScanService};
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct PipelineScanner(Pipeline);
-
-impl Scanner for PipelineScanner {
-    fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
-        self.0.early(stage, envelope)
-    }
-
-    fn scan(&self, envelope: &Envelope, message: &[u8]) -> Verdict {
-        self.0.scan(envelope, message)
-    }
-}
 
 struct World {
     runtime: tokio::runtime::Runtime,
@@ -47,7 +34,7 @@ fn world() -> &'static World {
                 .enable_all()
                 .build()
                 .unwrap(),
-            scanner: Arc::new(PipelineScanner(pipeline)),
+            scanner: Arc::new(ScanService::new(Arc::new(Shared::new(pipeline)), 1)),
             config: Arc::new(Shared::new(milter)),
         }
     })

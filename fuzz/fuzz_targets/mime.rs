@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mxguard_core::Envelope;
-use mxguard_scan::Pipeline;
+use mxguard_scan::{Pipeline, Services};
 use std::sync::{Arc, OnceLock};
 
 const CONFIG: &str = r#"
@@ -58,7 +58,6 @@ fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
         let config = mxguard_core::config::load_str(CONFIG, "fuzz.toml").expect("fuzz config");
-        let (pipeline, _) = Pipeline::from_config(config).expect("fuzz pipeline");
         let mut model = mxguard_learn::Model::new(16);
         for (raw, spam) in [
             (
@@ -75,7 +74,16 @@ fn pipeline() -> &'static Pipeline {
         }
         let handle = mxguard_learn::ModelHandle::empty();
         handle.set(Arc::new(model), 1);
-        pipeline.with_classifier(handle)
+        let services = Services {
+            classifier: Some(handle),
+            ..Services::default()
+        };
+        let loaded = mxguard_core::config::LoadedConfig {
+            config,
+            ..Default::default()
+        };
+        let (pipeline, _) = Pipeline::new(&loaded, &services).expect("fuzz pipeline");
+        pipeline
     })
 }
 
@@ -88,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     // The classifier check extracts the learner's features on the way.
-    let verdict = pipeline().scan(&envelope, data);
+    let verdict = pipeline().scan_blocking(&envelope, data);
     assert!(!verdict.score.is_nan());
     // The message model's views no check computes yet.
     let mail = mxguard_message::Mail::new(data, u64::MAX);

@@ -17,6 +17,7 @@
 use mxguard_core::config::MilterConfig;
 use mxguard_core::{Action, Envelope, SmtpStage, SymbolResult, Verdict};
 use mxguard_milter::{MilterServer, Scanner};
+use mxguard_scan::{BoxFuture, MilterBlock, ScanInput, ScanOutcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,53 +77,67 @@ impl Scanner for Scripted {
         })
     }
 
-    fn scan(&self, env: &Envelope, raw: &[u8]) -> Verdict {
-        tracing::info!(
-            "scan: ip={:?} host={:?} helo={:?} from={:?} rcpts={:?} user={:?} qid={:?} bytes={}",
-            env.ip,
-            env.hostname,
-            env.helo,
-            env.mail_from,
-            env.rcpts,
-            env.user,
-            env.queue_id,
-            raw.len()
-        );
-        if std::env::var_os("MILTER_SCRIPTED_DUMP").is_some() {
-            eprintln!("{}", String::from_utf8_lossy(raw).escape_debug());
-        }
-        if let Some(ms) = header(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-        let action = header(raw, "X-Test-Action")
-            .and_then(Action::parse)
-            .unwrap_or(Action::NoAction);
-        let score = header(raw, "X-Test-Score")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let message = header(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
-        let mut v = verdict(action, score, message);
-        for sym in header(raw, "X-Test-Symbols").unwrap_or("").split(',') {
-            let (name, opts) = sym.trim().split_once(':').unwrap_or((sym.trim(), ""));
-            if name.is_empty() {
-                continue;
-            }
-            v.symbols.insert(
-                name.to_string(),
-                SymbolResult {
-                    name: name.to_string(),
-                    score: 0.0,
-                    description: None,
-                    options: opts
-                        .split('|')
-                        .filter(|o| !o.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                },
+    fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
+        Box::pin(async move {
+            let verdict = scripted(input.envelope, input.raw).await;
+            let milter = MilterBlock::for_verdict(
+                &MilterConfig::default().headers,
+                &verdict,
+                input.envelope,
+                input.mta_name,
             );
-        }
-        v
+            ScanOutcome { verdict, milter }
+        })
     }
+}
+
+/// The verdict the message asks for.
+async fn scripted(env: &Envelope, raw: &[u8]) -> Verdict {
+    tracing::info!(
+        "scan: ip={:?} host={:?} helo={:?} from={:?} rcpts={:?} user={:?} qid={:?} bytes={}",
+        env.ip,
+        env.hostname,
+        env.helo,
+        env.mail_from,
+        env.rcpts,
+        env.user,
+        env.queue_id,
+        raw.len()
+    );
+    if std::env::var_os("MILTER_SCRIPTED_DUMP").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(raw).escape_debug());
+    }
+    if let Some(ms) = header(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let action = header(raw, "X-Test-Action")
+        .and_then(Action::parse)
+        .unwrap_or(Action::NoAction);
+    let score = header(raw, "X-Test-Score")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let message = header(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
+    let mut v = verdict(action, score, message);
+    for sym in header(raw, "X-Test-Symbols").unwrap_or("").split(',') {
+        let (name, opts) = sym.trim().split_once(':').unwrap_or((sym.trim(), ""));
+        if name.is_empty() {
+            continue;
+        }
+        v.symbols.insert(
+            name.to_string(),
+            SymbolResult {
+                name: name.to_string(),
+                score: 0.0,
+                description: None,
+                options: opts
+                    .split('|')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            },
+        );
+    }
+    v
 }
 
 #[tokio::main]

@@ -9,10 +9,11 @@
 //!
 //! Limits: at most `max_sessions` connections are served at once (one past
 //! the cap is accepted and closed at once, so Postfix applies its
-//! `milter_default_action`; the refusals are logged once per burst), and at
-//! most `max_scans` scans run at once on the blocking pool. A scan holds its
-//! slot until it really ends, even after its session gave up on it at
-//! `scan_timeout`, so slow messages cannot pile up blocking threads.
+//! `milter_default_action`; the refusals are logged once per burst). The
+//! scan runs as a future inside the session's task: the scan service
+//! bounds its CPU phase (`max_scans` at once) and its waiting checks
+//! (`[scan] scan_timeout`); the session gives up on it at `scan_timeout`
+//! and drops it, which ends its waiting.
 //!
 //! Memory: what every session holds of its message, and each scan's working
 //! memory, is claimed from one [`MemoryBudget`] (`memory_budget`, see
@@ -37,11 +38,14 @@ use crate::codec::{
 use crate::macros::{Kept, MacroStore};
 use crate::reply::{self, Early, MAX_COUNTED_COPIES, MessageFacts};
 use crate::stream::{FrameReader, ReadError};
+use futures_util::FutureExt;
 use mxguard_core::config::MilterConfig;
 use mxguard_core::envelope::strip_path;
 use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, SmtpStage, Verdict};
 pub use mxguard_net::{Listener, Stream};
+use mxguard_scan::milter_headers::owned_headers;
+use mxguard_scan::{ScanInput, ScanOutcome};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -50,7 +54,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
@@ -300,11 +304,9 @@ impl Refusals {
 /// this long after the last one.
 const BUSY_QUIET: Duration = Duration::from_secs(10);
 
-/// What all sessions share and draw from: scan slots and the memory budget
-/// (both sized at start), and the bursts of faults they log.
+/// What all sessions share and draw from: the memory budget (sized at
+/// start), and the bursts of faults they log.
 struct Limits {
-    /// Scan slots (`max_scans`).
-    scans: Arc<Semaphore>,
     budget: Arc<MemoryBudget>,
     /// Messages tempfailed for want of room in the budget.
     busy: Burst,
@@ -314,9 +316,7 @@ struct Limits {
 
 impl Limits {
     fn new(config: &MilterConfig) -> Limits {
-        let slots = config.scan_slots().min(Semaphore::MAX_PERMITS);
         Limits {
-            scans: Arc::new(Semaphore::new(slots)),
             budget: MemoryBudget::new(config.memory_budget.0),
             busy: Burst::new(BUSY_QUIET),
             long_macros: Burst::default(),
@@ -393,7 +393,7 @@ struct Message {
     over_budget: bool,
     in_content: bool,
     headers_done: bool,
-    /// Copies of each header mxguard may delete ([`reply::owned_headers`]),
+    /// Copies of each header mxguard may delete ([`owned_headers`]),
     /// by lower-cased name, up to [`MAX_COUNTED_COPIES`]; no other name is
     /// counted. Counted even past the size limit: it is a handful of
     /// numbers, and forged copies must go whatever the size.
@@ -416,7 +416,7 @@ impl Message {
             over_budget: false,
             in_content: false,
             headers_done: false,
-            header_counts: reply::owned_headers(config)
+            header_counts: owned_headers(&config.headers)
                 .map(|name| (name.to_ascii_lowercase(), 0))
                 .collect(),
             subject: None,
@@ -971,7 +971,13 @@ impl Session {
         let negotiated = self.negotiated.clone().unwrap_or_default();
         let replies = if let Some(v) = msg.pending.take() {
             tracing::debug!(session = self.id, queue_id = ?msg.env.queue_id, action = %v.action, "milter: verdict from before DATA, not scanned");
-            reply::final_replies(&self.cfg, &v, &self.facts(&msg, &negotiated))
+            let block = mxguard_scan::MilterBlock::for_verdict(
+                &self.cfg.headers,
+                &v,
+                &msg.env,
+                self.macro_value("j"),
+            );
+            reply::final_replies(&self.cfg, &v, &block, &self.facts(&msg, &negotiated))
         } else if msg.oversized {
             tracing::info!(
                 session = self.id,
@@ -987,7 +993,8 @@ impl Session {
             let claim = msg.claim.split_off();
             match self.scan(msg.env.clone(), raw, claim, reader).await {
                 ScanEnd::Busy => vec![reply::busy_reply()],
-                ScanEnd::Done(v) => {
+                ScanEnd::Done(out) => {
+                    let v = &out.verdict;
                     tracing::debug!(
                         session = self.id,
                         queue_id = ?msg.env.queue_id,
@@ -995,7 +1002,7 @@ impl Session {
                         score = v.score,
                         "milter: scanned"
                     );
-                    reply::final_replies(&self.cfg, &v, &self.facts(&msg, &negotiated))
+                    reply::final_replies(&self.cfg, v, &out.milter, &self.facts(&msg, &negotiated))
                 }
                 ScanEnd::Failed => vec![reply::scan_failed_reply()],
             }
@@ -1011,15 +1018,13 @@ impl Session {
             header_counts: &msg.header_counts,
             subject: msg.subject.as_deref(),
             leading_space: negotiated.protocol & proto::HDR_LEADSPC != 0,
-            mta_hostname: self.macro_value("j"),
             actions: negotiated.actions,
         }
     }
 
-    /// Runs the scan on the blocking pool once its memory is claimed (up to
-    /// `memory_wait`) and a scan slot is free (up to `scan_timeout`),
-    /// sending PROGRESS meanwhile. The blocking task holds the slot and the
-    /// claim until the scan really ends.
+    /// Runs the scan once its memory is claimed (up to `memory_wait`),
+    /// sending PROGRESS meanwhile, and gives up on it at `scan_timeout`.
+    /// The claim is held until the scan ends or is dropped.
     async fn scan<S>(
         &self,
         env: Envelope,
@@ -1062,82 +1067,59 @@ impl Session {
             }
         }
         self.limits.room();
-        let mut job = Some((self.scanner.clone(), env, raw, claim));
-        let slot = self.limits.scans.clone().acquire_owned();
-        tokio::pin!(slot);
-        let mut task = None;
         let deadline = tokio::time::sleep(self.cfg.scan_timeout.as_duration());
         tokio::pin!(deadline);
-        loop {
+        let input = ScanInput {
+            envelope: &env,
+            raw: &raw,
+            mta_name: self.macro_value("j"),
+        };
+        // The service catches a failing check; this catches the rest, so
+        // a bug answers tempfail instead of closing the session.
+        let mut scan =
+            Box::pin(std::panic::AssertUnwindSafe(self.scanner.scan(input)).catch_unwind());
+        let end = loop {
             tokio::select! {
-                permit = &mut slot, if task.is_none() => {
-                    let Ok(permit) = permit else {
-                        tracing::error!(session = self.id, ?queue_id, "milter: the scan slots are closed");
-                        return ScanEnd::Failed;
-                    };
-                    // Taken once: this branch is off once the task exists.
-                    let Some((scanner, env, raw, claim)) = job.take() else {
-                        return ScanEnd::Failed;
-                    };
-                    task = Some(tokio::task::spawn_blocking(move || {
-                        // Released when the scan ends, not when the session
-                        // stops waiting for it.
-                        let _permit = permit;
-                        let verdict = scanner.scan(&env, &raw);
-                        let large = claim.held() >= TRIM_AFTER;
-                        drop(raw);
-                        drop(claim);
-                        // glibc keeps what a big scan freed in its arenas
-                        // (hundreds of MiB after a burst of hostile
-                        // messages); give it back.
-                        if large {
-                            mxguard_net::memory::release_soon();
-                        }
-                        verdict
-                    }));
-                }
-                Some(done) = async { Some((&mut task.as_mut()?).await) }, if task.is_some() => {
-                    return match done {
-                        Ok(v) => ScanEnd::Done(v),
-                        Err(e) => {
-                            tracing::error!(session = self.id, ?queue_id, "milter: the scan failed: {e}");
-                            ScanEnd::Failed
-                        }
-                    };
-                }
+                done = &mut scan => break match done {
+                    Ok(out) => ScanEnd::Done(Box::new(out)),
+                    Err(_) => {
+                        tracing::error!(session = self.id, ?queue_id, "milter: the scan failed (panicked)");
+                        ScanEnd::Failed
+                    }
+                },
                 _ = ticks.tick() => {
                     if !mta_gone && reader.get_mut().write_all(&progress).await.is_err() {
                         mta_gone = true;
                     }
                 }
                 _ = &mut deadline => {
-                    if task.is_none() {
-                        tracing::warn!(
-                            session = self.id,
-                            ?queue_id,
-                            "milter: no scan slot came free within scan_timeout ({:?}), every one \
-                             busy with a slow scan; answering tempfail",
-                            self.cfg.scan_timeout.as_duration()
-                        );
-                        return ScanEnd::Failed;
-                    }
                     tracing::warn!(
                         session = self.id,
                         ?queue_id,
                         "milter: the scan took longer than scan_timeout ({:?}); answering tempfail",
                         self.cfg.scan_timeout.as_duration()
                     );
-                    return ScanEnd::Failed;
+                    break ScanEnd::Failed;
                 }
             }
+        };
+        drop(scan);
+        let large = claim.held() >= TRIM_AFTER;
+        drop(raw);
+        drop(claim);
+        // glibc keeps what a big scan freed in its arenas (hundreds of MiB
+        // after a burst of hostile messages); give it back.
+        if large {
+            mxguard_net::memory::release_soon();
         }
+        end
     }
 }
 
 /// How a scan ended.
 enum ScanEnd {
-    Done(Verdict),
-    /// It failed, or got no slot and no verdict within `scan_timeout`.
+    Done(Box<ScanOutcome>),
+    /// It failed, or gave no verdict within `scan_timeout`.
     Failed,
     /// No room in the memory budget within `memory_wait`.
     Busy,
@@ -1227,17 +1209,26 @@ mod tests {
             None
         }
 
-        fn scan(&self, _: &Envelope, _: &[u8]) -> Verdict {
-            Verdict {
-                action: Action::NoAction,
-                score: 0.0,
-                required_score: 15.0,
-                symbols: Default::default(),
-                messages: Default::default(),
-                is_skipped: false,
-                forced_by: None,
-                add_headers: Vec::new(),
-            }
+        fn scan<'a>(&'a self, input: ScanInput<'a>) -> mxguard_scan::BoxFuture<'a, ScanOutcome> {
+            Box::pin(async move {
+                let verdict = Verdict {
+                    action: Action::NoAction,
+                    score: 0.0,
+                    required_score: 15.0,
+                    symbols: Default::default(),
+                    messages: Default::default(),
+                    is_skipped: false,
+                    forced_by: None,
+                    add_headers: Vec::new(),
+                };
+                let milter = mxguard_scan::MilterBlock::for_verdict(
+                    &Default::default(),
+                    &verdict,
+                    input.envelope,
+                    None,
+                );
+                ScanOutcome { verdict, milter }
+            })
         }
     }
 
@@ -1396,7 +1387,7 @@ mod bounds_tests {
             None
         }
 
-        fn scan(&self, _: &Envelope, _: &[u8]) -> Verdict {
+        fn scan<'a>(&'a self, _: ScanInput<'a>) -> mxguard_scan::BoxFuture<'a, ScanOutcome> {
             unreachable!("no scan in these tests")
         }
     }

@@ -2,7 +2,9 @@
 //! Postfix drives it, with a fake scanner whose verdicts the messages
 //! choose (`X-Test-Action`, `X-Test-Score`, `X-Test-Sleep`, `X-Test-Message`
 //! headers; `X-Test-Block` makes a scan wait until the test opens the
-//! gate) and whose early checks block or allow fixed addresses.
+//! gate) and whose early checks block or allow fixed addresses. Its milter
+//! block is the real one (`mxguard_scan::MilterBlock`) for the server's
+//! live `[milter.headers]`.
 
 use mxguard_core::config::MilterConfig;
 use mxguard_core::shared::Shared;
@@ -11,10 +13,11 @@ use mxguard_milter::client::{Client, MessageSpec, Outcome, postfix_offer};
 use mxguard_milter::codec::{Command, OptNeg, Reply, action, cmd, proto};
 use mxguard_milter::server::{MilterServer, WANTED_ACTIONS, WANTED_PROTOCOL};
 use mxguard_milter::{Scanner, reply};
+use mxguard_scan::{BoxFuture, MilterBlock, ScanInput, ScanOutcome};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -25,13 +28,39 @@ struct Fake {
     scans: AtomicUsize,
     seen: Mutex<Vec<(Envelope, Vec<u8>)>>,
     /// Open (true) lets scans of `X-Test-Block` messages end.
-    gate: (Mutex<bool>, Condvar),
+    gate: std::sync::atomic::AtomicBool,
+    /// The server's live config, for the milter block's header options.
+    config: OnceLock<Arc<Shared<MilterConfig>>>,
 }
 
 impl Fake {
     fn open_gate(&self) {
-        *self.gate.0.lock().unwrap() = true;
-        self.gate.1.notify_all();
+        self.gate.store(true, Ordering::SeqCst);
+    }
+
+    async fn verdict_for(&self, env: &Envelope, raw: &[u8]) -> Verdict {
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push((env.clone(), raw.to_vec()));
+        if let Some(ms) = header_value(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if header_value(raw, "X-Test-Block").is_some() {
+            // Bounded, so a failed test cannot hang the runtime's shutdown.
+            for _ in 0..2000 {
+                if self.gate.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let action = header_value(raw, "X-Test-Action")
+            .and_then(Action::parse)
+            .unwrap_or(Action::NoAction);
+        let score = header_value(raw, "X-Test-Score")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let message = header_value(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
+        verdict(action, score, message.as_deref())
     }
 }
 
@@ -101,28 +130,18 @@ impl Scanner for Fake {
         }
     }
 
-    fn scan(&self, env: &Envelope, raw: &[u8]) -> Verdict {
-        self.scans.fetch_add(1, Ordering::SeqCst);
-        self.seen.lock().unwrap().push((env.clone(), raw.to_vec()));
-        if let Some(ms) = header_value(raw, "X-Test-Sleep").and_then(|v| v.parse().ok()) {
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-        if header_value(raw, "X-Test-Block").is_some() {
-            // Bounded, so a failed test cannot hang the runtime's shutdown.
-            let (open, cv) = &self.gate;
-            let guard = open.lock().unwrap();
-            let _unused = cv
-                .wait_timeout_while(guard, Duration::from_secs(20), |open| !*open)
-                .unwrap();
-        }
-        let action = header_value(raw, "X-Test-Action")
-            .and_then(Action::parse)
-            .unwrap_or(Action::NoAction);
-        let score = header_value(raw, "X-Test-Score")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let message = header_value(raw, "X-Test-Message").map(|m| m.replace("\\n", "\n"));
-        verdict(action, score, message.as_deref())
+    fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
+        Box::pin(async move {
+            let verdict = self.verdict_for(input.envelope, input.raw).await;
+            let headers = self
+                .config
+                .get()
+                .map(|c| c.get().headers.clone())
+                .unwrap_or_default();
+            let milter =
+                MilterBlock::for_verdict(&headers, &verdict, input.envelope, input.mta_name);
+            ScanOutcome { verdict, milter }
+        })
     }
 }
 
@@ -158,6 +177,7 @@ async fn start(cfg: MilterConfig) -> Running {
     let addr: SocketAddr = server.local_addr().unwrap();
     let config = server.config();
     let fake = Arc::new(Fake::default());
+    let _ = fake.config.set(config.clone());
     let (tx, rx) = oneshot::channel();
     let scanner: Arc<dyn Scanner> = fake.clone();
     let task = tokio::spawn(server.run(scanner, async {
@@ -916,6 +936,7 @@ async fn unix_socket_with_mode() {
         0o600
     );
     let fake = Arc::new(Fake::default());
+    let _ = fake.config.set(server.config());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(fake.clone(), async {
         let _ = rx.await;
@@ -1022,11 +1043,12 @@ async fn connections_past_max_sessions_are_closed_at_once() {
     r.stop().await;
 }
 
-/// A scan past `scan_timeout` keeps its slot until it really ends: with
-/// `max_scans = 1`, a message while it hangs is not scanned and gets the
-/// timed-out answer; once it ends, the next message is scanned.
+/// The milter holds no scan slot of its own (the scan service bounds the
+/// CPU work): with `max_scans = 1`, a scan that hangs past `scan_timeout`
+/// is tempfailed and dropped, and another session's message meanwhile is
+/// scanned at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timed_out_scans_hold_their_slot_until_they_end() {
+async fn a_hanging_scan_is_dropped_at_the_scan_timeout_and_blocks_no_one() {
     let mut cfg = test_config();
     cfg.max_scans = 1;
     cfg.scan_timeout.0 = 400;
@@ -1034,35 +1056,15 @@ async fn timed_out_scans_hold_their_slot_until_they_end() {
     let r = start(cfg).await;
     let mut a = session(&r, "192.0.2.1").await;
     let mut b = session(&r, "192.0.2.2").await;
-    let out = a
-        .message(&msg(&[("X-Test-Block", "yes")], "x\r\n"))
-        .await
-        .unwrap();
-    assert_eq!(out.reply, reply::scan_failed_reply());
-    assert_eq!(r.fake.scans.load(Ordering::SeqCst), 1);
-
-    // The first scan still hangs: the second waits for a slot, with
-    // PROGRESS, and gets today's time-out answer without being scanned.
-    let t = Instant::now();
-    let out = b
-        .message(&msg(&[("Subject", "waits")], "x\r\n"))
-        .await
-        .unwrap();
-    assert_eq!(out.reply, reply::scan_failed_reply());
-    assert!(
-        t.elapsed() >= Duration::from_millis(350),
-        "{:?}",
-        t.elapsed()
-    );
-    assert!(out.progress >= 2, "progress packets: {}", out.progress);
-    assert_eq!(
-        r.fake.scans.load(Ordering::SeqCst),
-        1,
-        "scanned past the limit"
-    );
-
-    // The first scan ends: the slot is free for the next message.
-    r.fake.open_gate();
+    let hanging = tokio::spawn(async move {
+        let t = Instant::now();
+        let out = a
+            .message(&msg(&[("X-Test-Block", "yes")], "x\r\n"))
+            .await
+            .unwrap();
+        (out, t.elapsed())
+    });
+    scans_reach(&r, 1).await;
     let out = b
         .message(&msg(&[("Subject", "scanned")], "x\r\n"))
         .await
@@ -1070,6 +1072,11 @@ async fn timed_out_scans_hold_their_slot_until_they_end() {
     assert_eq!(out.reply, Reply::Accept);
     assert!(added(&out, "X-Spam-Status").is_some());
     assert_eq!(r.fake.scans.load(Ordering::SeqCst), 2);
+    let (out, took) = hanging.await.unwrap();
+    assert_eq!(out.reply, reply::scan_failed_reply());
+    assert!(took >= Duration::from_millis(350), "{took:?}");
+    assert!(out.progress >= 2, "progress packets: {}", out.progress);
+    r.fake.open_gate();
     r.stop().await;
 }
 

@@ -1,17 +1,36 @@
-//! mxguard-scan: the one scan pipeline that every front end shares.
+//! mxguard-scan: the one scan pipeline and the one scan service that every
+//! front end shares.
 //!
 //! A [`Task`] (the envelope + the message model, `mxguard_message::Mail`) goes through the
 //! registered checks, each in its own module under [`checks`], and the
 //! [`SymbolTable`](mxguard_core::SymbolTable) turns their symbols into a
-//! [`Verdict`]. The milter, the HTTP API and `mxguard scan` only translate
-//! to and from this. The checks do no I/O besides reading map files
-//! (through `mxguard_core::maps`); only [`greylist`], a stage after scoring,
-//! touches the store.
+//! [`Verdict`](mxguard_core::Verdict). Cheap checks run inline; checks
+//! that wait (DNS, the store, clamd) run side by side, each with its
+//! time-out, within `[scan] scan_timeout`. What checks may use besides the
+//! message (resolver, store, classifier model, clock) is handed to them as
+//! [`Services`] when the pipeline is built: this crate reaches the network
+//! and the store only through those (`mxguard-dns`, `mxguard-store`), and
+//! reads map files through `mxguard_core::maps`. [`greylist`], a stage
+//! after scoring, keeps score greylisting's state in the store.
+//!
+//! The milter, `mxguard scan` and the HTTP API call the [`ScanService`]
+//! and only translate to and from its [`ScanOutcome`]: the verdict and
+//! rspamd's milter block ([`milter_headers`]).
 
 pub mod checks;
 pub mod greylist;
+pub mod milter_headers;
 mod pipeline;
+mod schedule;
+pub mod service;
+mod services;
 mod task;
 
-pub use pipeline::{Pipeline, PipelineWarning};
+pub use checks::BoxFuture;
+pub use milter_headers::MilterBlock;
+pub use pipeline::{Pipeline, PipelineWarning, Prepared};
+pub use service::{
+    Autolearn, MessageScanner, Recording, ScanInput, ScanOutcome, ScanService, history_row,
+};
+pub use services::Services;
 pub use task::Task;

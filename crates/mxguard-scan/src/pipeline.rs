@@ -1,11 +1,16 @@
-//! The pipeline: builds the checks from the config and runs them in order.
+//! The pipeline: builds the checks from the config and runs them, the
+//! inline ones in order, then the waiting ones side by side.
 
 use crate::Task;
 use crate::checks::{BuildReport, Check, build_checks};
-use mxguard_core::config::{Config, ConfigError, LoadedConfig};
+use crate::schedule::{Failures, Plan};
+use crate::services::Services;
+use mxguard_core::config::{Config, ConfigError, LoadedConfig, MilterHeaders};
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolTable, Verdict};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// A non-fatal problem found while building: a map line that was skipped.
 pub type PipelineWarning = mxguard_core::maps::LineError;
@@ -13,37 +18,83 @@ pub type PipelineWarning = mxguard_core::maps::LineError;
 /// Every check, in order, and the symbol table that scores them.
 pub struct Pipeline {
     checks: Vec<Box<dyn Check>>,
+    /// The order of the waiting checks.
+    plan: Plan,
     symbols: SymbolTable,
     max_message_size: u64,
-    /// Checks that panicked: counted and logged, never fatal.
-    check_failures: AtomicU64,
+    /// `[scan] scan_timeout`: the waiting checks' deadline.
+    scan_timeout: Duration,
+    /// `[milter.headers]`, for the milter block of each verdict.
+    headers: MilterHeaders,
+    /// Checks that panicked or timed out: counted and logged, never fatal.
+    failures: Failures,
+}
+
+/// A message after the CPU phase (parse, prefilter, inline checks),
+/// before the waiting checks.
+pub struct Prepared<'a> {
+    task: Task<'a>,
+    results: ScanResults,
+    started: Instant,
 }
 
 impl Pipeline {
-    /// Builds a pipeline from a config that did not come from a file.
+    /// Builds a pipeline from a config that did not come from a file, with
+    /// no services.
     pub fn from_config(
         config: Config,
     ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
-        Pipeline::new(&LoadedConfig {
-            config,
-            ..Default::default()
-        })
+        Pipeline::new(
+            &LoadedConfig {
+                config,
+                ..Default::default()
+            },
+            &Services::default(),
+        )
     }
 
     /// Builds the pipeline. Errors name the config key at fault (a map or
-    /// table file that cannot be read); warnings are map lines skipped.
+    /// table file that cannot be read) or the checks at fault (a waiting
+    /// order that cannot be met); warnings are map lines skipped.
     pub fn new(
         loaded: &LoadedConfig,
+        services: &Services,
     ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
         let config = &loaded.config;
         let mut report = BuildReport::default();
-        let checks = build_checks(config, &mut report);
-        if !report.errors.is_empty() {
-            return Err(report
-                .errors
-                .into_iter()
-                .map(|e| loaded.error_at(e.span, &e.key, &e.message))
-                .collect());
+        let checks = build_checks(config, services, &mut report);
+        Pipeline::assemble(loaded, checks, report)
+    }
+
+    /// Builds a pipeline over checks made elsewhere (tests, and front ends
+    /// that add their own), with the same validation as [`Pipeline::new`].
+    pub fn with_checks(
+        loaded: &LoadedConfig,
+        checks: Vec<Box<dyn Check>>,
+    ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
+        Pipeline::assemble(loaded, checks, BuildReport::default())
+    }
+
+    fn assemble(
+        loaded: &LoadedConfig,
+        checks: Vec<Box<dyn Check>>,
+        report: BuildReport,
+    ) -> Result<(Pipeline, Vec<PipelineWarning>), Vec<ConfigError>> {
+        let config = &loaded.config;
+        let mut errors: Vec<ConfigError> = report
+            .errors
+            .into_iter()
+            .map(|e| loaded.error_at(e.span, &e.key, &e.message))
+            .collect();
+        let plan = match Plan::build(&checks) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.extend(e.iter().map(|m| loaded.error_at(None, "checks", m)));
+                Plan::default()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
         }
         let mut symbols = SymbolTable::new(config);
         for check in &checks {
@@ -54,35 +105,68 @@ impl Pipeline {
         Ok((
             Pipeline {
                 checks,
+                plan,
                 symbols,
                 max_message_size: config.scan.max_message_size.0,
-                check_failures: AtomicU64::new(0),
+                scan_timeout: config.scan.scan_timeout.as_duration(),
+                headers: config.milter.headers.clone(),
+                failures: Failures::default(),
             },
             report.line_errors,
         ))
-    }
-
-    /// Gives the classifier check its model handle (the binary loads and
-    /// refreshes the model; without a handle BAYES_* stay silent).
-    pub fn with_classifier(self, handle: std::sync::Arc<mxguard_learn::ModelHandle>) -> Pipeline {
-        for check in &self.checks {
-            check.attach_classifier(&handle);
-        }
-        self
     }
 
     pub fn symbols(&self) -> &SymbolTable {
         &self.symbols
     }
 
+    /// `[milter.headers]`: which spam headers a verdict adds.
+    pub fn header_options(&self) -> &MilterHeaders {
+        &self.headers
+    }
+
     /// How many times a check has panicked since start.
     pub fn check_failures(&self) -> u64 {
-        self.check_failures.load(Ordering::Relaxed)
+        self.failures.panics.load(Ordering::Relaxed)
+    }
+
+    /// How many times a waiting check has not finished in time since start.
+    pub fn check_timeouts(&self) -> u64 {
+        self.failures.timeouts.load(Ordering::Relaxed)
     }
 
     /// Scans one message. Never panics: a failing check is logged, counted
-    /// and skipped, and the others still decide.
-    pub fn scan(&self, envelope: &Envelope, raw: &[u8]) -> Verdict {
+    /// and skipped, a check that does not finish in time gives its time-out
+    /// symbol, and the others still decide.
+    pub async fn scan(&self, envelope: &Envelope, raw: &[u8]) -> Verdict {
+        self.finish(self.prepare(envelope, raw)).await
+    }
+
+    /// [`Pipeline::scan`] for callers outside a tokio runtime (tests,
+    /// fuzzing): the CPU phase on this thread, and the waiting checks, if
+    /// any, on a current-thread runtime made for them. Must not be called
+    /// from inside a runtime.
+    pub fn scan_blocking(&self, envelope: &Envelope, raw: &[u8]) -> Verdict {
+        let prepared = self.prepare(envelope, raw);
+        if prepared.results.skipped || self.plan.is_empty() {
+            return self.symbols.finalize(prepared.results);
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(self.finish(prepared)),
+            Err(e) => {
+                tracing::error!("cannot start a runtime for the waiting checks: {e}");
+                self.symbols.finalize(prepared.results)
+            }
+        }
+    }
+
+    /// The CPU phase: parse, prefilter, inline checks. Synchronous; the
+    /// caller decides where it runs (see [`ScanService`](crate::ScanService)).
+    pub fn prepare<'a>(&self, envelope: &'a Envelope, raw: &'a [u8]) -> Prepared<'a> {
+        let started = Instant::now();
         let task = Task::new(envelope, raw, self.max_message_size);
         let mut results = ScanResults::default();
         if !task.parsed {
@@ -97,6 +181,27 @@ impl Pipeline {
             for check in &self.checks {
                 self.guarded(check.as_ref(), || check.run(&task, &mut results));
             }
+        }
+        Prepared {
+            task,
+            results,
+            started,
+        }
+    }
+
+    /// The waiting phase, then the verdict. Returns at once when no check
+    /// waits.
+    pub async fn finish(&self, prepared: Prepared<'_>) -> Verdict {
+        let Prepared {
+            task,
+            mut results,
+            started,
+        } = prepared;
+        if !results.skipped && !self.plan.is_empty() {
+            let deadline = started + self.scan_timeout;
+            self.plan
+                .run(&self.checks, &task, &mut results, deadline, &self.failures)
+                .await;
         }
         self.symbols.finalize(results)
     }
@@ -117,7 +222,7 @@ impl Pipeline {
 
     fn guarded(&self, check: &dyn Check, f: impl FnOnce()) {
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
-            self.check_failures.fetch_add(1, Ordering::Relaxed);
+            self.failures.panics.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 check = check.name(),
                 "check failed on this message and was skipped"

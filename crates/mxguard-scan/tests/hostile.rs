@@ -10,7 +10,7 @@ proptest! {
     #[test]
     fn random_bytes_scan_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let (p, _) = Pipeline::from_config(Default::default()).unwrap();
-        let v = p.scan(&Envelope::default(), &raw);
+        let v = p.scan_blocking(&Envelope::default(), &raw);
         prop_assert!(v.score.is_finite());
         prop_assert_eq!(p.check_failures(), 0);
     }
@@ -29,7 +29,7 @@ proptest! {
             raw.push_str(&format!("--{boundary}\r\nContent-Type: text/html; charset=bogus\r\nContent-Transfer-Encoding: base64\r\n\r\n{p}\r\n"));
         }
         let (p, _) = Pipeline::from_config(Default::default()).unwrap();
-        let v = p.scan(&Envelope::default(), raw.as_bytes());
+        let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
         prop_assert!(v.score.is_finite());
         prop_assert_eq!(p.check_failures(), 0);
     }
@@ -48,7 +48,7 @@ fn depth_33000_message_scans_on_a_small_stack() {
             let mut raw = b"Content-Type:message/rfc822\n\n".repeat(33_000);
             raw.extend(b"x\n");
             let (p, _) = Pipeline::from_config(Default::default()).unwrap();
-            let v = p.scan(&Envelope::default(), &raw);
+            let v = p.scan_blocking(&Envelope::default(), &raw);
             assert_eq!(p.check_failures(), 0);
             v
         })
@@ -79,7 +79,7 @@ fn limits_of_the_parse_have_symbols() {
         (headers, "MIME_TOO_MANY_HEADERS"),
         (to, "MIME_HEADERS_TOO_LONG"),
     ] {
-        let v = p.scan(&Envelope::default(), &raw);
+        let v = p.scan_blocking(&Envelope::default(), &raw);
         assert!(
             v.symbols.contains_key(symbol),
             "{symbol}: {:?}",

@@ -60,7 +60,7 @@ fn every_list_type_gives_its_symbol() {
         rcpts: vec!["someone@sub.partner.example".into()],
         ..Default::default()
     };
-    let v = p.scan(&env, MSG);
+    let v = p.scan_blocking(&env, MSG);
     for s in ["L_IP", "L_FROM", "L_HFROM", "L_RCPT", "L_HELO", "L_HDR"] {
         assert!(
             v.symbols.contains_key(s),
@@ -141,12 +141,12 @@ fn a_changed_map_file_takes_effect_without_a_restart() {
         ..Default::default()
     };
     assert!(
-        p.scan(&env_for("first@example.com"), MSG)
+        p.scan_blocking(&env_for("first@example.com"), MSG)
             .symbols
             .contains_key("SENDERS")
     );
     assert!(
-        !p.scan(&env_for("second@example.com"), MSG)
+        !p.scan_blocking(&env_for("second@example.com"), MSG)
             .symbols
             .contains_key("SENDERS")
     );
@@ -157,12 +157,12 @@ fn a_changed_map_file_takes_effect_without_a_restart() {
     std::fs::write(&tmp, "second@example.com\n# first removed\n").unwrap();
     std::fs::rename(&tmp, &map).unwrap();
     assert!(
-        p.scan(&env_for("second@example.com"), MSG)
+        p.scan_blocking(&env_for("second@example.com"), MSG)
             .symbols
             .contains_key("SENDERS")
     );
     assert!(
-        !p.scan(&env_for("first@example.com"), MSG)
+        !p.scan_blocking(&env_for("first@example.com"), MSG)
             .symbols
             .contains_key("SENDERS")
     );
@@ -170,7 +170,7 @@ fn a_changed_map_file_takes_effect_without_a_restart() {
     // A broken line in the new version is skipped; the rest applies.
     std::fs::write(&map, "a@b@c\nthird@example.com\n").unwrap();
     assert!(
-        p.scan(&env_for("third@example.com"), MSG)
+        p.scan_blocking(&env_for("third@example.com"), MSG)
             .symbols
             .contains_key("SENDERS")
     );
@@ -190,7 +190,7 @@ fn header_lists_on_an_oversized_message_do_not_fail() {
     );
     let config = load_str(&text, "t.toml").unwrap();
     let (p, _) = Pipeline::from_config(config).unwrap();
-    let v = p.scan(&Envelope::default(), MSG);
+    let v = p.scan_blocking(&Envelope::default(), MSG);
     assert!(v.is_skipped);
     assert_eq!(
         p.check_failures(),

@@ -48,7 +48,12 @@ fn check(globals: &Globals, file: Option<PathBuf>) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let built = runtime.block_on(async {
-        parts::build(&loaded, Arc::new(NoStore), Wanted::check(&loaded.config))
+        parts::build(
+            &loaded,
+            Arc::new(NoStore),
+            &mxguard_scan::Services::default(),
+            Wanted::check(&loaded.config),
+        )
     });
     match built {
         Ok(built) => {

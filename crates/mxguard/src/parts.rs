@@ -9,7 +9,7 @@
 use mxguard_core::config::{Config, ConfigError, LoadedConfig};
 use mxguard_core::maps::LineError;
 use mxguard_policy::engine::Engine;
-use mxguard_scan::Pipeline;
+use mxguard_scan::{Pipeline, Services};
 use mxguard_store::{BoxFuture, Entries, ErrorKind, Purged, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,16 +51,41 @@ pub struct Parts {
 /// Builds the parts `wanted` names, reporting the errors of all of them
 /// at once, in file order. Must run inside a tokio runtime (the DNS
 /// resolver needs one). The engine keeps `store` for its requests; it does
-/// not use it while being built.
+/// not use it while being built. The pipeline's checks get `services`,
+/// with the resolver the engine gets when one is built.
 pub fn build(
     loaded: &LoadedConfig,
     store: Arc<dyn Store>,
+    services: &Services,
     wanted: Wanted,
 ) -> Result<Parts, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let dns = if wanted.engine && Engine::needs_dns(&loaded.config) {
+        match mxguard_dns::Dns::new(&loaded.config.dns) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let key = if loaded.config.dns.nameservers.is_empty() {
+                    "dns"
+                } else {
+                    "dns.nameservers"
+                };
+                errors.push(loaded.error_at(None, key, &e));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let pipeline = if wanted.pipeline {
-        match Pipeline::new(loaded) {
+        let services = Services {
+            resolver: services
+                .resolver
+                .clone()
+                .or_else(|| dns.clone().map(Arc::new)),
+            ..services.clone()
+        };
+        match Pipeline::new(loaded, &services) {
             Ok((p, w)) => {
                 warnings.extend(w);
                 Some(p)
@@ -74,22 +99,6 @@ pub fn build(
         None
     };
     let engine = if wanted.engine {
-        let dns = if Engine::needs_dns(&loaded.config) {
-            match mxguard_dns::Dns::new(&loaded.config.dns) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    let key = if loaded.config.dns.nameservers.is_empty() {
-                        "dns"
-                    } else {
-                        "dns.nameservers"
-                    };
-                    errors.push(loaded.error_at(None, key, &e));
-                    None
-                }
-            }
-        } else {
-            None
-        };
         match Engine::new(loaded, store, dns) {
             Ok((e, w)) => {
                 warnings.extend(w);

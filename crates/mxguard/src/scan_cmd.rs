@@ -1,17 +1,22 @@
 //! `mxguard scan`: verdicts for files, directories or stdin, through the
-//! same pipeline the milter uses.
+//! same scan service the milter uses. Files are scanned in parallel
+//! threads, each driving its scans on its own current-thread runtime (so a
+//! check that waits can wait; the CPU work stays on the thread).
 
 use crate::settings::{Globals, display, format_errors, peak_rss};
 use clap::Args;
+use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, Verdict};
-use mxguard_scan::Pipeline;
+use mxguard_scan::{Pipeline, Recording, ScanInput, ScanService, Services};
+use mxguard_store::{Counters, History};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -58,17 +63,22 @@ const MAX_INPUT: u64 = 1 << 30;
 
 pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     let loaded = globals.load_config()?;
-    let (pipeline, warnings) = Pipeline::new(&loaded).map_err(|e| format_errors(&e))?;
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
     // The classifier's model comes from the store, opened once and shared
     // with --record.
     let (store, classifier) = crate::learn_cmd::scan_store(&loaded, args.record)?;
-    let pipeline = match classifier {
-        Some(handle) => pipeline.with_classifier(handle),
-        None => pipeline,
+    let store = match (args.record, store) {
+        (true, None) => Some(crate::history_cmd::open_store(globals)?.0),
+        (_, store) => store,
     };
+    let services = Services {
+        store: store.clone(),
+        classifier,
+        ..Services::default()
+    };
+    let (pipeline, warnings) = Pipeline::new(&loaded, &services).map_err(|e| format_errors(&e))?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let envelope = Envelope {
         ip: args.ip,
         hostname: args.hostname.clone(),
@@ -81,29 +91,40 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     };
     let multi = args.inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let walker = Mutex::new(Walker::new(&args.inputs));
-    let recorder = match (args.record, store) {
-        (true, Some(store)) => Some(Mutex::new(crate::history_cmd::Recorder::with_store(
-            store,
-            loaded.config.store.history_size as usize,
-        )?)),
-        (true, None) => Some(Mutex::new(crate::history_cmd::Recorder::open(globals)?)),
-        (false, _) => None,
-    };
     let mut failures = 0usize;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 256);
+    // One CPU slot per thread: the threads are the limit here.
+    let mut service =
+        ScanService::new(Arc::new(Shared::new(pipeline)), jobs).without_milter_block();
+    if let (true, Some(store)) = (args.record, store) {
+        service = service.with_recording(Recording {
+            history: History::new(store.clone(), loaded.config.store.history_size as usize),
+            counters: Counters::new(store),
+            // The process exits after the last message: rows must be written.
+            wait: true,
+        });
+    }
     let started = Instant::now();
     let scanned = AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<String, String>)>(jobs * 64);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let runtimes = (0..jobs)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     std::thread::scope(|s| {
-        for _ in 0..jobs {
+        for runtime in runtimes {
             let tx = tx.clone();
-            let (walker, scanned, pipeline, envelope, args, recorder) =
-                (&walker, &scanned, &pipeline, &envelope, &args, &recorder);
+            let (walker, scanned, service, envelope, args) =
+                (&walker, &scanned, &service, &envelope, &args);
             s.spawn(move || {
                 loop {
                     let next = match walker.lock() {
@@ -114,23 +135,18 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
                     let result = item.and_then(|path| {
                         let raw = read_input(&path)?;
                         let t = Instant::now();
-                        let verdict = pipeline.scan(envelope, &raw);
-                        scanned.fetch_add(1, Ordering::Relaxed);
-                        if let Some(r) = recorder {
-                            let row = crate::history_cmd::row(
+                        let out = run_here(
+                            &runtime,
+                            service.scan_message(ScanInput {
                                 envelope,
-                                &raw,
-                                &verdict,
-                                t.elapsed().as_secs_f64() * 1000.0,
-                            );
-                            let r = r
-                                .lock()
-                                .map_err(|_| "the recorder failed earlier".to_string())?;
-                            r.record(&row)?;
-                        }
+                                raw: &raw,
+                                mta_name: None,
+                            }),
+                        );
+                        scanned.fetch_add(1, Ordering::Relaxed);
                         Ok(render(
                             &path,
-                            &verdict,
+                            &out.verdict,
                             t.elapsed().as_secs_f64(),
                             multi,
                             args.json,
@@ -172,7 +188,7 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
             "scanned {n} messages in {secs:.3} s with {jobs} thread(s): {:.0} messages/s; peak RSS {:.1} MiB; check failures {}",
             n as f64 / secs.max(1e-9),
             peak_rss().unwrap_or(0) as f64 / (1024.0 * 1024.0),
-            pipeline.check_failures()
+            service.pipeline().check_failures()
         );
     }
     Ok(if failures == 0 {
@@ -180,6 +196,22 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Drives one scan on this thread: polled in place first, so a scan whose
+/// checks do not wait (every check today) finishes without a trip through
+/// the runtime's scheduler; the runtime only drives a scan that waits.
+fn run_here<F: Future>(runtime: &tokio::runtime::Runtime, scan: F) -> F::Output {
+    let mut scan = std::pin::pin!(scan);
+    {
+        // Timers and sockets a check creates need the runtime's context.
+        let _context = runtime.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(out) = scan.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    runtime.block_on(scan)
 }
 
 /// Yields the files to scan one at a time, numbered in order, expanding

@@ -1,12 +1,13 @@
 //! `mxguard serve`: the long-running daemon. Starts every enabled front end
 //! in one tokio runtime, sharing one store and one DNS resolver: the milter
-//! (over the scan pipeline) and the policy server, plus the store's purge
+//! (over the scan service) and the policy server, plus the store's purge
 //! of expired entries. SIGHUP reloads the config and maps, SIGTERM/SIGINT
 //! stop it after sessions in flight.
 
 use crate::parts::{self, Wanted};
 use crate::settings::{Globals, format_errors};
 use mxguard_core::shared::Shared;
+use mxguard_scan::Services;
 use mxguard_store::{EmbeddedStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,23 +81,33 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let built = parts::build(&loaded, store.clone(), Wanted::serve(config))
-        .map_err(|e| format_errors(&e))?;
-    for w in &built.warnings {
-        tracing::warn!("{w}");
-    }
-
-    let milter = if let Some(pipeline) = built.pipeline {
+    // The classifier first: its model handle is one of the checks' services.
+    let classifier = if Wanted::serve(config).pipeline {
         let (classifier, classifier_tasks) = crate::classifier::Classifier::start(
             &config.classifier,
             store.clone(),
             stop_rx.clone(),
         )
         .await;
-        let classifier = Arc::new(classifier);
-        let pipeline = Arc::new(Shared::new(
-            pipeline.with_classifier(classifier.handle.clone()),
-        ));
+        Some((Arc::new(classifier), classifier_tasks))
+    } else {
+        None
+    };
+    let services = Services {
+        store: Some(store.clone()),
+        classifier: classifier.as_ref().map(|(c, _)| c.handle.clone()),
+        ..Services::default()
+    };
+    let built = parts::build(&loaded, store.clone(), &services, Wanted::serve(config))
+        .map_err(|e| format_errors(&e))?;
+    for w in &built.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let milter = if let (Some(pipeline), Some((classifier, classifier_tasks))) =
+        (built.pipeline, classifier)
+    {
+        let pipeline = Arc::new(Shared::new(pipeline));
         let server = mxguard_milter::MilterServer::bind(&config.milter)
             .await
             .map_err(|e| {
@@ -107,14 +118,13 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             })?;
         tracing::info!(listen = %config.milter.listen, "milter listening");
         let greylist = Arc::new(Shared::new(score_greylist(config, &store)));
-        let scanner = Arc::new(crate::scanner::PipelineScanner {
-            pipeline: pipeline.clone(),
-            history: mxguard_store::History::new(store.clone(), config.store.history_size as usize),
-            counters: mxguard_store::Counters::new(store.clone()),
-            runtime: tokio::runtime::Handle::current(),
-            classifier: Some(classifier.clone()),
-            greylist: greylist.clone(),
-        });
+        let scanner = Arc::new(crate::scanner::service(
+            pipeline.clone(),
+            config,
+            store.clone(),
+            classifier,
+            greylist.clone(),
+        ));
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -127,7 +137,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         }));
         // After the milter's sessions: autolearn learns what they queued.
         tasks.extend(classifier_tasks);
-        Some((pipeline, milter_config, classifier, greylist))
+        Some((pipeline, milter_config, greylist))
     } else {
         None
     };
@@ -173,7 +183,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                 let wanted = Wanted { pipeline: milter.is_some(), engine: policy.is_some() };
                 let rebuilt = globals.load_config().and_then(|mut new| {
                     fit_descriptor_caps(&mut new.config, nofile);
-                    let built = parts::build(&new, store.clone(), wanted).map_err(|e| format_errors(&e))?;
+                    let built = parts::build(&new, store.clone(), &services, wanted).map_err(|e| format_errors(&e))?;
                     Ok((new, built))
                 });
                 match rebuilt {
@@ -181,8 +191,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                         for w in &built.warnings {
                             tracing::warn!("{w}");
                         }
-                        if let (Some((pipeline, milter_config, classifier, greylist)), Some(p)) = (&milter, built.pipeline) {
-                            pipeline.replace(p.with_classifier(classifier.handle.clone()));
+                        if let (Some((pipeline, milter_config, greylist)), Some(p)) = (&milter, built.pipeline) {
+                            pipeline.replace(p);
                             greylist.replace(score_greylist(&new.config, &store));
                             milter_config.replace(new.config.milter.clone());
                             tracing::info!("milter: configuration reloaded");

@@ -77,7 +77,7 @@ fn corpus_dev_phishing_dev_and_mime_samples_scan_cleanly() {
     let mut scanned = 0usize;
     for f in corpus_files.iter().chain(&samples).chain(&phishing_files) {
         let raw = std::fs::read(f).unwrap();
-        let v = pipeline.scan(&env, &raw);
+        let v = pipeline.scan_blocking(&env, &raw);
         scanned += 1;
         assert!(v.score.is_finite(), "{}", f.display());
         assert!(!v.is_skipped, "{} was skipped", f.display());

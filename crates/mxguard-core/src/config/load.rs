@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+/// `[scan] scan_timeout` at most: an hour.
+const MAX_SCAN_TIMEOUT_MS: u64 = 3_600_000;
+
 /// A 1-based line and column in the config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -438,6 +441,15 @@ fn validate(
             None,
             "scan.max_message_size".into(),
             "0 leaves every message unscanned; give a size like \"50M\"".into(),
+        );
+    }
+    if !(1..=MAX_SCAN_TIMEOUT_MS).contains(&config.scan.scan_timeout.0) {
+        err(
+            None,
+            "scan.scan_timeout".into(),
+            "must be more than zero and at most an hour; give a time like \"30s\" (checks \
+             still waiting then give their time-out symbols)"
+                .into(),
         );
     }
     if config.scan.max_map_size.0 == 0 {
@@ -991,6 +1003,12 @@ mod hostile_input_tests {
 
     #[test]
     fn a_zero_map_size_is_refused() {
+        for bad in ["0", "\"2h\""] {
+            let e = errors(&format!("[scan]\nscan_timeout = {bad}\n"));
+            assert_eq!(e[0].key, "scan.scan_timeout", "{bad}");
+        }
+        let c = load_str("[scan]\nscan_timeout = \"500ms\"\n", "t").unwrap();
+        assert_eq!(c.scan.scan_timeout.0, 500);
         let e = errors("[scan]\nmax_map_size = 0\n");
         assert_eq!(e[0].key, "scan.max_map_size");
         assert_eq!(e[0].position.map(|p| p.line), Some(2));

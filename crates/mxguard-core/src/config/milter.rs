@@ -55,10 +55,11 @@ pub struct MilterConfig {
     /// past the cap is accepted and closed at once, and Postfix applies its
     /// `milter_default_action` to that SMTP session. Follows a reload.
     pub max_sessions: usize,
-    /// At most this many scans run at once (0: twice the number of CPUs).
-    /// A scan past `scan_timeout` keeps its slot until it really ends; a
-    /// message that gets no slot within `scan_timeout` is tempfailed as a
-    /// timed-out scan is. Read at start; a reload does not change it.
+    /// At most this many scans are in their CPU phase (parse, inline
+    /// checks) at once (0: twice the number of CPUs); a scan waiting on its
+    /// waiting checks (DNS, store) holds no slot. A message that gets no
+    /// slot within `scan_timeout` is tempfailed as a timed-out scan is.
+    /// Read at start; a reload does not change it.
     pub max_scans: usize,
     /// The most memory the messages in flight may hold at once: every
     /// session's buffered message, plus [`SCAN_MEMORY_FACTOR`] times the
@@ -261,7 +262,15 @@ impl MilterHeaders {
     /// `copies` times in the message `remove` deletes, highest first, so
     /// that deleting one does not shift the index of the next.
     pub fn copies_to_remove(&self, copies: u32) -> Vec<u32> {
-        match self.remove {
+        self.remove.copies(copies)
+    }
+}
+
+impl HeaderRemove {
+    /// Which copies (1-based, from the top) of a header that occurs
+    /// `copies` times this deletes, highest first.
+    pub fn copies(self, copies: u32) -> Vec<u32> {
+        match self {
             HeaderRemove::None => Vec::new(),
             HeaderRemove::All => (1..=copies).rev().collect(),
             HeaderRemove::Nth(n) => {

@@ -84,6 +84,10 @@ pub struct ScanConfig {
     /// tables) that is loaded; a larger one is refused at start and ignored
     /// at reload, so a mistake cannot eat the machine's memory.
     pub max_map_size: ByteSize,
+    /// The longest a scan may wait on its checks (DNS, store, clamd):
+    /// at this deadline every check still waiting gives its time-out
+    /// symbol and the verdict is made from the rest. At most an hour.
+    pub scan_timeout: Millis,
 }
 
 impl Default for ScanConfig {
@@ -92,6 +96,7 @@ impl Default for ScanConfig {
             max_message_size: ByteSize(50 * 1024 * 1024),
             map_check_interval: Seconds(1),
             max_map_size: ByteSize(DEFAULT_MAX_MAP_SIZE),
+            scan_timeout: Millis(30_000),
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! The model (online logistic regression over hashed features, see
 //! `mxguard_learn`) is read from memory through a [`ModelHandle`] that the
-//! binary attaches with [`Pipeline::with_classifier`](crate::Pipeline::with_classifier)
-//! and refreshes from the store: a scan makes no store round trip. The
+//! binary hands over in [`Services`](crate::Services) and refreshes from
+//! the store: a scan makes no store round trip. The
 //! check reuses the task's parse and decoded text.
 //!
 //! Silent when no handle is attached, no model is loaded, or the model has
@@ -17,27 +17,27 @@ use crate::Task;
 use mxguard_core::config::ClassifierConfig;
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_learn::ModelHandle;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub const BAYES_SPAM: &str = "BAYES_SPAM";
 pub const BAYES_HAM: &str = "BAYES_HAM";
 
 pub struct Bayes {
     config: ClassifierConfig,
-    handle: OnceLock<Arc<ModelHandle>>,
+    handle: Option<Arc<ModelHandle>>,
 }
 
 impl Bayes {
-    pub fn new(config: &ClassifierConfig) -> Bayes {
+    pub fn new(config: &ClassifierConfig, handle: Option<Arc<ModelHandle>>) -> Bayes {
         Bayes {
             config: config.clone(),
-            handle: OnceLock::new(),
+            handle,
         }
     }
 
     /// The spam probability, when the classifier may speak.
     pub fn probability(&self, task: &Task<'_>) -> Option<f64> {
-        let model = self.handle.get()?.current()?;
+        let model = self.handle.as_ref()?.current()?;
         let min = self.config.min_learns;
         if model.spam_learns < min || model.ham_learns < min || !task.parsed {
             return None;
@@ -72,10 +72,6 @@ impl Check for Bayes {
                 "Message probably ham, probability: ",
             ),
         ]
-    }
-
-    fn attach_classifier(&self, handle: &Arc<ModelHandle>) {
-        let _ = self.handle.set(handle.clone());
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
@@ -134,10 +130,10 @@ mod tests {
             min_learns: 5,
             ..Default::default()
         };
-        let check = Bayes::new(&config);
+        let check = Bayes::new(&config, None);
         assert!(run(&check, &spam_msg(99)).hits.is_empty(), "no handle");
         let handle = ModelHandle::empty();
-        check.attach_classifier(&handle);
+        let check = Bayes::new(&config, Some(handle.clone()));
         assert!(run(&check, &spam_msg(99)).hits.is_empty(), "no model");
         handle.set(Arc::new(trained(4)), 1);
         assert!(run(&check, &spam_msg(99)).hits.is_empty(), "4 < min_learns");

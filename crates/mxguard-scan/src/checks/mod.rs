@@ -2,6 +2,12 @@
 //! default weights, its code and its tests; its config struct lives in
 //! `mxguard_core::config` so the whole file validates in one pass. Adding a
 //! check means a new module here and one line in [`build_checks`].
+//!
+//! A check is cheap CPU work by default: [`Check::run`] is called inline,
+//! in pipeline order, with no thread hop. A check that waits (DNS, store,
+//! clamd) also implements [`Waiting`] and returns it from
+//! [`Check::waiting`]; see [`waiting`] for its life in a scan. What a check
+//! may use besides the message comes in [`Services`] when it is built.
 
 pub mod bayes;
 pub mod gtube;
@@ -9,11 +15,15 @@ pub mod headers;
 pub mod mime_limits;
 pub mod multimap;
 pub mod rules;
+pub mod waiting;
 
 use crate::Task;
+use crate::services::Services;
 use mxguard_core::config::Config;
 use mxguard_core::maps::LineError;
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
+
+pub use waiting::{BoxFuture, Output, Outputs, Value, Waiting};
 
 /// One family of tests over a message.
 pub trait Check: Send + Sync {
@@ -26,16 +36,18 @@ pub trait Check: Send + Sync {
     /// Runs before the other checks; a forced action here skips them.
     fn prefilter(&self, _task: &Task<'_>, _results: &mut ScanResults) {}
 
-    /// The main test.
-    fn run(&self, task: &Task<'_>, results: &mut ScanResults);
+    /// The main test, inline: cheap CPU work only (a check that waits does
+    /// that in [`Check::waiting`]).
+    fn run(&self, _task: &Task<'_>, _results: &mut ScanResults) {}
 
     /// A test on the envelope alone, at an SMTP stage before DATA, so the
     /// milter can answer early. Only forced actions matter here.
     fn early(&self, _stage: SmtpStage, _envelope: &Envelope, _results: &mut ScanResults) {}
 
-    /// Receives the classifier's model handle, which the binary owns
-    /// (see [`Pipeline::with_classifier`](crate::Pipeline::with_classifier)).
-    fn attach_classifier(&self, _handle: &std::sync::Arc<mxguard_learn::ModelHandle>) {}
+    /// The part of the check that waits, run after every inline check.
+    fn waiting(&self) -> Option<&dyn Waiting> {
+        None
+    }
 }
 
 /// A check failed to build: the config names a file that cannot be read.
@@ -56,7 +68,11 @@ pub struct BuildReport {
 }
 
 /// Builds every enabled check from the config, in pipeline order.
-pub fn build_checks(config: &Config, report: &mut BuildReport) -> Vec<Box<dyn Check>> {
+pub fn build_checks(
+    config: &Config,
+    services: &Services,
+    report: &mut BuildReport,
+) -> Vec<Box<dyn Check>> {
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
     if config.gtube.enabled {
         checks.push(Box::new(gtube::Gtube));
@@ -68,7 +84,10 @@ pub fn build_checks(config: &Config, report: &mut BuildReport) -> Vec<Box<dyn Ch
     }
     checks.push(Box::new(mime_limits::MimeLimits));
     if config.classifier.enabled {
-        checks.push(Box::new(bayes::Bayes::new(&config.classifier)));
+        checks.push(Box::new(bayes::Bayes::new(
+            &config.classifier,
+            services.classifier.clone(),
+        )));
     }
     checks
 }

@@ -1,0 +1,642 @@
+//! rspamd's `milter` block: the spam headers a verdict adds to the message
+//! (X-Spam-*, X-Spamd-Result, the virus header, Authentication-Results)
+//! and the forged copies it removes, as rspamd's `/checkv2` gives them.
+//! Computed once, in the [`ScanService`](crate::ScanService), for every
+//! front end: the milter turns it into ADDHEADER/INSHEADER/CHGHEADER
+//! packets, the HTTP API will return it as JSON.
+//!
+//! Which routines run is `[milter.headers]` (`MilterHeaders` in
+//! `mxguard_core::config`, where the whole file is validated).
+
+use mxguard_core::config::{HeaderRemove, MilterHeaders};
+use mxguard_core::{Action, Envelope, SymbolResult, Verdict};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// `X-Spam-Level` never gets longer than this.
+pub const MAX_SPAM_LEVEL: usize = 100;
+
+/// What the verdict changes in the message's header.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MilterBlock {
+    /// Headers to add, in the order given.
+    pub add_headers: Vec<AddHeader>,
+    /// Forged copies to remove, before the adds.
+    pub remove_headers: Vec<RemoveHeader>,
+}
+
+/// One header to add.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AddHeader {
+    pub name: String,
+    /// Without a leading space; folded with `\n\t`.
+    pub value: String,
+    /// rspamd's `order`: `Some(0)` inserts it above every other header
+    /// (Authentication-Results, RFC 8601); `None` appends it.
+    pub order: Option<u32>,
+}
+
+/// Copies of a header to remove, rspamd's way: `index` 0 removes every
+/// copy, N the Nth from the top, -N the Nth from the bottom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoveHeader {
+    pub name: String,
+    pub index: i64,
+}
+
+impl RemoveHeader {
+    /// The copies (1-based from the top, highest first) to delete in a
+    /// message where the header occurs `copies` times.
+    pub fn copies(&self, copies: u32) -> Vec<u32> {
+        let remove = if self.index == 0 {
+            HeaderRemove::All
+        } else {
+            HeaderRemove::Nth(self.index)
+        };
+        remove.copies(copies)
+    }
+}
+
+impl MilterBlock {
+    /// The block for a verdict. `mta_name` is the MTA's host name, the
+    /// authserv-id when `authserv_id` is not configured.
+    pub fn for_verdict(
+        config: &MilterHeaders,
+        verdict: &Verdict,
+        envelope: &Envelope,
+        mta_name: Option<&str>,
+    ) -> MilterBlock {
+        // Asked for by a stage after scoring (score greylisting): added
+        // even where the spam headers are skipped.
+        let requested = verdict.add_headers.iter().map(|(name, value)| AddHeader {
+            name: name.clone(),
+            value: value.clone(),
+            order: None,
+        });
+        if skip_headers(config, envelope) {
+            return MilterBlock {
+                add_headers: requested.collect(),
+                remove_headers: Vec::new(),
+            };
+        }
+        let authserv_id = if config.authserv_id.is_empty() {
+            mta_name.unwrap_or("localhost")
+        } else {
+            config.authserv_id.as_str()
+        };
+        let add_headers = spam_headers(config, verdict, envelope, authserv_id)
+            .into_iter()
+            .map(|(name, value)| AddHeader {
+                order: (name == "Authentication-Results").then_some(0),
+                name,
+                value,
+            })
+            .chain(requested)
+            .collect();
+        MilterBlock {
+            add_headers,
+            remove_headers: removals(config),
+        }
+    }
+
+    /// The block for a message that was not scanned: forged copies removed,
+    /// nothing added.
+    pub fn unscanned(config: &MilterHeaders, envelope: &Envelope) -> MilterBlock {
+        if skip_headers(config, envelope) {
+            return MilterBlock::default();
+        }
+        MilterBlock {
+            add_headers: Vec::new(),
+            remove_headers: removals(config),
+        }
+    }
+}
+
+/// Forged copies of the headers the enabled routines own.
+fn removals(config: &MilterHeaders) -> Vec<RemoveHeader> {
+    let index = match config.remove {
+        HeaderRemove::None => return Vec::new(),
+        HeaderRemove::All => 0,
+        HeaderRemove::Nth(n) => n,
+    };
+    owned_headers(config)
+        .map(|name| RemoveHeader {
+            name: name.to_string(),
+            index,
+        })
+        .collect()
+}
+
+/// Whether the header routines stay away from this message.
+fn skip_headers(config: &MilterHeaders, env: &Envelope) -> bool {
+    (config.skip_local && env.ip.is_some_and(is_local))
+        || (config.skip_authenticated && env.is_authenticated())
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The headers the enabled routines write, whose copies already in a
+/// message are deleted: the only ones whose copies the milter counts.
+pub fn owned_headers(config: &MilterHeaders) -> impl Iterator<Item = &str> {
+    let h = config;
+    [
+        (h.spam_flag, "X-Spam-Flag"),
+        (h.spam_level, "X-Spam-Level"),
+        (h.spam_status, "X-Spam-Status"),
+        (h.spamd_result, "X-Spamd-Result"),
+        (h.virus, h.virus_header.as_str()),
+        (h.authentication_results, "Authentication-Results"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+}
+
+/// The headers the enabled routines add for a verdict, `(name, value)`,
+/// values without leading space, folded with `\n\t`.
+pub fn spam_headers(
+    config: &MilterHeaders,
+    verdict: &Verdict,
+    envelope: &Envelope,
+    authserv_id: &str,
+) -> Vec<(String, String)> {
+    let h = config;
+    let mut out = Vec::new();
+    let spam = verdict.action.is_spam();
+    if h.spam_flag && spam {
+        out.push(("X-Spam-Flag".to_string(), "YES".to_string()));
+    }
+    if h.spam_level && verdict.score >= 1.0 {
+        let n = (verdict.score.floor() as usize).min(MAX_SPAM_LEVEL);
+        out.push(("X-Spam-Level".to_string(), h.spam_level_char.repeat(n)));
+    }
+    if h.spam_status {
+        out.push((
+            "X-Spam-Status".to_string(),
+            format!(
+                "{}, score={:.2} required={:.2}",
+                if spam { "Yes" } else { "No" },
+                verdict.score,
+                verdict.required_score
+            ),
+        ));
+    }
+    if h.spamd_result {
+        out.push(("X-Spamd-Result".to_string(), spamd_result(verdict)));
+    }
+    if h.virus
+        && let Some(v) = virus_names(verdict, &h.virus_symbols)
+    {
+        out.push((h.virus_header.clone(), v));
+    }
+    if h.authentication_results
+        && let Some(ar) = authentication_results(verdict, envelope, authserv_id)
+    {
+        out.push(("Authentication-Results".to_string(), ar));
+    }
+    out
+}
+
+/// One line: CR and LF runs become single spaces.
+pub fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// rspamd's `X-Spamd-Result`: `default: False [S / R]`, then every symbol as
+/// `NAME(score)[options]`, largest absolute score first, one per line.
+pub fn spamd_result(verdict: &Verdict) -> String {
+    let mut syms: Vec<&SymbolResult> = verdict.symbols.values().collect();
+    syms.sort_by(|a, b| {
+        b.score
+            .abs()
+            .partial_cmp(&a.score.abs())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut s = format!(
+        "default: {} [{:.2} / {:.2}]",
+        if verdict.action == Action::Reject {
+            "True"
+        } else {
+            "False"
+        },
+        verdict.score,
+        verdict.required_score
+    );
+    for sym in syms {
+        s.push_str(";\n\t");
+        s.push_str(&format!(
+            "{}({:.2})[{}]",
+            sym.name,
+            sym.score,
+            sym.options
+                .iter()
+                .map(|o| one_line(o))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    s
+}
+
+/// The viruses found: each virus symbol's options (or `unknown`), joined by
+/// commas, like rspamd's `x-virus` routine.
+pub fn virus_names(verdict: &Verdict, virus_symbols: &[String]) -> Option<String> {
+    let found: Vec<String> = virus_symbols
+        .iter()
+        .filter_map(|name| verdict.symbols.get(name))
+        .map(|s| {
+            if s.options.is_empty() {
+                "unknown".to_string()
+            } else {
+                s.options
+                    .iter()
+                    .map(|o| one_line(o))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        })
+        .collect();
+    (!found.is_empty()).then(|| found.join(","))
+}
+
+const DKIM: &[(&str, &str)] = &[
+    ("pass", "R_DKIM_ALLOW"),
+    ("fail", "R_DKIM_REJECT"),
+    ("temperror", "R_DKIM_TEMPFAIL"),
+    ("permerror", "R_DKIM_PERMFAIL"),
+];
+const SPF: &[(&str, &str)] = &[
+    ("pass", "R_SPF_ALLOW"),
+    ("fail", "R_SPF_FAIL"),
+    ("softfail", "R_SPF_SOFTFAIL"),
+    ("neutral", "R_SPF_NEUTRAL"),
+    ("temperror", "R_SPF_DNSFAIL"),
+    ("permerror", "R_SPF_PERMFAIL"),
+];
+const DMARC: &[(&str, &str)] = &[
+    ("pass", "DMARC_POLICY_ALLOW"),
+    ("reject", "DMARC_POLICY_REJECT"),
+    ("quarantine", "DMARC_POLICY_QUARANTINE"),
+    ("softfail", "DMARC_POLICY_SOFTFAIL"),
+    ("permerror", "DMARC_BAD_POLICY"),
+    ("temperror", "DMARC_DNSFAIL"),
+];
+const ARC: &[(&str, &str)] = &[
+    ("pass", "ARC_ALLOW"),
+    ("reject", "ARC_REJECT"),
+    ("permerror", "ARC_INVALID"),
+    ("temperror", "ARC_DNSFAIL"),
+];
+
+/// `Authentication-Results`, built like rspamd's `lua_auth_results` from
+/// the auth checks' symbols (rspamd's names; `*_NA` symbols give nothing)
+/// and the SMTP AUTH login. `None` when there is nothing to say.
+///
+/// Symbol options read: DKIM `domain` or `domain:selector` (also
+/// `domain:s=selector`), one per signature; DMARC pass `[from-domain,
+/// policy]`, DMARC failures `["domain : reason"]`; ARC a free comment.
+pub fn authentication_results(
+    verdict: &Verdict,
+    envelope: &Envelope,
+    authserv_id: &str,
+) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let sym = |name: &str| verdict.symbols.get(name);
+    for (result, name) in DKIM {
+        if let Some(s) = sym(name) {
+            if s.options.is_empty() {
+                parts.push(format!("dkim={result}"));
+            }
+            for o in &s.options {
+                let (domain, selector) = match o.split_once(':') {
+                    Some((d, sel)) => {
+                        let sel = sel.strip_prefix("s=").unwrap_or(sel);
+                        (
+                            d,
+                            Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-"),
+                        )
+                    }
+                    None => (o.as_str(), None),
+                };
+                let mut p = format!("dkim={result} header.d={}", domain.trim());
+                if let Some(sel) = selector {
+                    p.push_str(&format!(" header.s={}", sel.trim()));
+                }
+                parts.push(p);
+            }
+        }
+    }
+    if let Some((result, s)) = ARC.iter().find_map(|(r, n)| sym(n).map(|s| (r, s))) {
+        match s.options.first() {
+            Some(o) => parts.push(format!("arc={result} ({})", one_line(o))),
+            None => parts.push(format!("arc={result}")),
+        }
+    }
+    if let Some(result) = SPF.iter().find_map(|(r, n)| sym(n).map(|_| r)) {
+        let mut p = format!("spf={result}");
+        match (&envelope.mail_from, &envelope.helo) {
+            (Some(from), _) if !from.is_empty() => p.push_str(&format!(" smtp.mailfrom={from}")),
+            (_, Some(helo)) => p.push_str(&format!(" smtp.helo={helo}")),
+            _ => {}
+        }
+        parts.push(p);
+    }
+    if let Some((result, s)) = DMARC.iter().find_map(|(r, n)| sym(n).map(|s| (*r, s))) {
+        let p = match result {
+            "pass" => {
+                let mut p = "dmarc=pass".to_string();
+                if let Some(policy) = s.options.get(1) {
+                    p.push_str(&format!(" (policy={policy})"));
+                }
+                if let Some(dom) = s.options.first() {
+                    p.push_str(&format!(" header.from={dom}"));
+                }
+                p
+            }
+            _ => {
+                let shown = if matches!(result, "reject" | "quarantine" | "softfail") {
+                    "fail"
+                } else {
+                    result
+                };
+                let mut p = format!("dmarc={shown}");
+                if let Some(o) = s.options.first() {
+                    let (dom, reason) = match o.split_once(" : ") {
+                        Some((d, r)) => (d, Some(r)),
+                        None => (o.as_str(), None),
+                    };
+                    if let Some(r) = reason {
+                        p.push_str(&format!(" reason=\"{}\"", one_line(r).replace('"', "'")));
+                    }
+                    p.push_str(&format!(" header.from={}", dom.trim()));
+                }
+                let policy = if result == "softfail" { "none" } else { result };
+                p.push_str(&format!(" (policy={policy})"));
+                p
+            }
+        };
+        parts.push(p);
+    }
+    if let Some(user) = envelope.user.as_deref().filter(|u| !u.is_empty()) {
+        match envelope.mail_from.as_deref() {
+            Some(from) if !from.is_empty() => {
+                parts.push(format!("auth=pass smtp.auth={user} smtp.mailfrom={from}"))
+            }
+            _ => parts.push(format!("auth=pass smtp.auth={user}")),
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("{authserv_id};\n\t{}", parts.join(";\n\t")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn verdict(action: Action, score: f64, syms: &[(&str, f64, &[&str])]) -> Verdict {
+        let symbols: BTreeMap<String, SymbolResult> = syms
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.to_string(),
+                    SymbolResult {
+                        name: n.to_string(),
+                        score: *s,
+                        description: None,
+                        options: o.iter().map(|x| x.to_string()).collect(),
+                    },
+                )
+            })
+            .collect();
+        Verdict {
+            action,
+            score,
+            required_score: 15.0,
+            symbols,
+            messages: BTreeMap::new(),
+            is_skipped: false,
+            forced_by: None,
+            add_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn headers_asked_for_after_scoring_are_added_even_where_spam_headers_are_skipped() {
+        let mut passed = verdict(Action::NoAction, 5.0, &[]);
+        passed
+            .add_headers
+            .push(("X-Greylist".into(), "delayed 300 seconds".into()));
+        let config = MilterHeaders {
+            skip_local: true,
+            ..Default::default()
+        };
+        let local = Envelope {
+            ip: Some("127.0.0.1".parse().unwrap()),
+            ..Default::default()
+        };
+        let skipped = MilterBlock::for_verdict(&config, &passed, &local, None);
+        assert_eq!(
+            skipped.add_headers,
+            [AddHeader {
+                name: "X-Greylist".into(),
+                value: "delayed 300 seconds".into(),
+                order: None,
+            }]
+        );
+        assert!(skipped.remove_headers.is_empty());
+        let remote = Envelope {
+            ip: Some("192.0.2.1".parse().unwrap()),
+            ..Default::default()
+        };
+        let full = MilterBlock::for_verdict(&config, &passed, &remote, None);
+        assert!(full.add_headers.len() > 1, "spam headers and X-Greylist");
+        assert_eq!(full.add_headers.last().unwrap().name, "X-Greylist");
+    }
+
+    #[test]
+    fn spamd_result_format() {
+        let v = verdict(
+            Action::AddHeader,
+            7.5,
+            &[
+                ("MIME_GOOD", -0.1, &["text/plain"]),
+                ("BAYES_SPAM", 5.1, &["98.5%"]),
+                ("R_SPF_FAIL", 1.0, &["-all", "x"]),
+                ("ARC_NA", 0.0, &[]),
+            ],
+        );
+        assert_eq!(
+            spamd_result(&v),
+            "default: False [7.50 / 15.00];\n\tBAYES_SPAM(5.10)[98.5%];\n\tR_SPF_FAIL(1.00)[-all,x];\n\tMIME_GOOD(-0.10)[text/plain];\n\tARC_NA(0.00)[]"
+        );
+        let r = verdict(Action::Reject, 20.0, &[]);
+        assert_eq!(spamd_result(&r), "default: True [20.00 / 15.00]");
+    }
+
+    #[test]
+    fn headers_for_spam_and_ham() {
+        let cfg = MilterHeaders::default();
+        let env = Envelope::default();
+        let v = verdict(
+            Action::AddHeader,
+            7.9,
+            &[("CLAM_VIRUS", 10.0, &["Eicar-Test", "Other"])],
+        );
+        let h = spam_headers(&cfg, &v, &env, "mx.test");
+        let names: Vec<&str> = h.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "X-Spam-Flag",
+                "X-Spam-Level",
+                "X-Spam-Status",
+                "X-Spamd-Result",
+                "X-Virus-Check"
+            ]
+        );
+        assert_eq!(h[0].1, "YES");
+        assert_eq!(h[1].1, "*******");
+        assert_eq!(h[2].1, "Yes, score=7.90 required=15.00");
+        assert_eq!(h[4].1, "Eicar-Test,Other");
+
+        let ham = verdict(Action::NoAction, 0.5, &[]);
+        let h = spam_headers(&cfg, &ham, &env, "mx.test");
+        let names: Vec<&str> = h.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-Spam-Status", "X-Spamd-Result"]);
+        assert_eq!(h[0].1, "No, score=0.50 required=15.00");
+        // Greylist is not spam either.
+        let g = verdict(Action::Greylist, 5.0, &[]);
+        assert!(
+            !spam_headers(&cfg, &g, &env, "x")
+                .iter()
+                .any(|(n, _)| n == "X-Spam-Flag")
+        );
+        // The level is capped.
+        let huge = verdict(Action::Reject, 1e9, &[]);
+        let lvl = spam_headers(&cfg, &huge, &env, "x")
+            .into_iter()
+            .find(|(n, _)| n == "X-Spam-Level")
+            .unwrap();
+        assert_eq!(lvl.1.len(), MAX_SPAM_LEVEL);
+    }
+
+    #[test]
+    fn authentication_results_from_symbols() {
+        let env = Envelope {
+            mail_from: Some("a@example.com".into()),
+            helo: Some("client.example".into()),
+            ..Envelope::default()
+        };
+        let none = verdict(Action::NoAction, 0.0, &[("R_SPF_NA", 0.0, &[])]);
+        assert_eq!(authentication_results(&none, &env, "mx.test"), None);
+        let v = verdict(
+            Action::NoAction,
+            0.0,
+            &[
+                ("R_SPF_ALLOW", -0.2, &["+ip4:192.0.2.0/24"]),
+                ("R_DKIM_ALLOW", -0.2, &["example.com:s=sel1", "example.net"]),
+                ("DMARC_POLICY_ALLOW", -0.5, &["example.com", "reject"]),
+            ],
+        );
+        assert_eq!(
+            authentication_results(&v, &env, "mx.test").unwrap(),
+            "mx.test;\n\tdkim=pass header.d=example.com header.s=sel1;\n\tdkim=pass header.d=example.net;\n\tspf=pass smtp.mailfrom=a@example.com;\n\tdmarc=pass (policy=reject) header.from=example.com"
+        );
+        let bounce = Envelope {
+            mail_from: Some(String::new()),
+            helo: Some("client.example".into()),
+            user: Some("joe".into()),
+            ..Envelope::default()
+        };
+        let v = verdict(
+            Action::Reject,
+            20.0,
+            &[
+                ("R_SPF_FAIL", 1.0, &[]),
+                (
+                    "DMARC_POLICY_REJECT",
+                    2.0,
+                    &["example.com : No valid SPF, No valid DKIM"],
+                ),
+            ],
+        );
+        assert_eq!(
+            authentication_results(&v, &bounce, "mx").unwrap(),
+            "mx;\n\tspf=fail smtp.helo=client.example;\n\tdmarc=fail reason=\"No valid SPF, No valid DKIM\" header.from=example.com (policy=reject);\n\tauth=pass smtp.auth=joe"
+        );
+    }
+
+    #[test]
+    fn block_removes_owned_headers_and_puts_authentication_results_on_top() {
+        let cfg = MilterHeaders::default();
+        let env = Envelope {
+            mail_from: Some("a@example.com".into()),
+            ..Envelope::default()
+        };
+        let v = verdict(Action::NoAction, 0.0, &[("R_SPF_ALLOW", -0.2, &[])]);
+        let b = MilterBlock::for_verdict(&cfg, &v, &env, Some("mx.test"));
+        let removed: Vec<(&str, i64)> = b
+            .remove_headers
+            .iter()
+            .map(|r| (r.name.as_str(), r.index))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                ("X-Spam-Flag", 0),
+                ("X-Spam-Level", 0),
+                ("X-Spam-Status", 0),
+                ("X-Spamd-Result", 0),
+                ("X-Virus-Check", 0),
+                ("Authentication-Results", 0)
+            ]
+        );
+        let ar = b
+            .add_headers
+            .iter()
+            .find(|h| h.name == "Authentication-Results")
+            .unwrap();
+        assert_eq!(ar.order, Some(0));
+        assert!(ar.value.starts_with("mx.test;"), "{}", ar.value);
+        assert!(
+            b.add_headers
+                .iter()
+                .filter(|h| h.name != "Authentication-Results")
+                .all(|h| h.order.is_none())
+        );
+        assert_eq!(b.remove_headers[0].copies(3), [3, 2, 1]);
+        let nth = RemoveHeader {
+            name: "X".into(),
+            index: -1,
+        };
+        assert_eq!(nth.copies(3), [3]);
+        assert!(nth.copies(0).is_empty());
+
+        // An authenticated sender's message is left alone.
+        let auth = Envelope {
+            user: Some("joe".into()),
+            ..Envelope::default()
+        };
+        assert_eq!(
+            MilterBlock::for_verdict(&cfg, &v, &auth, None),
+            MilterBlock::default()
+        );
+        assert_eq!(MilterBlock::unscanned(&cfg, &auth), MilterBlock::default());
+        let unscanned = MilterBlock::unscanned(&cfg, &env);
+        assert!(unscanned.add_headers.is_empty());
+        assert_eq!(unscanned.remove_headers, b.remove_headers);
+    }
+}

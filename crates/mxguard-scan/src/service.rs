@@ -1,0 +1,309 @@
+//! The one scan service every front end calls (the milter, `mxguard scan`,
+//! the coming HTTP API): envelope + bytes in, the [`Verdict`] and rspamd's
+//! [`MilterBlock`] out, with history, counters and autolearn recorded here
+//! once.
+//!
+//! CPU and waiting are bounded apart. The CPU phase (parse, prefilter,
+//! inline checks) holds one of `cpu_slots` and, on a multi-threaded
+//! runtime, leaves the worker through `block_in_place` when the message is
+//! big enough to stall it; the waiting phase holds no slot, so a scan
+//! waiting 100 ms on DNS does not keep another message from the CPU.
+
+use crate::checks::BoxFuture;
+use crate::greylist::ScoreGreylist;
+use crate::milter_headers::MilterBlock;
+use crate::{Pipeline, Prepared};
+use mxguard_core::shared::Shared;
+use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
+use mxguard_store::{Counters, History, HistoryRow};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// From this size up, the CPU phase leaves the tokio worker
+/// (`block_in_place`) so other sessions keep being served meanwhile;
+/// below it the phase takes tens of microseconds and runs in place.
+pub const BLOCK_IN_PLACE_FROM: usize = 32 * 1024;
+
+/// One message to scan.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanInput<'a> {
+    pub envelope: &'a Envelope,
+    /// The whole message: headers with CRLF line endings, the blank line,
+    /// the body.
+    pub raw: &'a [u8],
+    /// The MTA's host name (Postfix's `j` macro), the authserv-id of
+    /// Authentication-Results unless `[milter.headers] authserv_id` is set.
+    pub mta_name: Option<&'a str>,
+}
+
+/// What a scan gives every front end.
+#[derive(Debug, Clone)]
+pub struct ScanOutcome {
+    pub verdict: Verdict,
+    pub milter: MilterBlock,
+}
+
+/// What the front ends ask about a message. [`ScanService`] implements it
+/// over the pipeline; tests of a front end use fakes.
+pub trait MessageScanner: Send + Sync + 'static {
+    /// Checks that can decide before DATA (prefilter lists on ip, helo,
+    /// from, rcpt). `None` = go on. Called on the async runtime at each of
+    /// those stages, so it is quick and does not wait. At
+    /// [`SmtpStage::Rcpt`] the recipient being judged is the last one in
+    /// `envelope.rcpts`.
+    fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict>;
+
+    /// The full scan at end of message.
+    fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome>;
+}
+
+/// Learns from clear verdicts (the binary's classifier owns the queue).
+pub trait Autolearn: Send + Sync {
+    fn offer(&self, verdict: &Verdict, raw: &[u8], envelope_sender: Option<&str>);
+}
+
+/// Where verdicts are recorded: the store's history and counters.
+pub struct Recording {
+    pub history: History,
+    pub counters: Counters,
+    /// Wait for the store before answering (`mxguard scan --record`,
+    /// which must not exit with rows unwritten) or record behind the
+    /// answer on the runtime (the milter: a commit must not hold up
+    /// Postfix).
+    pub wait: bool,
+}
+
+/// How many CPU phases run now, and the most that ever ran at once.
+#[derive(Debug, Default)]
+pub struct CpuPhases {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl CpuPhases {
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> PhaseGuard<'_> {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        PhaseGuard(self)
+    }
+}
+
+struct PhaseGuard<'a>(&'a CpuPhases);
+
+impl Drop for PhaseGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub struct ScanService {
+    pipeline: Arc<Shared<Pipeline>>,
+    cpu_slots: Semaphore,
+    phases: CpuPhases,
+    recording: Option<Recording>,
+    autolearn: Option<Arc<dyn Autolearn>>,
+    /// Score greylisting (replaced on reload): what a greylist verdict
+    /// means once the message was seen before. None: 451 every time.
+    greylist: Option<Arc<Shared<ScoreGreylist>>>,
+    /// Whether outcomes carry the milter block (off for a front end that
+    /// shows only the verdict: formatting it is ~5% of a scan's CPU).
+    milter_block: bool,
+}
+
+impl ScanService {
+    /// A service over `pipeline` (replaced on reload) running at most
+    /// `cpu_slots` CPU phases at once (at least one).
+    pub fn new(pipeline: Arc<Shared<Pipeline>>, cpu_slots: usize) -> ScanService {
+        ScanService {
+            pipeline,
+            cpu_slots: Semaphore::new(cpu_slots.clamp(1, Semaphore::MAX_PERMITS)),
+            phases: CpuPhases::default(),
+            recording: None,
+            autolearn: None,
+            greylist: None,
+            milter_block: true,
+        }
+    }
+
+    /// Outcomes with an empty milter block: for `mxguard scan`, which
+    /// prints only the verdict.
+    pub fn without_milter_block(mut self) -> ScanService {
+        self.milter_block = false;
+        self
+    }
+
+    pub fn with_recording(mut self, recording: Recording) -> ScanService {
+        self.recording = Some(recording);
+        self
+    }
+
+    pub fn with_autolearn(mut self, autolearn: Arc<dyn Autolearn>) -> ScanService {
+        self.autolearn = Some(autolearn);
+        self
+    }
+
+    /// Puts greylist verdicts through score greylisting (the milter; not
+    /// `mxguard scan`, which has no retrying MTA behind it).
+    pub fn with_greylist(mut self, greylist: Arc<Shared<ScoreGreylist>>) -> ScanService {
+        self.greylist = Some(greylist);
+        self
+    }
+
+    /// The pipeline scans use now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline.get()
+    }
+
+    pub fn cpu_phases(&self) -> &CpuPhases {
+        &self.phases
+    }
+
+    /// Scans one message.
+    pub async fn scan_message(&self, input: ScanInput<'_>) -> ScanOutcome {
+        let started = Instant::now();
+        let pipeline = self.pipeline.get();
+        let ScanInput {
+            envelope,
+            raw,
+            mta_name,
+        } = input;
+        let prepared = {
+            // The semaphore is never closed; without a permit the scan
+            // still runs rather than failing the message.
+            let _permit = self.cpu_slots.acquire().await.ok();
+            let _phase = self.phases.enter();
+            cpu_phase(raw.len(), || pipeline.prepare(envelope, raw))
+        };
+        let mut verdict = pipeline.finish(prepared).await;
+        // Only greylist verdicts wait for the store here.
+        if verdict.action == Action::Greylist
+            && let Some(g) = &self.greylist
+            && let Some(outcome) = g.get().judge(&mut verdict, envelope, raw).await
+            && let Some(r) = &self.recording
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // Counted behind the answer, as the history is.
+            let counters = r.counters.clone();
+            rt.spawn(async move {
+                let _ = counters
+                    .incr(&format!("greylist:{}", outcome.as_str()), 1)
+                    .await;
+            });
+        }
+        let milter = if self.milter_block {
+            MilterBlock::for_verdict(pipeline.header_options(), &verdict, envelope, mta_name)
+        } else {
+            MilterBlock::default()
+        };
+        if let Some(a) = &self.autolearn {
+            let sender = envelope
+                .mail_from
+                .as_deref()
+                .map(mxguard_core::envelope::strip_path);
+            a.offer(&verdict, raw, sender);
+        }
+        if let Some(r) = &self.recording {
+            let row = history_row(
+                envelope,
+                raw,
+                &verdict,
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+            if r.wait {
+                record(&r.history, &r.counters, &row).await;
+            } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (history, counters) = (r.history.clone(), r.counters.clone());
+                rt.spawn(async move { record(&history, &counters, &row).await });
+            }
+        }
+        ScanOutcome { verdict, milter }
+    }
+
+    /// Envelope checks at an SMTP stage before DATA.
+    pub fn early_verdict(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
+        let v = self.pipeline.get().early(stage, envelope)?;
+        if let Some(r) = &self.recording
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (counters, action) = (r.counters.clone(), v.action);
+            rt.spawn(async move {
+                let _ = counters.incr(&format!("early:{action}"), 1).await;
+            });
+        }
+        Some(v)
+    }
+}
+
+impl MessageScanner for ScanService {
+    fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
+        self.early_verdict(stage, envelope)
+    }
+
+    fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
+        Box::pin(self.scan_message(input))
+    }
+}
+
+/// Runs the CPU phase, off the worker for big messages on a multi-threaded
+/// runtime (`block_in_place` would panic on a current-thread one, where the
+/// caller owns the thread anyway).
+fn cpu_phase<'a>(size: usize, f: impl FnOnce() -> Prepared<'a>) -> Prepared<'a> {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi && size >= BLOCK_IN_PLACE_FROM {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+async fn record(history: &History, counters: &Counters, row: &HistoryRow) {
+    if let Err(e) = history.push(row).await {
+        tracing::error!("history: {e}");
+    }
+    let _ = counters.incr("scanned", 1).await;
+    let _ = counters.incr(&format!("action:{}", row.action), 1).await;
+}
+
+/// The history row of a verdict.
+pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -> HistoryRow {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
+    let header = |name: &str| -> Option<String> {
+        head.lines().find_map(|l| {
+            let (k, val) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| val.trim().chars().take(200).collect())
+        })
+    };
+    HistoryRow {
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        queue_id: envelope.queue_id.clone(),
+        ip: envelope.ip.map(|ip| ip.to_string()),
+        from: envelope.mail_from.clone(),
+        rcpts: envelope.rcpts.clone(),
+        subject: header("subject"),
+        message_id: header("message-id"),
+        action: v.action.as_str().to_string(),
+        score: v.score,
+        required_score: v.required_score,
+        symbols: v
+            .symbols_by_score()
+            .iter()
+            .map(|s| format!("{}({:.2})", s.name, s.score))
+            .collect(),
+        size: raw.len() as u64,
+        scan_time_ms: scan_ms,
+    }
+}

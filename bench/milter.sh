@@ -27,7 +27,7 @@
 # Everything listens on 127.0.0.1 only; what it starts is stopped on exit.
 # Results and logs: target/bench-milter/ (results.jsonl, *.log).
 # Environment: MXGUARD_TESTDATA (../shared/testdata), RUNS (3),
-# CONCURRENCY ("1 8 50"), MXG_REPEAT (5: mxguard runs send the corpus this
+# CONCURRENCY ("1 8 50"), PER_CONNECTION (1: as Postfix drives a milter), MXG_REPEAT (5: mxguard runs send the corpus this
 # many times, rspamd runs once), POSTFIX (1; 0 skips step 7), E2E_* (see
 # bench/milter-postfix.sh).
 set -euo pipefail
@@ -45,6 +45,10 @@ DIRS=("$CORPUS/ham" "$CORPUS/spam")
 N=$(find "${DIRS[@]}" -maxdepth 1 -type f | wc -l)
 RUNS=${RUNS:-3}
 CONCURRENCY=${CONCURRENCY:-"1 8 50"}
+# Messages per milter connection: 1 is how Postfix drives a milter (one
+# connection per SMTP session, most sessions carry one message); 0 = one
+# connection per load session for the whole run.
+PER_CONNECTION=${PER_CONNECTION:-1}
 MXG_REPEAT=${MXG_REPEAT:-5}
 WARMUP=200
 MXG_ADDR=127.0.0.1:11336 RSPAMD_ADDR=127.0.0.1:11332 DNS_PORT=5353
@@ -254,14 +258,14 @@ for name in mxguard rspamd; do
 done
 
 # --- milter protocol, no Postfix -----------------------------------------------
-echo "== milter protocol direct: $N messages, concurrency $CONCURRENCY, $RUNS runs (mxguard: corpus x$MXG_REPEAT)"
+echo "== milter protocol direct: $N messages, concurrency $CONCURRENCY, $RUNS runs (mxguard: corpus x$MXG_REPEAT), $PER_CONNECTION message(s) per connection (0: unlimited)"
 for c in $CONCURRENCY; do
   runs=$RUNS
   [ "$c" = 1 ] && runs=${RUNS_C1:-1}
   for run in $(seq 1 "$runs"); do
     for name in rspamd mxguard; do
       if [ $name = rspamd ]; then addr=$RSPAMD_ADDR total=$N; else addr=$MXG_ADDR total=$((N * MXG_REPEAT)); fi
-      out=$("$LOAD" --connect "$addr" --concurrency "$c" --messages "$total" --warmup $WARMUP --json \
+      out=$("$LOAD" --connect "$addr" --concurrency "$c" --per-connection "$PER_CONNECTION" --messages "$total" --warmup $WARMUP --json \
         --dir "$CORPUS/ham" --dir "$CORPUS/spam" 2>>"$W/milter_load.log") || true
       echo "$out" | sed "s/^{/{\"phase\":\"milter\",\"server\":\"$name\",\"run\":$run,/" >>"$RESULTS"
       echo "  $name c=$c run $run: $out"

@@ -744,7 +744,7 @@ impl Session {
                 let agreed = OptNeg {
                     version: offer.version.min(PROTOCOL_VERSION),
                     actions,
-                    protocol: offer.protocol & WANTED_PROTOCOL,
+                    protocol: offer.protocol & (WANTED_PROTOCOL | self.quiet_stages()),
                     macros: if actions & action::SET_SYMLIST != 0 {
                         wanted_macros()
                     } else {
@@ -803,7 +803,7 @@ impl Session {
                 env.daemon_name = self.macro_value("daemon_name").map(str::to_string);
                 let mut msg = Message::new(env, &self.cfg, self.new_claim());
                 msg.pending = self.conn_pending.clone();
-                let early = self.scanner.early(SmtpStage::MailFrom, &msg.env);
+                let early = self.ask_early(SmtpStage::MailFrom, cmd::MAIL, &msg.env);
                 self.msg = Some(msg);
                 match early {
                     None => Some(Reply::Continue),
@@ -835,8 +835,10 @@ impl Session {
                 if qid.is_some() {
                     msg.env.queue_id = qid;
                 }
-                let scanner = self.scanner.clone();
-                let early = scanner.early(SmtpStage::Rcpt, &self.message().env);
+                let early = match &self.msg {
+                    Some(m) => self.ask_early(SmtpStage::Rcpt, cmd::RCPT, &m.env),
+                    None => None,
+                };
                 match early {
                     None => Some(Reply::Continue),
                     Some(v) => match reply::early_reply(&self.cfg, SmtpStage::Rcpt, &v) {
@@ -931,8 +933,39 @@ impl Session {
     }
 
     /// An early check at connect or HELO.
+    /// No reply (`SMFIP_NR_*`) at the envelope stages where no check can
+    /// answer early with the config of this connection's start: the MTA
+    /// then sends the next command without waiting, one round trip fewer
+    /// per stage. The stages negotiated quiet are not asked at all during
+    /// the connection, even if a reload adds a check there (the new config
+    /// applies from the next connection).
+    fn quiet_stages(&self) -> u32 {
+        [
+            (SmtpStage::Connect, proto::NR_CONN),
+            (SmtpStage::Helo, proto::NR_HELO),
+            (SmtpStage::MailFrom, proto::NR_MAIL),
+            (SmtpStage::Rcpt, proto::NR_RCPT),
+        ]
+        .into_iter()
+        .filter(|(stage, _)| !self.scanner.acts_early_at(*stage))
+        .fold(0, |bits, (_, bit)| bits | bit)
+    }
+
+    /// The early verdict at `stage`, unless the stage was negotiated quiet.
+    fn ask_early(&self, stage: SmtpStage, code: u8, envelope: &Envelope) -> Option<Verdict> {
+        if self.expects_reply(code) {
+            self.scanner.early(stage, envelope)
+        } else {
+            None
+        }
+    }
+
     fn early_conn(&mut self, stage: SmtpStage) -> Option<Reply> {
-        let Some(v) = self.scanner.early(stage, &self.conn) else {
+        let code = match stage {
+            SmtpStage::Connect => cmd::CONNECT,
+            _ => cmd::HELO,
+        };
+        let Some(v) = self.ask_early(stage, code, &self.conn) else {
             return Some(Reply::Continue);
         };
         match reply::early_reply(&self.cfg, stage, &v) {
@@ -1250,6 +1283,36 @@ mod tests {
         }
     }
 
+    /// A session over an in-memory pipe whose writes and ACK requests are
+    /// reported as events; the stop signal is kept alive for the session.
+    fn start_session(
+        scanner: Arc<dyn Scanner>,
+    ) -> (
+        tokio::io::DuplexStream,
+        mpsc::UnboundedReceiver<Event>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (mta, server_end) = tokio::io::duplex(1 << 20);
+        let (tx, events) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ctx = SessionCtx {
+            id: 1,
+            scanner,
+            config: Arc::new(Shared::new(MilterConfig::default())),
+            stop: stop_rx,
+            limits: Arc::new(Limits::new(&MilterConfig::default())),
+        };
+        let probe = Probe {
+            inner: server_end,
+            events: tx,
+        };
+        let session = tokio::spawn(async move {
+            run_session(probe, "test".into(), ctx).await;
+            drop(stop_tx);
+        });
+        (mta, events, session)
+    }
+
     async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Event {
         timeout(Duration::from_secs(10), events.recv())
             .await
@@ -1282,21 +1345,7 @@ mod tests {
     /// to one command go in one write; frames still buffered need no ACK.
     #[tokio::test]
     async fn packets_without_a_reply_are_acked_at_once_and_replies_go_in_one_write() {
-        let (mut mta, server_end) = tokio::io::duplex(1 << 20);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let (_stop_tx, stop_rx) = watch::channel(false);
-        let ctx = SessionCtx {
-            id: 1,
-            scanner: Arc::new(Accept),
-            config: Arc::new(Shared::new(MilterConfig::default())),
-            stop: stop_rx,
-            limits: Arc::new(Limits::new(&MilterConfig::default())),
-        };
-        let probe = Probe {
-            inner: server_end,
-            events: tx,
-        };
-        let session = tokio::spawn(run_session(probe, "test".into(), ctx));
+        let (mut mta, mut events, session) = start_session(Arc::new(Accept));
 
         mta.write_all(&Command::OptNeg(postfix_offer()).to_bytes())
             .await
@@ -1372,6 +1421,80 @@ mod tests {
         drop(mta);
         session.await.unwrap();
         assert!(events.recv().await.is_none(), "nothing after the close");
+    }
+
+    /// Answers early only at RCPT: the other envelope stages are negotiated
+    /// without a reply, and the scanner is not asked there.
+    struct RcptOnly;
+
+    impl Scanner for RcptOnly {
+        fn early(&self, stage: SmtpStage, _: &Envelope) -> Option<Verdict> {
+            assert_eq!(stage, SmtpStage::Rcpt, "asked at a quiet stage");
+            None
+        }
+
+        fn acts_early_at(&self, stage: SmtpStage) -> bool {
+            stage == SmtpStage::Rcpt
+        }
+
+        fn scan<'a>(&'a self, input: ScanInput<'a>) -> mxguard_scan::BoxFuture<'a, ScanOutcome> {
+            Accept.scan(input)
+        }
+    }
+
+    /// Where no check can answer before DATA, Postfix is asked for no reply
+    /// (SMFIP_NR_CONN/HELO/MAIL): one round trip fewer per stage; a stage
+    /// with a check keeps its reply.
+    #[tokio::test]
+    async fn stages_without_an_early_check_are_negotiated_without_a_reply() {
+        let (mut mta, mut events, session) = start_session(Arc::new(RcptOnly));
+
+        mta.write_all(&Command::OptNeg(postfix_offer()).to_bytes())
+            .await
+            .unwrap();
+        let Reply::OptNeg(agreed) = one_write(&mut events).await.remove(0) else {
+            panic!("no OPTNEG reply");
+        };
+        let quiet = proto::NR_CONN | proto::NR_HELO | proto::NR_MAIL;
+        assert_eq!(agreed.protocol & quiet, quiet, "{:#x}", agreed.protocol);
+        assert_eq!(
+            agreed.protocol & proto::NR_RCPT,
+            0,
+            "{:#x}",
+            agreed.protocol
+        );
+
+        for c in [
+            Command::Connect {
+                hostname: "client.example".into(),
+                family: Family::Inet,
+                port: 40000,
+                address: "192.0.2.10".into(),
+            },
+            Command::Helo("client.example".into()),
+            Command::Mail(vec!["<a@example.com>".into()]),
+        ] {
+            mta.write_all(&c.to_bytes()).await.unwrap();
+            ack(&mut events).await;
+        }
+        mta.write_all(&Command::Rcpt(vec!["<b@example.org>".into()]).to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(one_write(&mut events).await, [Reply::Continue]);
+        mta.write_all(&packet(&[
+            Command::Header {
+                name: "Subject".into(),
+                value: b" hello".to_vec(),
+            },
+            Command::Body(b"Hi.\r\n".to_vec()),
+            Command::EndOfMessage(Vec::new()),
+        ]))
+        .await
+        .unwrap();
+        let last = one_write(&mut events).await;
+        assert!(last.last().unwrap().is_final(), "{last:?}");
+        drop(mta);
+        session.await.unwrap();
     }
 }
 

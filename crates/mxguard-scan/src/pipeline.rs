@@ -208,6 +208,11 @@ impl Pipeline {
 
     /// Checks what is known at an SMTP stage before DATA. `Some` only when a
     /// check forces an action there (a blocklisted client or sender).
+    /// Whether any check can answer at `stage` (see [`Check::acts_early_at`]).
+    pub fn acts_early_at(&self, stage: SmtpStage) -> bool {
+        self.checks.iter().any(|c| c.acts_early_at(stage))
+    }
+
     pub fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
         let mut results = ScanResults::default();
         for check in &self.checks {

@@ -55,6 +55,13 @@ pub trait MessageScanner: Send + Sync + 'static {
     /// `envelope.rcpts`.
     fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict>;
 
+    /// Whether [`MessageScanner::early`] can answer anything at `stage` now;
+    /// where it cannot, a front end need not ask (nor wait for its peer).
+    /// Fakes answer at every stage unless they say otherwise.
+    fn acts_early_at(&self, _stage: SmtpStage) -> bool {
+        true
+    }
+
     /// The full scan at end of message.
     fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome>;
 }
@@ -243,6 +250,10 @@ impl ScanService {
 impl MessageScanner for ScanService {
     fn early(&self, stage: SmtpStage, envelope: &Envelope) -> Option<Verdict> {
         self.early_verdict(stage, envelope)
+    }
+
+    fn acts_early_at(&self, stage: SmtpStage) -> bool {
+        self.pipeline.get().acts_early_at(stage)
     }
 
     fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {

@@ -44,6 +44,14 @@ pub trait Check: Send + Sync {
     /// milter can answer early. Only forced actions matter here.
     fn early(&self, _stage: SmtpStage, _envelope: &Envelope, _results: &mut ScanResults) {}
 
+    /// Whether [`Check::early`] can act at `stage` with this config. A
+    /// front end need not even wait for its peer at a stage where no check
+    /// acts (the milter then asks Postfix for no reply there: one round
+    /// trip fewer per stage and message).
+    fn acts_early_at(&self, _stage: SmtpStage) -> bool {
+        false
+    }
+
     /// The part of the check that waits, run after every inline check.
     fn waiting(&self) -> Option<&dyn Waiting> {
         None

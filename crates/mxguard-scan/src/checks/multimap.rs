@@ -370,6 +370,12 @@ impl Check for Multimap {
         self.run_lists(false, task, results);
     }
 
+    fn acts_early_at(&self, stage: SmtpStage) -> bool {
+        self.lists
+            .iter()
+            .any(|l| l.prefilter && l.stage() == Some(stage))
+    }
+
     fn early(&self, stage: SmtpStage, env: &Envelope, results: &mut ScanResults) {
         for list in self
             .lists

@@ -5,6 +5,8 @@
 # Give binaries to compare them side by side in one run (same machine
 # state), e.g. `bench/scan_cpu.sh /tmp/mxguard-before target/release/mxguard`;
 # without arguments it builds and measures this tree's release binary.
+# TRAINED=1: scan with a classifier model learned from corpus-dev (the
+# issue's second bar), instead of an empty data directory (a new install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${MXGUARD_TESTDATA:-../shared/testdata}
@@ -16,6 +18,9 @@ if [ $# -eq 0 ]; then
 fi
 EMPTY=$(mktemp -d)
 trap 'rm -rf "$EMPTY"' EXIT
+if [ "${TRAINED:-0}" = 1 ]; then
+  "$1" learn --data-dir "$EMPTY" --spam "$C/spam" --ham "$C/ham" >/dev/null
+fi
 # The corpus REPEAT times per process, so /usr/bin/time's 10 ms steps stay small.
 REPEAT=${REPEAT:-10}
 J=${J:-$(nproc)}   # threads
@@ -24,7 +29,7 @@ for _ in $(seq "$REPEAT"); do INPUTS+=("$C/ham" "$C/spam"); done
 n=$(( $(find "$C/ham" "$C/spam" -type f | wc -l) * REPEAT ))
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for B in "$@"; do
-  # A data directory without a store: no model, as a new install scans.
+  # Without TRAINED=1, a data directory without a store: no model, as a new install scans.
   "$B" scan --data-dir "$EMPTY" --json -j "$(nproc)" "$C/ham" "$C/spam" >/dev/null # warm the page cache
 done
 for round in 1 2 3 4 5; do

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 const DRAIN: Duration = Duration::from_secs(10);
 
 pub fn run(globals: &Globals) -> Result<ExitCode, String> {
+    mxguard_net::memory::cap_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mxguard")

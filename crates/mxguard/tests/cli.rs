@@ -266,8 +266,12 @@ fn multimap_blacklist_and_whitelist_from_the_command_line() {
 #[test]
 fn the_example_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mxguard.toml");
-    let loaded = mxguard_core::config::load_file(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(loaded.config.multimap.len(), 3);
+    let loaded = mxguard_core::config::load_file(&path, &mxguard_scan::sections())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let lists = loaded
+        .config
+        .section::<mxguard_scan::checks::multimap::MultimapList>();
+    assert_eq!(lists.0.len(), 3);
     assert_eq!(loaded.config.scan.map_check_interval.0, 1);
 }
 
@@ -342,7 +346,7 @@ fn every_toml_example_in_the_readme_is_valid() {
         .collect();
     assert!(blocks.len() >= 3);
     for b in blocks {
-        if let Err(e) = mxguard_core::config::load_str(b, "README.md") {
+        if let Err(e) = mxguard_core::config::load_str(b, "README.md", &mxguard_scan::sections()) {
             panic!("README example does not load: {e:?}\n{b}");
         }
     }

@@ -187,7 +187,7 @@ fn config_dump_prints_effective_config_that_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n",
+        "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n[[rules]]\nname = \"R_DUMP\"\ntarget = \"subject\"\npattern = \"dump me\"\n",
     );
     let out = mxguard(
         &[
@@ -205,10 +205,23 @@ fn config_dump_prints_effective_config_that_loads_back() {
     assert!(dumped.contains("reject = false"), "{dumped}");
     assert!(dumped.contains("add_header = 10.0"), "{dumped}");
     assert!(dumped.contains("data_dir = \"/tmp/mxg-x\""), "{dumped}");
-    assert!(
-        dumped.contains("[gtube]"),
-        "defaults are included: {dumped}"
-    );
+    // Every section is printed, the checks' registered ones included,
+    // at their defaults when the file leaves them out.
+    for section in [
+        "[store]",
+        "[scan]",
+        "[milter]",
+        "[policy]",
+        "[greylist]",
+        "[dns]",
+        "[classifier]",
+        "[gtube]",
+        "[headers]",
+        "[[rules]]",
+    ] {
+        assert!(dumped.contains(section), "{section} missing: {dumped}");
+    }
+    assert!(dumped.contains("name = \"R_DUMP\""), "{dumped}");
     let again = write_config(dir.path(), &dumped);
     let out = mxguard(&["config", "check", again.to_str().unwrap()], None);
     assert!(

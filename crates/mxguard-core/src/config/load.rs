@@ -422,7 +422,7 @@ fn validate(
         }
     }
     for (spec, value) in registry.specs().iter().zip(&config.sections.items) {
-        let mut problems = Problems::default();
+        let mut problems = Problems::of(spec.key);
         spec.validate(value, &mut problems);
         for p in problems.into_vec() {
             err(p.span, section_key(spec.key, &p.key), p.message);
@@ -1150,12 +1150,25 @@ mod section_tests {
         }
     }
 
+    impl Probe {
+        /// Written as core's sections are, keys as the file writes them.
+        fn validate(&self) -> Vec<(String, String)> {
+            let mut problems = Vec::new();
+            if self.limit == 0 {
+                problems.push((
+                    "probe.limit".into(),
+                    "0 stops every probe; give a limit like 10".into(),
+                ));
+            }
+            problems
+        }
+    }
+
+    /// What moving a core-style section onto `Section` takes.
     impl Section for Probe {
         const KEY: &'static str = "probe";
         fn validate(&self, problems: &mut Problems) {
-            if self.limit == 0 {
-                problems.at("limit", "0 stops every probe; give a limit like 10");
-            }
+            problems.extend_file_keys(Probe::validate(self));
         }
     }
 

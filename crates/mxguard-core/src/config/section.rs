@@ -53,6 +53,8 @@ pub struct Problem {
 /// The problems of one section, in the order found.
 #[derive(Debug, Default)]
 pub struct Problems {
+    /// The section's key, to take off keys given as the file writes them.
+    section: &'static str,
     items: Vec<Problem>,
 }
 
@@ -60,6 +62,31 @@ pub struct Problems {
 pub const SCORE_HINT: &str = "write a weight like 2.5 or -1";
 
 impl Problems {
+    /// The problems of section `section` (what the loader hands `validate`).
+    pub fn of(section: &'static str) -> Problems {
+        Problems {
+            section,
+            items: Vec::new(),
+        }
+    }
+
+    /// Problems keyed as the file writes them (`"greylist.max_age"`), as a
+    /// `validate` written for core returns them: the section's own key is
+    /// taken off, so such a struct moves onto [`Section`] unchanged.
+    pub fn extend_file_keys(&mut self, problems: impl IntoIterator<Item = (String, String)>) {
+        for (key, message) in problems {
+            let rest = key
+                .strip_prefix(self.section)
+                .filter(|_| !self.section.is_empty());
+            let inner = match rest {
+                Some(r) if r.is_empty() || r.starts_with('[') => r.to_string(),
+                Some(r) if r.starts_with('.') => r[1..].to_string(),
+                _ => key.clone(),
+            };
+            self.at(inner, message);
+        }
+    }
+
     /// A problem with the value at `key` (inside the section).
     pub fn at(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.items.push(Problem {

@@ -431,9 +431,6 @@ fn validate(
     for (key, message) in config.milter.validate() {
         err(None, key, message);
     }
-    for (key, message) in config.classifier.validate() {
-        err(None, key, message);
-    }
     for (key, message) in config.greylist.validate() {
         err(None, key, message);
     }

@@ -1,20 +1,18 @@
 //! The config model: one TOML file, every section optional with working defaults.
 //!
 //! Core holds the global sections (store, scan, actions, symbols, groups)
-//! and, for now, the front ends' and the classifier's. A check's section
+//! and, for now, the front ends'. A check's section
 //! lives beside the check and is registered ([`Section`], [`Registry`]);
 //! the loader reads core and registered sections from one parsed document,
 //! so `mxguard config check` validates the whole file in one pass with
 //! exact positions, without building the pipeline.
 
-mod classifier;
 mod load;
 mod milter;
 mod policy;
 mod section;
 mod units;
 
-pub use classifier::ClassifierConfig;
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
 };
@@ -47,7 +45,6 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
-    pub classifier: ClassifierConfig,
     /// The registered sections (the checks'), read with [`Config::section`];
     /// `config dump` prints them after the core ones.
     #[serde(skip_deserializing, flatten)]
@@ -57,16 +54,7 @@ pub struct Config {
 /// The top-level keys of [`Config`]'s own fields; a registered section
 /// may not take one.
 pub const CORE_KEYS: &[&str] = &[
-    "store",
-    "scan",
-    "actions",
-    "symbols",
-    "groups",
-    "milter",
-    "policy",
-    "greylist",
-    "dns",
-    "classifier",
+    "store", "scan", "actions", "symbols", "groups", "milter", "policy", "greylist", "dns",
 ];
 
 impl Config {

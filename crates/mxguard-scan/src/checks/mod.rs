@@ -84,6 +84,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<rules::RuleList>()
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
+        .with::<bayes::ClassifierConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -109,9 +110,10 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
-    if config.classifier.enabled {
+    let classifier = config.section::<bayes::ClassifierConfig>();
+    if classifier.enabled {
         checks.push(Box::new(bayes::Bayes::new(
-            &config.classifier,
+            classifier,
             services.classifier.clone(),
         )));
     }

@@ -1134,8 +1134,8 @@ mod section_tests {
     #[derive(Debug, Clone, Serialize, Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Probe {
-        enabled: bool,
         limit: u32,
+        enabled: bool,
     }
 
     impl Default for Probe {
@@ -1349,8 +1349,9 @@ pattern = \"\"
         )
         .unwrap();
         let dump = toml::to_string_pretty(&c).unwrap();
+        // In the struct's order, as core's sections (toml's `preserve_order`).
         assert!(
-            dump.contains("[probe]\nenabled = true\nlimit = 10\n"),
+            dump.contains("[probe]\nlimit = 10\nenabled = true\n"),
             "{dump}"
         );
         assert!(dump.contains("[[probes]]\nname = \"A\""), "{dump}");

@@ -167,13 +167,16 @@ impl<T: Section> Erased for T {
     }
 }
 
+/// Reads a section from a table holding its key only.
+type Deserialize = for<'a> fn(Spanned<DeTable<'a>>) -> Result<Box<dyn Erased>, toml::de::Error>;
+
 /// How the loader handles one registered section, without its type.
 #[derive(Clone, Copy)]
 pub(super) struct Spec {
     pub key: &'static str,
     type_name: &'static str,
     /// Deserialises the section from a table holding its key only.
-    deserialize: for<'a> fn(Spanned<DeTable<'a>>) -> Result<Box<dyn Erased>, toml::de::Error>,
+    deserialize: Deserialize,
     validate: fn(&dyn Erased, &mut Problems),
     default: fn() -> Box<dyn Erased>,
 }

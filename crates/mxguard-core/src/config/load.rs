@@ -4,7 +4,9 @@
 //! serde stops at the first error. To report them all, the document is parsed
 //! once into a spanned tree; after each deserialisation error the offending
 //! entry is located by its span, recorded, removed from the tree, and the
-//! tree is deserialised again, until it succeeds.
+//! tree is deserialised again, until it succeeds. Each registered section
+//! (see `section.rs`) is cut out of the tree and read the same way, sharing
+//! one budget of passes, so its errors come in the same list.
 
 use super::section::Spec;
 use super::{Config, Problems, Registry, SCORE_HINT};
@@ -90,7 +92,7 @@ pub const MAX_ERRORS: usize = 100;
 /// large config full of errors stops early instead of running for minutes.
 const PASS_BUDGET: usize = 1_000_000;
 
-/// Reads and validates a config file.
+/// Reads and validates a config file (see [`load_str`] for `registry`).
 pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedConfig, Vec<ConfigError>> {
     let label = path.display().to_string();
     let whole_file = |message: String| {
@@ -125,6 +127,9 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<LoadedConfig, Vec<C
 }
 
 /// Parses and validates config text; `file` names it in error messages.
+/// `registry` lists the sections owned outside core (a program's checks:
+/// `mxguard_scan::sections()`); with `Registry::new()` only core's are known
+/// and any other top-level key is an error.
 ///
 /// Safe on any input: text over [`MAX_CONFIG_SIZE`] is refused, nesting is
 /// bounded by the TOML parser's own depth limit, and the work done for a

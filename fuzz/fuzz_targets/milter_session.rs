@@ -25,6 +25,7 @@ fn world() -> &'static World {
         let config = mxguard_core::config::load_str(
             "[milter]\nmax_message_size = \"256K\"\n[[rules]]\nname = \"FUZZ\"\ntarget = \"subject\"\npattern = \"spam\"\nscore = 20\n",
             "fuzz.toml",
+            &mxguard_scan::sections(),
         )
         .expect("fuzz config");
         let milter = config.milter.clone();

@@ -57,7 +57,8 @@ pattern = "^application/"
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
-        let config = mxguard_core::config::load_str(CONFIG, "fuzz.toml").expect("fuzz config");
+        let config = mxguard_core::config::load_str(CONFIG, "fuzz.toml", &mxguard_scan::sections())
+            .expect("fuzz config");
         let mut model = mxguard_learn::Model::new(16);
         for (raw, spam) in [
             (

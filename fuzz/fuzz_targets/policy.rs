@@ -42,7 +42,7 @@ fn world() -> &'static World {
              [greylist]\ndelay = 0\nwhitelist_clients = [\"{wl}\"]\nwhitelist_recipients = [\"{wlr}\"]\n"
         );
         let loaded = mxguard_core::config::LoadedConfig {
-            config: mxguard_core::config::load_str(&config, "fuzz.toml").expect("fuzz config"),
+            config: mxguard_core::config::load_str(&config, "fuzz.toml", &mxguard_scan::sections()).expect("fuzz config"),
             ..Default::default()
         };
         let store = Arc::new(MemoryStore::default());

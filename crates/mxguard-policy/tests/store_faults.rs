@@ -6,7 +6,7 @@
 
 mod common;
 
-use mxguard_core::config::{LoadedConfig, load_str};
+use mxguard_core::config::{LoadedConfig, Registry, load_str};
 use mxguard_policy::engine::Engine;
 use mxguard_policy::protocol::Request;
 use mxguard_store::{
@@ -120,7 +120,8 @@ struct Setup {
 const GREYLIST: &str = "[greylist]\ndelay = 60\nsender_pools = false\n[policy]\nmynetworks = []\n";
 
 fn setup(config: &str) -> Setup {
-    let config = load_str(config, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let config =
+        load_str(config, "test.toml", &Registry::new()).unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
         ..Default::default()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use mxguard_core::config::{LoadedConfig, load_str};
+use mxguard_core::config::{LoadedConfig, Registry, load_str};
 use mxguard_policy::engine::Engine;
 use mxguard_policy::protocol::Request;
 use mxguard_store::{BoxFuture, Clock, EmbeddedStore, Entries, ManualClock, Purged, Result, Store};
@@ -103,7 +103,8 @@ struct Setup {
 }
 
 fn setup(config: &str) -> Setup {
-    let config = load_str(config, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let config =
+        load_str(config, "test.toml", &Registry::new()).unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
         ..Default::default()

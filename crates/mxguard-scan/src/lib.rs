@@ -26,7 +26,7 @@ pub mod service;
 mod services;
 mod task;
 
-pub use checks::BoxFuture;
+pub use checks::{BoxFuture, sections};
 pub use milter_headers::MilterBlock;
 pub use pipeline::{Pipeline, PipelineWarning, Prepared};
 pub use service::{

@@ -8,7 +8,8 @@ use std::path::Path;
 
 fn pipeline(dir: &Path, lists: &str) -> Pipeline {
     let text = format!("[scan]\nmap_check_interval = 0\n{lists}");
-    let config = load_str(&text, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let config =
+        load_str(&text, "test.toml", &mxguard_scan::sections()).unwrap_or_else(|e| panic!("{e:?}"));
     let (p, warnings) = Pipeline::from_config(config).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(warnings.is_empty(), "{warnings:?} in {}", dir.display());
     p
@@ -188,7 +189,7 @@ fn header_lists_on_an_oversized_message_do_not_fail() {
         list("L_HDR", "header", &hdr, "header = \"X-Campaign\""),
         list("L_HFROM", "from", &from, "source = \"header\"")
     );
-    let config = load_str(&text, "t.toml").unwrap();
+    let config = load_str(&text, "t.toml", &mxguard_scan::sections()).unwrap();
     let (p, _) = Pipeline::from_config(config).unwrap();
     let v = p.scan_blocking(&Envelope::default(), MSG);
     assert!(v.is_skipped);

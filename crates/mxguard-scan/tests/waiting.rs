@@ -23,7 +23,7 @@ pattern = "hello"
 const MSG: &[u8] = b"From: a@example.com\r\nSubject: hello there\r\n\r\nbody\r\n";
 
 fn loaded(scan_timeout_ms: u64) -> LoadedConfig {
-    let mut config: Config = load_str(CONFIG, "test.toml").unwrap();
+    let mut config: Config = load_str(CONFIG, "test.toml", &mxguard_scan::sections()).unwrap();
     config.scan.scan_timeout = Millis(scan_timeout_ms);
     LoadedConfig {
         config,

@@ -3,9 +3,9 @@
 //! `[classifier] refresh_interval`, and autolearn from verdicts.
 
 use mxguard_core::Verdict;
-use mxguard_core::config::ClassifierConfig;
 use mxguard_learn::ModelHandle;
 use mxguard_learn::persist::{self, Class, Learner, Sample};
+use mxguard_scan::checks::bayes::ClassifierConfig;
 use mxguard_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

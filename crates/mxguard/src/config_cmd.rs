@@ -38,7 +38,7 @@ fn check(globals: &Globals, file: Option<PathBuf>) -> Result<ExitCode, String> {
     let path = file
         .or_else(|| globals.config.clone())
         .unwrap_or_else(|| PathBuf::from(mxguard_core::config::DEFAULT_CONFIG_PATH));
-    let loaded = match load_file(&path) {
+    let loaded = match load_file(&path, &crate::settings::sections()) {
         Ok(l) => l,
         Err(errors) => return Ok(refuse(&path, &errors)),
     };

@@ -5,6 +5,7 @@ use crate::settings::{Globals, display};
 use clap::Args;
 use mxguard_learn::eval::{self, Evaluation, Labeled, Settings};
 use mxguard_learn::persist::{self, Class, LearnReport, Learner, Sample};
+use mxguard_scan::checks::bayes::ClassifierConfig;
 use mxguard_store::{EmbeddedStore, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,7 +91,10 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
     let loaded = globals.load_config()?;
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&loaded.config.store.data_dir).map_err(|e| e.to_string())?);
-    let learner = Learner::new(store, loaded.config.classifier.table_bits);
+    let learner = Learner::new(
+        store,
+        loaded.config.section::<ClassifierConfig>().table_bits,
+    );
     let rt = runtime()?;
     let threads = jobs(args.jobs);
     let started = Instant::now();
@@ -204,11 +208,11 @@ pub fn eval(globals: &Globals, args: EvalArgs) -> Result<ExitCode, String> {
     let loaded = globals.load_config()?;
     let threads = jobs(args.jobs);
     let settings = Settings {
-        bits: loaded.config.classifier.table_bits,
+        bits: loaded.config.section::<ClassifierConfig>().table_bits,
         seed: args.seed,
         threshold: args
             .threshold
-            .unwrap_or(loaded.config.classifier.spam_threshold),
+            .unwrap_or(loaded.config.section::<ClassifierConfig>().spam_threshold),
     };
     let fixed = !(args.train_spam.is_empty()
         && args.train_ham.is_empty()
@@ -338,7 +342,7 @@ pub fn scan_store(
 ) -> Result<ScanStore, String> {
     let c = &loaded.config;
     let dir = &c.store.data_dir;
-    let classifier = c.classifier.enabled && dir.join("mxguard.redb").exists();
+    let classifier = c.section::<ClassifierConfig>().enabled && dir.join("mxguard.redb").exists();
     if !record && !classifier {
         return Ok((None, None));
     }
@@ -350,7 +354,7 @@ pub fn scan_store(
         }
         Err(e) => return Err(e.to_string()),
     };
-    if !c.classifier.enabled {
+    if !c.section::<ClassifierConfig>().enabled {
         return Ok((Some(store), None));
     }
     let handle = mxguard_learn::ModelHandle::empty();
@@ -363,7 +367,7 @@ pub fn scan_store(
 /// The classifier lines of `mxguard stats`.
 pub fn print_status(globals: &Globals, store: &Arc<dyn Store>) -> Result<(), String> {
     let loaded = globals.load_config()?;
-    let c = &loaded.config.classifier;
+    let c = loaded.config.section::<ClassifierConfig>();
     let status = runtime()?
         .block_on(persist::status(&**store))
         .map_err(|e| e.to_string())?;

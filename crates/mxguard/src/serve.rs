@@ -8,6 +8,7 @@ use crate::parts::{self, Wanted};
 use crate::settings::{Globals, format_errors};
 use mxguard_core::shared::Shared;
 use mxguard_scan::Services;
+use mxguard_scan::checks::bayes::ClassifierConfig;
 use mxguard_store::{EmbeddedStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     // The classifier first: its model handle is one of the checks' services.
     let classifier = if Wanted::serve(config).pipeline {
         let (classifier, classifier_tasks) = crate::classifier::Classifier::start(
-            &config.classifier,
+            config.section::<ClassifierConfig>(),
             store.clone(),
             stop_rx.clone(),
         )

@@ -1,7 +1,14 @@
 //! Global options, config resolution and logging set-up shared by commands.
 
-use mxguard_core::config::{ConfigError, DEFAULT_CONFIG_PATH, LoadedConfig, load_file};
+use mxguard_core::config::{ConfigError, DEFAULT_CONFIG_PATH, LoadedConfig, Registry, load_file};
 use std::path::{Path, PathBuf};
+
+/// Every config section read besides core's, one line per owner. A new
+/// owner outside the scan checks (a front end) adds its `.with::<T>()`
+/// here.
+pub fn sections() -> Registry {
+    mxguard_scan::checks::register(Registry::new())
+}
 
 pub struct Globals {
     pub config: Option<PathBuf>,
@@ -17,8 +24,11 @@ impl Globals {
             None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
         };
         let mut loaded = match path {
-            Some(p) => load_file(&p).map_err(|errs| format_errors(&errs))?,
-            None => LoadedConfig::default(),
+            Some(p) => load_file(&p, &sections()).map_err(|errs| format_errors(&errs))?,
+            None => LoadedConfig {
+                config: sections().defaults(),
+                ..LoadedConfig::default()
+            },
         };
         if let Some(d) = &self.data_dir {
             loaded.config.store.data_dir = d.clone();

@@ -187,7 +187,7 @@ fn config_dump_prints_effective_config_that_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n",
+        "[actions]\nreject = false\nadd_header = 10\ngreylist = 20\n[[rules]]\nname = \"R_DUMP\"\ntarget = \"subject\"\npattern = \"dump me\"\n",
     );
     let out = mxguard(
         &[
@@ -205,10 +205,23 @@ fn config_dump_prints_effective_config_that_loads_back() {
     assert!(dumped.contains("reject = false"), "{dumped}");
     assert!(dumped.contains("add_header = 10.0"), "{dumped}");
     assert!(dumped.contains("data_dir = \"/tmp/mxg-x\""), "{dumped}");
-    assert!(
-        dumped.contains("[gtube]"),
-        "defaults are included: {dumped}"
-    );
+    // Every section is printed, the checks' registered ones included,
+    // at their defaults when the file leaves them out.
+    for section in [
+        "[store]",
+        "[scan]",
+        "[milter]",
+        "[policy]",
+        "[greylist]",
+        "[dns]",
+        "[classifier]",
+        "[gtube]",
+        "[headers]",
+        "[[rules]]",
+    ] {
+        assert!(dumped.contains(section), "{section} missing: {dumped}");
+    }
+    assert!(dumped.contains("name = \"R_DUMP\""), "{dumped}");
     let again = write_config(dir.path(), &dumped);
     let out = mxguard(&["config", "check", again.to_str().unwrap()], None);
     assert!(
@@ -266,8 +279,12 @@ fn multimap_blacklist_and_whitelist_from_the_command_line() {
 #[test]
 fn the_example_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mxguard.toml");
-    let loaded = mxguard_core::config::load_file(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(loaded.config.multimap.len(), 3);
+    let loaded = mxguard_core::config::load_file(&path, &mxguard_scan::sections())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let lists = loaded
+        .config
+        .section::<mxguard_scan::checks::multimap::MultimapList>();
+    assert_eq!(lists.0.len(), 3);
     assert_eq!(loaded.config.scan.map_check_interval.0, 1);
 }
 
@@ -342,7 +359,7 @@ fn every_toml_example_in_the_readme_is_valid() {
         .collect();
     assert!(blocks.len() >= 3);
     for b in blocks {
-        if let Err(e) = mxguard_core::config::load_str(b, "README.md") {
+        if let Err(e) = mxguard_core::config::load_str(b, "README.md", &mxguard_scan::sections()) {
             panic!("README example does not load: {e:?}\n{b}");
         }
     }

@@ -1,7 +1,7 @@
 //! A policy server on a loopback port, and a client that speaks like Postfix.
 #![allow(dead_code)]
 
-use mxguard_core::config::{LoadedConfig, load_str};
+use mxguard_core::config::{LoadedConfig, Registry, load_str};
 use mxguard_core::shared::Shared;
 use mxguard_policy::engine::Engine;
 use mxguard_policy::server::{Limits, Listener, serve, serve_with_grace};
@@ -40,7 +40,8 @@ pub fn build(
     config: &str,
     clock: Arc<dyn Clock>,
 ) -> (Arc<Shared<Engine>>, Arc<dyn Store>, tempfile::TempDir) {
-    let config = load_str(config, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let config =
+        load_str(config, "test.toml", &Registry::new()).unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
         ..Default::default()

@@ -12,9 +12,12 @@
 //! `spam_threshold`, scaled by 2(p − 0.5); BAYES_HAM when p ≤
 //! `ham_threshold`, scaled by 2(0.5 − p). The option is the probability.
 
+mod config;
+
+pub use config::ClassifierConfig;
+
 use super::Check;
 use crate::Task;
-use mxguard_core::config::ClassifierConfig;
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_learn::ModelHandle;
 use std::sync::Arc;

@@ -8,7 +8,26 @@
 use super::Check;
 use crate::Task;
 use memchr::memmem;
+use mxguard_core::config::Section;
 use mxguard_core::{Action, ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
+
+/// `[gtube]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GtubeConfig {
+    pub enabled: bool,
+}
+
+impl Default for GtubeConfig {
+    fn default() -> Self {
+        GtubeConfig { enabled: true }
+    }
+}
+
+impl Section for GtubeConfig {
+    const KEY: &'static str = "gtube";
+}
 
 /// Everything but the first byte, which selects the action.
 const GTUBE_TAIL: &[u8] = b"JS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";

@@ -5,8 +5,34 @@
 use super::Check;
 use crate::Task;
 use mail_parser::{HeaderName, HeaderValue};
-use mxguard_core::config::HeaderChecksConfig;
+use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
+
+/// `[headers]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeaderChecksConfig {
+    pub enabled: bool,
+    /// To: with more addresses than this gives MANY_RCPTS_TO.
+    pub max_to_rcpts: usize,
+    /// Subjects shorter than this (in letters) never count as all-caps.
+    pub caps_subject_min_letters: usize,
+}
+
+impl Default for HeaderChecksConfig {
+    fn default() -> Self {
+        HeaderChecksConfig {
+            enabled: true,
+            max_to_rcpts: 10,
+            caps_subject_min_letters: 10,
+        }
+    }
+}
+
+impl Section for HeaderChecksConfig {
+    const KEY: &'static str = "headers";
+}
 
 pub struct HeaderSanity {
     max_to_rcpts: usize,

@@ -1,7 +1,7 @@
-//! The checks, one module each. A module holds its symbols with their
-//! default weights, its code and its tests; its config struct lives in
-//! `mxguard_core::config` so the whole file validates in one pass. Adding a
-//! check means a new module here and one line in [`build_checks`].
+//! The checks, one module each. A module holds its config section (a serde
+//! struct implementing [`Section`](mxguard_core::config::Section)), its symbols with their default
+//! weights, its code and its tests. Adding a check means a new module here,
+//! one line in [`register`] for its section and one in [`build_checks`].
 //!
 //! A check is cheap CPU work by default: [`Check::run`] is called inline,
 //! in pipeline order, with no thread hop. A check that waits (DNS, store,
@@ -19,7 +19,7 @@ pub mod waiting;
 
 use crate::Task;
 use crate::services::Services;
-use mxguard_core::config::Config;
+use mxguard_core::config::{Config, Registry};
 use mxguard_core::maps::LineError;
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
 
@@ -75,6 +75,24 @@ pub struct BuildReport {
     pub line_errors: Vec<LineError>,
 }
 
+/// Adds every check's config section to `registry`, so the loader reads
+/// and validates them with the rest of the file.
+pub fn register(registry: Registry) -> Registry {
+    registry
+        .with::<gtube::GtubeConfig>()
+        .with::<headers::HeaderChecksConfig>()
+        .with::<rules::RuleList>()
+        .with::<rules::RuleTableList>()
+        .with::<multimap::MultimapList>()
+        .with::<bayes::ClassifierConfig>()
+}
+
+/// Every section the scan reads besides core's: what a program that
+/// builds a [`Pipeline`](crate::Pipeline) loads its config with.
+pub fn sections() -> Registry {
+    register(Registry::new())
+}
+
 /// Builds every enabled check from the config, in pipeline order.
 pub fn build_checks(
     config: &Config,
@@ -82,18 +100,20 @@ pub fn build_checks(
     report: &mut BuildReport,
 ) -> Vec<Box<dyn Check>> {
     let mut checks: Vec<Box<dyn Check>> = Vec::new();
-    if config.gtube.enabled {
+    if config.section::<gtube::GtubeConfig>().enabled {
         checks.push(Box::new(gtube::Gtube));
     }
     checks.push(Box::new(multimap::Multimap::new(config, report)));
     checks.push(Box::new(rules::Rules::new(config, report)));
-    if config.headers.enabled {
-        checks.push(Box::new(headers::HeaderSanity::new(&config.headers)));
+    let headers = config.section::<headers::HeaderChecksConfig>();
+    if headers.enabled {
+        checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
-    if config.classifier.enabled {
+    let classifier = config.section::<bayes::ClassifierConfig>();
+    if classifier.enabled {
         checks.push(Box::new(bayes::Bayes::new(
-            &config.classifier,
+            classifier,
             services.classifier.clone(),
         )));
     }

@@ -8,15 +8,139 @@
 
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
-use mxguard_core::config::{AddressMatch, AddressSource, Config, MapType, MultimapConfig};
+use mxguard_core::config::{Config, Problems, Section};
 use mxguard_core::envelope::strip_path;
 use mxguard_core::iptable::{IpTable, parse_network};
 use mxguard_core::maps::{LineError, MapData, MapFile, MapLimits, logical_lines};
 use mxguard_core::rules::RuleAction;
 use mxguard_core::{Action, Envelope, ScanResults, SmtpStage, SymbolDef};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// What a multimap list is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapType {
+    /// Client IP address: addresses, CIDR, Postfix-style prefixes like `10.1.2`.
+    Ip,
+    /// Sender: envelope MAIL FROM, or the From header with `source = "header"`.
+    From,
+    /// Recipients: envelope RCPT TO, or the To/Cc headers with `source = "header"`.
+    Rcpt,
+    /// HELO/EHLO name.
+    Helo,
+    /// A header's value (`header = "..."`).
+    Header,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressSource {
+    #[default]
+    Envelope,
+    Header,
+}
+
+/// How addresses are compared with a list's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressMatch {
+    /// The whole address (case-insensitive), or its domain when the entry is
+    /// `@domain`, or its local part when the entry is `user@`.
+    #[default]
+    Email,
+    /// The domain exactly (rspamd's `email:domain`).
+    Domain,
+    /// The domain and all its subdomains (rspamd's `email:domain:tld`).
+    Subdomain,
+}
+
+/// A multimap list, as in rspamd's multimap.conf.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultimapConfig {
+    /// The symbol the list emits.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: MapType,
+    /// The map file: one entry per line, `#` comments, Postfix access lines.
+    pub map: Spanned<PathBuf>,
+    #[serde(default)]
+    pub source: AddressSource,
+    #[serde(default, rename = "match")]
+    pub matching: AddressMatch,
+    /// The header name, for `type = "header"`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Weight of the symbol (default 1.0).
+    #[serde(default)]
+    pub score: Option<f64>,
+    /// `accept` or `reject` (any action name), forced on a match.
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
+    /// SMTP text for a forced reject.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Runs before the other checks; an accept skips them, and the milter
+    /// applies it at the SMTP stage where its data is known.
+    #[serde(default)]
+    pub prefilter: bool,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[[multimap]]`: every list, in file order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MultimapList(pub Vec<MultimapConfig>);
+
+impl Section for MultimapList {
+    const KEY: &'static str = "multimap";
+
+    fn validate(&self, problems: &mut Problems) {
+        for (i, m) in self.0.iter().enumerate() {
+            problems.finite_score(format!("[{i}].score"), m.score);
+        }
+        for (i, m) in self.0.iter().enumerate() {
+            if m.kind == MapType::Header && m.header.as_deref().is_none_or(str::is_empty) {
+                problems.at_span(
+                    m.map.span(),
+                    format!("[{i}].header"),
+                    format!(
+                        "list {} has type = \"header\" but no header = \"Name\"",
+                        m.name
+                    ),
+                );
+            }
+            if m.source == AddressSource::Header && !matches!(m.kind, MapType::From | MapType::Rcpt)
+            {
+                problems.at_span(
+                    m.map.span(),
+                    format!("[{i}].source"),
+                    "source = \"header\" applies to type = \"from\" or \"rcpt\" only",
+                );
+            }
+            if let Some(a) = &m.action
+                && Action::parse(a.get_ref()).is_none()
+            {
+                problems.at_span(
+                    a.span(),
+                    format!("[{i}].action"),
+                    format!(
+                        "unknown action `{}`, expected accept, reject, soft reject, add header, discard or quarantine",
+                        a.get_ref()
+                    ),
+                );
+            }
+            problems.symbol_name(m.map.span(), format!("[{i}].name"), &m.name);
+        }
+    }
+}
 
 /// What a map entry says besides "present".
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -215,7 +339,7 @@ impl Multimap {
         let limits = MapLimits::of(&config.scan);
         let mut lists = Vec::new();
         let mut defs = Vec::new();
-        for (i, c) in config.multimap.iter().enumerate() {
+        for (i, c) in config.section::<MultimapList>().0.iter().enumerate() {
             match build_list(c, limits, report) {
                 Ok(list) => {
                     defs.push(SymbolDef::new(

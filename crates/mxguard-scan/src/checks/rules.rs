@@ -4,14 +4,139 @@
 use super::{BuildError, BuildReport, Check};
 use crate::Task;
 use mail_parser::MimeHeaders;
-use mxguard_core::config::{Config, RuleTarget, TableTarget};
+use mxguard_core::config::{Config, Problems, Section};
 use mxguard_core::maps::{
     LineError, MapData, MapFile, MapLimits, logical_lines_whole_line_comments,
 };
 use mxguard_core::rules::{RuleAction, compile_pattern};
 use mxguard_core::{ScanResults, SymbolDef};
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// What a header/body rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleTarget {
+    /// A header by name (`header = "..."`), decoded unless `raw = true`.
+    Header,
+    /// The decoded Subject.
+    Subject,
+    /// The decoded text of every text part (HTML reduced to text).
+    Body,
+    /// The undecoded body, as transmitted.
+    Rawbody,
+    /// Each attachment's file name.
+    Filename,
+    /// Each MIME part's content type, `type/subtype`.
+    ContentType,
+}
+
+/// A named regexp rule: rspamd's regexp module, Postfix's header/body_checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The symbol the rule emits.
+    pub name: String,
+    pub target: RuleTarget,
+    /// The header name, for `target = "header"`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Match the header's raw (undecoded, unfolded) value.
+    #[serde(default)]
+    pub raw: bool,
+    /// A regex, either plain or as `/pattern/flags` (flags: i, m, s, x).
+    pub pattern: Spanned<String>,
+    /// The symbol's weight (default 1.0).
+    #[serde(default)]
+    pub score: Option<f64>,
+    /// Postfix-style action: `REJECT text`, `DISCARD`, `WARN`, `HOLD`.
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// What a Postfix `regexp:` table applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableTarget {
+    /// Like `header_checks`: each logical header line, `Name: value`.
+    Header,
+    /// Like `body_checks`: each line of the body.
+    Body,
+}
+
+/// A Postfix `regexp:` table file used as header_checks or body_checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTableConfig {
+    pub path: Spanned<PathBuf>,
+    pub target: TableTarget,
+    /// Symbol for matches; defaults to HEADER_CHECKS or BODY_CHECKS.
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// Weight of the symbol (default 1.0); REJECT/DISCARD/HOLD lines force their action.
+    #[serde(default)]
+    pub score: Option<f64>,
+}
+
+/// `[[rules]]`: every named rule, in file order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleList(pub Vec<RuleConfig>);
+
+impl Section for RuleList {
+    const KEY: &'static str = "rules";
+
+    fn validate(&self, problems: &mut Problems) {
+        for (i, r) in self.0.iter().enumerate() {
+            problems.finite_score(format!("[{i}].score"), r.score);
+        }
+        for (i, r) in self.0.iter().enumerate() {
+            if let Err(e) = compile_pattern(r.pattern.get_ref(), false) {
+                problems.at_span(r.pattern.span(), format!("[{i}].pattern"), e);
+            }
+            if let Some(a) = &r.action
+                && let Err(e) = RuleAction::parse(a.get_ref())
+            {
+                problems.at_span(a.span(), format!("[{i}].action"), e);
+            }
+            if r.target == RuleTarget::Header && r.header.as_deref().is_none_or(str::is_empty) {
+                problems.at_span(
+                    r.pattern.span(),
+                    format!("[{i}].header"),
+                    format!(
+                        "rule {} has target = \"header\" but no header = \"Name\"",
+                        r.name
+                    ),
+                );
+            }
+            problems.symbol_name(r.pattern.span(), format!("[{i}].name"), &r.name);
+        }
+    }
+}
+
+/// `[[rule_tables]]`: every Postfix regexp table, in file order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleTableList(pub Vec<RuleTableConfig>);
+
+impl Section for RuleTableList {
+    const KEY: &'static str = "rule_tables";
+
+    fn validate(&self, problems: &mut Problems) {
+        for (i, t) in self.0.iter().enumerate() {
+            problems.finite_score(format!("[{i}].score"), t.score);
+            if let Some(s) = &t.symbol {
+                problems.symbol_name(t.path.span(), format!("[{i}].symbol"), s);
+            }
+        }
+    }
+}
 
 /// Postfix's default body_checks_size_limit: body_checks see this much.
 const BODY_CHECKS_LIMIT: usize = 51200;
@@ -191,7 +316,7 @@ impl Rules {
     pub fn new(config: &Config, report: &mut BuildReport) -> Rules {
         let mut rules = Vec::new();
         let mut defs = Vec::new();
-        for (i, r) in config.rules.iter().enumerate() {
+        for (i, r) in config.section::<RuleList>().0.iter().enumerate() {
             let regex = match compile_pattern(r.pattern.get_ref(), false) {
                 Ok(re) => re,
                 Err(message) => {
@@ -223,7 +348,7 @@ impl Rules {
         }
         let limits = MapLimits::of(&config.scan);
         let mut tables = Vec::new();
-        for (i, t) in config.rule_tables.iter().enumerate() {
+        for (i, t) in config.section::<RuleTableList>().0.iter().enumerate() {
             let symbol = t.symbol.clone().unwrap_or_else(|| match t.target {
                 TableTarget::Header => "HEADER_CHECKS".to_string(),
                 TableTarget::Body => "BODY_CHECKS".to_string(),
@@ -367,7 +492,6 @@ impl Check for Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxguard_core::config::{RuleConfig, RuleTableConfig};
     use mxguard_core::{Action, Envelope};
     use toml::Spanned;
 
@@ -406,36 +530,33 @@ mod tests {
 
     #[test]
     fn each_target() {
-        let c = Config {
-            rules: vec![
-                rule(
-                    "R_MAILER",
-                    RuleTarget::Header,
-                    Some("x-mailer"),
-                    "/spamblaster/i",
-                    None,
-                ),
-                rule("R_SUBJ", RuleTarget::Subject, None, "Cheap pïll", None),
-                rule("R_BODY", RuleTarget::Body, None, "viagra", None),
-                rule("R_RAW", RuleTarget::Rawbody, None, "v=69agra", None),
-                rule(
-                    "R_EXE",
-                    RuleTarget::Filename,
-                    None,
-                    r"/\.exe$/i",
-                    Some("REJECT no executables"),
-                ),
-                rule(
-                    "R_CT",
-                    RuleTarget::ContentType,
-                    None,
-                    "^application/x-msdownload$",
-                    None,
-                ),
-                rule("R_NOPE", RuleTarget::Body, None, "lottery", None),
-            ],
-            ..Default::default()
-        };
+        let c = Config::default().with_section(RuleList(vec![
+            rule(
+                "R_MAILER",
+                RuleTarget::Header,
+                Some("x-mailer"),
+                "/spamblaster/i",
+                None,
+            ),
+            rule("R_SUBJ", RuleTarget::Subject, None, "Cheap pïll", None),
+            rule("R_BODY", RuleTarget::Body, None, "viagra", None),
+            rule("R_RAW", RuleTarget::Rawbody, None, "v=69agra", None),
+            rule(
+                "R_EXE",
+                RuleTarget::Filename,
+                None,
+                r"/\.exe$/i",
+                Some("REJECT no executables"),
+            ),
+            rule(
+                "R_CT",
+                RuleTarget::ContentType,
+                None,
+                "^application/x-msdownload$",
+                None,
+            ),
+            rule("R_NOPE", RuleTarget::Body, None, "lottery", None),
+        ]));
         let r = scan(&c, MSG);
         let names: Vec<&str> = r.hits.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(
@@ -458,23 +579,20 @@ mod tests {
         .unwrap();
         let bc = dir.path().join("body_checks");
         std::fs::write(&bc, "/^Buy v=69agra/ REJECT body says no\n").unwrap();
-        let c = Config {
-            rule_tables: vec![
-                RuleTableConfig {
-                    path: Spanned::new(0..0, hc.clone()),
-                    target: TableTarget::Header,
-                    symbol: None,
-                    score: None,
-                },
-                RuleTableConfig {
-                    path: Spanned::new(0..0, bc),
-                    target: TableTarget::Body,
-                    symbol: Some("MY_BODY".into()),
-                    score: None,
-                },
-            ],
-            ..Default::default()
-        };
+        let c = Config::default().with_section(RuleTableList(vec![
+            RuleTableConfig {
+                path: Spanned::new(0..0, hc.clone()),
+                target: TableTarget::Header,
+                symbol: None,
+                score: None,
+            },
+            RuleTableConfig {
+                path: Spanned::new(0..0, bc),
+                target: TableTarget::Body,
+                symbol: Some("MY_BODY".into()),
+                score: None,
+            },
+        ]));
         let mut report = BuildReport::default();
         let rules = Rules::new(&c, &mut report);
         assert_eq!(report.line_errors.len(), 1, "{:?}", report.line_errors);

@@ -1,6 +1,8 @@
-//! `[classifier]`: the learning classifier (BAYES_SPAM / BAYES_HAM).
+//! `[classifier]`: the learning classifier (BAYES_SPAM / BAYES_HAM). Read by
+//! the check, by autolearn and by the `learn` commands; it lives with the
+//! check because `mxguard-learn` knows neither serde nor the config.
 
-use super::units::{ByteSize, Seconds};
+use mxguard_core::config::{ByteSize, Problems, Seconds, Section};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +53,14 @@ impl Default for ClassifierConfig {
             autolearn_queue_bytes: ByteSize(32 * 1024 * 1024),
             table_bits: 20,
         }
+    }
+}
+
+impl Section for ClassifierConfig {
+    const KEY: &'static str = "classifier";
+
+    fn validate(&self, problems: &mut Problems) {
+        problems.extend_file_keys(ClassifierConfig::validate(self));
     }
 }
 

@@ -504,7 +504,7 @@ impl Engine {
         } else {
             "client_name"
         };
-        let known = if req.attrs.contains_key(attr) {
+        let known = if req.contains(attr) {
             // Postfix has done the lookups: `unknown` means they failed.
             if reverse_only {
                 req.reverse_client_name().is_some()
@@ -737,7 +737,7 @@ impl Engine {
                     &cfg.greylist_text,
                     remaining,
                     req.recipient(),
-                    req.attrs.contains_key("etrn_domain"),
+                    req.contains("etrn_domain"),
                 );
                 Step::Decide(format!("{} {text}", cfg.greylist_action))
             }

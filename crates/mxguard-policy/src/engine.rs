@@ -795,7 +795,10 @@ impl Engine {
         if now.saturating_sub(prev.first) < self.greylist.delay.0 {
             return (None, None);
         }
-        (self.pool_pass(dns, req, ip, now, &domain, &prev).await, None)
+        (
+            self.pool_pass(dns, req, ip, now, &domain, &prev).await,
+            None,
+        )
     }
 
     /// Whether a retry from `ip` passes as the pool of the first attempt

@@ -81,8 +81,7 @@ impl Request {
 
     fn find(&self, name: &str) -> Option<&str> {
         self.attrs.iter().rev().find_map(|a| {
-            (self.slice(a.name_start, a.name_end) == name)
-                .then(|| self.slice(a.value_start, a.end))
+            (self.slice(a.name_start, a.name_end) == name).then(|| self.slice(a.value_start, a.end))
         })
     }
 

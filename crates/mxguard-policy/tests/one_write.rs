@@ -73,7 +73,12 @@ async fn a_first_attempt_is_one_relaxed_store_write() {
     }
     // A retry of a known triplet (too early) writes the triplet alone.
     let w = store.stats().writes;
-    assert!(engine.decide(&request(3)).await.starts_with("DEFER_IF_PERMIT"));
+    assert!(
+        engine
+            .decide(&request(3))
+            .await
+            .starts_with("DEFER_IF_PERMIT")
+    );
     settled(&engine).await;
     assert_eq!(store.stats().writes - w, 1);
 }
@@ -88,7 +93,12 @@ async fn the_strict_mode_writes_durably() {
     let (engine, store, _dir) = setup("max_pending_writes = 0\n");
     let before = store.stats();
     for n in 0..5 {
-        assert!(engine.decide(&request(n)).await.starts_with("DEFER_IF_PERMIT"));
+        assert!(
+            engine
+                .decide(&request(n))
+                .await
+                .starts_with("DEFER_IF_PERMIT")
+        );
         assert_eq!(engine.pending_writes(), 0);
     }
     let after = store.stats();

@@ -807,7 +807,10 @@ impl Store for EmbeddedStore {
 
     fn purge_expired(&self, limit: usize) -> BoxFuture<'_, Result<Purged>> {
         Box::pin(async move {
-            match self.write(Op::Purge { limit }, Durability::Immediate).await? {
+            match self
+                .write(Op::Purge { limit }, Durability::Immediate)
+                .await?
+            {
                 Reply::Purged(p) => Ok(p),
                 _ => Err(unexpected(&self.inner)),
             }

@@ -434,16 +434,13 @@ impl Writer<'_> {
     /// Whether `batch` must be committed durably: any durable request in
     /// it, or relaxed commits waiting for longer than the window.
     fn durable(&self, batch: &[Request]) -> bool {
-        self.flush_due()
-            || batch
-                .iter()
-                .any(|r| r.durability == Durability::Immediate)
+        self.flush_due() || batch.iter().any(|r| r.durability == Durability::Immediate)
     }
 
     /// When the relaxed commits waiting must be made durable.
     fn flush_at(&self) -> Option<Instant> {
         self.unsynced
-            .map(|since| since + self.inner.relaxed_window)
+            .and_then(|since| since.checked_add(self.inner.relaxed_window))
     }
 
     fn flush_due(&self) -> bool {

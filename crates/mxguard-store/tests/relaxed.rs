@@ -49,10 +49,7 @@ async fn assert_relaxed_values(s: &EmbeddedStore) {
         s.get_many(&["grey:a", "grey:b"]).await.unwrap(),
         vec![Some(b"1".to_vec()), Some(b"2".to_vec())]
     );
-    assert_eq!(
-        s.get("counter:scanned").await.unwrap(),
-        Some(b"2".to_vec())
-    );
+    assert_eq!(s.get("counter:scanned").await.unwrap(), Some(b"2".to_vec()));
     assert_eq!(
         s.list_range("history", 0, 10).await.unwrap(),
         vec![b"row".to_vec()]
@@ -123,7 +120,10 @@ async fn relaxed_writes_are_flushed_within_the_window() {
         .unwrap();
     let deadline = start + Duration::from_secs(10);
     while s.stats().commits == before.commits {
-        assert!(Instant::now() < deadline, "no durable commit after {window:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no durable commit after {window:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(start.elapsed() >= window, "flushed before the window ended");

@@ -49,6 +49,10 @@ use tokio::sync::oneshot;
 /// hold every caller until it is all written.
 const MAX_BATCH: usize = 4096;
 
+/// How long a batch of relaxed writes waits for more before its commit
+/// (see `Writer::gather_relaxed`).
+const RELAXED_GATHER: Duration = Duration::from_millis(1);
+
 /// A purge looks at most this many entries per entry it may remove, so a
 /// chunk stays short even when nearly everything is live.
 const PURGE_SCAN_FACTOR: usize = 10;
@@ -257,7 +261,47 @@ impl Writer<'_> {
                     Err(_) => break,
                 }
             }
+            self.gather_relaxed(rx, &mut batch);
             self.handle(batch);
+        }
+    }
+
+    /// A batch of relaxed writes only waits up to [`RELAXED_GATHER`] for
+    /// more (none of its callers waits for the disk, and most do not wait
+    /// at all: write-behind). Without an fsync a commit is too quick to
+    /// gather many writes by itself, and each small commit copies B-tree
+    /// pages that a bigger one shares among its writes: at a steady rate
+    /// this keeps the writer's CPU per write near what durable commits
+    /// cost. A durable request ends the wait at once.
+    fn gather_relaxed(&self, rx: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+        if self.outage.is_some() || self.durable(batch) {
+            return;
+        }
+        let until = Instant::now() + RELAXED_GATHER;
+        while batch.len() < MAX_BATCH {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            match rx.recv_timeout(left) {
+                Ok(r) => {
+                    let from = batch.len();
+                    batch.push(r);
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    if batch[from..]
+                        .iter()
+                        .any(|r| r.durability == Durability::Immediate)
+                    {
+                        return;
+                    }
+                }
+                // Disconnected: `serve` finds out on its next receive.
+                Err(_) => return,
+            }
         }
     }
 

@@ -184,3 +184,32 @@ async fn history_and_counters_relaxed() {
     );
     assert_eq!(c.get("scanned").await.unwrap(), 3);
 }
+
+/// Concurrent relaxed writes share commits, as durable ones do, though a
+/// commit without an fsync is quick: the writer gathers them briefly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_relaxed_writes_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _faults) = open(dir.path(), LONG);
+    let s = Arc::new(s);
+    let before = s.stats();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let key = format!("k{i}");
+                s.set_many(&[(&key, b"v")], None, Durability::Relaxed).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let after = s.stats();
+    assert_eq!(after.writes - before.writes, 200);
+    let commits = after.relaxed_commits - before.relaxed_commits;
+    assert!(
+        commits <= 20,
+        "200 concurrent relaxed writes took {commits} commits"
+    );
+}

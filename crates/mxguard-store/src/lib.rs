@@ -7,7 +7,7 @@
 //! checks: callers decide what a key means, this crate only keeps it safe.
 //!
 //! The primitives are the ones both an embedded file and Redis do well:
-//! get/set with a time-to-live, atomic counters whose TTL is set when they
+//! get/set with a time-to-live (several keys in one write: MSET), atomic counters whose TTL is set when they
 //! are created (INCRBY + EXPIRE NX: a rate-limit window), bounded lists
 //! (LPUSH + LTRIM), prefix scans for admin listings, and blobs. The trait
 //! is async with boxed futures, so it is object-safe (`Arc<dyn Store>`) and

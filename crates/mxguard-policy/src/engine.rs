@@ -14,7 +14,7 @@ use mxguard_core::restriction::{AccessTarget, DnsListTarget, RateKey, ReplyFilte
 use mxguard_dns::{Dns, reversed};
 use mxguard_message::domain::organisational;
 use mxguard_net::burst::{Burst, Report};
-use mxguard_store::{Clock, Store, SystemClock};
+use mxguard_store::{Clock, Durability, Store, SystemClock};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -504,7 +504,7 @@ impl Engine {
         } else {
             "client_name"
         };
-        let known = if req.attrs.contains_key(attr) {
+        let known = if req.contains(attr) {
             // Postfix has done the lookups: `unknown` means they failed.
             if reverse_only {
                 req.reverse_client_name().is_some()
@@ -687,16 +687,23 @@ impl Engine {
         let (whitelisted, refresh) = greylist::awl_check(awl, now, cfg);
         if let Some(refreshed) = refresh {
             // An active client's entry lives on, max_age after it was last seen.
-            self.store_value(awl_key.clone(), &refreshed).await;
+            self.store_values(vec![(awl_key.clone(), json(&refreshed))])
+                .await;
         }
         if whitelisted {
             return Step::Next;
         }
         let entry = entry.and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
         let (decision, new_entry) = greylist::decide(entry, now, cfg);
+        // Everything this attempt changes goes to the store as one write:
+        // the pool record a new triplet starts, the triplet, the client's
+        // auto-whitelist count.
+        let mut writes = Vec::with_capacity(2);
         let (decision, new_entry) = match decision {
             Decision::Greylist { .. } if entry.is_none() && cfg.sender_pools => {
-                match self.sender_pool(req, ip, now, pool).await {
+                let (pass, record) = self.sender_pool(req, ip, now, pool).await;
+                writes.extend(record);
+                match pass {
                     // A pool pass counts as a passed triplet from now on:
                     // stored as one first seen `delay` ago, so it is one
                     // by postgrey's rule too (`last - first >= delay`).
@@ -713,7 +720,13 @@ impl Engine {
             }
             d => (d, new_entry),
         };
-        let kept = self.store_value(key, &new_entry).await;
+        writes.push((key, json(&new_entry)));
+        if let Decision::Pass { delayed: Some(_) } = decision
+            && let Some(counted) = greylist::awl_count(awl, now, cfg)
+        {
+            writes.push((awl_key, json(&counted)));
+        }
+        let kept = self.store_values(writes).await;
         match decision {
             // A deferral the store cannot remember would be repeated at
             // every retry, forever.
@@ -724,22 +737,19 @@ impl Engine {
                     &cfg.greylist_text,
                     remaining,
                     req.recipient(),
-                    req.attrs.contains_key("etrn_domain"),
+                    req.contains("etrn_domain"),
                 );
                 Step::Decide(format!("{} {text}", cfg.greylist_action))
             }
             Decision::Pass { delayed } => {
-                if let Some(secs) = delayed {
-                    if let Some(counted) = greylist::awl_count(awl, now, cfg) {
-                        self.store_value(awl_key, &counted).await;
-                    }
-                    if cfg.x_greylist_header {
-                        return Step::Pending(format!(
-                            "PREPEND X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
-                            self.hostname,
-                            rfc2822(now)
-                        ));
-                    }
+                if let Some(secs) = delayed
+                    && cfg.x_greylist_header
+                {
+                    return Step::Pending(format!(
+                        "PREPEND X-Greylist: delayed {secs} seconds by mxguard at {}; {}",
+                        self.hostname,
+                        rfc2822(now)
+                    ));
                 }
                 Step::Next
             }
@@ -755,19 +765,24 @@ impl Engine {
     /// `attempts` plus one), however many lookups hostile answers ask for.
     /// A failure or time-out only means no pool pass: the attempt is
     /// greylisted like any other.
+    ///
+    /// Returns the pass, if any, and the pool record to store when there
+    /// was none (the caller writes it with the triplet, in one write).
     async fn sender_pool(
         &self,
         req: &Request,
         ip: IpAddr,
         now: u64,
         pool: Option<PoolLookup>,
-    ) -> Option<Decision> {
-        let dns = self.dns.as_ref()?;
+    ) -> (Option<Decision>, Option<(String, Vec<u8>)>) {
+        let (Some(dns), Some(pool)) = (self.dns.as_ref(), pool) else {
+            return (None, None);
+        };
         let PoolLookup {
             domain,
             key: pool_key,
             previous,
-        } = pool?;
+        } = pool;
         let Some(prev) = previous.and_then(|b| serde_json::from_slice::<PoolRecord>(&b).ok())
         else {
             let record = PoolRecord {
@@ -775,12 +790,28 @@ impl Engine {
                 ip: Some(ip),
                 ptr_domain: None,
             };
-            self.store_value(pool_key, &record).await;
-            return None;
+            return (None, Some((pool_key, json(&record))));
         };
         if now.saturating_sub(prev.first) < self.greylist.delay.0 {
-            return None;
+            return (None, None);
         }
+        (
+            self.pool_pass(dns, req, ip, now, &domain, &prev).await,
+            None,
+        )
+    }
+
+    /// Whether a retry from `ip` passes as the pool of the first attempt
+    /// (`prev`): same verified PTR domain, or SPF pass.
+    async fn pool_pass(
+        &self,
+        dns: &Dns,
+        req: &Request,
+        ip: IpAddr,
+        now: u64,
+        domain: &str,
+        prev: &PoolRecord,
+    ) -> Option<Decision> {
         let deadline = dns.lookup_deadline();
         let checked = tokio::time::timeout(deadline, async {
             let verified = |a: IpAddr| async move {
@@ -802,7 +833,7 @@ impl Engine {
             };
             let same_ptr = my_ptr.is_some() && my_ptr == first_ptr;
             let spf_ok = !same_ptr
-                && mxguard_dns::spf::check_host(dns, ip, &domain, req.sender()).await
+                && mxguard_dns::spf::check_host(dns, ip, domain, req.sender()).await
                     == mxguard_dns::spf::SpfResult::Pass;
             (same_ptr, spf_ok)
         })
@@ -898,48 +929,68 @@ impl Engine {
     /// loses at most `max_pending` answered writes, and a stalled store
     /// holds no more than that in memory.
     ///
+    /// `values` are one write: one store request (`set_many`) with every
+    /// key of it, batched by the store's group commit with other requests'.
+    /// They are relaxed writes (`Durability::Relaxed`: committed, not yet
+    /// fsynced; on disk within a second): what a crash can lose is what
+    /// write-behind could lose anyway, and a lost triplet only costs one
+    /// more deferral, never a message. `max_pending_writes = 0` asks for
+    /// the strict mode: every answer waits for its write, on disk.
+    ///
     /// Writes to one key go to the store one at a time, so an older value
     /// can never land after a newer one: one task writes a key, and goes on
     /// with the newest pending value (values in between are skipped) until
     /// what it wrote is still the newest; only then is the key dropped from
     /// `pending`.
     ///
-    /// Returns false when the value will not be kept: its write failed or
-    /// timed out, or the store is failing (a queued write is still tried,
-    /// and its success ends the failure).
-    async fn store_value<T: serde::Serialize>(&self, key: String, value: &T) -> bool {
-        let Ok(bytes) = serde_json::to_vec(value) else {
-            return false;
-        };
-        let wait = {
+    /// Returns false when the values will not be kept: their write failed
+    /// or timed out, or the store is failing (a queued write is still
+    /// tried, and its success ends the failure).
+    async fn store_values(&self, values: Vec<(String, Vec<u8>)>) -> bool {
+        let (owned, wait) = {
             let mut p = lock(&self.pending);
-            // Taken under the lock: a later value has a higher number.
-            let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
             let full = p.len() >= self.max_pending;
-            let none_waiting = p.is_empty();
-            match p.get_mut(&key) {
-                // A task is writing this key (an entry lives as long as its
-                // writer): it picks the new value up.
-                Some(w) => {
-                    *w = PendingWrite { seq, bytes };
-                    return !self.health.failing();
-                }
-                // The store is failing and writes already wait on it (one
-                // of them will tell when it works again).
-                None if full && self.health.failing() && !none_waiting => return false,
-                None => {
-                    p.insert(key.clone(), PendingWrite { seq, bytes });
-                    full
+            // The store is failing and writes already wait on it (one of
+            // them will tell when it works again): no more queue up.
+            if full
+                && self.health.failing()
+                && !p.is_empty()
+                && values.iter().any(|(k, _)| !p.contains_key(k))
+            {
+                return false;
+            }
+            let mut owned = Vec::with_capacity(values.len());
+            for (key, bytes) in values {
+                // Taken under the lock: a later value has a higher number.
+                let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
+                match p.get_mut(&key) {
+                    // A task is writing this key (an entry lives as long as
+                    // its writer): it picks the new value up.
+                    Some(w) => *w = PendingWrite { seq, bytes },
+                    None => {
+                        p.insert(key.clone(), PendingWrite { seq, bytes });
+                        owned.push(key);
+                    }
                 }
             }
+            (owned, full)
         };
+        if owned.is_empty() {
+            return !self.health.failing();
+        }
         let ttl = Some(self.greylist.max_age.as_duration());
+        let durability = if self.max_pending == 0 {
+            Durability::Immediate
+        } else {
+            Durability::Relaxed
+        };
         let writer = tokio::spawn(write_behind(
             self.store.clone(),
             self.pending.clone(),
             self.health.clone(),
-            key,
+            owned,
             ttl,
+            durability,
         ));
         if !wait {
             return !self.health.failing();
@@ -979,21 +1030,43 @@ fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, HashMap<String, PendingWrit
     p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Writes `key`'s pending value, then any newer one that came meanwhile,
-/// until the newest has landed (or failed: the next request writes again).
-/// Returns whether the last write landed.
+/// A value as the store keeps it (JSON). The types written here always
+/// encode; an empty value would read back as no entry.
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Writes the pending values of `keys` (owned by this task) in one store
+/// write, then any newer ones that came meanwhile, until the newest of
+/// each has landed (or failed: the next request writes again). Returns
+/// whether the last write landed.
 async fn write_behind(
     store: Arc<dyn Store>,
     pending: Arc<PendingMap>,
     health: Arc<StoreHealth>,
-    key: String,
+    mut keys: Vec<String>,
     ttl: Option<Duration>,
+    durability: Durability,
 ) -> bool {
-    loop {
-        let Some((seq, bytes)) = lock(&pending).get(&key).map(|w| (w.seq, w.bytes.clone())) else {
-            return true;
+    let mut landed = true;
+    while !keys.is_empty() {
+        let round: Vec<(String, u64, Vec<u8>)> = {
+            let p = lock(&pending);
+            keys.drain(..)
+                .filter_map(|k| {
+                    let (seq, bytes) = p.get(&k).map(|w| (w.seq, w.bytes.clone()))?;
+                    Some((k, seq, bytes))
+                })
+                .collect()
         };
-        let landed = match store.set(&key, &bytes, ttl).await {
+        if round.is_empty() {
+            break;
+        }
+        let entries: Vec<(&str, &[u8])> = round
+            .iter()
+            .map(|(k, _, b)| (k.as_str(), b.as_slice()))
+            .collect();
+        landed = match store.set_many(&entries, ttl, durability).await {
             Ok(()) => {
                 health.wrote();
                 true
@@ -1004,11 +1077,15 @@ async fn write_behind(
             }
         };
         let mut p = lock(&pending);
-        if p.get(&key).is_none_or(|w| w.seq == seq) {
-            p.remove(&key);
-            return landed;
+        for (k, seq, _) in round {
+            if p.get(&k).is_none_or(|w| w.seq == seq) {
+                p.remove(&k);
+            } else {
+                keys.push(k);
+            }
         }
     }
+    landed
 }
 
 /// A request's sender pool: its sender domain, the pool key, and the

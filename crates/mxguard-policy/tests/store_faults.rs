@@ -147,7 +147,7 @@ fn request(n: usize) -> Request {
     let mut r = Request::default();
     let sender = format!("s{n}@sender.example");
     for (k, v) in common::rcpt("192.0.2.9", &sender, "rcpt@example.org") {
-        r.attrs.insert(k.to_string(), v.to_string());
+        r.insert(k, v);
     }
     r
 }

@@ -90,7 +90,7 @@ impl Store for SlowFirstWrite {
 fn request(ip: &str, sender: &str, recipient: &str) -> Request {
     let mut r = Request::default();
     for (k, v) in common::rcpt(ip, sender, recipient) {
-        r.attrs.insert(k.to_string(), v.to_string());
+        r.insert(k, v);
     }
     r
 }

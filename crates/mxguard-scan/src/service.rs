@@ -199,7 +199,7 @@ impl ScanService {
             let counters = r.counters.clone();
             rt.spawn(async move {
                 let _ = counters
-                    .incr(&format!("greylist:{}", outcome.as_str()), 1)
+                    .incr_relaxed(&format!("greylist:{}", outcome.as_str()), 1)
                     .await;
             });
         }
@@ -240,7 +240,7 @@ impl ScanService {
         {
             let (counters, action) = (r.counters.clone(), v.action);
             rt.spawn(async move {
-                let _ = counters.incr(&format!("early:{action}"), 1).await;
+                let _ = counters.incr_relaxed(&format!("early:{action}"), 1).await;
             });
         }
         Some(v)
@@ -274,12 +274,18 @@ fn cpu_phase<'a>(size: usize, f: impl FnOnce() -> Prepared<'a>) -> Prepared<'a> 
     }
 }
 
+/// History and counters are relaxed writes (no fsync each): a power cut
+/// may lose about the last second of them, a clean stop none
+/// (`mxguard_store::Durability::Relaxed`); their fsyncs were a tenth of a
+/// message's cost.
 async fn record(history: &History, counters: &Counters, row: &HistoryRow) {
-    if let Err(e) = history.push(row).await {
+    if let Err(e) = history.push_relaxed(row).await {
         tracing::error!("history: {e}");
     }
-    let _ = counters.incr("scanned", 1).await;
-    let _ = counters.incr(&format!("action:{}", row.action), 1).await;
+    let _ = counters.incr_relaxed("scanned", 1).await;
+    let _ = counters
+        .incr_relaxed(&format!("action:{}", row.action), 1)
+        .await;
 }
 
 /// The history row of a verdict.

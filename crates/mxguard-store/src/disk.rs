@@ -29,6 +29,7 @@ const BLOCK: u64 = 4096;
 pub struct DiskFaults {
     full: AtomicBool,
     refused: AtomicU64,
+    syncs: AtomicU64,
     /// Which blocks of the file hold data, kept across reopens of the file
     /// (one switch per store file).
     allocated: Mutex<Option<Allocated>>,
@@ -51,6 +52,12 @@ impl DiskFaults {
 
     pub fn is_full(&self) -> bool {
         self.full.load(Ordering::SeqCst)
+    }
+
+    /// `fsync`s of the file so far: one per durable commit (tests of
+    /// relaxed durability count them).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
     }
 
     /// Writes refused so far.
@@ -123,6 +130,7 @@ impl StorageBackend for FaultyFile {
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
         self.inner.sync_data()
     }
 

@@ -10,6 +10,10 @@
 //! pending request in one transaction and commits once, durably (group
 //! commit): under concurrency one fsync acknowledges many writes. A
 //! caller's future resolves only after the commit that holds its write.
+//! A batch of [`Durability::Relaxed`] writes only is committed without
+//! fsync (redb's `Durability::None`): visible to reads at once, on disk at
+//! the next durable commit, which the writer makes at the latest
+//! [`Options::relaxed_window`] after the first such commit, and on close.
 //! Reads open their own read transactions (MVCC snapshots) and never wait
 //! for the writer. They run on the caller's thread: a redb read is a few
 //! page lookups, mostly from its cache. A read that hits a damaged page
@@ -36,7 +40,7 @@
 use crate::disk::DiskFaults;
 use crate::file::{KV, LIST_ITEMS, LIST_META, REPAIR_HINT, StoreFile, disk_full};
 use crate::writer::{self, Fail, Op, Reply, Request};
-use crate::{BoxFuture, Entries, ErrorKind, Purged, Result, Store, StoreError, guard};
+use crate::{BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError, guard};
 use redb::{Database, ReadTransaction, ReadableDatabase};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +48,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
+
+/// The default [`Options::relaxed_window`].
+pub const RELAXED_WINDOW: Duration = Duration::from_secs(1);
 
 /// After the first damaged page a request hits (logged at once), more hits
 /// are counted and logged at most this often.
@@ -120,7 +127,10 @@ impl Clock for ManualClock {
 pub struct WriterStats {
     /// Durable commits (one fsync each).
     pub commits: u64,
-    /// Write requests those commits held.
+    /// Commits of relaxed writes only ([`Durability::Relaxed`]), with no
+    /// fsync.
+    pub relaxed_commits: u64,
+    /// Write requests all those commits held.
     pub writes: u64,
 }
 
@@ -145,6 +155,10 @@ pub struct Options {
     pub recovery_quiet: Duration,
     /// A simulated disk under the file (tests): see [`DiskFaults`].
     pub faults: Option<Arc<DiskFaults>>,
+    /// The longest a [`Durability::Relaxed`] write stays off the disk: the
+    /// writer makes a durable commit this long after the first relaxed one
+    /// still pending, even with no traffic. What a power cut can lose.
+    pub relaxed_window: Duration,
 }
 
 impl Default for Options {
@@ -155,6 +169,7 @@ impl Default for Options {
             retry_max: Duration::from_secs(30),
             recovery_quiet: Duration::from_secs(60),
             faults: None,
+            relaxed_window: RELAXED_WINDOW,
         }
     }
 }
@@ -166,6 +181,7 @@ impl std::fmt::Debug for Options {
             .field("retry_max", &self.retry_max)
             .field("recovery_quiet", &self.recovery_quiet)
             .field("faults", &self.faults)
+            .field("relaxed_window", &self.relaxed_window)
             .finish_non_exhaustive()
     }
 }
@@ -196,7 +212,9 @@ pub(crate) struct Inner {
     pub(crate) retry_first: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) recovery_quiet: Duration,
+    pub(crate) relaxed_window: Duration,
     pub(crate) commits: AtomicU64,
+    pub(crate) relaxed_commits: AtomicU64,
     pub(crate) writes: AtomicU64,
     /// Set while writes fail (the error they fail with is in `outage`).
     unwritable: AtomicBool,
@@ -255,7 +273,9 @@ impl EmbeddedStore {
             retry_first: options.retry_first.max(Duration::from_millis(1)),
             retry_max: options.retry_max.max(options.retry_first),
             recovery_quiet: options.recovery_quiet,
+            relaxed_window: options.relaxed_window,
             commits: AtomicU64::new(0),
+            relaxed_commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             unwritable: AtomicBool::new(false),
             outage: Mutex::new(None),
@@ -288,18 +308,24 @@ impl EmbeddedStore {
     pub fn stats(&self) -> WriterStats {
         WriterStats {
             commits: self.inner.commits.load(Ordering::Relaxed),
+            relaxed_commits: self.inner.relaxed_commits.load(Ordering::Relaxed),
             writes: self.inner.writes.load(Ordering::Relaxed),
         }
     }
 
-    /// Hands `op` to the writer and waits for the commit that holds it.
-    /// The request is sent when the future is first polled.
-    async fn write(&self, op: Op) -> Result<Reply> {
+    /// Hands `op` to the writer and waits for the commit that holds it
+    /// (durable or not, as `durability` asks). The request is sent when
+    /// the future is first polled.
+    async fn write(&self, op: Op, durability: Durability) -> Result<Reply> {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.send(Request { op, reply: tx }).is_ok());
+        let sent = self.writer.as_ref().is_some_and(|w| {
+            w.send(Request {
+                op,
+                durability,
+                reply: tx,
+            })
+            .is_ok()
+        });
         if !sent {
             return Err(self.inner.closed());
         }
@@ -601,22 +627,45 @@ impl Store for EmbeddedStore {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.write(Op::Set {
-                key: key.to_string(),
-                value: value.to_vec(),
-                ttl,
-            })
+            self.write(
+                Op::Set {
+                    key: key.to_string(),
+                    value: value.to_vec(),
+                    ttl,
+                },
+                Durability::Immediate,
+            )
             .await
             .map(|_| ())
+        })
+    }
+
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let entries = entries
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.to_vec()))
+                .collect();
+            self.write(Op::SetMany { entries, ttl }, durability)
+                .await
+                .map(|_| ())
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             match self
-                .write(Op::Delete {
-                    key: key.to_string(),
-                })
+                .write(
+                    Op::Delete {
+                        key: key.to_string(),
+                    },
+                    Durability::Immediate,
+                )
                 .await?
             {
                 Reply::Bool(b) => Ok(b),
@@ -631,13 +680,26 @@ impl Store for EmbeddedStore {
         by: i64,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>> {
+        self.incr_with(key, by, ttl, Durability::Immediate)
+    }
+
+    fn incr_with<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<i64>> {
         Box::pin(async move {
             match self
-                .write(Op::Incr {
-                    key: key.to_string(),
-                    by,
-                    ttl,
-                })
+                .write(
+                    Op::Incr {
+                        key: key.to_string(),
+                        by,
+                        ttl,
+                    },
+                    durability,
+                )
                 .await?
             {
                 Reply::Int(n) => Ok(n),
@@ -652,12 +714,25 @@ impl Store for EmbeddedStore {
         value: &'a [u8],
         max_len: usize,
     ) -> BoxFuture<'a, Result<()>> {
+        self.list_push_with(key, value, max_len, Durability::Immediate)
+    }
+
+    fn list_push_with<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        max_len: usize,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.write(Op::Push {
-                key: key.to_string(),
-                value: value.to_vec(),
-                max_len,
-            })
+            self.write(
+                Op::Push {
+                    key: key.to_string(),
+                    value: value.to_vec(),
+                    max_len,
+                },
+                durability,
+            )
             .await
             .map(|_| ())
         })
@@ -732,7 +807,10 @@ impl Store for EmbeddedStore {
 
     fn purge_expired(&self, limit: usize) -> BoxFuture<'_, Result<Purged>> {
         Box::pin(async move {
-            match self.write(Op::Purge { limit }).await? {
+            match self
+                .write(Op::Purge { limit }, Durability::Immediate)
+                .await?
+            {
                 Reply::Purged(p) => Ok(p),
                 _ => Err(unexpected(&self.inner)),
             }

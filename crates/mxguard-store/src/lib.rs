@@ -7,7 +7,7 @@
 //! checks: callers decide what a key means, this crate only keeps it safe.
 //!
 //! The primitives are the ones both an embedded file and Redis do well:
-//! get/set with a time-to-live, atomic counters whose TTL is set when they
+//! get/set with a time-to-live (several keys in one write: MSET), atomic counters whose TTL is set when they
 //! are created (INCRBY + EXPIRE NX: a rate-limit window), bounded lists
 //! (LPUSH + LTRIM), prefix scans for admin listings, and blobs. The trait
 //! is async with boxed futures, so it is object-safe (`Arc<dyn Store>`) and
@@ -49,7 +49,9 @@ mod typed;
 mod writer;
 
 pub use disk::DiskFaults;
-pub use embedded::{Clock, EmbeddedStore, ManualClock, Options, SystemClock, WriterStats};
+pub use embedded::{
+    Clock, EmbeddedStore, ManualClock, Options, RELAXED_WINDOW, SystemClock, WriterStats,
+};
 pub use error::{ErrorKind, StoreError};
 pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 
@@ -66,6 +68,27 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Keys with their values, from a prefix scan.
 pub type Entries = Vec<(String, Vec<u8>)>;
 
+/// How soon a write must be on disk once it is acknowledged.
+///
+/// [`Durability::Relaxed`] is for state whose loss in a crash costs little
+/// and that is written often: history rows, counters, greylist triplets
+/// (a lost triplet is one more deferral, as with postgrey, which does not
+/// sync per request). A relaxed write is committed and visible to every
+/// read when its future resolves, but not yet on disk: a power cut or a
+/// `kill -9` may lose the relaxed writes of the last second or so. A
+/// clean close loses nothing. The embedded store makes them durable at the
+/// next durable write, at the latest [`Options::relaxed_window`] (1 s)
+/// after the first of them, and on close; a backend that cannot relax
+/// writes makes them durable at once (the trait's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk when acknowledged (fsynced): the default.
+    #[default]
+    Immediate,
+    /// Acknowledged when committed; on disk within about a second.
+    Relaxed,
+}
+
 /// What one [`Store::purge_expired`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -79,7 +102,8 @@ pub struct Purged {
 /// The state interface every backend implements.
 ///
 /// A write future resolves `Ok` only once the write is durable (for the
-/// embedded backend: committed and fsynced). Requests are sent on the first
+/// embedded backend: committed and fsynced), unless it asked for
+/// [`Durability::Relaxed`]. Requests are sent on the first
 /// poll, so dropping a write future after that does not undo the write, as
 /// with a command already sent to Redis.
 ///
@@ -105,6 +129,26 @@ pub trait Store: Send + Sync {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Sets several values with one TTL, all in one write (MSET with the
+    /// TTL, in one round trip, on Redis): one write request to the
+    /// embedded store's writer whatever their number. With
+    /// [`Durability::Relaxed`] see its loss window. The default sets them
+    /// one by one, durably.
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = durability;
+        Box::pin(async move {
+            for (key, value) in entries {
+                self.set(key, value, ttl).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Removes a key of any kind (value, counter or list); true if it was there.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
 
@@ -120,6 +164,30 @@ pub trait Store: Send + Sync {
         by: i64,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64>>;
+
+    /// [`Store::incr`] with a [`Durability`]; the default is durable.
+    fn incr_with<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        ttl: Option<Duration>,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<i64>> {
+        let _ = durability;
+        self.incr(key, by, ttl)
+    }
+
+    /// [`Store::list_push`] with a [`Durability`]; the default is durable.
+    fn list_push_with<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        max_len: usize,
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = durability;
+        self.list_push(key, value, max_len)
+    }
 
     /// Pushes to the front of a list and keeps the newest `max_len` items
     /// (at least one): LPUSH + LTRIM.

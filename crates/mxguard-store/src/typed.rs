@@ -1,6 +1,6 @@
 //! Typed operations built once on top of any [`Store`] backend.
 
-use crate::{ErrorKind, Result, Store, StoreError};
+use crate::{Durability, ErrorKind, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,13 +54,26 @@ impl History {
 
     /// Appends a row; the oldest beyond the size is dropped in the same write.
     pub async fn push(&self, row: &HistoryRow) -> Result<()> {
+        self.push_with(row, Durability::Immediate).await
+    }
+
+    /// [`History::push`] as a [`Durability::Relaxed`] write: what the scan
+    /// service records per message (a crash may lose the last second of
+    /// rows; a clean stop loses none).
+    pub async fn push_relaxed(&self, row: &HistoryRow) -> Result<()> {
+        self.push_with(row, Durability::Relaxed).await
+    }
+
+    async fn push_with(&self, row: &HistoryRow, durability: Durability) -> Result<()> {
         let bytes = serde_json::to_vec(row).map_err(|e| {
             StoreError::new(
                 ErrorKind::Invalid,
                 format!("cannot encode a history row: {e}"),
             )
         })?;
-        self.store.list_push(HISTORY_KEY, &bytes, self.size).await
+        self.store
+            .list_push_with(HISTORY_KEY, &bytes, self.size, durability)
+            .await
     }
 
     /// Up to `limit` rows, newest first. A row that does not decode is an
@@ -108,6 +121,19 @@ impl Counters {
     pub async fn incr(&self, name: &str, by: i64) -> Result<i64> {
         self.store
             .incr(&format!("{COUNTER_PREFIX}{name}"), by, None)
+            .await
+    }
+
+    /// [`Counters::incr`] as a [`Durability::Relaxed`] write: per-message
+    /// counting, where a crash may lose the last second of counts.
+    pub async fn incr_relaxed(&self, name: &str, by: i64) -> Result<i64> {
+        self.store
+            .incr_with(
+                &format!("{COUNTER_PREFIX}{name}"),
+                by,
+                None,
+                Durability::Relaxed,
+            )
             .await
     }
 

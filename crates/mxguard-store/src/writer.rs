@@ -1,8 +1,16 @@
 //! The writer thread: group commit, and what it does when writing fails.
 //!
 //! Each round takes every pending request (up to [`MAX_BATCH`]), applies
-//! them in one write transaction, commits once (durably), then answers
-//! each. Three things can go wrong, each handled here so that no caller
+//! them in one write transaction, commits once, then answers each. The
+//! commit is durable (fsync) unless every request of the round is
+//! [`Durability::Relaxed`]: then it is redb's `Durability::None`, and the
+//! writer owes a durable commit, which it makes with the next round that
+//! holds a durable write, or at the latest `relaxed_window` after the
+//! first relaxed commit (an empty durable commit, with or without
+//! traffic), and before it exits when the store is closed. redb also frees
+//! pages only at durable commits, so this bounds the file's growth too.
+//!
+//! [`Durability::Relaxed`]: crate::Durability::Relaxed Three things can go wrong, each handled here so that no caller
 //! ever waits forever and the daemon never needs a restart:
 //!
 //! - **The disk refuses a write** (full, quota, I/O error). redb then fails
@@ -31,8 +39,8 @@
 
 use crate::embedded::{Inner, encode, expiry, live, split};
 use crate::file::{FILE_META, KV, LIST_ITEMS, LIST_META};
-use crate::{ErrorKind, Purged, Result, StoreError, guard};
-use redb::{Durability, ReadableTable, StorageError, WriteTransaction};
+use crate::{Durability, ErrorKind, Purged, Result, StoreError, guard};
+use redb::{ReadableTable, StorageError, WriteTransaction};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -40,6 +48,10 @@ use tokio::sync::oneshot;
 /// Most requests applied in one transaction, so one huge burst does not
 /// hold every caller until it is all written.
 const MAX_BATCH: usize = 4096;
+
+/// How long a batch of relaxed writes waits for more before its commit
+/// (see `Writer::gather_relaxed`).
+const RELAXED_GATHER: Duration = Duration::from_millis(1);
 
 /// A purge looks at most this many entries per entry it may remove, so a
 /// chunk stays short even when nearly everything is live.
@@ -52,6 +64,10 @@ pub(crate) enum Op {
     Set {
         key: String,
         value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    SetMany {
+        entries: Vec<(String, Vec<u8>)>,
         ttl: Option<Duration>,
     },
     Delete {
@@ -81,6 +97,7 @@ pub(crate) enum Reply {
 
 pub(crate) struct Request {
     pub op: Op,
+    pub durability: Durability,
     pub reply: oneshot::Sender<Result<Reply>>,
 }
 
@@ -165,6 +182,8 @@ struct Writer<'a> {
     /// looked at yet, `None` to start a new pass at the first key.
     purge_from: Option<String>,
     outage: Option<Outage>,
+    /// Since when relaxed commits have been waiting for a durable one.
+    unsynced: Option<Instant>,
 }
 
 /// The writer thread's body. Returns when every handle to the store is
@@ -174,6 +193,7 @@ pub(crate) fn run(inner: &Inner, rx: &mpsc::Receiver<Request>) {
         inner,
         purge_from: None,
         outage: None,
+        unsynced: None,
     };
     let mut restarts = 0u32;
     loop {
@@ -198,7 +218,13 @@ impl Writer<'_> {
     fn serve(&mut self, rx: &mpsc::Receiver<Request>) {
         loop {
             let quiet = self.inner.recovery_quiet;
-            let first = match self.outage.as_ref().map(|o| o.wake_at(quiet)) {
+            let outage_at = self.outage.as_ref().map(|o| o.wake_at(quiet));
+            let flush_at = self.flush_at();
+            let wake = match (outage_at, flush_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match wake {
                 None => match rx.recv() {
                     Ok(r) => r,
                     Err(_) => return,
@@ -206,18 +232,26 @@ impl Writer<'_> {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(r) => r,
                     Err(RecvTimeoutError::Timeout) => {
-                        if self
-                            .outage
-                            .as_ref()
-                            .is_some_and(|o| o.working_since.is_some())
-                        {
-                            self.end_outage();
-                        } else {
-                            self.probe();
+                        if self.flush_due() {
+                            self.flush();
+                        } else if outage_at.is_some_and(|a| a <= Instant::now()) {
+                            if self
+                                .outage
+                                .as_ref()
+                                .is_some_and(|o| o.working_since.is_some())
+                            {
+                                self.end_outage();
+                            } else {
+                                self.probe();
+                            }
                         }
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // Closed: what is relaxed goes to disk now.
+                        self.flush();
+                        return;
+                    }
                 },
             };
             let mut batch = vec![first];
@@ -227,7 +261,47 @@ impl Writer<'_> {
                     Err(_) => break,
                 }
             }
+            self.gather_relaxed(rx, &mut batch);
             self.handle(batch);
+        }
+    }
+
+    /// A batch of relaxed writes only waits up to [`RELAXED_GATHER`] for
+    /// more (none of its callers waits for the disk, and most do not wait
+    /// at all: write-behind). Without an fsync a commit is too quick to
+    /// gather many writes by itself, and each small commit copies B-tree
+    /// pages that a bigger one shares among its writes: at a steady rate
+    /// this keeps the writer's CPU per write near what durable commits
+    /// cost. A durable request ends the wait at once.
+    fn gather_relaxed(&self, rx: &mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+        if self.outage.is_some() || self.durable(batch) {
+            return;
+        }
+        let until = Instant::now() + RELAXED_GATHER;
+        while batch.len() < MAX_BATCH {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            match rx.recv_timeout(left) {
+                Ok(r) => {
+                    let from = batch.len();
+                    batch.push(r);
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    if batch[from..]
+                        .iter()
+                        .any(|r| r.durability == Durability::Immediate)
+                    {
+                        return;
+                    }
+                }
+                // Disconnected: `serve` finds out on its next receive.
+                Err(_) => return,
+            }
         }
     }
 
@@ -249,9 +323,10 @@ impl Writer<'_> {
             }
         }
         let purge_from = self.purge_from.clone();
-        match self.transact(&batch) {
+        let durable = self.durable(&batch);
+        match self.transact(&batch, durable) {
             Outcome::Done(results) => {
-                self.committed(batch.len());
+                self.committed(batch.len(), durable);
                 for (r, res) in batch.into_iter().zip(results) {
                     let _ = r.reply.send(res);
                 }
@@ -288,10 +363,11 @@ impl Writer<'_> {
                 continue;
             }
             let purge_from = self.purge_from.clone();
-            let outcome = self.transact(std::slice::from_ref(&r));
+            let durable = self.durable(std::slice::from_ref(&r));
+            let outcome = self.transact(std::slice::from_ref(&r), durable);
             let result = match outcome {
                 Outcome::Done(mut results) => {
-                    self.committed(1);
+                    self.committed(1, durable);
                     results.pop().unwrap_or_else(|| Err(self.inner.closed()))
                 }
                 Outcome::Failed(e) if !is_damage(&e) => {
@@ -315,7 +391,7 @@ impl Writer<'_> {
     /// records the time). Every redb call runs guarded, and the transaction
     /// is abandoned outside the unwinding, so a panic on a damaged page
     /// fails this transaction and nothing else.
-    fn transact(&mut self, batch: &[Request]) -> Outcome {
+    fn transact(&mut self, batch: &[Request], durable: bool) -> Outcome {
         let Some(db) = self.inner.database() else {
             return Outcome::Failed(redb::Error::DatabaseClosed);
         };
@@ -324,8 +400,14 @@ impl Writer<'_> {
             Ok(Err(e)) => return Outcome::Failed(e.into()),
             Err(panic) => return Outcome::Panicked(panic),
         };
-        // Explicit, though it is redb's default: acknowledged means on disk.
-        if let Err(e) = tx.set_durability(Durability::Immediate) {
+        // Explicit, though Immediate is redb's default: acknowledged means
+        // on disk, unless every request of the batch said otherwise.
+        let durability = if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        };
+        if let Err(e) = tx.set_durability(durability) {
             abandon(tx);
             return Outcome::Failed(e.into());
         }
@@ -393,11 +475,72 @@ impl Writer<'_> {
         }
     }
 
-    fn committed(&mut self, writes: usize) {
+    /// Whether `batch` must be committed durably: any durable request in
+    /// it, or relaxed commits waiting for longer than the window.
+    fn durable(&self, batch: &[Request]) -> bool {
+        self.flush_due() || batch.iter().any(|r| r.durability == Durability::Immediate)
+    }
+
+    /// When the relaxed commits waiting must be made durable.
+    fn flush_at(&self) -> Option<Instant> {
+        self.unsynced
+            .and_then(|since| since.checked_add(self.inner.relaxed_window))
+    }
+
+    fn flush_due(&self) -> bool {
+        self.flush_at().is_some_and(|at| at <= Instant::now())
+    }
+
+    /// Makes the relaxed commits waiting durable: an empty durable commit
+    /// (it only records the time, as a probe). Nothing to do when none
+    /// waits. If it fails, the outage handling takes over: the file is
+    /// reopened, and the relaxed writes not yet on disk are lost, as they
+    /// would be in a crash; the log says how many commits.
+    fn flush(&mut self) {
+        if self.unsynced.is_none() {
+            return;
+        }
+        if self.outage.as_ref().is_some_and(|o| o.reopen) {
+            // The file was already closed for a reopen: nothing to flush.
+            self.unsynced = None;
+            return;
+        }
+        match self.transact(&[], true) {
+            Outcome::Done(_) => self.committed(0, true),
+            // The reopen that follows says what is lost.
+            Outcome::Failed(e) if !is_damage(&e) => {
+                self.failed(&e, 0);
+            }
+            Outcome::Failed(e) => {
+                tracing::error!(
+                    "store {}: making relaxed writes durable hit a damaged page: {e}",
+                    self.inner.file.path.display()
+                );
+                self.unsynced = None;
+            }
+            Outcome::Panicked(panic) => {
+                tracing::error!(
+                    "store {}: making relaxed writes durable hit a damaged page: redb panicked: {panic}",
+                    self.inner.file.path.display()
+                );
+                self.unsynced = None;
+            }
+        }
+    }
+
+    fn committed(&mut self, writes: usize, durable: bool) {
         let inner = self.inner;
-        inner
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if durable {
+            self.unsynced = None;
+            inner
+                .commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.unsynced.get_or_insert_with(Instant::now);
+            inner
+                .relaxed_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         inner
             .writes
             .fetch_add(writes as u64, std::sync::atomic::Ordering::Relaxed);
@@ -483,8 +626,8 @@ impl Writer<'_> {
             self.reschedule(0);
             return;
         }
-        match self.transact(&[]) {
-            Outcome::Done(_) => self.committed(0),
+        match self.transact(&[], true) {
+            Outcome::Done(_) => self.committed(0, true),
             Outcome::Failed(e) if !is_damage(&e) => {
                 self.failed(&e, 0);
             }
@@ -499,6 +642,14 @@ impl Writer<'_> {
     /// with the outage's error until a later try succeeds.
     fn reopen(&mut self) -> bool {
         let inner = self.inner;
+        if let Some(since) = self.unsynced.take() {
+            // They lived in redb's memory only, as in a crash.
+            tracing::error!(
+                "store {}: reopening loses the relaxed writes (history, counters, greylist triplets) of the last {} ms, not yet on disk",
+                inner.file.path.display(),
+                since.elapsed().as_millis()
+            );
+        }
         if let Some(mut old) = inner.take_database() {
             // Reads hold the handle for one read; a second open of the file
             // in this process is refused until the old one is closed.
@@ -591,6 +742,13 @@ fn apply(
     Ok(match op {
         Op::Set { key, value, ttl } => {
             t.kv.insert(key.as_str(), encode(expiry(now, *ttl), value).as_slice())?;
+            Reply::Unit
+        }
+        Op::SetMany { entries, ttl } => {
+            let expires = expiry(now, *ttl);
+            for (key, value) in entries {
+                t.kv.insert(key.as_str(), encode(expires, value).as_slice())?;
+            }
             Reply::Unit
         }
         Op::Delete { key } => {

@@ -275,3 +275,62 @@ impl Drop for Tmpfs {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Relaxed writes on a disk that fills up: they are acknowledged from
+/// memory until a commit must reach the disk; when the durable commit owed
+/// for them (the window's flush) is refused, they are lost as in a crash,
+/// the log says so, and the store goes on as after any refused write:
+/// durable data stays readable and writes work again once space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_writes_lost_to_a_full_disk_are_logged_and_the_store_recovers() {
+    log();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = DiskFaults::new();
+    let s = EmbeddedStore::open_with(
+        dir.path(),
+        Options {
+            relaxed_window: Duration::from_millis(20),
+            ..fast_retries(Some(faults.clone()))
+        },
+    )
+    .unwrap();
+    s.set("durable", b"1", None).await.unwrap();
+    faults.fill();
+    // Relaxed writes of new pages until the disk is asked for room (the
+    // window's flush, or redb writing its cache out).
+    let mut refused = false;
+    for i in 0..20_000 {
+        let key = format!("relaxed:{i}");
+        if s.set_many(
+            &[(&key, &[0x5a; 1000])],
+            None,
+            mxguard_store::Durability::Relaxed,
+        )
+        .await
+        .is_err()
+        {
+            refused = true;
+            break;
+        }
+        if s.writable().is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the full disk never refused");
+    until_logged(dir.path(), "reopening loses the relaxed writes", 1).await;
+    // Reads work again once the writer has reopened the file.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let durable = loop {
+        match s.get("durable").await {
+            Ok(v) => break v,
+            Err(e) => assert!(Instant::now() < deadline, "reads never worked: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(durable.as_deref(), Some(&b"1"[..]));
+    faults.free();
+    until_writable(&s).await;
+    s.set("after", b"1", None).await.unwrap();
+    assert_eq!(s.get("after").await.unwrap().as_deref(), Some(&b"1"[..]));
+}

@@ -33,10 +33,12 @@ pub struct PolicyConfig {
     /// `smtpd_policy_service_default_action`, 451 4.3.5 by default). Read
     /// at start; lowered (with a warning) to fit the open-file limit.
     pub max_connections: usize,
-    /// At most this many store writes answered but not yet durable (greylist
-    /// triplets and auto-whitelist entries): what a crash can lose. Past it,
-    /// a request waits for its own writes before it is answered. 0: every
-    /// answer waits for its writes.
+    /// At most this many greylist updates answered before they are queued
+    /// in the store (triplets, pool records, auto-whitelist counts). Once
+    /// queued they are committed as relaxed writes, made durable within
+    /// about a second: a crash can lose that second, which only costs the
+    /// sender one more deferral. Past the cap, a request waits for its own
+    /// write. 0: strict, every answer waits until its write is on disk.
     pub max_pending_writes: usize,
     pub restrictions: RestrictionLists,
 }

@@ -436,6 +436,12 @@ fn validate(
     for (key, message) in config.dns.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.dkim_signing.validate() {
+        err(None, key, message);
+    }
+    for (key, message) in config.arc.validate() {
+        err(None, key, message);
+    }
     if config.scan.max_message_size.0 == 0 {
         err(
             None,

@@ -8,6 +8,7 @@ mod classifier;
 mod load;
 mod milter;
 mod policy;
+mod signing;
 mod units;
 
 pub use classifier::ClassifierConfig;
@@ -19,6 +20,10 @@ pub use milter::{
 };
 pub use policy::{
     DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
+};
+pub use signing::{
+    ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign, SignedHeader,
+    UseDomain, keys_for, parse_sign_headers,
 };
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 
@@ -49,6 +54,8 @@ pub struct Config {
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
     pub classifier: ClassifierConfig,
+    pub dkim_signing: DkimSigningConfig,
+    pub arc: ArcConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

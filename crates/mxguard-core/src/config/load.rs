@@ -62,6 +62,19 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// An error about the value of `key` (a key path such as
+    /// `dkim_signing.domain.example.com.path`), placed at its line in the
+    /// file, or at the nearest enclosing table the file has.
+    pub fn error_at_key(&self, key: &str, message: &str) -> ConfigError {
+        let span = if self.text.is_empty() {
+            None
+        } else {
+            let (doc, _) = parse(&self.text);
+            span_of_key(doc.get_ref(), key)
+        };
+        self.error_at(span, key, message)
+    }
+
     /// An error about the value at `span` of this config.
     pub fn error_at(&self, span: Option<Range<usize>>, key: &str, message: &str) -> ConfigError {
         ConfigError {

@@ -97,10 +97,7 @@ pub fn zone_line(selector: &str, record: &str) -> String {
         .into_iter()
         .map(|s| format!("\"{s}\""))
         .collect();
-    format!(
-        "{selector}._domainkey IN TXT ( {} )",
-        strings.join("\n\t")
-    )
+    format!("{selector}._domainkey IN TXT ( {} )", strings.join("\n\t"))
 }
 
 /// Splits a record into TXT strings of at most 255 bytes (the record is
@@ -206,11 +203,17 @@ mod tests {
                 ..req(dir.path(), kind)
             };
             let g = generate(&r).unwrap();
-            assert_eq!(g.path, dir.path().join(format!("example.com.{}.key", kind.tag())));
+            assert_eq!(
+                g.path,
+                dir.path().join(format!("example.com.{}.key", kind.tag()))
+            );
             let mode = std::fs::metadata(&g.path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
             assert!(crate::keys::load(&g.path).is_ok());
-            assert!(g.record.starts_with(&format!("v=DKIM1; k={}; p=", kind.tag())));
+            assert!(
+                g.record
+                    .starts_with(&format!("v=DKIM1; k={}; p=", kind.tag()))
+            );
             let e = generate(&r).unwrap_err();
             assert!(e.contains("exists"), "{e}");
             let before = std::fs::read(&g.path).unwrap();

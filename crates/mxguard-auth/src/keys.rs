@@ -366,6 +366,9 @@ mod tests {
         let e = load(&p).unwrap_err();
         assert!(e.contains("bad.key"), "{e}");
         let e = load(&dir.path().join("missing.key")).unwrap_err();
-        assert!(e.contains("missing.key") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains("missing.key") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 }

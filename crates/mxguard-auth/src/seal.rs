@@ -12,7 +12,9 @@ use crate::keys::{KeyKind, KeyStore, SharedKey, base64};
 use crate::sign::{Facts, NewHeader, Policy, Skip, choose, header_fields, origin, preload};
 use mail_auth::dkim::Canonicalization;
 use mxguard_core::Envelope;
-use mxguard_core::config::{ArcConfig, DkimSigningConfig, SignedHeader, keys_for, parse_sign_headers};
+use mxguard_core::config::{
+    ArcConfig, DkimSigningConfig, SignedHeader, keys_for, parse_sign_headers,
+};
 use mxguard_core::iptable::IpTable;
 use std::path::Path;
 use std::sync::Arc;
@@ -171,7 +173,11 @@ impl Sealer {
             relaxed_header(name, value, &mut input);
             input.extend_from_slice(b"\r\n");
         }
-        relaxed_header(b"arc-message-signature", ams_unsigned.as_bytes(), &mut input);
+        relaxed_header(
+            b"arc-message-signature",
+            ams_unsigned.as_bytes(),
+            &mut input,
+        );
         let b = key.sign(&input[..]).map_err(|e| {
             tracing::warn!(domain, selector, "ARC signing failed: {e}");
             Skip::Failed

@@ -625,7 +625,10 @@ mod tests {
             &["news.example.com"],
         );
         // use_esld: both are example.com.
-        assert_eq!(choose(&p, Origin::Authenticated, &f).unwrap(), "example.com");
+        assert_eq!(
+            choose(&p, Origin::Authenticated, &f).unwrap(),
+            "example.com"
+        );
         p.use_esld = false;
         assert_eq!(
             choose(&p, Origin::Authenticated, &f),
@@ -648,7 +651,10 @@ mod tests {
             "mail.example.com"
         );
         p.use_domain = UseDomain::Auth;
-        assert_eq!(choose(&p, Origin::Authenticated, &f).unwrap(), "example.com");
+        assert_eq!(
+            choose(&p, Origin::Authenticated, &f).unwrap(),
+            "example.com"
+        );
     }
 
     #[test]
@@ -662,7 +668,10 @@ mod tests {
         );
         let mut q = policy();
         q.allow_username_mismatch = true;
-        assert_eq!(choose(&q, Origin::Authenticated, &f).unwrap(), "example.com");
+        assert_eq!(
+            choose(&q, Origin::Authenticated, &f).unwrap(),
+            "example.com"
+        );
         // Header From and envelope from different organisations.
         let f = facts(None, Some("bounce@mailer.test"), &["example.com"]);
         assert_eq!(choose(&p, Origin::Network, &f), Err(Skip::HdrFromMismatch));
@@ -679,7 +688,10 @@ mod tests {
         assert_eq!(choose(&p, Origin::Local, &f).unwrap(), "example.com");
         let mut q = policy();
         q.allow_envfrom_empty = false;
-        assert_eq!(choose(&q, Origin::Local, &f), Err(Skip::EmptyEnvelopeSender));
+        assert_eq!(
+            choose(&q, Origin::Local, &f),
+            Err(Skip::EmptyEnvelopeSender)
+        );
         // Several From addresses.
         let f = facts(None, None, &["a.example", "b.example"]);
         assert_eq!(choose(&p, Origin::Local, &f), Err(Skip::MultipleFrom));
@@ -703,7 +715,9 @@ mod tests {
         let names = signed_names(&list, &fields);
         assert_eq!(
             names,
-            ["from", "from", "date", "date", "subject", "subject", "reply-to"]
+            [
+                "from", "from", "date", "date", "subject", "subject", "reply-to"
+            ]
         );
     }
 

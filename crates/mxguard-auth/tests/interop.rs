@@ -113,7 +113,11 @@ fn signatures(k: &Keys) -> Vec<NewHeader> {
     let headers = signer.sign(&authenticated(), MESSAGE.as_bytes()).unwrap();
     assert_eq!(headers.len(), 2, "one signature per key");
     assert!(headers[0].1.contains("a=rsa-sha256"), "{:?}", headers[0]);
-    assert!(headers[1].1.contains("a=ed25519-sha256"), "{:?}", headers[1]);
+    assert!(
+        headers[1].1.contains("a=ed25519-sha256"),
+        "{:?}",
+        headers[1]
+    );
     headers
 }
 
@@ -267,7 +271,15 @@ fn opendkim_verify(records: &[(String, String)], msg: &[u8]) -> (bool, String) {
          sleep 0.2; set +e; opendkim-testmsg < {d}/msg.eml; rc=$?; kill $(cat {d}/dnsmasq.pid); exit $rc"
     );
     let out = Command::new("unshare")
-        .args(["--mount", "--net", "--propagation", "private", "sh", "-c", &script])
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
         .output()
         .unwrap();
     (
@@ -341,7 +353,12 @@ fn dkimpy_accepts_arc_seals_over_two_hops() {
     );
     // Hop 2: the chain was verified as passing.
     let set2 = sealer
-        .seal(&inbound, &hop1, || "mx2.example.com; arc=pass".into(), ArcChain::Pass)
+        .seal(
+            &inbound,
+            &hop1,
+            || "mx2.example.com; arc=pass".into(),
+            ArcChain::Pass,
+        )
         .unwrap();
     assert!(set2[0].1.starts_with("i=2;") && set2[0].1.contains("cv=pass"));
     let hop2 = with_headers(&set2, &hop1);

@@ -12,9 +12,9 @@
 use crate::checks::BoxFuture;
 use crate::greylist::ScoreGreylist;
 use crate::milter_headers::{AddHeader, MilterBlock};
+use crate::{Pipeline, Prepared};
 use mxguard_auth::seal::ArcChain;
 use mxguard_auth::sign::Outbound;
-use crate::{Pipeline, Prepared};
 use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_store::{Counters, History, HistoryRow};

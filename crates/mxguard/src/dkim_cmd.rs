@@ -66,7 +66,9 @@ pub fn run(cmd: DkimCommand) -> Result<ExitCode, String> {
             println!();
             println!("; suggested SPF (list every host that sends for {domain})");
             println!("{}", g.spf);
-            println!("; suggested DMARC (start with p=none, read the reports, then quarantine or reject)");
+            println!(
+                "; suggested DMARC (start with p=none, read the reports, then quarantine or reject)"
+            );
             println!("{}", g.dmarc);
             println!();
             println!("; mxguard.toml");

@@ -119,13 +119,16 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             })?;
         tracing::info!(listen = %config.milter.listen, "milter listening");
         let greylist = Arc::new(Shared::new(score_greylist(config, &store)));
-        let scanner = Arc::new(crate::scanner::service(
-            pipeline.clone(),
-            config,
-            store.clone(),
-            classifier,
-            greylist.clone(),
-        ).with_signing(signing.clone()));
+        let scanner = Arc::new(
+            crate::scanner::service(
+                pipeline.clone(),
+                config,
+                store.clone(),
+                classifier,
+                greylist.clone(),
+            )
+            .with_signing(signing.clone()),
+        );
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {

@@ -30,7 +30,11 @@ fn keygen(dir: &Path, selector: &str, kind: &str) -> String {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let block = text
         .split("\n\n")
@@ -86,7 +90,11 @@ print(" ".join(out))
         .unwrap();
     child.stdin.take().unwrap().write_all(msg).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -104,7 +112,11 @@ fn as_delivered(mbox_entry: &str) -> Vec<u8> {
         });
     let mut out = String::new();
     for line in text.trim_end_matches('\n').split('\n') {
-        out.push_str(line.strip_prefix('>').filter(|l| l.starts_with("From ")).unwrap_or(line));
+        out.push_str(
+            line.strip_prefix('>')
+                .filter(|l| l.starts_with("From "))
+                .unwrap_or(line),
+        );
         out.push_str("\r\n");
     }
     out.into_bytes()
@@ -143,10 +155,7 @@ fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
     let (ok, t) = swaks(
         "joe@example.com",
         "root@localhost",
-        &[
-            "From: Joe <joe@example.com>",
-            "Subject: signed outbound 1",
-        ],
+        &["From: Joe <joe@example.com>", "Subject: signed outbound 1"],
         "From the start of a line, a body\nthat mbox quotes.\n",
     );
     assert!(ok, "{t}");

@@ -22,8 +22,8 @@ pub use policy::{
     DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
 };
 pub use signing::{
-    ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign, SignedHeader,
-    UseDomain, keys_for, parse_sign_headers,
+    ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign,
+    SignedHeader, UseDomain, keys_for, parse_sign_headers,
 };
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 

@@ -284,10 +284,7 @@ fn check_common(
     for (domain, keys) in domains {
         let at = format!("{section}.domain.{domain}");
         if !valid_name(domain) {
-            errors.push((
-                at.clone(),
-                format!("`{domain}` is not a domain name"),
-            ));
+            errors.push((at.clone(), format!("`{domain}` is not a domain name")));
         }
         if keys.selector.is_some() != keys.path.is_some() {
             errors.push((
@@ -338,8 +335,7 @@ impl DkimSigningConfig {
             &self.domain,
             &mut errors,
         );
-        if self.enabled && self.domain.is_empty() && (!self.try_fallback || self.path.is_empty())
-        {
+        if self.enabled && self.domain.is_empty() && (!self.try_fallback || self.path.is_empty()) {
             errors.push((
                 "dkim_signing".into(),
                 "signing is enabled but no domain has a key: add [dkim_signing.domain.\"example.com\"] \
@@ -415,8 +411,14 @@ mod tests {
         assert_eq!(h[0].oversign, Oversign::Always);
         assert_eq!(h[1].name, "sender");
         assert_eq!(h[1].oversign, Oversign::IfPresent);
-        assert!(h.iter().any(|x| x.name == "list-id" && x.oversign == Oversign::No));
-        assert!(parse_sign_headers("subject:date").is_err(), "from is required");
+        assert!(
+            h.iter()
+                .any(|x| x.name == "list-id" && x.oversign == Oversign::No)
+        );
+        assert!(
+            parse_sign_headers("subject:date").is_err(),
+            "from is required"
+        );
         assert!(parse_sign_headers("from:dkim-signature").is_err());
         assert_eq!(parse_sign_headers(" From : (o)To ").unwrap().len(), 2);
     }
@@ -439,7 +441,10 @@ mod tests {
         let e = c.validate();
         let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
         assert!(keys.contains(&"dkim_signing.sign_networks[0]"), "{e:?}");
-        assert!(keys.contains(&"dkim_signing.domain.example.com.selector"), "{e:?}");
+        assert!(
+            keys.contains(&"dkim_signing.domain.example.com.selector"),
+            "{e:?}"
+        );
         assert!(DkimSigningConfig::default().validate().is_empty());
         assert!(ArcConfig::default().validate().is_empty());
     }

@@ -103,16 +103,10 @@ impl Sealer {
         results: impl FnOnce() -> String,
         chain: ArcChain,
     ) -> Result<Vec<NewHeader>, Skip> {
-        let (fields, body_at) = header_fields(raw);
-        let facts = Facts {
-            rcpt_domains: envelope
-                .rcpts
-                .iter()
-                .filter_map(|r| mxguard_core::envelope::domain_of(r))
-                .collect(),
-            ..crate::sign::facts(envelope, raw, &fields)
-        };
+        let mut facts = crate::sign::facts(envelope);
         let origin = origin(&self.policy, &self.networks, &facts).ok_or(Skip::NotOutbound)?;
+        let (fields, body_at) = header_fields(raw);
+        facts.header_from = crate::sign::header_from_domains(&fields);
         let domain = if origin == crate::sign::Origin::Inbound {
             // The first recipient domain this host holds a key for.
             facts

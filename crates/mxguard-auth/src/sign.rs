@@ -266,10 +266,13 @@ pub fn choose(policy: &Policy, origin: Origin, facts: &Facts<'_>) -> Result<Stri
     Ok(domain)
 }
 
-/// A message's header fields: `(name, value)` where the value runs from
-/// after the colon through its line end (CRLF included), and the offset of
-/// the body. At most [`MAX_FIELDS`].
-pub fn header_fields(raw: &[u8]) -> (Vec<(&[u8], &[u8])>, usize) {
+/// A header field: its name, and its value from after the colon through
+/// its line end (CRLF included).
+pub type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// A message's header fields and the offset of the body. At most
+/// [`MAX_FIELDS`].
+pub fn header_fields(raw: &[u8]) -> (Vec<Field<'_>>, usize) {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < raw.len() && out.len() < MAX_FIELDS {
@@ -338,36 +341,50 @@ pub fn signed_names(list: &[SignedHeader], fields: &[(&[u8], &[u8])]) -> Vec<Str
     out
 }
 
-/// The header From's address domains (lower-case), by mail-parser.
-pub fn header_from_domains(raw: &[u8], fields: &[(&[u8], &[u8])]) -> Vec<String> {
-    let copies = fields
+/// The largest From field parsed for its addresses; a longer one is cut.
+pub const MAX_FROM_FIELD: usize = 16 * 1024;
+
+/// The header From's address domains (lower-case), by mail-parser, reading
+/// only the From fields (so a hostile rest of the header costs nothing).
+pub fn header_from_domains(fields: &[(&[u8], &[u8])]) -> Vec<String> {
+    let from: Vec<&[u8]> = fields
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"from"))
-        .count();
+        .map(|(_, v)| &v[..v.len().min(MAX_FROM_FIELD)])
+        .collect();
     let mut out = Vec::new();
-    if let Some(m) = mail_parser::MessageParser::new().parse_headers(raw)
-        && let Some(from) = m.from()
-    {
-        for a in from.iter() {
-            if let Some(d) = a.address().and_then(domain_of) {
-                out.push(d);
+    if let Some(first) = from.first() {
+        let mut mini = b"From:".to_vec();
+        mini.extend_from_slice(first);
+        if !mini.ends_with(b"\n") {
+            mini.extend_from_slice(b"\r\n");
+        }
+        mini.extend_from_slice(b"\r\n");
+        if let Some(m) = mail_parser::MessageParser::new().parse_headers(&mini[..])
+            && let Some(addrs) = m.from()
+        {
+            for a in addrs.iter() {
+                if let Some(d) = a.address().and_then(domain_of) {
+                    out.push(d);
+                }
             }
         }
     }
     // Two From fields count as several senders even if one is empty.
-    if copies > 1 && out.len() < 2 {
+    if from.len() > 1 && out.len() < 2 {
         out.push(String::new());
     }
     out
 }
 
-/// The facts of a message and its envelope.
-pub fn facts<'a>(envelope: &'a Envelope, raw: &[u8], fields: &[(&[u8], &[u8])]) -> Facts<'a> {
+/// The envelope's facts; the header From's domains are read later, only
+/// for mail that is signed at all.
+pub fn facts(envelope: &Envelope) -> Facts<'_> {
     Facts {
         ip: envelope.ip,
         user: envelope.user.as_deref().filter(|u| !u.is_empty()),
         mail_from: envelope.mail_from.as_deref(),
-        header_from: header_from_domains(raw, fields),
+        header_from: Vec::new(),
         rcpt_domains: envelope.rcpts.iter().filter_map(|r| domain_of(r)).collect(),
     }
 }
@@ -410,9 +427,10 @@ impl DkimSigning {
 
     /// The DKIM-Signature headers for a message, first key first.
     pub fn sign(&self, envelope: &Envelope, raw: &[u8]) -> Result<Vec<NewHeader>, Skip> {
-        let (fields, _) = header_fields(raw);
-        let facts = facts(envelope, raw, &fields);
+        let mut facts = facts(envelope);
         let origin = origin(&self.policy, &self.networks, &facts).ok_or(Skip::NotOutbound)?;
+        let (fields, _) = header_fields(raw);
+        facts.header_from = header_from_domains(&fields);
         let domain = choose(&self.policy, origin, &facts)?;
         let specs = self.config.keys_for(&domain);
         let names = signed_names(&self.headers, &fields);
@@ -731,6 +749,24 @@ mod tests {
         let many = "X: y\r\n".repeat(MAX_FIELDS + 10);
         assert_eq!(header_fields(many.as_bytes()).0.len(), MAX_FIELDS);
         assert!(header_fields(b"no colon and no end").0.is_empty());
+    }
+
+    #[test]
+    fn header_from_domains_read_only_from_fields() {
+        let raw = b"Subject: x\r\nFrom: \"Joe, Q\" <Joe@Mail.Example.COM>\r\n\r\n";
+        let (f, _) = header_fields(raw);
+        assert_eq!(header_from_domains(&f), ["mail.example.com"]);
+        let raw = b"From: a@one.example, b@two.example\r\n\r\n";
+        let (f, _) = header_fields(raw);
+        assert_eq!(header_from_domains(&f).len(), 2);
+        let raw = b"From: a@one.example\r\nFrom: <>\r\n\r\n";
+        let (f, _) = header_fields(raw);
+        assert_eq!(header_from_domains(&f).len(), 2, "two From fields");
+        let long = format!("From: {}a@b.example\r\n\r\n", "x".repeat(1 << 20));
+        let (f, _) = header_fields(long.as_bytes());
+        assert!(header_from_domains(&f).len() <= 1);
+        let (f, _) = header_fields(b"To: a@b.example\r\n\r\n");
+        assert!(header_from_domains(&f).is_empty());
     }
 
     #[test]

@@ -449,6 +449,48 @@ mod tests {
         assert!(ArcConfig::default().validate().is_empty());
     }
 
+    /// The rspamd user's local.d/dkim_signing.conf and arc.conf
+    /// (../shared/testdata/user-setups/rspamd-clamav), written as mxguard
+    /// TOML: every choice they make has its key.
+    #[test]
+    fn rspamd_users_signing_setup_in_toml() {
+        let text = r#"
+[dkim_signing]
+enabled = true
+allow_hdrfrom_mismatch = true
+allow_hdrfrom_mismatch_sign_networks = true
+allow_username_mismatch = true
+use_domain = "header"
+sign_authenticated = true
+use_esld = false
+[dkim_signing.domain."example.com"]
+path = "/var/lib/rspamd/dkim/example.com.dkim.key"
+selector = "dkim"
+[arc]
+enabled = true
+[arc.domain."example.com"]
+selector = "dkim"
+path = "/var/lib/rspamd/dkim/example.com.dkim.key"
+"#;
+        let c = crate::config::load_str(text, "user.toml").unwrap();
+        let d = &c.dkim_signing;
+        assert!(d.allow_hdrfrom_mismatch && d.allow_hdrfrom_mismatch_sign_networks);
+        assert!(d.allow_username_mismatch && !d.use_esld);
+        assert_eq!(d.use_domain, UseDomain::Header);
+        assert_eq!(
+            d.keys_for("EXAMPLE.com")[0].path,
+            "/var/lib/rspamd/dkim/example.com.dkim.key"
+        );
+        assert_eq!(c.arc.domain["example.com"].all()[0].selector, "dkim");
+        let e = crate::config::load_str(
+            "[dkim_signing]
+use_domain = \"recipient\"\n",
+            "x",
+        )
+        .unwrap_err();
+        assert!(e[0].to_string().contains("use_domain"), "{}", e[0]);
+    }
+
     #[test]
     fn fallback_path_template() {
         let c = DkimSigningConfig::default();

@@ -359,6 +359,42 @@ mod tests {
     }
 
     #[test]
+    fn reloads_a_changed_key_and_keeps_the_last_good_one() {
+        use crate::keygen::{Request, generate};
+        let dir = tempfile::tempdir().unwrap();
+        let req = |force| Request {
+            domain: "example.com".into(),
+            selector: "s".into(),
+            kind: KeyKind::Ed25519,
+            bits: 0,
+            out_dir: dir.path().to_path_buf(),
+            force,
+        };
+        let g = generate(&req(false)).unwrap();
+        let file = KeyFile::load(&g.path).unwrap();
+        let first = file.get().dns_record();
+        assert_eq!(first, g.record);
+        assert!(!file.reload_if_changed(), "unchanged");
+        let g2 = generate(&req(true)).unwrap();
+        assert!(file.reload_if_changed(), "a new key is read");
+        assert_eq!(file.get().dns_record(), g2.record);
+        std::fs::write(&g.path, "-----BEGIN PRIVATE KEY-----\ngarbage\n").unwrap();
+        assert!(!file.reload_if_changed());
+        assert_eq!(
+            file.get().dns_record(),
+            g2.record,
+            "the last good key stays"
+        );
+        assert!(
+            !file.reload_if_changed(),
+            "a refused version is not re-read"
+        );
+        std::fs::remove_file(&g.path).unwrap();
+        assert!(!file.reload_if_changed());
+        assert_eq!(file.get().dns_record(), g2.record);
+    }
+
+    #[test]
     fn refuses_garbage_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.key");

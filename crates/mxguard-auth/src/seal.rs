@@ -77,6 +77,11 @@ impl Sealer {
         })
     }
 
+    /// Whether a message of these envelope facts is sealed at all.
+    pub fn may_seal(&self, facts: &Facts<'_>) -> bool {
+        origin(&self.policy, &self.networks, facts).is_some()
+    }
+
     /// The key for a domain: `[arc]`'s, else `[dkim_signing]`'s when
     /// `reuse_dkim_keys`.
     fn key_for(&self, domain: &str) -> Option<(String, Arc<crate::keys::PrivateKey>)> {

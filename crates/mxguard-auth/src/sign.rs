@@ -344,6 +344,30 @@ pub fn signed_names(list: &[SignedHeader], fields: &[(&[u8], &[u8])]) -> Vec<Str
 /// The largest From field parsed for its addresses; a longer one is cut.
 pub const MAX_FROM_FIELD: usize = 16 * 1024;
 
+/// The same choice as mail-auth's signer wants it: it signs every copy of
+/// a listed name and lists a name it cannot find once more, so each name
+/// is given once when present, and a second time to oversign.
+pub fn signer_template(list: &[SignedHeader], fields: &[Field<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in list {
+        let present = fields
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(h.name.as_bytes()));
+        let (sign, extra) = match h.oversign {
+            Oversign::No => (present, false),
+            Oversign::Always => (present, true),
+            Oversign::IfPresent => (present, present),
+        };
+        if sign {
+            out.push(h.name.clone());
+        }
+        if extra {
+            out.push(h.name.clone());
+        }
+    }
+    out
+}
+
 /// The header From's address domains (lower-case), by mail-parser, reading
 /// only the From fields (so a hostile rest of the header costs nothing).
 pub fn header_from_domains(fields: &[(&[u8], &[u8])]) -> Vec<String> {
@@ -433,7 +457,7 @@ impl DkimSigning {
         facts.header_from = header_from_domains(&fields);
         let domain = choose(&self.policy, origin, &facts)?;
         let specs = self.config.keys_for(&domain);
-        let names = signed_names(&self.headers, &fields);
+        let names = signer_template(&self.headers, &fields);
         let mut out = Vec::new();
         for spec in specs.iter().take(MAX_SIGNATURES) {
             let Some(key) = self.keys.get(Path::new(&spec.path)) else {
@@ -548,6 +572,20 @@ impl Outbound {
             return Err(errors);
         }
         Ok(Some(Outbound { dkim: d, arc: a }))
+    }
+
+    /// Whether [`Outbound::sign`] may add anything: the verdict delivers
+    /// the message and its origin is one DKIM or ARC signs. Cheap (the
+    /// envelope only), so a caller holds a CPU slot only for what it signs.
+    pub fn may_sign(&self, action: Action, envelope: &Envelope) -> bool {
+        if !delivered_unchanged(action) {
+            return false;
+        }
+        let f = facts(envelope);
+        self.dkim
+            .as_ref()
+            .is_some_and(|d| origin(&d.policy, &d.networks, &f).is_some())
+            || self.arc.as_ref().is_some_and(|a| a.may_seal(&f))
     }
 
     /// Signs and seals a message the verdict delivers. `results` gives the

@@ -227,6 +227,7 @@ impl ScanService {
         if self.milter_block
             && let Some(signing) = &self.signing
             && let Some(outbound) = signing.get().as_ref()
+            && outbound.may_sign(verdict.action, envelope)
         {
             let signed = {
                 let _permit = self.cpu_slots.acquire().await.ok();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use mxguard_core::config::{LoadedConfig, load_str};
+use mxguard_core::config::{LoadedConfig, Registry, load_str};
 use mxguard_policy::engine::Engine;
 use mxguard_policy::greylist::{client_key, triplet_key};
 use mxguard_policy::protocol::Request;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 fn setup(extra: &str) -> (Engine, Arc<EmbeddedStore>, tempfile::TempDir) {
     let text = format!("[policy]\nmynetworks = []\n{extra}[greylist]\ndelay = 60\n");
-    let config = load_str(&text, "test.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let config = load_str(&text, "test.toml", &Registry::new()).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(config.greylist.sender_pools, "the default is tested");
     let loaded = LoadedConfig {
         config,
@@ -84,7 +84,7 @@ async fn a_first_attempt_is_one_relaxed_store_write() {
 }
 
 fn engine_config() -> mxguard_core::config::Config {
-    load_str("[greylist]\ndelay = 60\n", "test.toml").unwrap()
+    load_str("[greylist]\ndelay = 60\n", "test.toml", &Registry::new()).unwrap()
 }
 
 /// `max_pending_writes = 0`: answers wait for their write, on disk.

@@ -11,8 +11,10 @@
 
 use crate::checks::BoxFuture;
 use crate::greylist::ScoreGreylist;
-use crate::milter_headers::MilterBlock;
+use crate::milter_headers::{AddHeader, MilterBlock};
 use crate::{Pipeline, Prepared};
+use mxguard_auth::seal::ArcChain;
+use mxguard_auth::sign::Outbound;
 use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_store::{Counters, History, HistoryRow};
@@ -121,6 +123,9 @@ pub struct ScanService {
     /// Whether outcomes carry the milter block (off for a front end that
     /// shows only the verdict: formatting it is ~5% of a scan's CPU).
     milter_block: bool,
+    /// DKIM signing and ARC sealing (replaced on reload; `None` inside
+    /// when neither is enabled).
+    signing: Option<Arc<Shared<Option<Outbound>>>>,
 }
 
 impl ScanService {
@@ -135,6 +140,7 @@ impl ScanService {
             autolearn: None,
             greylist: None,
             milter_block: true,
+            signing: None,
         }
     }
 
@@ -159,6 +165,13 @@ impl ScanService {
     /// `mxguard scan`, which has no retrying MTA behind it).
     pub fn with_greylist(mut self, greylist: Arc<Shared<ScoreGreylist>>) -> ScanService {
         self.greylist = Some(greylist);
+        self
+    }
+
+    /// Signs and seals the mail it delivers (the milter; `mxguard scan`
+    /// does not sign).
+    pub fn with_signing(mut self, signing: Arc<Shared<Option<Outbound>>>) -> ScanService {
+        self.signing = Some(signing);
         self
     }
 
@@ -203,11 +216,47 @@ impl ScanService {
                     .await;
             });
         }
-        let milter = if self.milter_block {
+        let mut milter = if self.milter_block {
             MilterBlock::for_verdict(pipeline.header_options(), &verdict, envelope, mta_name)
         } else {
             MilterBlock::default()
         };
+        // Signing is not a check: it runs once the verdict is final (after
+        // score greylisting) and only on mail the verdict delivers as it
+        // is, so nothing rejected, deferred or rewritten is signed.
+        if self.milter_block
+            && let Some(signing) = &self.signing
+            && let Some(outbound) = signing.get().as_ref()
+            && outbound.may_sign(verdict.action, envelope)
+        {
+            let signed = {
+                let _permit = self.cpu_slots.acquire().await.ok();
+                let authserv_id = authserv_id(pipeline.header_options(), mta_name);
+                outbound.sign(
+                    verdict.action,
+                    envelope,
+                    raw,
+                    || {
+                        crate::milter_headers::authentication_results(
+                            &verdict,
+                            envelope,
+                            &authserv_id,
+                        )
+                        .unwrap_or_else(|| format!("{authserv_id}; none"))
+                    },
+                    arc_chain(&verdict),
+                )
+            };
+            self.count_signing(&signed);
+            // Each is inserted at the top: the last inserted ends topmost.
+            for (name, value) in signed.headers.into_iter().rev() {
+                milter.add_headers.push(AddHeader {
+                    name,
+                    value,
+                    order: Some(0),
+                });
+            }
+        }
         if let Some(a) = &self.autolearn {
             let sender = envelope
                 .mail_from
@@ -230,6 +279,36 @@ impl ScanService {
             }
         }
         ScanOutcome { verdict, milter }
+    }
+
+    fn count_signing(&self, signed: &mxguard_auth::sign::Signed) {
+        let mut names = Vec::new();
+        for (name, _) in &signed.headers {
+            match name.as_str() {
+                "DKIM-Signature" => names.push("sign:dkim".to_string()),
+                "ARC-Seal" => names.push("sign:arc".to_string()),
+                _ => {}
+            }
+        }
+        for (what, skip) in [("dkim", signed.dkim_skipped), ("arc", signed.arc_skipped)] {
+            if let Some(s) = skip {
+                tracing::debug!("{what}: not signed: {}", s.as_str());
+                if s == mxguard_auth::sign::Skip::Failed {
+                    names.push(format!("sign:{what}_failed"));
+                }
+            }
+        }
+        if let Some(r) = &self.recording
+            && !names.is_empty()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let counters = r.counters.clone();
+            rt.spawn(async move {
+                for n in names {
+                    let _ = counters.incr(&n, 1).await;
+                }
+            });
+        }
     }
 
     /// Envelope checks at an SMTP stage before DATA.
@@ -258,6 +337,30 @@ impl MessageScanner for ScanService {
 
     fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
         Box::pin(self.scan_message(input))
+    }
+}
+
+/// The authserv-id of this host's Authentication-Results: configured, or
+/// the MTA's name.
+fn authserv_id(config: &mxguard_core::config::MilterHeaders, mta_name: Option<&str>) -> String {
+    if config.authserv_id.is_empty() {
+        mta_name.unwrap_or("localhost").to_string()
+    } else {
+        config.authserv_id.clone()
+    }
+}
+
+/// The ARC chain's validation for the new seal's `cv=`, read from the ARC
+/// check's symbols (rspamd's names). The seam for inbound verification:
+/// once the ARC check returns a typed result, read that here instead.
+fn arc_chain(verdict: &Verdict) -> ArcChain {
+    let has = |n: &str| verdict.symbols.contains_key(n);
+    if has("ARC_ALLOW") || has("ARC_NA") {
+        ArcChain::Pass
+    } else if has("ARC_REJECT") || has("ARC_INVALID") {
+        ArcChain::Fail
+    } else {
+        ArcChain::Unverified
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod config_cmd;
+mod dkim_cmd;
 mod history_cmd;
 mod learn_cmd;
 mod parts;
@@ -55,6 +56,9 @@ enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// DKIM keys: generate one and print the DNS records to publish.
+    #[command(subcommand)]
+    Dkim(dkim_cmd::DkimCommand),
     /// Check the store file, and repair it.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn_cmd::learn(&globals, args),
         Command::Eval(args) => learn_cmd::eval(&globals, args),
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
+        Command::Dkim(cmd) => dkim_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

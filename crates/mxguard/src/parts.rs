@@ -43,6 +43,10 @@ impl Wanted {
 
 pub struct Parts {
     pub pipeline: Option<Pipeline>,
+    /// DKIM signing and ARC sealing for the milter's scan service, built
+    /// with the pipeline (keys read now, so a bad key stops `serve` and
+    /// `config check`); `None` inside when neither is enabled.
+    pub signing: Option<Option<mxguard_auth::sign::Outbound>>,
     pub engine: Option<Engine>,
     /// Map lines that were skipped.
     pub warnings: Vec<LineError>,
@@ -98,6 +102,17 @@ pub fn build(
     } else {
         None
     };
+    let signing = if wanted.pipeline {
+        match mxguard_auth::sign::Outbound::new(&loaded.config.dkim_signing, &loaded.config.arc) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                errors.extend(e.iter().map(|(key, m)| loaded.error_at_key(key, m)));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let engine = if wanted.engine {
         match Engine::new(loaded, store, dns) {
             Ok((e, w)) => {
@@ -118,6 +133,7 @@ pub fn build(
     }
     Ok(Parts {
         pipeline,
+        signing,
         engine,
         warnings,
     })

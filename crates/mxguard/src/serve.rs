@@ -109,6 +109,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let milter = if let (Some(pipeline), Some((classifier, classifier_tasks))) =
         (built.pipeline, classifier)
     {
+        let signing = Arc::new(Shared::new(built.signing.flatten()));
         let pipeline = Arc::new(Shared::new(pipeline));
         let server = mxguard_milter::MilterServer::bind(&config.milter)
             .await
@@ -120,13 +121,16 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             })?;
         tracing::info!(listen = %config.milter.listen, "milter listening");
         let greylist = Arc::new(Shared::new(score_greylist(config, &store)));
-        let scanner = Arc::new(crate::scanner::service(
-            pipeline.clone(),
-            config,
-            store.clone(),
-            classifier,
-            greylist.clone(),
-        ));
+        let scanner = Arc::new(
+            crate::scanner::service(
+                pipeline.clone(),
+                config,
+                store.clone(),
+                classifier,
+                greylist.clone(),
+            )
+            .with_signing(signing.clone()),
+        );
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -139,7 +143,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         }));
         // After the milter's sessions: autolearn learns what they queued.
         tasks.extend(classifier_tasks);
-        Some((pipeline, milter_config, greylist))
+        Some((pipeline, milter_config, greylist, signing))
     } else {
         None
     };
@@ -193,8 +197,9 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
                         for w in &built.warnings {
                             tracing::warn!("{w}");
                         }
-                        if let (Some((pipeline, milter_config, greylist)), Some(p)) = (&milter, built.pipeline) {
+                        if let (Some((pipeline, milter_config, greylist, signing)), Some(p)) = (&milter, built.pipeline) {
                             pipeline.replace(p);
+                            signing.replace(built.signing.flatten());
                             greylist.replace(score_greylist(&new.config, &store));
                             milter_config.replace(new.config.milter.clone());
                             tracing::info!("milter: configuration reloaded");

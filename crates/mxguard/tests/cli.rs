@@ -425,6 +425,20 @@ fn config_check_refuses_every_missing_file_serve_would_refuse() {
             "policy.restrictions.recipient[1]",
             2,
         ),
+        (
+            format!(
+                "[dkim_signing]\nenabled = true\n[dkim_signing.domain.\"example.com\"]\nselector = \"dkim\"\npath = \"{m}\"\n"
+            ),
+            "dkim_signing.domain.example.com.path",
+            5,
+        ),
+        (
+            format!(
+                "[arc]\nenabled = true\n[arc.domain.\"example.org\"]\nkeys = [{{ selector = \"arc\", path = \"{m}\" }}]\n"
+            ),
+            "arc.domain.example.org.keys[0]",
+            4,
+        ),
     ];
     for (body, key, line) in cases {
         let cfg = write_config(dir.path(), &body);

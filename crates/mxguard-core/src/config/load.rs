@@ -63,6 +63,19 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// An error about the value of `key` (a key path such as
+    /// `dkim_signing.domain.example.com.path`), placed at its line in the
+    /// file, or at the nearest enclosing table the file has.
+    pub fn error_at_key(&self, key: &str, message: &str) -> ConfigError {
+        let span = if self.text.is_empty() {
+            None
+        } else {
+            let (doc, _) = parse(&self.text);
+            span_of_key(doc.get_ref(), key)
+        };
+        self.error_at(span, key, message)
+    }
+
     /// An error about the value at `span` of this config.
     pub fn error_at(&self, span: Option<Range<usize>>, key: &str, message: &str) -> ConfigError {
         ConfigError {
@@ -440,6 +453,12 @@ fn validate(
         err(None, key, message);
     }
     for (key, message) in config.dns.validate() {
+        err(None, key, message);
+    }
+    for (key, message) in config.dkim_signing.validate() {
+        err(None, key, message);
+    }
+    for (key, message) in config.arc.validate() {
         err(None, key, message);
     }
     if config.scan.max_message_size.0 == 0 {

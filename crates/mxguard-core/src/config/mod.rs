@@ -11,6 +11,7 @@ mod load;
 mod milter;
 mod policy;
 mod section;
+mod signing;
 mod units;
 
 pub use load::{
@@ -23,6 +24,10 @@ pub use policy::{
     DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
 };
 pub use section::{Problem, Problems, Registry, SCORE_HINT, Section, Sections};
+pub use signing::{
+    ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign,
+    SignedHeader, UseDomain, keys_for, parse_sign_headers,
+};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +50,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
+    pub dkim_signing: DkimSigningConfig,
+    pub arc: ArcConfig,
     /// The registered sections (the checks'), read with [`Config::section`];
     /// `config dump` prints them after the core ones.
     #[serde(skip_deserializing, flatten)]
@@ -54,7 +61,17 @@ pub struct Config {
 /// The top-level keys of [`Config`]'s own fields; a registered section
 /// may not take one.
 pub const CORE_KEYS: &[&str] = &[
-    "store", "scan", "actions", "symbols", "groups", "milter", "policy", "greylist", "dns",
+    "store",
+    "scan",
+    "actions",
+    "symbols",
+    "groups",
+    "milter",
+    "policy",
+    "greylist",
+    "dns",
+    "dkim_signing",
+    "arc",
 ];
 
 impl Config {

@@ -1,0 +1,187 @@
+//! DKIM signing through real Postfix: keys made by `mxguard dkim keygen`,
+//! mail from a client in `[dkim_signing] sign_networks` relayed by Postfix
+//! through the milter, delivered, and the delivered message's signatures
+//! (RSA and Ed25519) verified by dkimpy against the records keygen printed.
+
+mod common;
+
+use common::postfix::{self, message_with, swaks};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// `mxguard dkim keygen`, returning the TXT record it prints (its strings
+/// joined) and the key path.
+fn keygen(dir: &Path, selector: &str, kind: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+        .args([
+            "dkim",
+            "keygen",
+            "--domain",
+            "example.com",
+            "--selector",
+            selector,
+            "--type",
+            kind,
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let block = text
+        .split("\n\n")
+        .find(|b| b.contains("_domainkey IN TXT"))
+        .unwrap();
+    block
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// dkimpy's verdict on each signature of `msg`: "pass"/"fail" per index.
+fn dkimpy(records: &[(String, String)], msg: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = dir.path().join("records");
+    std::fs::write(
+        &recs,
+        records
+            .iter()
+            .map(|(n, t)| format!("{n} {t}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let script = r#"
+import sys, re, dkim
+recs = {}
+for line in open(sys.argv[1], encoding="ascii"):
+    name, txt = line.rstrip("\n").split(" ", 1)
+    recs[name + "."] = txt.encode()
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    return recs.get(name if name.endswith(".") else name + ".")
+msg = sys.stdin.buffer.read()
+n = len(re.findall(rb"(?im)^dkim-signature:", msg.split(b"\r\n\r\n", 1)[0]))
+d = dkim.DKIM(msg)
+out = []
+for i in range(n):
+    try:
+        out.append("pass" if d.verify(idx=i, dnsfunc=dnsfunc) else "fail")
+    except dkim.ValidationError as e:
+        print(i, e, file=sys.stderr)
+        out.append("fail")
+print(" ".join(out))
+"#;
+    let mut child = Command::new(PYTHON)
+        .args(["-c", script, recs.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(msg).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A message from root's mbox as the MTA delivered it: the `From ` line
+/// gone, mbox's `>From` quoting undone, CRLF line ends.
+fn as_delivered(mbox_entry: &str) -> Vec<u8> {
+    let text = mbox_entry
+        .split_once('\n')
+        .map_or(mbox_entry, |(first, rest)| {
+            if first.starts_with("From ") || !first.contains(':') {
+                rest
+            } else {
+                mbox_entry
+            }
+        });
+    let mut out = String::new();
+    for line in text.trim_end_matches('\n').split('\n') {
+        out.push_str(
+            line.strip_prefix('>')
+                .filter(|l| l.starts_with("From "))
+                .unwrap_or(line),
+        );
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
+    if !Path::new(PYTHON).exists()
+        || !Command::new(PYTHON)
+            .args(["-c", "import dkim"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        println!("skipping: dkimpy (python3-dkim) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = keygen(dir.path(), "rsa", "rsa");
+    let ed = keygen(dir.path(), "ed", "ed25519");
+    let records = vec![
+        ("rsa._domainkey.example.com".to_string(), rsa),
+        ("ed._domainkey.example.com".to_string(), ed),
+    ];
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+         [dkim_signing]\nenabled = true\nsign_local = false\nsign_networks = [\"127.0.0.0/8\"]\n\
+         [dkim_signing.domain.\"example.com\"]\nkeys = [{{ selector = \"rsa\", path = \"{d}/example.com.rsa.key\" }}, \
+         {{ selector = \"ed\", path = \"{d}/example.com.ed.key\" }}]\n",
+        d = dir.path().display()
+    );
+    let _daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(None, Some(port));
+
+    // Header From and envelope sender in example.com: signed twice.
+    let (ok, t) = swaks(
+        "joe@example.com",
+        "root@localhost",
+        &["From: Joe <joe@example.com>", "Subject: signed outbound 1"],
+        "From the start of a line, a body\nthat mbox quotes.\n",
+    );
+    assert!(ok, "{t}");
+    let delivered = as_delivered(&message_with("signed outbound 1"));
+    let head = String::from_utf8_lossy(&delivered);
+    assert!(head.contains("DKIM-Signature: v=1; a=rsa-sha256"), "{head}");
+    assert!(head.contains("a=ed25519-sha256"), "{head}");
+    assert_eq!(dkimpy(&records, &delivered), "pass pass", "{head}");
+    // The same message changed after delivery fails: the check can fail.
+    let changed = String::from_utf8_lossy(&delivered)
+        .replace("a body", "a b0dy")
+        .into_bytes();
+    assert_eq!(dkimpy(&records, &changed), "fail fail");
+
+    // A header From of another organisation than the envelope sender
+    // (allow_hdrfrom_mismatch = false): delivered unsigned.
+    let (ok, t) = swaks(
+        "joe@example.com",
+        "root@localhost",
+        &[
+            "From: Someone <someone@elsewhere.example>",
+            "Subject: unsigned outbound 2",
+        ],
+        "body",
+    );
+    assert!(ok, "{t}");
+    let delivered = message_with("unsigned outbound 2");
+    assert!(!delivered.contains("DKIM-Signature"), "{delivered}");
+}

@@ -430,6 +430,9 @@ fn validate(
     for (key, message) in config.classifier.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.dmarc_reporting.validate() {
+        err(None, key, message);
+    }
     for (key, message) in config.greylist.validate() {
         err(None, key, message);
     }

@@ -5,12 +5,14 @@
 //! positions, without building the pipeline.
 
 mod classifier;
+mod dmarc_report;
 mod load;
 mod milter;
 mod policy;
 mod units;
 
 pub use classifier::ClassifierConfig;
+pub use dmarc_report::{DmarcReportConfig, plain_address, plain_domain};
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
 };
@@ -49,6 +51,8 @@ pub struct Config {
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
     pub classifier: ClassifierConfig,
+    /// `[dmarc_reporting]`: DMARC aggregate reports.
+    pub dmarc_reporting: DmarcReportConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod config_cmd;
+mod dmarc_cmd;
 mod history_cmd;
 mod learn_cmd;
 mod parts;
@@ -58,6 +59,9 @@ enum Command {
     /// Check the store file, and repair it.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// DMARC aggregate reports: print or send one now.
+    #[command(subcommand)]
+    Dmarc(dmarc_cmd::DmarcCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Learn(args) => learn_cmd::learn(&globals, args),
         Command::Eval(args) => learn_cmd::eval(&globals, args),
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
+        Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
     };
     match result {
         Ok(code) => code,

@@ -522,14 +522,12 @@ async fn sent_once_then_never_again() {
     let again = r.tick(NEXT_DAY + 60).await;
     assert_eq!(again[0].2, Outcome::Done(State::Sent));
     assert_eq!(connections(&seen), 1);
-    let g = seen.lock().expect("lock");
-    let (rcpts, body) = &g.messages[0];
-    assert_eq!(rcpts, &["dmarc@example.com"]);
+    let (rcpts, body) = seen.lock().expect("lock").messages[0].clone();
+    assert_eq!(rcpts, ["dmarc@example.com"]);
     assert!(body.contains("Subject: Report Domain: example.com Submitter: mx.receiver.example Report-ID: <2026-12-06.example.com@mx.receiver.example>"));
     assert!(
         body.contains("filename=\"mx.receiver.example!example.com!1796515200!1796601599.xml.gz\"")
     );
-    drop(g);
     let counters = mxguard_store::Counters::new(store.clone());
     assert_eq!(counters.get("dmarc_reports_sent").await.ok(), Some(1));
     assert_eq!(

@@ -241,6 +241,36 @@ mod tests {
     }
 
     #[test]
+    fn rspamd_shaped_config_loads_and_typos_are_caught() {
+        let text = "[dmarc_reporting]\nenabled = true\nsend_reports = true\norg_name = \"EXAMPLE.COM\"\ndomain = \"example.com\"\nemail = \"postmaster@example.com\"\nretry_interval = \"10m\"\n";
+        let loaded = crate::config::load_str(text, "t.toml").expect("loads");
+        let c = &loaded.dmarc_reporting;
+        assert!(c.sending());
+        assert_eq!(c.retry_interval, Seconds(600));
+        let errors = crate::config::load_str("[dmarc_reporting]\nsend_report = true\n", "t.toml")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("send_reports")),
+            "{errors:?}"
+        );
+        let errors = crate::config::load_str(
+            "[dmarc_reporting]\nenabled = true\nsend_reports = true\n",
+            "t.toml",
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("dmarc_reporting.email")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let c = DmarcReportConfig {
             send_hour: 24,

@@ -64,6 +64,8 @@ pub enum Recorded {
     OverCap,
     /// Not kept: the policy domain is not a domain name.
     Invalid,
+    /// Not kept: `[dmarc_reporting] enabled` is off.
+    Disabled,
 }
 
 pub(crate) fn count_prefix(p: Period, domain: &str) -> String {
@@ -183,6 +185,9 @@ pub async fn record_evaluation(
     config: &DmarcReportConfig,
     e: &Evaluation,
 ) -> Result<Recorded, StoreError> {
+    if !config.enabled {
+        return Ok(Recorded::Disabled);
+    }
     let Some(domain) = key_domain(&e.policy.domain) else {
         return Ok(Recorded::Invalid);
     };

@@ -225,6 +225,17 @@ async fn caps_bound_rows_and_domains() {
             })
         );
     }
+    // Nothing is kept while reporting is off.
+    let off = DmarcReportConfig {
+        enabled: false,
+        ..c.clone()
+    };
+    assert_eq!(
+        record_evaluation(&*store, &off, &eval("192.0.2.1", true, &p))
+            .await
+            .ok(),
+        Some(Recorded::Disabled)
+    );
     // A policy domain that is not a name is not kept.
     let bad = policy("exa mple:com", RecordForm::Rfc7489, &[]);
     assert_eq!(

@@ -388,3 +388,91 @@ fn a_day_of_evaluations_arrives_as_reports_through_postfix() {
     drop(daemon);
     assert_eq!(reports_in_mailbox(), 2, "a report was sent twice");
 }
+
+/// The admin command without a relay: `--dry-run` prints the report and
+/// leaves the send state alone; sending refuses an unfinished day and a
+/// config that has sending off, saying what to do.
+#[test]
+fn dmarc_report_command_dry_run_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let yesterday = Period::of(now).previous();
+    let reporting = DmarcReportConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let p = policy("example.com", RecordForm::Rfc7489);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = EmbeddedStore::open(&data_dir).unwrap();
+            for i in 0..4 {
+                let e = evaluation(
+                    yesterday.begin() + i * 60,
+                    "192.0.2.10",
+                    &p,
+                    true,
+                    Disposition::Pass,
+                );
+                record_evaluation(&store, &reporting, &e).await.unwrap();
+            }
+        });
+    let cfg = dir.path().join("mxguard.toml");
+    let write = |send: bool| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[store]\ndata_dir = \"{}\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"500ms\"\nattempts = 1\n\
+                 [dmarc_reporting]\nenabled = true\nsend_reports = {send}\norg_name = \"Org\"\ndomain = \"mx.receiver.example\"\n\
+                 email = \"dmarc@receiver.example\"\nrelay = \"127.0.0.1:9\"\n",
+                data_dir.display()
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+            .args(["-c", cfg.to_str().unwrap(), "dmarc", "report"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    write(false);
+    let (ok, out) = run(&["--dry-run", "--domain", "Example.COM"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Subject: Report Domain: example.com Submitter: mx.receiver.example"),
+        "{out}"
+    );
+    assert!(out.contains("<count>4</count>"), "{out}");
+    // root@mx.test cannot be authorised (no DNS answers): dropped, said why.
+    assert!(
+        out.contains("Dropped: https://reports.example/ingest"),
+        "{out}"
+    );
+    let (ok, out) = run(&[]);
+    assert!(!ok && out.contains("send_reports = true"), "{out}");
+    write(true);
+    let (ok, out) = run(&["--period", &Period::of(now).name()]);
+    assert!(!ok && out.contains("is not over"), "{out}");
+    let (ok, out) = run(&["--period", "2026-02-30"]);
+    assert!(!ok && out.contains("YYYY-MM-DD"), "{out}");
+    // A send that fails (nothing listens on the relay, DNS unanswered) is
+    // left to be retried; the dry run did not mark anything.
+    let (ok, out) = run(&[]);
+    assert!(!ok && out.contains("will be retried"), "{out}");
+}

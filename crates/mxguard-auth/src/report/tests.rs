@@ -804,3 +804,95 @@ async fn yesterdays_report_goes_at_start_and_old_days_too() {
     assert_eq!(due.last().copied(), Some(today.previous()));
     assert_eq!(due.len(), 6, "{due:?}"); // keep = 7 days: six whole days back
 }
+
+/// The seam takes a real DKIM signer: mail-auth's, with an Ed25519 key,
+/// and dkimpy (an independent verifier) accepts the report mail's
+/// signature, and refuses it once the attachment is changed.
+#[tokio::test]
+async fn a_real_dkim_signer_fits_the_seam_and_dkimpy_verifies() {
+    use mail_auth::common::crypto::{Ed25519Key, SigningKey};
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::DkimSigner;
+    let python = "/usr/bin/python3";
+    let has_dkimpy = std::process::Command::new(python)
+        .args(["-c", "import dkim, nacl"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_dkimpy {
+        println!(
+            "SKIP: dkimpy (Debian python3-dkim, python3-nacl) not installed; this test did not run"
+        );
+        return;
+    }
+    let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
+    let public = Ed25519Key::from_pkcs8_der(&pkcs8)
+        .expect("key")
+        .public_key();
+    let sign: Arc<SignFn> = Arc::new(move |m: &[u8]| {
+        let key = Ed25519Key::from_pkcs8_der(&pkcs8).map_err(|e| e.to_string())?;
+        let sig = DkimSigner::from_key(key)
+            .domain("receiver.example")
+            .selector("rep")
+            .headers([
+                "From",
+                "To",
+                "Subject",
+                "Date",
+                "Message-ID",
+                "MIME-Version",
+                "Content-Type",
+            ])
+            .sign(m)
+            .map_err(|e| e.to_string())?;
+        let mut out = sig.to_header().into_bytes();
+        out.extend_from_slice(m);
+        Ok(out)
+    });
+    let (_d, store) = open_store();
+    let c = config("127.0.0.1:1");
+    record_day(
+        &*store,
+        &c,
+        &policy(
+            "example.com",
+            RecordForm::Rfc7489,
+            &["mailto:dmarc@example.com"],
+        ),
+    )
+    .await;
+    let r = Reporter::new(store, Arc::new(Table(HashMap::new())), c, Some(sign));
+    let built = r
+        .build(Period::of(NOON), "example.com", NEXT_DAY)
+        .await
+        .expect("b")
+        .expect("b");
+    assert!(built.message.starts_with(b"DKIM-Signature:"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("report.eml");
+    std::fs::write(&file, &built.message).expect("write");
+    let b64 = mail::base64_lines(&public).replace("\r\n", "");
+    let script = format!(
+        r#"
+import sys, dkim
+def dns(name, timeout=5):
+    assert name == b'rep._domainkey.receiver.example.', name
+    return b'v=DKIM1; k=ed25519; p={b64}'
+msg = open(sys.argv[1], 'rb').read()
+ok = dkim.verify(msg, dnsfunc=dns)
+tampered = msg.replace(b'H4sI', b'H4sJ', 1)
+print(ok, dkim.verify(tampered, dnsfunc=dns))
+"#
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "True False",
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

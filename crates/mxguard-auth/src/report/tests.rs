@@ -810,7 +810,7 @@ async fn yesterdays_report_goes_at_start_and_old_days_too() {
 /// signature, and refuses it once the attachment is changed.
 #[tokio::test]
 async fn a_real_dkim_signer_fits_the_seam_and_dkimpy_verifies() {
-    use mail_auth::common::crypto::{Ed25519Key, SigningKey};
+    use mail_auth::common::crypto::Ed25519Key;
     use mail_auth::common::headers::HeaderWriter;
     use mail_auth::dkim::DkimSigner;
     let python = "/usr/bin/python3";

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # g++: libFuzzer (scripts/fuzz.sh) is C++.
-PACKAGES=(swaks dnsmasq-base g++)
+# libxml2-utils: xmllint validates DMARC reports against RFC 7489's schema.
+PACKAGES=(swaks dnsmasq-base g++ libxml2-utils)
 DEBCONF=(
   "postfix postfix/main_mailer_type select Local only"
   "postfix postfix/mailname string mx.test"

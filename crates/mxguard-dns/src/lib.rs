@@ -38,6 +38,13 @@ impl std::fmt::Display for DnsFailure {
 /// or a failure.
 pub type DnsResult<T> = Result<Vec<T>, DnsFailure>;
 
+/// A TXT record (its strings joined) longer than this is dropped as
+/// hostile: real SPF, DKIM and DMARC records stay far below it.
+pub const MAX_TXT_LEN: usize = 4096;
+
+/// At most this many TXT records of one name are looked at.
+pub const MAX_TXT_RECORDS: usize = 32;
+
 #[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
@@ -96,6 +103,30 @@ impl Dns {
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         let deadline = deadline_for(config);
         Ok(Dns { resolver, deadline })
+    }
+
+    /// TXT records of a name, each record's strings joined without a
+    /// separator (RFC 7208 3.3), lossily decoded. Records over
+    /// [`MAX_TXT_LEN`] are dropped, and at most [`MAX_TXT_RECORDS`] kept.
+    pub async fn txt(&self, name: &str) -> DnsResult<String> {
+        Ok(self
+            .records(name, RecordType::TXT)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::TXT(t) => {
+                    let len: usize = t.txt_data.iter().map(|p| p.len()).sum();
+                    (len <= MAX_TXT_LEN).then(|| {
+                        t.txt_data
+                            .iter()
+                            .map(|p| String::from_utf8_lossy(p))
+                            .collect::<String>()
+                    })
+                }
+                _ => None,
+            })
+            .take(MAX_TXT_RECORDS)
+            .collect())
     }
 
     pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {

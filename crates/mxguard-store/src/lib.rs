@@ -28,6 +28,7 @@
 //! | `greyawl:<client>` | greylist auto-whitelist entry (JSON `{count, last}`, as postgrey's clients database) |
 //! | `ban:<ip>` | ban record |
 //! | `rate:<name>:<value>:<window>:<bucket>` | rate-limit window (an `incr` with a TTL) |
+//! | `dmarc:<kind>:<day>:<domain>[:<row>]` | DMARC report rows, counts, policy and send state (`mxguard_auth::report::store`) |
 //!
 //! A key holds one kind of value: a string/counter or a list, never both
 //! (Redis would answer WRONGTYPE). Do not scan a prefix that covers lists.

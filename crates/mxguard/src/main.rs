@@ -4,6 +4,7 @@
 mod classifier;
 mod config_cmd;
 mod dkim_cmd;
+mod dmarc_cmd;
 mod history_cmd;
 mod learn_cmd;
 mod parts;
@@ -62,6 +63,9 @@ enum Command {
     /// Check the store file, and repair it.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// DMARC aggregate reports: print or send one now.
+    #[command(subcommand)]
+    Dmarc(dmarc_cmd::DmarcCommand),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => learn_cmd::eval(&globals, args),
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
+        Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
     };
     match result {
         Ok(code) => code,

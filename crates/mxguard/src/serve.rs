@@ -173,6 +173,24 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     if tasks.is_empty() {
         return Err("nothing to serve: every front end is disabled in the config".into());
     }
+    // DMARC aggregate reports: yesterday's unsent ones at start, then daily.
+    if config.dmarc_reporting.sending() {
+        let dns = mxguard_dns::Dns::new(&config.dns).map_err(|e| format!("[dns]: {e}"))?;
+        // The DKIM signer seam (mxguard_auth::report::SignFn) is not wired
+        // yet: the report mail leaves unsigned, for the relay to sign.
+        if config.dmarc_reporting.sign {
+            tracing::info!(
+                "DMARC reports: no DKIM signer in this mxguard; the relay must sign the report mail"
+            );
+        }
+        let reporter = mxguard_auth::report::Reporter::new(
+            store.clone(),
+            Arc::new(dns),
+            config.dmarc_reporting.clone(),
+            None,
+        );
+        tasks.push(tokio::spawn(reporter.run(stop_rx.clone())));
+    }
     // Expired entries stay in the file until purged.
     tasks.push(tokio::spawn(crate::purge::run(
         store.clone(),

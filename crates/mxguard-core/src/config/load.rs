@@ -449,6 +449,9 @@ fn validate(
     for (key, message) in config.milter.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.dmarc_reporting.validate() {
+        err(None, key, message);
+    }
     for (key, message) in config.greylist.validate() {
         err(None, key, message);
     }

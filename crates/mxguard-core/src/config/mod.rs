@@ -7,6 +7,7 @@
 //! so `mxguard config check` validates the whole file in one pass with
 //! exact positions, without building the pipeline.
 
+mod dmarc_report;
 mod load;
 mod milter;
 mod policy;
@@ -14,6 +15,7 @@ mod section;
 mod signing;
 mod units;
 
+pub use dmarc_report::{DmarcReportConfig, plain_address, plain_domain};
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
 };
@@ -52,6 +54,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub dkim_signing: DkimSigningConfig,
     pub arc: ArcConfig,
+    /// `[dmarc_reporting]`: DMARC aggregate reports.
+    pub dmarc_reporting: DmarcReportConfig,
     /// The registered sections (the checks'), read with [`Config::section`];
     /// `config dump` prints them after the core ones.
     #[serde(skip_deserializing, flatten)]
@@ -72,6 +76,7 @@ pub const CORE_KEYS: &[&str] = &[
     "dns",
     "dkim_signing",
     "arc",
+    "dmarc_reporting",
 ];
 
 impl Config {

@@ -478,6 +478,33 @@ impl DkimSigning {
     }
 }
 
+impl DkimSigning {
+    /// Signs mail mxguard writes itself (DMARC reports) as `domain`, with
+    /// that domain's keys: no origin or mismatch rules, since no client
+    /// sent it.
+    pub fn sign_own(&self, domain: &str, raw: &[u8]) -> Result<Vec<NewHeader>, Skip> {
+        let (fields, _) = header_fields(raw);
+        let names = signer_template(&self.headers, &fields);
+        let mut out = Vec::new();
+        for spec in self.config.keys_for(domain).iter().take(MAX_SIGNATURES) {
+            let Some(key) = self.keys.get(Path::new(&spec.path)) else {
+                continue;
+            };
+            match sign_one(SharedKey(key), domain, &spec.selector, &names, raw) {
+                Ok(h) => out.push(h),
+                Err(e) => {
+                    tracing::warn!(domain, selector = spec.selector, "DKIM signing failed: {e}");
+                    return Err(Skip::Failed);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(Skip::NoKey);
+        }
+        Ok(out)
+    }
+}
+
 /// Loads the keys a `domain` table names; errors at `<section>.domain.<d>`.
 pub(crate) fn preload(
     domains: &std::collections::BTreeMap<String, mxguard_core::config::DomainKeys>,
@@ -572,6 +599,26 @@ impl Outbound {
             return Err(errors);
         }
         Ok(Some(Outbound { dkim: d, arc: a }))
+    }
+
+    /// Mail mxguard writes itself (a DMARC report from `domain`), whole,
+    /// with its DKIM-Signature(s) on top; `None` when DKIM signing is off.
+    pub fn sign_own(&self, domain: &str, raw: &[u8]) -> Option<Result<Vec<u8>, String>> {
+        let dkim = self.dkim.as_ref()?;
+        Some(match dkim.sign_own(domain, raw) {
+            Ok(headers) => {
+                let mut out = Vec::with_capacity(raw.len() + 1024);
+                for (name, value) in headers {
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(value.replace('\n', "\r\n").as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(raw);
+                Ok(out)
+            }
+            Err(skip) => Err(format!("not DKIM-signed as {domain}: {}", skip.as_str())),
+        })
     }
 
     /// Whether [`Outbound::sign`] may add anything: the verdict delivers

@@ -176,18 +176,39 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     // DMARC aggregate reports: yesterday's unsent ones at start, then daily.
     if config.dmarc_reporting.sending() {
         let dns = mxguard_dns::Dns::new(&config.dns).map_err(|e| format!("[dns]: {e}"))?;
-        // The DKIM signer seam (mxguard_auth::report::SignFn) is not wired
-        // yet: the report mail leaves unsigned, for the relay to sign.
-        if config.dmarc_reporting.sign {
-            tracing::info!(
-                "DMARC reports: no DKIM signer in this mxguard; the relay must sign the report mail"
-            );
-        }
+        // The report mail is DKIM-signed as the reporting domain with the
+        // keys of [dkim_signing], when it has some for that domain.
+        let sign: Option<Arc<mxguard_auth::report::SignFn>> = if config.dmarc_reporting.sign {
+            match mxguard_auth::sign::Outbound::new(&config.dkim_signing, &config.arc) {
+                Ok(Some(outbound)) if config.dkim_signing.enabled => {
+                    // Aligned with the report's From: (`email`).
+                    let r = &config.dmarc_reporting;
+                    let domain = r
+                        .email
+                        .rsplit_once('@')
+                        .map_or_else(|| r.domain.clone(), |(_, d)| d.to_ascii_lowercase());
+                    Some(Arc::new(move |raw: &[u8]| {
+                        outbound
+                            .sign_own(&domain, raw)
+                            .unwrap_or_else(|| Err("DKIM signing is off".into()))
+                    }))
+                }
+                Ok(_) => {
+                    tracing::info!(
+                        "DMARC reports: [dkim_signing] is off; the relay must sign the report mail"
+                    );
+                    None
+                }
+                Err(e) => return Err(format!("[dkim_signing]: {e:?}")),
+            }
+        } else {
+            None
+        };
         let reporter = mxguard_auth::report::Reporter::new(
             store.clone(),
             Arc::new(dns),
             config.dmarc_reporting.clone(),
-            None,
+            sign,
         );
         tasks.push(tokio::spawn(reporter.run(stop_rx.clone())));
     }

@@ -1,14 +1,15 @@
 //! mxguard-dns: the one DNS resolver every lookup goes through (PTR, A/AAAA,
-//! MX, DNS lists, and later SPF), with the name servers, time-out and cache
-//! of `[dns]`, defaulting to the system's resolv.conf.
+//! MX, TXT, DNS lists, and the authentication protocols of `mxguard-auth`,
+//! which borrow this resolver through [`Dns::resolver`]), with the name
+//! servers, time-out and cache of `[dns]`, defaulting to the system's
+//! resolv.conf. It only answers lookups: what a record means (SPF, DKIM,
+//! DMARC) is `mxguard-auth`'s business.
 //!
 //! Answers are split three ways, because callers must treat them
 //! differently: records found, a definite "no such name or record", and a
 //! failure (time-out, SERVFAIL, refused) whose outcome the admin chooses.
 //! Every lookup is bounded by an overall time-out: a slow server never
 //! hangs a caller.
-
-pub mod spf;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -37,6 +38,13 @@ impl std::fmt::Display for DnsFailure {
 /// Found records (possibly none: the name or record type does not exist),
 /// or a failure.
 pub type DnsResult<T> = Result<Vec<T>, DnsFailure>;
+
+/// A TXT record (its strings joined) longer than this is dropped as
+/// hostile: real SPF, DKIM and DMARC records stay far below it.
+pub const MAX_TXT_LEN: usize = 4096;
+
+/// At most this many TXT records of one name are looked at.
+pub const MAX_TXT_RECORDS: usize = 32;
 
 #[derive(Clone)]
 pub struct Dns {
@@ -96,6 +104,59 @@ impl Dns {
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         let deadline = deadline_for(config);
         Ok(Dns { resolver, deadline })
+    }
+
+    /// The underlying resolver (same servers, time-outs, cache), for the
+    /// protocol code of `mxguard-auth` that speaks hickory itself. Callers
+    /// bound their own waits: see [`Dns::lookup_deadline`].
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
+    /// TXT records of a name, each record's strings joined without a
+    /// separator (RFC 7208 3.3), lossily decoded. Records over
+    /// [`MAX_TXT_LEN`] are dropped, and at most [`MAX_TXT_RECORDS`] kept.
+    pub async fn txt(&self, name: &str) -> DnsResult<String> {
+        Ok(self
+            .records(name, RecordType::TXT)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::TXT(t) => {
+                    let len: usize = t.txt_data.iter().map(|p| p.len()).sum();
+                    (len <= MAX_TXT_LEN).then(|| {
+                        t.txt_data
+                            .iter()
+                            .map(|p| String::from_utf8_lossy(p))
+                            .collect::<String>()
+                    })
+                }
+                _ => None,
+            })
+            .take(MAX_TXT_RECORDS)
+            .collect())
+    }
+
+    /// Whether a name exists at all (RFC 8020): `false` only on NXDOMAIN;
+    /// a name with no A record (NODATA) exists. DMARC's `np` rests on it.
+    pub async fn name_exists(&self, name: &str) -> Result<bool, DnsFailure> {
+        let name = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let lookup = tokio::time::timeout(
+            self.deadline,
+            self.resolver.lookup(name.as_str(), RecordType::A),
+        )
+        .await;
+        match lookup {
+            Err(_) => Err(DnsFailure(format!("DNS lookup of {name} A timed out"))),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) if e.is_nx_domain() => Ok(false),
+            Ok(Err(e)) if e.is_no_records_found() => Ok(true),
+            Ok(Err(e)) => Err(DnsFailure(format!("DNS lookup of {name} A failed: {e}"))),
+        }
     }
 
     pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {

@@ -4,12 +4,14 @@
 //! `mxguard config check` validates the whole file in one pass with exact
 //! positions, without building the pipeline.
 
+mod auth;
 mod classifier;
 mod load;
 mod milter;
 mod policy;
 mod units;
 
+pub use auth::{ArcVerifyConfig, AuthConfig, DkimConfig, DmarcActions, DmarcConfig, SpfConfig};
 pub use classifier::ClassifierConfig;
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
@@ -49,6 +51,11 @@ pub struct Config {
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
     pub classifier: ClassifierConfig,
+    pub auth: AuthConfig,
+    pub spf: SpfConfig,
+    pub dkim: DkimConfig,
+    pub dmarc: DmarcConfig,
+    pub arc_verify: ArcVerifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 use crate::results::{AuthResult, normalise_domain};
 use crate::{AuthenticatedMessage, Verifier};
 use mail_auth::DkimResult;
+use mail_auth::common::crypto::Algorithm;
 use mail_auth::dkim::DkimError;
 
 /// Signatures past this many (in header order) are not verified: each
@@ -51,7 +52,13 @@ pub async fn verify(verifier: &Verifier, message: &AuthenticatedMessage<'_>) -> 
         .iter()
         .take(MAX_SIGNATURES)
         .map(|o| {
-            let (result, reason) = convert(o.result());
+            let (mut result, mut reason) = convert(o.result());
+            // RFC 8301 3.1: rsa-sha1 signatures are not valid, whatever
+            // the cryptography says.
+            if o.signature().is_some_and(|s| s.a == Algorithm::RsaSha1) {
+                result = AuthResult::PermError;
+                reason = Some("rsa-sha1 is not acceptable (RFC 8301)".to_string());
+            }
             let (domain, selector, identity) = match o.signature() {
                 Some(s) => (normalise_domain(&s.d), s.s.clone(), s.i.clone()),
                 None => Default::default(),

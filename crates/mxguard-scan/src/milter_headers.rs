@@ -367,6 +367,7 @@ const SPF: &[(&str, &str)] = &[
     ("neutral", "R_SPF_NEUTRAL"),
     ("temperror", "R_SPF_DNSFAIL"),
     ("permerror", "R_SPF_PERMFAIL"),
+    ("none", "R_SPF_NA"),
 ];
 const DMARC: &[(&str, &str)] = &[
     ("pass", "DMARC_POLICY_ALLOW"),
@@ -384,7 +385,8 @@ const ARC: &[(&str, &str)] = &[
 ];
 
 /// `Authentication-Results`, built like rspamd's `lua_auth_results` from
-/// the auth checks' symbols (rspamd's names; `*_NA` symbols give nothing)
+/// the auth checks' symbols (rspamd's names; `*_NA` symbols give nothing
+/// but `spf=none`, which says which identity had no record)
 /// and the SMTP AUTH login. `None` when there is nothing to say.
 ///
 /// Symbol options read: DKIM `domain` or `domain:selector` (also
@@ -630,8 +632,13 @@ mod tests {
             helo: Some("client.example".into()),
             ..Envelope::default()
         };
-        let none = verdict(Action::NoAction, 0.0, &[("R_SPF_NA", 0.0, &[])]);
+        let none = verdict(Action::NoAction, 0.0, &[("R_DKIM_NA", 0.0, &[])]);
         assert_eq!(authentication_results(&none, &env, "mx.test"), None);
+        let spf_none = verdict(Action::NoAction, 0.0, &[("R_SPF_NA", 0.0, &[])]);
+        assert_eq!(
+            authentication_results(&spf_none, &env, "mx.test").as_deref(),
+            Some("mx.test;\n\tspf=none smtp.mailfrom=a@example.com")
+        );
         let v = verdict(
             Action::NoAction,
             0.0,

@@ -416,10 +416,7 @@ async fn evaluate_one(
         }
         .to_string(),
     );
-    if record.testing {
-        v.policy = Some(published.lower());
-        v.lowered = true;
-    } else if !sampled_in(record.pct) {
+    if record.testing || !sampled_in(record.pct) {
         v.policy = Some(published.lower());
         v.lowered = true;
     }

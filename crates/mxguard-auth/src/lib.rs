@@ -2,16 +2,15 @@
 //! (this part): SPF ([`spf`]), DKIM ([`dkim`]), DMARC ([`dmarc`]) and ARC
 //! ([`arc`]), with the shared result vocabulary in [`results`].
 //!
-//! The protocols are mail-auth's (SPF's `check_host`, DKIM and ARC
-//! signature checks), except DMARC's policy discovery and alignment, which
-//! are ours: they need `pct`, the public-suffix organisational domain that
-//! the rest of mxguard uses, and the answers go through [`mxguard_dns::Dns`]
-//! like every other lookup. mail-auth's `MessageAuthenticator` is built
+//! DKIM and ARC signature checks are mail-auth's; SPF ([`spf_eval`]:
+//! mail-auth's fails the openspf suite) and DMARC (it needs `pct` and the
+//! public-suffix organisational domain the rest of mxguard uses) are ours,
+//! their lookups through [`mxguard_dns::Dns`] like every other lookup. mail-auth's `MessageAuthenticator` is built
 //! around the *same* hickory resolver as `Dns` ([`Dns::resolver`]), so the
 //! `[dns]` servers, time-out and cache apply to every lookup made here.
 //!
 //! DNS answers and messages are hostile: SPF keeps RFC 7208's limits (10
-//! lookups, 2 void lookups, enforced inside mail-auth), at most
+//! lookups, 2 void lookups, 10 MX/PTR names), at most
 //! [`dkim::MAX_SIGNATURES`] DKIM signatures and [`arc::MAX_SETS`] ARC sets
 //! are looked at per message, the DMARC tree walk asks at most
 //! [`dmarc::MAX_WALK_QUERIES`] names, and TXT records over
@@ -22,6 +21,7 @@ pub mod dkim;
 pub mod dmarc;
 pub mod results;
 pub mod spf;
+pub mod spf_eval;
 
 pub use mail_auth::AuthenticatedMessage;
 use mail_auth::MessageAuthenticator;

@@ -104,7 +104,6 @@ fn zone(data: &Value) -> Zone {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "mail-auth 0.13.3's SPF passes 149/203, under the 97% bar: run with --ignored to list why"]
 async fn openspf_rfc7208_suite() {
     let Some(dir) = common::testdata("spf-suite") else {
         return;

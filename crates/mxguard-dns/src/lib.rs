@@ -165,8 +165,12 @@ impl Dns {
         } else {
             format!("{name}.")
         };
-        let lookup =
-            tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
+        // A name that cannot be put on the wire (an empty or overlong label,
+        // from a hostile record or macro) does not exist: no records.
+        let Ok(wire) = hickory_resolver::proto::rr::Name::from_ascii(&name) else {
+            return Ok(Vec::new());
+        };
+        let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(wire, rtype)).await;
         match lookup {
             Err(_) => Err(DnsFailure(format!(
                 "DNS lookup of {name} {rtype} timed out"
@@ -191,6 +195,18 @@ impl Dns {
             .into_iter()
             .filter_map(|r| match r {
                 RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub async fn aaaa(&self, name: &str) -> DnsResult<std::net::Ipv6Addr> {
+        Ok(self
+            .records(name, RecordType::AAAA)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::AAAA(a) => Some(a.0),
                 _ => None,
             })
             .collect())

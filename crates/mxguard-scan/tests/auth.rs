@@ -88,7 +88,7 @@ fn arc_suite() -> Option<String> {
 
 /// The block under `key` (a YAML literal or folded scalar), dedented.
 fn block_after<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
-    let mut lines = text.lines().skip_while(|l| l.trim() != key).skip(1);
+    let lines = text.lines().skip_while(|l| l.trim() != key).skip(1);
     let first = lines.clone().next().unwrap_or_default();
     let indent = first.len() - first.trim_start().len();
     lines

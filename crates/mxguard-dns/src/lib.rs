@@ -1,14 +1,15 @@
 //! mxguard-dns: the one DNS resolver every lookup goes through (PTR, A/AAAA,
-//! MX, DNS lists, and later SPF), with the name servers, time-out and cache
-//! of `[dns]`, defaulting to the system's resolv.conf.
+//! MX, TXT, DNS lists, and the authentication protocols of `mxguard-auth`,
+//! which borrow this resolver through [`Dns::resolver`]), with the name
+//! servers, time-out and cache of `[dns]`, defaulting to the system's
+//! resolv.conf. It only answers lookups: what a record means (SPF, DKIM,
+//! DMARC) is `mxguard-auth`'s business.
 //!
 //! Answers are split three ways, because callers must treat them
 //! differently: records found, a definite "no such name or record", and a
 //! failure (time-out, SERVFAIL, refused) whose outcome the admin chooses.
 //! Every lookup is bounded by an overall time-out: a slow server never
 //! hangs a caller.
-
-pub mod spf;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -105,6 +106,13 @@ impl Dns {
         Ok(Dns { resolver, deadline })
     }
 
+    /// The underlying resolver (same servers, time-outs, cache), for the
+    /// protocol code of `mxguard-auth` that speaks hickory itself. Callers
+    /// bound their own waits: see [`Dns::lookup_deadline`].
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
     /// TXT records of a name, each record's strings joined without a
     /// separator (RFC 7208 3.3), lossily decoded. Records over
     /// [`MAX_TXT_LEN`] are dropped, and at most [`MAX_TXT_RECORDS`] kept.
@@ -129,14 +137,40 @@ impl Dns {
             .collect())
     }
 
+    /// Whether a name exists at all (RFC 8020): `false` only on NXDOMAIN;
+    /// a name with no A record (NODATA) exists. DMARC's `np` rests on it.
+    pub async fn name_exists(&self, name: &str) -> Result<bool, DnsFailure> {
+        let name = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let lookup = tokio::time::timeout(
+            self.deadline,
+            self.resolver.lookup(name.as_str(), RecordType::A),
+        )
+        .await;
+        match lookup {
+            Err(_) => Err(DnsFailure(format!("DNS lookup of {name} A timed out"))),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) if e.is_nx_domain() => Ok(false),
+            Ok(Err(e)) if e.is_no_records_found() => Ok(true),
+            Ok(Err(e)) => Err(DnsFailure(format!("DNS lookup of {name} A failed: {e}"))),
+        }
+    }
+
     pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
         let name = if name.ends_with('.') {
             name.to_string()
         } else {
             format!("{name}.")
         };
-        let lookup =
-            tokio::time::timeout(self.deadline, self.resolver.lookup(name.as_str(), rtype)).await;
+        // A name that cannot be put on the wire (an empty or overlong label,
+        // from a hostile record or macro) does not exist: no records.
+        let Ok(wire) = hickory_resolver::proto::rr::Name::from_ascii(&name) else {
+            return Ok(Vec::new());
+        };
+        let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(wire, rtype)).await;
         match lookup {
             Err(_) => Err(DnsFailure(format!(
                 "DNS lookup of {name} {rtype} timed out"
@@ -161,6 +195,18 @@ impl Dns {
             .into_iter()
             .filter_map(|r| match r {
                 RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub async fn aaaa(&self, name: &str) -> DnsResult<std::net::Ipv6Addr> {
+        Ok(self
+            .records(name, RecordType::AAAA)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::AAAA(a) => Some(a.0),
                 _ => None,
             })
             .collect())

@@ -79,11 +79,7 @@ impl MilterBlock {
                 remove_headers: Vec::new(),
             };
         }
-        let authserv_id = if config.authserv_id.is_empty() {
-            mta_name.unwrap_or("localhost")
-        } else {
-            config.authserv_id.as_str()
-        };
+        let authserv_id = authserv_id(config, mta_name);
         let add_headers = spam_headers(config, verdict, envelope, authserv_id)
             .into_iter()
             .map(|(name, value)| AddHeader {
@@ -99,6 +95,30 @@ impl MilterBlock {
         }
     }
 
+    /// Narrows the removal of every Authentication-Results copy (`remove =
+    /// "all"`) to the copies not written by a trusted authserv-id (`[auth]
+    /// trusted_authserv_ids`), read from the message `raw`.
+    pub fn keep_trusted_auth_results(
+        mut self,
+        config: &MilterHeaders,
+        raw: &[u8],
+        mta_name: Option<&str>,
+        trusted: &[String],
+    ) -> MilterBlock {
+        if trusted.is_empty() {
+            return self;
+        }
+        let before = self.remove_headers.len();
+        self.remove_headers
+            .retain(|r| !(r.index == 0 && r.name.eq_ignore_ascii_case("Authentication-Results")));
+        if self.remove_headers.len() != before {
+            let own = authserv_id(config, mta_name);
+            self.remove_headers
+                .extend(untrusted_auth_results(raw, own, trusted));
+        }
+        self
+    }
+
     /// The block for a message that was not scanned: forged copies removed,
     /// nothing added.
     pub fn unscanned(config: &MilterHeaders, envelope: &Envelope) -> MilterBlock {
@@ -109,6 +129,71 @@ impl MilterBlock {
             add_headers: Vec::new(),
             remove_headers: removals(config),
         }
+    }
+}
+
+/// The Authentication-Results copies of `raw` to delete: every one whose
+/// authserv-id is not in `trusted` (RFC 8601 5), and every one claiming
+/// our own id, which only we may write. 1-based from the top, highest
+/// first, so each deletion leaves the lower indices valid.
+pub fn untrusted_auth_results(raw: &[u8], own_id: &str, trusted: &[String]) -> Vec<RemoveHeader> {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
+    let mut copies: Vec<String> = Vec::new();
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = copies.last_mut()
+                && last.len() < 1024
+            {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("authentication-results")
+        {
+            copies.push(value.trim().to_string());
+        }
+    }
+    let mut out: Vec<RemoveHeader> = copies
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| {
+            let id = authserv_id_of(value);
+            id.eq_ignore_ascii_case(own_id) || !trusted.iter().any(|t| t.eq_ignore_ascii_case(id))
+        })
+        .map(|(i, _)| RemoveHeader {
+            name: "Authentication-Results".to_string(),
+            index: i as i64 + 1,
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The authserv-id of an Authentication-Results value: up to the first
+/// `;`, without a version or comment (`mx.example.com 1 (x)` ->
+/// `mx.example.com`).
+fn authserv_id_of(value: &str) -> &str {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .split([' ', '\t', '('])
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+}
+
+/// Our authserv-id: `[milter.headers] authserv_id`, else the MTA's name.
+fn authserv_id<'a>(config: &'a MilterHeaders, mta_name: Option<&'a str>) -> &'a str {
+    if config.authserv_id.is_empty() {
+        mta_name.unwrap_or("localhost")
+    } else {
+        config.authserv_id.as_str()
     }
 }
 
@@ -282,6 +367,7 @@ const SPF: &[(&str, &str)] = &[
     ("neutral", "R_SPF_NEUTRAL"),
     ("temperror", "R_SPF_DNSFAIL"),
     ("permerror", "R_SPF_PERMFAIL"),
+    ("none", "R_SPF_NA"),
 ];
 const DMARC: &[(&str, &str)] = &[
     ("pass", "DMARC_POLICY_ALLOW"),
@@ -299,7 +385,8 @@ const ARC: &[(&str, &str)] = &[
 ];
 
 /// `Authentication-Results`, built like rspamd's `lua_auth_results` from
-/// the auth checks' symbols (rspamd's names; `*_NA` symbols give nothing)
+/// the auth checks' symbols (rspamd's names; `*_NA` symbols give nothing
+/// but `spf=none`, which says which identity had no record)
 /// and the SMTP AUTH login. `None` when there is nothing to say.
 ///
 /// Symbol options read: DKIM `domain` or `domain:selector` (also
@@ -318,17 +405,22 @@ pub fn authentication_results(
                 parts.push(format!("dkim={result}"));
             }
             for o in &s.options {
-                let (domain, selector) = match o.split_once(':') {
-                    Some((d, sel)) => {
-                        let sel = sel.strip_prefix("s=").unwrap_or(sel);
-                        (
-                            d,
-                            Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-"),
-                        )
+                // `domain`, `domain:selector`, `domain:s=selector[:i=auid]`.
+                let mut fields = o.split(':');
+                let domain = fields.next().unwrap_or_default();
+                let (mut selector, mut auid) = (None, None);
+                for f in fields {
+                    if let Some(i) = f.strip_prefix("i=") {
+                        auid = Some(i).filter(|i| !i.is_empty());
+                    } else {
+                        let sel = f.strip_prefix("s=").unwrap_or(f);
+                        selector = Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-");
                     }
-                    None => (o.as_str(), None),
-                };
+                }
                 let mut p = format!("dkim={result} header.d={}", domain.trim());
+                if let Some(i) = auid {
+                    p.push_str(&format!(" header.i={}", i.trim()));
+                }
                 if let Some(sel) = selector {
                     p.push_str(&format!(" header.s={}", sel.trim()));
                 }
@@ -540,8 +632,13 @@ mod tests {
             helo: Some("client.example".into()),
             ..Envelope::default()
         };
-        let none = verdict(Action::NoAction, 0.0, &[("R_SPF_NA", 0.0, &[])]);
+        let none = verdict(Action::NoAction, 0.0, &[("R_DKIM_NA", 0.0, &[])]);
         assert_eq!(authentication_results(&none, &env, "mx.test"), None);
+        let spf_none = verdict(Action::NoAction, 0.0, &[("R_SPF_NA", 0.0, &[])]);
+        assert_eq!(
+            authentication_results(&spf_none, &env, "mx.test").as_deref(),
+            Some("mx.test;\n\tspf=none smtp.mailfrom=a@example.com")
+        );
         let v = verdict(
             Action::NoAction,
             0.0,
@@ -638,5 +735,54 @@ mod tests {
         let unscanned = MilterBlock::unscanned(&cfg, &env);
         assert!(unscanned.add_headers.is_empty());
         assert_eq!(unscanned.remove_headers, b.remove_headers);
+    }
+
+    #[test]
+    fn outside_auth_results_go_unless_trusted() {
+        let raw = b"Authentication-Results: border.example; spf=pass\r\n\
+            Received: x\r\nAuthentication-Results: evil.example;\r\n\tdkim=pass\r\n\
+            Authentication-Results: mx.test 1 (us?); dmarc=pass\r\n\r\nbody\r\n";
+        let trusted = vec!["border.example".to_string()];
+        let r = untrusted_auth_results(raw, "mx.test", &trusted);
+        let idx: Vec<i64> = r.iter().map(|r| r.index).collect();
+        assert_eq!(idx, [3, 2], "our own id and the unknown one, highest first");
+        let config = MilterHeaders::default();
+        let v = verdict(
+            Action::NoAction,
+            0.0,
+            &[("R_DKIM_ALLOW", -0.2, &["example.com:s=sel:i=@example.com"])],
+        );
+        let env = Envelope::default();
+        let block = MilterBlock::for_verdict(&config, &v, &env, Some("mx.test"))
+            .keep_trusted_auth_results(&config, raw, Some("mx.test"), &trusted);
+        let ar: Vec<i64> = block
+            .remove_headers
+            .iter()
+            .filter(|r| r.name == "Authentication-Results")
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(ar, [3, 2]);
+        let added = &block
+            .add_headers
+            .iter()
+            .find(|h| h.name == "Authentication-Results")
+            .unwrap()
+            .value;
+        assert!(
+            added.contains("dkim=pass header.d=example.com header.i=@example.com header.s=sel"),
+            "{added}"
+        );
+        // Nobody trusted: every copy goes, as before.
+        let all = MilterBlock::for_verdict(&config, &v, &env, None).keep_trusted_auth_results(
+            &config,
+            raw,
+            None,
+            &[],
+        );
+        assert!(
+            all.remove_headers
+                .iter()
+                .any(|r| r.name == "Authentication-Results" && r.index == 0)
+        );
     }
 }

@@ -26,6 +26,8 @@ pub struct Pipeline {
     scan_timeout: Duration,
     /// `[milter.headers]`, for the milter block of each verdict.
     headers: MilterHeaders,
+    /// `[auth] trusted_authserv_ids`: whose Authentication-Results stay.
+    trusted_authserv_ids: Vec<String>,
     /// Checks that panicked or timed out: counted and logged, never fatal.
     failures: Failures,
 }
@@ -110,6 +112,7 @@ impl Pipeline {
                 max_message_size: config.scan.max_message_size.0,
                 scan_timeout: config.scan.scan_timeout.as_duration(),
                 headers: config.milter.headers.clone(),
+                trusted_authserv_ids: config.auth.trusted_authserv_ids.clone(),
                 failures: Failures::default(),
             },
             report.line_errors,
@@ -123,6 +126,11 @@ impl Pipeline {
     /// `[milter.headers]`: which spam headers a verdict adds.
     pub fn header_options(&self) -> &MilterHeaders {
         &self.headers
+    }
+
+    /// `[auth] trusted_authserv_ids`.
+    pub fn trusted_authserv_ids(&self) -> &[String] {
+        &self.trusted_authserv_ids
     }
 
     /// How many times a check has panicked since start.

@@ -218,6 +218,12 @@ impl ScanService {
         }
         let mut milter = if self.milter_block {
             MilterBlock::for_verdict(pipeline.header_options(), &verdict, envelope, mta_name)
+                .keep_trusted_auth_results(
+                    pipeline.header_options(),
+                    raw,
+                    mta_name,
+                    pipeline.trusted_authserv_ids(),
+                )
         } else {
             MilterBlock::default()
         };

@@ -65,7 +65,11 @@ pub fn build(
 ) -> Result<Parts, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let dns = if wanted.engine && Engine::needs_dns(&loaded.config) {
+    let c = &loaded.config;
+    // The authentication checks (SPF, DKIM, DMARC, ARC) wait on DNS too.
+    let auth_checks = c.spf.enabled || c.dkim.enabled || c.dmarc.enabled || c.arc_verify.enabled;
+    let needs_dns = (wanted.engine && Engine::needs_dns(c)) || (wanted.pipeline && auth_checks);
+    let dns = if needs_dns {
         match mxguard_dns::Dns::new(&loaded.config.dns) {
             Ok(d) => Some(d),
             Err(e) => {

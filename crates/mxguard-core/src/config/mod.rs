@@ -7,6 +7,7 @@
 //! so `mxguard config check` validates the whole file in one pass with
 //! exact positions, without building the pipeline.
 
+mod auth;
 mod dmarc_report;
 mod load;
 mod milter;
@@ -15,6 +16,7 @@ mod section;
 mod signing;
 mod units;
 
+pub use auth::{ArcVerifyConfig, AuthConfig, DkimConfig, DmarcActions, DmarcConfig, SpfConfig};
 pub use dmarc_report::{DmarcReportConfig, plain_address, plain_domain};
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
@@ -56,6 +58,11 @@ pub struct Config {
     pub arc: ArcConfig,
     /// `[dmarc_reporting]`: DMARC aggregate reports.
     pub dmarc_reporting: DmarcReportConfig,
+    pub auth: AuthConfig,
+    pub spf: SpfConfig,
+    pub dkim: DkimConfig,
+    pub dmarc: DmarcConfig,
+    pub arc_verify: ArcVerifyConfig,
     /// The registered sections (the checks'), read with [`Config::section`];
     /// `config dump` prints them after the core ones.
     #[serde(skip_deserializing, flatten)]
@@ -77,6 +84,11 @@ pub const CORE_KEYS: &[&str] = &[
     "dkim_signing",
     "arc",
     "dmarc_reporting",
+    "auth",
+    "spf",
+    "dkim",
+    "dmarc",
+    "arc_verify",
 ];
 
 impl Config {

@@ -9,12 +9,16 @@
 //! [`Check::waiting`]; see [`waiting`] for its life in a scan. What a check
 //! may use besides the message comes in [`Services`] when it is built.
 
+pub mod arc;
 pub mod bayes;
+pub mod dkim;
+pub mod dmarc;
 pub mod gtube;
 pub mod headers;
 pub mod mime_limits;
 pub mod multimap;
 pub mod rules;
+pub mod spf;
 pub mod waiting;
 
 use crate::Task;
@@ -110,6 +114,23 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    // The authentication checks wait on DNS: without a resolver (`config
+    // check`, `mxguard scan` without DNS) they are not built at all.
+    if let Some(dns) = &services.resolver {
+        let verifier = mxguard_auth::Verifier::new(dns);
+        if config.spf.enabled {
+            checks.push(Box::new(spf::Spf::new(config, verifier.clone())));
+        }
+        if config.dkim.enabled {
+            checks.push(Box::new(dkim::Dkim::new(config, verifier.clone())));
+        }
+        if config.arc_verify.enabled {
+            checks.push(Box::new(arc::Arc::new(config, verifier.clone())));
+        }
+        if config.dmarc.enabled {
+            checks.push(Box::new(dmarc::Dmarc::new(config, verifier)));
+        }
+    }
     let classifier = config.section::<bayes::ClassifierConfig>();
     if classifier.enabled {
         checks.push(Box::new(bayes::Bayes::new(

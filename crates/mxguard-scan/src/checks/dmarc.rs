@@ -1,0 +1,199 @@
+//! DMARC (RFC 7489, RFC 9989): runs after SPF, DKIM and ARC and reads
+//! their typed results (never their symbols). A failure gets the symbol of
+//! the policy that applies (after `t=y` and `pct`) and, when
+//! `[dmarc.actions]` names one, that policy's action; an ARC pass sealed
+//! by a `trusted_arc_sealers` domain overrides the failure.
+
+use crate::Task;
+use crate::checks::dkim::DkimResults;
+use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
+use mail_parser::HeaderValue;
+use mxguard_auth::Verifier;
+use mxguard_auth::arc::ArcVerdict;
+use mxguard_auth::dmarc::{self, DmarcVerdict, Policy};
+use mxguard_auth::results::AuthResult;
+use mxguard_auth::spf::SpfVerdict;
+use mxguard_core::config::{Config, DmarcActions};
+use mxguard_core::{ScanResults, SymbolDef};
+use std::time::Duration;
+
+pub const NAME: &str = "dmarc";
+
+/// DMARC's value for later checks and reports.
+#[derive(Debug, Clone)]
+pub struct DmarcOutcome {
+    pub verdict: DmarcVerdict,
+    /// A failure forgiven for a trusted sealer's ARC pass: the sealer.
+    pub arc_override: Option<String>,
+}
+
+/// What DMARC runs after, by which of SPF (1), DKIM (2), ARC (4) are on:
+/// naming a check that is not in the pipeline is a build error.
+const AFTER: [&[&str]; 8] = [
+    &[],
+    &[super::spf::NAME],
+    &[super::dkim::NAME],
+    &[super::spf::NAME, super::dkim::NAME],
+    &[super::arc::NAME],
+    &[super::spf::NAME, super::arc::NAME],
+    &[super::dkim::NAME, super::arc::NAME],
+    &[super::spf::NAME, super::dkim::NAME, super::arc::NAME],
+];
+
+pub struct Dmarc {
+    verifier: Verifier,
+    after: &'static [&'static str],
+    timeout: Duration,
+    actions: DmarcActions,
+    trusted_sealers: Vec<String>,
+}
+
+impl Dmarc {
+    pub fn new(config: &Config, verifier: Verifier) -> Dmarc {
+        let on = usize::from(config.spf.enabled)
+            | usize::from(config.dkim.enabled) << 1
+            | usize::from(config.arc_verify.enabled) << 2;
+        Dmarc {
+            verifier,
+            after: AFTER[on],
+            timeout: config.dmarc.timeout.as_duration(),
+            actions: config.dmarc.actions.clone(),
+            trusted_sealers: config
+                .dmarc
+                .trusted_arc_sealers
+                .iter()
+                .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+}
+
+/// The From addresses of every From header (a second From header must
+/// not hide the first from DMARC).
+fn from_addresses(task: &Task<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in task.message.header_values("From") {
+        if let HeaderValue::Address(a) = v {
+            out.extend(a.iter().filter_map(|x| x.address()).map(str::to_string));
+        }
+    }
+    out
+}
+
+impl Check for Dmarc {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn symbols(&self) -> Vec<SymbolDef> {
+        let g = "dmarc";
+        vec![
+            SymbolDef::new("DMARC_POLICY_ALLOW", -0.5, g, "DMARC permit policy"),
+            SymbolDef::new("DMARC_POLICY_REJECT", 2.0, g, "DMARC reject policy"),
+            SymbolDef::new("DMARC_POLICY_QUARANTINE", 1.5, g, "DMARC quarantine policy"),
+            SymbolDef::new(
+                "DMARC_POLICY_SOFTFAIL",
+                0.1,
+                g,
+                "DMARC failed, no policy to apply",
+            ),
+            SymbolDef::new("DMARC_NA", 0.0, g, "No DMARC record"),
+            SymbolDef::new("DMARC_BAD_POLICY", 0.5, g, "DMARC record is invalid"),
+            SymbolDef::new("DMARC_DNSFAIL", 0.0, g, "DMARC DNS failure"),
+        ]
+    }
+
+    fn waiting(&self) -> Option<&dyn Waiting> {
+        Some(self)
+    }
+}
+
+impl Waiting for Dmarc {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn timeout_symbol(&self) -> &'static str {
+        "DMARC_DNSFAIL"
+    }
+
+    fn after(&self) -> &'static [&'static str] {
+        self.after
+    }
+
+    fn run<'a>(&'a self, task: &'a Task<'_>, deps: Outputs) -> BoxFuture<'a, Output> {
+        Box::pin(async move {
+            if task.envelope.is_authenticated() {
+                return Output::default();
+            }
+            let spf = deps.get::<SpfVerdict>(super::spf::NAME);
+            let dkim = deps
+                .get::<DkimResults>(super::dkim::NAME)
+                .map(|d| d.0.as_slice())
+                .unwrap_or_default();
+            let arc = deps.get::<ArcVerdict>(super::arc::NAME);
+            let authors = dmarc::author_domains(from_addresses(task).iter().map(String::as_str));
+            let verdict = dmarc::evaluate(&self.verifier, &authors, spf, dkim).await;
+            let mut results = ScanResults::default();
+            let mut arc_override = None;
+            let dom = verdict.from_domain.clone();
+            let reason = verdict.reason.clone().unwrap_or_default();
+            match verdict.result {
+                AuthResult::Pass => {
+                    let policy = verdict.published.unwrap_or(Policy::None);
+                    results.insert("DMARC_POLICY_ALLOW", vec![dom, policy.to_string()]);
+                }
+                AuthResult::Fail => {
+                    let sealer = arc
+                        .filter(|a| a.result == AuthResult::Pass)
+                        .and_then(|a| a.last_sealer())
+                        .filter(|s| self.trusted_sealers.iter().any(|t| t == s));
+                    let policy = verdict.policy.unwrap_or(Policy::None);
+                    if let Some(sealer) = sealer {
+                        arc_override = Some(sealer.to_string());
+                        results.insert(
+                            "DMARC_POLICY_SOFTFAIL",
+                            vec![format!(
+                                "{dom} : {reason}, overridden by the ARC pass sealed by {sealer}"
+                            )],
+                        );
+                    } else {
+                        let symbol = match policy {
+                            Policy::Reject => "DMARC_POLICY_REJECT",
+                            Policy::Quarantine => "DMARC_POLICY_QUARANTINE",
+                            Policy::None => "DMARC_POLICY_SOFTFAIL",
+                        };
+                        results.insert(symbol, vec![format!("{dom} : {reason}")]);
+                        if let Some(action) = self.actions.for_policy(policy.as_str()) {
+                            results.force(
+                                action,
+                                Some(format!(
+                                    "Message rejected by the DMARC policy of {dom} ({reason})"
+                                ))
+                                .filter(|_| {
+                                    matches!(
+                                        action,
+                                        mxguard_core::Action::Reject
+                                            | mxguard_core::Action::SoftReject
+                                    )
+                                }),
+                                symbol,
+                            );
+                        }
+                    }
+                }
+                AuthResult::TempError => {
+                    results.insert("DMARC_DNSFAIL", vec![format!("{dom} : {reason}")])
+                }
+                AuthResult::PermError => {
+                    results.insert("DMARC_BAD_POLICY", vec![format!("{dom} : {reason}")])
+                }
+                _ => results.insert("DMARC_NA", vec![]),
+            }
+            Output::new(results).with_value(DmarcOutcome {
+                verdict,
+                arc_override,
+            })
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! The authentication checks in the pipeline, against a real DNS server
+//! (dnsmasq on loopback): a message ARC-sealed by a list (the ValiMail
+//! suite's `cv_pass_i1_1`, read from MXGUARD_TESTDATA) whose author domain
+//! publishes `p=reject` and whose SPF fails. Without trust in the sealer
+//! DMARC forces a reject; with `trusted_arc_sealers` the sealer's ARC pass
+//! overrides the failure and nothing is forced. DMARC reads SPF, DKIM and
+//! ARC through their typed values.
+
+use mxguard_core::config::{Config, LoadedConfig};
+use mxguard_core::{Action, Envelope};
+use mxguard_scan::{Pipeline, Services};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Dnsmasq {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dnsmasq(records: &str) -> Dnsmasq {
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["-k", "-C"])
+        .arg(&conf)
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--log-facility=-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Dnsmasq {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+fn arc_suite() -> Option<String> {
+    let base = std::env::var_os("MXGUARD_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+        });
+    let p = base.join("arc-suite/tests/arc-draft-validation-tests.yml");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            eprintln!("SKIP: {} is absent (set MXGUARD_TESTDATA)", p.display());
+            None
+        }
+    }
+}
+
+/// The block under `key` (a YAML literal or folded scalar), dedented.
+fn block_after<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    let lines = text.lines().skip_while(|l| l.trim() != key).skip(1);
+    let first = lines.clone().next().unwrap_or_default();
+    let indent = first.len() - first.trim_start().len();
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect()
+}
+
+fn pipeline(dns: &Dnsmasq, trusted: &[&str]) -> Pipeline {
+    let mut config = Config::default();
+    config.dns.nameservers = vec![format!("127.0.0.1:{}", dns.port)];
+    config.dmarc.trusted_arc_sealers = trusted.iter().map(|s| s.to_string()).collect();
+    let resolver = mxguard_dns::Dns::new(&config.dns).unwrap();
+    let services = Services {
+        resolver: Some(Arc::new(resolver)),
+        ..Services::default()
+    };
+    let loaded = LoadedConfig {
+        config,
+        ..Default::default()
+    };
+    Pipeline::new(&loaded, &services)
+        .map_err(|e| format!("{e:?}"))
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_arc_sealer_overrides_a_dmarc_reject() {
+    let Some(suite) = arc_suite() else { return };
+    // The first scenario: its key and its first passing chain.
+    let key: String = block_after(&suite, "dummy._domainkey.example.org: >-").join(" ");
+    let message_start = suite
+        .find("  cv_pass_i1_1:")
+        .expect("cv_pass_i1_1 in the suite");
+    let message = block_after(&suite[message_start..], "message:     |")
+        .into_iter()
+        .take_while(|l| !l.starts_with("cv:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let key_parts: Vec<String> = key
+        .trim()
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    let records = format!(
+        "txt-record=dummy._domainkey.example.org,{}\n\
+         txt-record=d1.example.org,\"v=spf1 ip4:72.52.75.15 -all\"\n\
+         txt-record=_dmarc.d1.example.org,\"v=DMARC1; p=reject\"\n",
+        key_parts.join(",")
+    );
+    let dns = dnsmasq(&records);
+    // Forwarded by the list from 192.0.2.55: SPF for d1.example.org fails.
+    let envelope = Envelope {
+        ip: Some("192.0.2.55".parse().unwrap()),
+        helo: Some("lists.example.org".into()),
+        mail_from: Some("jqd@d1.example.org".into()),
+        rcpts: vec!["arc@dmarc.org".into()],
+        ..Envelope::default()
+    };
+
+    let strict = pipeline(&dns, &[]);
+    let v = strict.scan(&envelope, message.as_bytes()).await;
+    let names: Vec<&String> = v.symbols.keys().collect();
+    assert!(v.symbols.contains_key("R_SPF_FAIL"), "{names:?}");
+    assert!(v.symbols.contains_key("ARC_ALLOW"), "{names:?}");
+    assert!(v.symbols.contains_key("R_DKIM_NA"), "{names:?}");
+    assert!(v.symbols.contains_key("DMARC_POLICY_REJECT"), "{names:?}");
+    assert_eq!(v.action, Action::Reject, "{v:?}");
+    assert_eq!(v.forced_by.as_deref(), Some("DMARC_POLICY_REJECT"));
+
+    let trusting = pipeline(&dns, &["example.org"]);
+    let v = trusting.scan(&envelope, message.as_bytes()).await;
+    let names: Vec<&String> = v.symbols.keys().collect();
+    assert!(v.symbols.contains_key("DMARC_POLICY_SOFTFAIL"), "{names:?}");
+    assert!(!v.symbols.contains_key("DMARC_POLICY_REJECT"), "{names:?}");
+    assert_eq!(v.forced_by, None, "{v:?}");
+    assert_ne!(v.action, Action::Reject);
+    let opt = &v.symbols["DMARC_POLICY_SOFTFAIL"].options;
+    assert!(
+        opt.iter().any(|o| o.contains("sealed by example.org")),
+        "{opt:?}"
+    );
+}

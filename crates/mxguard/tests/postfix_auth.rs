@@ -1,0 +1,213 @@
+//! Email authentication end to end: real Postfix with the milter, real DNS
+//! (dnsmasq on loopback serving the SPF, DKIM and DMARC records), a real
+//! signer (dkimpy). Mail failing SPF from a `p=reject` domain is refused at
+//! SMTP; mail dkimpy signed is delivered with Authentication-Results
+//! saying dkim=pass and dmarc=pass. Serialised with the other Postfix
+//! tests by their lock (`common::postfix::configure`).
+
+mod common;
+
+use common::postfix::{self, message_with};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// dnsmasq on a free loopback port, killed when dropped.
+struct Dnsmasq {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dnsmasq(records: &str) -> Dnsmasq {
+    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["-k", "-C"])
+        .arg(&conf)
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--log-facility=-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Dnsmasq {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// A dnsmasq `txt-record` line, the value split into 255-byte strings.
+fn txt_record(name: &str, value: &str) -> String {
+    let parts: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    format!("txt-record={name},{}\n", parts.join(","))
+}
+
+/// A fresh RSA key by dkimpy's `dknewkey`: (private key path, DNS value).
+fn dkim_key(dir: &Path) -> (std::path::PathBuf, String) {
+    let base = dir.join("sel");
+    let out = Command::new("dknewkey")
+        .arg(&base)
+        .current_dir(dir)
+        .output()
+        .expect("dknewkey (python3-dkim) is not installed: run ./scripts/peers.sh install");
+    assert!(
+        out.status.success(),
+        "dknewkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dns = std::fs::read_to_string(dir.join("sel.dns")).expect("dknewkey wrote sel.dns");
+    (dir.join("sel.key"), dns.trim().to_string())
+}
+
+/// Signs `message` with dkimpy's `dkimsign`.
+fn dkimpy_sign(message: &[u8], selector: &str, domain: &str, key: &Path) -> Vec<u8> {
+    let mut child = Command::new("dkimsign")
+        .args([selector, domain])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dkimsign (python3-dkim)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dkimsign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Sends a whole message (headers and body) through Postfix.
+fn swaks_data(from: &str, to: &str, data: &Path) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1:25",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--timeout",
+            "30",
+        ])
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("swaks");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn spf_dkim_dmarc_through_postfix_and_real_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, key_dns) = dkim_key(dir.path());
+    let records = format!(
+        "{}{}{}{}",
+        // Only 192.0.2.1 may send for strict.test; mail from loopback fails.
+        txt_record("strict.test", "v=spf1 ip4:192.0.2.1 -all"),
+        txt_record("_dmarc.strict.test", "v=DMARC1; p=reject"),
+        txt_record("sel._domainkey.signed.test", &key_dns),
+        txt_record("_dmarc.signed.test", "v=DMARC1; p=reject; adkim=s"),
+    );
+    let dns = dnsmasq(&records);
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[milter.headers]\nauthserv_id = \"mx.test\"\n\
+         [policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+         [dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n\
+         [auth]\nhost_name = \"mx.test\"\n[dmarc.actions]\nreject = \"reject\"\nquarantine = \"add_header\"\n",
+        dns.port
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(None, Some(port));
+
+    // SPF fails for strict.test from 127.0.0.1, DMARC says reject: 554 at
+    // the end of DATA, nothing delivered.
+    let forged = dir.path().join("forged.eml");
+    std::fs::write(
+        &forged,
+        "From: ceo@strict.test\r\nTo: root@localhost\r\nSubject: wire money\r\n\
+         Message-ID: <forged@strict.test>\r\nDate: Mon, 7 Dec 2026 03:00:00 +0000\r\n\r\nforged body\r\n",
+    )
+    .unwrap();
+    let (ok, t) = swaks_data("ceo@strict.test", "root@localhost", &forged);
+    assert!(!ok, "{t}");
+    assert!(
+        t.contains("554 5.7.1") && t.contains("DMARC"),
+        "rejected by DMARC at SMTP:\n{t}"
+    );
+
+    // Signed by dkimpy for signed.test, sent with an unrelated envelope
+    // sender (no SPF): DKIM passes and aligns, DMARC passes.
+    let message = b"From: alice@signed.test\r\nTo: root@localhost\r\nSubject: signed hello\r\n\
+        Message-ID: <signed@signed.test>\r\nDate: Mon, 7 Dec 2026 03:00:00 +0000\r\n\r\nsigned body\r\n";
+    let signed = dkimpy_sign(message, "sel", "signed.test", &key);
+    let signed_path = dir.path().join("signed.eml");
+    std::fs::write(&signed_path, &signed).unwrap();
+    let (ok, t) = swaks_data("bounce@lists.other.test", "root@localhost", &signed_path);
+    assert!(
+        ok,
+        "{t}\n{}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+    let m = message_with("signed body");
+    assert!(m.contains("Authentication-Results: mx.test;"), "{m}");
+    assert!(m.contains("dkim=pass header.d=signed.test"), "{m}");
+    assert!(m.contains("header.s=sel"), "{m}");
+    assert!(
+        m.contains("dmarc=pass (policy=reject) header.from=signed.test"),
+        "{m}"
+    );
+    assert!(
+        m.contains("spf=none smtp.mailfrom=bounce@lists.other.test"),
+        "{m}"
+    );
+}

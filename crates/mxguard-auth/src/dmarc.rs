@@ -192,6 +192,9 @@ pub struct DmarcVerdict {
     pub dkim_aligned: bool,
     /// Why it failed or could not be evaluated.
     pub reason: Option<String>,
+    /// The record applied and the name it was found at (the reports'
+    /// domain); `None` when no usable record was found.
+    pub record: Option<(String, Record)>,
 }
 
 impl DmarcVerdict {
@@ -205,6 +208,7 @@ impl DmarcVerdict {
             spf_aligned: false,
             dkim_aligned: false,
             reason: Some(reason.to_string()),
+            record: None,
         }
     }
 
@@ -392,6 +396,7 @@ async fn evaluate_one(
         spf_aligned,
         dkim_aligned,
         reason: None,
+        record: Some((found_at.clone(), record.clone())),
     };
     if spf_aligned || dkim_aligned {
         return v;

@@ -22,6 +22,7 @@
 //!    restarts ([`send`]).
 
 pub mod authz;
+pub mod from_verdict;
 pub mod mail;
 pub mod period;
 pub mod rua;

@@ -4,6 +4,7 @@
 //! `[dmarc.actions]` names one, that policy's action; an ARC pass sealed
 //! by a `trusted_arc_sealers` domain overrides the failure.
 
+use crate::Services;
 use crate::Task;
 use crate::checks::dkim::DkimResults;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
@@ -11,10 +12,14 @@ use mail_parser::HeaderValue;
 use mxguard_auth::Verifier;
 use mxguard_auth::arc::ArcVerdict;
 use mxguard_auth::dmarc::{self, DmarcVerdict, Policy};
+use mxguard_auth::report::from_verdict::{self, Context};
 use mxguard_auth::results::AuthResult;
 use mxguard_auth::spf::SpfVerdict;
+use mxguard_core::config::DmarcReportConfig;
 use mxguard_core::config::{Config, DmarcActions};
 use mxguard_core::{ScanResults, SymbolDef};
+use mxguard_store::{Clock, Store};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const NAME: &str = "dmarc";
@@ -42,6 +47,10 @@ const AFTER: [&[&str]; 8] = [
 
 pub struct Dmarc {
     verifier: Verifier,
+    /// Where evaluations are counted for the aggregate reports, when
+    /// `[dmarc_reporting] enabled` and the pipeline has a store.
+    reporting: Option<(Arc<dyn Store>, Arc<DmarcReportConfig>)>,
+    clock: Arc<dyn Clock>,
     after: &'static [&'static str],
     timeout: Duration,
     actions: DmarcActions,
@@ -49,12 +58,19 @@ pub struct Dmarc {
 }
 
 impl Dmarc {
-    pub fn new(config: &Config, verifier: Verifier) -> Dmarc {
+    pub fn new(config: &Config, verifier: Verifier, services: &Services) -> Dmarc {
         let on = usize::from(config.spf.enabled)
             | usize::from(config.dkim.enabled) << 1
             | usize::from(config.arc_verify.enabled) << 2;
+        let reporting = services
+            .store
+            .clone()
+            .filter(|_| config.dmarc_reporting.enabled)
+            .map(|store| (store, Arc::new(config.dmarc_reporting.clone())));
         Dmarc {
             verifier,
+            reporting,
+            clock: services.clock.clone(),
             after: AFTER[on],
             timeout: config.dmarc.timeout.as_duration(),
             actions: config.dmarc.actions.clone(),
@@ -78,6 +94,62 @@ fn from_addresses(task: &Task<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+impl Dmarc {
+    /// Counts the evaluation for the aggregate reports. A store error is
+    /// logged and never holds the message.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        task: &Task<'_>,
+        verdict: &DmarcVerdict,
+        spf: Option<&SpfVerdict>,
+        dkim: &[mxguard_auth::dkim::DkimVerdict],
+        enforced: bool,
+        arc_override: Option<&str>,
+        store: &Arc<dyn Store>,
+        config: &DmarcReportConfig,
+    ) {
+        let Some(source_ip) = task.envelope.ip else {
+            return;
+        };
+        let env = &task.envelope;
+        let mail_from = env
+            .mail_from
+            .as_deref()
+            .and_then(|m| m.rsplit_once('@'))
+            .map(|(_, d)| d.trim_end_matches('>'));
+        let envelope_from = mail_from.or(env.helo.as_deref()).unwrap_or_default();
+        let envelope_to = env
+            .rcpts
+            .first()
+            .and_then(|r| r.rsplit_once('@'))
+            .map(|(_, d)| d.trim_end_matches('>'));
+        let cx = Context {
+            time: self
+                .clock
+                .now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            source_ip,
+            envelope_from,
+            envelope_to,
+            enforced,
+            arc_override,
+        };
+        let Some(evaluation) = from_verdict::evaluation(verdict, spf, dkim, &cx) else {
+            return;
+        };
+        if let Err(e) =
+            mxguard_auth::report::record_evaluation(store.as_ref(), config, &evaluation).await
+        {
+            tracing::warn!(
+                domain = evaluation.policy.domain,
+                "DMARC report record: {e}"
+            );
+        }
+    }
 }
 
 impl Check for Dmarc {
@@ -135,7 +207,8 @@ impl Waiting for Dmarc {
             let authors = dmarc::author_domains(from_addresses(task).iter().map(String::as_str));
             let verdict = dmarc::evaluate(&self.verifier, &authors, spf, dkim).await;
             let mut results = ScanResults::default();
-            let mut arc_override = None;
+            let mut arc_override: Option<String> = None;
+            let mut enforced = false;
             let dom = verdict.from_domain.clone();
             let reason = verdict.reason.clone().unwrap_or_default();
             match verdict.result {
@@ -165,6 +238,7 @@ impl Waiting for Dmarc {
                         };
                         results.insert(symbol, vec![format!("{dom} : {reason}")]);
                         if let Some(action) = self.actions.for_policy(policy.as_str()) {
+                            enforced = true;
                             results.force(
                                 action,
                                 Some(format!(
@@ -189,6 +263,19 @@ impl Waiting for Dmarc {
                     results.insert("DMARC_BAD_POLICY", vec![format!("{dom} : {reason}")])
                 }
                 _ => results.insert("DMARC_NA", vec![]),
+            }
+            if let Some((store, config)) = &self.reporting {
+                self.record(
+                    task,
+                    &verdict,
+                    spf,
+                    dkim,
+                    enforced,
+                    arc_override.as_deref(),
+                    store,
+                    config,
+                )
+                .await;
             }
             Output::new(results).with_value(DmarcOutcome {
                 verdict,

@@ -128,7 +128,7 @@ pub fn build_checks(
             checks.push(Box::new(arc::Arc::new(config, verifier.clone())));
         }
         if config.dmarc.enabled {
-            checks.push(Box::new(dmarc::Dmarc::new(config, verifier)));
+            checks.push(Box::new(dmarc::Dmarc::new(config, verifier, services)));
         }
     }
     let classifier = config.section::<bayes::ClassifierConfig>();

@@ -8,8 +8,8 @@
 //! One file for all of them so the move to sections owned by the checks
 //! (issue 12) is one step.
 
-use super::units::Millis;
-use crate::Action;
+use mxguard_core::Action;
+use mxguard_core::config::Millis;
 use serde::{Deserialize, Serialize};
 
 /// The most a single authentication check may wait on one message.

@@ -833,7 +833,7 @@ impl Engine {
             };
             let same_ptr = my_ptr.is_some() && my_ptr == first_ptr;
             let spf_ok = !same_ptr
-                && mxguard_auth::spf::check_host(dns, ip, &domain, req.sender()).await
+                && mxguard_auth::spf::check_host(dns, ip, domain, req.sender()).await
                     == mxguard_auth::results::AuthResult::Pass;
             (same_ptr, spf_ok)
         })

@@ -44,15 +44,17 @@ section! {
     DmarcReportConfig => "dmarc_reporting",
 }
 
-/// Adds the eight authentication sections to `registry`.
+/// Adds the eight authentication sections to `registry`, in the order they
+/// had as core fields, so an unknown top-level key's list of expected keys
+/// reads as before.
 pub fn register(registry: Registry) -> Registry {
     registry
+        .with::<DkimSigningConfig>()
+        .with::<ArcConfig>()
+        .with::<DmarcReportConfig>()
         .with::<AuthConfig>()
         .with::<SpfConfig>()
         .with::<DkimConfig>()
         .with::<DmarcConfig>()
         .with::<ArcVerifyConfig>()
-        .with::<DkimSigningConfig>()
-        .with::<ArcConfig>()
-        .with::<DmarcReportConfig>()
 }

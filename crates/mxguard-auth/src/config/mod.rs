@@ -1,7 +1,7 @@
 //! The authentication config sections, owned here beside the code that
 //! reads them: `[auth]`, `[spf]`, `[dkim]`, `[dmarc]`, `[arc_verify]`
-//! ([`verify`]), `[dkim_signing]`, `[arc]` ([`signing`]) and
-//! `[dmarc_reporting]` ([`dmarc_report`]). [`register`] adds all eight to
+//! (`verify.rs`), `[dkim_signing]`, `[arc]` (`signing.rs`) and
+//! `[dmarc_reporting]` (`dmarc_report.rs`). [`register`] adds all eight to
 //! a [`Registry`], so the loader reads and validates them with the rest of
 //! the file; code reads one with `config.section::<T>()`.
 

@@ -7,11 +7,11 @@
 //!
 //! Run by bench/sign.sh; on a quiet machine only.
 
+use mxguard_auth::config::{ArcConfig, DkimSigningConfig, DomainKeys, KeySpec};
 use mxguard_auth::keygen::{self, Request};
 use mxguard_auth::keys::KeyKind;
 use mxguard_auth::seal::ArcChain;
 use mxguard_auth::sign::Outbound;
-use mxguard_core::config::{ArcConfig, DkimSigningConfig, DomainKeys, KeySpec};
 use mxguard_core::{Action, Envelope};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -97,7 +97,7 @@ fn main() {
         let mut d = DkimSigningConfig {
             enabled: true,
             // Whatever the corpus' From says, sign as example.com.
-            use_domain: mxguard_core::config::UseDomain::Envelope,
+            use_domain: mxguard_auth::config::UseDomain::Envelope,
             allow_hdrfrom_mismatch: true,
             allow_hdrfrom_multiple: true,
             ..Default::default()
@@ -111,7 +111,7 @@ fn main() {
         );
         let mut a = ArcConfig {
             enabled: arc,
-            use_domain: mxguard_core::config::UseDomain::Envelope,
+            use_domain: mxguard_auth::config::UseDomain::Envelope,
             ..Default::default()
         };
         a.domain.insert(

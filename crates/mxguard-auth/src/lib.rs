@@ -23,6 +23,7 @@
 //! [`mxguard_dns::MAX_TXT_LEN`] are dropped.
 
 pub mod arc;
+pub mod config;
 pub mod dkim;
 pub mod dmarc;
 pub mod keygen;

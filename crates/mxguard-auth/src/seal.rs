@@ -8,13 +8,11 @@
 //! [`Sealer::seal`]: it takes the Authentication-Results payload and the
 //! chain's validation ([`ArcChain`]) from whoever verified the message.
 
+use crate::config::{ArcConfig, DkimSigningConfig, SignedHeader, keys_for, parse_sign_headers};
 use crate::keys::{KeyKind, KeyStore, SharedKey, base64};
 use crate::sign::{Facts, NewHeader, Policy, Skip, choose, header_fields, origin, preload};
 use mail_auth::dkim::Canonicalization;
 use mxguard_core::Envelope;
-use mxguard_core::config::{
-    ArcConfig, DkimSigningConfig, SignedHeader, keys_for, parse_sign_headers,
-};
 use mxguard_core::iptable::IpTable;
 use std::path::Path;
 use std::sync::Arc;

@@ -8,13 +8,13 @@
 //! The choice of domain ([`choose`]) is pure on the message's facts, so the
 //! rules are tested apart from keys and messages.
 
+use crate::config::{
+    ArcConfig, DkimSigningConfig, KeySpec, Oversign, SignedHeader, UseDomain, parse_sign_headers,
+};
 use crate::keys::{KeyStore, SharedKey};
 use crate::seal::{ArcChain, Sealer};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
-use mxguard_core::config::{
-    ArcConfig, DkimSigningConfig, KeySpec, Oversign, SignedHeader, UseDomain, parse_sign_headers,
-};
 use mxguard_core::envelope::{domain_of, strip_path};
 use mxguard_core::iptable::{IpTable, parse_network};
 use mxguard_core::{Action, Envelope};
@@ -507,7 +507,7 @@ impl DkimSigning {
 
 /// Loads the keys a `domain` table names; errors at `<section>.domain.<d>`.
 pub(crate) fn preload(
-    domains: &std::collections::BTreeMap<String, mxguard_core::config::DomainKeys>,
+    domains: &std::collections::BTreeMap<String, crate::config::DomainKeys>,
     section: &str,
     keys: &KeyStore,
     errors: &mut Vec<(String, String)>,

@@ -7,12 +7,12 @@
 //! A peer that is not installed makes its part print that it skips.
 //! Each check also runs on a tampered copy, which must fail.
 
+use mxguard_auth::config::{ArcConfig, DkimSigningConfig, DomainKeys, KeySpec};
 use mxguard_auth::keygen::{self, Request};
 use mxguard_auth::keys::{KeyKind, load};
 use mxguard_auth::seal::{ArcChain, Sealer};
 use mxguard_auth::sign::{DkimSigning, NewHeader};
 use mxguard_core::Envelope;
-use mxguard_core::config::{ArcConfig, DkimSigningConfig, DomainKeys, KeySpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

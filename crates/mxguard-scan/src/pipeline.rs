@@ -5,6 +5,7 @@ use crate::Task;
 use crate::checks::{BuildReport, Check, build_checks};
 use crate::schedule::{Failures, Plan};
 use crate::services::Services;
+use mxguard_auth::config::AuthConfig;
 use mxguard_core::config::{Config, ConfigError, LoadedConfig, MilterHeaders};
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolTable, Verdict};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -112,7 +113,7 @@ impl Pipeline {
                 max_message_size: config.scan.max_message_size.0,
                 scan_timeout: config.scan.scan_timeout.as_duration(),
                 headers: config.milter.headers.clone(),
-                trusted_authserv_ids: config.auth.trusted_authserv_ids.clone(),
+                trusted_authserv_ids: config.section::<AuthConfig>().trusted_authserv_ids.clone(),
                 failures: Failures::default(),
             },
             report.line_errors,

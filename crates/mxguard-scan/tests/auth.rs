@@ -6,6 +6,7 @@
 //! overrides the failure and nothing is forced. DMARC reads SPF, DKIM and
 //! ARC through their typed values.
 
+use mxguard_auth::config::DmarcConfig;
 use mxguard_core::config::{Config, LoadedConfig};
 use mxguard_core::{Action, Envelope};
 use mxguard_scan::{Pipeline, Services};
@@ -100,7 +101,10 @@ fn block_after<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
 fn pipeline(dns: &Dnsmasq, trusted: &[&str]) -> Pipeline {
     let mut config = Config::default();
     config.dns.nameservers = vec![format!("127.0.0.1:{}", dns.port)];
-    config.dmarc.trusted_arc_sealers = trusted.iter().map(|s| s.to_string()).collect();
+    config.set_section(DmarcConfig {
+        trusted_arc_sealers: trusted.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    });
     let resolver = mxguard_dns::Dns::new(&config.dns).unwrap();
     let services = Services {
         resolver: Some(Arc::new(resolver)),

@@ -2,6 +2,7 @@
 //! delivers is signed, and the signature goes to the top of the message
 //! (milter block order 0), with a key made by the real keygen.
 
+use mxguard_auth::config::{ArcConfig, DkimSigningConfig};
 use mxguard_auth::keygen::{self, Request};
 use mxguard_auth::keys::KeyKind;
 use mxguard_auth::sign::Outbound;
@@ -33,7 +34,11 @@ fn service(dir: &std::path::Path) -> ScanService {
         ..Default::default()
     };
     let (pipeline, _) = Pipeline::new(&loaded, &Services::default()).unwrap();
-    let outbound = Outbound::new(&loaded.config.dkim_signing, &loaded.config.arc).unwrap();
+    let outbound = Outbound::new(
+        loaded.config.section::<DkimSigningConfig>(),
+        loaded.config.section::<ArcConfig>(),
+    )
+    .unwrap();
     assert!(outbound.is_some());
     ScanService::new(Arc::new(Shared::new(pipeline)), 2)
         .with_signing(Arc::new(Shared::new(outbound)))

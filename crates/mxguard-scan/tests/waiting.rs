@@ -3,6 +3,7 @@
 //! the scan's deadline, dependency order with typed values, panics while
 //! polling, and a thousand concurrent scans with a slow check.
 
+use mxguard_auth::config::{ArcVerifyConfig, DkimConfig, DmarcConfig, SpfConfig};
 use mxguard_core::config::{Config, LoadedConfig, Millis, load_str};
 use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, ScanResults, SymbolDef, Verdict};
@@ -27,10 +28,22 @@ fn loaded(scan_timeout_ms: u64) -> LoadedConfig {
     config.scan.scan_timeout = Millis(scan_timeout_ms);
     // Only the test's own waiting checks: the authentication checks, built
     // whenever a resolver is given, would wait on the silent server too.
-    config.spf.enabled = false;
-    config.dkim.enabled = false;
-    config.dmarc.enabled = false;
-    config.arc_verify.enabled = false;
+    config.set_section(SpfConfig {
+        enabled: false,
+        ..Default::default()
+    });
+    config.set_section(DkimConfig {
+        enabled: false,
+        ..Default::default()
+    });
+    config.set_section(DmarcConfig {
+        enabled: false,
+        ..Default::default()
+    });
+    config.set_section(ArcVerifyConfig {
+        enabled: false,
+        ..Default::default()
+    });
     LoadedConfig {
         config,
         ..Default::default()

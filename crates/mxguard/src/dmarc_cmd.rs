@@ -5,6 +5,7 @@
 
 use crate::settings::Globals;
 use clap::{Args, Subcommand};
+use mxguard_auth::config::DmarcReportConfig;
 use mxguard_auth::report::period::Period;
 use mxguard_auth::report::send::{Outcome, Reporter, unix_now};
 use mxguard_auth::report::store;
@@ -44,7 +45,7 @@ pub fn run(globals: &Globals, cmd: DmarcCommand) -> Result<ExitCode, String> {
         None => Period::of(now).previous(),
     };
     if !args.dry_run {
-        if !config.dmarc_reporting.sending() {
+        if !config.section::<DmarcReportConfig>().sending() {
             return Err("sending reports is off: set enabled = true and send_reports = true in [dmarc_reporting] (or use --dry-run to print them)".into());
         }
         if period.end() >= now {
@@ -65,16 +66,20 @@ pub fn run(globals: &Globals, cmd: DmarcCommand) -> Result<ExitCode, String> {
         let reporter = Reporter::new(
             store.clone(),
             Arc::new(dns),
-            config.dmarc_reporting.clone(),
+            config.section::<DmarcReportConfig>().clone(),
             None,
         );
         let domains = match &args.domain {
             Some(d) => vec![
                 store::key_domain(d).ok_or_else(|| format!("--domain {d}: not a domain name"))?,
             ],
-            None => store::domains(&*store, period, config.dmarc_reporting.max_domains as usize)
-                .await
-                .map_err(|e| e.to_string())?,
+            None => store::domains(
+                &*store,
+                period,
+                config.section::<DmarcReportConfig>().max_domains as usize,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
         };
         if domains.is_empty() {
             eprintln!("no DMARC evaluations recorded for {}", period.name());

@@ -6,6 +6,9 @@
 //! too, to meet every error `serve` would, without binding a socket or
 //! opening the store. One function for both, so they cannot disagree again.
 
+use mxguard_auth::config::{
+    ArcConfig, ArcVerifyConfig, DkimConfig, DkimSigningConfig, DmarcConfig, SpfConfig,
+};
 use mxguard_core::config::{Config, ConfigError, LoadedConfig};
 use mxguard_core::maps::LineError;
 use mxguard_policy::engine::Engine;
@@ -67,7 +70,10 @@ pub fn build(
     let mut warnings = Vec::new();
     let c = &loaded.config;
     // The authentication checks (SPF, DKIM, DMARC, ARC) wait on DNS too.
-    let auth_checks = c.spf.enabled || c.dkim.enabled || c.dmarc.enabled || c.arc_verify.enabled;
+    let auth_checks = c.section::<SpfConfig>().enabled
+        || c.section::<DkimConfig>().enabled
+        || c.section::<DmarcConfig>().enabled
+        || c.section::<ArcVerifyConfig>().enabled;
     let needs_dns = (wanted.engine && Engine::needs_dns(c)) || (wanted.pipeline && auth_checks);
     let dns = if needs_dns {
         match mxguard_dns::Dns::new(&loaded.config.dns) {
@@ -107,7 +113,10 @@ pub fn build(
         None
     };
     let signing = if wanted.pipeline {
-        match mxguard_auth::sign::Outbound::new(&loaded.config.dkim_signing, &loaded.config.arc) {
+        match mxguard_auth::sign::Outbound::new(
+            loaded.config.section::<DkimSigningConfig>(),
+            loaded.config.section::<ArcConfig>(),
+        ) {
             Ok(o) => Some(o),
             Err(e) => {
                 errors.extend(e.iter().map(|(key, m)| loaded.error_at_key(key, m)));

@@ -6,6 +6,7 @@
 
 use crate::parts::{self, Wanted};
 use crate::settings::{Globals, format_errors};
+use mxguard_auth::config::{ArcConfig, DkimSigningConfig, DmarcReportConfig};
 use mxguard_core::shared::Shared;
 use mxguard_scan::Services;
 use mxguard_scan::checks::bayes::ClassifierConfig;
@@ -174,15 +175,21 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         return Err("nothing to serve: every front end is disabled in the config".into());
     }
     // DMARC aggregate reports: yesterday's unsent ones at start, then daily.
-    if config.dmarc_reporting.sending() {
+    if config.section::<DmarcReportConfig>().sending() {
         let dns = mxguard_dns::Dns::new(&config.dns).map_err(|e| format!("[dns]: {e}"))?;
         // The report mail is DKIM-signed as the reporting domain with the
         // keys of [dkim_signing], when it has some for that domain.
-        let sign: Option<Arc<mxguard_auth::report::SignFn>> = if config.dmarc_reporting.sign {
-            match mxguard_auth::sign::Outbound::new(&config.dkim_signing, &config.arc) {
-                Ok(Some(outbound)) if config.dkim_signing.enabled => {
+        let sign: Option<Arc<mxguard_auth::report::SignFn>> = if config
+            .section::<DmarcReportConfig>()
+            .sign
+        {
+            match mxguard_auth::sign::Outbound::new(
+                config.section::<DkimSigningConfig>(),
+                config.section::<ArcConfig>(),
+            ) {
+                Ok(Some(outbound)) if config.section::<DkimSigningConfig>().enabled => {
                     // Aligned with the report's From: (`email`).
-                    let r = &config.dmarc_reporting;
+                    let r = &config.section::<DmarcReportConfig>();
                     let domain = r
                         .email
                         .rsplit_once('@')
@@ -207,7 +214,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         let reporter = mxguard_auth::report::Reporter::new(
             store.clone(),
             Arc::new(dns),
-            config.dmarc_reporting.clone(),
+            config.section::<DmarcReportConfig>().clone(),
             sign,
         );
         tasks.push(tokio::spawn(reporter.run(stop_rx.clone())));

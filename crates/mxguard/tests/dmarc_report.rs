@@ -10,12 +10,12 @@
 mod common;
 
 use common::postfix;
+use mxguard_auth::config::DmarcReportConfig;
 use mxguard_auth::report::period::Period;
 use mxguard_auth::report::{
     Alignment, Discovery, Disposition, DkimAuth, DkimResult, Evaluation, Policy, PublishedPolicy,
     RecordForm, SpfAuth, SpfResult, SpfScope, record_evaluation,
 };
-use mxguard_core::config::DmarcReportConfig;
 use mxguard_store::EmbeddedStore;
 use std::net::IpAddr;
 use std::path::Path;

@@ -10,7 +10,7 @@
 //! are parsed but not applied (see [`Destination::limit_for`]).
 
 use super::RecordForm;
-use mxguard_core::config::plain_address;
+use crate::config::plain_address;
 
 /// At most this many URIs of one record are used (RFC 9990 asks receivers
 /// to cap them; two is what domains need, more is abuse).

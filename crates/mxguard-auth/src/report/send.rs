@@ -32,7 +32,7 @@ use super::rua;
 use super::smtp::{self, SmtpError};
 use super::store::{self, DomainDay, state_key};
 use super::xml::{self, Metadata};
-use mxguard_core::config::DmarcReportConfig;
+use crate::config::DmarcReportConfig;
 use mxguard_store::{Counters, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

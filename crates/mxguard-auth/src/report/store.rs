@@ -20,7 +20,7 @@
 
 use super::period::Period;
 use super::{Disposition, DkimAuth, Evaluation, Override, PublishedPolicy, RecordForm, SpfAuth};
-use mxguard_core::config::{DmarcReportConfig, plain_domain};
+use crate::config::{DmarcReportConfig, plain_domain};
 use mxguard_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

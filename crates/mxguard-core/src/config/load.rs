@@ -449,30 +449,10 @@ fn validate(
     for (key, message) in config.milter.validate() {
         err(None, key, message);
     }
-    for (key, message) in config.dmarc_reporting.validate() {
-        err(None, key, message);
-    }
     for (key, message) in config.greylist.validate() {
         err(None, key, message);
     }
     for (key, message) in config.dns.validate() {
-        err(None, key, message);
-    }
-    for (key, message) in config.dkim_signing.validate() {
-        err(None, key, message);
-    }
-    for (key, message) in config.arc.validate() {
-        err(None, key, message);
-    }
-    for (key, message) in config
-        .auth
-        .validate()
-        .into_iter()
-        .chain(config.spf.validate())
-        .chain(config.dkim.validate())
-        .chain(config.dmarc.validate())
-        .chain(config.arc_verify.validate())
-    {
         err(None, key, message);
     }
     if config.scan.max_message_size.0 == 0 {

@@ -7,17 +7,12 @@
 //! so `mxguard config check` validates the whole file in one pass with
 //! exact positions, without building the pipeline.
 
-mod auth;
-mod dmarc_report;
 mod load;
 mod milter;
 mod policy;
 mod section;
-mod signing;
 mod units;
 
-pub use auth::{ArcVerifyConfig, AuthConfig, DkimConfig, DmarcActions, DmarcConfig, SpfConfig};
-pub use dmarc_report::{DmarcReportConfig, plain_address, plain_domain};
 pub use load::{
     ConfigError, LoadedConfig, MAX_CONFIG_SIZE, MAX_ERRORS, Position, load_file, load_str,
 };
@@ -28,10 +23,6 @@ pub use policy::{
     DnsConfig, DnsFailure, GreylistConfig, PolicyConfig, RestrictionLists, StoreFailure,
 };
 pub use section::{Problem, Problems, Registry, SCORE_HINT, Section, Sections};
-pub use signing::{
-    ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign,
-    SignedHeader, UseDomain, keys_for, parse_sign_headers,
-};
 pub use units::{ByteSize, Millis, Seconds, Threshold};
 
 use serde::{Deserialize, Serialize};
@@ -54,15 +45,6 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub greylist: GreylistConfig,
     pub dns: DnsConfig,
-    pub dkim_signing: DkimSigningConfig,
-    pub arc: ArcConfig,
-    /// `[dmarc_reporting]`: DMARC aggregate reports.
-    pub dmarc_reporting: DmarcReportConfig,
-    pub auth: AuthConfig,
-    pub spf: SpfConfig,
-    pub dkim: DkimConfig,
-    pub dmarc: DmarcConfig,
-    pub arc_verify: ArcVerifyConfig,
     /// The registered sections (the checks'), read with [`Config::section`];
     /// `config dump` prints them after the core ones.
     #[serde(skip_deserializing, flatten)]
@@ -72,23 +54,7 @@ pub struct Config {
 /// The top-level keys of [`Config`]'s own fields; a registered section
 /// may not take one.
 pub const CORE_KEYS: &[&str] = &[
-    "store",
-    "scan",
-    "actions",
-    "symbols",
-    "groups",
-    "milter",
-    "policy",
-    "greylist",
-    "dns",
-    "dkim_signing",
-    "arc",
-    "dmarc_reporting",
-    "auth",
-    "spf",
-    "dkim",
-    "dmarc",
-    "arc_verify",
+    "store", "scan", "actions", "symbols", "groups", "milter", "policy", "greylist", "dns",
 ];
 
 impl Config {

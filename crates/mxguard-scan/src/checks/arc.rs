@@ -5,6 +5,7 @@
 use crate::Task;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
 use mxguard_auth::arc;
+use mxguard_auth::config::ArcVerifyConfig;
 use mxguard_auth::results::AuthResult;
 use mxguard_auth::{Signed, Verifier};
 use mxguard_core::config::Config;
@@ -22,7 +23,7 @@ impl Arc {
     pub fn new(config: &Config, verifier: Verifier) -> Arc {
         Arc {
             verifier,
-            timeout: config.arc_verify.timeout.as_duration(),
+            timeout: config.section::<ArcVerifyConfig>().timeout.as_duration(),
         }
     }
 }

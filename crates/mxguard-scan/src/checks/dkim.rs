@@ -4,6 +4,7 @@
 
 use crate::Task;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
+use mxguard_auth::config::DkimConfig;
 use mxguard_auth::dkim::{self, DkimVerdict};
 use mxguard_auth::results::AuthResult;
 use mxguard_auth::{Signed, Verifier};
@@ -26,7 +27,7 @@ impl Dkim {
     pub fn new(config: &Config, verifier: Verifier) -> Dkim {
         Dkim {
             verifier,
-            timeout: config.dkim.timeout.as_duration(),
+            timeout: config.section::<DkimConfig>().timeout.as_duration(),
         }
     }
 }

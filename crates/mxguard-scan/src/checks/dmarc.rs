@@ -11,12 +11,14 @@ use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
 use mail_parser::HeaderValue;
 use mxguard_auth::Verifier;
 use mxguard_auth::arc::ArcVerdict;
+use mxguard_auth::config::{
+    ArcVerifyConfig, DkimConfig, DmarcActions, DmarcConfig, DmarcReportConfig, SpfConfig,
+};
 use mxguard_auth::dmarc::{self, DmarcVerdict, Policy};
 use mxguard_auth::report::from_verdict::{self, Context};
 use mxguard_auth::results::AuthResult;
 use mxguard_auth::spf::SpfVerdict;
-use mxguard_core::config::DmarcReportConfig;
-use mxguard_core::config::{Config, DmarcActions};
+use mxguard_core::config::Config;
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_store::{Clock, Store};
 use std::sync::Arc;
@@ -59,23 +61,28 @@ pub struct Dmarc {
 
 impl Dmarc {
     pub fn new(config: &Config, verifier: Verifier, services: &Services) -> Dmarc {
-        let on = usize::from(config.spf.enabled)
-            | usize::from(config.dkim.enabled) << 1
-            | usize::from(config.arc_verify.enabled) << 2;
+        let on = usize::from(config.section::<SpfConfig>().enabled)
+            | usize::from(config.section::<DkimConfig>().enabled) << 1
+            | usize::from(config.section::<ArcVerifyConfig>().enabled) << 2;
         let reporting = services
             .store
             .clone()
-            .filter(|_| config.dmarc_reporting.enabled)
-            .map(|store| (store, Arc::new(config.dmarc_reporting.clone())));
+            .filter(|_| config.section::<DmarcReportConfig>().enabled)
+            .map(|store| {
+                (
+                    store,
+                    Arc::new(config.section::<DmarcReportConfig>().clone()),
+                )
+            });
         Dmarc {
             verifier,
             reporting,
             clock: services.clock.clone(),
             after: AFTER[on],
-            timeout: config.dmarc.timeout.as_duration(),
-            actions: config.dmarc.actions.clone(),
+            timeout: config.section::<DmarcConfig>().timeout.as_duration(),
+            actions: config.section::<DmarcConfig>().actions.clone(),
             trusted_sealers: config
-                .dmarc
+                .section::<DmarcConfig>()
                 .trusted_arc_sealers
                 .iter()
                 .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())

@@ -23,6 +23,7 @@ pub mod waiting;
 
 use crate::Task;
 use crate::services::Services;
+use mxguard_auth::config::{ArcVerifyConfig, DkimConfig, DmarcConfig, SpfConfig};
 use mxguard_core::config::{Config, Registry};
 use mxguard_core::maps::LineError;
 use mxguard_core::{Envelope, ScanResults, SmtpStage, SymbolDef};
@@ -80,9 +81,12 @@ pub struct BuildReport {
 }
 
 /// Adds every check's config section to `registry`, so the loader reads
-/// and validates them with the rest of the file.
+/// and validates them with the rest of the file. The authentication
+/// sections are `mxguard-auth`'s: the scan reads `[auth]`, `[spf]`,
+/// `[dkim]`, `[dmarc]`, `[arc_verify]`, the signing service `[dkim_signing]`
+/// and `[arc]`, the DMARC check `[dmarc_reporting]`.
 pub fn register(registry: Registry) -> Registry {
-    registry
+    mxguard_auth::config::register(registry)
         .with::<gtube::GtubeConfig>()
         .with::<headers::HeaderChecksConfig>()
         .with::<rules::RuleList>()
@@ -118,16 +122,16 @@ pub fn build_checks(
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {
         let verifier = mxguard_auth::Verifier::new(dns);
-        if config.spf.enabled {
+        if config.section::<SpfConfig>().enabled {
             checks.push(Box::new(spf::Spf::new(config, verifier.clone())));
         }
-        if config.dkim.enabled {
+        if config.section::<DkimConfig>().enabled {
             checks.push(Box::new(dkim::Dkim::new(config, verifier.clone())));
         }
-        if config.arc_verify.enabled {
+        if config.section::<ArcVerifyConfig>().enabled {
             checks.push(Box::new(arc::Arc::new(config, verifier.clone())));
         }
-        if config.dmarc.enabled {
+        if config.section::<DmarcConfig>().enabled {
             checks.push(Box::new(dmarc::Dmarc::new(config, verifier, services)));
         }
     }

@@ -5,6 +5,7 @@
 use crate::Task;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
 use mxguard_auth::Verifier;
+use mxguard_auth::config::{AuthConfig, SpfConfig};
 use mxguard_auth::results::AuthResult;
 use mxguard_auth::spf::{self, SpfVerdict};
 use mxguard_core::config::Config;
@@ -23,11 +24,11 @@ impl Spf {
     pub fn new(config: &Config, verifier: Verifier) -> Spf {
         Spf {
             verifier,
-            timeout: config.spf.timeout.as_duration(),
-            host_name: if config.auth.host_name.is_empty() {
+            timeout: config.section::<SpfConfig>().timeout.as_duration(),
+            host_name: if config.section::<AuthConfig>().host_name.is_empty() {
                 "localhost".to_string()
             } else {
-                config.auth.host_name.clone()
+                config.section::<AuthConfig>().host_name.clone()
             },
         }
     }

@@ -5,7 +5,7 @@
 //! themselves are read and checked by `mxguard_auth::keys` when the daemon
 //! is built, so a bad key file is an error at `config check` and at start.
 
-use crate::iptable::parse_network;
+use mxguard_core::iptable::parse_network;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -403,6 +403,8 @@ pub fn keys_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::register;
+    use mxguard_core::config::{Registry, load_str};
 
     #[test]
     fn rspamd_sign_headers_syntax() {
@@ -472,9 +474,8 @@ enabled = true
 selector = "dkim"
 path = "/var/lib/rspamd/dkim/example.com.dkim.key"
 "#;
-        let c =
-            crate::config::load_str(text, "user.toml", &crate::config::Registry::new()).unwrap();
-        let d = &c.dkim_signing;
+        let c = load_str(text, "user.toml", &register(Registry::new())).unwrap();
+        let d = c.section::<DkimSigningConfig>();
         assert!(d.allow_hdrfrom_mismatch && d.allow_hdrfrom_mismatch_sign_networks);
         assert!(d.allow_username_mismatch && !d.use_esld);
         assert_eq!(d.use_domain, UseDomain::Header);
@@ -482,12 +483,15 @@ path = "/var/lib/rspamd/dkim/example.com.dkim.key"
             d.keys_for("EXAMPLE.com")[0].path,
             "/var/lib/rspamd/dkim/example.com.dkim.key"
         );
-        assert_eq!(c.arc.domain["example.com"].all()[0].selector, "dkim");
-        let e = crate::config::load_str(
+        assert_eq!(
+            c.section::<ArcConfig>().domain["example.com"].all()[0].selector,
+            "dkim"
+        );
+        let e = load_str(
             "[dkim_signing]
 use_domain = \"recipient\"\n",
             "x",
-            &crate::config::Registry::new(),
+            &register(Registry::new()),
         )
         .unwrap_err();
         assert!(e[0].to_string().contains("use_domain"), "{}", e[0]);

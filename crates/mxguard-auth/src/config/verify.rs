@@ -5,11 +5,11 @@
 //! is silent when no resolver is available (`mxguard scan` without
 //! `--dns`, `config check`).
 //!
-//! One file for all of them so the move to sections owned by the checks
-//! (issue 12) is one step.
+//! Registered as sections by [`super::register`]; the scan's checks read
+//! them with `config.section::<T>()`.
 
-use super::units::Millis;
-use crate::Action;
+use mxguard_core::Action;
+use mxguard_core::config::Millis;
 use serde::{Deserialize, Serialize};
 
 /// The most a single authentication check may wait on one message.

@@ -5,7 +5,7 @@
 //! enabled; org_name; domain; email }` and `send_reports`. Off by default:
 //! sending mail to third parties must be opted in.
 
-use super::units::Seconds;
+use mxguard_core::config::Seconds;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +219,8 @@ pub fn plain_address(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::register;
+    use mxguard_core::config::{Registry, load_str};
 
     #[test]
     fn default_is_off_and_valid() {
@@ -243,15 +245,14 @@ mod tests {
     #[test]
     fn rspamd_shaped_config_loads_and_typos_are_caught() {
         let text = "[dmarc_reporting]\nenabled = true\nsend_reports = true\norg_name = \"EXAMPLE.COM\"\ndomain = \"example.com\"\nemail = \"postmaster@example.com\"\nretry_interval = \"10m\"\n";
-        let loaded = crate::config::load_str(text, "t.toml", &crate::config::Registry::new())
-            .expect("loads");
-        let c = &loaded.dmarc_reporting;
+        let loaded = load_str(text, "t.toml", &register(Registry::new())).expect("loads");
+        let c = loaded.section::<DmarcReportConfig>();
         assert!(c.sending());
         assert_eq!(c.retry_interval, Seconds(600));
-        let errors = crate::config::load_str(
+        let errors = load_str(
             "[dmarc_reporting]\nsend_report = true\n",
             "t.toml",
-            &crate::config::Registry::new(),
+            &register(Registry::new()),
         )
         .err()
         .unwrap_or_default();
@@ -261,10 +262,10 @@ mod tests {
                 .any(|e| e.to_string().contains("send_reports")),
             "{errors:?}"
         );
-        let errors = crate::config::load_str(
+        let errors = load_str(
             "[dmarc_reporting]\nenabled = true\nsend_reports = true\n",
             "t.toml",
-            &crate::config::Registry::new(),
+            &register(Registry::new()),
         )
         .err()
         .unwrap_or_default();

@@ -153,6 +153,11 @@ enabled = false
 [store]
 data_dir = "$W/mxguard-data"
 
+# The same DNS server as rspamd's (NXDOMAIN at once), for the
+# authentication checks that are on by default.
+[dns]
+nameservers = ["127.0.0.1:$DNS_PORT"]
+
 [[rules]]
 name = "SUBJ_LOTTERY"
 target = "subject"

@@ -86,6 +86,12 @@ if not after:
 end = after[-10:]
 print(f"rss MiB: at warm-up ({warm}s) {after[0]}, max after warm-up {max(after)}, "
       f"median of the last 10 s {sorted(end)[len(end)//2]}, peak overall {max(r for _, r in rows)}")
+# Flatness: the median and the range of each minute.
+minutes = {}
+for t, r in rows:
+    minutes.setdefault((t - start) // 60, []).append(r)
+print("rss MiB per minute (median [min-max]): " + ", ".join(
+    f"{m}:{sorted(v)[len(v)//2]} [{min(v)}-{max(v)}]" for m, v in sorted(minutes.items())))
 PY
 echo "daemon alive at the end: $alive"
 echo "daemon log: $(grep -c ' ERROR ' "$WORK/serve.log" || true) ERROR lines, $(grep -c ' WARN ' "$WORK/serve.log" || true) WARN lines"

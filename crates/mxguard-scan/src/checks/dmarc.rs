@@ -116,7 +116,7 @@ impl Dmarc {
         enforced: bool,
         arc_override: Option<&str>,
         store: &Arc<dyn Store>,
-        config: &DmarcReportConfig,
+        config: &Arc<DmarcReportConfig>,
     ) {
         let Some(source_ip) = task.envelope.ip else {
             return;
@@ -148,13 +148,24 @@ impl Dmarc {
         let Some(evaluation) = from_verdict::evaluation(verdict, spf, dkim, &cx) else {
             return;
         };
-        if let Err(e) =
-            mxguard_auth::report::record_evaluation(store.as_ref(), config, &evaluation).await
-        {
-            tracing::warn!(
-                domain = evaluation.policy.domain,
-                "DMARC report record: {e}"
-            );
+        let (store, config) = (store.clone(), config.clone());
+        let write = async move {
+            if let Err(e) =
+                mxguard_auth::report::record_evaluation(store.as_ref(), &config, &evaluation).await
+            {
+                tracing::warn!(
+                    domain = evaluation.policy.domain,
+                    "DMARC report record: {e}"
+                );
+            }
+        };
+        // Behind the verdict, as the history is: the message does not wait
+        // on the store.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(write);
+            }
+            Err(_) => write.await,
         }
     }
 }

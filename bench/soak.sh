@@ -11,6 +11,9 @@
 #   bench/soak.sh                         10 minutes
 #   SOAK_SECONDS=60 bench/soak.sh         a quick look
 #
+# mxguard resolves through a dnsmasq on 127.0.0.1:$SOAK_DNS_PORT (5354)
+# answering NXDOMAIN at once (needs dnsmasq-base).
+#
 # Hostile messages larger than SOAK_MAX_MESSAGE (default 10240000, Postfix's
 # default message_size_limit) are left out: Postfix never passes them to a
 # milter, and sent one header packet at a time they outlast the soak (the
@@ -34,16 +37,27 @@ cargo build --release --locked -q -p mxguard -p mxguard-milter --example milter_
 BIN=$ROOT/target/release
 
 WORK=$(mktemp -d /tmp/mxguard-soak.XXXXXX)
-trap 'kill $SERVE_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill ${SERVE_PID:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 bench/hostile.py "$WORK/hostile" > "$WORK/hostile.txt"
 find "$WORK/hostile" -type f -size +"${MAX_MESSAGE}"c -printf 'left out (over '"$MAX_MESSAGE"' bytes): %f, %s bytes\n' -delete >> "$WORK/hostile.txt"
+# A DNS server on loopback answering NXDOMAIN at once, as a working
+# resolver would for corpus-dev's long-gone domains: the authentication
+# checks (on by default) wait on DNS, and the machine's own resolver may
+# be slow or drop queries (a sandbox's does).
+DNS_PORT=${SOAK_DNS_PORT:-5354}
+printf 'port=%s\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=nobody\naddress=/#/\n' "$DNS_PORT" > "$WORK/dnsmasq.conf"
+dnsmasq -k -C "$WORK/dnsmasq.conf" --log-facility=- </dev/null >"$WORK/dnsmasq.log" 2>&1 &
+DNS_PID=$!
+trap 'kill ${SERVE_PID:-} ${DNS_PID:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # The default config, but on ports of its own so it does not clash with a
-# running mxguard.
+# running mxguard, and that DNS server.
 cat > "$WORK/mxguard.toml" <<TOML
 [milter]
 listen = "127.0.0.1:$MILTER_PORT"
 [policy]
 listen = "127.0.0.1:$POLICY_PORT"
+[dns]
+nameservers = ["127.0.0.1:$DNS_PORT"]
 TOML
 "$BIN/mxguard" -c "$WORK/mxguard.toml" --data-dir "$WORK/data" serve 2> "$WORK/serve.log" &
 SERVE_PID=$!

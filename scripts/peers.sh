@@ -6,7 +6,9 @@ set -euo pipefail
 
 # g++: libFuzzer (scripts/fuzz.sh) is C++.
 # libxml2-utils: xmllint validates DMARC reports against RFC 7489's schema.
-PACKAGES=(swaks dnsmasq-base g++ libxml2-utils)
+# opendkim-tools, python3-dkim, python3-nacl: DKIM/ARC interop (OpenDKIM and dkimpy
+# verify our signatures; dkimpy signs what we verify).
+PACKAGES=(swaks dnsmasq-base g++ libxml2-utils opendkim-tools python3-dkim python3-nacl)
 DEBCONF=(
   "postfix postfix/main_mailer_type select Local only"
   "postfix postfix/mailname string mx.test"

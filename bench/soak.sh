@@ -109,5 +109,5 @@ print("rss MiB per minute (median [min-max]): " + ", ".join(
 PY
 echo "daemon alive at the end: $alive"
 echo "daemon log: $(grep -c ' ERROR ' "$WORK/serve.log" || true) ERROR lines, $(grep -c ' WARN ' "$WORK/serve.log" || true) WARN lines"
-grep -E ' (ERROR|WARN) ' "$WORK/serve.log" | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -10
+{ grep -E ' (ERROR|WARN) ' "$WORK/serve.log" || true; } | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -10
 [ "$alive" = yes ]

@@ -456,35 +456,25 @@ impl DkimSigning {
         let (fields, _) = header_fields(raw);
         facts.header_from = header_from_domains(&fields);
         let domain = choose(&self.policy, origin, &facts)?;
-        let specs = self.config.keys_for(&domain);
-        let names = signer_template(&self.headers, &fields);
-        let mut out = Vec::new();
-        for spec in specs.iter().take(MAX_SIGNATURES) {
-            let Some(key) = self.keys.get(Path::new(&spec.path)) else {
-                continue;
-            };
-            match sign_one(SharedKey(key), &domain, &spec.selector, &names, raw) {
-                Ok(h) => out.push(h),
-                Err(e) => {
-                    tracing::warn!(domain, selector = spec.selector, "DKIM signing failed: {e}");
-                    return Err(Skip::Failed);
-                }
-            }
-        }
-        if out.is_empty() {
-            return Err(Skip::NoKey);
-        }
-        Ok(out)
+        self.sign_fields(&domain, &fields, raw)
     }
-}
 
-impl DkimSigning {
     /// Signs mail mxguard writes itself (DMARC reports) as `domain`, with
     /// that domain's keys: no origin or mismatch rules, since no client
     /// sent it.
     pub fn sign_own(&self, domain: &str, raw: &[u8]) -> Result<Vec<NewHeader>, Skip> {
         let (fields, _) = header_fields(raw);
-        let names = signer_template(&self.headers, &fields);
+        self.sign_fields(domain, &fields, raw)
+    }
+
+    /// One DKIM-Signature per key of `domain`, first key first.
+    fn sign_fields(
+        &self,
+        domain: &str,
+        fields: &[Field<'_>],
+        raw: &[u8],
+    ) -> Result<Vec<NewHeader>, Skip> {
+        let names = signer_template(&self.headers, fields);
         let mut out = Vec::new();
         for spec in self.config.keys_for(domain).iter().take(MAX_SIGNATURES) {
             let Some(key) = self.keys.get(Path::new(&spec.path)) else {

@@ -15,10 +15,12 @@ pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
 pub mod headers;
+pub mod html_rules;
 pub mod mime_limits;
 pub mod multimap;
 pub mod rules;
 pub mod spf;
+pub mod url_shape;
 pub mod waiting;
 
 use crate::Task;
@@ -89,6 +91,8 @@ pub fn register(registry: Registry) -> Registry {
     mxguard_auth::config::register(registry)
         .with::<gtube::GtubeConfig>()
         .with::<headers::HeaderChecksConfig>()
+        .with::<html_rules::HtmlRulesConfig>()
+        .with::<url_shape::UrlShapeConfig>()
         .with::<rules::RuleList>()
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
@@ -118,6 +122,13 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    let html = config.section::<html_rules::HtmlRulesConfig>();
+    if html.enabled {
+        checks.push(Box::new(html_rules::HtmlRules::new(html)));
+    }
+    if config.section::<url_shape::UrlShapeConfig>().enabled {
+        checks.push(Box::new(url_shape::UrlShape::new(config, report)));
+    }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {

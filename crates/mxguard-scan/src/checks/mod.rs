@@ -17,6 +17,7 @@ pub mod gtube;
 pub mod headers;
 pub mod html_rules;
 pub mod mime_limits;
+pub mod mime_types;
 pub mod multimap;
 pub mod rules;
 pub mod spf;
@@ -93,6 +94,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<headers::HeaderChecksConfig>()
         .with::<html_rules::HtmlRulesConfig>()
         .with::<url_shape::UrlShapeConfig>()
+        .with::<mime_types::MimeTypesConfig>()
         .with::<rules::RuleList>()
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
@@ -122,6 +124,10 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    let mime_types = config.section::<mime_types::MimeTypesConfig>();
+    if mime_types.enabled {
+        checks.push(Box::new(mime_types::MimeTypes::new(mime_types)));
+    }
     let html = config.section::<html_rules::HtmlRulesConfig>();
     if html.enabled {
         checks.push(Box::new(html_rules::HtmlRules::new(html)));

@@ -53,7 +53,9 @@ pub struct HtmlRulesConfig {
     pub hidden_text_min: usize,
     /// Characters in a zero-size font from which ZERO_FONT fires.
     pub zero_font_min: usize,
-    /// Characters in the background's colour from which R_WHITE_ON_WHITE fires.
+    /// Characters in the background's colour from which R_WHITE_ON_WHITE
+    /// fires: above a few words, which old newsletters' layouts leave
+    /// invisible by mistake; hidden content is longer.
     pub same_colour_min: usize,
     /// Visible characters below which a message with images is R_EMPTY_IMAGE.
     pub empty_image_max_text: usize,
@@ -67,7 +69,7 @@ impl Default for HtmlRulesConfig {
             max_bytes: 512 * 1024,
             hidden_text_min: 300,
             zero_font_min: 20,
-            same_colour_min: 20,
+            same_colour_min: 150,
             empty_image_max_text: 50,
         }
     }
@@ -489,9 +491,8 @@ fn text(t: &str, stack: &[Open<'_>], body: Style, link: &mut Option<Link>, found
     } else if same_colour(
         style.colour,
         match (style.background, style.background_unknown) {
-            (Some(bg), _) => Some(bg),
-            (None, false) => Some(0xFF_FF_FF),
-            (None, true) => None,
+            (Some(bg), false) => Some(bg),
+            _ => None,
         },
     ) {
         found.same_colour_chars += n;
@@ -500,11 +501,10 @@ fn text(t: &str, stack: &[Open<'_>], body: Style, link: &mut Option<Link>, found
     }
 }
 
-/// Text colour equal (or nearly) to the background: white text on the
-/// default white page counts, as it does for a reader.
+/// Text colour equal (or nearly) to the background the HTML sets.
 fn same_colour(colour: Option<u32>, background: Option<u32>) -> bool {
-    // `background` is already the default white when nothing set it and
-    // nothing may have (see `Style::background_unknown`).
+    // Only a background the HTML sets counts: the page's default white is
+    // often covered by a style sheet or an image this scan does not see.
     let Some(c) = colour else {
         return false;
     };
@@ -864,7 +864,11 @@ pub fn attr(attrs: &str, name: &str) -> Option<String> {
             return Some(truncate(value, MAX_ATTR).to_string());
         }
         if key.is_empty() && i < b.len() {
+            // A stray character: step over it whole.
             i += 1;
+            while i < b.len() && !attrs.is_char_boundary(i) {
+                i += 1;
+            }
         }
     }
     None
@@ -975,7 +979,7 @@ mod tests {
         let html = format!(
             "<p>{}</p><div style=\"DISPLAY: none !important\"><p>{filler}</p></div>\
              <span style=\"font-size:0px\">zero font text hidden here</span>\
-             <font color=\"#FFF\">white text on the default white page</font>",
+             <table bgcolor=white><tr><td><font color=\"#FFF\">{filler}</font></td></tr></table>",
             body(5)
         );
         assert_eq!(

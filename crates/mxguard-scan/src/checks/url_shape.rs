@@ -303,6 +303,11 @@ impl Check for UrlShape {
             ),
             s("URL_VERY_LONG", 0.5, "A very long link"),
             s(
+                "URL_UNKNOWN_TLD",
+                1.0,
+                "A link to a host under a top-level domain that does not exist",
+            ),
+            s(
                 "URL_SUSPICIOUS_TLD",
                 1.0,
                 "A link on a top-level domain of the suspicious list",
@@ -357,6 +362,11 @@ impl UrlShape {
         if !tld.is_empty() && tlds.contains(tld) {
             results.insert("URL_SUSPICIOUS_TLD", vec![tld.to_string()]);
         }
+        // Only a link with a scheme in HTML: a bare `www.` in text is often
+        // a typo or a line cut in two.
+        if url.in_html && url.url.contains("://") && tld != "onion" && has_unknown_tld(host) {
+            results.insert("URL_UNKNOWN_TLD", opt());
+        }
         if tld == "onion" {
             results.insert("HAS_ONION_URI", opt());
         }
@@ -404,6 +414,15 @@ impl UrlShape {
             results.insert("OMOGRAPH_URL", opt());
         }
     }
+}
+
+/// A dotted name (not an IP address) whose last label is no top-level
+/// domain of the public suffix list: `x.drekam.givest`. A single-label
+/// intranet host says nothing and is left alone.
+fn has_unknown_tld(host: &str) -> bool {
+    host.contains('.')
+        && host.parse::<std::net::IpAddr>().is_err()
+        && !psl::suffix(host.as_bytes()).is_some_and(|s| s.is_known())
 }
 
 /// How many URLs are written inside this one's path or query (`?u=https://`,
@@ -562,7 +581,7 @@ mod tests {
     #[test]
     fn ordinary_links_have_none() {
         assert!(
-            names("see https://www.example.com/a?b=1 and www.example.org/x and http://münchen.example.de/")
+            names("see https://www.example.com/a?b=1 and www.example.org/x and http://münchen.example.de/ http://intranet/ https://shop.example.co.uk/")
                 .iter()
                 .all(|n| n == "PUNYCODE_URL")
         );
@@ -596,7 +615,16 @@ mod tests {
             let got = names(body);
             assert!(got.contains(&want.to_string()), "{body}: {got:?}");
         }
-        let long = format!("https://a.example/{}", "x".repeat(1600));
+        let raw = "From: a@example.com\r\nContent-Type: text/html\r\n\r\n\
+            <a href=\"http://tpwstm.drekam.givest/x\">x</a> www.typo.comx\r\n";
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 30);
+        let mut r = ScanResults::default();
+        UrlShape::new(&Config::default(), &mut BuildReport::default()).run(&task, &mut r);
+        assert_eq!(r.hits.len(), 1);
+        assert_eq!(r.hits[0].name, "URL_UNKNOWN_TLD");
+        assert_eq!(r.hits[0].options, ["tpwstm.drekam.givest"]);
+        let long = format!("https://a.example.com/{}", "x".repeat(1600));
         assert_eq!(names(&long), ["URL_VERY_LONG"]);
     }
 
@@ -620,18 +648,18 @@ mod tests {
     fn a_map_replaces_a_built_in_list() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.map");
-        std::fs::write(&path, "# mine\nsho.rt\n.link.example\nbad line\n").unwrap();
+        std::fs::write(&path, "# mine\nsho.rt.com\n.link.example.net\nbad line\n").unwrap();
         let config = Config::default().with_section(UrlShapeConfig {
             shorteners_map: Some(path.clone()),
             ..UrlShapeConfig::default()
         });
         assert_eq!(
-            names_with(config.clone(), "https://sho.rt/x"),
+            names_with(config.clone(), "https://sho.rt.com/x"),
             ["REDIRECTOR_URL"]
         );
         assert!(names_with(config.clone(), "https://bit.ly/x").is_empty());
         assert_eq!(
-            names_with(config.clone(), "https://link.example/x"),
+            names_with(config.clone(), "https://link.example.net/x"),
             ["REDIRECTOR_URL"]
         );
         let mut report = BuildReport::default();

@@ -27,9 +27,11 @@
 use super::Check;
 use crate::Task;
 use mail_parser::PartType;
+use memchr::memmem::Finder;
 use mxguard_core::config::{Problems, Section};
 use mxguard_core::{ScanResults, SymbolDef};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// Tags read per message, all HTML parts together.
 pub const MAX_TAGS: usize = 20_000;
@@ -196,7 +198,11 @@ impl Check for HtmlRules {
                     scan_html(h, &mut budget, &mut found);
                 }
                 PartType::Text(t) if plain_text <= self.config.empty_image_max_text => {
-                    plain_text += t.chars().filter(|c| !c.is_whitespace()).count();
+                    plain_text += t
+                        .bytes()
+                        .filter(|c| !c.is_ascii_whitespace())
+                        .take(self.config.empty_image_max_text + 1)
+                        .count();
                 }
                 _ => {}
             }
@@ -324,6 +330,9 @@ struct Link {
     has_img: bool,
 }
 
+static COMMENT_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-->"));
+static END_TAG: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"</"));
+
 /// Elements that have no content and no end tag.
 const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
@@ -350,7 +359,9 @@ pub fn scan_html(html: &str, budget: &mut Budget, found: &mut Found) {
         }
         pos = lt + 1;
         if b[pos..].starts_with(b"!--") {
-            pos = memchr::memmem::find(&b[pos + 3..], b"-->").map_or(b.len(), |p| pos + 3 + p + 3);
+            pos = COMMENT_END
+                .find(&b[pos + 3..])
+                .map_or(b.len(), |p| pos + 3 + p + 3);
             continue;
         }
         let Some(gt) = tag_end(b, pos) else {
@@ -437,7 +448,7 @@ fn tag_end(b: &[u8], from: usize) -> Option<usize> {
 /// The position after the end tag of a raw-text element (`</script>`).
 fn skip_raw_text(b: &[u8], from: usize, name: &str) -> usize {
     let mut i = from;
-    while let Some(p) = memchr::memmem::find(&b[i..], b"</") {
+    while let Some(p) = END_TAG.find(&b[i..]) {
         let s = i + p + 2;
         if b.len() >= s + name.len() && b[s..s + name.len()].eq_ignore_ascii_case(name.as_bytes()) {
             return memchr::memchr(b'>', &b[s..]).map_or(b.len(), |g| s + g + 1);
@@ -518,27 +529,39 @@ fn same_colour(colour: Option<u32>, background: Option<u32>) -> bool {
 /// The style `name` with `attrs` gives its content, inherited from `parent`.
 fn style_of(name: &str, attrs: &str, parent: Style) -> Style {
     let mut s = parent;
-    if attr(attrs, "hidden").is_some() {
-        s.hidden = true;
+    if attrs.trim().is_empty() {
+        return s;
     }
-    if attr(attrs, "class").is_some() || attr(attrs, "background").is_some() {
-        s.background_unknown = true;
-        s.background = None;
-    }
-    if let Some(c) = attr(attrs, "bgcolor").and_then(|v| parse_colour(&v)) {
-        s.background = Some(c);
-        s.background_unknown = false;
-    }
-    if name.eq_ignore_ascii_case("font") {
-        if let Some(c) = attr(attrs, "color").and_then(|v| parse_colour(&v)) {
-            s.colour = Some(c);
-        }
-        if attr(attrs, "size").is_some_and(|v| v.trim() == "0") {
+    let font = name.eq_ignore_ascii_case("font");
+    let (mut unknown_bg, mut bgcolor, mut css) = (false, None, None);
+    for (key, value) in attributes(attrs) {
+        let is = |k: &str| key.eq_ignore_ascii_case(k);
+        if is("hidden") {
+            s.hidden = true;
+        } else if is("class") || is("background") {
+            unknown_bg = true;
+        } else if is("bgcolor") {
+            bgcolor = parse_colour(value).or(bgcolor);
+        } else if is("style") {
+            css = Some(value);
+        } else if font && is("color") {
+            if let Some(c) = parse_colour(value) {
+                s.colour = Some(c);
+            }
+        } else if font && is("size") && value.trim() == "0" {
             s.zero_font = true;
         }
     }
-    if let Some(css) = attr(attrs, "style") {
-        apply_css(&css, &mut s);
+    if unknown_bg {
+        s.background_unknown = true;
+        s.background = None;
+    }
+    if let Some(c) = bgcolor {
+        s.background = Some(c);
+        s.background_unknown = false;
+    }
+    if let Some(css) = css {
+        apply_css(truncate(css, MAX_ATTR), &mut s);
     }
     s
 }
@@ -659,24 +682,24 @@ fn element(
             l.has_img = true;
         }
         if let Some(src) = attr(attrs, "src") {
-            target(&src, budget, found);
+            target(src, budget, found);
         }
     } else if is("a") || is("area") {
         if let Some(l) = link.take() {
             end_link(l, part_len, found);
         }
         if let Some(href) = attr(attrs, "href") {
-            target(&href, budget, found);
+            target(href, budget, found);
             if is("a") {
                 *link = Some(Link {
-                    href: decode_entities(&href),
+                    href: decode_entities(href),
                     text: String::new(),
                     has_img: false,
                 });
             }
         }
     } else if is("form") {
-        let action = attr(attrs, "action").map(|a| decode_entities(&a));
+        let action = attr(attrs, "action").map(decode_entities);
         if let Some(a) = &action {
             target(a, budget, found);
         }
@@ -825,53 +848,77 @@ fn is_numeric_host(h: &str) -> bool {
 /// Reads attribute `name` from a tag's attribute text: its value without
 /// quotes, at most [`MAX_ATTR`] bytes; `Some("")` for an attribute with
 /// no value.
-pub fn attr(attrs: &str, name: &str) -> Option<String> {
-    let b = attrs.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
-            i += 1;
-        }
-        let ns = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'/') {
-            i += 1;
-        }
-        let key = &attrs[ns..i];
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let mut value = "";
-        if i < b.len() && b[i] == b'=' {
-            i += 1;
+pub fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    attributes(attrs)
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| truncate(v, MAX_ATTR))
+}
+
+/// The `(name, value)` pairs of a tag's attribute text, values without
+/// their quotes; nothing is copied.
+pub fn attributes(attrs: &str) -> Attributes<'_> {
+    Attributes { attrs, i: 0 }
+}
+
+pub struct Attributes<'a> {
+    attrs: &'a str,
+    i: usize,
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let attrs = self.attrs;
+        let b = attrs.as_bytes();
+        let mut i = self.i;
+        while i < b.len() {
+            while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+                i += 1;
+            }
+            let ns = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'/') {
+                i += 1;
+            }
+            let key = &attrs[ns..i];
             while i < b.len() && b[i].is_ascii_whitespace() {
                 i += 1;
             }
-            if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
-                let q = b[i];
-                let vs = i + 1;
-                let ve = memchr::memchr(q, &b[vs..]).map_or(b.len(), |p| vs + p);
-                value = &attrs[vs..ve];
-                i = (ve + 1).min(b.len());
-            } else {
-                let vs = i;
-                while i < b.len() && !b[i].is_ascii_whitespace() {
+            let mut value = "";
+            if i < b.len() && b[i] == b'=' {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
                     i += 1;
                 }
-                value = &attrs[vs..i];
+                if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+                    let q = b[i];
+                    let vs = i + 1;
+                    let ve = memchr::memchr(q, &b[vs..]).map_or(b.len(), |p| vs + p);
+                    value = &attrs[vs..ve];
+                    i = (ve + 1).min(b.len());
+                } else {
+                    let vs = i;
+                    while i < b.len() && !b[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    value = &attrs[vs..i];
+                }
             }
-        }
-        if key.eq_ignore_ascii_case(name) {
-            return Some(truncate(value, MAX_ATTR).to_string());
-        }
-        if key.is_empty() && i < b.len() {
-            // A stray character: step over it whole.
-            i += 1;
-            while i < b.len() && !attrs.is_char_boundary(i) {
+            if !key.is_empty() {
+                self.i = i;
+                return Some((key, value));
+            }
+            if i < b.len() {
+                // A stray character: step over it whole.
                 i += 1;
+                while i < b.len() && !attrs.is_char_boundary(i) {
+                    i += 1;
+                }
             }
         }
+        self.i = b.len();
+        None
     }
-    None
 }
 
 /// Decodes the character references a link may hide behind: `&#104;`,

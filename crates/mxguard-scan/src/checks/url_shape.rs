@@ -352,7 +352,7 @@ impl UrlShape {
         if shorteners.contains(host) || shorteners.contains(&url.domain) {
             results.insert("REDIRECTOR_URL", opt());
         }
-        if embedded_urls(&url.url) >= 2 {
+        if url.url.len() > 20 && embedded_urls(&url.url) >= 2 {
             results.insert("URL_REDIRECTOR_NESTED", opt());
         }
         if url.url.len() > self.long_url {
@@ -370,41 +370,33 @@ impl UrlShape {
         if tld == "onion" {
             results.insert("HAS_ONION_URI", opt());
         }
-        let path = url.url.to_ascii_lowercase();
-        if path.contains("/ipfs/")
-            || path.contains("/ipns/")
-            || host.contains(".ipfs.")
-            || host.contains(".ipns.")
-        {
+        // Gateways and WordPress write these paths in lower case.
+        let (ipfs, wp) = paths(url.url.as_bytes());
+        if ipfs || host.contains(".ipfs.") || host.contains(".ipns.") {
             results.insert("HAS_IPFS_GATEWAY_URL", opt());
         }
-        if path.contains("/wp-content/")
-            || path.contains("/wp-admin/")
-            || path.contains("/wp-includes/")
-        {
+        if wp {
             results.insert("HAS_WP_URI", opt());
         }
-        let mut puny = false;
+        let puny = host.contains("xn--");
         let mut omograph = false;
-        let labels: Vec<&str> = host.split('.').take(32).collect();
-        let tld_is_latin = tld.is_ascii() && !tld.starts_with("xn--");
-        for label in &labels {
-            let decoded;
-            let text = match label.strip_prefix("xn--") {
-                Some(code) => {
-                    puny = true;
-                    match punycode_decode(code) {
+        if puny || !host.is_ascii() {
+            let tld_is_latin = tld.is_ascii() && !tld.starts_with("xn--");
+            for label in host.split('.').take(32) {
+                let decoded;
+                let text = match label.strip_prefix("xn--") {
+                    Some(code) => match punycode_decode(code) {
                         Some(d) => {
                             decoded = d;
                             decoded.as_str()
                         }
                         None => continue,
-                    }
+                    },
+                    None => label,
+                };
+                if !text.is_ascii() && is_homograph(text, tld_is_latin) {
+                    omograph = true;
                 }
-                None => label,
-            };
-            if !text.is_ascii() && is_homograph(text, tld_is_latin) {
-                omograph = true;
             }
         }
         if puny || !host.is_ascii() {
@@ -414,6 +406,21 @@ impl UrlShape {
             results.insert("OMOGRAPH_URL", opt());
         }
     }
+}
+
+/// Whether the URL has an IPFS gateway path (`/ipfs/`, `/ipns/`) and a
+/// WordPress one (`/wp-content/`, `/wp-admin/`, `/wp-includes/`): one pass
+/// over its slashes.
+fn paths(u: &[u8]) -> (bool, bool) {
+    let (mut ipfs, mut wp) = (false, false);
+    for p in memchr::memchr_iter(b'/', u) {
+        let t = &u[p..];
+        ipfs |= t.starts_with(b"/ipfs/") || t.starts_with(b"/ipns/");
+        wp |= t.starts_with(b"/wp-content/")
+            || t.starts_with(b"/wp-admin/")
+            || t.starts_with(b"/wp-includes/");
+    }
+    (ipfs, wp)
 }
 
 /// A dotted name (not an IP address) whose last label is no top-level
@@ -431,9 +438,15 @@ fn embedded_urls(url: &str) -> usize {
     let b = url.as_bytes();
     let after_host = url.find("://").map_or(0, |p| p + 3).min(b.len());
     let rest = &b[after_host..];
-    memchr::memmem::find_iter(rest, b"://").count()
-        + memchr::memmem::find_iter(rest, b"%3A%2F%2F").count()
-        + memchr::memmem::find_iter(rest, b"%3a%2f%2f").count()
+    memchr::memchr2_iter(b':', b'%', rest)
+        .filter(|&p| {
+            let tail = &rest[p..];
+            tail.starts_with(b"://")
+                || tail
+                    .get(..9)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"%3A%2F%2F"))
+        })
+        .count()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -574,9 +574,9 @@ fn apply_css(css: &str, s: &mut Style) {
         };
         let prop = prop.trim();
         let value = value.trim().trim_end_matches("!important").trim();
-        if prop.eq_ignore_ascii_case("display") && value.eq_ignore_ascii_case("none") {
-            s.hidden = true;
-        } else if prop.eq_ignore_ascii_case("visibility") && value.eq_ignore_ascii_case("hidden") {
+        if (prop.eq_ignore_ascii_case("display") && value.eq_ignore_ascii_case("none"))
+            || (prop.eq_ignore_ascii_case("visibility") && value.eq_ignore_ascii_case("hidden"))
+        {
             s.hidden = true;
         } else if prop.eq_ignore_ascii_case("font-size") {
             s.zero_font = is_tiny_size(value);
@@ -607,7 +607,7 @@ fn is_tiny_size(v: &str) -> bool {
         .collect();
     let unit = v[num.len()..].trim();
     match num.parse::<f64>() {
-        Ok(n) if n == 0.0 => true,
+        Ok(0.0) => true,
         Ok(n) => n <= 1.0 && (unit.eq_ignore_ascii_case("px") || unit.eq_ignore_ascii_case("pt")),
         Err(_) => false,
     }
@@ -622,7 +622,7 @@ fn parse_colour(v: &str) -> Option<u32> {
             3 => {
                 let n = u32::from_str_radix(hex, 16).ok()?;
                 let (r, g, b) = ((n >> 8) & 0xF, (n >> 4) & 0xF, n & 0xF);
-                Some((r * 17) << 16 | (g * 17) << 8 | b * 17)
+                Some(((r * 17) << 16) | ((g * 17) << 8) | (b * 17))
             }
             6 => u32::from_str_radix(hex, 16).ok(),
             _ => None,
@@ -638,7 +638,7 @@ fn parse_colour(v: &str) -> Option<u32> {
             .split(',')
             .map(|x| x.trim().parse::<u32>().ok().map(|x| x.min(255)));
         let (r, g, b) = (n.next()??, n.next()??, n.next()??);
-        return Some(r << 16 | g << 8 | b);
+        return Some((r << 16) | (g << 8) | b);
     }
     Some(match lower.as_str() {
         "white" => 0xFF_FF_FF,
@@ -1103,9 +1103,9 @@ mod tests {
 
     #[test]
     fn attributes_and_entities() {
-        assert_eq!(attr(" a=1 href = 'x y' b", "href").as_deref(), Some("x y"));
-        assert_eq!(attr(" hidden", "hidden").as_deref(), Some(""));
-        assert_eq!(attr(" HREF=x>", "href").as_deref(), Some("x>"));
+        assert_eq!(attr(" a=1 href = 'x y' b", "href"), Some("x y"));
+        assert_eq!(attr(" hidden", "hidden"), Some(""));
+        assert_eq!(attr(" HREF=x>", "href"), Some("x>"));
         assert_eq!(attr("=== \"", "href"), None);
         assert_eq!(
             decode_entities("&#x68;t&#116;p&colon;//a&amp;b &bogus; &"),

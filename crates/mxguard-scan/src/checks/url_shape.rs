@@ -68,6 +68,53 @@ pub const DEFAULT_SHORTENERS: &[&str] = &[
     "n9.cl",
 ];
 
+/// Free web hosting, storage buckets and tunnels, where anyone can put a
+/// login page in a minute and phishing kits live: the default of
+/// `free_hosting_map`. Matched against a link's host and registrable domain.
+pub const DEFAULT_FREE_HOSTING: &[&str] = &[
+    "storage.googleapis.com",
+    "firebasestorage.googleapis.com",
+    "firebaseapp.com",
+    "web.app",
+    "s3.amazonaws.com",
+    "blob.core.windows.net",
+    "web.core.windows.net",
+    "azurewebsites.net",
+    "r2.dev",
+    "pages.dev",
+    "workers.dev",
+    "glitch.me",
+    "netlify.app",
+    "vercel.app",
+    "herokuapp.com",
+    "ngrok.io",
+    "ngrok-free.app",
+    "ngrok.app",
+    "trycloudflare.com",
+    "loca.lt",
+    "000webhostapp.com",
+    "weebly.com",
+    "wixsite.com",
+    "webflow.io",
+    "godaddysites.com",
+    "square.site",
+    "mystrikingly.com",
+    "framer.app",
+    "repl.co",
+    "replit.app",
+    "surge.sh",
+    "onrender.com",
+    "fly.dev",
+    "sites.google.com",
+    "forms.gle",
+    "canva.site",
+    "my.canva.site",
+    "dropboxusercontent.com",
+    "linodeobjects.com",
+    "digitaloceanspaces.com",
+    "backblazeb2.com",
+];
+
 /// Top-level domains with a large share of abuse in public reports: the
 /// default of `suspicious_tlds_map`. A hint, weighted low; a site that
 /// lives on one of them lists its domain in a multimap whitelist or
@@ -135,6 +182,8 @@ pub struct UrlShapeConfig {
     pub shorteners_map: Option<PathBuf>,
     /// Replaces the built-in suspicious TLD list: one TLD a line (`top`, `.top`).
     pub suspicious_tlds_map: Option<PathBuf>,
+    /// Replaces the built-in list of free hosting and storage services.
+    pub free_hosting_map: Option<PathBuf>,
 }
 
 impl Default for UrlShapeConfig {
@@ -145,6 +194,7 @@ impl Default for UrlShapeConfig {
             long_url: 1500,
             shorteners_map: None,
             suspicious_tlds_map: None,
+            free_hosting_map: None,
         }
     }
 }
@@ -238,6 +288,7 @@ pub struct UrlShape {
     long_url: usize,
     shorteners: List,
     tlds: List,
+    hosting: List,
 }
 
 impl UrlShape {
@@ -258,6 +309,13 @@ impl UrlShape {
                 c.suspicious_tlds_map.as_ref(),
                 DEFAULT_SUSPICIOUS_TLDS,
                 "suspicious_tlds_map",
+                limits,
+                report,
+            ),
+            hosting: List::build(
+                c.free_hosting_map.as_ref(),
+                DEFAULT_FREE_HOSTING,
+                "free_hosting_map",
                 limits,
                 report,
             ),
@@ -312,6 +370,16 @@ impl Check for UrlShape {
                 1.0,
                 "A link on a top-level domain of the suspicious list",
             ),
+            s(
+                "URL_FREE_HOSTING",
+                1.0,
+                "A link to free web hosting, a storage bucket or a tunnel",
+            ),
+            s(
+                "URL_FREE_HOSTING_PAGE",
+                2.0,
+                "A link to a web page (.html, .htm, .php) kept on free hosting or in a storage bucket",
+            ),
             s("HAS_ONION_URI", 1.0, "A link to a Tor onion service"),
             s(
                 "HAS_IPFS_GATEWAY_URL",
@@ -333,8 +401,33 @@ impl Check for UrlShape {
         }
         let shorteners = self.shorteners.get();
         let tlds = self.tlds.get();
+        let hosting = self.hosting.get();
         for url in urls.iter().take(self.max_urls) {
             self.one(url, &shorteners, &tlds, results);
+            if hosting.contains(&url.host) || hosting.contains(&url.domain) || {
+                // A bucket's host: `name.s3.eu-north-1.amazonaws.com`.
+                url.host.contains(".s3.") && url.domain == "amazonaws.com"
+            } {
+                let host: String = url.host.chars().take(100).collect();
+                match path_extension(&url.url) {
+                    Some(e)
+                        if ["html", "htm", "shtml", "php"]
+                            .iter()
+                            .any(|p| e.eq_ignore_ascii_case(p)) =>
+                    {
+                        results.insert("URL_FREE_HOSTING_PAGE", vec![host]);
+                    }
+                    // Images and style sheets of a newsletter kept in a
+                    // bucket say nothing.
+                    Some(e)
+                        if [
+                            "png", "jpg", "jpeg", "gif", "webp", "svg", "css", "js", "ico",
+                        ]
+                        .iter()
+                        .any(|p| e.eq_ignore_ascii_case(p)) => {}
+                    _ => results.insert("URL_FREE_HOSTING", vec![host]),
+                }
+            }
         }
     }
 }
@@ -421,6 +514,16 @@ fn paths(u: &[u8]) -> (bool, bool) {
             || t.starts_with(b"/wp-includes/");
     }
     (ipfs, wp)
+}
+
+/// The extension of the last segment of the URL's path (before any query
+/// or fragment), when it has one.
+fn path_extension(url: &str) -> Option<&str> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let (_, path) = after_scheme.split_once('/')?;
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("");
+    last.rsplit_once('.').map(|(_, e)| e)
 }
 
 /// A dotted name (not an IP address) whose last label is no top-level
@@ -599,6 +702,9 @@ mod tests {
                 .all(|n| n == "PUNYCODE_URL")
         );
         assert!(names("https://news.example.com/track?u=https://shop.example.com/").is_empty());
+        assert!(
+            names("https://b.s3.amazonaws.com/logo.png https://x.cloudfront.net/a.html").is_empty()
+        );
     }
 
     #[test]

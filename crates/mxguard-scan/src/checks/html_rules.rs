@@ -158,7 +158,7 @@ impl Check for HtmlRules {
                 5.0,
                 "Link target written to hide it: entities or %-escapes in scheme or host, a numeric host",
             ),
-            s("HTML_JAVASCRIPT_LINK", 2.0, "A javascript: link"),
+            s("HTML_JAVASCRIPT_LINK", 0.5, "A javascript: link"),
             s("HAS_DATA_URI", 0.0, "A data: URL in a link or image"),
             s("DATA_URI_OBFU", 3.0, "A data: URL carrying HTML or script"),
             s(
@@ -659,10 +659,11 @@ fn parse_colour(v: &str) -> Option<u32> {
 }
 
 /// Input names that ask for credentials or personal data (a search or
-/// weather form asks for none).
+/// weather form asks for none; an e-mail address alone is what newsletter
+/// subscribe and forward forms ask for).
 const PERSONAL_FIELDS: &[&str] = &[
-    "pass", "pwd", "login", "user", "email", "mail", "account", "card", "cvv", "cvc", "ssn", "pin",
-    "iban", "expir", "otp",
+    "pass", "pwd", "login", "user", "account", "card", "cvv", "cvc", "ssn", "pin", "iban",
+    "expir", "otp",
 ];
 
 /// Looks at an element that matters whatever its content: links, images,

@@ -662,8 +662,8 @@ fn parse_colour(v: &str) -> Option<u32> {
 /// weather form asks for none; an e-mail address alone is what newsletter
 /// subscribe and forward forms ask for).
 const PERSONAL_FIELDS: &[&str] = &[
-    "pass", "pwd", "login", "user", "account", "card", "cvv", "cvc", "ssn", "pin", "iban",
-    "expir", "otp",
+    "pass", "pwd", "login", "user", "account", "card", "cvv", "cvc", "ssn", "pin", "iban", "expir",
+    "otp",
 ];
 
 /// Looks at an element that matters whatever its content: links, images,
@@ -715,11 +715,14 @@ fn element(
         if password {
             found.password_input = true;
         }
+        // A hidden input asks the reader for nothing.
+        let hidden = attr(attrs, "type").is_some_and(|t| t.trim().eq_ignore_ascii_case("hidden"));
         let personal = password
-            || attr(attrs, "name").is_some_and(|n| {
-                let n = n.to_ascii_lowercase();
-                PERSONAL_FIELDS.iter().any(|f| n.contains(f))
-            });
+            || !hidden
+                && attr(attrs, "name").is_some_and(|n| {
+                    let n = n.to_ascii_lowercase();
+                    PERSONAL_FIELDS.iter().any(|f| n.contains(f))
+                });
         if personal && found.form_action.is_none() {
             found.form_action = found.open_form.clone();
         }
@@ -1015,10 +1018,21 @@ mod tests {
     fn forms_and_passwords() {
         let html = format!(
             "<p>{}</p><form action=\"https://evil.example/post.php\" method=post>\
-             <input type=text name=u><input type=\"password\" name=p></form>",
+             <input type=hidden name=user value=x><input type=text name=u><input type=\"password\" name=p></form>",
             body(5)
         );
         assert_eq!(names(&html_msg(&html)), ["HTML_FORM", "HTML_FORM_PASSWORD"]);
+    }
+
+    #[test]
+    fn newsletter_forms_are_not_credential_forms() {
+        let html = format!(
+            "<p>{}</p><form action=\"https://news.example.com/sub\" method=post>\
+             <input type=hidden name=user value=list><input type=text name=email>\
+             <input type=text name=q></form>",
+            body(5)
+        );
+        assert!(names(&html_msg(&html)).is_empty());
     }
 
     #[test]

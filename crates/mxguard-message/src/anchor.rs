@@ -95,8 +95,7 @@ fn text_end(b: &[u8], from: usize) -> (usize, usize) {
                 return (lt, lt + 1);
             }
         }
-        if rest.len() >= 2 && rest[0].eq_ignore_ascii_case(&b'a') && rest[1].is_ascii_whitespace()
-        {
+        if rest.len() >= 2 && rest[0].eq_ignore_ascii_case(&b'a') && rest[1].is_ascii_whitespace() {
             return (lt, lt);
         }
         i = lt + 1;
@@ -302,7 +301,11 @@ mod tests {
             "<a ".to_string(),
             "<a href=\"".to_string(),
             "<a href=x>".repeat(5000),
-            format!("<a href=\"{}\">{}</a>", "h".repeat(10_000), "t ".repeat(10_000)),
+            format!(
+                "<a href=\"{}\">{}</a>",
+                "h".repeat(10_000),
+                "t ".repeat(10_000)
+            ),
             "&#xffffffff;&#99999999999;&;&amp".to_string(),
             "<a\thref=x>\u{e9}".repeat(3) + &"\u{e9}".repeat(4000),
         ] {

@@ -17,6 +17,7 @@ pub mod gtube;
 pub mod headers;
 pub mod mime_limits;
 pub mod multimap;
+pub mod phishing;
 pub mod rules;
 pub mod spf;
 pub mod waiting;
@@ -93,6 +94,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
         .with::<bayes::ClassifierConfig>()
+        .with::<phishing::PhishingConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -118,6 +120,9 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    if config.section::<phishing::PhishingConfig>().enabled {
+        checks.push(Box::new(phishing::Phishing::new(config, services, report)));
+    }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {

@@ -18,6 +18,7 @@ pub mod headers;
 pub mod mime_limits;
 pub mod multimap;
 pub mod phishing;
+pub mod rbl;
 pub mod rules;
 pub mod spf;
 pub mod waiting;
@@ -95,6 +96,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<multimap::MultimapList>()
         .with::<bayes::ClassifierConfig>()
         .with::<phishing::PhishingConfig>()
+        .with::<rbl::RblConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -138,6 +140,9 @@ pub fn build_checks(
         }
         if config.section::<DmarcConfig>().enabled {
             checks.push(Box::new(dmarc::Dmarc::new(config, verifier, services)));
+        }
+        if config.section::<rbl::RblConfig>().needs_dns() {
+            checks.push(Box::new(rbl::Rbl::new(config, dns.clone(), report)));
         }
     }
     let classifier = config.section::<bayes::ClassifierConfig>();

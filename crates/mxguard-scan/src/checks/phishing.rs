@@ -185,6 +185,7 @@ impl Phishing {
                 let (shown_org, target_org) = (organisational(&shown), organisational(&target));
                 if shown_org == target_org
                     || self.redirectors.contains(&target_org)
+                    || discloses(&a.href, &shown_org)
                     || found
                         .iter()
                         .any(|(s, t)| *s == shown_org && *t == target_org)
@@ -200,6 +201,57 @@ impl Phishing {
         }
         found
     }
+}
+
+/// Whether a link is a redirect that names where it goes, and that is
+/// the shown site: a tracker's `?destUrl=http%3A%2F%2Fwww.shop.com%2F…`
+/// (percent-encoding decoded) for a link shown as `shop.com`.
+fn discloses(href: &str, shown_org: &str) -> bool {
+    let Some((_, rest)) = href.split_once("://") else {
+        return false;
+    };
+    let Some(tail) = rest.find(['/', '?']).map(|i| &rest[i..]) else {
+        return false;
+    };
+    let decoded = percent_decode(tail);
+    let mut from = 0;
+    while let Some(i) = decoded[from..].find("://") {
+        let start = from + i + 3;
+        if host_of(&decoded[start..]).is_some_and(|h| organisational(&h) == shown_org) {
+            return true;
+        }
+        from = start;
+    }
+    false
+}
+
+/// `%XX` escapes decoded (twice-encoded ones once more); invalid UTF-8 replaced.
+fn percent_decode(s: &str) -> String {
+    let mut text = s.to_string();
+    for _ in 0..2 {
+        if !text.contains('%') {
+            break;
+        }
+        let b = text.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%'
+                && let Some(v) = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        text = String::from_utf8_lossy(&out).into_owned();
+    }
+    text
 }
 
 /// The host of an http(s) URL, lowercased; `None` for other schemes
@@ -378,6 +430,8 @@ mod tests {
             r#"<a href="https://evil-site.net/">Log in</a>"#,
             // The sender's own organisation.
             r#"<a href="https://track.bank.co.uk/?u=1">www.shop.de</a>"#,
+            // A tracker that says where it goes, and goes to the shown site.
+            r#"<a href="https://go.cnet.com/to?destUrl=http%3A%2F%2Fwww%2Eus%2Ebuy%2Ecom%2Fx">buy.com</a>"#,
             r#"<a href="mailto:x@evil-site.net">www.paypal.com</a>"#,
         ] {
             assert!(!scan(c(), html).has("PHISHING"), "{html}");

@@ -9,6 +9,7 @@
 //! [`Check::waiting`]; see [`waiting`] for its life in a scan. What a check
 //! may use besides the message comes in [`Services`] when it is built.
 
+pub mod antivirus;
 pub mod arc;
 pub mod bayes;
 pub mod dkim;
@@ -93,6 +94,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
         .with::<bayes::ClassifierConfig>()
+        .with::<antivirus::AntivirusConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -134,6 +136,9 @@ pub fn build_checks(
         if config.section::<DmarcConfig>().enabled {
             checks.push(Box::new(dmarc::Dmarc::new(config, verifier, services)));
         }
+    }
+    if let Some(av) = antivirus::Antivirus::new(config, services.store.clone(), report) {
+        checks.push(Box::new(av));
     }
     let classifier = config.section::<bayes::ClassifierConfig>();
     if classifier.enabled {

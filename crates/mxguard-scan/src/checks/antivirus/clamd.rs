@@ -150,7 +150,11 @@ fn shown(bytes: &[u8]) -> String {
             }
         })
         .collect();
-    if bytes.len() > 80 { format!("{s}…") } else { s }
+    if bytes.len() > 80 {
+        format!("{s}…")
+    } else {
+        s
+    }
 }
 
 /// A signature name safe for headers, logs and SMTP replies.
@@ -217,7 +221,9 @@ where
         writer.write_all(b"zINSTREAM\0").await?;
         for chunk in data.chunks(CHUNK) {
             // CHUNK fits in a u32.
-            writer.write_all(&(chunk.len() as u32).to_be_bytes()).await?;
+            writer
+                .write_all(&(chunk.len() as u32).to_be_bytes())
+                .await?;
             writer.write_all(chunk).await?;
         }
         writer.write_all(&0u32.to_be_bytes()).await?;
@@ -341,7 +347,16 @@ mod tests {
             Server::parse("::1").map(|s| s.to_string()),
             Ok("[::1]:3310".to_string())
         );
-        for bad in ["host:0", "host:99999", "host:x", "a b", "[::1", "[::1]x", "", "h/st:1"] {
+        for bad in [
+            "host:0",
+            "host:99999",
+            "host:x",
+            "a b",
+            "[::1",
+            "[::1]x",
+            "",
+            "h/st:1",
+        ] {
             assert!(Server::parse(bad).is_err(), "{bad}");
         }
         let list = Server::parse_list("/run/a.sock, 127.0.0.1:3310;10.0.0.2").unwrap();
@@ -410,7 +425,11 @@ mod tests {
 
     /// A fake clamd over an in-memory pipe: checks the bytes we send and
     /// answers `reply`, raw.
-    async fn against(reply: &'static [u8], data: &[u8], close_early: bool) -> Result<Reply, Failure> {
+    async fn against(
+        reply: &'static [u8],
+        data: &[u8],
+        close_early: bool,
+    ) -> Result<Reply, Failure> {
         let (ours, mut theirs) = duplex(1 << 16);
         let peer = tokio::spawn(async move {
             let mut got = Vec::new();
@@ -492,7 +511,10 @@ mod tests {
         let (ours, _theirs) = duplex(1 << 16);
         let started = std::time::Instant::now();
         let deadline = Instant::now() + Duration::from_millis(200);
-        assert_eq!(instream(ours, b"abc", deadline).await, Err(Failure::Timeout));
+        assert_eq!(
+            instream(ours, b"abc", deadline).await,
+            Err(Failure::Timeout)
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

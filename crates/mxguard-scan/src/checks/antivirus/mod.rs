@@ -15,7 +15,7 @@
 
 pub mod clamd;
 
-use super::{BuildError, BuildReport, BoxFuture, Check, Output, Outputs, Waiting};
+use super::{BoxFuture, BuildError, BuildReport, Check, Output, Outputs, Waiting};
 use crate::Task;
 use clamd::{Failure, Reply, Server};
 use futures_util::stream::{self, StreamExt};
@@ -84,9 +84,11 @@ impl Servers {
             }
         };
         if list.is_empty() {
-            return Err("no servers: give clamd's unix socket (\"/run/clamav/clamd.ctl\") \
+            return Err(
+                "no servers: give clamd's unix socket (\"/run/clamav/clamd.ctl\") \
                  or host:port (\"127.0.0.1:3310\"), or remove the section"
-                .to_string());
+                    .to_string(),
+            );
         }
         Ok(list)
     }
@@ -192,7 +194,10 @@ impl Section for AntivirusConfig {
             if let Err(e) = s.servers.parse() {
                 problems.at(format!("{name}.servers"), e);
             }
-            for (key, sym) in [("symbol", s.symbol.clone()), ("symbol_fail", s.symbol_fail())] {
+            for (key, sym) in [
+                ("symbol", s.symbol.clone()),
+                ("symbol_fail", s.symbol_fail()),
+            ] {
                 if !valid_symbol(&sym) {
                     problems.at(
                         format!("{name}.{key}"),
@@ -600,7 +605,10 @@ impl Waiting for Antivirus {
                     if s.on_failure == OnFailure::Tempfail && found.viruses.is_empty() {
                         results.force(
                             Action::SoftReject,
-                            Some(format!("{}: virus scan unavailable, try again later", s.name)),
+                            Some(format!(
+                                "{}: virus scan unavailable, try again later",
+                                s.name
+                            )),
                             &s.symbol_fail,
                         );
                     }

@@ -13,6 +13,7 @@ use mxguard_core::config::{LoadedConfig, load_str};
 use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, Verdict};
 use mxguard_scan::{Pipeline, ScanInput, ScanService, Services};
+use mxguard_store::{Counters, EmbeddedStore, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,6 +212,27 @@ async fn clamd_stopped_gives_the_fail_symbol_and_the_chosen_action() {
     }
     let mut clamd = Clamd::start("25M");
     let eicar_mail = with_attachment("eicar.com", "application/octet-stream", &eicar());
+    // Counted in the store, as the scan service's own counters are.
+    let store_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(store_dir.path()).unwrap());
+    let counted = {
+        let config = load_str(
+            &av(&format!("{}, {}", clamd.unix(), clamd.tcp()), ""),
+            "test.toml",
+            &mxguard_scan::sections(),
+        )
+        .unwrap();
+        let loaded = LoadedConfig {
+            config,
+            ..Default::default()
+        };
+        let services = Services {
+            store: Some(store.clone()),
+            ..Services::default()
+        };
+        Pipeline::new(&loaded, &services).unwrap().0
+    };
+    let counters = Counters::new(store.clone());
     let accept = pipeline(&av(&format!("{}, {}", clamd.unix(), clamd.tcp()), ""));
     let tempfail = pipeline(&av(
         &format!("{}, {}", clamd.unix(), clamd.tcp()),
@@ -220,7 +242,26 @@ async fn clamd_stopped_gives_the_fail_symbol_and_the_chosen_action() {
         options(&scan(&accept, &eicar_mail).await, "CLAM_VIRUS"),
         [EICAR_SIG]
     );
+    assert!(
+        scan(&counted, &eicar_mail)
+            .await
+            .symbols
+            .contains_key("CLAM_VIRUS")
+    );
     clamd.stop();
+    assert!(
+        scan(&counted, &eicar_mail)
+            .await
+            .symbols
+            .contains_key("CLAM_VIRUS_FAIL")
+    );
+    // The counts are written behind the answer.
+    let until = Instant::now() + Duration::from_secs(5);
+    while counters.get("antivirus:fail").await.unwrap() < 1 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counters.get("antivirus:virus").await.unwrap(), 1);
+    assert_eq!(counters.get("antivirus:fail").await.unwrap(), 1);
 
     let started = Instant::now();
     let v = scan(&accept, &eicar_mail).await;

@@ -432,3 +432,53 @@ fn config_errors_name_the_key() {
     let p = pipeline("");
     assert!(p.symbols().get("CLAM_VIRUS").is_none());
 }
+
+/// The real admin's rspamd `antivirus.conf` (../shared/testdata), key for
+/// key as TOML under `[antivirus.clamav]`: every key they wrote is one of
+/// ours and means the same.
+#[test]
+fn the_admins_rspamd_antivirus_conf_maps_key_for_key() {
+    let dir = std::env::var_os("MXGUARD_TESTDATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+        });
+    let file = dir.join("user-setups/rspamd-clamav/rspamd/local.d/antivirus.conf");
+    let Ok(ucl) = std::fs::read_to_string(&file) else {
+        eprintln!(
+            "SKIPPED: {} not found (set MXGUARD_TESTDATA); this test did not run",
+            file.display()
+        );
+        return;
+    };
+    // `clamav { key = value; ... }`: the block's name is the section's.
+    let (name, body) = ucl.split_once('{').expect("a scanner block");
+    let mut toml = format!("[antivirus.{}]\n", name.trim());
+    for line in body.lines() {
+        let line = line.trim().trim_end_matches(';');
+        if line.is_empty() || line == "}" || line.starts_with('#') {
+            continue;
+        }
+        toml.push_str(line);
+        toml.push('\n');
+    }
+    let config = load_str(&toml, "antivirus.toml", &mxguard_scan::sections())
+        .unwrap_or_else(|e| panic!("{toml}\n{e:?}"));
+    let av = &config
+        .section::<mxguard_scan::checks::antivirus::AntivirusConfig>()
+        .0["clamav"];
+    assert_eq!(av.kind, "clamav");
+    assert_eq!(av.symbol, "CLAM_VIRUS");
+    assert_eq!(av.action.as_deref(), Some("reject"));
+    assert_eq!(av.message, "${SCANNER}: virus found: \"${VIRUS}\"");
+    assert_eq!(
+        av.servers.parse().unwrap(),
+        [mxguard_scan::checks::antivirus::clamd::Server::Unix(
+            "/run/clamd.scan/clamd.sock".into()
+        )]
+    );
+    assert_eq!(
+        av.whitelist.as_ref().map(|w| w.get_ref().clone()),
+        Some("/etc/rspamd/local.d/antivirus.wl".into())
+    );
+}

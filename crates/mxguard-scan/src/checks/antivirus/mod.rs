@@ -346,6 +346,9 @@ impl Antivirus {
         report: &mut BuildReport,
     ) -> Option<Antivirus> {
         let limits = MapLimits::of(&config.scan);
+        // A scanner must stop itself (and give its own symbol_fail and
+        // on_failure) before the scan's deadline cuts it off.
+        let cap = config.scan.scan_timeout.as_duration().mul_f64(0.9);
         let mut scanners = Vec::new();
         for (name, c) in &config.section::<AntivirusConfig>().0 {
             let Ok(servers) = c.servers.parse() else {
@@ -383,7 +386,7 @@ impl Antivirus {
                 scan_mime_parts: c.scan_mime_parts,
                 scan_text_mime: c.scan_text_mime,
                 scan_image_mime: c.scan_image_mime,
-                timeout: c.timeout.as_duration(),
+                timeout: c.timeout.as_duration().min(cap),
                 on_failure: c.on_failure,
                 log_clean: c.log_clean,
                 next: AtomicUsize::new(0),
@@ -621,5 +624,95 @@ impl Waiting for Antivirus {
             }
             Output::new(results)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxguard_core::Envelope;
+    use mxguard_core::config::load_str;
+
+    fn antivirus(extra: &str) -> Antivirus {
+        let text = format!("[antivirus.clamav]\nservers = \"/run/clamav/clamd.ctl\"\n{extra}\n");
+        let config = load_str(&text, "t.toml", &crate::sections()).unwrap();
+        let mut report = BuildReport::default();
+        let av = Antivirus::new(&config, None, &mut report).unwrap();
+        assert!(report.errors.is_empty());
+        av
+    }
+
+    const MSG: &[u8] = b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+        --B\r\nContent-Type: text/plain\r\n\r\nbody text\r\n\
+        --B\r\nContent-Type: image/png; name=a.png\r\n\r\n\x89PNG\r\n\x1a\nrest\r\n\
+        --B\r\nContent-Type: image/png; name=b.png\r\n\r\nMZ not a png\r\n\
+        --B\r\nContent-Type: application/octet-stream; name=c.bin\r\n\r\nbinary\r\n\
+        --B--\r\n";
+
+    fn picked(av: &Antivirus) -> Vec<Vec<u8>> {
+        let env = Envelope::default();
+        let task = Task::new(&env, MSG, 1 << 20);
+        streams(&av.scanners[0], &task)
+            .into_iter()
+            .map(|b| b.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn which_parts_are_sent() {
+        let contains = |v: &[Vec<u8>], needle: &[u8]| {
+            v.iter().any(|b| memchr::memmem::find(b, needle).is_some())
+        };
+        let parts = picked(&antivirus(""));
+        // The real PNG is skipped, the program declared as one is not.
+        assert!(!contains(&parts, b"\x89PNG"), "{parts:?}");
+        assert!(contains(&parts, b"MZ not a png"));
+        assert!(contains(&parts, b"binary"));
+        assert!(!contains(&parts, b"body text"));
+        let parts = picked(&antivirus("scan_text_mime = true\nscan_image_mime = true"));
+        assert!(contains(&parts, b"\x89PNG"));
+        assert!(contains(&parts, b"body text"));
+        let parts = picked(&antivirus("scan_mime_parts = false"));
+        assert_eq!(parts, [MSG.to_vec()]);
+    }
+
+    #[test]
+    fn the_reply_text_and_the_deadline() {
+        let av = antivirus("");
+        let s = &av.scanners[0];
+        assert_eq!(
+            s.message(&["A.B".into(), "C".into()]),
+            "clamav: virus found: \"A.B, C\""
+        );
+        assert_eq!(s.symbol_fail, "CLAM_VIRUS_FAIL");
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        // Never past the scan's deadline.
+        let text = "[scan]\nscan_timeout = \"2s\"\n[antivirus.clamav]\nservers = \"/s\"\ntimeout = \"9s\"\n";
+        let config = load_str(text, "t.toml", &crate::sections()).unwrap();
+        let av = Antivirus::new(&config, None, &mut BuildReport::default()).unwrap();
+        assert_eq!(av.scanners[0].timeout, Duration::from_millis(1800));
+        assert!(av.timeout() < Duration::from_millis(2400));
+    }
+
+    #[test]
+    fn whitelist_lines() {
+        let mut errors = Vec::new();
+        let w = Whitelist::parse(
+            Path::new("av.wl"),
+            "192.0.2.0/24\n2001:db8::1\nEicar-Test-Signature\n# comment\n",
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(w.client("192.0.2.9".parse().unwrap()));
+        assert!(!w.client("198.51.100.1".parse().unwrap()));
+        assert!(w.client("2001:db8::1".parse().unwrap()));
+        assert!(w.signature("eicar-test-signature"));
+        assert!(!w.signature("Other"));
+    }
+
+    #[test]
+    fn no_section_no_check() {
+        let config = load_str("", "t.toml", &crate::sections()).unwrap();
+        assert!(Antivirus::new(&config, None, &mut BuildReport::default()).is_none());
     }
 }

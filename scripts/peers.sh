@@ -14,6 +14,9 @@ DEBCONF=(
   "postfix postfix/mailname string mx.test"
 )
 PACKAGES+=(postfix)
+# clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
+# signatures made from ClamAV's own test files (no official database needed).
+PACKAGES+=(clamav-daemon clamav-testfiles)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

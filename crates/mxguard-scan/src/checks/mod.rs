@@ -9,6 +9,7 @@
 //! [`Check::waiting`]; see [`waiting`] for its life in a scan. What a check
 //! may use besides the message comes in [`Services`] when it is built.
 
+pub mod antivirus;
 pub mod arc;
 pub mod bayes;
 pub mod dkim;
@@ -103,6 +104,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<bayes::ClassifierConfig>()
         .with::<phishing::PhishingConfig>()
         .with::<rbl::RblConfig>()
+        .with::<antivirus::AntivirusConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -161,6 +163,9 @@ pub fn build_checks(
         if config.section::<rbl::RblConfig>().needs_dns() {
             checks.push(Box::new(rbl::Rbl::new(config, dns.clone(), report)));
         }
+    }
+    if let Some(av) = antivirus::Antivirus::new(config, services.store.clone(), report) {
+        checks.push(Box::new(av));
     }
     let classifier = config.section::<bayes::ClassifierConfig>();
     if classifier.enabled {

@@ -1,6 +1,9 @@
 //! Shared helpers for the binary's integration tests.
 #![allow(dead_code)]
 
+/// One clamd helper for every crate's tests: the scan crate's.
+#[path = "../../../mxguard-scan/tests/support/clamd.rs"]
+pub mod clamd;
 pub mod dns;
 pub mod postfix;
 

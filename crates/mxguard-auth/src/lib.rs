@@ -160,6 +160,9 @@ fn header_fields(head: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
 /// (canonicalisation, algorithm, length) over the DKIM-Signature and
 /// ARC-Message-Signature headers together, and parses every header: one
 /// parse shared by the two checks does that work once, not twice.
+// One per message, in place: the large variant is the common one, and
+// boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed<'a> {
     /// Within the caps: parsed from the raw bytes as they are (`None`: no
     /// header block).
@@ -193,7 +196,7 @@ impl<'a> Parsed<'a> {
     pub fn message(&self) -> Option<ParsedRef<'_>> {
         match self {
             Parsed::Whole(m) => m.as_ref().map(ParsedRef::Shared),
-            Parsed::Trimmed(s) => s.parse().map(ParsedRef::Own),
+            Parsed::Trimmed(s) => s.parse().map(|m| ParsedRef::Own(Box::new(m))),
         }
     }
 }
@@ -201,7 +204,8 @@ impl<'a> Parsed<'a> {
 /// What [`Parsed::message`] lends: the shared parse or an own one.
 pub enum ParsedRef<'p> {
     Shared(&'p AuthenticatedMessage<'p>),
-    Own(AuthenticatedMessage<'p>),
+    /// Of a trimmed copy (hostile messages only).
+    Own(Box<AuthenticatedMessage<'p>>),
 }
 
 impl<'p> std::ops::Deref for ParsedRef<'p> {

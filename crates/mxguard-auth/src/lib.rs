@@ -86,46 +86,32 @@ impl<'a> Signed<'a> {
             .or_else(|| memchr::memmem::find(raw, b"\n\n").map(|i| i + 1))
             .unwrap_or(raw.len());
         let head = &raw[..head_end];
-        // Header fields: (start, end) byte ranges, continuation lines included.
-        let mut fields: Vec<(usize, usize)> = Vec::new();
-        let mut pos = 0;
-        while pos < head.len() {
-            let end = memchr::memchr(b'\n', &head[pos..]).map_or(head.len(), |i| pos + i + 1);
-            let folded = matches!(head[pos], b' ' | b'\t');
-            match fields.last_mut() {
-                Some(last) if folded => last.1 = end,
-                _ => fields.push((pos, end)),
-            }
-            pos = end;
-        }
         let limits: [(&[u8], usize); 4] = [
             (b"dkim-signature", dkim::MAX_SIGNATURES),
             (b"arc-seal", arc::MAX_SETS),
             (b"arc-message-signature", arc::MAX_SETS),
             (b"arc-authentication-results", arc::MAX_SETS),
         ];
-        let mut counts = [0usize; 4];
-        let mut keep = Vec::with_capacity(fields.len());
-        let mut dropped = 0;
-        for &(start, end) in &fields {
-            let line = &head[start..end];
-            let name = line
-                .iter()
-                .position(|&b| b == b':')
-                .map(|i| line[..i].trim_ascii())
-                .unwrap_or_default();
-            let mut kept = true;
-            for (i, (limit_name, cap)) in limits.iter().enumerate() {
-                if name.eq_ignore_ascii_case(limit_name) {
-                    counts[i] += 1;
-                    kept = counts[i] <= *cap;
+        // Whether each header field, in order, is within the caps.
+        let kept = || {
+            let mut counts = [0usize; 4];
+            header_fields(head).map(move |(start, end)| {
+                let line = &head[start..end];
+                let name = memchr::memchr(b':', line)
+                    .map(|i| line[..i].trim_ascii())
+                    .unwrap_or_default();
+                let mut kept = true;
+                for (i, (limit_name, cap)) in limits.iter().enumerate() {
+                    if name.eq_ignore_ascii_case(limit_name) {
+                        counts[i] += 1;
+                        kept = counts[i] <= *cap;
+                    }
                 }
-            }
-            if !kept {
-                dropped += 1;
-            }
-            keep.push(kept);
-        }
+                (start, end, kept)
+            })
+        };
+        // The common case, checked without allocating: nothing over a cap.
+        let dropped = kept().filter(|&(_, _, k)| !k).count();
         if dropped == 0 {
             return Signed {
                 raw: Cow::Borrowed(raw),
@@ -133,7 +119,7 @@ impl<'a> Signed<'a> {
             };
         }
         let mut out = Vec::with_capacity(raw.len());
-        for (&(start, end), kept) in fields.iter().zip(keep) {
+        for (start, end, kept) in kept() {
             if kept {
                 out.extend_from_slice(&head[start..end]);
             }
@@ -148,5 +134,124 @@ impl<'a> Signed<'a> {
     /// Parses for mail-auth: `None` when there is no header block.
     pub fn parse(&self) -> Option<AuthenticatedMessage<'_>> {
         AuthenticatedMessage::parse(&self.raw)
+    }
+}
+
+/// The header fields of a header block as (start, end) byte ranges,
+/// continuation lines included.
+fn header_fields(head: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        if pos >= head.len() {
+            return None;
+        }
+        let start = pos;
+        loop {
+            pos = memchr::memchr(b'\n', &head[pos..]).map_or(head.len(), |i| pos + i + 1);
+            if pos >= head.len() || !matches!(head[pos], b' ' | b'\t') {
+                return Some((start, pos));
+            }
+        }
+    })
+}
+
+/// A message's signature headers parsed once for the DKIM and ARC checks
+/// both. mail-auth's parse hashes the body once per distinct
+/// (canonicalisation, algorithm, length) over the DKIM-Signature and
+/// ARC-Message-Signature headers together, and parses every header: one
+/// parse shared by the two checks does that work once, not twice.
+// One per message, in place: the large variant is the common one, and
+// boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+pub enum Parsed<'a> {
+    /// Within the caps: parsed from the raw bytes as they are (`None`: no
+    /// header block).
+    Whole(Option<AuthenticatedMessage<'a>>),
+    /// Over a cap (a hostile message): the trimmed copy, which each user
+    /// parses itself; see [`Parsed::message`].
+    Trimmed(Signed<'static>),
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(raw: &'a [u8]) -> Parsed<'a> {
+        let signed = Signed::new(raw);
+        match signed.raw {
+            Cow::Borrowed(raw) => Parsed::Whole(AuthenticatedMessage::parse(raw)),
+            Cow::Owned(trimmed) => Parsed::Trimmed(Signed {
+                raw: Cow::Owned(trimmed),
+                dropped: signed.dropped,
+            }),
+        }
+    }
+
+    /// Signature headers left out for the caps.
+    pub fn dropped(&self) -> usize {
+        match self {
+            Parsed::Whole(_) => 0,
+            Parsed::Trimmed(s) => s.dropped,
+        }
+    }
+
+    /// The parsed message: the shared one, or a parse of the trimmed copy.
+    pub fn message(&self) -> Option<ParsedRef<'_>> {
+        match self {
+            Parsed::Whole(m) => m.as_ref().map(ParsedRef::Shared),
+            Parsed::Trimmed(s) => s.parse().map(|m| ParsedRef::Own(Box::new(m))),
+        }
+    }
+}
+
+/// What [`Parsed::message`] lends: the shared parse or an own one.
+pub enum ParsedRef<'p> {
+    Shared(&'p AuthenticatedMessage<'p>),
+    /// Of a trimmed copy (hostile messages only).
+    Own(Box<AuthenticatedMessage<'p>>),
+}
+
+impl<'p> std::ops::Deref for ParsedRef<'p> {
+    type Target = AuthenticatedMessage<'p>;
+
+    fn deref(&self) -> &AuthenticatedMessage<'p> {
+        match self {
+            ParsedRef::Shared(m) => m,
+            ParsedRef::Own(m) => m,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_headers_over_the_cap_are_left_out_once() {
+        let mut raw = String::from("Received: by mx\r\n\tfolded\r\n");
+        for i in 0..dkim::MAX_SIGNATURES + 2 {
+            raw.push_str(&format!("DKIM-Signature: v=1; n={i};\r\n b=x\r\n"));
+        }
+        raw.push_str("From: a@example.com\r\n\r\nbody\r\n");
+        let signed = Signed::new(raw.as_bytes());
+        assert_eq!(signed.dropped, 2);
+        let text = String::from_utf8(signed.raw.to_vec()).unwrap();
+        assert!(
+            text.starts_with("Received: by mx\r\n\tfolded\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("n=9;\r\n b=x\r\nFrom: a@example.com\r\n\r\nbody\r\n"));
+        assert!(!text.contains("n=10"), "{text}");
+        let parsed = Parsed::new(raw.as_bytes());
+        assert!(matches!(parsed, Parsed::Trimmed(_)));
+        assert_eq!(parsed.dropped(), 2);
+        assert!(parsed.message().is_some());
+
+        // Within the caps: no copy, one parse shared as it is.
+        let ok = "DKIM-Signature: v=1;\r\n b=x\r\nFrom: a@example.com\r\n\r\nbody\r\n";
+        let signed = Signed::new(ok.as_bytes());
+        assert!(matches!(signed.raw, Cow::Borrowed(_)));
+        assert_eq!(signed.dropped, 0);
+        let parsed = Parsed::new(ok.as_bytes());
+        assert!(matches!(parsed, Parsed::Whole(Some(_))));
+        assert_eq!(parsed.dropped(), 0);
+        assert!(matches!(Parsed::new(b""), Parsed::Whole(None)));
     }
 }

@@ -79,6 +79,15 @@ impl Dns {
         opts.timeout = config.timeout.as_duration();
         opts.attempts = config.attempts.max(1) as usize;
         opts.cache_size = u64::from(config.cache_size);
+        // TTL floors and caps: hickory caches a negative answer for its
+        // SOA's TTL, and for the floor when the server sends no SOA
+        // (dnsmasq's `address=/#/`, some DNS lists); without a floor such
+        // answers are not cached at all. Identical queries in flight at
+        // once are sent once (hickory's name-server pool shares them).
+        opts.positive_min_ttl = Some(config.positive_min_ttl.as_duration());
+        opts.positive_max_ttl = Some(config.positive_max_ttl.as_duration());
+        opts.negative_min_ttl = Some(config.negative_min_ttl.as_duration());
+        opts.negative_max_ttl = Some(config.negative_max_ttl.as_duration());
         opts.ndots = 0;
         let builder = if config.nameservers.is_empty() {
             TokioResolver::builder_tokio()

@@ -1,8 +1,10 @@
 //! One message under scan: the envelope and the message model.
 
+use mxguard_auth::Parsed;
 use mxguard_core::Envelope;
 use mxguard_message::Mail;
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 /// What the checks see: the envelope, and the message ([`Mail`]: raw
 /// bytes, the parsed MIME tree and its views, each computed once on first
@@ -16,6 +18,8 @@ use std::ops::Deref;
 pub struct Task<'a> {
     pub envelope: &'a Envelope,
     mail: Mail<'a>,
+    /// The signature headers parsed for DKIM and ARC, once for both.
+    signatures: OnceLock<Parsed<'a>>,
 }
 
 impl<'a> Task<'a> {
@@ -25,12 +29,20 @@ impl<'a> Task<'a> {
         Task {
             envelope,
             mail: Mail::new(raw, max_size),
+            signatures: OnceLock::new(),
         }
     }
 
     /// The message model.
     pub fn mail(&self) -> &Mail<'a> {
         &self.mail
+    }
+
+    /// The message as the DKIM and ARC checks read it, parsed on first
+    /// use and shared: the body hashes of signatures with the same
+    /// canonicalisation and length are computed once for both checks.
+    pub fn signatures(&self) -> &Parsed<'a> {
+        self.signatures.get_or_init(|| Parsed::new(self.mail.raw))
     }
 
     pub fn is_authenticated(&self) -> bool {

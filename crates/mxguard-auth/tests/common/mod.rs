@@ -170,6 +170,7 @@ pub fn dns(server: SocketAddr) -> Dns {
         timeout: Millis(300),
         attempts: 1,
         cache_size: 0,
+        ..DnsConfig::default()
     })
     .expect("a resolver for the test server")
 }

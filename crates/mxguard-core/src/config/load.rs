@@ -1111,6 +1111,22 @@ mod range_tests {
         )
         .unwrap();
         assert_eq!(c.dns.attempts, 5);
+        // The cache's TTL bounds: a floor over its cap, and a cap over RFC
+        // 8767's week, are refused with the key named.
+        let e = errors("[dns]\nnegative_min_ttl = \"2h\"\nnegative_max_ttl = \"1h\"\n");
+        let t = find(&e, "dns.negative_min_ttl");
+        assert!(t.message.contains("negative_max_ttl"), "{t}");
+        let e = errors("[dns]\npositive_max_ttl = \"30d\"\n");
+        find(&e, "dns.positive_max_ttl");
+        let c = load_str(
+            "[dns]\nnegative_min_ttl = \"5m\"\npositive_min_ttl = 30\n",
+            "t",
+            &Registry::new(),
+        )
+        .unwrap();
+        assert_eq!(c.dns.negative_min_ttl.0, 300);
+        assert_eq!(c.dns.positive_min_ttl.0, 30);
+        assert_eq!(c.dns.negative_max_ttl.0, 3600, "default cap");
     }
 
     #[test]

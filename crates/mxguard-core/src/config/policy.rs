@@ -257,12 +257,28 @@ pub struct DnsConfig {
     pub attempts: u32,
     /// Cached answers; 0 disables the cache.
     pub cache_size: u32,
+    /// Shortest time a found record is cached, whatever its TTL says (0:
+    /// the TTL as served).
+    pub positive_min_ttl: Seconds,
+    /// Longest time a found record is cached, whatever its TTL says.
+    pub positive_max_ttl: Seconds,
+    /// Shortest time a "no such name" or "no such record" answer is
+    /// cached. Servers that answer NXDOMAIN/NODATA without an SOA give no
+    /// TTL at all, and without this floor every repeat of the question
+    /// (each `_dmarc.<label>` of a DMARC tree walk, each DKIM key of a
+    /// bulk sender) would go to the wire again.
+    pub negative_min_ttl: Seconds,
+    /// Longest time a negative answer is cached (RFC 2308 suggests at
+    /// most a few hours), so a record published later is seen.
+    pub negative_max_ttl: Seconds,
 }
 
 /// resolv.conf(5) silently caps `timeout:` at 30 seconds and `attempts:`
 /// at 5; larger values here are refused instead.
 const DNS_MAX_TIMEOUT_MS: u64 = 30_000;
 const DNS_MAX_ATTEMPTS: u32 = 5;
+/// RFC 8767's cap on how long a record may be cached: one week.
+const DNS_MAX_TTL_SECS: u64 = 604_800;
 
 impl DnsConfig {
     /// Checks what the types alone cannot. Returns `(key path, message)`
@@ -279,6 +295,40 @@ impl DnsConfig {
                     self.attempts
                 ),
             );
+        }
+        for (kind, min_key, min, max_key, max) in [
+            (
+                "found records",
+                "positive_min_ttl",
+                self.positive_min_ttl.0,
+                "positive_max_ttl",
+                self.positive_max_ttl.0,
+            ),
+            (
+                "negative answers",
+                "negative_min_ttl",
+                self.negative_min_ttl.0,
+                "negative_max_ttl",
+                self.negative_max_ttl.0,
+            ),
+        ] {
+            if max > DNS_MAX_TTL_SECS {
+                err(
+                    max_key,
+                    format!(
+                        "{max} seconds is longer than the week a record may be cached at most \
+                         (RFC 8767); write a time like \"1d\" or \"1h\""
+                    ),
+                );
+            } else if min > max {
+                err(
+                    min_key,
+                    format!(
+                        "{min} seconds is longer than {max_key} ({max} seconds): {kind} would be \
+                         cached longer than the cap; lower {min_key} or raise {max_key}"
+                    ),
+                );
+            }
         }
         let ms = self.timeout.0;
         if ms == 0 {
@@ -308,6 +358,10 @@ impl Default for DnsConfig {
             timeout: Millis(2000),
             attempts: 2,
             cache_size: 4096,
+            positive_min_ttl: Seconds(0),
+            positive_max_ttl: Seconds(86_400),
+            negative_min_ttl: Seconds(60),
+            negative_max_ttl: Seconds(3_600),
         }
     }
 }

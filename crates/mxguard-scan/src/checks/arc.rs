@@ -4,10 +4,10 @@
 
 use crate::Task;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
+use mxguard_auth::Verifier;
 use mxguard_auth::arc;
 use mxguard_auth::config::ArcVerifyConfig;
 use mxguard_auth::results::AuthResult;
-use mxguard_auth::{Signed, Verifier};
 use mxguard_core::config::Config;
 use mxguard_core::{ScanResults, SymbolDef};
 use std::time::Duration;
@@ -73,8 +73,7 @@ impl Waiting for Arc {
             if task.envelope.is_authenticated() {
                 return Output::default();
             }
-            let signed = Signed::new(task.raw);
-            let Some(m) = signed.parse() else {
+            let Some(m) = task.signatures().message() else {
                 return Output::default();
             };
             let verdict = arc::verify(&self.verifier, &m).await;

@@ -4,10 +4,10 @@
 
 use crate::Task;
 use crate::checks::{BoxFuture, Check, Output, Outputs, Waiting};
+use mxguard_auth::Verifier;
 use mxguard_auth::config::DkimConfig;
 use mxguard_auth::dkim::{self, DkimVerdict};
 use mxguard_auth::results::AuthResult;
-use mxguard_auth::{Signed, Verifier};
 use mxguard_core::config::Config;
 use mxguard_core::{ScanResults, SymbolDef};
 use std::time::Duration;
@@ -97,14 +97,14 @@ impl Waiting for Dkim {
             if task.envelope.is_authenticated() {
                 return Output::default();
             }
-            let signed = Signed::new(task.raw);
-            if signed.dropped > 0 {
+            let parsed = task.signatures();
+            if parsed.dropped() > 0 {
                 tracing::debug!(
-                    dropped = signed.dropped,
+                    dropped = parsed.dropped(),
                     "DKIM/ARC: signatures over the cap left out"
                 );
             }
-            let verdicts = match signed.parse() {
+            let verdicts = match parsed.message() {
                 Some(m) => dkim::verify(&self.verifier, &m).await,
                 None => Vec::new(),
             };

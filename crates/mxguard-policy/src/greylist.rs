@@ -190,7 +190,7 @@ pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
 
 /// An address as `Display` writes it; IPv4 without the formatting
 /// machinery, which costs more than the rest of a request's key building.
-fn ip_text(ip: IpAddr) -> String {
+pub(crate) fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let mut s = String::with_capacity(18);

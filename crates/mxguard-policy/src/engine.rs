@@ -847,7 +847,11 @@ impl Engine {
                     req.recipient(),
                     req.contains("etrn_domain"),
                 );
-                Step::Decide(format!("{} {text}", cfg.greylist_action))
+                let mut answer = String::with_capacity(cfg.greylist_action.len() + 1 + text.len());
+                answer.push_str(&cfg.greylist_action);
+                answer.push(' ');
+                answer.push_str(&text);
+                Step::Decide(answer)
             }
             Decision::Pass { delayed } => {
                 if let Some(secs) = delayed
@@ -971,12 +975,7 @@ impl Engine {
         if domain.is_empty() {
             return None;
         }
-        let key = greylist::triplet_key(
-            "pool",
-            &format!("@{domain}"),
-            req.recipient(),
-            self.greylist.privacy,
-        );
+        let key = greylist::pool_key(&domain, req.recipient(), self.greylist.privacy);
         Some((domain, key))
     }
 

@@ -44,7 +44,7 @@ enum Step {
 }
 
 pub struct Engine {
-    lists: HashMap<Stage, Vec<Restriction>>,
+    lists: HashMap<Stage, List>,
     maps: HashMap<PathBuf, MapFile<AccessMap>>,
     whitelist_clients: Vec<MapFile<Whitelist>>,
     whitelist_recipients: Vec<MapFile<Whitelist>>,
@@ -58,9 +58,10 @@ pub struct Engine {
     health: Arc<StoreHealth>,
     /// Writes on their way to the store, read before it, so a request that
     /// follows at once sees them: the newest value of each key, kept until
-    /// that value has landed. At most `max_pending` (one task each); past
-    /// it a request waits for its writes.
-    pending: Arc<std::sync::Mutex<HashMap<String, PendingWrite>>>,
+    /// that value has landed, and the queue one flushing task writes them
+    /// from. At most `max_pending` keys; past it a request waits for its
+    /// writes.
+    pending: Arc<PendingMap>,
     max_pending: usize,
     /// Stamps each pending value, so a write task can tell whether a newer
     /// value came while it was writing.
@@ -196,7 +197,7 @@ impl Engine {
                     Err(e) => errors.push(loaded.error_at(Some(item.span()), &key, &e)),
                 }
             }
-            lists.insert(stage, parsed);
+            lists.insert(stage, List::new(parsed));
         }
         let mut load_wl = |files: &Vec<toml::Spanned<PathBuf>>, key: &str| {
             let mut out = Vec::new();
@@ -313,8 +314,18 @@ impl Engine {
             return "DUNNO".into();
         };
         let mut pending: Option<String> = None;
-        for r in list {
-            match self.apply(r, req).await {
+        // The greylist state read with the ban record, for the greylist
+        // restriction later in this list.
+        let mut read_ahead: Option<GreyRead> = None;
+        for (i, r) in list.items.iter().enumerate() {
+            let step = match r {
+                Restriction::RejectBannedClient if list.ban_reads_greylist == Some(i) => {
+                    self.banned_and_greylist_state(req, &mut read_ahead).await
+                }
+                Restriction::Greylist => self.greylist(req, read_ahead.take()).await,
+                r => self.apply(r, req).await,
+            };
+            match step {
                 Step::Next => {}
                 Step::Pending(a) => {
                     pending.get_or_insert(a);
@@ -417,7 +428,7 @@ impl Engine {
                 window,
                 action,
             } => self.rate_limit(req, *key, *count, window.0, action).await,
-            Restriction::Greylist => self.greylist(req).await,
+            Restriction::Greylist => self.greylist(req, None).await,
             Restriction::RejectInvalidHeloHostname => {
                 let h = req.helo();
                 if h.is_empty() || valid_helo(h) {
@@ -598,7 +609,7 @@ impl Engine {
         let Some(ip) = req.client_ip() else {
             return Step::Next;
         };
-        match self.store.get(&format!("ban:{ip}")).await {
+        match self.store.get(&ban_key(ip)).await {
             Ok(Some(_)) => Step::Decide(format!("554 5.7.1 Client host [{ip}] is banned")),
             Ok(None) => Step::Next,
             Err(e) => {
@@ -606,6 +617,63 @@ impl Engine {
                 self.store_failed("reject_banned_client")
             }
         }
+    }
+
+    /// `reject_banned_client` followed by `greylist` with nothing that
+    /// waits in between ([`List::ban_reads_greylist`]): the ban record and
+    /// the greylist state (auto-whitelist entry, triplet, pool record) in
+    /// one store read, one read transaction instead of two. The greylist
+    /// part is left in `read_ahead` for the greylist restriction; it is the
+    /// state it would have read itself, since nothing between the two
+    /// restrictions waits or writes. A failed read is answered as before:
+    /// `store_failure` here, and the greylist restriction reads again.
+    async fn banned_and_greylist_state(
+        &self,
+        req: &Request,
+        read_ahead: &mut Option<GreyRead>,
+    ) -> Step {
+        let Some(ip) = req.client_ip() else {
+            return Step::Next;
+        };
+        let Some(keys) = self.greylist_keys(req, ip) else {
+            // Whitelisted: the greylist reads nothing.
+            return self.banned(req).await;
+        };
+        let ban = ban_key(ip);
+        let read = match &keys.pool {
+            Some((_, pool_key)) => self
+                .read_keys([&ban, &keys.awl_key, &keys.key, pool_key])
+                .await
+                .map(|[b, awl, entry, previous]| (b, awl, entry, previous)),
+            None => self
+                .read_keys([&ban, &keys.awl_key, &keys.key])
+                .await
+                .map(|[b, awl, entry]| (b, awl, entry, None)),
+        };
+        let (banned, awl, entry, previous) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.health.failed(&e);
+                return self.store_failed("reject_banned_client");
+            }
+        };
+        if banned.is_some() {
+            return Step::Decide(format!("554 5.7.1 Client host [{ip}] is banned"));
+        }
+        let pool = keys.pool.map(|(domain, key)| PoolLookup {
+            domain,
+            key,
+            previous,
+        });
+        *read_ahead = Some(GreyRead {
+            ip,
+            awl_key: keys.awl_key,
+            key: keys.key,
+            awl,
+            entry,
+            pool,
+        });
+        Step::Next
     }
 
     /// The answer of a check that cannot read or keep its state
@@ -652,10 +720,9 @@ impl Engine {
         }
     }
 
-    async fn greylist(&self, req: &Request) -> Step {
-        let Some(ip) = req.client_ip() else {
-            return Step::Next;
-        };
+    /// The keys a greylisting of this request reads, or `None` when the
+    /// client or the recipient is whitelisted (nothing to read).
+    fn greylist_keys(&self, req: &Request, ip: IpAddr) -> Option<GreyKeys> {
         let name = req.client_name();
         if self
             .whitelist_clients
@@ -666,20 +733,61 @@ impl Engine {
                 .iter()
                 .any(|w| w.get().matches_recipient(req.recipient()))
         {
-            return Step::Next;
+            return None;
         }
         let cfg = &self.greylist;
         let client = greylist::client_key(ip, cfg);
-        let awl_key = format!("greyawl:{client}");
+        let mut awl_key = String::with_capacity(8 + client.len());
+        awl_key.push_str("greyawl:");
+        awl_key.push_str(&client);
         let key = greylist::triplet_key(&client, req.sender(), req.recipient(), cfg.privacy);
-        // One store round trip for the client's auto-whitelist entry, the
-        // triplet and, with sender pools, the pool record a new triplet needs.
-        let pool = self.pool_key(req);
-        let (awl, entry, pool) = match self.read_greylist_state(&awl_key, &key, pool).await {
-            Ok(state) => state,
-            Err(e) => {
-                self.health.failed(&e);
-                return self.store_failed("greylist");
+        Some(GreyKeys {
+            awl_key,
+            key,
+            pool: self.pool_key(req),
+        })
+    }
+
+    /// `read_ahead`: the state already read with the ban record.
+    async fn greylist(&self, req: &Request, read_ahead: Option<GreyRead>) -> Step {
+        let cfg = &self.greylist;
+        let GreyRead {
+            ip,
+            awl_key,
+            key,
+            awl,
+            entry,
+            pool,
+        } = match read_ahead {
+            Some(read) => read,
+            None => {
+                let Some(ip) = req.client_ip() else {
+                    return Step::Next;
+                };
+                let Some(keys) = self.greylist_keys(req, ip) else {
+                    return Step::Next;
+                };
+                // One store round trip for the client's auto-whitelist entry,
+                // the triplet and, with sender pools, the pool record a new
+                // triplet needs.
+                let (awl, entry, pool) = match self
+                    .read_greylist_state(&keys.awl_key, &keys.key, keys.pool)
+                    .await
+                {
+                    Ok(state) => state,
+                    Err(e) => {
+                        self.health.failed(&e);
+                        return self.store_failed("greylist");
+                    }
+                };
+                GreyRead {
+                    ip,
+                    awl_key: keys.awl_key,
+                    key: keys.key,
+                    awl,
+                    entry,
+                    pool,
+                }
             }
         };
         let now = self.now();
@@ -739,7 +847,11 @@ impl Engine {
                     req.recipient(),
                     req.contains("etrn_domain"),
                 );
-                Step::Decide(format!("{} {text}", cfg.greylist_action))
+                let mut answer = String::with_capacity(cfg.greylist_action.len() + 1 + text.len());
+                answer.push_str(&cfg.greylist_action);
+                answer.push(' ');
+                answer.push_str(&text);
+                Step::Decide(answer)
             }
             Decision::Pass { delayed } => {
                 if let Some(secs) = delayed
@@ -863,12 +975,7 @@ impl Engine {
         if domain.is_empty() {
             return None;
         }
-        let key = greylist::triplet_key(
-            "pool",
-            &format!("@{domain}"),
-            req.recipient(),
-            self.greylist.privacy,
-        );
+        let key = greylist::pool_key(&domain, req.recipient(), self.greylist.privacy);
         Some((domain, key))
     }
 
@@ -908,7 +1015,11 @@ impl Engine {
     ) -> mxguard_store::Result<[Option<Vec<u8>>; N]> {
         let mut found: [Option<Vec<u8>>; N] = {
             let p = lock(&self.pending);
-            keys.map(|k| p.get(k).map(|w| w.bytes.clone()))
+            if p.values.is_empty() {
+                [const { None }; N]
+            } else {
+                keys.map(|k| p.values.get(k).map(|w| w.bytes.clone()))
+            }
         };
         if found.iter().all(Option::is_some) {
             return Ok(found);
@@ -924,82 +1035,92 @@ impl Engine {
 
     /// Greylist writes do not hold up the answer (losing one to a crash
     /// only means one more deferral); until the store has them, reads find
-    /// them in `pending`. At most `max_pending` writes wait so: past it the
+    /// them in `pending`. At most `max_pending` keys wait so: past it the
     /// request waits for its write (at most [`WRITE_WAIT`]), so a crash
     /// loses at most `max_pending` answered writes, and a stalled store
     /// holds no more than that in memory.
     ///
-    /// `values` are one write: one store request (`set_many`) with every
-    /// key of it, batched by the store's group commit with other requests'.
-    /// They are relaxed writes (`Durability::Relaxed`: committed, not yet
-    /// fsynced; on disk within a second): what a crash can lose is what
+    /// `values` join the queue of one flushing task (started when none
+    /// runs), which writes everything queued as one store request
+    /// (`set_many`), waits for it, and goes on with what came meanwhile.
+    /// Under load that is one write request, one task wake-up and one
+    /// writer-thread wake-up per round instead of one per request, and the
+    /// store's group commit gets its batch already gathered. They are
+    /// relaxed writes (`Durability::Relaxed`: committed, not yet fsynced;
+    /// on disk within a second): what a crash can lose is what
     /// write-behind could lose anyway, and a lost triplet only costs one
     /// more deferral, never a message. `max_pending_writes = 0` asks for
     /// the strict mode: every answer waits for its write, on disk.
     ///
-    /// Writes to one key go to the store one at a time, so an older value
-    /// can never land after a newer one: one task writes a key, and goes on
-    /// with the newest pending value (values in between are skipped) until
-    /// what it wrote is still the newest; only then is the key dropped from
-    /// `pending`.
+    /// One task writes, one round at a time, so an older value can never
+    /// land after a newer one: a round takes the newest pending value of
+    /// each queued key; a key that got a newer value while its round was
+    /// written is queued again, and dropped from `pending` only once its
+    /// newest value has landed.
     ///
     /// Returns false when the values will not be kept: their write failed
     /// or timed out, or the store is failing (a queued write is still
     /// tried, and its success ends the failure).
     async fn store_values(&self, values: Vec<(String, Vec<u8>)>) -> bool {
-        let (owned, wait) = {
+        let (start, waiter) = {
             let mut p = lock(&self.pending);
-            let full = p.len() >= self.max_pending;
+            let full = p.values.len() >= self.max_pending;
             // The store is failing and writes already wait on it (one of
             // them will tell when it works again): no more queue up.
             if full
                 && self.health.failing()
-                && !p.is_empty()
-                && values.iter().any(|(k, _)| !p.contains_key(k))
+                && !p.values.is_empty()
+                && values.iter().any(|(k, _)| !p.values.contains_key(k))
             {
                 return false;
             }
-            let mut owned = Vec::with_capacity(values.len());
             for (key, bytes) in values {
                 // Taken under the lock: a later value has a higher number.
                 let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
-                match p.get_mut(&key) {
-                    // A task is writing this key (an entry lives as long as
-                    // its writer): it picks the new value up.
+                match p.values.get_mut(&key) {
+                    // Queued or being written: the newest value goes.
                     Some(w) => *w = PendingWrite { seq, bytes },
                     None => {
-                        p.insert(key.clone(), PendingWrite { seq, bytes });
-                        owned.push(key);
+                        p.values.insert(key.clone(), PendingWrite { seq, bytes });
+                        p.queue.push(key);
                     }
                 }
             }
-            (owned, full)
+            // Past the cap, the answer waits for the round that writes
+            // these values (the next one to start).
+            let waiter = full.then(|| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                p.waiters.push(tx);
+                rx
+            });
+            let start = !p.flushing && !p.queue.is_empty();
+            if start {
+                p.flushing = true;
+            }
+            (start, waiter)
         };
-        if owned.is_empty() {
-            return !self.health.failing();
+        if start {
+            let durability = if self.max_pending == 0 {
+                Durability::Immediate
+            } else {
+                Durability::Relaxed
+            };
+            tokio::spawn(flush(
+                self.store.clone(),
+                self.pending.clone(),
+                self.health.clone(),
+                Some(self.greylist.max_age.as_duration()),
+                durability,
+            ));
         }
-        let ttl = Some(self.greylist.max_age.as_duration());
-        let durability = if self.max_pending == 0 {
-            Durability::Immediate
-        } else {
-            Durability::Relaxed
+        let Some(waiter) = waiter else {
+            return !self.health.failing();
         };
-        let writer = tokio::spawn(write_behind(
-            self.store.clone(),
-            self.pending.clone(),
-            self.health.clone(),
-            owned,
-            ttl,
-            durability,
-        ));
-        if !wait {
-            return !self.health.failing();
-        }
-        match tokio::time::timeout(WRITE_WAIT, writer).await {
+        match tokio::time::timeout(WRITE_WAIT, waiter).await {
             Ok(Ok(landed)) => landed,
             Ok(Err(_)) => false,
             Err(_) => {
-                // The task goes on; the store is not keeping up.
+                // The round goes on; the store is not keeping up.
                 self.health.write_failed(&format_args!(
                     "a write waited more than {WRITE_WAIT:?} with {} writes queued (policy.max_pending_writes)",
                     self.max_pending
@@ -1011,7 +1132,7 @@ impl Engine {
 
     /// Writes answered but not yet in the store.
     pub fn pending_writes(&self) -> usize {
-        lock(&self.pending).len()
+        lock(&self.pending).values.len()
     }
 }
 
@@ -1022,11 +1143,24 @@ struct PendingWrite {
     bytes: Vec<u8>,
 }
 
-type PendingMap = std::sync::Mutex<HashMap<String, PendingWrite>>;
+/// The writes answered and not yet landed, and the flushing task's queue.
+#[derive(Default)]
+struct Pending {
+    /// The newest value of each key not yet landed.
+    values: HashMap<String, PendingWrite>,
+    /// Keys of `values` the next round writes (each once).
+    queue: Vec<String>,
+    /// Requests past `max_pending_writes` waiting for the next round.
+    waiters: Vec<tokio::sync::oneshot::Sender<bool>>,
+    /// A flushing task runs (and will see anything queued).
+    flushing: bool,
+}
+
+type PendingMap = std::sync::Mutex<Pending>;
 
 /// The pending map, even if a thread panicked while holding it: its
 /// entries are whole values either way.
-fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, HashMap<String, PendingWrite>> {
+fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, Pending> {
     p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -1036,37 +1170,44 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Writes the pending values of `keys` (owned by this task) in one store
-/// write, then any newer ones that came meanwhile, until the newest of
-/// each has landed (or failed: the next request writes again). Returns
-/// whether the last write landed.
-async fn write_behind(
+/// The flushing task: writes every queued key's newest value in one store
+/// write, round after round, until the queue is empty. A key leaves
+/// `pending` once its newest value has landed or failed (the next request
+/// writes again); one that got a newer value meanwhile is queued again.
+/// The requests waiting for a round learn whether it landed.
+async fn flush(
     store: Arc<dyn Store>,
     pending: Arc<PendingMap>,
     health: Arc<StoreHealth>,
-    mut keys: Vec<String>,
     ttl: Option<Duration>,
     durability: Durability,
-) -> bool {
-    let mut landed = true;
-    while !keys.is_empty() {
-        let round: Vec<(String, u64, Vec<u8>)> = {
-            let p = lock(&pending);
-            keys.drain(..)
+) {
+    loop {
+        let (round, waiters) = {
+            let mut p = lock(&pending);
+            if p.queue.is_empty() {
+                p.flushing = false;
+                // Nothing queued: whoever waits has had its round.
+                for w in std::mem::take(&mut p.waiters) {
+                    let _ = w.send(!health.failing());
+                }
+                return;
+            }
+            let keys = std::mem::take(&mut p.queue);
+            let round: Vec<(String, u64, Vec<u8>)> = keys
+                .into_iter()
                 .filter_map(|k| {
-                    let (seq, bytes) = p.get(&k).map(|w| (w.seq, w.bytes.clone()))?;
+                    let (seq, bytes) = p.values.get(&k).map(|w| (w.seq, w.bytes.clone()))?;
                     Some((k, seq, bytes))
                 })
-                .collect()
+                .collect();
+            (round, std::mem::take(&mut p.waiters))
         };
-        if round.is_empty() {
-            break;
-        }
         let entries: Vec<(&str, &[u8])> = round
             .iter()
             .map(|(k, _, b)| (k.as_str(), b.as_slice()))
             .collect();
-        landed = match store.set_many(&entries, ttl, durability).await {
+        let landed = match store.set_many(&entries, ttl, durability).await {
             Ok(()) => {
                 health.wrote();
                 true
@@ -1076,16 +1217,21 @@ async fn write_behind(
                 false
             }
         };
-        let mut p = lock(&pending);
-        for (k, seq, _) in round {
-            if p.get(&k).is_none_or(|w| w.seq == seq) {
-                p.remove(&k);
-            } else {
-                keys.push(k);
+        drop(entries);
+        {
+            let mut p = lock(&pending);
+            for (k, seq, _) in round {
+                if p.values.get(&k).is_none_or(|w| w.seq == seq) {
+                    p.values.remove(&k);
+                } else {
+                    p.queue.push(k);
+                }
             }
         }
+        for w in waiters {
+            let _ = w.send(landed);
+        }
     }
-    landed
 }
 
 /// A request's sender pool: its sender domain, the pool key, and the
@@ -1094,6 +1240,83 @@ struct PoolLookup {
     domain: String,
     key: String,
     previous: Option<Vec<u8>>,
+}
+
+/// The restriction list of one stage.
+struct List {
+    items: Vec<Restriction>,
+    /// The index of a `reject_banned_client` whose store read also reads
+    /// the state of the `greylist` after it: only restrictions that neither
+    /// wait nor write lie between them (so the state cannot change between
+    /// the two in a way the pending writes would not show).
+    ban_reads_greylist: Option<usize>,
+}
+
+impl List {
+    fn new(items: Vec<Restriction>) -> List {
+        let ban_reads_greylist = items
+            .iter()
+            .position(|r| matches!(r, Restriction::RejectBannedClient))
+            .filter(|&ban| {
+                items[ban + 1..]
+                    .iter()
+                    .take_while(|r| !matches!(r, Restriction::Greylist))
+                    .all(instant)
+                    && items[ban + 1..]
+                        .iter()
+                        .any(|r| matches!(r, Restriction::Greylist))
+            });
+        List {
+            items,
+            ban_reads_greylist,
+        }
+    }
+}
+
+/// A restriction that answers from the request and loaded maps alone: no
+/// store, no DNS, no sleep.
+fn instant(r: &Restriction) -> bool {
+    matches!(
+        r,
+        Restriction::Permit
+            | Restriction::Dunno
+            | Restriction::Reject(_)
+            | Restriction::Defer(_)
+            | Restriction::DeferIfPermit(_)
+            | Restriction::PermitMynetworks
+            | Restriction::PermitSaslAuthenticated
+            | Restriction::CheckAccess { .. }
+            | Restriction::RejectInvalidHeloHostname
+            | Restriction::RejectNonFqdnHeloHostname
+            | Restriction::RejectNonFqdnSender
+    )
+}
+
+/// The store keys one greylisting reads.
+struct GreyKeys {
+    awl_key: String,
+    key: String,
+    /// The sender domain and pool key, with sender pools on.
+    pool: Option<(String, String)>,
+}
+
+/// What one greylisting read: its keys and their values.
+struct GreyRead {
+    ip: IpAddr,
+    awl_key: String,
+    key: String,
+    awl: Option<Vec<u8>>,
+    entry: Option<Vec<u8>>,
+    pool: Option<PoolLookup>,
+}
+
+/// The store key of a client's ban record (`ban:<ip>`, the address as
+/// `Display` writes it).
+fn ban_key(ip: IpAddr) -> String {
+    let mut key = String::with_capacity(44);
+    key.push_str("ban:");
+    key.push_str(&greylist::ip_text(ip));
+    key
 }
 
 /// The first greylisted attempt of a sender domain to a recipient.

@@ -190,7 +190,7 @@ pub fn client_key(ip: IpAddr, cfg: &GreylistConfig) -> String {
 
 /// An address as `Display` writes it; IPv4 without the formatting
 /// machinery, which costs more than the rest of a request's key building.
-fn ip_text(ip: IpAddr) -> String {
+pub(crate) fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let mut s = String::with_capacity(18);
@@ -338,6 +338,26 @@ pub fn triplet_key(client: &str, sender: &str, recipient: &str, privacy: bool) -
     key
 }
 
+/// The store key of a sender pool: the triplet key of client `pool`,
+/// sender `@domain` and the recipient (what `triplet_key("pool",
+/// "@domain", recipient, privacy)` gives: an empty local part has nothing
+/// to normalise), without building the sender first.
+pub fn pool_key(domain: &str, recipient: &str, privacy: bool) -> String {
+    const PREFIX: &str = "grey:pool/@";
+    let mut key = String::with_capacity(PREFIX.len() + domain.len() + recipient.len() + 1);
+    key.push_str(PREFIX);
+    key.push_str(domain);
+    key.push('/');
+    key.push_str(recipient);
+    key.make_ascii_lowercase();
+    if privacy {
+        let digest = Sha256::digest(&key.as_bytes()["grey:".len()..]);
+        key.truncate("grey:".len());
+        key.push_str(&hex(&digest));
+    }
+    key
+}
+
 fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
@@ -389,6 +409,25 @@ mod tests {
             delay: Seconds(60),
             retry_window: Seconds(3600),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pool_keys_are_the_triplet_keys_of_the_pool() {
+        for (domain, rcpt) in [
+            ("d.example", "r@x.example"),
+            ("mx1.web.de", "Bob+Tag@R.Example"),
+            ("12.example", "1234@x"),
+            ("prvs=x=y.example", "a/b@c"),
+            ("ünï.example", "ÜSER@x"),
+        ] {
+            for privacy in [false, true] {
+                assert_eq!(
+                    pool_key(domain, rcpt, privacy),
+                    triplet_key("pool", &format!("@{domain}"), rcpt, privacy),
+                    "{domain} {rcpt} {privacy}"
+                );
+            }
         }
     }
 

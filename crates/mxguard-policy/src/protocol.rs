@@ -230,16 +230,27 @@ impl RequestBuilder {
             return Err(ProtocolError::TooManyAttributes);
         }
 
-        // Appended as from_utf8_lossy would convert it, without a copy.
+        // Appended as from_utf8_lossy would convert it, without a copy;
+        // valid UTF-8 (Postfix's requests) in one go.
         let request = &mut self.request;
         let start = request.text.len();
-        for chunk in line.utf8_chunks() {
-            request.text.push_str(chunk.valid());
-            if !chunk.invalid().is_empty() {
-                request.text.push(char::REPLACEMENT_CHARACTER);
+        match std::str::from_utf8(line) {
+            Ok(text) => request.text.push_str(text),
+            Err(_) => {
+                for chunk in line.utf8_chunks() {
+                    request.text.push_str(chunk.valid());
+                    if !chunk.invalid().is_empty() {
+                        request.text.push(char::REPLACEMENT_CHARACTER);
+                    }
+                }
             }
         }
-        let Some(eq) = request.text[start..].find('=').map(|i| start + i) else {
+        // `=` is ASCII: its first byte is where the name ends.
+        let eq = request.text.as_bytes()[start..]
+            .iter()
+            .position(|&b| b == b'=')
+            .map(|i| start + i);
+        let Some(eq) = eq else {
             let shown = request.text[start..].chars().take(80).collect();
             request.text.truncate(start);
             return Err(ProtocolError::Malformed(shown));

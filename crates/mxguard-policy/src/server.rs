@@ -160,31 +160,63 @@ pub async fn serve_with_grace(
 struct Conns {
     active: AtomicUsize,
     ids: AtomicU64,
-    /// Connections waiting for their next request, by id: since when, and
-    /// how to close them.
-    idle: Mutex<HashMap<u64, (Instant, Arc<Notify>)>>,
+    /// Every open connection's idle slot, by id: registered once per
+    /// connection, so waiting for the next request costs an atomic store,
+    /// not a lock, a map insert and an allocation per request.
+    idle: Mutex<HashMap<u64, Arc<IdleSlot>>>,
     /// Malformed or oversized requests (one log line per burst).
     malformed: Mutex<Burst>,
 }
 
+/// A connection's idle state, shared with the accept loop.
+struct IdleSlot {
+    /// Since when (nanoseconds after [`Conns::epoch`]) the connection has
+    /// waited for its next request, plus one; 0 while it is busy.
+    since: AtomicU64,
+    /// Fired when the accept loop needs the room.
+    wake: Notify,
+}
+
+/// What [`IdleSlot::since`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 impl Conns {
-    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Instant, Arc<Notify>)>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<IdleSlot>>> {
         self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Asks the connection idle longest to close; false when none is idle.
+    /// The slot is claimed (marked busy) here, so it is chosen once; should
+    /// its request arrive at the same moment, it answers it and closes at
+    /// its next wait.
     fn evict_longest_idle(&self) -> bool {
-        let mut idle = self.idle();
-        let Some((&id, _)) = idle.iter().min_by_key(|(_, (since, _))| *since) else {
-            return false;
-        };
-        if let Some((_, wake)) = idle.remove(&id) {
-            // A stored permit: it closes even if it is not waiting yet.
-            wake.notify_one();
+        let idle = self.idle();
+        loop {
+            let Some((since, slot)) = idle
+                .values()
+                .filter_map(|s| {
+                    let since = s.since.load(Ordering::Acquire);
+                    (since != 0).then_some((since, s))
+                })
+                .min_by_key(|(since, _)| *since)
+            else {
+                return false;
+            };
+            if slot
+                .since
+                .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // A stored permit: it closes even if it is not waiting yet.
+                slot.wake.notify_one();
+                return true;
+            }
         }
-        true
     }
 
     fn malformed(&self, e: &dyn std::fmt::Display) {
@@ -208,38 +240,42 @@ impl Conns {
     }
 }
 
-/// One open connection: counted while it lives, and its place in the idle
-/// set while it waits between requests.
+/// One open connection: counted while it lives, and its idle slot while
+/// it waits between requests.
 struct ConnGuard {
     conns: Arc<Conns>,
     id: u64,
+    slot: Arc<IdleSlot>,
 }
 
 impl ConnGuard {
     fn new(conns: Arc<Conns>) -> ConnGuard {
         conns.active.fetch_add(1, Ordering::AcqRel);
         let id = conns.ids.fetch_add(1, Ordering::Relaxed);
-        ConnGuard { conns, id }
+        let slot = Arc::new(IdleSlot {
+            since: AtomicU64::new(0),
+            wake: Notify::new(),
+        });
+        conns.idle().insert(id, slot.clone());
+        ConnGuard { conns, id, slot }
     }
 
-    /// Enters the idle set; the returned notice fires when the accept loop
-    /// needs the room.
-    fn park(&self) -> Arc<Notify> {
-        let wake = Arc::new(Notify::new());
-        self.conns
-            .idle()
-            .insert(self.id, (Instant::now(), wake.clone()));
-        wake
+    /// Marks the connection idle; the slot's notice fires when the accept
+    /// loop needs the room.
+    fn park(&self) -> &Notify {
+        let nanos = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.slot.since.store(nanos + 1, Ordering::Release);
+        &self.slot.wake
     }
 
     fn unpark(&self) {
-        self.conns.idle().remove(&self.id);
+        self.slot.since.store(0, Ordering::Release);
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.unpark();
+        self.conns.idle().remove(&self.id);
         self.conns.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -256,6 +292,10 @@ async fn handle(
     let mut line = Vec::with_capacity(256);
     // When the request being read must be complete.
     let mut deadline = Instant::now() + limits.request_timeout;
+    // The idle time-out: one timer for the connection, moved only when it
+    // fires before the connection has been idle long enough, so waiting for
+    // a request does not register a timer each time.
+    let mut idle_timer = Box::pin(tokio::time::sleep(limits.idle_timeout));
     loop {
         line.clear();
         let between_requests = builder.is_empty() && reader.buffer().is_empty();
@@ -267,15 +307,25 @@ async fn handle(
             // Between requests, shutdown or the connection cap closes the
             // connection at once.
             let evicted = guard.park();
-            let first = tokio::select! {
-                r = tokio::time::timeout(limits.idle_timeout, read_line(&mut reader, &mut line)) => Some(r),
-                _ = stop_requested(&mut shutdown) => None,
-                _ = evicted.notified() => None,
+            let idle_until = Instant::now() + limits.idle_timeout;
+            let first = loop {
+                tokio::select! {
+                    r = read_line(&mut reader, &mut line) => break Some(r),
+                    () = &mut idle_timer => {
+                        if Instant::now() >= idle_until {
+                            // Idle too long: Postfix reconnects when it needs to.
+                            return;
+                        }
+                        idle_timer.as_mut().reset(idle_until);
+                    }
+                    _ = stop_requested(&mut shutdown) => break None,
+                    _ = evicted.notified() => break None,
+                }
             };
             guard.unpark();
             deadline = Instant::now() + limits.request_timeout;
             match first {
-                Some(r) => r,
+                Some(r) => Ok(r),
                 None if line.is_empty() => return,
                 // A request had begun to arrive: read it and answer it.
                 None => tokio::time::timeout_at(deadline, read_line(&mut reader, &mut line)).await,

@@ -205,6 +205,56 @@ async fn banned_clients_are_refused() {
     );
 }
 
+/// The default recipient list (`reject_banned_client`, `permit_mynetworks`,
+/// `greylist`) reads the ban record and the greylist state in one store
+/// read: a banned client is still refused before greylisting, a whitelisted
+/// one too, and the others are greylisted by what the read found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_list_refuses_banned_clients_before_greylisting() {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = dir.path().join("clients");
+    std::fs::write(&wl, "192.0.2.51\n").unwrap();
+    let clock = mxguard_store::ManualClock::new();
+    let s = common::start_with_clock(
+        &format!(
+            "[policy]\nmynetworks = []\n[greylist]\ndelay = 60\ngreylist_text = \"wait %s\"\nwhitelist_clients = [{:?}]\n",
+            wl.display()
+        ),
+        clock.clone(),
+    )
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    let req = |ip: &'static str, sender: &'static str| {
+        vec![
+            ("protocol_state", "RCPT"),
+            ("client_address", ip),
+            ("sender", sender),
+            ("recipient", "rcpt@example.org"),
+        ]
+    };
+    let first = c.ask(&req("192.0.2.50", "a@s.example")).await;
+    assert_eq!(first, "DEFER_IF_PERMIT wait 60");
+    assert_eq!(
+        c.ask(&req("192.0.2.51", "a@s.example")).await,
+        "DUNNO",
+        "whitelisted"
+    );
+    s.store.set("ban:192.0.2.50", b"sshd", None).await.unwrap();
+    s.store.set("ban:192.0.2.51", b"sshd", None).await.unwrap();
+    for ip in ["192.0.2.50", "192.0.2.51"] {
+        let a = c.ask(&req(ip, "b@s.example")).await;
+        assert_eq!(a, format!("554 5.7.1 Client host [{ip}] is banned"));
+    }
+    // A retry of the first triplet, unbanned, 20 s later: the read found
+    // the triplet the first attempt wrote.
+    s.store.delete("ban:192.0.2.50").await.unwrap();
+    clock.advance(std::time::Duration::from_secs(20));
+    assert_eq!(
+        c.ask(&req("192.0.2.50", "a@s.example")).await,
+        "DEFER_IF_PERMIT wait 40"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_closes_only_that_connection() {
     let s = start("").await;

@@ -11,134 +11,9 @@
 
 mod common;
 
+use common::dkimpy::{as_delivered, keygen, present as dkimpy_present, verify_dkim as dkimpy};
 use common::postfix::{self, message_with, swaks, swaks_with};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-const PYTHON: &str = "/usr/bin/python3";
-
-/// `mxguard dkim keygen`, returning the TXT record it prints (its strings
-/// joined) and the key path.
-fn keygen(dir: &Path, selector: &str, kind: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mxguard"))
-        .args([
-            "dkim",
-            "keygen",
-            "--domain",
-            "example.com",
-            "--selector",
-            selector,
-            "--type",
-            kind,
-            "--out",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let block = text
-        .split("\n\n")
-        .find(|b| b.contains("_domainkey IN TXT"))
-        .unwrap();
-    block
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .collect::<Vec<_>>()
-        .concat()
-}
-
-/// dkimpy's verdict on each signature of `msg`: "pass"/"fail" per index.
-fn dkimpy(records: &[(String, String)], msg: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let recs = dir.path().join("records");
-    std::fs::write(
-        &recs,
-        records
-            .iter()
-            .map(|(n, t)| format!("{n} {t}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let script = r#"
-import sys, re, dkim
-recs = {}
-for line in open(sys.argv[1], encoding="ascii"):
-    name, txt = line.rstrip("\n").split(" ", 1)
-    recs[name + "."] = txt.encode()
-def dnsfunc(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    return recs.get(name if name.endswith(".") else name + ".")
-msg = sys.stdin.buffer.read()
-n = len(re.findall(rb"(?im)^dkim-signature:", msg.split(b"\r\n\r\n", 1)[0]))
-d = dkim.DKIM(msg)
-out = []
-for i in range(n):
-    try:
-        out.append("pass" if d.verify(idx=i, dnsfunc=dnsfunc) else "fail")
-    except dkim.ValidationError as e:
-        print(i, e, file=sys.stderr)
-        out.append("fail")
-print(" ".join(out))
-"#;
-    let mut child = Command::new(PYTHON)
-        .args(["-c", script, recs.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(msg).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A message from root's mbox as the MTA delivered it: the `From ` line
-/// gone, mbox's `>From` quoting undone, CRLF line ends.
-fn as_delivered(mbox_entry: &str) -> Vec<u8> {
-    let text = mbox_entry
-        .split_once('\n')
-        .map_or(mbox_entry, |(first, rest)| {
-            if first.starts_with("From ") || !first.contains(':') {
-                rest
-            } else {
-                mbox_entry
-            }
-        });
-    let mut out = String::new();
-    for line in text.trim_end_matches('\n').split('\n') {
-        out.push_str(
-            line.strip_prefix('>')
-                .filter(|l| l.starts_with("From "))
-                .unwrap_or(line),
-        );
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
-}
-
-fn dkimpy_present() -> bool {
-    let ok = Path::new(PYTHON).exists()
-        && Command::new(PYTHON)
-            .args(["-c", "import dkim"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipping: dkimpy (python3-dkim) is not installed");
-    }
-    ok
-}
 
 #[test]
 fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
@@ -146,8 +21,8 @@ fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rsa = keygen(dir.path(), "rsa", "rsa");
-    let ed = keygen(dir.path(), "ed", "ed25519");
+    let rsa = keygen(dir.path(), "example.com", "rsa", "rsa");
+    let ed = keygen(dir.path(), "example.com", "ed", "ed25519");
     let records = vec![
         ("rsa._domainkey.example.com".to_string(), rsa),
         ("ed._domainkey.example.com".to_string(), ed),
@@ -208,7 +83,7 @@ fn sasl_authenticated_mail_is_signed_and_unauthenticated_is_not() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rsa = keygen(dir.path(), "rsa", "rsa");
+    let rsa = keygen(dir.path(), "example.com", "rsa", "rsa");
     let records = vec![("rsa._domainkey.example.com".to_string(), rsa)];
     let port = postfix::free_port();
     // rspamd's defaults otherwise: sign_authenticated, sign_local,

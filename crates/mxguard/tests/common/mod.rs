@@ -1,6 +1,7 @@
 //! Shared helpers for the binary's integration tests.
 #![allow(dead_code)]
 
+pub mod dkimpy;
 pub mod dns;
 pub mod postfix;
 

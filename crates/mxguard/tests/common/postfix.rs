@@ -306,3 +306,31 @@ pub fn daemon(config: &str, port: u16) -> Daemon {
         _dir: dir,
     }
 }
+
+/// Sends a whole message (headers and body) through Postfix.
+pub fn swaks_data(from: &str, to: &str, data: &Path) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1:25",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--timeout",
+            "30",
+        ])
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("swaks");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

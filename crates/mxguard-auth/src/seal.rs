@@ -70,6 +70,25 @@ impl Sealer {
         dkim: &DkimSigningConfig,
         keys: Arc<KeyStore>,
     ) -> Result<Sealer, Vec<(String, String)>> {
+        let (mut config, mut dkim) = (config.clone(), dkim.clone());
+        config.domain = crate::config::with_maps(
+            "arc",
+            &config.domain,
+            &config.selector_map,
+            &config.path_map,
+            &config.selector,
+            &config.path,
+        )?;
+        if config.reuse_dkim_keys {
+            dkim.domain = crate::config::with_maps(
+                "dkim_signing",
+                &dkim.domain,
+                &dkim.selector_map,
+                &dkim.path_map,
+                &dkim.selector,
+                &dkim.path,
+            )?;
+        }
         let mut errors = Vec::new();
         preload(&config.domain, "arc", &keys, &mut errors);
         if config.reuse_dkim_keys && !dkim.enabled {
@@ -80,7 +99,7 @@ impl Sealer {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let policy = Policy::arc(config);
+        let policy = Policy::arc(&config);
         let mut networks = IpTable::default();
         for n in &policy.networks {
             networks.insert(*n, ());
@@ -89,8 +108,8 @@ impl Sealer {
             policy,
             networks,
             headers,
-            config: config.clone(),
-            dkim: dkim.clone(),
+            config,
+            dkim,
             keys,
         })
     }

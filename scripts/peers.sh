@@ -9,6 +9,11 @@ set -euo pipefail
 # opendkim-tools, python3-dkim, python3-nacl: DKIM/ARC interop (OpenDKIM and dkimpy
 # verify our signatures; dkimpy signs what we verify).
 PACKAGES=(swaks dnsmasq-base g++ libxml2-utils opendkim-tools python3-dkim python3-nacl)
+# Cyrus SASL for the Postfix test of signing by SASL login (saslpasswd2; the
+# sasldb, PLAIN and LOGIN plugins are in libsasl2-modules).
+PACKAGES+=(sasl2-bin libsasl2-modules)
+# python3-authres: dkimpy needs it to ARC-sign (the first hop of the ARC e2e test).
+PACKAGES+=(python3-authres)
 DEBCONF=(
   "postfix postfix/main_mailer_type select Local only"
   "postfix postfix/mailname string mx.test"

@@ -31,19 +31,32 @@ impl ArcVerdict {
     }
 }
 
+/// The tags an ARC-Seal must carry (RFC 8617 4.1.3).
+const SEAL_TAGS: &[&str] = &["a", "b", "cv", "d", "i", "s"];
+/// The tags an ARC-Message-Signature must carry (RFC 8617 4.1.2, the
+/// DKIM-Signature's required tags with `i=` for `v=`).
+const AMS_TAGS: &[&str] = &["a", "b", "bh", "d", "h", "i", "s"];
+
 /// A strict reading of one ARC-Seal or ARC-Message-Signature tag list
 /// (RFC 6376 3.2, RFC 8617 4.1): tag names are letters, digits and `_`,
 /// start with a letter and are lower case (names are case-sensitive and
-/// the defined ones are lower case), no tag twice, and the algorithm is
-/// rsa-sha256 (RFC 8617 4.1.3; rsa-sha1 is unacceptable, RFC 8301).
-/// mail-auth's parser is lenient on all of these.
-fn tag_list_problem(value: &[u8]) -> Option<String> {
+/// the defined ones are lower case), no tag twice, no empty tag between
+/// two `;`, every required tag there, the algorithm is rsa-sha256 (RFC
+/// 8617 4.1.3; rsa-sha1 is unacceptable, RFC 8301), and a message
+/// signature does not sign an ARC-Seal (RFC 8617 4.1.2). mail-auth's
+/// parser is lenient on all of these.
+fn tag_list_problem(value: &[u8], required: &[&str]) -> Option<String> {
     let text = String::from_utf8_lossy(value);
     let mut seen: Vec<String> = Vec::new();
-    for part in text.split(';') {
+    let parts: Vec<&str> = text.split(';').collect();
+    for (n, part) in parts.iter().enumerate() {
         let part = part.trim();
         if part.is_empty() {
-            continue;
+            // Only a trailing `;` may leave an empty part.
+            if n + 1 == parts.len() {
+                continue;
+            }
+            return Some("an empty tag between two `;`".to_string());
         }
         let Some((name, v)) = part.split_once('=') else {
             return Some(format!("`{part}` is not tag=value"));
@@ -59,15 +72,23 @@ fn tag_list_problem(value: &[u8]) -> Option<String> {
         if seen.iter().any(|s| s == name) {
             return Some(format!("tag `{name}` appears twice"));
         }
-        if name == "a" {
-            let alg: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-            if alg != "rsa-sha256" {
-                return Some(format!("a={alg} is not rsa-sha256"));
-            }
+        let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+        if name == "a" && compact != "rsa-sha256" {
+            return Some(format!("a={compact} is not rsa-sha256"));
+        }
+        if name == "h"
+            && compact
+                .split(':')
+                .any(|h| h.eq_ignore_ascii_case("arc-seal"))
+        {
+            return Some("the ARC-Message-Signature signs an ARC-Seal".to_string());
         }
         seen.push(name.to_string());
     }
-    None
+    required
+        .iter()
+        .find(|t| !seen.iter().any(|s| s == *t))
+        .map(|t| format!("required tag `{t}` missing"))
 }
 
 /// Validates the ARC chain of `message`.
@@ -75,9 +96,9 @@ pub async fn verify(verifier: &Verifier, message: &AuthenticatedMessage<'_>) -> 
     let strict = message
         .as_headers
         .iter()
-        .map(|h| h.value)
-        .chain(message.ams_headers.iter().map(|h| h.value))
-        .find_map(tag_list_problem);
+        .map(|h| (h.value, SEAL_TAGS))
+        .chain(message.ams_headers.iter().map(|h| (h.value, AMS_TAGS)))
+        .find_map(|(v, required)| tag_list_problem(v, required));
     let out = verifier.authenticator().verify_arc(message).await;
     let (result, reason) = match out.result() {
         DkimResult::Pass => (AuthResult::Pass, None),

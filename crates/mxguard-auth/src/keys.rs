@@ -57,8 +57,13 @@ impl PrivateKey {
     /// Parses a PEM key: RSA (PKCS#1 `RSA PRIVATE KEY` or PKCS#8) or
     /// Ed25519 (PKCS#8 `PRIVATE KEY`).
     pub fn from_pem(pem: &[u8]) -> Result<PrivateKey, String> {
+        if !pem.windows(10).any(|w| w == b"-----BEGIN")
+            && let Some(key) = ed25519_raw(pem)
+        {
+            return key;
+        }
         let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-            format!("not a PEM private key ({e}); expected -----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----")
+            format!("not a PEM private key ({e}); expected -----BEGIN RSA PRIVATE KEY-----, -----BEGIN PRIVATE KEY----- or an Ed25519 key in rspamd's raw base64")
         })?;
         if let PrivateKeyDer::Pkcs8(p8) = &der
             && let Ok(k) = Ed25519Key::from_pkcs8_maybe_unchecked_der(p8.secret_pkcs8_der())
@@ -94,6 +99,44 @@ impl PrivateKey {
     pub fn dns_record(&self) -> String {
         format!("v=DKIM1; k={}; p={}", self.kind.tag(), self.public_base64())
     }
+}
+
+/// An Ed25519 key as rspamd writes it (`rspamadm dkim_keygen -t
+/// ed25519`): one line of base64, the 32-byte seed or libsodium's 64-byte
+/// secret key (seed then public key). `None`: not that format.
+fn ed25519_raw(text: &[u8]) -> Option<Result<PrivateKey, String>> {
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let raw = mail_parser::decoders::base64::base64_decode(&compact)?;
+    let key = match raw.len() {
+        // PKCS#8 v1 around the seed (RFC 8410 7): ring derives the public key.
+        32 => {
+            let mut der = vec![
+                0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+                0x04, 0x20,
+            ];
+            der.extend_from_slice(&raw);
+            Ed25519Key::from_pkcs8_maybe_unchecked_der(&der)
+        }
+        64 => Ed25519Key::from_seed_and_public_key(&raw[..32], &raw[32..]),
+        _ => return None,
+    };
+    Some(match key {
+        Ok(k) => {
+            let public = k.public_key();
+            Ok(PrivateKey {
+                key: DkimKey::Ed25519(k),
+                kind: KeyKind::Ed25519,
+                public,
+            })
+        }
+        Err(e) => Err(format!(
+            "not a usable Ed25519 key in rspamd's raw base64 ({e}): its public half does not match its seed"
+        )),
+    })
 }
 
 /// A shared key as mail-auth's signers want one (they take their key by
@@ -342,6 +385,34 @@ pub fn base64(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ed25519_in_rspamds_raw_base64() {
+        // RFC 8032 7.1 test 1: secret key (seed) and its public key.
+        let seed = [
+            0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec,
+            0x2c, 0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03,
+            0x1c, 0xae, 0x7f, 0x60,
+        ];
+        let public = [
+            0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
+            0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
+            0xf7, 0x07, 0x51, 0x1a,
+        ];
+        let k = PrivateKey::from_pem(format!("{}\n", base64(&seed)).as_bytes()).unwrap();
+        assert_eq!(k.kind(), KeyKind::Ed25519);
+        assert_eq!(k.public_base64(), base64(&public));
+        let both = [seed.as_slice(), public.as_slice()].concat();
+        let k = PrivateKey::from_pem(base64(&both).as_bytes()).unwrap();
+        assert_eq!(k.public_base64(), base64(&public));
+        // A public half that is not the seed's is refused, naming the format.
+        let mut wrong = both.clone();
+        wrong[40] ^= 1;
+        let e = PrivateKey::from_pem(base64(&wrong).as_bytes()).unwrap_err();
+        assert!(e.contains("rspamd"), "{e}");
+        // Other base64 is not taken for a key.
+        assert!(PrivateKey::from_pem(base64(b"short").as_bytes()).is_err());
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -8,8 +8,10 @@
 //! [`Sealer::seal`]: it takes the Authentication-Results payload and the
 //! chain's validation ([`ArcChain`]) from whoever verified the message.
 
+use crate::arc::ArcVerdict;
 use crate::config::{ArcConfig, DkimSigningConfig, SignedHeader, keys_for, parse_sign_headers};
-use crate::keys::{KeyKind, KeyStore, SharedKey, base64};
+use crate::keys::{KeyStore, SharedKey, base64};
+use crate::results::AuthResult;
 use crate::sign::{Facts, NewHeader, Policy, Skip, choose, header_fields, origin, preload};
 use mail_auth::dkim::Canonicalization;
 use mxguard_core::Envelope;
@@ -34,6 +36,24 @@ pub enum ArcChain {
     Unverified,
 }
 
+impl ArcChain {
+    /// The chain's state from the inbound ARC check's typed verdict
+    /// (`None`: the check did not run or did not finish). A DNS failure
+    /// leaves the chain unverified: sealing it either way would be a guess.
+    pub fn of(verdict: Option<&ArcVerdict>) -> ArcChain {
+        match verdict.map(|v| v.result) {
+            Some(AuthResult::Pass | AuthResult::None) => ArcChain::Pass,
+            Some(
+                AuthResult::Fail
+                | AuthResult::PermError
+                | AuthResult::SoftFail
+                | AuthResult::Neutral,
+            ) => ArcChain::Fail,
+            Some(AuthResult::TempError) | None => ArcChain::Unverified,
+        }
+    }
+}
+
 /// ARC sealing, as configured.
 pub struct Sealer {
     policy: Policy,
@@ -50,6 +70,25 @@ impl Sealer {
         dkim: &DkimSigningConfig,
         keys: Arc<KeyStore>,
     ) -> Result<Sealer, Vec<(String, String)>> {
+        let (mut config, mut dkim) = (config.clone(), dkim.clone());
+        config.domain = crate::config::with_maps(
+            "arc",
+            &config.domain,
+            &config.selector_map,
+            &config.path_map,
+            &config.selector,
+            &config.path,
+        )?;
+        if config.reuse_dkim_keys {
+            dkim.domain = crate::config::with_maps(
+                "dkim_signing",
+                &dkim.domain,
+                &dkim.selector_map,
+                &dkim.path_map,
+                &dkim.selector,
+                &dkim.path,
+            )?;
+        }
         let mut errors = Vec::new();
         preload(&config.domain, "arc", &keys, &mut errors);
         if config.reuse_dkim_keys && !dkim.enabled {
@@ -60,7 +99,7 @@ impl Sealer {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let policy = Policy::arc(config);
+        let policy = Policy::arc(&config);
         let mut networks = IpTable::default();
         for n in &policy.networks {
             networks.insert(*n, ());
@@ -69,8 +108,8 @@ impl Sealer {
             policy,
             networks,
             headers,
-            config: config.clone(),
-            dkim: dkim.clone(),
+            config,
+            dkim,
             keys,
         })
     }
@@ -129,88 +168,160 @@ impl Sealer {
             choose(&self.policy, origin, &facts)?
         };
         let (selector, key) = self.key_for(&domain).ok_or(Skip::NoKey)?;
-        let prior = prior_sets(&fields);
-        let n = prior.len() as u32 + 1;
-        let cv = match (prior.is_empty(), chain) {
-            (true, _) => "none",
-            (false, ArcChain::Pass) => "pass",
-            (false, ArcChain::Fail) => "fail",
-            (false, ArcChain::Unverified) => return Err(Skip::ArcChain),
-        };
-        // A chain already marked failed is not sealed again (RFC 8617 5.1).
-        if n > MAX_INSTANCE || prior.iter().any(|s| cv_of(s.seal) == Some("fail")) {
-            return Err(Skip::ArcChain);
-        }
-        let key = SharedKey(key);
-        let alg = match key.0.kind() {
-            KeyKind::Rsa => "rsa-sha256",
-            KeyKind::Ed25519 => "ed25519-sha256",
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-
-        let aar = format!("i={n}; {}", one_line(&results()));
-
-        // ARC-Message-Signature: a DKIM signature of the message, with i=.
         let mut names = crate::sign::signed_names(&self.headers, &fields);
         let dkim_sigs = fields
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case(b"dkim-signature"))
             .count();
         names.extend(std::iter::repeat_n("dkim-signature".to_string(), dkim_sigs));
-        let body = raw.get(body_at..).unwrap_or_default();
-        let bh = base64(&key.digest(Canonicalization::Relaxed.canonical_body(body, 0)));
-        let ams_unsigned = format!(
-            "i={n}; a={alg}; c=relaxed/relaxed; d={domain}; s={selector};\n\tt={now}; h={};\n\tbh={bh};\n\tb=",
-            names.join(":")
-        );
-        let mut input = Vec::new();
-        for (name, value) in select_headers(&fields, &names) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let results = results();
+        let spec = SetSpec {
+            domain: &domain,
+            selector: &selector,
+            signed_names: &names,
+            results: &results,
+            chain,
+            timestamp: now,
+        };
+        build_set(
+            &SharedKey(key),
+            &fields,
+            raw.get(body_at..).unwrap_or_default(),
+            &spec,
+        )
+    }
+}
+
+/// What one ARC set is made of: what [`Sealer::seal`] chose from the
+/// configuration, or what a conformance suite prescribes.
+pub struct SetSpec<'a> {
+    pub domain: &'a str,
+    pub selector: &'a str,
+    /// `h=` of the ARC-Message-Signature, lower case, in signing order.
+    pub signed_names: &'a [String],
+    /// The Authentication-Results payload (`authserv-id; spf=pass ...`)
+    /// that becomes the ARC-Authentication-Results.
+    pub results: &'a str,
+    pub chain: ArcChain,
+    /// `t=`, seconds since the epoch.
+    pub timestamp: u64,
+}
+
+/// The new ARC set for `raw` as [`SetSpec`] says, topmost first:
+/// ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results. The
+/// policy-free half of [`Sealer::seal`], public so the ValiMail signing
+/// suite drives exactly the code the daemon runs.
+pub fn arc_set<K: SigningKey>(
+    key: &K,
+    raw: &[u8],
+    spec: &SetSpec<'_>,
+) -> Result<Vec<NewHeader>, Skip> {
+    let (fields, body_at) = header_fields(raw);
+    build_set(key, &fields, raw.get(body_at..).unwrap_or_default(), spec)
+}
+
+/// Writes the set. Tags are in alphabetical order with one space after
+/// each `;` (folds only there), the ValiMail suite's standard form: any
+/// order is valid, this one lets the suite compare signatures byte for
+/// byte.
+fn build_set<K: SigningKey>(
+    key: &K,
+    fields: &[(&[u8], &[u8])],
+    body: &[u8],
+    spec: &SetSpec<'_>,
+) -> Result<Vec<NewHeader>, Skip> {
+    let SetSpec {
+        domain, selector, ..
+    } = *spec;
+    let prior = prior_sets(fields);
+    let n = prior.len() as u32 + 1;
+    let cv = match (prior.is_empty(), spec.chain) {
+        (true, _) => "none",
+        (false, ArcChain::Pass) => "pass",
+        (false, ArcChain::Fail) => "fail",
+        (false, ArcChain::Unverified) => return Err(Skip::ArcChain),
+    };
+    // A chain already marked failed is not sealed again (RFC 8617 5.1).
+    if n > MAX_INSTANCE || prior.iter().any(|s| cv_of(s.seal) == Some("fail")) {
+        return Err(Skip::ArcChain);
+    }
+    let alg = match key.algorithm() {
+        mail_auth::common::crypto::Algorithm::Ed25519Sha256 => "ed25519-sha256",
+        _ => "rsa-sha256",
+    };
+    let now = spec.timestamp;
+    let aar = format!("i={n}; {}", one_line(spec.results));
+
+    // ARC-Message-Signature: a DKIM signature of the message, with i=.
+    let bh = base64(
+        key.hash(Canonicalization::Relaxed.canonical_body(body, 0))
+            .as_ref(),
+    );
+    let ams_tail = format!(
+        ";\n\tbh={bh}; c=relaxed/relaxed; d={domain};\n\th={}; i={n}; s={selector}; t={now}",
+        spec.signed_names.join(":")
+    );
+    let ams_head = format!("a={alg};\n\tb=");
+    let mut input = Vec::new();
+    for (name, value) in select_headers(fields, spec.signed_names) {
+        relaxed_header(name, value, &mut input);
+        input.extend_from_slice(b"\r\n");
+    }
+    relaxed_header(
+        b"arc-message-signature",
+        format!("{ams_head}{ams_tail}").as_bytes(),
+        &mut input,
+    );
+    let b = key.sign(&input[..]).map_err(|e| {
+        tracing::warn!(domain, selector, "ARC signing failed: {e}");
+        Skip::Failed
+    })?;
+    let ams = format!("{ams_head}{}{ams_tail}", base64(&b));
+
+    // ARC-Seal: the earlier sets in order, then this one.
+    let seal_head = format!("a={alg};\n\tb=");
+    let seal_tail = format!(";\n\tcv={cv}; d={domain}; i={n}; s={selector}; t={now}");
+    let mut input = Vec::new();
+    // A seal that records a broken chain covers only its own set: the
+    // earlier ones are what broke (RFC 8617 5.1.1; the ValiMail signing
+    // suite's i1_base_fail and i2_base_fail).
+    let covered = if cv == "fail" {
+        &prior[..0]
+    } else {
+        &prior[..]
+    };
+    for set in covered {
+        for (name, value) in [
+            (b"arc-authentication-results".as_slice(), set.aar),
+            (b"arc-message-signature".as_slice(), set.ams),
+            (b"arc-seal".as_slice(), set.seal),
+        ] {
             relaxed_header(name, value, &mut input);
             input.extend_from_slice(b"\r\n");
         }
-        relaxed_header(
-            b"arc-message-signature",
-            ams_unsigned.as_bytes(),
-            &mut input,
-        );
-        let b = key.sign(&input[..]).map_err(|e| {
-            tracing::warn!(domain, selector, "ARC signing failed: {e}");
-            Skip::Failed
-        })?;
-        let ams = format!("{ams_unsigned}{}", base64(&b));
-
-        // ARC-Seal: the earlier sets in order, then this one.
-        let seal_unsigned =
-            format!("i={n}; a={alg}; t={now}; cv={cv};\n\td={domain}; s={selector};\n\tb=");
-        let mut input = Vec::new();
-        for set in &prior {
-            for (name, value) in [
-                (b"arc-authentication-results".as_slice(), set.aar),
-                (b"arc-message-signature".as_slice(), set.ams),
-                (b"arc-seal".as_slice(), set.seal),
-            ] {
-                relaxed_header(name, value, &mut input);
-                input.extend_from_slice(b"\r\n");
-            }
-        }
-        relaxed_header(b"arc-authentication-results", aar.as_bytes(), &mut input);
-        input.extend_from_slice(b"\r\n");
-        relaxed_header(b"arc-message-signature", ams.as_bytes(), &mut input);
-        input.extend_from_slice(b"\r\n");
-        relaxed_header(b"arc-seal", seal_unsigned.as_bytes(), &mut input);
-        let b = key.sign(&input[..]).map_err(|e| {
-            tracing::warn!(domain, selector, "ARC sealing failed: {e}");
-            Skip::Failed
-        })?;
-        let seal = format!("{seal_unsigned}{}", base64(&b));
-        Ok(vec![
-            ("ARC-Seal".into(), seal),
-            ("ARC-Message-Signature".into(), ams),
-            ("ARC-Authentication-Results".into(), aar),
-        ])
     }
+    relaxed_header(b"arc-authentication-results", aar.as_bytes(), &mut input);
+    input.extend_from_slice(b"\r\n");
+    relaxed_header(b"arc-message-signature", ams.as_bytes(), &mut input);
+    input.extend_from_slice(b"\r\n");
+    relaxed_header(
+        b"arc-seal",
+        format!("{seal_head}{seal_tail}").as_bytes(),
+        &mut input,
+    );
+    let b = key.sign(&input[..]).map_err(|e| {
+        tracing::warn!(domain, selector, "ARC sealing failed: {e}");
+        Skip::Failed
+    })?;
+    let seal = format!("{seal_head}{}{seal_tail}", base64(&b));
+    Ok(vec![
+        ("ARC-Seal".into(), seal),
+        ("ARC-Message-Signature".into(), ams),
+        ("ARC-Authentication-Results".into(), aar),
+    ])
 }
 
 use mail_auth::common::crypto::SigningKey;

@@ -432,6 +432,15 @@ impl DkimSigning {
         config: &DkimSigningConfig,
         keys: Arc<KeyStore>,
     ) -> Result<DkimSigning, Vec<(String, String)>> {
+        let mut config = config.clone();
+        config.domain = crate::config::with_maps(
+            "dkim_signing",
+            &config.domain,
+            &config.selector_map,
+            &config.path_map,
+            &config.selector,
+            &config.path,
+        )?;
         let mut errors = Vec::new();
         preload(&config.domain, "dkim_signing", &keys, &mut errors);
         let headers = parse_sign_headers(&config.sign_headers)
@@ -439,12 +448,12 @@ impl DkimSigning {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let policy = Policy::dkim(config);
+        let policy = Policy::dkim(&config);
         Ok(DkimSigning {
             networks: policy.table(),
             policy,
             headers,
-            config: config.clone(),
+            config,
             keys,
         })
     }

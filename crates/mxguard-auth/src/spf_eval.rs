@@ -82,13 +82,17 @@ pub async fn check_host(dns: &Dns, ctx: &Context<'_>, domain: &str) -> Outcome {
     }
 }
 
-/// A name DNS can ask: labels of 1..=63 bytes, at most 253 in all.
+/// A domain name as mail carries it: a name DNS can ask, no white space.
 fn valid_domain(d: &str) -> bool {
+    valid_query_name(d) && !d.contains(char::is_whitespace)
+}
+
+/// A name DNS can ask: labels of 1..=63 bytes, at most 253 in all. A
+/// label may hold any octet (RFC 2181 11), so a macro-expanded target
+/// with `%_` spaces or `:` and `/` is asked as it is (RFC 7208 7.1).
+fn valid_query_name(d: &str) -> bool {
     let d = d.trim_end_matches('.');
-    !d.is_empty()
-        && d.len() <= 253
-        && d.split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && !l.contains(char::is_whitespace))
+    !d.is_empty() && d.len() <= 253 && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -569,7 +573,7 @@ async fn target(dns: &Dns, ctx: &Context<'_>, domain: &str, spec: &Option<String
         None => Ok(domain.to_string()),
         Some(s) => {
             let d = fit_domain(expand(dns, ctx, domain, s, false).await?);
-            if valid_domain(&d) { Ok(d) } else { perm() }
+            if valid_query_name(&d) { Ok(d) } else { perm() }
         }
     }
 }
@@ -737,7 +741,7 @@ fn evaluate<'a>(
 /// The `exp=` text; any problem means no explanation (6.2).
 async fn explain(dns: &Dns, ctx: &Context<'_>, domain: &str, spec: &str) -> Option<String> {
     let name = fit_domain(expand(dns, ctx, domain, spec, false).await.ok()?);
-    if !valid_domain(&name) {
+    if !valid_query_name(&name) {
         return None;
     }
     let txt = dns.txt(&name).await.ok()?;

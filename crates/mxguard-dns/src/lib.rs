@@ -174,9 +174,12 @@ impl Dns {
         } else {
             format!("{name}.")
         };
-        // A name that cannot be put on the wire (an empty or overlong label,
+        // Labels go on the wire as they are: a label may hold any octet
+        // (RFC 2181 11; SPF macros make names with `:`, `/`, spaces). A
+        // name that cannot be put on the wire (an empty or overlong label,
         // from a hostile record or macro) does not exist: no records.
-        let Ok(wire) = hickory_resolver::proto::rr::Name::from_ascii(&name) else {
+        let labels = name.trim_end_matches('.').split('.').map(str::as_bytes);
+        let Ok(wire) = hickory_resolver::proto::rr::Name::from_labels(labels) else {
             return Ok(Vec::new());
         };
         let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(wire, rtype)).await;
@@ -251,7 +254,15 @@ impl Dns {
             .await?
             .into_iter()
             .filter_map(|r| match r {
-                RData::MX(mx) => Some(mx.exchange.to_string().trim_end_matches('.').to_string()),
+                // The labels as they are (`to_string` escapes `:`, spaces...):
+                // they are asked again as they are (see `records`).
+                RData::MX(mx) => Some(
+                    mx.exchange
+                        .iter()
+                        .map(String::from_utf8_lossy)
+                        .collect::<Vec<_>>()
+                        .join("."),
+                ),
                 _ => None,
             })
             .collect())

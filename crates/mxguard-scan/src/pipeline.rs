@@ -2,7 +2,7 @@
 //! inline ones in order, then the waiting ones side by side.
 
 use crate::Task;
-use crate::checks::{BuildReport, Check, build_checks};
+use crate::checks::{BuildReport, Check, Outputs, build_checks};
 use crate::schedule::{Failures, Plan};
 use crate::services::Services;
 use mxguard_auth::config::AuthConfig;
@@ -201,18 +201,27 @@ impl Pipeline {
     /// The waiting phase, then the verdict. Returns at once when no check
     /// waits.
     pub async fn finish(&self, prepared: Prepared<'_>) -> Verdict {
+        self.finish_with_outputs(prepared).await.0
+    }
+
+    /// [`Pipeline::finish`], with the typed values the waiting checks
+    /// produced (what stages after the verdict read, e.g. ARC sealing the
+    /// ARC check's [`ArcVerdict`](mxguard_auth::arc::ArcVerdict)).
+    pub async fn finish_with_outputs(&self, prepared: Prepared<'_>) -> (Verdict, Outputs) {
         let Prepared {
             task,
             mut results,
             started,
         } = prepared;
+        let mut outputs = Outputs::default();
         if !results.skipped && !self.plan.is_empty() {
             let deadline = started + self.scan_timeout;
-            self.plan
+            outputs = self
+                .plan
                 .run(&self.checks, &task, &mut results, deadline, &self.failures)
                 .await;
         }
-        self.symbols.finalize(results)
+        (self.symbols.finalize(results), outputs)
     }
 
     /// Checks what is known at an SMTP stage before DATA. `Some` only when a

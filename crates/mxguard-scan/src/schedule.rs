@@ -131,7 +131,8 @@ impl Plan {
     }
 
     /// Runs the waiting checks into `results`. At `deadline` every check
-    /// not finished (or not started) gets its time-out symbol.
+    /// not finished (or not started) gets its time-out symbol. Returns the
+    /// typed values the checks produced.
     pub async fn run(
         &self,
         checks: &[Box<dyn Check>],
@@ -139,7 +140,7 @@ impl Plan {
         results: &mut ScanResults,
         deadline: Instant,
         failures: &Failures,
-    ) {
+    ) -> Outputs {
         let mut state = vec![State::Pending; self.nodes.len()];
         let mut outputs = Outputs::default();
         let mut running = FuturesUnordered::new();
@@ -215,6 +216,7 @@ impl Plan {
                 );
             }
         }
+        outputs
     }
 }
 

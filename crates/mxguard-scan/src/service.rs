@@ -13,6 +13,7 @@ use crate::checks::BoxFuture;
 use crate::greylist::ScoreGreylist;
 use crate::milter_headers::{AddHeader, MilterBlock};
 use crate::{Pipeline, Prepared};
+use mxguard_auth::arc::ArcVerdict;
 use mxguard_auth::seal::ArcChain;
 use mxguard_auth::sign::Outbound;
 use mxguard_core::shared::Shared;
@@ -200,7 +201,7 @@ impl ScanService {
             let _phase = self.phases.enter();
             cpu_phase(raw.len(), || pipeline.prepare(envelope, raw))
         };
-        let mut verdict = pipeline.finish(prepared).await;
+        let (mut verdict, outputs) = pipeline.finish_with_outputs(prepared).await;
         // Only greylist verdicts wait for the store here.
         if verdict.action == Action::Greylist
             && let Some(g) = &self.greylist
@@ -250,7 +251,7 @@ impl ScanService {
                         )
                         .unwrap_or_else(|| format!("{authserv_id}; none"))
                     },
-                    arc_chain(&verdict),
+                    ArcChain::of(outputs.get::<ArcVerdict>(crate::checks::arc::NAME)),
                 )
             };
             self.count_signing(&signed);
@@ -353,20 +354,6 @@ fn authserv_id(config: &mxguard_core::config::MilterHeaders, mta_name: Option<&s
         mta_name.unwrap_or("localhost").to_string()
     } else {
         config.authserv_id.clone()
-    }
-}
-
-/// The ARC chain's validation for the new seal's `cv=`, read from the ARC
-/// check's symbols (rspamd's names). The seam for inbound verification:
-/// once the ARC check returns a typed result, read that here instead.
-fn arc_chain(verdict: &Verdict) -> ArcChain {
-    let has = |n: &str| verdict.symbols.contains_key(n);
-    if has("ARC_ALLOW") || has("ARC_NA") {
-        ArcChain::Pass
-    } else if has("ARC_REJECT") || has("ARC_INVALID") {
-        ArcChain::Fail
-    } else {
-        ArcChain::Unverified
     }
 }
 

@@ -7,37 +7,11 @@
 
 mod common;
 
-use common::dns::dnsmasq;
-use common::postfix::{self, message_with};
+use common::dkimpy::dknewkey;
+use common::dns::{dnsmasq, txt_record};
+use common::postfix::{self, message_with, swaks_data};
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-/// A dnsmasq `txt-record` line, the value split into 255-byte strings.
-fn txt_record(name: &str, value: &str) -> String {
-    let parts: Vec<String> = value
-        .as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
-        .collect();
-    format!("txt-record={name},{}\n", parts.join(","))
-}
-
-/// A fresh RSA key by dkimpy's `dknewkey`: (private key path, DNS value).
-fn dkim_key(dir: &Path) -> (std::path::PathBuf, String) {
-    let base = dir.join("sel");
-    let out = Command::new("dknewkey")
-        .arg(&base)
-        .current_dir(dir)
-        .output()
-        .expect("dknewkey (python3-dkim) is not installed: run ./scripts/peers.sh install");
-    assert!(
-        out.status.success(),
-        "dknewkey: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dns = std::fs::read_to_string(dir.join("sel.dns")).expect("dknewkey wrote sel.dns");
-    (dir.join("sel.key"), dns.trim().to_string())
-}
 
 /// Signs `message` with dkimpy's `dkimsign`.
 fn dkimpy_sign(message: &[u8], selector: &str, domain: &str, key: &Path) -> Vec<u8> {
@@ -60,38 +34,10 @@ fn dkimpy_sign(message: &[u8], selector: &str, domain: &str, key: &Path) -> Vec<
     out.stdout
 }
 
-/// Sends a whole message (headers and body) through Postfix.
-fn swaks_data(from: &str, to: &str, data: &Path) -> (bool, String) {
-    let out = Command::new("swaks")
-        .args([
-            "--server",
-            "127.0.0.1:25",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--timeout",
-            "30",
-        ])
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::null())
-        .output()
-        .expect("swaks");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn spf_dkim_dmarc_through_postfix_and_real_dns() {
     let dir = tempfile::tempdir().unwrap();
-    let (key, key_dns) = dkim_key(dir.path());
+    let (key, key_dns) = dknewkey(dir.path(), "sel");
     let records = format!(
         "{}{}{}{}",
         // Only 192.0.2.1 may send for strict.test; mail from loopback fails.

@@ -2,140 +2,27 @@
 //! mail from a client in `[dkim_signing] sign_networks` relayed by Postfix
 //! through the milter, delivered, and the delivered message's signatures
 //! (RSA and Ed25519) verified by dkimpy against the records keygen printed.
+//!
+//! And signing by SASL login: a Postfix submission service that
+//! authenticates with Cyrus SASL hands the milter `{auth_authen}`; an
+//! authenticated user's mail is signed for the login's domain, the same
+//! mail from an unauthenticated remote client (XCLIENT) is not, nor is mail
+//! whose login is of another domain (`allow_username_mismatch = false`).
 
 mod common;
 
-use common::postfix::{self, message_with, swaks};
-use std::io::Write;
+use common::dkimpy::{as_delivered, keygen, present as dkimpy_present, verify_dkim as dkimpy};
+use common::postfix::{self, message_with, swaks, swaks_with};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-const PYTHON: &str = "/usr/bin/python3";
-
-/// `mxguard dkim keygen`, returning the TXT record it prints (its strings
-/// joined) and the key path.
-fn keygen(dir: &Path, selector: &str, kind: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mxguard"))
-        .args([
-            "dkim",
-            "keygen",
-            "--domain",
-            "example.com",
-            "--selector",
-            selector,
-            "--type",
-            kind,
-            "--out",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let block = text
-        .split("\n\n")
-        .find(|b| b.contains("_domainkey IN TXT"))
-        .unwrap();
-    block
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .collect::<Vec<_>>()
-        .concat()
-}
-
-/// dkimpy's verdict on each signature of `msg`: "pass"/"fail" per index.
-fn dkimpy(records: &[(String, String)], msg: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let recs = dir.path().join("records");
-    std::fs::write(
-        &recs,
-        records
-            .iter()
-            .map(|(n, t)| format!("{n} {t}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let script = r#"
-import sys, re, dkim
-recs = {}
-for line in open(sys.argv[1], encoding="ascii"):
-    name, txt = line.rstrip("\n").split(" ", 1)
-    recs[name + "."] = txt.encode()
-def dnsfunc(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    return recs.get(name if name.endswith(".") else name + ".")
-msg = sys.stdin.buffer.read()
-n = len(re.findall(rb"(?im)^dkim-signature:", msg.split(b"\r\n\r\n", 1)[0]))
-d = dkim.DKIM(msg)
-out = []
-for i in range(n):
-    try:
-        out.append("pass" if d.verify(idx=i, dnsfunc=dnsfunc) else "fail")
-    except dkim.ValidationError as e:
-        print(i, e, file=sys.stderr)
-        out.append("fail")
-print(" ".join(out))
-"#;
-    let mut child = Command::new(PYTHON)
-        .args(["-c", script, recs.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(msg).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A message from root's mbox as the MTA delivered it: the `From ` line
-/// gone, mbox's `>From` quoting undone, CRLF line ends.
-fn as_delivered(mbox_entry: &str) -> Vec<u8> {
-    let text = mbox_entry
-        .split_once('\n')
-        .map_or(mbox_entry, |(first, rest)| {
-            if first.starts_with("From ") || !first.contains(':') {
-                rest
-            } else {
-                mbox_entry
-            }
-        });
-    let mut out = String::new();
-    for line in text.trim_end_matches('\n').split('\n') {
-        out.push_str(
-            line.strip_prefix('>')
-                .filter(|l| l.starts_with("From "))
-                .unwrap_or(line),
-        );
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
-}
 
 #[test]
 fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
-    if !Path::new(PYTHON).exists()
-        || !Command::new(PYTHON)
-            .args(["-c", "import dkim"])
-            .status()
-            .is_ok_and(|s| s.success())
-    {
-        println!("skipping: dkimpy (python3-dkim) is not installed");
+    if !dkimpy_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rsa = keygen(dir.path(), "rsa", "rsa");
-    let ed = keygen(dir.path(), "ed", "ed25519");
+    let rsa = keygen(dir.path(), "example.com", "rsa", "rsa");
+    let ed = keygen(dir.path(), "example.com", "ed", "ed25519");
     let records = vec![
         ("rsa._domainkey.example.com".to_string(), rsa),
         ("ed._domainkey.example.com".to_string(), ed),
@@ -183,5 +70,99 @@ fn outbound_mail_leaves_with_signatures_dkimpy_verifies() {
     );
     assert!(ok, "{t}");
     let delivered = message_with("unsigned outbound 2");
+    assert!(!delivered.contains("DKIM-Signature"), "{delivered}");
+}
+
+#[test]
+fn sasl_authenticated_mail_is_signed_and_unauthenticated_is_not() {
+    if !dkimpy_present() {
+        return;
+    }
+    if !Path::new("/usr/sbin/saslpasswd2").exists() {
+        println!("skipping: saslpasswd2 (sasl2-bin) is not installed; ./scripts/peers.sh install");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = keygen(dir.path(), "example.com", "rsa", "rsa");
+    let records = vec![("rsa._domainkey.example.com".to_string(), rsa)];
+    let port = postfix::free_port();
+    // rspamd's defaults otherwise: sign_authenticated, sign_local,
+    // allow_username_mismatch = false. No sign_networks.
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+         [dkim_signing]\nenabled = true\nsign_authenticated = true\nsign_local = true\n\
+         [dkim_signing.domain.\"example.com\"]\nkeys = [{{ selector = \"rsa\", path = \"{d}/example.com.rsa.key\" }}]\n",
+        d = dir.path().display()
+    );
+    let _daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(None, Some(port));
+    let submission = 2587;
+    let _sasl = postfix::sasl_service(
+        submission,
+        &[
+            ("joe@example.com", "joe-secret"),
+            ("eve@other.example", "eve-secret"),
+        ],
+    );
+    let server = format!("127.0.0.1:{submission}");
+    let as_user = |user: &'static str, password: &'static str| {
+        vec![
+            "--server".to_string(),
+            server.clone(),
+            "--auth".into(),
+            "PLAIN".into(),
+            "--auth-user".into(),
+            user.into(),
+            "--auth-password".into(),
+            password.into(),
+        ]
+    };
+    let send = |extra: &[String], subject: &str| {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (ok, t) = swaks_with(
+            &extra,
+            "joe@example.com",
+            "root@localhost",
+            &[
+                "From: Joe <joe@example.com>",
+                &format!("Subject: {subject}"),
+            ],
+            "Sent by an authenticated user.\n",
+        );
+        assert!(ok, "{t}");
+        t
+    };
+
+    // Authenticated as joe@example.com: signed for example.com.
+    let t = send(&as_user("joe@example.com", "joe-secret"), "sasl signed 1");
+    assert!(t.contains("235 "), "the client did not authenticate: {t}");
+    let delivered = as_delivered(&message_with("sasl signed 1"));
+    let head = String::from_utf8_lossy(&delivered);
+    assert!(head.contains("d=example.com"), "{head}");
+    assert_eq!(dkimpy(&records, &delivered), "pass", "{head}");
+
+    // The same mail from an unauthenticated remote client: not signed.
+    let remote = [
+        "--server".to_string(),
+        server.clone(),
+        "--xclient-addr".into(),
+        "203.0.113.5".into(),
+    ];
+    let t = send(&remote, "sasl unsigned 2");
+    assert!(!t.contains("235 "), "{t}");
+    let delivered = message_with("sasl unsigned 2");
+    assert!(
+        delivered.contains("203.0.113.5"),
+        "XCLIENT was not applied: {delivered}"
+    );
+    assert!(!delivered.contains("DKIM-Signature"), "{delivered}");
+
+    // Authenticated, but the login's domain is not the From's: not signed.
+    let t = send(
+        &as_user("eve@other.example", "eve-secret"),
+        "sasl mismatch 3",
+    );
+    assert!(t.contains("235 "), "{t}");
+    let delivered = message_with("sasl mismatch 3");
     assert!(!delivered.contains("DKIM-Signature"), "{delivered}");
 }

@@ -12,7 +12,7 @@ mod verify;
 pub use dmarc_report::{DmarcReportConfig, plain_address, plain_domain};
 pub use signing::{
     ArcConfig, DEFAULT_SIGN_HEADERS, DkimSigningConfig, DomainKeys, KeySpec, Oversign,
-    SignedHeader, UseDomain, keys_for, parse_sign_headers,
+    SignedHeader, UseDomain, keys_for, parse_sign_headers, with_maps,
 };
 pub use verify::{ArcVerifyConfig, AuthConfig, DkimConfig, DmarcActions, DmarcConfig, SpfConfig};
 

@@ -112,6 +112,12 @@ pub struct DkimSigningConfig {
     pub path: String,
     /// Try `selector`/`path` for a domain that `domain` does not list.
     pub try_fallback: bool,
+    /// rspamd's per-domain maps, files of `domain value` lines (`#`
+    /// comments): the selector, and the key path, of each domain listed
+    /// there and not in `domain`; the one missing comes from
+    /// `selector`/`path`. Read at start and at reload. Empty: none.
+    pub selector_map: String,
+    pub path_map: String,
     /// Headers to sign, rspamd's syntax (see [`DEFAULT_SIGN_HEADERS`]).
     pub sign_headers: String,
     /// Per-domain selector and key path.
@@ -138,6 +144,8 @@ impl Default for DkimSigningConfig {
             selector: "dkim".into(),
             path: "/var/lib/mxguard/dkim/$domain.$selector.key".into(),
             try_fallback: true,
+            selector_map: String::new(),
+            path_map: String::new(),
             sign_headers: DEFAULT_SIGN_HEADERS.into(),
             domain: BTreeMap::new(),
         }
@@ -166,6 +174,12 @@ pub struct ArcConfig {
     pub selector: String,
     pub path: String,
     pub try_fallback: bool,
+    /// rspamd's per-domain maps, files of `domain value` lines (`#`
+    /// comments): the selector, and the key path, of each domain listed
+    /// there and not in `domain`; the one missing comes from
+    /// `selector`/`path`. Read at start and at reload. Empty: none.
+    pub selector_map: String,
+    pub path_map: String,
     /// Headers the ARC-Message-Signature signs, rspamd's syntax.
     pub sign_headers: String,
     pub domain: BTreeMap<String, DomainKeys>,
@@ -185,6 +199,8 @@ impl Default for ArcConfig {
             selector: "arc".into(),
             path: "/var/lib/mxguard/arc/$domain.$selector.key".into(),
             try_fallback: false,
+            selector_map: String::new(),
+            path_map: String::new(),
             sign_headers: DEFAULT_SIGN_HEADERS.into(),
             domain: BTreeMap::new(),
         }
@@ -373,6 +389,100 @@ impl ArcConfig {
     }
 }
 
+/// Most bytes a `selector_map` or `path_map` file may have.
+pub const MAX_MAP_FILE: u64 = 4 << 20;
+
+/// Reads one rspamd map of `domain value` lines; errors name the file and
+/// line.
+fn read_map(key: &str, file: &str) -> Result<BTreeMap<String, String>, (String, String)> {
+    let err = |m: String| (key.to_string(), m);
+    let bytes = mxguard_core::files::read_bounded(std::path::Path::new(file), MAX_MAP_FILE)
+        .map_err(|e| err(format!("cannot read {file}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| err(format!("{file} is not UTF-8")))?;
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(d), Some(v), None) => {
+                out.insert(d.trim_end_matches('.').to_ascii_lowercase(), v.to_string());
+            }
+            _ => {
+                return Err(err(format!(
+                    "{file} line {}: expected `domain value`, got `{line}`",
+                    n + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// rspamd's `selector_map`/`path_map` folded into the `domain` table: each
+/// domain they list and `domain` does not gets a selector (its map entry,
+/// else `selector`) and a path (its map entry, else the `path` template).
+pub fn with_maps(
+    section: &str,
+    domains: &BTreeMap<String, DomainKeys>,
+    selector_map: &str,
+    path_map: &str,
+    selector: &str,
+    path: &str,
+) -> Result<BTreeMap<String, DomainKeys>, Vec<(String, String)>> {
+    let mut out = domains.clone();
+    if selector_map.is_empty() && path_map.is_empty() {
+        return Ok(out);
+    }
+    let mut errors = Vec::new();
+    let mut load = |name: &str, file: &str| {
+        if file.is_empty() {
+            return BTreeMap::new();
+        }
+        read_map(&format!("{section}.{name}"), file).unwrap_or_else(|e| {
+            errors.push(e);
+            BTreeMap::new()
+        })
+    };
+    let selectors = load("selector_map", selector_map);
+    let paths = load("path_map", path_map);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for d in selectors.keys().chain(paths.keys()) {
+        if out.keys().any(|k| k.eq_ignore_ascii_case(d)) {
+            continue;
+        }
+        let sel = selectors.get(d).map_or(selector, String::as_str);
+        let p = match paths.get(d) {
+            Some(p) => p.clone(),
+            None if !path.is_empty() => path.replace("$domain", d).replace("$selector", sel),
+            None => {
+                errors.push((
+                    format!("{section}.path_map"),
+                    format!("{d} has a selector in {selector_map} but no key path: list it in path_map or set path"),
+                ));
+                continue;
+            }
+        };
+        out.insert(
+            d.clone(),
+            DomainKeys {
+                selector: Some(sel.to_string()),
+                path: Some(p),
+                ..Default::default()
+            },
+        );
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// A domain's keys: configured ones, else the fallback template with
 /// `$domain` and `$selector` replaced.
 pub fn keys_for(
@@ -405,6 +515,56 @@ mod tests {
     use super::*;
     use crate::config::register;
     use mxguard_core::config::{Registry, load_str};
+
+    #[test]
+    fn selector_and_path_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        let sel = dir.path().join("selectors.map");
+        let paths = dir.path().join("paths.map");
+        std::fs::write(
+            &sel,
+            "# rspamd map\nexample.org  s2024\nlisted.test other\n",
+        )
+        .unwrap();
+        std::fs::write(&paths, "example.net /keys/net.key\n").unwrap();
+        let mut domains = BTreeMap::new();
+        domains.insert(
+            "listed.test".to_string(),
+            DomainKeys {
+                selector: Some("own".into()),
+                path: Some("/keys/own.key".into()),
+                ..Default::default()
+            },
+        );
+        let (s, p) = (sel.to_str().unwrap(), paths.to_str().unwrap());
+        let out = with_maps(
+            "dkim_signing",
+            &domains,
+            s,
+            p,
+            "dkim",
+            "/k/$domain.$selector.key",
+        )
+        .unwrap();
+        let get = |d: &str| {
+            let k = &out[d];
+            (k.selector.clone().unwrap(), k.path.clone().unwrap())
+        };
+        assert_eq!(
+            get("example.org"),
+            ("s2024".into(), "/k/example.org.s2024.key".into())
+        );
+        assert_eq!(get("example.net"), ("dkim".into(), "/keys/net.key".into()));
+        // The `domain` table wins over the maps.
+        assert_eq!(get("listed.test"), ("own".into(), "/keys/own.key".into()));
+        // A bad line names the file and line.
+        std::fs::write(&sel, "ok.test s\nbroken\n").unwrap();
+        let e = with_maps("dkim_signing", &domains, s, "", "dkim", "").unwrap_err();
+        assert_eq!(e[0].0, "dkim_signing.selector_map");
+        assert!(e[0].1.contains("line 2"), "{:?}", e);
+        let e = with_maps("arc", &domains, "/nonexistent/map", "", "arc", "").unwrap_err();
+        assert!(e[0].1.contains("/nonexistent/map"), "{:?}", e);
+    }
 
     #[test]
     fn rspamd_sign_headers_syntax() {

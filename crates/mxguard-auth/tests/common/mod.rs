@@ -66,8 +66,9 @@ enum Answer {
     Silence,
 }
 
+/// Labels as they are: the suites have names with `:`, `/` and spaces.
 fn fqdn(name: &str) -> Option<Name> {
-    Name::from_ascii(format!("{}.", name.trim_end_matches('.'))).ok()
+    Name::from_labels(name.trim_end_matches('.').split('.').map(str::as_bytes)).ok()
 }
 
 fn answer(zone: &Zone, qname: &str, qtype: RecordType) -> Answer {
@@ -142,7 +143,14 @@ pub async fn serve(zone: Zone) -> SocketAddr {
             resp.metadata.recursion_available = true;
             resp.metadata.authoritative = true;
             resp.add_query(query.clone());
-            match answer(&zone, &query.name().to_ascii(), query.query_type()) {
+            // The labels as sent, not `to_ascii`, which escapes `:` and spaces.
+            let qname = query
+                .name()
+                .iter()
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(".");
+            match answer(&zone, &qname, query.query_type()) {
                 Answer::Silence => continue,
                 Answer::NxDomain => resp.metadata.response_code = ResponseCode::NXDomain,
                 Answer::ServFail => resp.metadata.response_code = ResponseCode::ServFail,

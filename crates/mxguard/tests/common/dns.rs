@@ -62,3 +62,13 @@ pub fn dnsmasq(records: &str) -> Dnsmasq {
         _dir: dir,
     }
 }
+
+/// A dnsmasq `txt-record` line, the value split into 255-byte strings.
+pub fn txt_record(name: &str, value: &str) -> String {
+    let parts: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    format!("txt-record={name},{}\n", parts.join(","))
+}

@@ -4,6 +4,7 @@
 /// One clamd helper for every crate's tests: the scan crate's.
 #[path = "../../../mxguard-scan/tests/support/clamd.rs"]
 pub mod clamd;
+pub mod dkimpy;
 pub mod dns;
 pub mod postfix;
 

@@ -101,9 +101,20 @@ pub fn configure(policy_port: Option<u16>, milter_port: Option<u16>) -> PostfixG
 
 /// Sends one message through Postfix with swaks; returns its transcript and exit status.
 pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, String) {
-    let mut args = vec![
-        "--server",
-        "127.0.0.1:25",
+    swaks_with(&["--server", "127.0.0.1:25"], from, to, headers, body)
+}
+
+/// [`swaks`] with its server and any further options (`--auth ...`,
+/// `--xclient-addr ...`) in `extra`.
+pub fn swaks_with(
+    extra: &[&str],
+    from: &str,
+    to: &str,
+    headers: &[&str],
+    body: &str,
+) -> (bool, String) {
+    let mut args = extra.to_vec();
+    args.extend([
         "--from",
         from,
         "--to",
@@ -112,7 +123,7 @@ pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, Strin
         body,
         "--timeout",
         "30",
-    ];
+    ]);
     for h in headers {
         args.push("--header");
         args.push(h);
@@ -124,6 +135,93 @@ pub fn swaks(from: &str, to: &str, headers: &[&str], body: &str) -> (bool, Strin
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), transcript)
+}
+
+/// Where the SASL test service keeps its Cyrus configuration and users.
+const SASL_DIR: &str = "/etc/postfix/sasl";
+
+/// A submission-like smtpd on 127.0.0.1:`port` (a master.cf service of its
+/// own, so port 25 and main.cf stay as every other test expects) that
+/// authenticates clients by SASL (Cyrus, a sasldb of `users`) and accepts
+/// XCLIENT from loopback (so a test can pose as a remote client). Removed,
+/// with its files, when dropped. Hold the [`PostfixGuard`] longer.
+pub struct SaslService {
+    name: String,
+    files: Vec<std::path::PathBuf>,
+}
+
+impl Drop for SaslService {
+    fn drop(&mut self) {
+        run("postconf", &["-MX", &self.name]);
+        run("postfix", &["reload"]);
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+pub fn sasl_service(port: u16, users: &[(&str, &str)]) -> SaslService {
+    assert!(
+        Path::new("/usr/sbin/saslpasswd2").exists(),
+        "saslpasswd2 is missing: run ./scripts/peers.sh install as root (package sasl2-bin)"
+    );
+    std::fs::create_dir_all(SASL_DIR).expect("create /etc/postfix/sasl");
+    let db = format!("{SASL_DIR}/mxguard-test.sasldb");
+    let conf = format!("{SASL_DIR}/mxguard-test.conf");
+    let _ = std::fs::remove_file(&db);
+    for (user, password) in users {
+        let (login, realm) = user.split_once('@').unwrap_or((user, ""));
+        let mut child = Command::new("saslpasswd2")
+            .args(["-f", &db, "-p", "-c", "-u", realm, login])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run saslpasswd2");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "saslpasswd2 {user}");
+    }
+    // smtpd runs as the postfix user, which must read the user database.
+    run("chgrp", &["postfix", &db]);
+    run("chmod", &["0640", &db]);
+    std::fs::write(
+        &conf,
+        format!("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {db}\n"),
+    )
+    .expect("write the Cyrus SASL config");
+    let name = format!("127.0.0.1:{port}/inet");
+    let service = format!(
+        "{name}=127.0.0.1:{port} inet n - n - - smtpd \
+         -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=cyrus \
+         -o smtpd_sasl_path=mxguard-test -o cyrus_sasl_config_path={SASL_DIR} \
+         -o smtpd_sasl_security_options=noanonymous -o smtpd_tls_security_level=none \
+         -o smtpd_authorized_xclient_hosts=127.0.0.0/8 \
+         -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject_unauth_destination"
+    );
+    let out = run("postconf", &["-M", &service]);
+    assert!(
+        out.status.success(),
+        "postconf -M: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let guard = SaslService {
+        name,
+        files: vec![db.into(), conf.into()],
+    };
+    let out = run("postfix", &["reload"]);
+    assert!(out.status.success(), "postfix reload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "Postfix did not listen on 127.0.0.1:{port} for the SASL service"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    guard
 }
 
 /// The delivered message (from root's mbox) whose text contains `needle`.
@@ -207,4 +305,32 @@ pub fn daemon(config: &str, port: u16) -> Daemon {
         log,
         _dir: dir,
     }
+}
+
+/// Sends a whole message (headers and body) through Postfix.
+pub fn swaks_data(from: &str, to: &str, data: &Path) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1:25",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--timeout",
+            "30",
+        ])
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("swaks");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }

@@ -11,12 +11,16 @@
 
 pub mod arc;
 pub mod bayes;
+pub mod body_anomalies;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
+pub mod header_anomalies;
 pub mod headers;
+pub mod hfilter;
 pub mod mime_limits;
 pub mod multimap;
+pub mod received_hops;
 pub mod rules;
 pub mod spf;
 pub mod waiting;
@@ -89,6 +93,8 @@ pub fn register(registry: Registry) -> Registry {
     mxguard_auth::config::register(registry)
         .with::<gtube::GtubeConfig>()
         .with::<headers::HeaderChecksConfig>()
+        .with::<header_anomalies::HeaderAnomaliesConfig>()
+        .with::<hfilter::HfilterConfig>()
         .with::<rules::RuleList>()
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
@@ -118,6 +124,19 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    let anomalies = config.section::<header_anomalies::HeaderAnomaliesConfig>();
+    if anomalies.enabled {
+        checks.push(Box::new(header_anomalies::HeaderAnomalies::new(
+            anomalies,
+            services.clock.clone(),
+        )));
+    }
+    let hfilter = config.section::<hfilter::HfilterConfig>();
+    if hfilter.enabled {
+        checks.push(Box::new(hfilter::Hfilter::new(hfilter)));
+    }
+    checks.push(Box::new(received_hops::ReceivedHops));
+    checks.push(Box::new(body_anomalies::BodyAnomalies));
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {

@@ -6,8 +6,8 @@
 //! symbols that fire on ham at `add header` or above are listed, since
 //! those are the false positives to explain.
 
-use mxguard_core::{Action, Envelope, Verdict};
 use mxguard_core::config::LoadedConfig;
+use mxguard_core::{Action, Envelope, Verdict};
 use mxguard_learn::ModelHandle;
 use mxguard_learn::eval::{self, Labeled, Settings};
 use mxguard_scan::{Pipeline, Services};
@@ -212,13 +212,7 @@ pub fn run(req: Request<'_>) -> Result<(), String> {
                 .filter(|(_, f)| **f == fold)
                 .map(|(d, _)| d)
                 .collect();
-            all.extend(run_split(
-                req.loaded,
-                &tr,
-                &te,
-                &req.settings,
-                req.threads,
-            )?);
+            all.extend(run_split(req.loaded, &tr, &te, &req.settings, req.threads)?);
         }
         all
     };

@@ -113,12 +113,12 @@ impl Check for HeaderAnomalies {
         vec![
             s(
                 "MULTIPLE_UNIQUE_HEADERS",
-                5.0,
+                2.5,
                 "A header field that must appear once appears several times",
             ),
             s(
                 "REPLYTO_DOM_NEQ_FROM_DOM",
-                0.5,
+                0.0,
                 "Reply-To's domain differs from From's",
             ),
             s(
@@ -128,7 +128,7 @@ impl Check for HeaderAnomalies {
             ),
             s(
                 "SPOOF_DISPLAY_NAME",
-                6.0,
+                5.0,
                 "From's display name shows an address of another domain",
             ),
             s(
@@ -138,7 +138,7 @@ impl Check for HeaderAnomalies {
             ),
             s(
                 "R_NO_SPACE_IN_FROM",
-                1.0,
+                0.5,
                 "No space between From's display name and its <address>",
             ),
             s(
@@ -146,12 +146,13 @@ impl Check for HeaderAnomalies {
                 2.0,
                 "None of the envelope recipients is in To or Cc",
             ),
-            s("MISSING_TO", 2.0, "To header is missing"),
+            s("MISSING_TO", 1.0, "To header is missing"),
             s(
-                "R_UNDISC_RCPT",
-                3.0,
-                "To says undisclosed recipients",
+                "MISSING_MIME_VERSION",
+                2.0,
+                "MIME message without MIME-Version",
             ),
+            s("R_UNDISC_RCPT", 3.0, "To says undisclosed recipients"),
             s(
                 "SORTED_RECIPS",
                 3.5,
@@ -251,10 +252,7 @@ impl Check for HeaderAnomalies {
         // The display name.
         if let (Some(fa), Some(name)) = (from_addr.as_deref(), from.and_then(|a| a.name())) {
             let name = name.trim().trim_matches(['"', '\'']).trim();
-            let shown = name
-                .trim_matches(['<', '>'])
-                .trim()
-                .to_ascii_lowercase();
+            let shown = name.trim_matches(['<', '>']).trim().to_ascii_lowercase();
             if shown == fa {
                 results.insert("FROM_DN_EQ_ADDR", vec![]);
             } else if let Some(shown_domain) = address_in(name).and_then(domain_of)
@@ -349,10 +347,26 @@ impl Check for HeaderAnomalies {
             }
         }
 
+        // MIME structure declared without MIME-Version: hand-made.
+        if !headers.iter().any(|h| h.name == HeaderName::MimeVersion)
+            && headers.iter().any(|h| {
+                h.name == HeaderName::ContentType
+                    && h.value.as_content_type().is_some_and(|c| {
+                        c.c_type.eq_ignore_ascii_case("multipart")
+                            || !c.c_type.eq_ignore_ascii_case("text")
+                            || c.c_subtype
+                                .as_deref()
+                                .is_some_and(|s| !s.eq_ignore_ascii_case("plain"))
+                    })
+            })
+        {
+            results.insert("MISSING_MIME_VERSION", vec![]);
+        }
+
         // The subject.
         if let Some(subject) = m.subject() {
             let s = subject.trim_start();
-            let is_reply = s.len() >= 3 && s[..3].eq_ignore_ascii_case("re:");
+            let is_reply = s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:"));
             if is_reply
                 && !headers
                     .iter()
@@ -385,14 +399,19 @@ fn raw_values<'t>(task: &'t Task<'_>, name: HeaderName<'static>) -> impl Iterato
 /// The first thing that looks like `local@domain.tld` in a display name.
 fn address_in(name: &str) -> Option<&str> {
     let at = name.find('@')?;
-    let is_addr = |c: char| c.is_ascii_alphanumeric() || "._%+-".contains(c);
-    let start = name[..at]
-        .rfind(|c: char| !is_addr(c))
+    // Byte-wise: every byte of an address is ASCII, so the cuts fall on
+    // character boundaries.
+    let is_addr = |c: &u8| c.is_ascii_alphanumeric() || b"._%+-".contains(c);
+    let bytes = name.as_bytes();
+    let start = bytes[..at]
+        .iter()
+        .rposition(|c| !is_addr(c))
         .map_or(0, |i| i + 1);
-    let end = name[at + 1..]
-        .find(|c: char| !is_addr(c))
+    let end = bytes[at + 1..]
+        .iter()
+        .position(|c| !is_addr(c))
         .map_or(name.len(), |i| at + 1 + i);
-    let addr = &name[start..end];
+    let addr = name.get(start..end)?;
     let (local, domain) = addr.split_once('@')?;
     (!local.is_empty() && is_fqdn(domain.trim_end_matches('.'))).then_some(addr)
 }
@@ -407,7 +426,9 @@ fn is_fqdn(s: &str) -> bool {
     s.contains('.')
         && tld.chars().any(|c| c.is_ascii_alphabetic())
         && labels.all(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -578,6 +599,22 @@ mod tests {
     }
 
     #[test]
+    fn mime_without_mime_version() {
+        let html = CLEAN.replace(
+            "Subject: Lunch",
+            "Subject: Lunch\r\nContent-Type: text/html",
+        );
+        assert_eq!(scan(&html), vec!["MISSING_MIME_VERSION"]);
+        let ok = html.replace("Subject: Lunch", "Subject: Lunch\r\nMIME-Version: 1.0");
+        assert!(scan(&ok).is_empty());
+        let plain = CLEAN.replace(
+            "Subject: Lunch",
+            "Subject: Lunch\r\nContent-Type: text/plain",
+        );
+        assert!(scan(&plain).is_empty());
+    }
+
+    #[test]
     fn repeated_unique_fields() {
         let raw = CLEAN.replace("Subject: Lunch", "Subject: Lunch\r\nSubject: Dinner");
         assert_eq!(scan(&raw), vec!["MULTIPLE_UNIQUE_HEADERS"]);
@@ -589,7 +626,10 @@ mod tests {
             ("123@mail.example.com", "MID_MISSING_BRACKETS"),
             ("<123@localhost>", "MID_RHS_NOT_FQDN"),
             ("<123@[192.0.2.1]>", "MID_RHS_IP_LITERAL"),
-            ("<alice@example.com.123@mail.example.com>", "MID_CONTAINS_FROM"),
+            (
+                "<alice@example.com.123@mail.example.com>",
+                "MID_CONTAINS_FROM",
+            ),
         ] {
             let raw = CLEAN.replace("<123.456@mail.example.com>", mid);
             assert_eq!(scan(&raw), vec![want], "{mid}");
@@ -638,6 +678,7 @@ mod tests {
             "From: @\r\nMessage-ID: <@>\r\nSubject: =?\r\n\r\n",
             "From: \"a@\" <@b>\r\nMessage-ID: <<<>>>@@\r\nSubject: =?x?B?@@@?=\r\nDate: Mon, 99 Foo 99999 99:99:99 +9999\r\n\r\n",
             "From: é@é <é@é>\r\nTo: \r\nSubject: Ré\r\n\r\n",
+            "From: \"Zoë@é.x\" <a@b.example>\r\nSubject: a€\r\n\r\n",
         ] {
             let _ = scan(raw);
         }

@@ -42,8 +42,20 @@ const GROUP: &str = "hfilter";
 
 /// Words that mark an address-pool (dynamic, consumer) host name.
 const POOL_WORDS: [&str; 14] = [
-    "dsl", "dial", "dyn", "pool", "ppp", "dhcp", "cable", "broadband", "client", "customer",
-    "pppoe", "adsl", "cpe", "residential",
+    "dsl",
+    "dial",
+    "dyn",
+    "pool",
+    "ppp",
+    "dhcp",
+    "cable",
+    "broadband",
+    "client",
+    "customer",
+    "pppoe",
+    "adsl",
+    "cpe",
+    "residential",
 ];
 
 pub struct Hfilter {
@@ -224,7 +236,9 @@ fn pool_host(name: &str, ip: IpAddr) -> Pool {
         .collect();
     let o = v4.octets().map(|b| b.to_string());
     let has = |seq: [&String; 4]| {
-        digits.windows(4).any(|w| w.iter().zip(seq).all(|(a, b)| *a == b.as_str()))
+        digits
+            .windows(4)
+            .any(|w| w.iter().zip(seq).all(|(a, b)| *a == b.as_str()))
             || first.contains(&format!("{}{}{}{}", seq[0], seq[1], seq[2], seq[3]))
     };
     let ip_in = has([&o[0], &o[1], &o[2], &o[3]]) || has([&o[3], &o[2], &o[1], &o[0]]);
@@ -268,7 +282,9 @@ fn is_fqdn(s: &str) -> bool {
     s.contains('.')
         && tld.chars().any(|c| c.is_ascii_alphabetic())
         && s.split('.').all(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -324,11 +340,17 @@ mod tests {
             vec!["HFILTER_HELO_NOT_FQDN"]
         );
         assert_eq!(
-            scan(&env("8.8.4.4", "mail.example.com", "dsl-8-8-4-4.isp.example"), MSG),
+            scan(
+                &env("8.8.4.4", "mail.example.com", "dsl-8-8-4-4.isp.example"),
+                MSG
+            ),
             vec!["HFILTER_HELO_5"]
         );
         assert_eq!(
-            scan(&env("8.8.4.4", "mail.example.com", "4.4.8.8.isp.example"), MSG),
+            scan(
+                &env("8.8.4.4", "mail.example.com", "4.4.8.8.isp.example"),
+                MSG
+            ),
             vec!["HFILTER_HELO_3"]
         );
     }
@@ -340,7 +362,10 @@ mod tests {
             vec!["HFILTER_HOSTNAME_UNKNOWN"]
         );
         assert_eq!(
-            scan(&env("8.8.4.4", "pool-8-8-4-4.isp.example", "mail.example.com"), MSG),
+            scan(
+                &env("8.8.4.4", "pool-8-8-4-4.isp.example", "mail.example.com"),
+                MSG
+            ),
             vec!["HFILTER_HOSTNAME_5"]
         );
         // A local client without a name is ordinary.

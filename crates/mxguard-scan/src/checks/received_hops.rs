@@ -34,12 +34,7 @@ impl Check for ReceivedHops {
                 GROUP,
                 "A hop's HELO is the word \"user\"",
             ),
-            SymbolDef::new(
-                "RCVD_COUNT_ZERO",
-                0.0,
-                GROUP,
-                "No Received field at all",
-            ),
+            SymbolDef::new("RCVD_COUNT_ZERO", 0.0, GROUP, "No Received field at all"),
         ]
     }
 
@@ -60,7 +55,9 @@ impl Check for ReceivedHops {
                 .raw
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .unwrap_or_default();
-            illegal |= raw.iter().any(|b| *b >= 0x80 || (*b < 0x20 && !b"\r\n\t".contains(b)));
+            illegal |= raw
+                .iter()
+                .any(|b| *b >= 0x80 || (*b < 0x20 && !b"\r\n\t".contains(b)));
         }
         if fields == 0 {
             results.insert("RCVD_COUNT_ZERO", vec![]);
@@ -99,7 +96,10 @@ mod tests {
     fn hops() {
         let ok = b"Received: from mail.example.com (mail.example.com [192.0.2.1]) by mx.example.org with ESMTPS id 1; Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\n\r\nx\r\n";
         assert!(scan(ok).is_empty());
-        assert_eq!(scan(b"From: a@example.com\r\n\r\nx\r\n"), vec!["RCVD_COUNT_ZERO"]);
+        assert_eq!(
+            scan(b"From: a@example.com\r\n\r\nx\r\n"),
+            vec!["RCVD_COUNT_ZERO"]
+        );
         let user = b"Received: from user (unknown [192.0.2.1]) by mx.example.org; Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\n\r\nx\r\n";
         assert_eq!(scan(user), vec!["RCVD_HELO_USER"]);
         let illegal = "Received: from h\u{e9}.example (x [192.0.2.1]) by mx.example.org; Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\n\r\nx\r\n";

@@ -178,6 +178,16 @@ impl Check for HeaderAnomalies {
                 1.0,
                 "Message-ID contains the From address",
             ),
+            s(
+                "MISSING_MIMEOLE",
+                2.0,
+                "X-Mailer claims a Windows Outlook that always writes X-MimeOLE, and there is none",
+            ),
+            s(
+                "SUBJECT_HAS_CURRENCY",
+                1.0,
+                "Subject contains a currency sign",
+            ),
             s("INVALID_DATE", 1.5, "Date header cannot be read"),
             s(
                 "DATE_IN_FUTURE",
@@ -363,8 +373,30 @@ impl Check for HeaderAnomalies {
             results.insert("MISSING_MIME_VERSION", vec![]);
         }
 
+        // A forged mail client: Outlook and Outlook Express for Windows up
+        // to Outlook 2003 write X-MimeOLE; ratware copying only X-Mailer does not.
+        if let Some(mailer) = task
+            .headers()
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case("X-Mailer"))
+            .and_then(|h| {
+                task.raw
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+            })
+            && claims_old_windows_outlook(mailer)
+            && !headers
+                .iter()
+                .any(|h| h.name().eq_ignore_ascii_case("X-MimeOLE"))
+        {
+            results.insert("MISSING_MIMEOLE", vec![]);
+        }
+
         // The subject.
         if let Some(subject) = m.subject() {
+            if subject.contains(['$', '€', '£', '¥']) {
+                results.insert("SUBJECT_HAS_CURRENCY", vec![]);
+            }
             let s = subject.trim_start();
             let is_reply = s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:"));
             if is_reply
@@ -394,6 +426,28 @@ fn raw_values<'t>(task: &'t Task<'_>, name: HeaderName<'static>) -> impl Iterato
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .and_then(|v| std::str::from_utf8(v).ok())
         })
+}
+
+/// `Microsoft Outlook…` in X-Mailer, but neither the Macintosh editions nor
+/// Outlook 2007 and later (version 12 up), which write no X-MimeOLE.
+fn claims_old_windows_outlook(mailer: &str) -> bool {
+    let m = mailer.to_ascii_lowercase();
+    let Some(at) = m
+        .find("microsoft outlook")
+        .or_else(|| m.find("microsoft office outlook"))
+    else {
+        return false;
+    };
+    if m.contains("macintosh") || m.contains("mac os") {
+        return false;
+    }
+    // The first number after the product name is its major version.
+    let major: String = m[at..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    !major.parse::<u32>().is_ok_and(|v| (12..100).contains(&v))
 }
 
 /// The first thing that looks like `local@domain.tld` in a display name.
@@ -612,6 +666,33 @@ mod tests {
             "Subject: Lunch\r\nContent-Type: text/plain",
         );
         assert!(scan(&plain).is_empty());
+    }
+
+    #[test]
+    fn forged_outlook_and_currency() {
+        let raw = CLEAN.replace(
+            "Subject: Lunch",
+            "Subject: Lunch\r\nX-mailer: Microsoft Outlook Express 6.00.2600.0000",
+        );
+        assert_eq!(scan(&raw), vec!["MISSING_MIMEOLE"]);
+        let ok = raw.replace(
+            "Subject: Lunch",
+            "Subject: Lunch\r\nX-MimeOLE: Produced By Microsoft MimeOLE V6.00.2600.0000",
+        );
+        assert!(scan(&ok).is_empty());
+        for modern in [
+            "Microsoft Office Outlook 12.0",
+            "Microsoft Outlook 16.0",
+            "Microsoft Outlook Express Macintosh Edition - 4.5 (0410)",
+        ] {
+            let raw = CLEAN.replace(
+                "Subject: Lunch",
+                &format!("Subject: Lunch\r\nX-Mailer: {modern}"),
+            );
+            assert!(scan(&raw).is_empty(), "{modern}");
+        }
+        let raw = CLEAN.replace("Subject: Lunch", "Subject: Win $1000 today");
+        assert_eq!(scan(&raw), vec!["SUBJECT_HAS_CURRENCY"]);
     }
 
     #[test]

@@ -182,11 +182,11 @@ impl Hfilter {
     /// A short text whose words are mostly a link: nothing to read but
     /// the invitation to click.
     fn url_only(&self, task: &Task<'_>, results: &mut ScanResults) {
-        let urls = task.urls();
-        if urls.is_empty() || task.attachments().len() > 0 {
+        // Cheapest first: most messages are longer than a link.
+        let parts = task.text_parts();
+        if parts.iter().map(|p| p.len()).sum::<usize>() > self.url_only_max_chars * 4 {
             return;
         }
-        let parts = task.text_parts();
         let mut text = String::new();
         for p in &parts {
             if p.len() > self.url_only_max_chars {
@@ -205,7 +205,7 @@ impl Hfilter {
             .map(str::len)
             .sum();
         let all_chars: usize = text.split_whitespace().map(str::len).sum();
-        if url_chars == 0 {
+        if url_chars == 0 || task.urls().is_empty() || task.attachments().len() > 0 {
             return;
         }
         if url_chars * 10 >= all_chars * 8 {

@@ -132,6 +132,11 @@ impl Check for HeaderAnomalies {
                 "From's display name shows an address of another domain",
             ),
             s(
+                "FROM_NEQ_DISPLAY_NAME",
+                2.0,
+                "From's display name is another address of its domain",
+            ),
+            s(
                 "FROM_DN_EQ_ADDR",
                 1.0,
                 "From's display name is its own address",
@@ -265,11 +270,18 @@ impl Check for HeaderAnomalies {
             let shown = name.trim_matches(['<', '>']).trim().to_ascii_lowercase();
             if shown == fa {
                 results.insert("FROM_DN_EQ_ADDR", vec![]);
-            } else if let Some(shown_domain) = address_in(name).and_then(domain_of)
+            } else if let Some(shown_addr) = address_in(name)
+                && let Some(shown_domain) = domain_of(shown_addr)
                 && let Some(fd) = from_domain.as_deref()
-                && organisational(&shown_domain) != organisational(fd)
             {
-                results.insert("SPOOF_DISPLAY_NAME", vec![shown_domain]);
+                if organisational(&shown_domain) != organisational(fd) {
+                    results.insert("SPOOF_DISPLAY_NAME", vec![shown_domain]);
+                } else if shown == shown_addr.to_ascii_lowercase()
+                    && shown.split('@').next() != fa.split('@').next()
+                {
+                    // The whole name is another mailbox of the same domain.
+                    results.insert("FROM_NEQ_DISPLAY_NAME", vec![]);
+                }
             }
         }
         for raw in raw_values(task, HeaderName::From).take(1) {
@@ -611,6 +623,11 @@ mod tests {
             "From: alice@example.com <alice@example.com>",
         );
         assert_eq!(scan(&raw), vec!["FROM_DN_EQ_ADDR"]);
+        let raw = CLEAN.replace(
+            "From: Alice Example <alice@example.com>",
+            "From: \"bob@example.com\" <alice@example.com>",
+        );
+        assert_eq!(scan(&raw), vec!["FROM_NEQ_DISPLAY_NAME"]);
         let raw = CLEAN.replace(
             "From: Alice Example <alice@example.com>",
             "From: Alice<alice@example.com>",

@@ -133,8 +133,16 @@ impl Check for Hfilter {
         if task.is_authenticated() {
             return;
         }
+        // A client on a loopback or private address is our own network
+        // (local submission, an internal relay): its names are its admin's
+        // business, not evidence.
         let public_client = env.ip.is_some_and(|ip| !is_reserved(ip));
-        if let Some(helo) = env.helo.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        if let Some(helo) = env
+            .helo
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| public_client && !h.is_empty())
+        {
             let bare = helo.trim_start_matches('[').trim_end_matches(']');
             let bare = bare
                 .strip_prefix("IPv6:")
@@ -157,8 +165,13 @@ impl Check for Hfilter {
             }
         }
         if let Some(ip) = env.ip.filter(|_| public_client) {
+            // The milter gives no name for a client Postfix could not
+            // resolve (its `unknown`); without a HELO the envelope is not
+            // an SMTP session's, and nothing is known.
+            let session = env.helo.as_deref().is_some_and(|h| !h.trim().is_empty());
             match env.hostname.as_deref().map(str::trim) {
                 Some("unknown") => results.insert("HFILTER_HOSTNAME_UNKNOWN", vec![]),
+                None | Some("") if session => results.insert("HFILTER_HOSTNAME_UNKNOWN", vec![]),
                 Some(name) if !name.is_empty() => match pool_host(name, ip) {
                     Pool::IpAndWord => results.insert("HFILTER_HOSTNAME_5", vec![]),
                     Pool::Ip => results.insert("HFILTER_HOSTNAME_3", vec![]),
@@ -168,6 +181,7 @@ impl Check for Hfilter {
             }
         }
         if let Some(domain) = env.mail_from.as_deref().and_then(domain_of)
+            && public_client
             && !is_fqdn(&domain)
         {
             results.insert("HFILTER_FROMHOST_NOT_FQDN", vec![]);
@@ -319,19 +333,23 @@ mod tests {
 
     #[test]
     fn a_proper_server_is_clean() {
-        let e = env("192.0.2.10", "mail.example.com", "mail.example.com");
+        let e = env("81.2.69.161", "mail.example.com", "mail.example.com");
         assert!(scan(&e, MSG).is_empty(), "{:?}", scan(&e, MSG));
     }
 
     #[test]
     fn helo_anomalies() {
-        let pub_ip = "198.51.100.7";
+        let pub_ip = "81.2.69.160";
         assert_eq!(
             scan(&env("8.8.4.4", "mail.example.com", "8.8.4.4"), MSG),
             vec!["HFILTER_HELO_BAREIP"]
         );
         assert_eq!(
             scan(&env("8.8.4.4", "mail.example.com", "[192.168.1.2]"), MSG),
+            vec!["HFILTER_HELO_BADIP"]
+        );
+        assert_eq!(
+            scan(&env("8.8.4.4", "mail.example.com", "127.0.0.1"), MSG),
             vec!["HFILTER_HELO_BADIP"]
         );
         assert!(scan(&env("8.8.4.4", "mail.example.com", "[8.8.4.4]"), MSG).is_empty());
@@ -357,6 +375,11 @@ mod tests {
 
     #[test]
     fn client_name_anomalies() {
+        let mut e = env("8.8.4.4", "x", "mail.example.com");
+        e.hostname = None;
+        assert_eq!(scan(&e, MSG), vec!["HFILTER_HOSTNAME_UNKNOWN"]);
+        e.helo = None;
+        assert!(scan(&e, MSG).is_empty(), "no session, nothing known");
         assert_eq!(
             scan(&env("8.8.4.4", "unknown", "mail.example.com"), MSG),
             vec!["HFILTER_HOSTNAME_UNKNOWN"]
@@ -368,8 +391,11 @@ mod tests {
             ),
             vec!["HFILTER_HOSTNAME_5"]
         );
-        // A local client without a name is ordinary.
+        // A local client without a name, a bare HELO or a local sender is ordinary.
         assert!(scan(&env("127.0.0.1", "unknown", "localhost.localdomain"), MSG).is_empty());
+        let mut local = env("10.1.2.3", "unknown", "vm");
+        local.mail_from = Some("root@vm".into());
+        assert!(scan(&local, MSG).is_empty());
         let mut e = env("8.8.4.4", "mail.example.com", "mail.example.com");
         e.mail_from = Some("root@localhost".into());
         assert_eq!(scan(&e, MSG), vec!["HFILTER_FROMHOST_NOT_FQDN"]);

@@ -5,8 +5,9 @@
 //! Each rule looks at fields the sender wrote (From, Reply-To, To, Cc,
 //! Message-ID, Date, Subject) and the envelope; none reads a verdict another
 //! receiver wrote. The time of receipt is the date of the newest Received
-//! field (our own MTA's, which Postfix hands to the milter; the last
-//! receiver's for a stored message), or the scanner's clock without one.
+//! field (in the milter the relay that handed the message to us, as
+//! Postfix adds its own after the milter; the last receiver's for a stored
+//! message), or the scanner's clock when there is none or it is later.
 //! Rules that need the envelope stay silent when it is unknown (`mxguard
 //! scan` of a file).
 
@@ -94,12 +95,13 @@ impl HeaderAnomalies {
             .and_then(|(_, date)| DateTime::parse_rfc822(date.trim()))
             .filter(DateTime::is_valid)
             .map(|d| d.to_timestamp());
-        newest.unwrap_or_else(|| {
-            self.clock
-                .now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        })
+        let now = self
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // A Received field dated after now was forged or mis-set: the clock.
+        newest.map_or(now, |r| r.min(now))
     }
 }
 
@@ -749,6 +751,12 @@ mod tests {
             past
         );
         assert!(scan(&stored).is_empty(), "{:?}", scan(&stored));
+        // A Received field dated in the future does not hide a future Date.
+        let forged = format!(
+            "Received: from a.example by mx.example.org; Mon, 1 Jan 2024 23:30:00 +0000\r\n{}",
+            future
+        );
+        assert_eq!(scan(&forged), vec!["DATE_IN_FUTURE"]);
     }
 
     #[test]

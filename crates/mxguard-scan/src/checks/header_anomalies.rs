@@ -331,7 +331,8 @@ impl Check for HeaderAnomalies {
         // Message-ID's shape.
         if let Some(raw) = raw_values(task, HeaderName::MessageId).next() {
             let v = raw.trim();
-            if !v.is_empty() && !(v.starts_with('<') && v.contains('>')) {
+            let bracketed = v.starts_with('<') && v.contains('>');
+            if !v.is_empty() && !bracketed {
                 results.insert("MID_MISSING_BRACKETS", vec![]);
             }
             let inner = v.trim_start_matches('<');

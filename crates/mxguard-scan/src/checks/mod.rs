@@ -18,11 +18,14 @@ pub mod gtube;
 pub mod header_anomalies;
 pub mod headers;
 pub mod hfilter;
+pub mod html_rules;
 pub mod mime_limits;
+pub mod mime_types;
 pub mod multimap;
 pub mod received_hops;
 pub mod rules;
 pub mod spf;
+pub mod url_shape;
 pub mod waiting;
 
 use crate::Task;
@@ -95,6 +98,9 @@ pub fn register(registry: Registry) -> Registry {
         .with::<headers::HeaderChecksConfig>()
         .with::<header_anomalies::HeaderAnomaliesConfig>()
         .with::<hfilter::HfilterConfig>()
+        .with::<html_rules::HtmlRulesConfig>()
+        .with::<url_shape::UrlShapeConfig>()
+        .with::<mime_types::MimeTypesConfig>()
         .with::<rules::RuleList>()
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
@@ -137,6 +143,17 @@ pub fn build_checks(
     }
     checks.push(Box::new(received_hops::ReceivedHops));
     checks.push(Box::new(body_anomalies::BodyAnomalies));
+    let mime_types = config.section::<mime_types::MimeTypesConfig>();
+    if mime_types.enabled {
+        checks.push(Box::new(mime_types::MimeTypes::new(mime_types)));
+    }
+    let html = config.section::<html_rules::HtmlRulesConfig>();
+    if html.enabled {
+        checks.push(Box::new(html_rules::HtmlRules::new(html)));
+    }
+    if config.section::<url_shape::UrlShapeConfig>().enabled {
+        checks.push(Box::new(url_shape::UrlShape::new(config, report)));
+    }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {

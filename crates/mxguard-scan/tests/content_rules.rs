@@ -1,0 +1,156 @@
+//! The content rules (MIME and attachments, HTML, URL shape) through the
+//! whole pipeline with the default config: what a user's scan shows for a
+//! crafted phishing message, and how rarely each weighty rule fires on the
+//! real ham of corpus-dev (read from MXGUARD_TESTDATA; skipped, saying so,
+//! when absent).
+
+use mxguard_core::Envelope;
+use mxguard_core::config::Config;
+use mxguard_scan::Pipeline;
+use mxguard_scan::checks::{
+    BuildReport, Check, html_rules::HtmlRules, mime_types::MimeTypes, url_shape::UrlShape,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn content_symbols() -> Vec<(String, f64)> {
+    let mut report = BuildReport::default();
+    let checks: Vec<Box<dyn Check>> = vec![
+        Box::new(MimeTypes::new(&Default::default())),
+        Box::new(HtmlRules::new(&Default::default())),
+        Box::new(UrlShape::new(&Config::default(), &mut report)),
+    ];
+    checks
+        .iter()
+        .flat_map(|c| c.symbols())
+        .map(|s| (s.name, s.weight))
+        .collect()
+}
+
+fn b64(b: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = ((c[0] as u32) << 16)
+            | ((*c.get(1).unwrap_or(&0) as u32) << 8)
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                T[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// A stored zip with one entry, central directory and all.
+fn zip_with(name: &str) -> Vec<u8> {
+    let mut z = b"PK\x03\x04".to_vec();
+    z.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend([0u8; 8]);
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend([0, 0]);
+    z.extend(name.as_bytes());
+    let cd = z.len() as u32;
+    z.extend(b"PK\x01\x02");
+    z.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend([0u8; 8]);
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend([0u8; 12]);
+    z.extend(0u32.to_le_bytes());
+    z.extend(name.as_bytes());
+    let cd_len = z.len() as u32 - cd;
+    z.extend(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+    z.extend(cd_len.to_le_bytes());
+    z.extend(cd.to_le_bytes());
+    z.extend([0, 0]);
+    z
+}
+
+#[test]
+fn a_crafted_phishing_message_shows_each_family() {
+    let html = "<html><body><p>Your mailbox is full. Sign in to keep your messages.</p>\
+        <a href=\"&#104;ttps://login.example.com/\">Sign in</a> \
+        <a href=\"https://login.micros0ft.example.top/\">Verify</a> \
+        <a href=\"https://ipfs.io/ipfs/QmX/login.html\">Mailbox</a> \
+        <form action=\"https://collect.example.com/p.php\" method=post>\
+        <input name=email><input type=password name=pw></form></body></html>";
+    let raw = format!(
+        "From: IT <it@example.com>\r\nTo: u@example.org\r\nSubject: Mailbox full\r\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/html\r\n\r\n{html}\r\n\
+         --b\r\nContent-Type: application/zip; name=\"docs.zip\"\r\n\
+         Content-Disposition: attachment; filename=\"docs.zip\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        b64(&zip_with("Invoice.pdf.exe"))
+    );
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    assert_eq!(p.check_failures(), 0);
+    for want in [
+        "MIME_BAD_EXTENSION",
+        "MIME_DOUBLE_BAD_EXTENSION",
+        "R_SUSPICIOUS_URL",
+        "HTML_FORM",
+        "HTML_FORM_PASSWORD",
+        "HAS_IPFS_GATEWAY_URL",
+        "URL_SUSPICIOUS_TLD",
+    ] {
+        assert!(
+            v.symbols.contains_key(want),
+            "{want} missing: {:?}",
+            v.symbols.keys()
+        );
+    }
+    assert!(v.score >= 15.0, "{}", v.score);
+}
+
+#[test]
+fn weighty_rules_stay_rare_on_corpus_dev_ham() {
+    let base = std::env::var_os("MXGUARD_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata")
+        });
+    let dir = base.join("corpus-dev/ham");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        println!(
+            "skipping: {} not found (set MXGUARD_TESTDATA)",
+            dir.display()
+        );
+        return;
+    };
+    let weighty: BTreeMap<String, f64> = content_symbols()
+        .into_iter()
+        .filter(|(_, w)| *w >= 2.0)
+        .collect();
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut n = 0usize;
+    for e in entries.flatten() {
+        let Ok(raw) = std::fs::read(e.path()) else {
+            continue;
+        };
+        n += 1;
+        let v = p.scan_blocking(&Envelope::default(), &raw);
+        for name in weighty.keys() {
+            if v.symbols.contains_key(name) {
+                *hits.entry(name.as_str()).or_default() += 1;
+            }
+        }
+    }
+    assert!(n > 1000, "corpus-dev ham has {n} messages");
+    assert_eq!(p.check_failures(), 0);
+    // Each rule worth 2 or more may fire on at most 0.3% of ham: alone it
+    // cannot reach add_header, but with a doubtful classifier it must not
+    // tip ham over.
+    for (name, count) in &hits {
+        assert!(
+            *count * 1000 <= n * 3,
+            "{name} fired on {count} of {n} ham messages: {hits:?}"
+        );
+    }
+}

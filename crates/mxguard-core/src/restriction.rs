@@ -44,7 +44,8 @@ impl ReplyFilter {
         }
     }
 
-    fn parse(s: &str) -> Result<ReplyFilter, String> {
+    /// `127.0.0.2`, `127.0.0.[2..11]`, `127.0.0.[2;4;5]` (Postfix's forms).
+    pub fn parse(s: &str) -> Result<ReplyFilter, String> {
         let bad = || format!("`{s}` is not a reply filter like 127.0.0.2 or 127.0.0.[2..11]");
         // Split on dots outside brackets: `127.0.0.[2..11]` has four parts.
         let mut parts = Vec::new();

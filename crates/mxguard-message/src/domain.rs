@@ -35,6 +35,17 @@ pub fn organisational(host: &str) -> String {
     }
 }
 
+/// Whether `host` is a name under a suffix the public suffix list knows
+/// (`paypal.com`, `www.example.co.uk`), as opposed to a file name
+/// (`report.pdf`), an address or a bare word: what makes a link's text
+/// look like a place on the web.
+pub fn has_known_suffix(host: &str) -> bool {
+    let lower = host.strip_suffix('.').unwrap_or(host).to_lowercase();
+    is_plain_name(&lower)
+        && lower.contains('.')
+        && psl::domain(lower.as_bytes()).is_some_and(|d| d.suffix().is_known())
+}
+
 /// A dotted name with no empty label that is not an address.
 fn is_plain_name(lower: &str) -> bool {
     !lower.is_empty()
@@ -84,6 +95,25 @@ mod tests {
             (".", ""),
         ] {
             assert_eq!(organisational(host), want, "{host:?}");
+        }
+    }
+
+    #[test]
+    fn known_suffixes() {
+        use super::has_known_suffix;
+        for yes in ["paypal.com", "WWW.Example.co.uk.", "mx1.web.de"] {
+            assert!(has_known_suffix(yes), "{yes}");
+        }
+        for no in [
+            "report.pdf",
+            "index.html",
+            "com",
+            "co.uk",
+            "192.0.2.1",
+            "a..com",
+            "word",
+        ] {
+            assert!(!has_known_suffix(no), "{no}");
         }
     }
 

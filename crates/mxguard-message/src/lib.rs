@@ -6,6 +6,7 @@
 //! decoded and raw, text parts with HTML reduced ([`html`], [`text`]), URLs
 //! with their hosts and registrable domains ([`url`]), attachments with
 //! their detected types ([`attachment`]), Received hops ([`received`])),
+//! the links of an HTML source with their shown text ([`anchor`]),
 //! and the organisational domain of a host name by the public suffix list
 //! ([`domain::organisational`]), the one answer to "who owns this host"
 //! for the policy server, the checks and the classifier's callers.
@@ -18,6 +19,7 @@
 //! [`mail::MAX_ATTACHMENTS`]). The classifier (mxguard-learn) and the scan
 //! crate depend on it, never the other way round.
 
+pub mod anchor;
 pub mod attachment;
 pub mod domain;
 pub mod html;

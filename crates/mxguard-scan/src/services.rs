@@ -21,6 +21,10 @@ pub struct Services {
     pub classifier: Option<Arc<ModelHandle>>,
     /// Where time-based decisions read the time.
     pub clock: Arc<dyn Clock>,
+    /// The URL feeds (openphish, phishtank) the checks read: one registry
+    /// for the daemon's life, so a reload keeps each feed's set; `serve`
+    /// refreshes them ([`mxguard_feeds::Feeds::run`]).
+    pub feeds: Arc<mxguard_feeds::Feeds>,
 }
 
 impl Default for Services {
@@ -30,6 +34,7 @@ impl Default for Services {
             store: None,
             classifier: None,
             clock: Arc::new(SystemClock),
+            feeds: Arc::new(mxguard_feeds::Feeds::new()),
         }
     }
 }

@@ -73,7 +73,9 @@ pub fn build(
     let auth_checks = c.section::<SpfConfig>().enabled
         || c.section::<DkimConfig>().enabled
         || c.section::<DmarcConfig>().enabled
-        || c.section::<ArcVerifyConfig>().enabled;
+        || c.section::<ArcVerifyConfig>().enabled
+        // So do the DNS lists, when any is configured.
+        || c.section::<mxguard_scan::checks::rbl::RblConfig>().needs_dns();
     let needs_dns = (wanted.engine && Engine::needs_dns(c)) || (wanted.pipeline && auth_checks);
     let dns = if needs_dns {
         match mxguard_dns::Dns::new(&loaded.config.dns) {

@@ -219,6 +219,15 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         );
         tasks.push(tokio::spawn(reporter.run(stop_rx.clone())));
     }
+    // The URL feeds the checks registered ([phishing] openphish/phishtank):
+    // fetched now, then whenever their refresh_interval has passed; kept
+    // across reloads (a reload registers into the same `services.feeds`).
+    tasks.push(tokio::spawn(
+        services
+            .feeds
+            .clone()
+            .run(Duration::from_secs(1), stop_rx.clone()),
+    ));
     // Expired entries stay in the file until purged.
     tasks.push(tokio::spawn(crate::purge::run(
         store.clone(),

@@ -22,6 +22,8 @@ pub mod html_rules;
 pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
+pub mod phishing;
+pub mod rbl;
 pub mod received_hops;
 pub mod rules;
 pub mod spf;
@@ -105,6 +107,8 @@ pub fn register(registry: Registry) -> Registry {
         .with::<rules::RuleTableList>()
         .with::<multimap::MultimapList>()
         .with::<bayes::ClassifierConfig>()
+        .with::<phishing::PhishingConfig>()
+        .with::<rbl::RblConfig>()
 }
 
 /// Every section the scan reads besides core's: what a program that
@@ -154,6 +158,9 @@ pub fn build_checks(
     if config.section::<url_shape::UrlShapeConfig>().enabled {
         checks.push(Box::new(url_shape::UrlShape::new(config, report)));
     }
+    if config.section::<phishing::PhishingConfig>().enabled {
+        checks.push(Box::new(phishing::Phishing::new(config, services, report)));
+    }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.
     if let Some(dns) = &services.resolver {
@@ -169,6 +176,9 @@ pub fn build_checks(
         }
         if config.section::<DmarcConfig>().enabled {
             checks.push(Box::new(dmarc::Dmarc::new(config, verifier, services)));
+        }
+        if config.section::<rbl::RblConfig>().needs_dns() {
+            checks.push(Box::new(rbl::Rbl::new(config, dns.clone(), report)));
         }
     }
     let classifier = config.section::<bayes::ClassifierConfig>();

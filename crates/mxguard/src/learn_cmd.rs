@@ -66,6 +66,19 @@ pub struct EvalArgs {
     /// Worker threads for reading and tokenising (default: all cores).
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
+    /// Scan each test message through the whole scan pipeline (the config's
+    /// checks, network checks off) with the classifier trained on the
+    /// training part, and report the actions per class. With a fixed split,
+    /// --test-spam or --test-ham alone will do.
+    #[arg(long)]
+    actions: bool,
+    /// With --actions: write every verdict to FILE
+    /// (`path<TAB>label<TAB>action<TAB>score<TAB>SYMBOL=score,…`).
+    #[arg(long, value_name = "FILE", requires = "actions")]
+    verdicts: Option<PathBuf>,
+    /// With --actions: how many symbols to list for ham at add header or above.
+    #[arg(long, default_value_t = 15, requires = "actions")]
+    top: usize,
 }
 
 fn jobs(j: Option<usize>) -> usize {
@@ -214,6 +227,23 @@ pub fn eval(globals: &Globals, args: EvalArgs) -> Result<ExitCode, String> {
             .threshold
             .unwrap_or(loaded.config.section::<ClassifierConfig>().spam_threshold),
     };
+    if args.actions {
+        crate::eval_actions::run(crate::eval_actions::Request {
+            loaded: &loaded,
+            settings,
+            threads,
+            folds: args.folds,
+            spam: &args.spam,
+            ham: &args.ham,
+            train_spam: &args.train_spam,
+            train_ham: &args.train_ham,
+            test_spam: &args.test_spam,
+            test_ham: &args.test_ham,
+            verdicts: args.verdicts.as_ref(),
+            top: args.top,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let fixed = !(args.train_spam.is_empty()
         && args.train_ham.is_empty()
         && args.test_spam.is_empty()

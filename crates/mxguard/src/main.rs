@@ -5,6 +5,7 @@ mod classifier;
 mod config_cmd;
 mod dkim_cmd;
 mod dmarc_cmd;
+mod eval_actions;
 mod history_cmd;
 mod learn_cmd;
 mod parts;

@@ -11,6 +11,7 @@ fn config(milter_port: u16, extra: &str) -> String {
     format!(
         "[milter]\nlisten = \"127.0.0.1:{milter_port}\"\n[policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
          [actions]\nreject = 15\nrewrite_subject = 8\nadd_header = 6\ngreylist = 4\n\
+         [header_anomalies]\nenabled = false\n\
          [[rules]]\nname = \"T_GREY\"\ntarget = \"subject\"\npattern = \"greylist-me\"\nscore = 5.0\n\
          [[rules]]\nname = \"T_HEADER\"\ntarget = \"subject\"\npattern = \"add-header-me\"\nscore = 7.0\n\
          [[rules]]\nname = \"T_REWRITE\"\ntarget = \"subject\"\npattern = \"rewrite-me\"\nscore = 9.0\n{extra}"

@@ -9,8 +9,11 @@
 //! Silent when no handle is attached, no model is loaded, or the model has
 //! learned fewer than `[classifier] min_learns` messages of either class.
 //! Otherwise, with p the spam probability: BAYES_SPAM when p ≥
-//! `spam_threshold`, scaled by 2(p − 0.5); BAYES_HAM when p ≤
-//! `ham_threshold`, scaled by 2(0.5 − p). The option is the probability.
+//! `spam_threshold`, BAYES_HAM when p ≤ `ham_threshold`, each scaled by
+//! the log-odds of its class over those of `full_probability` (at most 1):
+//! the model is a logistic regression, so its log-odds are its evidence,
+//! and they add up with the rules' scores the way evidence does. The
+//! option is the probability.
 
 mod config;
 
@@ -64,7 +67,7 @@ impl Check for Bayes {
         vec![
             SymbolDef::new(
                 BAYES_SPAM,
-                5.1,
+                6.5,
                 "statistics",
                 "Message probably spam, probability: ",
             ),
@@ -82,11 +85,27 @@ impl Check for Bayes {
             return;
         };
         let option = vec![format!("{:.2}%", p * 100.0)];
+        let full = self.config.full_probability;
         if p >= self.config.spam_threshold {
-            results.insert_scaled(BAYES_SPAM, (2.0 * (p - 0.5)).clamp(0.0, 1.0), option);
+            results.insert_scaled(BAYES_SPAM, scale(p, full), option);
         } else if p <= self.config.ham_threshold {
-            results.insert_scaled(BAYES_HAM, (2.0 * (0.5 - p)).clamp(0.0, 1.0), option);
+            results.insert_scaled(BAYES_HAM, scale(1.0 - p, full), option);
         }
+    }
+}
+
+/// The weight factor of a class probability `q`: its log-odds over those
+/// of `full`, within 0..=1 (0 at even odds or below).
+fn scale(q: f64, full: f64) -> f64 {
+    let logit = |x: f64| {
+        let x = x.clamp(1e-12, 1.0 - 1e-12);
+        (x / (1.0 - x)).ln()
+    };
+    let f = logit(q) / logit(full);
+    if f.is_finite() {
+        f.clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -148,5 +167,18 @@ mod tests {
         assert!(h.options[0].ends_with('%'));
         let r = run(&check, &ham_msg(99));
         assert!(r.has(BAYES_HAM), "{r:?}");
+    }
+
+    #[test]
+    fn weight_follows_the_log_odds() {
+        assert_eq!(scale(0.99, 0.99), 1.0);
+        assert_eq!(scale(0.9999, 0.99), 1.0);
+        assert_eq!(scale(0.5, 0.99), 0.0);
+        assert_eq!(scale(0.2, 0.99), 0.0);
+        // 0.9 is 9:1, 0.99 is 99:1: less than half the evidence.
+        let f = scale(0.9, 0.99);
+        assert!((f - 9f64.ln() / 99f64.ln()).abs() < 1e-9, "{f}");
+        assert!(scale(0.95, 0.99) > f && scale(0.95, 0.99) < 1.0);
+        assert_eq!(scale(f64::NAN, 0.99), 0.0);
     }
 }

@@ -12,16 +12,20 @@
 pub mod antivirus;
 pub mod arc;
 pub mod bayes;
+pub mod body_anomalies;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
+pub mod header_anomalies;
 pub mod headers;
+pub mod hfilter;
 pub mod html_rules;
 pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
 pub mod phishing;
 pub mod rbl;
+pub mod received_hops;
 pub mod rules;
 pub mod spf;
 pub mod url_shape;
@@ -95,6 +99,8 @@ pub fn register(registry: Registry) -> Registry {
     mxguard_auth::config::register(registry)
         .with::<gtube::GtubeConfig>()
         .with::<headers::HeaderChecksConfig>()
+        .with::<header_anomalies::HeaderAnomaliesConfig>()
+        .with::<hfilter::HfilterConfig>()
         .with::<html_rules::HtmlRulesConfig>()
         .with::<url_shape::UrlShapeConfig>()
         .with::<mime_types::MimeTypesConfig>()
@@ -130,6 +136,19 @@ pub fn build_checks(
         checks.push(Box::new(headers::HeaderSanity::new(headers)));
     }
     checks.push(Box::new(mime_limits::MimeLimits));
+    let anomalies = config.section::<header_anomalies::HeaderAnomaliesConfig>();
+    if anomalies.enabled {
+        checks.push(Box::new(header_anomalies::HeaderAnomalies::new(
+            anomalies,
+            services.clock.clone(),
+        )));
+    }
+    let hfilter = config.section::<hfilter::HfilterConfig>();
+    if hfilter.enabled {
+        checks.push(Box::new(hfilter::Hfilter::new(hfilter)));
+    }
+    checks.push(Box::new(received_hops::ReceivedHops));
+    checks.push(Box::new(body_anomalies::BodyAnomalies));
     let mime_types = config.section::<mime_types::MimeTypesConfig>();
     if mime_types.enabled {
         checks.push(Box::new(mime_types::MimeTypes::new(mime_types)));

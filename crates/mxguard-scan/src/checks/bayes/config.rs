@@ -13,11 +13,18 @@ pub struct ClassifierConfig {
     /// of *each* class (`mxguard stats` says why it is silent).
     pub min_learns: u64,
     /// BAYES_SPAM when the spam probability is at least this (0..1); the
-    /// symbol's weight is scaled by 2 × (probability − 0.5).
+    /// symbol's weight is scaled by the probability's log-odds (see
+    /// `full_probability`).
     pub spam_threshold: f64,
-    /// BAYES_HAM when the spam probability is at most this (0..1); the
-    /// weight is scaled by 2 × (0.5 − probability).
+    /// BAYES_HAM when the spam probability is at most this (0..1), scaled
+    /// the same way by the ham probability.
     pub ham_threshold: f64,
+    /// The probability at which BAYES_SPAM (and, for ham, BAYES_HAM) counts
+    /// its full weight; below it the weight is scaled by
+    /// logit(p) / logit(full_probability), the classifier's own evidence
+    /// scale, so 0.9 and 0.999 weigh very differently (a linear scale put
+    /// them within a fifth of each other).
+    pub full_probability: f64,
     /// How often a scanner checks the store for a newer model (one small
     /// read per interval, none per message).
     pub refresh_interval: Seconds,
@@ -46,6 +53,7 @@ impl Default for ClassifierConfig {
             min_learns: 200,
             spam_threshold: 0.9,
             ham_threshold: 0.1,
+            full_probability: 0.99,
             refresh_interval: Seconds(10),
             autolearn: false,
             autolearn_spam_threshold: 12.0,
@@ -84,6 +92,11 @@ impl ClassifierConfig {
                 "a probability like 0.1",
             ),
             (
+                "full_probability",
+                self.full_probability,
+                "a probability like 0.99",
+            ),
+            (
                 "autolearn_spam_threshold",
                 self.autolearn_spam_threshold,
                 "a score like 12.0, or autolearn = false to stop learning",
@@ -110,6 +123,15 @@ impl ClassifierConfig {
             if v.is_finite() && !(0.0..=1.0).contains(&v) {
                 err(key, format!("{v} is not a probability between 0 and 1"));
             }
+        }
+        if finite && !(self.full_probability > 0.5 && self.full_probability < 1.0) {
+            err(
+                "full_probability",
+                format!(
+                    "{} is not a probability above 0.5 and below 1 (e.g. 0.99)",
+                    self.full_probability
+                ),
+            );
         }
         if finite && self.ham_threshold >= self.spam_threshold {
             err(

@@ -74,9 +74,12 @@ fn eicar_is_rejected_at_smtp_with_the_configured_message() {
     assert!(!m.contains("X-Virus-Check"), "{m}");
 
     // clamd down: the default is to accept, with the fail symbol shown.
+    // (A file name no content rule minds: `.com` alone scores MIME_BAD_EXTENSION,
+    // enough for score greylisting.)
     clamd.stop();
     let _ = std::fs::write(postfix::MAILBOX, "");
-    let (ok, t) = send_raw(&eicar);
+    let unscanned = with_attachment("sample.dat", "application/octet-stream", &clamd::eicar());
+    let (ok, t) = send_raw(&unscanned);
     assert!(ok, "{t}");
     let m = message_with("See the attachment.");
     assert!(m.contains("CLAM_VIRUS_FAIL"), "{m}");

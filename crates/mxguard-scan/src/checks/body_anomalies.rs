@@ -76,6 +76,12 @@ impl Check for BodyAnomalies {
             text.push(s.into());
         }
         for part in &text {
+            // Look-alike letters and invisible characters are all outside
+            // ASCII: a pure-ASCII part (most mail) cannot hold either, and
+            // `is_ascii` is far cheaper than the walk below.
+            if part.is_ascii() {
+                continue;
+            }
             let mut word: Option<Script> = None;
             let mut word_mixed = false;
             let mut prev_letter = false;

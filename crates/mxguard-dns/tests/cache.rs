@@ -5,81 +5,29 @@
 
 use mxguard_core::config::{DnsConfig, Seconds};
 use mxguard_dns::Dns;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// dnsmasq on a free loopback port logging every query, killed when
-/// dropped. It answers NXDOMAIN, without an SOA, for every name not in
-/// `records` (as the benchmarks' server does).
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+mod support {
+    pub mod dnsmasq;
+}
+use support::dnsmasq::{Dnsmasq, dnsmasq_logging as dnsmasq};
+
+/// What the cache tests ask of the server: its query log, and a resolver
+/// pointed at it.
+trait CacheTarget {
+    async fn txt_queries(&self, name: &str, expected: usize) -> usize;
+    fn dns(&self, tune: impl FnOnce(&mut DnsConfig)) -> Dns;
 }
 
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dnsmasq(records: &str) -> Dnsmasq {
-    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.path().join("dnsmasq.conf");
-    let log = dir.path().join("queries.log");
-    std::fs::write(
-        &conf,
-        format!(
-            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["-k", "-C"])
-        .arg(&conf)
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--log-queries")
-        .arg(format!("--log-facility={}", log.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Dnsmasq {
-        child,
-        port,
-        log,
-        _dir: dir,
-    }
-}
-
-impl Dnsmasq {
+impl CacheTarget for Dnsmasq {
     /// How many TXT queries for exactly `name` reached the server, once
     /// its log shows at least `expected` (dnsmasq writes as it goes; a
     /// loaded machine may lag) or two seconds have passed, and a moment
     /// more for any extra query to show.
     async fn txt_queries(&self, name: &str, expected: usize) -> usize {
+        let log = self.log.as_deref().expect("started with dnsmasq_logging");
         let count = || {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             text.lines()
                 .filter(|l| {
                     l.split_once("query[TXT] ")

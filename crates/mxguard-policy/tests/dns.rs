@@ -6,79 +6,11 @@
 mod common;
 
 use common::{Client, start};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// dnsmasq on a free loopback port, killed when dropped.
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn dnsmasq(records: &str) -> Dnsmasq {
-    dnsmasq_logging(records, None)
-}
-
-/// [`dnsmasq`], logging every query it receives to `log` when given.
-fn dnsmasq_logging(records: &str, log: Option<&std::path::Path>) -> Dnsmasq {
-    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_udp_port();
-    let conf = dir.path().join("dnsmasq.conf");
-    std::fs::write(
-        &conf,
-        format!("port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["-k", "-C"])
-        .arg(&conf)
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .args(match log {
-            Some(path) => vec![
-                "--log-queries".to_string(),
-                format!("--log-facility={}", path.display()),
-            ],
-            None => vec!["--log-facility=-".to_string()],
-        })
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    // Wait until it answers.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Dnsmasq {
-        child,
-        port,
-        _dir: dir,
-    }
-}
+#[path = "../../mxguard-dns/tests/support/dnsmasq.rs"]
+mod dnsmasq_support;
+use dnsmasq_support::{dnsmasq, dnsmasq_logging};
 
 const RECORDS: &str = "host-record=50.2.0.192.zen.test,127.0.0.2\n\
 host-record=51.2.0.192.zen.test,127.255.255.254\n\
@@ -342,9 +274,8 @@ async fn at_most_ten_ptr_names_are_followed() {
     let ptrs: String = (1..=30)
         .map(|i| format!("ptr-record=200.2.0.192.in-addr.arpa,h{i}.many.test\n"))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("queries.log");
-    let d = dnsmasq_logging(&ptrs, Some(&log));
+    let d = dnsmasq_logging(&ptrs);
+    let log = d.log.clone().unwrap();
     let config = format!(
         "[dns]\nnameservers = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\nattempts = 2\n[policy.restrictions]\nclient = [\"reject_unknown_client_hostname\"]\n",
         d.port

@@ -10,66 +10,12 @@ use mxguard_auth::config::DmarcConfig;
 use mxguard_core::config::{Config, LoadedConfig};
 use mxguard_core::{Action, Envelope};
 use mxguard_scan::{Pipeline, Services};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dnsmasq(records: &str) -> Dnsmasq {
-    let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("dnsmasq is not installed: run ./scripts/peers.sh install (package dnsmasq-base)");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.path().join("dnsmasq.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\n{records}address=/#/\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["-k", "-C"])
-        .arg(&conf)
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--log-facility=-")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Dnsmasq {
-        child,
-        port,
-        _dir: dir,
-    }
-}
+#[path = "../../mxguard-dns/tests/support/dnsmasq.rs"]
+mod dnsmasq_support;
+use dnsmasq_support::{Dnsmasq, dnsmasq};
 
 fn arc_suite() -> Option<String> {
     let base = std::env::var_os("MXGUARD_TESTDATA")

@@ -6,6 +6,9 @@
 pub mod clamd;
 pub mod dkimpy;
 pub mod dns;
+/// One dnsmasq helper for every crate's tests: the DNS crate's.
+#[path = "../../../mxguard-dns/tests/support/dnsmasq.rs"]
+mod dnsmasq_support;
 pub mod postfix;
 
 use std::path::PathBuf;

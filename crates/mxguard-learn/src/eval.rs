@@ -21,6 +21,19 @@ pub struct Labeled {
 /// (ham first) and origin, so fold assignment does not depend on the order
 /// the paths were given in.
 pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Labeled>, String> {
+    load_with(spam, ham, threads, |labeled, _raw| labeled, |l| l)
+}
+
+/// [`load`], each message kept as what `keep` makes of it and its bytes
+/// (`mxguard eval --actions` keeps the bytes to scan them); `labeled`
+/// gives back the [`Labeled`] the order is taken from.
+pub fn load_with<T: Send>(
+    spam: &[PathBuf],
+    ham: &[PathBuf],
+    threads: usize,
+    keep: impl Fn(Labeled, Vec<u8>) -> T + Sync,
+    labeled: impl Fn(&T) -> &Labeled,
+) -> Result<Vec<T>, String> {
     let mut jobs: Vec<(PathBuf, bool)> = Vec::new();
     for (paths, is_spam) in [(ham, false), (spam, true)] {
         for f in crate::corpus::files(paths)? {
@@ -29,7 +42,7 @@ pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Lab
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = threads.clamp(1, 64);
-    let results: Vec<Result<Vec<Labeled>, String>> = std::thread::scope(|s| {
+    let results: Vec<Result<Vec<T>, String>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -41,11 +54,14 @@ pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Lab
                         };
                         crate::corpus::read_messages(path, &mut |origin, raw| {
                             let m = mxguard_message::parse(&raw).unwrap_or_default();
-                            out.push(Labeled {
+                            let features = crate::extract(&m);
+                            drop(m);
+                            let item = Labeled {
                                 origin,
                                 spam: *is_spam,
-                                features: crate::extract(&m),
-                            });
+                                features,
+                            };
+                            out.push(keep(item, raw));
                         })?;
                     }
                     Ok(out)
@@ -63,7 +79,10 @@ pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Lab
     for r in results {
         all.extend(r?);
     }
-    all.sort_by(|a, b| a.spam.cmp(&b.spam).then_with(|| a.origin.cmp(&b.origin)));
+    all.sort_by(|a, b| {
+        let (a, b) = (labeled(a), labeled(b));
+        a.spam.cmp(&b.spam).then_with(|| a.origin.cmp(&b.origin))
+    });
     Ok(all)
 }
 

@@ -27,59 +27,13 @@ pub struct Item {
 /// as `mxguard_learn::eval::load` sorts (ham first, then by origin), so
 /// the folds are the ones `mxguard eval` uses.
 pub fn load(spam: &[PathBuf], ham: &[PathBuf], threads: usize) -> Result<Vec<Item>, String> {
-    let mut jobs: Vec<(PathBuf, bool)> = Vec::new();
-    for (paths, is_spam) in [(ham, false), (spam, true)] {
-        for f in mxguard_learn::corpus::files(paths)? {
-            jobs.push((f, is_spam));
-        }
-    }
-    let next = AtomicUsize::new(0);
-    let results: Vec<Result<Vec<Item>, String>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads.clamp(1, 64))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((path, is_spam)) = jobs.get(i) else {
-                            break;
-                        };
-                        mxguard_learn::corpus::read_messages(path, &mut |origin, raw| {
-                            let m = mxguard_message::parse(&raw).unwrap_or_default();
-                            let features = mxguard_learn::extract(&m);
-                            drop(m);
-                            out.push(Item {
-                                labeled: Labeled {
-                                    origin,
-                                    spam: *is_spam,
-                                    features,
-                                },
-                                raw,
-                            });
-                        })?;
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a reader thread panicked".into()))
-            })
-            .collect()
-    });
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
-    }
-    all.sort_by(|a, b| {
-        a.labeled
-            .spam
-            .cmp(&b.labeled.spam)
-            .then_with(|| a.labeled.origin.cmp(&b.labeled.origin))
-    });
-    Ok(all)
+    eval::load_with(
+        spam,
+        ham,
+        threads,
+        |labeled, raw| Item { labeled, raw },
+        |item| &item.labeled,
+    )
 }
 
 /// One scanned test message.

@@ -46,10 +46,10 @@ pub fn key_path(out_dir: &Path, domain: &str, selector: &str) -> PathBuf {
 
 pub fn generate(req: &Request) -> Result<Generated, String> {
     let domain = req.domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    if !valid_name(&domain) || !domain.contains('.') {
+    if !crate::config::valid_name(&domain) || !domain.contains('.') {
         return Err(format!("`{}` is not a domain name", req.domain));
     }
-    if !valid_name(&req.selector) || req.selector.contains('.') {
+    if !crate::config::valid_name(&req.selector) || req.selector.contains('.') {
         return Err(format!(
             "`{}` is not a selector: one DNS label of letters, digits, - and _",
             req.selector
@@ -165,17 +165,6 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     }
     s.push_str(&format!("-----END {label}-----\n"));
     s
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 #[cfg(test)]

@@ -190,15 +190,7 @@ impl DmarcReportConfig {
 
 /// A DNS name of letters, digits, `-`, `_` and dots, no empty label.
 pub fn plain_domain(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    super::valid_name(s.strip_suffix('.').unwrap_or(s))
 }
 
 /// `local@domain`, ASCII, no spaces, brackets or quotes.

@@ -58,3 +58,17 @@ pub fn register(registry: Registry) -> Registry {
         .with::<DmarcConfig>()
         .with::<ArcVerifyConfig>()
 }
+
+/// A DNS label (selector) or domain: letters, digits, `-`, `_` and dots,
+/// no empty label, within DNS's lengths. One rule for every name a config
+/// or `mxguard dkim keygen` takes.
+pub(crate) fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}

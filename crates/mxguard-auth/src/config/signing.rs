@@ -260,18 +260,6 @@ pub fn parse_sign_headers(s: &str) -> Result<Vec<SignedHeader>, String> {
     Ok(out)
 }
 
-/// A DNS label (selector) or domain: letters, digits, `-`, `_` and dots.
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
 fn check_common(
     section: &str,
     networks: &[String],
@@ -291,7 +279,7 @@ fn check_common(
     if let Err(e) = parse_sign_headers(sign_headers) {
         errors.push((format!("{section}.sign_headers"), e));
     }
-    if !selector.is_empty() && !valid_name(selector) {
+    if !selector.is_empty() && !super::valid_name(selector) {
         errors.push((
             format!("{section}.selector"),
             format!("`{selector}` is not a DNS label: letters, digits, - and _"),
@@ -299,7 +287,7 @@ fn check_common(
     }
     for (domain, keys) in domains {
         let at = format!("{section}.domain.{domain}");
-        if !valid_name(domain) {
+        if !super::valid_name(domain) {
             errors.push((at.clone(), format!("`{domain}` is not a domain name")));
         }
         if keys.selector.is_some() != keys.path.is_some() {
@@ -322,7 +310,7 @@ fn check_common(
                 let j = if keys.selector.is_some() { i - 1 } else { i };
                 format!("{at}.keys[{j}]")
             };
-            if !valid_name(&k.selector) {
+            if !super::valid_name(&k.selector) {
                 errors.push((
                     key.clone(),
                     format!(

@@ -1,0 +1,1 @@
+//! The web UI's files, built into the binary.

@@ -834,9 +834,9 @@ fn is_numeric_host(h: &str) -> bool {
     let numeric = |l: &str| {
         !l.is_empty()
             && (l.bytes().all(|c| c.is_ascii_digit())
-                || (l.len() > 2
-                    && l[..2].eq_ignore_ascii_case("0x")
-                    && l[2..].bytes().all(|c| c.is_ascii_hexdigit())))
+                || l.as_bytes().get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0x"))
+                    && l.len() > 2
+                    && l.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit))
     };
     if !labels.iter().all(|l| numeric(l)) {
         return false;
@@ -980,6 +980,16 @@ mod tests {
     use super::*;
     use mxguard_core::Envelope;
     use proptest::prelude::*;
+
+    /// Found by the mime fuzz target: a label whose second byte is inside
+    /// a multi-byte character was sliced at byte 2.
+    #[test]
+    fn numeric_host_check_takes_any_utf8_label() {
+        assert!(!is_numeric_host("a\u{c0}dJaN.example"));
+        assert!(!is_numeric_host("\u{c0}"));
+        assert!(is_numeric_host("0xC0A80001"));
+        assert!(!is_numeric_host("0x"));
+    }
 
     fn html_msg(html: &str) -> String {
         format!("From: a@example.com\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n")

@@ -1,0 +1,527 @@
+//! The nftables action. Layout, in mxguard's own table (`inet mxguard`,
+//! nothing else in the ruleset is read or changed):
+//!
+//! ```text
+//! table inet mxguard {
+//!     set sshd_v4 { type ipv4_addr; flags interval,timeout; }   # per jail
+//!     set sshd_v6 { type ipv6_addr; flags interval,timeout; }
+//!     chain sshd { type filter hook input priority -1; policy accept;
+//!         ip saddr @sshd_v4 tcp dport { 22 } drop
+//!         ip6 saddr @sshd_v6 tcp dport { 22 } drop }
+//! }
+//! ```
+//!
+//! Sets are per jail, not shared: jails differ in ports, and a jail's
+//! stop (or restart) must not lift another jail's bans. Elements carry
+//! their own timeout, so the kernel lifts a ban on time even if mxguard is
+//! down. Every change is one `nft -f -` batch (atomic, no shell), and
+//! `start` rebuilds the jail's sets and chain in one batch — 10,000 active
+//! bans are one program run.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use mxguard_core::iptable::IpTable;
+
+use super::exec::Tool;
+use super::options::{self, Block, Common, Port, Protocol};
+use super::{Action, ActionCounters, ActionError, Ban, show_network};
+
+const KEYS: &[&str] = &["table", "priority", "nft"];
+/// Elements per `add element` statement in a start batch.
+const CHUNK: usize = 1000;
+
+/// Serialises table creation and the emptiness check at stop between the
+/// jails of this process, so one jail's stop never deletes the table under
+/// another jail's start.
+static TABLE_LOCK: Mutex<()> = Mutex::new(());
+
+pub struct Nftables {
+    jail: String,
+    table: String,
+    priority: i64,
+    common: Common,
+    nft: Tool,
+    counters: ActionCounters,
+}
+
+impl Nftables {
+    /// Keys: `table` (default "mxguard"), `priority` (default -1, before
+    /// the usual filter chains at 0), `nft` (the program), and the common
+    /// ones (`port`, `protocol`, `blocktype`, `persist`, `netns`, `timeout`).
+    pub fn from_options(t: &toml::Table, jail: &str) -> Result<Nftables, String> {
+        options::check_keys(t, &[options::COMMON_KEYS, KEYS].concat())?;
+        let common = Common::from_options(t)?;
+        let table = options::string(t, "table")?.unwrap_or_else(|| "mxguard".into());
+        let table_ok = table.len() <= 32
+            && table.starts_with(|c: char| c.is_ascii_alphabetic())
+            && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !table_ok {
+            return Err(format!(
+                "`table = \"{table}\"`: use up to 32 letters, digits or `_`, starting with a letter"
+            ));
+        }
+        let priority = options::integer(t, "priority", -1)?;
+        if !(-1000..=1000).contains(&priority) {
+            return Err(format!(
+                "`priority = {priority}`: write a number from -1000 to 1000 (filter chains are at 0)"
+            ));
+        }
+        let program = options::string(t, "nft")?.unwrap_or_else(|| "nft".into());
+        let nft = Tool::new(
+            &program,
+            "nftables",
+            common.netns.as_deref(),
+            common.timeout,
+        )?;
+        Ok(Nftables {
+            jail: jail.to_string(),
+            table,
+            priority,
+            common,
+            nft,
+            counters: ActionCounters::default(),
+        })
+    }
+
+    fn set_name(&self, v4: bool) -> String {
+        format!("{}_{}", self.jail, if v4 { "v4" } else { "v6" })
+    }
+
+    /// `inet mxguard sshd_v4`.
+    fn set_ref(&self, addr: IpAddr) -> String {
+        format!("inet {} {}", self.table, self.set_name(addr.is_ipv4()))
+    }
+
+    /// The batch that (re)creates the jail's sets and chain, empty.
+    fn skeleton(&self) -> String {
+        let (t, j) = (&self.table, &self.jail);
+        let mut b = format!("add table inet {t}\n");
+        // `add` then `delete` removes what a previous run left, whatever it
+        // held, without failing when there is nothing.
+        b += &format!("add chain inet {t} {j}\ndelete chain inet {t} {j}\n");
+        for (v4, ty) in [(true, "ipv4_addr"), (false, "ipv6_addr")] {
+            let s = self.set_name(v4);
+            let def = format!("{{ type {ty}; flags interval,timeout; }}");
+            b += &format!("add set inet {t} {s} {def}\ndelete set inet {t} {s}\n");
+            b += &format!("add set inet {t} {s} {def}\n");
+        }
+        b += &format!(
+            "add chain inet {t} {j} {{ type filter hook input priority {}; policy accept; }}\n",
+            self.priority
+        );
+        let (m, verdict) = (self.l4_match(), self.verdict());
+        for (family, v4) in [("ip", true), ("ip6", false)] {
+            b += &format!(
+                "add rule inet {t} {j} {family} saddr @{} {m}{verdict}\n",
+                self.set_name(v4)
+            );
+        }
+        b
+    }
+
+    /// `tcp dport { 25, 587 } ` (with its trailing space), or a protocol
+    /// match alone, or nothing for every protocol.
+    fn l4_match(&self) -> String {
+        let p = self.common.protocol.as_str();
+        match (self.common.protocol, self.common.ports.as_slice()) {
+            (Protocol::All, _) => String::new(),
+            (_, []) => format!("meta l4proto {p} "),
+            (_, ports) => {
+                let list: Vec<String> = ports
+                    .iter()
+                    .map(|port| match port {
+                        Port::One(n) => n.to_string(),
+                        Port::Range(a, b) => format!("{a}-{b}"),
+                    })
+                    .collect();
+                format!("{p} dport {{ {} }} ", list.join(", "))
+            }
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        match (self.common.block, self.common.protocol) {
+            (Block::Drop, _) => "drop",
+            (Block::Reject, Protocol::Tcp) => "reject with tcp reset",
+            (Block::Reject, _) => "reject",
+        }
+    }
+
+    fn apply(&self, batch: String) -> Result<super::exec::Output, ActionError> {
+        self.nft.run(
+            &["-f".into(), "-".into()],
+            Some(batch.into_bytes()),
+            &self.counters,
+        )
+    }
+
+    fn failed(&self, what: &str, out: &super::exec::Output) -> ActionError {
+        ActionError(format!(
+            "nftables, jail {}: {what} failed ({}): {}; check that nftables works here (`nft list ruleset` as root){}",
+            self.jail,
+            out.status,
+            out.excerpt(),
+            self.common
+                .netns
+                .as_deref()
+                .map(|ns| format!(" inside network namespace {ns}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// Elements of the jail's set for `addr`'s family, as networks.
+    fn elements(&self, addr: IpAddr) -> Result<Vec<(IpAddr, u8)>, ActionError> {
+        let (t, s) = (&self.table, self.set_name(addr.is_ipv4()));
+        let args: Vec<String> = ["-j", "list", "set", "inet", t.as_str(), s.as_str()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let out = self.nft.run(&args, None, &self.counters)?;
+        if !out.status.success() {
+            return Err(self.failed("listing the set", &out));
+        }
+        parse_elements(&out.stdout).ok_or_else(|| {
+            ActionError(format!(
+                "nftables, jail {}: `nft -j list set inet {t} {s}` printed JSON this version does not understand",
+                self.jail
+            ))
+        })
+    }
+
+    /// A ban that overlaps what the set holds: nothing to do when a banned
+    /// range already covers it; otherwise it replaces the bans it covers.
+    fn ban_overlapping(&self, net: (IpAddr, u8), timeout: &str) -> Result<(), ActionError> {
+        let existing = self.elements(net.0)?;
+        if let Some(cover) = existing.iter().find(|e| covers(**e, net)) {
+            tracing::debug!(
+                jail = %self.jail,
+                "nftables: {} is already banned by range {}",
+                show_network(net),
+                show_network(*cover)
+            );
+            return Ok(());
+        }
+        let set = self.set_ref(net.0);
+        let mut batch = String::new();
+        for inner in existing.iter().filter(|e| covers(net, **e)) {
+            batch += &format!("delete element {set} {{ {} }}\n", show_network(*inner));
+        }
+        batch += &format!("add element {set} {{ {}{timeout} }}\n", show_network(net));
+        let out = self.apply(batch)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failed(&format!("banning {}", show_network(net)), &out))
+        }
+    }
+
+    fn start_inner(&self, active: &[Ban]) -> Result<(), ActionError> {
+        let mut batch = self.skeleton();
+        let elements = normalise(&self.jail, active);
+        for family_v4 in [true, false] {
+            let of_family: Vec<&(IpAddr, u8, String)> = elements
+                .iter()
+                .filter(|e| e.0.is_ipv4() == family_v4)
+                .collect();
+            let set = format!("inet {} {}", self.table, self.set_name(family_v4));
+            for chunk in of_family.chunks(CHUNK) {
+                let list: Vec<String> = chunk
+                    .iter()
+                    .map(|(a, p, timeout)| format!("{}{timeout}", show_network((*a, *p))))
+                    .collect();
+                batch += &format!("add element {set} {{ {} }}\n", list.join(", "));
+            }
+        }
+        let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let out = self.apply(batch)?;
+        if !out.status.success() {
+            return Err(self.failed(
+                &format!(
+                    "creating table inet {} and {} active bans",
+                    self.table,
+                    elements.len()
+                ),
+                &out,
+            ));
+        }
+        tracing::info!(
+            jail = %self.jail,
+            bans = elements.len(),
+            "nftables: table inet {} ready",
+            self.table
+        );
+        Ok(())
+    }
+
+    fn stop_inner(&self) -> Result<(), ActionError> {
+        if self.common.persist {
+            return Ok(());
+        }
+        let (t, j) = (&self.table, &self.jail);
+        let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch =
+            format!("add table inet {t}\nadd chain inet {t} {j}\ndelete chain inet {t} {j}\n");
+        for v4 in [true, false] {
+            let s = self.set_name(v4);
+            batch += &format!(
+                "add set inet {t} {s} {{ type {}; flags interval,timeout; }}\ndelete set inet {t} {s}\n",
+                if v4 { "ipv4_addr" } else { "ipv6_addr" }
+            );
+        }
+        let out = self.apply(batch)?;
+        if !out.status.success() {
+            return Err(self.failed("removing the jail's chain and sets", &out));
+        }
+        // The table goes with its last jail; `delete table` would take the
+        // other jails' chains with it, so only an empty one is deleted.
+        let args: Vec<String> = ["list", "table", "inet", t.as_str()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let out = self.nft.run(&args, None, &self.counters)?;
+        let empty = out.status.success()
+            && !out.stdout.lines().any(|l| {
+                l.trim_start().starts_with("chain ") || l.trim_start().starts_with("set ")
+            });
+        if empty {
+            let out = self.apply(format!("delete table inet {t}\n"))?;
+            if !out.status.success() {
+                return Err(self.failed("removing the empty table", &out));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ` timeout 3600s`, or nothing for a permanent ban.
+fn timeout_clause(secs: Option<u64>) -> String {
+    secs.map(|s| format!(" timeout {s}s")).unwrap_or_default()
+}
+
+/// Does network `a` hold all of network `b`?
+fn covers(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
+    a.0.is_ipv4() == b.0.is_ipv4() && a.1 <= b.1 && mxguard_core::iptable::mask(b.0, a.1) == a.0
+}
+
+/// The active bans as set elements: expired and invalid ones left out
+/// (with a warning), duplicates and networks inside another banned
+/// network dropped (nftables refuses overlapping intervals, and one
+/// refusal would fail the whole batch). Each keeps its timeout clause.
+fn normalise(jail: &str, active: &[Ban]) -> Vec<(IpAddr, u8, String)> {
+    let mut nets: Vec<((IpAddr, u8), Option<u64>)> = Vec::with_capacity(active.len());
+    for ban in active {
+        match ban.network() {
+            Ok(net) => match ban.remaining_secs() {
+                Some(0) => {}
+                secs => nets.push((net, secs)),
+            },
+            Err(e) => tracing::warn!(jail, "nftables: active ban skipped: {e}"),
+        }
+    }
+    // Widest first, and of equal networks the longest-lasting first
+    // (permanent before any timeout), so the first kept wins.
+    nets.sort_by_key(|(net, secs)| (net.1, std::cmp::Reverse(secs.unwrap_or(u64::MAX))));
+    let mut kept = IpTable::default();
+    let mut out = Vec::with_capacity(nets.len());
+    for (net, secs) in nets {
+        if kept.lookup(net.0).is_some() {
+            continue;
+        }
+        kept.insert(net, ());
+        out.push((net.0, net.1, timeout_clause(secs)));
+    }
+    out
+}
+
+/// Networks of `nft -j list set` output; `None` when it is not that shape.
+fn parse_elements(json: &str) -> Option<Vec<(IpAddr, u8)>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let set = v
+        .get("nftables")?
+        .as_array()?
+        .iter()
+        .find_map(|o| o.get("set"))?;
+    let Some(elems) = set.get("elem") else {
+        return Some(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in elems.as_array()? {
+        let val = e.get("elem").and_then(|x| x.get("val")).unwrap_or(e);
+        if let Some(s) = val.as_str() {
+            let a: IpAddr = s.parse().ok()?;
+            out.push((a, if a.is_ipv4() { 32 } else { 128 }));
+        } else if let Some(p) = val.get("prefix") {
+            let a: IpAddr = p.get("addr")?.as_str()?.parse().ok()?;
+            let len = u8::try_from(p.get("len")?.as_u64()?).ok()?;
+            out.push((a, len));
+        }
+        // `range` elements (a-b) are never written by mxguard; skipped.
+    }
+    Some(out)
+}
+
+impl Action for Nftables {
+    fn name(&self) -> &str {
+        "nftables"
+    }
+
+    fn start(&self, active: &[Ban]) -> Result<(), ActionError> {
+        self.counters.count(self.start_inner(active))
+    }
+
+    fn ban(&self, ban: &Ban) -> Result<(), ActionError> {
+        let result = (|| {
+            let net = ban.network()?;
+            let secs = ban.remaining_secs();
+            if secs == Some(0) {
+                return Ok(());
+            }
+            let (set, n, timeout) = (self.set_ref(net.0), show_network(net), timeout_clause(secs));
+            // Add, delete, add: a ban already there gets the new timeout,
+            // and a missing one does not fail the delete.
+            let batch = format!(
+                "add element {set} {{ {n} }}\ndelete element {set} {{ {n} }}\nadd element {set} {{ {n}{timeout} }}\n"
+            );
+            let out = self.apply(batch)?;
+            if out.status.success() {
+                Ok(())
+            } else if out.stderr.contains("interval overlaps") {
+                self.ban_overlapping(net, &timeout)
+            } else {
+                Err(self.failed(&format!("banning {n}"), &out))
+            }
+        })();
+        self.counters.count(result)
+    }
+
+    fn unban(&self, ban: &Ban) -> Result<(), ActionError> {
+        let result = (|| {
+            let net = ban.network()?;
+            let n = show_network(net);
+            let out = self.apply(format!(
+                "delete element {} {{ {n} }}\n",
+                self.set_ref(net.0)
+            ))?;
+            // Absent: it expired in the kernel already, or a range covered it.
+            if out.status.success() || out.stderr.contains("element does not exist") {
+                Ok(())
+            } else {
+                Err(self.failed(&format!("unbanning {n}"), &out))
+            }
+        })();
+        self.counters.count(result)
+    }
+
+    fn stop(&self) -> Result<(), ActionError> {
+        self.counters.count(self.stop_inner())
+    }
+
+    fn counters(&self) -> Option<&ActionCounters> {
+        Some(&self.counters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn action(opts: &str) -> Nftables {
+        // `true` stands in for nft: these tests read the batches, not run them.
+        let mut t: toml::Table = opts.parse().unwrap();
+        t.insert("nft".into(), "true".into());
+        Nftables::from_options(&t, "postfix").unwrap()
+    }
+
+    fn ban(net: &str, secs: Option<u64>) -> Ban {
+        let (addr, prefix) = mxguard_core::iptable::parse_network(net).unwrap();
+        Ban {
+            addr,
+            prefix,
+            jail: "postfix".into(),
+            remaining: secs.map(Duration::from_secs),
+            ports: vec![],
+            protocol: "tcp".into(),
+        }
+    }
+
+    #[test]
+    fn the_chain_matches_the_jails_ports_and_block_type() {
+        let a = action("port = \"smtp,submission,1000:1010\"\npriority = 5");
+        let s = a.skeleton();
+        assert!(s.contains("hook input priority 5;"), "{s}");
+        assert!(
+            s.contains("add rule inet mxguard postfix ip saddr @postfix_v4 tcp dport { 25, 587, 1000-1010 } drop"),
+            "{s}"
+        );
+        assert!(s.contains("ip6 saddr @postfix_v6 tcp dport"), "{s}");
+        let s = action("blocktype = \"reject\"").skeleton();
+        assert!(
+            s.contains("@postfix_v4 meta l4proto tcp reject with tcp reset"),
+            "{s}"
+        );
+        let s = action("protocol = \"all\"\ntable = \"other\"").skeleton();
+        assert!(
+            s.contains("add rule inet other postfix ip saddr @postfix_v4 drop"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn start_bans_are_deduplicated_and_ranges_absorb_their_addresses() {
+        let active = [
+            ban("192.0.2.7", Some(100)),
+            ban("192.0.2.7", Some(900)),
+            ban("10.1.2.3", None),
+            ban("10.0.0.0/8", Some(60)),
+            ban("2001:db8::1", Some(5)),
+            ban("198.51.100.1", Some(0)),
+            ban("::ffff:203.0.113.9", None),
+        ];
+        let got: Vec<String> = normalise("postfix", &active)
+            .into_iter()
+            .map(|(a, p, t)| format!("{}{t}", show_network((a, p))))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "10.0.0.0/8 timeout 60s",
+                "203.0.113.9",
+                "192.0.2.7 timeout 900s",
+                "2001:db8::1 timeout 5s"
+            ]
+        );
+    }
+
+    #[test]
+    fn set_listings_parse_in_every_element_shape() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "inet", "name": "s", "table": "t", "type": "ipv4_addr", "elem": [{"elem": {"val": {"prefix": {"addr": "10.0.0.0", "len": 8}}, "timeout": 60, "expires": 59}}, "192.0.2.1", {"elem": {"val": "192.0.2.5", "timeout": 100}}]}}]}"#;
+        let got = parse_elements(json).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(show_network(got[0]), "10.0.0.0/8");
+        assert_eq!(show_network(got[2]), "192.0.2.5");
+        assert_eq!(
+            parse_elements(r#"{"nftables": [{"set": {"name": "s"}}]}"#),
+            Some(vec![])
+        );
+        assert_eq!(parse_elements("not json"), None);
+        assert!(covers(got[0], ("10.9.0.0".parse().unwrap(), 16)));
+        assert!(!covers(got[1], got[0]));
+    }
+
+    #[test]
+    fn bad_options_name_their_key() {
+        let mut t: toml::Table = "priority = 5000".parse().unwrap();
+        t.insert("nft".into(), "true".into());
+        let e = Nftables::from_options(&t, "x").err().unwrap();
+        assert!(e.contains("priority"), "{e}");
+        let t: toml::Table = "table = \"bad name\"".parse().unwrap();
+        assert!(
+            Nftables::from_options(&t, "x")
+                .err()
+                .unwrap()
+                .contains("table")
+        );
+    }
+}

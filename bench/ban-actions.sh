@@ -8,6 +8,8 @@
 #
 #   sudo ./bench/ban-actions.sh          (as root; needs nftables, ipset, iptables)
 #   BANS=50000 RUNS=3 sudo -E ./bench/ban-actions.sh
+#   PER_BAN=1000 ...   only the first 1,000 bans the fail2ban way (nft re-reads
+#                      the set on every call: 10,000 take over ten minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench/ban-actions.sh: run as root (network namespaces)" >&2; exit 1; }

@@ -319,7 +319,7 @@ fn nftables_drops_banned_clients_over_ipv4_and_ipv6() {
     let range4 = ban(p.cli4, 24, Some(3600));
     action.ban(&range4).unwrap();
     p.expect(Dropped, Open, "IPv4 /24 banned");
-    action.ban(&host(p.cli4)).unwrap(); // covered by the range: nothing to add
+    action.ban(&host(p.cli4)).unwrap();
     action.unban(&host(p.cli4)).unwrap();
     p.expect(
         Dropped,
@@ -328,19 +328,25 @@ fn nftables_drops_banned_clients_over_ipv4_and_ipv6() {
     );
     action.unban(&range4).unwrap();
     p.expect(Open, Open, "the /24 unbanned");
-    action.ban(&host(p.cli6)).unwrap();
+    // A range replaces the ranges it covers; one inside a banned range
+    // adds nothing (nftables refuses overlapping intervals).
+    action.ban(&ban(p.cli6, 80, Some(3600))).unwrap();
     let range6 = ban(p.cli6, 64, Some(3600));
-    action.ban(&range6).unwrap(); // replaces the address it covers
-    let set = p
-        .in_srv(&["nft", "list", "set", "inet", "mxguard", "fwtest_v6"])
+    action.ban(&range6).unwrap();
+    action.ban(&ban(p.cli6, 96, Some(3600))).unwrap();
+    let nets = p
+        .in_srv(&["nft", "list", "set", "inet", "mxguard", "fwtest_v6_nets"])
         .unwrap();
     assert!(
-        set.contains("fd00:231:1::/64") && !set.contains("fd00:231:1::2"),
-        "{set}"
+        nets.contains("fd00:231:1::/64") && !nets.contains("/80") && !nets.contains("/96"),
+        "{nets}"
     );
     p.expect(Open, Dropped, "IPv6 /64 banned");
+    action.ban(&host(p.cli6)).unwrap();
     action.unban(&range6).unwrap();
-    p.expect(Open, Open, "the /64 unbanned");
+    p.expect(Open, Dropped, "the address ban outlives the range's unban");
+    action.unban(&host(p.cli6)).unwrap();
+    p.expect(Open, Open, "both unbanned");
 
     // The kernel lifts a ban on time, without mxguard.
     action.ban(&ban(p.cli4, 32, Some(2))).unwrap();
@@ -354,6 +360,10 @@ fn nftables_drops_banned_clients_over_ipv4_and_ipv6() {
         .in_srv(&["nft", "list", "table", "inet", "mxguard"])
         .unwrap();
     assert!(table.contains("flags interval,timeout"), "{table}");
+    assert!(
+        table.contains("ip saddr @fwtest_v4_nets tcp dport 2525 drop"),
+        "{table}"
+    );
     assert!(table.contains("hook input priority filter - 1"), "{table}");
     assert!(
         table.contains("ip saddr @fwtest_v4 tcp dport 2525 drop"),

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! table inet mxguard {
-//!     set sshd_v4 { type ipv4_addr; flags interval,timeout; }   # per jail
-//!     set sshd_v6 { type ipv6_addr; flags interval,timeout; }
+//!     set sshd_v4      { type ipv4_addr; flags timeout; }            # addresses
+//!     set sshd_v4_nets { type ipv4_addr; flags interval,timeout; }   # ranges
+//!     set sshd_v6 …  set sshd_v6_nets …
 //!     chain sshd { type filter hook input priority -1; policy accept;
 //!         ip saddr @sshd_v4 tcp dport { 22 } drop
-//!         ip6 saddr @sshd_v6 tcp dport { 22 } drop }
+//!         ip saddr @sshd_v4_nets tcp dport { 22 } drop
+//!         ip6 saddr @sshd_v6 tcp dport { 22 } drop
+//!         ip6 saddr @sshd_v6_nets tcp dport { 22 } drop }
 //! }
 //! ```
 //!
@@ -17,7 +20,16 @@
 //! down. Every change is one `nft -f -` batch (atomic, no shell), and
 //! `start` rebuilds the jail's sets and chain in one batch — 10,000 active
 //! bans are one program run.
+//!
+//! Addresses and ranges live in separate sets because nft (1.0.6, Debian
+//! 12) reads every element of a table's interval sets before each change
+//! to check for overlaps: with 10,000 addresses in an interval set each
+//! ban cost ~45 ms of CPU, in a plain timeout set ~5 ms (docs/BENCHMARKS.md).
+//! Ranges are few, so their interval sets stay small. An address inside a
+//! banned range keeps its own element (and time); a range replaces the
+//! ranges it covers, and one inside a banned range adds nothing.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -84,13 +96,37 @@ impl Nftables {
         })
     }
 
-    fn set_name(&self, v4: bool) -> String {
-        format!("{}_{}", self.jail, if v4 { "v4" } else { "v6" })
+    /// `sshd_v4`, `sshd_v4_nets`, `sshd_v6`, `sshd_v6_nets`.
+    fn set_name(&self, v4: bool, ranges: bool) -> String {
+        let family = if v4 { "v4" } else { "v6" };
+        let kind = if ranges { "_nets" } else { "" };
+        format!("{}_{family}{kind}", self.jail)
     }
 
-    /// `inet mxguard sshd_v4`.
-    fn set_ref(&self, addr: IpAddr) -> String {
-        format!("inet {} {}", self.table, self.set_name(addr.is_ipv4()))
+    /// The four sets: (IPv4?, ranges?, name, definition).
+    fn sets(&self) -> Vec<(bool, bool, String, String)> {
+        [(true, false), (true, true), (false, false), (false, true)]
+            .into_iter()
+            .map(|(v4, ranges)| {
+                let ty = if v4 { "ipv4_addr" } else { "ipv6_addr" };
+                let flags = if ranges {
+                    "interval,timeout"
+                } else {
+                    "timeout"
+                };
+                let def = format!("{{ type {ty}; flags {flags}; }}");
+                (v4, ranges, self.set_name(v4, ranges), def)
+            })
+            .collect()
+    }
+
+    /// `inet mxguard sshd_v4` for an address, `… sshd_v4_nets` for a range.
+    fn set_ref(&self, (addr, prefix): (IpAddr, u8)) -> String {
+        format!(
+            "inet {} {}",
+            self.table,
+            self.set_name(addr.is_ipv4(), !is_host((addr, prefix)))
+        )
     }
 
     /// The batch that (re)creates the jail's sets and chain, empty.
@@ -100,9 +136,7 @@ impl Nftables {
         // `add` then `delete` removes what a previous run left, whatever it
         // held, without failing when there is nothing.
         b += &format!("add chain inet {t} {j}\ndelete chain inet {t} {j}\n");
-        for (v4, ty) in [(true, "ipv4_addr"), (false, "ipv6_addr")] {
-            let s = self.set_name(v4);
-            let def = format!("{{ type {ty}; flags interval,timeout; }}");
+        for (_, _, s, def) in self.sets() {
             b += &format!("add set inet {t} {s} {def}\ndelete set inet {t} {s}\n");
             b += &format!("add set inet {t} {s} {def}\n");
         }
@@ -111,11 +145,9 @@ impl Nftables {
             self.priority
         );
         let (m, verdict) = (self.l4_match(), self.verdict());
-        for (family, v4) in [("ip", true), ("ip6", false)] {
-            b += &format!(
-                "add rule inet {t} {j} {family} saddr @{} {m}{verdict}\n",
-                self.set_name(v4)
-            );
+        for (v4, _, set, _) in self.sets() {
+            let family = if v4 { "ip" } else { "ip6" };
+            b += &format!("add rule inet {t} {j} {family} saddr @{set} {m}{verdict}\n");
         }
         b
     }
@@ -170,9 +202,9 @@ impl Nftables {
         ))
     }
 
-    /// Elements of the jail's set for `addr`'s family, as networks.
-    fn elements(&self, addr: IpAddr) -> Result<Vec<(IpAddr, u8)>, ActionError> {
-        let (t, s) = (&self.table, self.set_name(addr.is_ipv4()));
+    /// Elements of the jail's range set for `addr`'s family.
+    fn ranges(&self, addr: IpAddr) -> Result<Vec<(IpAddr, u8)>, ActionError> {
+        let (t, s) = (&self.table, self.set_name(addr.is_ipv4(), true));
         let args: Vec<String> = ["-j", "list", "set", "inet", t.as_str(), s.as_str()]
             .iter()
             .map(|a| a.to_string())
@@ -189,10 +221,10 @@ impl Nftables {
         })
     }
 
-    /// A ban that overlaps what the set holds: nothing to do when a banned
-    /// range already covers it; otherwise it replaces the bans it covers.
+    /// A range that overlaps banned ranges: nothing to do when one covers
+    /// it; otherwise it replaces the ranges it covers.
     fn ban_overlapping(&self, net: (IpAddr, u8), timeout: &str) -> Result<(), ActionError> {
-        let existing = self.elements(net.0)?;
+        let existing = self.ranges(net.0)?;
         if let Some(cover) = existing.iter().find(|e| covers(**e, net)) {
             tracing::debug!(
                 jail = %self.jail,
@@ -202,7 +234,7 @@ impl Nftables {
             );
             return Ok(());
         }
-        let set = self.set_ref(net.0);
+        let set = self.set_ref(net);
         let mut batch = String::new();
         for inner in existing.iter().filter(|e| covers(net, **e)) {
             batch += &format!("delete element {set} {{ {} }}\n", show_network(*inner));
@@ -219,13 +251,13 @@ impl Nftables {
     fn start_inner(&self, active: &[Ban]) -> Result<(), ActionError> {
         let mut batch = self.skeleton();
         let elements = normalise(&self.jail, active);
-        for family_v4 in [true, false] {
-            let of_family: Vec<&(IpAddr, u8, String)> = elements
+        for (v4, ranges, name, _) in self.sets() {
+            let of_set: Vec<&(IpAddr, u8, String)> = elements
                 .iter()
-                .filter(|e| e.0.is_ipv4() == family_v4)
+                .filter(|e| e.0.is_ipv4() == v4 && is_host((e.0, e.1)) != ranges)
                 .collect();
-            let set = format!("inet {} {}", self.table, self.set_name(family_v4));
-            for chunk in of_family.chunks(CHUNK) {
+            let set = format!("inet {} {name}", self.table);
+            for chunk in of_set.chunks(CHUNK) {
                 let list: Vec<String> = chunk
                     .iter()
                     .map(|(a, p, timeout)| format!("{}{timeout}", show_network((*a, *p))))
@@ -262,12 +294,8 @@ impl Nftables {
         let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch =
             format!("add table inet {t}\nadd chain inet {t} {j}\ndelete chain inet {t} {j}\n");
-        for v4 in [true, false] {
-            let s = self.set_name(v4);
-            batch += &format!(
-                "add set inet {t} {s} {{ type {}; flags interval,timeout; }}\ndelete set inet {t} {s}\n",
-                if v4 { "ipv4_addr" } else { "ipv6_addr" }
-            );
+        for (_, _, s, def) in self.sets() {
+            batch += &format!("add set inet {t} {s} {def}\ndelete set inet {t} {s}\n");
         }
         let out = self.apply(batch)?;
         if !out.status.success() {
@@ -299,15 +327,22 @@ fn timeout_clause(secs: Option<u64>) -> String {
     secs.map(|s| format!(" timeout {s}s")).unwrap_or_default()
 }
 
+/// A single address (a full-length prefix)?
+fn is_host((addr, prefix): (IpAddr, u8)) -> bool {
+    prefix == if addr.is_ipv4() { 32 } else { 128 }
+}
+
 /// Does network `a` hold all of network `b`?
 fn covers(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
     a.0.is_ipv4() == b.0.is_ipv4() && a.1 <= b.1 && mxguard_core::iptable::mask(b.0, a.1) == a.0
 }
 
 /// The active bans as set elements: expired and invalid ones left out
-/// (with a warning), duplicates and networks inside another banned
-/// network dropped (nftables refuses overlapping intervals, and one
-/// refusal would fail the whole batch). Each keeps its timeout clause.
+/// (with a warning), duplicates dropped (the longest-lasting kept), and
+/// ranges inside another banned range dropped (nftables refuses
+/// overlapping intervals, and one refusal would fail the whole batch).
+/// Addresses inside a banned range stay: they are in the other set. Each
+/// keeps its timeout clause.
 fn normalise(jail: &str, active: &[Ban]) -> Vec<(IpAddr, u8, String)> {
     let mut nets: Vec<((IpAddr, u8), Option<u64>)> = Vec::with_capacity(active.len());
     for ban in active {
@@ -322,14 +357,21 @@ fn normalise(jail: &str, active: &[Ban]) -> Vec<(IpAddr, u8, String)> {
     // Widest first, and of equal networks the longest-lasting first
     // (permanent before any timeout), so the first kept wins.
     nets.sort_by_key(|(net, secs)| (net.1, std::cmp::Reverse(secs.unwrap_or(u64::MAX))));
-    let mut kept = IpTable::default();
+    let mut ranges = IpTable::default();
+    let mut hosts = HashSet::new();
     let mut out = Vec::with_capacity(nets.len());
     for (net, secs) in nets {
-        if kept.lookup(net.0).is_some() {
-            continue;
+        let fresh = if is_host(net) {
+            hosts.insert(net.0)
+        } else if ranges.lookup(net.0).is_some() {
+            false
+        } else {
+            ranges.insert(net, ());
+            true
+        };
+        if fresh {
+            out.push((net.0, net.1, timeout_clause(secs)));
         }
-        kept.insert(net, ());
-        out.push((net.0, net.1, timeout_clause(secs)));
     }
     out
 }
@@ -377,7 +419,7 @@ impl Action for Nftables {
             if secs == Some(0) {
                 return Ok(());
             }
-            let (set, n, timeout) = (self.set_ref(net.0), show_network(net), timeout_clause(secs));
+            let (set, n, timeout) = (self.set_ref(net), show_network(net), timeout_clause(secs));
             // Add, delete, add: a ban already there gets the new timeout,
             // and a missing one does not fail the delete.
             let batch = format!(
@@ -386,7 +428,7 @@ impl Action for Nftables {
             let out = self.apply(batch)?;
             if out.status.success() {
                 Ok(())
-            } else if out.stderr.contains("interval overlaps") {
+            } else if !is_host(net) && out.stderr.contains("interval overlaps") {
                 self.ban_overlapping(net, &timeout)
             } else {
                 Err(self.failed(&format!("banning {n}"), &out))
@@ -399,12 +441,15 @@ impl Action for Nftables {
         let result = (|| {
             let net = ban.network()?;
             let n = show_network(net);
-            let out = self.apply(format!(
-                "delete element {} {{ {n} }}\n",
-                self.set_ref(net.0)
-            ))?;
-            // Absent: it expired in the kernel already, or a range covered it.
-            if out.status.success() || out.stderr.contains("element does not exist") {
+            let out = self.apply(format!("delete element {} {{ {n} }}\n", self.set_ref(net)))?;
+            // Absent: it expired in the kernel already, or a banned range
+            // covered it when it came.
+            // nft says so itself for interval sets; for the others the
+            // kernel's ENOENT (which a missing set also gives: nothing to
+            // unban there either).
+            let absent = out.stderr.contains("element does not exist")
+                || out.stderr.contains("No such file or directory");
+            if out.status.success() || absent {
                 Ok(())
             } else {
                 Err(self.failed(&format!("unbanning {n}"), &out))
@@ -456,6 +501,20 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("ip6 saddr @postfix_v6 tcp dport"), "{s}");
+        assert!(
+            s.contains("ip saddr @postfix_v4_nets tcp dport { 25, 587, 1000-1010 } drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "add set inet mxguard postfix_v6_nets { type ipv6_addr; flags interval,timeout; }"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("add set inet mxguard postfix_v4 { type ipv4_addr; flags timeout; }"),
+            "{s}"
+        );
         let s = action("blocktype = \"reject\"").skeleton();
         assert!(
             s.contains("@postfix_v4 meta l4proto tcp reject with tcp reset"),
@@ -469,11 +528,12 @@ mod tests {
     }
 
     #[test]
-    fn start_bans_are_deduplicated_and_ranges_absorb_their_addresses() {
+    fn start_bans_are_deduplicated_and_ranges_absorb_narrower_ranges() {
         let active = [
             ban("192.0.2.7", Some(100)),
             ban("192.0.2.7", Some(900)),
             ban("10.1.2.3", None),
+            ban("10.1.0.0/16", None),
             ban("10.0.0.0/8", Some(60)),
             ban("2001:db8::1", Some(5)),
             ban("198.51.100.1", Some(0)),
@@ -487,6 +547,7 @@ mod tests {
             got,
             [
                 "10.0.0.0/8 timeout 60s",
+                "10.1.2.3",
                 "203.0.113.9",
                 "192.0.2.7 timeout 900s",
                 "2001:db8::1 timeout 5s"

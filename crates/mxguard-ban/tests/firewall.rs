@@ -388,6 +388,19 @@ fn nftables_drops_banned_clients_over_ipv4_and_ipv6() {
         "the other jail stopped, the persistent one kept",
     );
 
+    // Left-overs with another definition (an older layout, a hand edit)
+    // are replaced at start, not an error.
+    p.in_srv(&[
+        "nft",
+        "add set inet mxguard fwold_v6 { type ipv6_addr; flags interval; }",
+    ])
+    .unwrap();
+    let old = actions::build("nftables", &p.options(""), "fwold").unwrap();
+    old.start(&[host(p.cli6)]).unwrap();
+    p.expect(Dropped, Dropped, "started over a set of another definition");
+    old.stop().unwrap();
+    p.expect(Dropped, Open, "the persistent jail is still there");
+
     // reject: refused at once instead of a time-out.
     let reject =
         actions::build("nftables", &p.options("blocktype = \"reject\""), "fwtest").unwrap();

@@ -129,15 +129,47 @@ impl Nftables {
         )
     }
 
-    /// The batch that (re)creates the jail's sets and chain, empty.
-    fn skeleton(&self) -> String {
+    /// The sets and chains now in the table (`nft -t list table`: terse,
+    /// without elements); none when there is no table.
+    fn objects(&self) -> Result<Objects, ActionError> {
+        let args: Vec<String> = ["-t", "list", "table", "inet", self.table.as_str()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let out = self.nft.run(&args, None, &self.counters)?;
+        if out.status.success() {
+            Ok(parse_objects(&out.stdout))
+        } else if out.stderr.contains("No such file or directory") {
+            Ok(Objects::default())
+        } else {
+            Err(self.failed("listing the table", &out))
+        }
+    }
+
+    /// Deletes of this jail's chain and sets among `present`, chain first
+    /// (its rules refer to the sets). By name, so a set made with another
+    /// definition (an older layout, a hand edit) goes too.
+    fn removal(&self, present: &Objects) -> String {
+        let (t, j) = (&self.table, &self.jail);
+        let mut b = String::new();
+        if present.chains.contains(j) {
+            b += &format!("delete chain inet {t} {j}\n");
+        }
+        for (_, _, s, _) in self.sets() {
+            if present.sets.contains(&s) {
+                b += &format!("delete set inet {t} {s}\n");
+            }
+        }
+        b
+    }
+
+    /// The batch that replaces what the jail had in the table with its
+    /// sets and chain, empty.
+    fn skeleton(&self, present: &Objects) -> String {
         let (t, j) = (&self.table, &self.jail);
         let mut b = format!("add table inet {t}\n");
-        // `add` then `delete` removes what a previous run left, whatever it
-        // held, without failing when there is nothing.
-        b += &format!("add chain inet {t} {j}\ndelete chain inet {t} {j}\n");
+        b += &self.removal(present);
         for (_, _, s, def) in self.sets() {
-            b += &format!("add set inet {t} {s} {def}\ndelete set inet {t} {s}\n");
             b += &format!("add set inet {t} {s} {def}\n");
         }
         b += &format!(
@@ -249,7 +281,8 @@ impl Nftables {
     }
 
     fn start_inner(&self, active: &[Ban]) -> Result<(), ActionError> {
-        let mut batch = self.skeleton();
+        let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = self.skeleton(&self.objects()?);
         let elements = normalise(&self.jail, active);
         for (v4, ranges, name, _) in self.sets() {
             let of_set: Vec<&(IpAddr, u8, String)> = elements
@@ -265,7 +298,6 @@ impl Nftables {
                 batch += &format!("add element {set} {{ {} }}\n", list.join(", "));
             }
         }
-        let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let out = self.apply(batch)?;
         if !out.status.success() {
             return Err(self.failed(
@@ -290,36 +322,53 @@ impl Nftables {
         if self.common.persist {
             return Ok(());
         }
-        let (t, j) = (&self.table, &self.jail);
         let _guard = TABLE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let mut batch =
-            format!("add table inet {t}\nadd chain inet {t} {j}\ndelete chain inet {t} {j}\n");
-        for (_, _, s, def) in self.sets() {
-            batch += &format!("add set inet {t} {s} {def}\ndelete set inet {t} {s}\n");
-        }
-        let out = self.apply(batch)?;
-        if !out.status.success() {
-            return Err(self.failed("removing the jail's chain and sets", &out));
+        let present = self.objects()?;
+        let removal = self.removal(&present);
+        if !removal.is_empty() {
+            let out = self.apply(removal)?;
+            if !out.status.success() {
+                return Err(self.failed("removing the jail's chain and sets", &out));
+            }
         }
         // The table goes with its last jail; `delete table` would take the
         // other jails' chains with it, so only an empty one is deleted.
-        let args: Vec<String> = ["list", "table", "inet", t.as_str()]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        let out = self.nft.run(&args, None, &self.counters)?;
-        let empty = out.status.success()
-            && !out.stdout.lines().any(|l| {
-                l.trim_start().starts_with("chain ") || l.trim_start().starts_with("set ")
-            });
-        if empty {
-            let out = self.apply(format!("delete table inet {t}\n"))?;
+        let ours: Vec<String> = self.sets().into_iter().map(|(_, _, s, _)| s).collect();
+        let others = present.chains.iter().any(|c| *c != self.jail)
+            || present.sets.iter().any(|s| !ours.contains(s));
+        if present.exists && !others {
+            let out = self.apply(format!("delete table inet {}\n", self.table))?;
             if !out.status.success() {
                 return Err(self.failed("removing the empty table", &out));
             }
         }
         Ok(())
     }
+}
+
+/// What a table holds, by name.
+#[derive(Debug, Default, PartialEq)]
+struct Objects {
+    exists: bool,
+    sets: Vec<String>,
+    chains: Vec<String>,
+}
+
+/// Set and chain names from `nft -t list table` output.
+fn parse_objects(text: &str) -> Objects {
+    let mut o = Objects {
+        exists: true,
+        ..Objects::default()
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("set"), Some(name), Some("{")) => o.sets.push(name.to_string()),
+            (Some("chain"), Some(name), Some("{")) => o.chains.push(name.to_string()),
+            _ => {}
+        }
+    }
+    o
 }
 
 /// ` timeout 3600s`, or nothing for a permanent ban.
@@ -494,7 +543,7 @@ mod tests {
     #[test]
     fn the_chain_matches_the_jails_ports_and_block_type() {
         let a = action("port = \"smtp,submission,1000:1010\"\npriority = 5");
-        let s = a.skeleton();
+        let s = a.skeleton(&Objects::default());
         assert!(s.contains("hook input priority 5;"), "{s}");
         assert!(
             s.contains("add rule inet mxguard postfix ip saddr @postfix_v4 tcp dport { 25, 587, 1000-1010 } drop"),
@@ -515,12 +564,12 @@ mod tests {
             s.contains("add set inet mxguard postfix_v4 { type ipv4_addr; flags timeout; }"),
             "{s}"
         );
-        let s = action("blocktype = \"reject\"").skeleton();
+        let s = action("blocktype = \"reject\"").skeleton(&Objects::default());
         assert!(
             s.contains("@postfix_v4 meta l4proto tcp reject with tcp reset"),
             "{s}"
         );
-        let s = action("protocol = \"all\"\ntable = \"other\"").skeleton();
+        let s = action("protocol = \"all\"\ntable = \"other\"").skeleton(&Objects::default());
         assert!(
             s.contains("add rule inet other postfix ip saddr @postfix_v4 drop"),
             "{s}"
@@ -553,6 +602,21 @@ mod tests {
                 "2001:db8::1 timeout 5s"
             ]
         );
+    }
+
+    #[test]
+    fn a_start_deletes_only_this_jails_objects_by_name() {
+        let text = "table inet mxguard {\n\tset postfix_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval,timeout\n\t}\n\tset sshd_v4 {\n\t}\n\tchain postfix {\n\t\ttype filter hook input priority filter - 1; policy accept;\n\t}\n\tchain sshd {\n\t}\n}\n";
+        let o = parse_objects(text);
+        assert_eq!(o.sets, ["postfix_v4", "sshd_v4"]);
+        assert_eq!(o.chains, ["postfix", "sshd"]);
+        let s = action("").skeleton(&o);
+        assert!(
+            s.starts_with("add table inet mxguard\ndelete chain inet mxguard postfix\ndelete set inet mxguard postfix_v4\nadd set"),
+            "{s}"
+        );
+        assert!(!s.contains("sshd"), "{s}");
+        assert!(!action("").skeleton(&Objects::default()).contains("delete"));
     }
 
     #[test]

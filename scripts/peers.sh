@@ -22,6 +22,9 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# nftables, iptables, ipset, ufw, iproute2: the ban engine's firewall actions
+# are tested against the real firewalls inside network namespaces.
+PACKAGES+=(nftables iptables ipset ufw iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

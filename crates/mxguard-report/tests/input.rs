@@ -226,7 +226,7 @@ fn hostile_bytes_never_panic() {
         data.extend_from_slice(parts[(seed % parts.len() as u64) as usize]);
     }
     let mut c = Collector::new(Options {
-        verbose_msg_detail: seed % 2 == 0,
+        verbose_msg_detail: seed.is_multiple_of(2),
         ..Default::default()
     });
     mxguard_report::input::read_lines(

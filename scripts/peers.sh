@@ -22,6 +22,10 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# pflogsumm, libdate-calc-perl: the mail-log report is compared with pflogsumm's
+# (bench/report.sh; the reference reports in testdata were made with it).
+# chromium: the report's HTML is rendered headless and screenshotted.
+PACKAGES+=(pflogsumm libdate-calc-perl chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

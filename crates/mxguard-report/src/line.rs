@@ -1,8 +1,9 @@
 //! Splits one log line into timestamp, program and message, by byte scans
 //! (no regex, no allocation). Three timestamp forms are read:
 //! traditional syslog (`Mar 22 08:00:01`, no year), RFC 3339
-//! (`2024-03-22T08:00:01.000+00:00`, rsyslog's default on Debian 12) and
-//! Postfix's own `maillog_file` (`Mar 22 08:00:01.123456`).
+//! (`2024-03-22T08:00:01.000+00:00`, rsyslog's default on Debian 12),
+//! Postfix's own `maillog_file` (`Dec 07 09:34:22`, zero-padded day) and
+//! high-precision syslog stamps (`Mar 22 08:00:01.123456`).
 
 use crate::date::{Stamp, infer_year, month_of};
 

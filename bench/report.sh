@@ -22,39 +22,14 @@ TESTDATA=${MXGUARD_TESTDATA:-$ROOT/../shared/testdata}
 OUT=$ROOT/target/bench-report
 mkdir -p "$OUT"
 command -v pflogsumm >/dev/null || { echo "pflogsumm is missing: apt-get install pflogsumm libdate-calc-perl" >&2; exit 1; }
-cargo build --release -q -p mxguard
-MXGUARD=$ROOT/target/release/mxguard
+if [ -z "${MXGUARD:-}" ]; then
+  cargo build --release -q -p mxguard
+  MXGUARD=$ROOT/target/release/mxguard
+fi
 
 LOG=$OUT/mail.log
 if [ ! -s "$LOG" ] || [ "$(stat -c %s "$LOG")" -lt $((MB * 1000000)) ]; then
-  python3 - "$TESTDATA" "$LOG" "$MB" <<'PY'
-import re, sys
-testdata, out, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sources = [f"{testdata}/postfix-logs/pflogsumm-go/sample.log",
-           f"{testdata}/postfix-logs/pflogsumm-go/rfc3339.log",
-           f"{testdata}/postfix-logs/digineo-postfix-exporter/mail.log",
-           f"{testdata}/fail2ban-logs/postfix"]
-lines = []
-for s in sources:
-    for l in open(s, encoding="utf-8", errors="replace"):
-        if re.match(r"^([A-Z][a-z]{2} [ 0-9]\d |\d{4}-\d\d-\d\dT)", l) and "postfix" in l:
-            lines.append(l.rstrip("\n"))
-qid = re.compile(r"(\]: )([0-9A-F]{5,12})(:)")
-sender = re.compile(r"from=<([^@>]+)@")
-with open(out, "w") as f:
-    written, rnd = 0, 0
-    while written < mb * 1000000:
-        tag = format(rnd, "X")
-        chunk = []
-        for l in lines:
-            l = qid.sub(lambda m: m.group(1) + m.group(2) + tag + m.group(3), l)
-            l = sender.sub(lambda m: "from=<" + m.group(1) + str(rnd % 5000) + "@", l)
-            chunk.append(l)
-        text = "\n".join(chunk) + "\n"
-        f.write(text)
-        written += len(text)
-        rnd += 1
-PY
+  python3 bench/report_log.py "$TESTDATA" "$LOG" "$MB"
 fi
 SIZE=$(stat -c %s "$LOG")
 cat "$LOG" > /dev/null

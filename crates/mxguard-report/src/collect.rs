@@ -341,7 +341,13 @@ impl Collector {
                     Some(p) => &msg[p + marker.len()..],
                     None => msg,
                 };
-                let reason = trim(&text(reason), 66, self.opts.verbose_msg_detail);
+                let reason = text(reason);
+                // Most fit: no copy then.
+                let reason = if self.opts.verbose_msg_detail || reason.len() <= 66 {
+                    reason
+                } else {
+                    std::borrow::Cow::Owned(trim(&reason, 66, false))
+                };
                 let table = match qid {
                     b"warning" => &mut self.report.warnings,
                     b"fatal" => &mut self.report.fatals,
@@ -505,14 +511,19 @@ impl Collector {
                     return;
                 }
                 let size = self.sizes.get(&q).copied().unwrap_or(0);
-                if upsert(&mut r.recipient_domains, dom, |s| {
+                // A domain is new to the count at its first delivery (it may
+                // have been listed already for a deferral).
+                let mut first = false;
+                upsert(&mut r.recipient_domains, dom, |s| {
+                    first = s.count == 0;
                     s.count += 1;
                     s.size += size;
                     s.delay_sum += d.delay;
                     if d.delay > s.delay_max {
                         s.delay_max = d.delay;
                     }
-                }) {
+                });
+                if first && r.recipient_domains.contains_key(dom) {
                     r.totals.recipient_hosts_domains += 1;
                 }
                 if upsert(&mut r.recipients, addr, |s| {

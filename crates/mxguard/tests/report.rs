@@ -268,3 +268,55 @@ fn report_mailed_through_postfix_arrives_with_text_and_html() {
         "unterminated multipart"
     );
 }
+
+#[test]
+fn serve_mails_the_scheduled_report_once_per_period_across_restarts() {
+    let _postfix = common::postfix::configure(None, None);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    std::fs::write(
+        &log,
+        "Dec  7 08:02:01 mx postfix/pickup[1]: AAA1: uid=0 from=<root>\n\
+         Dec  7 08:02:03 mx postfix/qmgr[2]: AAA1: from=<root@mx.test>, size=500, nrcpt=1 (queue active)\n",
+    )
+    .unwrap();
+    let state = dir.path().join("report-state");
+    let subject = format!("scheduled report {}", std::process::id());
+    let config = |port: u16| {
+        format!(
+            "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+             [report]\nenabled = true\nat = \"00:00\"\nperiod = \"today\"\nfiles = [\"{}\"]\n\
+             mail_to = [\"root@localhost\"]\nmail_from = \"reports@mx.test\"\nsubject = \"{subject}\"\nstate_file = \"{}\"\n",
+            log.display(),
+            state.display()
+        )
+    };
+    let count = || {
+        std::fs::read_to_string(common::postfix::MAILBOX)
+            .unwrap_or_default()
+            .matches(&format!("Subject: {subject}"))
+            .count()
+    };
+    {
+        let port = common::postfix::free_port();
+        let _serve = common::postfix::daemon(&config(port), port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count() == 0 || !state.exists() {
+            assert!(Instant::now() < deadline, "the scheduled report did not arrive (or its state was not written)");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let today = mxguard_report::period::now();
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap().trim(),
+        format!("{:04}-{:02}-{:02}", today.year, today.month, today.day)
+    );
+    // Restarted the same day: the period is not sent again.
+    {
+        let port = common::postfix::free_port();
+        let _serve = common::postfix::daemon(&config(port), port);
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(), 1, "the report was mailed again after a restart");
+}

@@ -25,6 +25,10 @@ PACKAGES+=(clamav-daemon clamav-testfiles)
 # nftables, iptables, ipset, ufw, iproute2: the ban engine's firewall actions
 # are tested against the real firewalls inside network namespaces.
 PACKAGES+=(nftables iptables ipset ufw iproute2)
+# pflogsumm, libdate-calc-perl: the mail-log report is compared with pflogsumm's
+# (bench/report.sh; the reference reports in testdata were made with it).
+# chromium: the report's HTML is rendered headless and screenshotted.
+PACKAGES+=(pflogsumm libdate-calc-perl chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -10,6 +10,8 @@ mod history_cmd;
 mod learn_cmd;
 mod parts;
 mod purge;
+mod report_cmd;
+mod report_schedule;
 mod scan_cmd;
 mod scanner;
 mod serve;
@@ -67,6 +69,8 @@ enum Command {
     /// DMARC aggregate reports: print or send one now.
     #[command(subcommand)]
     Dmarc(dmarc_cmd::DmarcCommand),
+    /// Mail-log report: pflogsumm's numbers and sections from Postfix logs.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(code) => code,

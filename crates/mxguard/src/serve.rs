@@ -219,6 +219,19 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         );
         tasks.push(tokio::spawn(reporter.run(stop_rx.clone())));
     }
+    // The mail-log report, mailed daily when [report] is enabled.
+    if config
+        .section::<crate::report_schedule::ReportSchedule>()
+        .enabled
+    {
+        tasks.push(tokio::spawn(crate::report_schedule::run(
+            config
+                .section::<crate::report_schedule::ReportSchedule>()
+                .clone(),
+            config.store.data_dir.clone(),
+            stop_rx.clone(),
+        )));
+    }
     // The URL feeds the checks registered ([phishing] openphish/phishtank):
     // fetched now, then whenever their refresh_interval has passed; kept
     // across reloads (a reload registers into the same `services.feeds`).

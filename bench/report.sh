@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The mail-log report (issue 16's benchmark): MB/s and peak RSS of
+# `mxguard report` against pflogsumm 1.1.5 (Debian's package) and `wc -l`
+# (the floor: reading the bytes and finding line ends), on one log of
+# at least $MB MB built from the test logs, side by side in one run.
+#
+#   ./bench/report.sh            (needs pflogsumm: apt-get install pflogsumm)
+#
+# The log: every Postfix line of ../shared/testdata's postfix logs
+# (pflogsumm-go, digineo-postfix-exporter, fail2ban-logs/postfix), repeated
+# with the queue ids and senders renumbered each round, so per-message
+# state and the address tables grow as on a real server. Each tool reads
+# the same file, warm in the page cache (one untimed read first), and
+# writes its report to /dev/null; /usr/bin/time gives wall time and peak
+# RSS. Results in target/bench-report/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MB=${MB:-200}
+RUNS=${RUNS:-3}
+TESTDATA=${MXGUARD_TESTDATA:-$ROOT/../shared/testdata}
+OUT=$ROOT/target/bench-report
+mkdir -p "$OUT"
+command -v pflogsumm >/dev/null || { echo "pflogsumm is missing: apt-get install pflogsumm libdate-calc-perl" >&2; exit 1; }
+if [ -z "${MXGUARD:-}" ]; then
+  cargo build --release -q -p mxguard
+  MXGUARD=$ROOT/target/release/mxguard
+fi
+
+LOG=$OUT/mail.log
+if [ ! -s "$LOG" ] || [ "$(stat -c %s "$LOG")" -lt $((MB * 1000000)) ]; then
+  python3 bench/report_log.py "$TESTDATA" "$LOG" "$MB"
+fi
+SIZE=$(stat -c %s "$LOG")
+cat "$LOG" > /dev/null
+
+measure() { # name, command...
+  local name=$1; shift
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$OUT/$name.time" "$@" > "$OUT/$name.out" 2> "$OUT/$name.err" < /dev/null
+    read -r secs kib < "$OUT/$name.time"
+    echo "$name $secs $kib" >> "$OUT/runs.txt"
+  done
+}
+: > "$OUT/runs.txt"
+measure wc wc -l "$LOG"
+# pflogsumm reads only the `postfix` syslog name; mxguard by default every
+# instance: --syslog-name postfix makes both count the same lines.
+measure mxguard "$MXGUARD" report --syslog-name postfix "$LOG"
+measure pflogsumm pflogsumm "$LOG"
+
+echo "log: $LOG, $SIZE bytes, $(wc -l < "$LOG") lines; $RUNS runs each, median wall time"
+python3 - "$OUT/runs.txt" "$SIZE" <<'PY'
+import sys, statistics
+runs, size = {}, int(sys.argv[2])
+for l in open(sys.argv[1]):
+    n, s, k = l.split()
+    runs.setdefault(n, []).append((float(s), int(k)))
+med = {n: statistics.median(s for s, _ in v) for n, v in runs.items()}
+print(f"{'tool':10} {'seconds':>8} {'MB/s':>9} {'peak RSS MiB':>13} {'vs pflogsumm':>13}")
+for n, v in runs.items():
+    mbps = size / 1e6 / max(med[n], 1e-9)
+    rss = max(k for _, k in v) / 1024
+    ratio = med["pflogsumm"] / max(med[n], 1e-9)
+    print(f"{n:10} {med[n]:8.2f} {mbps:9.1f} {rss:13.1f} {ratio:12.1f}x")
+PY
+echo "Grand Totals, mxguard vs pflogsumm:"
+diff <(sed -n '/^Grand Totals/,/recipient hosts/p' "$OUT/mxguard.out") \
+     <(sed -n '/^Grand Totals/,/recipient hosts/p' "$OUT/pflogsumm.out") && echo "  identical"

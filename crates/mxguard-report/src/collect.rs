@@ -1,0 +1,712 @@
+//! The one pass over the log: every line is read once, counted into the
+//! report, and forgotten. What is kept between lines is per queue id in
+//! flight (size, where it came from, deferred once), dropped when qmgr
+//! logs `removed`, and per distinct host and address for the summaries.
+//!
+//! The counting rules are pflogsumm's (1.1.5), so the Grand Totals agree
+//! with the reports admins know; departures are listed in
+//! docs/ARCHITECTURE.md ("Mail-log report").
+
+use crate::date::Stamp;
+use crate::domain;
+use crate::line::{self, Line};
+use crate::reason::{Reject, Rules, trim};
+use crate::report::*;
+use memchr::memmem::Finder;
+use std::collections::{HashMap, HashSet};
+
+/// Which lines count and how problems are grouped.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only lines of `postfix` and this syslog name (pflogsumm's
+    /// `--syslog-name`); None: every instance (`postfix`, `postfix-*`).
+    pub syslog_name: Option<String>,
+    /// Keep whole problem texts instead of pflogsumm's short reasons.
+    pub verbose_msg_detail: bool,
+    /// Add the sender to reject detail lines.
+    pub rej_add_from: bool,
+    /// Only lines at or after this wall-clock time.
+    pub since: Option<Stamp>,
+    /// Only lines before this wall-clock time.
+    pub until: Option<Stamp>,
+}
+
+/// A queue id as a hash-map key without allocating: ids up to 16 bytes
+/// are packed as they are; longer ones (never seen from Postfix, whose
+/// long ids are 12–15 characters) by two independent hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Qid(u128);
+
+impl Qid {
+    fn new(b: &[u8]) -> Qid {
+        if b.len() <= 16 {
+            let mut buf = [0u8; 16];
+            buf[..b.len()].copy_from_slice(b);
+            Qid(u128::from_le_bytes(buf))
+        } else {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h1 = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            h1.write(b);
+            let mut h2 = h1.clone();
+            h2.write_u8(0xa5);
+            Qid(((h1.finish() as u128) << 64) | h2.finish() as u128 | 1 << 127)
+        }
+    }
+}
+
+/// Prebuilt substring searchers for the hot path.
+struct Finders {
+    from: Finder<'static>,
+    to: Finder<'static>,
+    client: Finder<'static>,
+    connect_to: Finder<'static>,
+}
+
+/// Collects a report from log lines.
+pub struct Collector {
+    opts: Options,
+    rules: Rules,
+    finders: Finders,
+    report: Report,
+    /// Message sizes by queue id, from qmgr's `from=<…>, size=`.
+    sizes: HashMap<Qid, u64>,
+    /// Where a received message came from (client domain or "pickup"),
+    /// until qmgr names its sender.
+    received_from: HashMap<Qid, Box<str>>,
+    /// Messages already counted as deferred.
+    deferred_once: HashSet<Qid>,
+    /// smtpd connection start (seconds) by pid.
+    connections: HashMap<u32, i64>,
+    last_day: u32,
+    scratch: String,
+    scratch2: String,
+}
+
+fn text(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// The first token of a message: pflogsumm's "queue id" (`[^:\s]+`).
+fn first_token(msg: &[u8]) -> &[u8] {
+    let n = msg
+        .iter()
+        .position(|&c| c == b':' || c.is_ascii_whitespace())
+        .unwrap_or(msg.len());
+    &msg[..n]
+}
+
+fn is_word(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `from=<addr>, size=N` anywhere in the message.
+fn from_size<'a>(f: &Finder, msg: &'a [u8]) -> Option<(&'a [u8], u64)> {
+    let mut start = 0;
+    while let Some(p) = f.find(&msg[start..]) {
+        let at = start + p + 6;
+        start = at;
+        let Some(close) = memchr::memchr(b'>', &msg[at..]) else {
+            break;
+        };
+        let addr = &msg[at..at + close];
+        let rest = &msg[at + close + 1..];
+        if let Some(num) = rest.strip_prefix(b", size=") {
+            let n = num.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n > 0 && n <= 19 {
+                let size = std::str::from_utf8(&num[..n]).ok()?.parse().ok()?;
+                return Some((addr, size));
+            }
+        }
+    }
+    None
+}
+
+/// A delivery line's fields.
+struct Delivery<'a> {
+    to: &'a [u8],
+    relay: &'a [u8],
+    delay: f64,
+    status: &'a [u8],
+    rest: &'a [u8],
+}
+
+fn field<'a>(s: &'a [u8], name: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let v = s.strip_prefix(name)?;
+    let end = memchr::memchr(b',', v)?;
+    if end == 0 {
+        return None;
+    }
+    let after = v[end..].strip_prefix(b", ")?;
+    Some((&v[..end], after))
+}
+
+fn delivery<'a>(f: &Finder, msg: &'a [u8]) -> Option<Delivery<'a>> {
+    let mut start = 0;
+    while let Some(p) = f.find(&msg[start..]) {
+        let at = start + p + 4;
+        start = at;
+        if let Some(d) = delivery_at(&msg[at..]) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+fn delivery_at(s: &[u8]) -> Option<Delivery<'_>> {
+    let close = memchr::memchr(b'>', s)?;
+    let to = &s[..close];
+    let mut r = s[close + 1..].strip_prefix(b", ")?;
+    if let Some(o) = r.strip_prefix(b"orig_to=<") {
+        let c = memchr::memchr(b'>', o)?;
+        r = o[c + 1..].strip_prefix(b", ")?;
+    }
+    let (relay, r2) = field(r, b"relay=")?;
+    r = r2;
+    if let Some((_, r2)) = field(r, b"conn_use=") {
+        r = r2;
+    }
+    let (delay, r2) = field(r, b"delay=")?;
+    r = r2;
+    if let Some((_, r2)) = field(r, b"delays=") {
+        r = r2;
+    }
+    if let Some((_, r2)) = field(r, b"dsn=") {
+        r = r2;
+    }
+    let st = r.strip_prefix(b"status=")?;
+    let n = st
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(st.len());
+    if n == 0 {
+        return None;
+    }
+    let delay = std::str::from_utf8(delay)
+        .ok()
+        .and_then(perl_number)
+        .unwrap_or(0.0);
+    Some(Delivery {
+        to,
+        relay,
+        delay,
+        status: &st[..n],
+        rest: &st[n..],
+    })
+}
+
+/// The numeric prefix of a string, as Perl reads "1.5" or "30".
+fn perl_number(s: &str) -> Option<f64> {
+    let n = s
+        .bytes()
+        .take_while(|c| c.is_ascii_digit() || *c == b'.')
+        .count();
+    s[..n].parse().ok()
+}
+
+/// Finds `(type): (header|body|END-OF-MESSAGE) ` in a cleanup message.
+fn cleanup_check(msg: &[u8]) -> Option<(Problem, &[u8], &[u8])> {
+    let mut i = 0;
+    while let Some(p) = memchr::memmem::find(&msg[i..], b": ") {
+        let colon = i + p;
+        i = colon + 2;
+        let before = &msg[..colon];
+        let word_start = before
+            .iter()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'))
+            .map_or(0, |q| q + 1);
+        let word = &before[word_start..];
+        let kind = match word {
+            b"reject" | b"milter-reject" => Problem::Reject,
+            w if w.ends_with(b"-reject") => Problem::Reject,
+            b"warning" => Problem::RejectWarning,
+            b"hold" => Problem::Hold,
+            b"discard" => Problem::Discard,
+            _ => continue,
+        };
+        let after = &msg[i..];
+        for what in [&b"header"[..], b"body", b"END-OF-MESSAGE"] {
+            if let Some(r) = after.strip_prefix(what)
+                && let Some(r) = r.strip_prefix(b" ")
+            {
+                return Some((kind, what, r));
+            }
+        }
+    }
+    None
+}
+
+impl Collector {
+    pub fn new(opts: Options) -> Collector {
+        Collector {
+            opts,
+            rules: Rules::new(),
+            finders: Finders {
+                from: Finder::new(b"from=<").into_owned(),
+                to: Finder::new(b"to=<").into_owned(),
+                client: Finder::new(b": client=").into_owned(),
+                connect_to: Finder::new(b"connect to ").into_owned(),
+            },
+            report: Report::default(),
+            sizes: HashMap::new(),
+            received_from: HashMap::new(),
+            deferred_once: HashSet::new(),
+            connections: HashMap::new(),
+            last_day: 0,
+            scratch: String::new(),
+            scratch2: String::new(),
+        }
+    }
+
+    fn instance_wanted(&self, instance: &[u8]) -> bool {
+        if instance == b"postfix" {
+            return true;
+        }
+        match &self.opts.syslog_name {
+            Some(name) => instance == name.as_bytes(),
+            None => instance.starts_with(b"postfix-"),
+        }
+    }
+
+    /// Counts one log line (without its line end). `reference` gives the
+    /// year of syslog timestamps (see [`crate::date::infer_year`]).
+    pub fn line(&mut self, raw: &[u8], reference: Stamp) {
+        self.report.lines += 1;
+        let l = match line::parse(raw, reference) {
+            Ok(l) => l,
+            Err(_) => {
+                self.report.malformed += 1;
+                return;
+            }
+        };
+        if !self.instance_wanted(l.instance) {
+            self.report.other_programs += 1;
+            return;
+        }
+        if let Some(since) = self.opts.since
+            && l.stamp < since
+        {
+            self.report.out_of_period += 1;
+            return;
+        }
+        if let Some(until) = self.opts.until
+            && l.stamp >= until
+        {
+            self.report.out_of_period += 1;
+            return;
+        }
+        self.report.postfix_lines += 1;
+        self.postfix_line(&l, raw);
+    }
+
+    fn postfix_line(&mut self, l: &Line, raw: &[u8]) {
+        let day = l.stamp.day_key();
+        if day != self.last_day {
+            self.last_day = day;
+            self.report.day_changes += 1;
+        }
+        if self.report.first.is_none_or(|f| l.stamp < f) {
+            self.report.first = Some(l.stamp);
+        }
+        if self.report.last.is_none_or(|f| l.stamp > f) {
+            self.report.last = Some(l.stamp);
+        }
+        let hour = l.stamp.hour as usize;
+        let daemon = l.daemon;
+        let msg = l.msg;
+        let qid = first_token(msg);
+        if daemon == b"cleanup"
+            && let Some((kind, what, rest)) = cleanup_check(msg)
+        {
+            let text = self
+                .rules
+                .cleanup_text(&text(rest), self.opts.verbose_msg_detail);
+            self.problem(
+                kind,
+                "cleanup",
+                &String::from_utf8_lossy(what),
+                &text,
+                hour,
+                day,
+            );
+            return;
+        }
+        match qid {
+            b"warning" | b"fatal" | b"panic" => {
+                let marker: &[u8] = match qid {
+                    b"warning" => b"warning: ",
+                    b"fatal" => b"fatal: ",
+                    _ => b"panic: ",
+                };
+                let reason = match memchr::memmem::rfind(msg, marker) {
+                    Some(p) => &msg[p + marker.len()..],
+                    None => msg,
+                };
+                let reason = text(reason);
+                // Most fit: no copy then.
+                let reason = if self.opts.verbose_msg_detail || reason.len() <= 66 {
+                    reason
+                } else {
+                    std::borrow::Cow::Owned(trim(&reason, 66, false))
+                };
+                let table = match qid {
+                    b"warning" => &mut self.report.warnings,
+                    b"fatal" => &mut self.report.fatals,
+                    _ => &mut self.report.panics,
+                };
+                bump2(table, &text(daemon), &reason, 1);
+                return;
+            }
+            b"reject" | b"reject_warning" | b"hold" | b"discard" => {
+                self.smtpd_reject(Problem::of(qid), l, raw, hour, day);
+                return;
+            }
+            _ => {}
+        }
+        if daemon == b"master" {
+            let m = match memchr::memmem::rfind(msg, b": ") {
+                Some(p) => &msg[p + 2..],
+                None => msg,
+            };
+            bump(&mut self.report.master, &text(m), 1);
+            return;
+        }
+        if daemon == b"postscreen" {
+            self.postscreen(msg);
+        }
+        if daemon == b"smtpd" || daemon == b"postscreen" {
+            if l.pid.is_some() && is_word(qid) {
+                let after = &msg[qid.len()..];
+                if let Some(client) = after.strip_prefix(b": client=") {
+                    let end = memchr::memchr(b',', client).unwrap_or(client.len());
+                    self.received(hour, day);
+                    domain::host_domain(&text(&client[..end]), &mut self.scratch);
+                    self.received_from
+                        .insert(Qid::new(qid), self.scratch.as_str().into());
+                    return;
+                }
+                if let Some(r) = after.strip_prefix(b": ") {
+                    let kind = first_token(r);
+                    if r.get(kind.len()..kind.len() + 2) == Some(b": ")
+                        && matches!(kind, b"reject" | b"reject_warning" | b"hold" | b"discard")
+                    {
+                        self.smtpd_reject(Problem::of(kind), l, raw, hour, day);
+                        return;
+                    }
+                }
+            }
+            if daemon == b"smtpd"
+                && let Some(pid) = l.pid
+            {
+                if msg.starts_with(b"connect from ") {
+                    self.connections.insert(pid, l.stamp.secs());
+                } else if let Some(host) = msg.strip_prefix(b"disconnect from ")
+                    && let Some(start) = self.connections.remove(&pid)
+                {
+                    let secs = (l.stamp.secs() - start).max(0) as u64;
+                    domain::host_domain(&text(host), &mut self.scratch);
+                    let r = &mut self.report.smtpd;
+                    r.connections += 1;
+                    r.total_secs += secs;
+                    r.per_hour[hour].add(secs);
+                    r.per_day.entry(day).or_default().add(secs);
+                    if let Some(c) = r.per_domain.get_mut(self.scratch.as_str()) {
+                        c.add(secs);
+                    } else if r.per_domain.len() < MAX_KEYS {
+                        let mut c = Conn::default();
+                        c.add(secs);
+                        r.per_domain.insert(self.scratch.as_str().into(), c);
+                    }
+                }
+            }
+            let _ = &self.finders.client;
+            return;
+        }
+        if let Some((addr, size)) = from_size(&self.finders.from, msg) {
+            self.sender(qid, addr, size);
+            return;
+        }
+        if let Some(d) = delivery(&self.finders.to, msg) {
+            self.delivered(daemon, qid, &d, hour, day);
+            return;
+        }
+        if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
+            let q = Qid::new(qid);
+            self.sizes.remove(&q);
+            self.deferred_once.remove(&q);
+            self.received_from.remove(&q);
+            return;
+        }
+        if daemon == b"pickup" {
+            let after = &msg[qid.len()..];
+            if after.starts_with(b": sender=") || after.starts_with(b": uid=") {
+                self.received(hour, day);
+                self.received_from.insert(Qid::new(qid), "pickup".into());
+            }
+            return;
+        }
+        if daemon == b"smtp" && self.finders.connect_to.find(msg).is_some() {
+            // pflogsumm matches on the line from the tag on.
+            let tagged = &raw[raw.len() - msg.len()..];
+            if let Some((reason, host)) = self.rules.smtp_failure(&text(tagged)) {
+                bump2(&mut self.report.smtp_failures, &reason, &host, 1);
+            }
+        }
+    }
+
+    fn received(&mut self, hour: usize, day: u32) {
+        self.report.totals.received += 1;
+        self.report.per_hour[hour][0] += 1;
+        self.report.per_day.entry(day).or_default()[0] += 1;
+    }
+
+    fn sender(&mut self, qid: &[u8], addr: &[u8], size: u64) {
+        let q = Qid::new(qid);
+        if self.sizes.get(&q).is_some_and(|&s| s != 0) {
+            return; // qmgr logs from= again after a deferral
+        }
+        if addr.is_empty() {
+            self.scratch.clear();
+            self.scratch.push_str("from=<>");
+        } else {
+            domain::address_key(&text(addr), &mut self.scratch);
+        }
+        self.sizes.insert(q, size);
+        let Some(origin) = self.received_from.remove(&q) else {
+            return; // not received here (a forward or bounce): not counted
+        };
+        let dom: &str = match domain::domain_of(&self.scratch) {
+            Some(d) => d,
+            None if &*origin == "pickup" => &self.scratch,
+            None => &origin,
+        };
+        let r = &mut self.report;
+        if upsert(&mut r.sending_domains, dom, |s| {
+            s.count += 1;
+            s.size += size;
+        }) {
+            r.totals.sending_hosts_domains += 1;
+        }
+        if upsert(&mut r.senders, &self.scratch, |s| {
+            s.count += 1;
+            s.size += size;
+        }) {
+            r.totals.senders += 1;
+        }
+        r.totals.bytes_received += size;
+    }
+
+    fn delivered(&mut self, daemon: &[u8], qid: &[u8], d: &Delivery, hour: usize, day: u32) {
+        domain::address_key(&text(d.to), &mut self.scratch);
+        let addr = self.scratch.as_str();
+        let dom = match addr.find('@') {
+            Some(at) if at > 0 => &addr[at + 1..],
+            _ => addr,
+        };
+        let q = Qid::new(qid);
+        let r = &mut self.report;
+        match d.status {
+            b"sent" => {
+                if memchr::memmem::find(d.rest, b"forwarded as ").is_some() {
+                    r.totals.forwarded += 1;
+                    return;
+                }
+                let size = self.sizes.get(&q).copied().unwrap_or(0);
+                // A domain is new to the count at its first delivery (it may
+                // have been listed already for a deferral).
+                let mut first = false;
+                upsert(&mut r.recipient_domains, dom, |s| {
+                    first = s.count == 0;
+                    s.count += 1;
+                    s.size += size;
+                    s.delay_sum += d.delay;
+                    if d.delay > s.delay_max {
+                        s.delay_max = d.delay;
+                    }
+                });
+                if first && r.recipient_domains.contains_key(dom) {
+                    r.totals.recipient_hosts_domains += 1;
+                }
+                if upsert(&mut r.recipients, addr, |s| {
+                    s.count += 1;
+                    s.size += size;
+                }) {
+                    r.totals.recipients += 1;
+                }
+                r.per_hour[hour][1] += 1;
+                r.per_day.entry(day).or_default()[1] += 1;
+                r.totals.delivered += 1;
+                if size != 0 {
+                    r.totals.bytes_delivered += size;
+                } else if r.no_size.len() < MAX_KEYS {
+                    r.no_size.insert(text(qid).into_owned(), addr.to_string());
+                }
+            }
+            b"deferred" => {
+                let reason = paren(d.rest, b" (", false);
+                let reason = self
+                    .rules
+                    .deferral(&text(reason), self.opts.verbose_msg_detail);
+                bump2(&mut r.deferrals, &text(daemon), &reason, 1);
+                r.per_hour[hour][2] += 1;
+                r.per_day.entry(day).or_default()[2] += 1;
+                r.totals.deferrals += 1;
+                if self.deferred_once.insert(q) {
+                    r.totals.deferred += 1;
+                }
+                upsert(&mut r.recipient_domains, dom, |s| {
+                    s.defers += 1;
+                    if d.delay > s.delay_max {
+                        s.delay_max = d.delay;
+                    }
+                });
+            }
+            b"bounced" => {
+                let reason = paren(d.rest, b" (", true);
+                let reason = self
+                    .rules
+                    .bounce(&text(reason), self.opts.verbose_msg_detail);
+                bump2(&mut r.bounces, &text(d.relay), &reason, 1);
+                r.per_hour[hour][3] += 1;
+                r.per_day.entry(day).or_default()[3] += 1;
+                r.totals.bounced += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn smtpd_reject(&mut self, kind: Problem, l: &Line, raw: &[u8], hour: usize, day: u32) {
+        let tagged = &raw[l.program.as_ptr() as usize - raw.as_ptr() as usize..];
+        let Reject {
+            stage,
+            reason,
+            data,
+        } = self.rules.reject(
+            &text(tagged),
+            self.opts.verbose_msg_detail,
+            self.opts.rej_add_from,
+        );
+        self.problem(kind, &stage, &reason, &data, hour, day);
+    }
+
+    fn problem(
+        &mut self,
+        kind: Problem,
+        group: &str,
+        reason: &str,
+        data: &str,
+        hour: usize,
+        day: u32,
+    ) {
+        let r = &mut self.report;
+        let (table, total) = match kind {
+            Problem::Reject => (&mut r.rejects, &mut r.totals.rejected),
+            Problem::RejectWarning => (&mut r.reject_warnings, &mut r.totals.reject_warnings),
+            Problem::Hold => (&mut r.holds, &mut r.totals.held),
+            Problem::Discard => (&mut r.discards, &mut r.totals.discarded),
+        };
+        *total += 1;
+        let group = if table.contains_key(group) || table.len() < MAX_KEYS {
+            group
+        } else {
+            OVERFLOW
+        };
+        let g = match table.get_mut(group) {
+            Some(g) => g,
+            None => table.entry(group.to_string()).or_default(),
+        };
+        bump2(g, reason, data, 1);
+        r.per_hour[hour][4] += 1;
+        r.per_day.entry(day).or_default()[4] += 1;
+    }
+
+    fn postscreen(&mut self, msg: &[u8]) {
+        const EVENTS: [&str; 14] = [
+            "CONNECT from",
+            "PASS NEW",
+            "PASS OLD",
+            "DNSBL rank",
+            "PREGREET",
+            "HANGUP after",
+            "COMMAND PIPELINING",
+            "NON-SMTP COMMAND",
+            "BARE NEWLINE",
+            "WHITELISTED",
+            "ALLOWLISTED",
+            "BLACKLISTED",
+            "DENYLISTED",
+            "NOQUEUE: reject",
+        ];
+        for e in EVENTS {
+            if msg.starts_with(e.as_bytes()) {
+                bump(&mut self.report.postscreen, e, 1);
+                return;
+            }
+        }
+    }
+
+    /// A line longer than the read buffer was skipped.
+    pub fn too_long(&mut self) {
+        self.report.lines += 1;
+        self.report.too_long += 1;
+    }
+
+    /// The report so far (the collector can go on reading).
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    pub fn finish(self) -> Report {
+        let mut r = self.report;
+        r.totals.finish();
+        let _ = self.scratch2;
+        r
+    }
+}
+
+/// The text in parentheses after `open`: up to the first `)` (deferrals)
+/// or the last (bounces).
+fn paren<'a>(rest: &'a [u8], open: &[u8], to_last: bool) -> &'a [u8] {
+    let Some(p) = memchr::memmem::find(rest, open) else {
+        return b"";
+    };
+    let inner = &rest[p + open.len()..];
+    let end = if to_last {
+        memchr::memrchr(b')', inner)
+    } else {
+        memchr::memchr(b')', inner)
+    };
+    match end {
+        Some(e) => &inner[..e],
+        None if to_last => b"",
+        None => inner,
+    }
+}
+
+/// Adds to a per-key record, inserting it when new and when under the
+/// limit; true when the key was new.
+fn upsert<T: Default>(map: &mut HashMap<Box<str>, T>, key: &str, f: impl FnOnce(&mut T)) -> bool {
+    if let Some(v) = map.get_mut(key) {
+        f(v);
+        return false;
+    }
+    let mut v = T::default();
+    f(&mut v);
+    if map.len() >= MAX_ADDRESSES {
+        // Past the bound new keys are neither listed nor counted as
+        // distinct (their messages still count): memory stays bounded.
+        return false;
+    }
+    map.insert(key.into(), v);
+    true
+}
+
+impl Problem {
+    fn of(word: &[u8]) -> Problem {
+        match word {
+            b"reject_warning" => Problem::RejectWarning,
+            b"hold" => Problem::Hold,
+            b"discard" => Problem::Discard,
+            _ => Problem::Reject,
+        }
+    }
+}

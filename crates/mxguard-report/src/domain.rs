@@ -1,0 +1,179 @@
+//! How pflogsumm names hosts, domains and addresses, so the tallies group
+//! the same way its reports do.
+
+/// The "host/domain" of a client or relay given as `name[addr]`: the name
+/// cut to its last two labels (three under a two-letter country code with
+/// a short second level, as `example.co.uk`), or the address when the name
+/// is missing or `unknown`. Empty when nothing fits.
+pub fn host_domain(s: &str, out: &mut String) {
+    out.clear();
+    let (name, addr) = split_name_addr(s);
+    match name {
+        None | Some("") | Some("unknown") => out.push_str(addr.unwrap_or("")),
+        Some(name) => reduce(name, out),
+    }
+}
+
+fn is_ipv4_prefix(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    for part in 0..4 {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        if part < 3 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
+fn split_name_addr(s: &str) -> (Option<&str>, Option<&str>) {
+    // "name[1.2.3.4]" (addresses in brackets, IPv4 first)
+    if let Some(open) = s.find('[') {
+        let after = &s[open + 1..];
+        if let Some(n) = is_ipv4_prefix(after)
+            && after.as_bytes().get(n) == Some(&b']')
+        {
+            return (Some(&s[..open]), Some(&after[..n]));
+        }
+    }
+    // "name/1.2.3.4" (old Postfix)
+    if let Some(slash) = s.find('/') {
+        let after = &s[slash + 1..];
+        let n = after
+            .bytes()
+            .take_while(|c| c.is_ascii_hexdigit() || *c == b'.' || *c == b':')
+            .count();
+        if n > 0 {
+            return (Some(&s[..slash]), Some(&after[..n]));
+        }
+    }
+    // "name[addr]" / "name(addr)" with an optional ":port" and nothing after.
+    if let Some(open) = s.find(['[', '(', '/']) {
+        let after = &s[open + 1..];
+        let n = after.find([']', ')']).unwrap_or(after.len());
+        if n > 0 && n < after.len() {
+            let tail = &after[n + 1..];
+            let tail = tail.strip_prefix(':').unwrap_or(tail);
+            if tail.bytes().all(|c| c.is_ascii_digit()) {
+                return (Some(&s[..open]), Some(&after[..n]));
+            }
+        }
+    }
+    (None, None)
+}
+
+/// "mach.host.dom" → "host.dom", "mach.host.co.uk" → "host.co.uk"
+/// (lower-cased); anything shorter is kept as it is.
+pub fn reduce(name: &str, out: &mut String) {
+    let labels: Vec<&str> = name.split('.').collect();
+    let n = labels.len();
+    let lower = |out: &mut String, parts: &[&str]| {
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            out.extend(p.chars().map(|c| c.to_ascii_lowercase()));
+        }
+    };
+    if n >= 3 && labels[n - 1].len() == 3 && !labels[n - 2].is_empty() {
+        lower(out, &labels[n - 2..]);
+    } else if n >= 4
+        && labels[n - 1].len() == 2
+        && (2..=3).contains(&labels[n - 2].len())
+        && !labels[n - 3].is_empty()
+    {
+        lower(out, &labels[n - 3..]);
+    } else {
+        out.push_str(name);
+    }
+}
+
+/// An address as pflogsumm keys it: the domain part (from the first `@`)
+/// lower-cased, the local part kept.
+pub fn address_key(addr: &str, out: &mut String) {
+    out.clear();
+    match addr.find('@') {
+        Some(at) => {
+            out.push_str(&addr[..at]);
+            out.extend(addr[at..].chars().map(|c| c.to_ascii_lowercase()));
+        }
+        None => out.push_str(addr),
+    }
+}
+
+/// The domain of an address key (after the first `@`, which must not be
+/// the first character), or None.
+pub fn domain_of(addr: &str) -> Option<&str> {
+    match addr.find('@') {
+        Some(at) if at > 0 && at + 1 < addr.len() => Some(&addr[at + 1..]),
+        _ => None,
+    }
+}
+
+/// pflogsumm's sort key for hosts and addresses: an IPv4 address by its
+/// octets, anything else by its labels reversed (`com`, `example`, `user`).
+pub fn sort_key(s: &str) -> Vec<u32> {
+    let first = s.split(char::is_whitespace).next().unwrap_or("");
+    if let Some(n) = is_ipv4_prefix(first)
+        && n == first.len()
+    {
+        return first.split('.').map(|o| o.parse().unwrap_or(0)).collect();
+    }
+    let mut key = Vec::with_capacity(first.len());
+    for part in first.rsplit(['.', '@']) {
+        key.extend(
+            part.chars()
+                .map(|c| c.to_lowercase().next().unwrap_or(c) as u32),
+        );
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hd(s: &str) -> String {
+        let mut o = String::new();
+        host_domain(s, &mut o);
+        o
+    }
+
+    #[test]
+    fn host_domains_as_pflogsumm_groups_them() {
+        assert_eq!(hd("sender.example.com[192.168.1.1]"), "example.com");
+        assert_eq!(hd("mail.Example.CO.UK[10.0.0.1]"), "example.co.uk");
+        assert_eq!(hd("unknown[0.0.0.0]"), "0.0.0.0");
+        assert_eq!(hd("unknown[fe80::1:2:3:4]"), "fe80::1:2:3:4");
+        assert_eq!(hd("unknown[fe80::1:2:3:4] ehlo=2 quit=1"), "");
+        assert_eq!(hd("unknown[0.0.0.0] ehlo=1 mail=1"), "0.0.0.0");
+        assert_eq!(hd("example.com[1.2.3.4]"), "example.com");
+        assert_eq!(hd("[216.245.194.173]:60591"), "216.245.194.173");
+        assert_eq!(hd("foo[192.51.100.65]"), "foo");
+        assert_eq!(
+            hd("72-53-132-234.cpe.distributel.net[72.53.132.234]"),
+            "distributel.net"
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        let mut o = String::new();
+        address_key("User@Example.COM", &mut o);
+        assert_eq!(o, "User@example.com");
+        assert_eq!(domain_of("a@b.c"), Some("b.c"));
+        assert_eq!(domain_of("@b.c"), None);
+        assert_eq!(domain_of("root"), None);
+        assert!(sort_key("10.0.0.2") < sort_key("10.0.0.10"));
+        assert!(sort_key("a@b.com") < sort_key("a@c.com"));
+    }
+}

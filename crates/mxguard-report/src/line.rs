@@ -1,0 +1,286 @@
+//! Splits one log line into timestamp, program and message, by byte scans
+//! (no regex, no allocation). Three timestamp forms are read:
+//! traditional syslog (`Mar 22 08:00:01`, no year), RFC 3339
+//! (`2024-03-22T08:00:01.000+00:00`, rsyslog's default on Debian 12),
+//! Postfix's own `maillog_file` (`Dec 07 09:34:22`, zero-padded day) and
+//! high-precision syslog stamps (`Mar 22 08:00:01.123456`).
+
+use crate::date::{Stamp, infer_year, month_of};
+
+/// One parsed log line; the slices borrow the line.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub stamp: Stamp,
+    /// The syslog tag before `[pid]`: `postfix/submission/smtpd`.
+    pub program: &'a [u8],
+    /// The first component of the tag: `postfix`, `postfix-secondary`.
+    pub instance: &'a [u8],
+    /// The last component of the tag: the daemon (`smtpd`, `qmgr`).
+    pub daemon: &'a [u8],
+    /// The process id, when the tag had `[pid]`.
+    pub pid: Option<u32>,
+    /// The text after the tag's `: `.
+    pub msg: &'a [u8],
+}
+
+/// Why a line was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// No timestamp, host or tag where they belong.
+    Malformed,
+}
+
+fn digits2(b: &[u8]) -> Option<u8> {
+    if b.len() >= 2 && b[0].is_ascii_digit() && b[1].is_ascii_digit() {
+        Some((b[0] - b'0') * 10 + (b[1] - b'0'))
+    } else {
+        None
+    }
+}
+
+/// `HH:MM:SS` at the start of `b`.
+fn clock(b: &[u8]) -> Option<(u8, u8, u8)> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (digits2(b)?, digits2(&b[3..])?, digits2(&b[6..])?);
+    (h < 24 && m < 60 && s < 61).then_some((h, m, s.min(59)))
+}
+
+/// Skips `.digits` at the start of `b`.
+fn skip_fraction(b: &[u8]) -> usize {
+    if b.first() == Some(&b'.') {
+        1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count()
+    } else {
+        0
+    }
+}
+
+/// Parses the timestamp at the start of the line and returns it with the
+/// rest after the following space. `reference` supplies the year of
+/// syslog timestamps.
+pub fn timestamp(line: &[u8], reference: Stamp) -> Option<(Stamp, &[u8])> {
+    if line.len() < 16 {
+        return None;
+    }
+    if line[0].is_ascii_digit() {
+        // RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)
+        if line.len() < 20
+            || line[4] != b'-'
+            || line[7] != b'-'
+            || (line[10] != b'T' && line[10] != b' ')
+        {
+            return None;
+        }
+        let year = (digits2(line)? as i32) * 100 + digits2(&line[2..])? as i32;
+        let month = digits2(&line[5..])?;
+        let day = digits2(&line[8..])?;
+        let (hour, min, sec) = clock(&line[11..])?;
+        let mut i = 19 + skip_fraction(&line[19..]);
+        match line.get(i) {
+            Some(b'Z') => i += 1,
+            Some(b'+') | Some(b'-') => {
+                let z = line.get(i + 1..i + 6)?;
+                if z[2] != b':' {
+                    return None;
+                }
+                digits2(z)?;
+                digits2(&z[3..])?;
+                i += 6;
+            }
+            _ => {}
+        }
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || line.get(i) != Some(&b' ') {
+            return None;
+        }
+        let stamp = Stamp {
+            year,
+            month,
+            day,
+            hour,
+            min,
+            sec,
+        };
+        return Some((stamp, &line[i + 1..]));
+    }
+    // Syslog: "Mmm dd HH:MM:SS" or "Mmm  d HH:MM:SS", optional ".frac".
+    let month = month_of(&line[..3])?;
+    if line[3] != b' ' {
+        return None;
+    }
+    let mut i = 4;
+    if line[i] == b' ' {
+        i += 1;
+    }
+    let day = if line[i].is_ascii_digit() && line.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+        i += 2;
+        (line[i - 2] - b'0') * 10 + (line[i - 1] - b'0')
+    } else if line[i].is_ascii_digit() {
+        i += 1;
+        line[i - 1] - b'0'
+    } else {
+        return None;
+    };
+    if line.get(i) != Some(&b' ') || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (hour, min, sec) = clock(line.get(i + 1..)?)?;
+    i += 9;
+    i += skip_fraction(&line[i..]);
+    if line.get(i) != Some(&b' ') {
+        return None;
+    }
+    let year = infer_year(reference, month, day);
+    Some((
+        Stamp {
+            year,
+            month,
+            day,
+            hour,
+            min,
+            sec,
+        },
+        &line[i + 1..],
+    ))
+}
+
+/// Splits "host tag[pid]: message" after the timestamp.
+pub fn parse(line: &[u8], reference: Stamp) -> Result<Line<'_>, Skip> {
+    let (stamp, rest) = timestamp(line, reference).ok_or(Skip::Malformed)?;
+    // Host: one token.
+    let sp = memchr::memchr(b' ', rest).ok_or(Skip::Malformed)?;
+    if sp == 0 {
+        return Err(Skip::Malformed);
+    }
+    let rest = &rest[sp + 1..];
+    // Tag: up to '[' or ':'.
+    let end = memchr::memchr2(b'[', b':', rest).ok_or(Skip::Malformed)?;
+    let program = &rest[..end];
+    if program.is_empty() || memchr::memchr(b' ', program).is_some() {
+        return Err(Skip::Malformed);
+    }
+    let mut i = end;
+    let mut pid = None;
+    if rest[i] == b'[' {
+        let close = memchr::memchr(b']', &rest[i..]).ok_or(Skip::Malformed)? + i;
+        let digits = &rest[i + 1..close];
+        if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(Skip::Malformed);
+        }
+        pid = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse().ok());
+        i = close + 1;
+    }
+    if rest.get(i) != Some(&b':') {
+        return Err(Skip::Malformed);
+    }
+    let msg = match rest.get(i + 1) {
+        Some(b' ') => &rest[i + 2..],
+        _ => &rest[i + 1..],
+    };
+    let instance = match memchr::memchr(b'/', program) {
+        Some(s) => &program[..s],
+        None => program,
+    };
+    let daemon = match memchr::memrchr(b'/', program) {
+        Some(s) => &program[s + 1..],
+        None => program,
+    };
+    Ok(Line {
+        stamp,
+        program,
+        instance,
+        daemon,
+        pid,
+        msg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Stamp {
+        Stamp {
+            year: 2026,
+            month: 12,
+            day: 7,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn syslog_rfc3339_and_maillog_file() {
+        let l = parse(
+            b"Mar 22 08:00:05 mailhost postfix/smtp[12348]: ABC: to=<a@b>",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!(
+            l.stamp,
+            Stamp {
+                year: 2026,
+                month: 3,
+                day: 22,
+                hour: 8,
+                min: 0,
+                sec: 5
+            }
+        );
+        assert_eq!(
+            (l.instance, l.daemon, l.pid),
+            (&b"postfix"[..], &b"smtp"[..], Some(12348))
+        );
+        assert_eq!(l.msg, b"ABC: to=<a@b>");
+        let l = parse(
+            b"2024-03-22T08:00:01.000+00:00 mailhost postfix-secondary/submission/smtpd[1]: x",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!((l.stamp.year, l.stamp.hour), (2024, 8));
+        assert_eq!(
+            (l.instance, l.daemon),
+            (&b"postfix-secondary"[..], &b"smtpd"[..])
+        );
+        let l = parse(
+            b"Apr  6 13:05:01.123456 mx postfix/qmgr[2]: removed",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!((l.stamp.day, l.msg), (6, &b"removed"[..]));
+        let l = parse(
+            b"Aug 3 15:30:49 ksusha postfix/smtpd[17041]: warning: x",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!(l.stamp.day, 3);
+        let l = parse(
+            b"2024-01-01T00:00:00Z h postfix-script: starting",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!((l.daemon, l.pid), (&b"postfix-script"[..], None));
+    }
+
+    #[test]
+    fn malformed() {
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"Foo 22 08:00:05 mailhost postfix/smtp[1]: x",
+            b"Mar 22 08:00 mailhost postfix/smtp[1]: x",
+            b"Mar 22 25:00:05 mailhost postfix/smtp[1]: x",
+            b"Mar 22 08:00:05 mailhost",
+            b"Mar 22 08:00:05 mailhost postfix/smtp[1x]: x",
+            b"2024-13-22T08:00:01Z mailhost postfix/smtp[1]: x",
+            b"2024-03-22T08:00:01+0 mailhost postfix/smtp[1]: x",
+        ] {
+            assert!(
+                parse(bad, reference()).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

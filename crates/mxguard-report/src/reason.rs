@@ -1,0 +1,616 @@
+//! The reasons pflogsumm groups problems by: its rules for shortening a
+//! reject, deferral or bounce text to what the mails have in common (the
+//! addresses and host names cut out), unless `--verbose-msg-detail` asks
+//! for the whole text. Problems are a small share of a log, so regexes
+//! are fine here (compiled once; linear time on hostile text).
+
+use regex::Regex;
+
+/// A reject, reject_warning, hold or discard by smtpd/postscreen, split
+/// the way the report groups it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The SMTP stage: RCPT, DATA, CONNECT, EHLO, MAIL, VRFY, …
+    pub stage: String,
+    pub reason: String,
+    /// What is counted under the reason: the client's domain, the
+    /// recipient or the sender, depending on the reason.
+    pub data: String,
+}
+
+pub struct Rules {
+    rcpt_addr: Regex,
+    rcpt_protocol: Regex,
+    rcpt_reason: Regex,
+    rcpt_addr_rejected: Regex,
+    rcpt_blocked: Regex,
+    mail_reason: Regex,
+    other_reason: Regex,
+    to_full: Regex,
+    to_unknown: Regex,
+    to_open: Regex,
+    from_full: Regex,
+    pipelining: Regex,
+    pipelining_src: Regex,
+    size_limit: Regex,
+    local_config: Regex,
+    cleanup_from: Regex,
+    smtp_connect_address: Regex,
+    smtp_connect_port: Regex,
+}
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("built-in pattern")
+}
+
+/// Cuts to `max` characters with "..." when longer.
+pub fn trim(s: &str, max: usize, verbose: bool) -> String {
+    if verbose || s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
+}
+
+/// Shortens a remote server's reply: drops what precedes "said: ", then
+/// leading "word: " parts, until it fits; cut with "..." as a last resort.
+pub fn trim_said(s: &str, max: usize) -> String {
+    let mut s = s.to_string();
+    while s.chars().count() > max {
+        if let Some(p) = s.rfind(" said: ") {
+            s = s[p + 7..].to_string();
+        } else if let Some(p) = s.find(':') {
+            s = s[p + 1..].trim_start_matches(' ').to_string();
+        } else {
+            s = trim(&s, max, false);
+            break;
+        }
+    }
+    s
+}
+
+fn strip_code(s: &str) -> &str {
+    let b = s.as_bytes();
+    if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+        &s[4..]
+    } else {
+        s
+    }
+}
+
+/// Splits a reject-like line into (stage, client, rest) as the pattern
+/// `^(?:.* )?\b(?:reject(?:_warning)?|hold|discard): (\S+) from (\S+?): (.*)$`
+/// does (the rightmost keyword that fits wins), by byte scans: rejects can
+/// be a large share of a log under attack.
+pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
+    let b = line.as_bytes();
+    let mut best: Option<(&str, &str, &str)> = None;
+    for kw in [&b"reject: "[..], b"reject_warning: ", b"hold: ", b"discard: "] {
+        for at in memchr::memmem::find_iter(b, kw) {
+            if at > 0 && b[at - 1] != b' ' {
+                continue;
+            }
+            if best.is_some_and(|(st, _, _)| st.as_ptr() as usize - line.as_ptr() as usize > at) {
+                continue; // a match further right is already known
+            }
+            let s = at + kw.len();
+            let stage_len = b[s..].iter().position(|c| c.is_ascii_whitespace()).unwrap_or(b.len() - s);
+            if stage_len == 0 || !b[s + stage_len..].starts_with(b" from ") {
+                continue;
+            }
+            let c = s + stage_len + 6;
+            let mut i = c + 1;
+            let mut client_end = None;
+            while i + 1 < b.len() && !b[i - 1].is_ascii_whitespace() {
+                if b[i] == b':' && b[i + 1] == b' ' {
+                    client_end = Some(i);
+                    break;
+                }
+                if b[i].is_ascii_whitespace() {
+                    break;
+                }
+                i += 1;
+            }
+            let Some(e) = client_end else { continue };
+            if c >= b.len() || b[c].is_ascii_whitespace() || line[..].get(e + 2..).is_none_or(|r| r.contains('\n')) {
+                continue;
+            }
+            let cand = (&line[s..s + stage_len], &line[c..e], &line[e + 2..]);
+            let better = match best {
+                None => true,
+                Some((st, _, _)) => st.as_ptr() < cand.0.as_ptr(),
+            };
+            if better {
+                best = Some(cand);
+            }
+        }
+    }
+    best
+}
+
+// Hand-written forms of pflogsumm's reason patterns (each names the
+// pattern it implements; the tests check them against it): rejects can
+// be most of a log under attack, and regex replacement cost ~10 µs a line.
+
+fn code3(s: &str) -> bool {
+    code3_at(s.as_bytes(), 0)
+}
+
+/// Three digits and a space at byte `i`.
+fn code3_at(b: &[u8], i: usize) -> bool {
+    b.len() >= i + 4 && b[i..i + 3].iter().all(u8::is_ascii_digit) && b[i + 3] == b' '
+}
+
+/// `s/^(\d{3} <).*?(>:)/$1$2/`
+fn cut_bracketed(s: &str) -> Option<String> {
+    if !code3(s) || s.as_bytes().get(4) != Some(&b'<') {
+        return None;
+    }
+    let end = s[5..].find(">:")? + 5;
+    Some(format!("{}{}", &s[..5], &s[end..]))
+}
+
+/// `s/^(?:\d{3} \d\.\d\.\d )(Protocol error);.*$/$1/`
+fn protocol_error(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if !code3(s) || b.len() < 10 {
+        return None;
+    }
+    let d = |i: usize| b[i].is_ascii_digit();
+    (d(4) && b[5] == b'.' && d(6) && b[7] == b'.' && d(8) && b[9] == b' ' && s[10..].starts_with("Protocol error;"))
+        .then(|| "Protocol error".to_string())
+}
+
+/// The first run before `;` or `,` (at least one character), or None.
+fn until_semicolon_or_comma(r: &str) -> Option<&str> {
+    let k = r.find([';', ','])?;
+    (k > 0).then(|| &r[..k])
+}
+
+/// `s/^(?:.*?[:;] )(?:\[[^\]]+\] )?([^;,]+)[;,].*$/$1/`
+fn rcpt_reason(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if (b[i] == b':' || b[i] == b';') && b[i + 1] == b' ' {
+            let r = &s[i + 2..];
+            if r.starts_with('[')
+                && let Some(close) = r.find(']')
+                && close > 1
+                && r.as_bytes().get(close + 1) == Some(&b' ')
+                && let Some(m) = until_semicolon_or_comma(&r[close + 2..])
+            {
+                return Some(m.to_string());
+            }
+            if let Some(m) = until_semicolon_or_comma(r) {
+                return Some(m.to_string());
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `s/^((?:Sender|Recipient) address rejected: [^:]+):.*$/$1/`
+fn address_rejected(s: &str) -> Option<String> {
+    let prefix = ["Sender address rejected: ", "Recipient address rejected: "]
+        .into_iter()
+        .find(|p| s.starts_with(p))?;
+    let k = s[prefix.len()..].find(':')?;
+    (k > 0).then(|| s[..prefix.len() + k].to_string())
+}
+
+/// `s/(?:client|Client host|Sender address) .+? blocked/blocked/`
+fn blocked(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    for start in 0..b.len() {
+        let Some(tail) = s.get(start..) else { continue };
+        for alt in ["client ", "Client host ", "Sender address "] {
+            if !tail.starts_with(alt) {
+                continue;
+            }
+            let from = start + alt.len() + 1;
+            if from > s.len() || !s.is_char_boundary(from) {
+                continue;
+            }
+            if let Some(k) = s[from..].find(" blocked") {
+                let end = from + k + 8;
+                return Some(format!("{}blocked{}", &s[..start], &s[end..]));
+            }
+        }
+    }
+    None
+}
+
+/// `s/^\d{3} (?:<.+>: )?([^;:]+)[;:]?.*$/$1/`
+fn mail_reason(s: &str) -> Option<String> {
+    if !code3(s) {
+        return None;
+    }
+    let r = &s[4..];
+    let run = |t: &str| -> Option<String> {
+        let k = t.find([';', ':']).unwrap_or(t.len());
+        (k > 0).then(|| t[..k].to_string())
+    };
+    if r.starts_with('<') {
+        // Greedy `.+`: the last ">: " first.
+        let mut ends: Vec<usize> = r.match_indices(">: ").map(|(i, _)| i).filter(|&i| i >= 2).collect();
+        ends.reverse();
+        for e in ends {
+            if let Some(m) = run(&r[e + 3..]) {
+                return Some(m);
+            }
+        }
+    }
+    run(r)
+}
+
+/// `s/^(?:.*[:;] )?([^,]+).*$/$1/`
+fn other_reason(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let run = |t: &str| -> Option<String> {
+        let k = t.find(',').unwrap_or(t.len());
+        (k > 0).then(|| t[..k].to_string())
+    };
+    for i in (0..b.len().saturating_sub(1)).rev() {
+        if (b[i] == b':' || b[i] == b';') && b[i + 1] == b' ' {
+            if let Some(m) = run(&s[i + 2..]) {
+                return Some(m);
+            }
+        }
+    }
+    run(s)
+}
+
+/// `^.*?\d{3} (<text>);.*$` → the text, when present.
+fn coded_phrase(s: &str, phrase: &str) -> bool {
+    let mut from = 0;
+    while let Some(k) = s[from..].find(phrase) {
+        let at = from + k;
+        if at >= 4 && code3_at(s.as_bytes(), at - 4) && s[at + phrase.len()..].starts_with(';') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// `(?:to|from)=<([^>]+)>`: the first non-empty one.
+fn bracketed_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(k) = s[from..].find(key) {
+        let v = from + k + key.len();
+        if let Some(e) = s[v..].find('>')
+            && e > 0
+        {
+            return Some(&s[v..v + e]);
+        }
+        from = v;
+    }
+    None
+}
+
+/// `\d{3} <([^>]+)>: User unknown `
+fn user_unknown(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(k) = s[from..].find(">: User unknown ") {
+        let gt = from + k;
+        let lo = s[..gt].rfind('>').map_or(0, |p| p + 1);
+        for lt in lo..gt {
+            if b[lt] == b'<' && lt >= 4 && gt > lt + 1 && code3_at(b, lt - 4) {
+                return Some(&s[lt + 1..gt]);
+            }
+        }
+        from = gt + 1;
+    }
+    None
+}
+
+/// `to=<(.*?)(?:[, ]|$)`
+fn to_open(s: &str) -> Option<&str> {
+    let v = s.find("to=<")? + 4;
+    let e = s[v..].find([',', ' ']).map_or(s.len(), |k| v + k);
+    Some(&s[v..e])
+}
+
+/// `^.+? from (\S+?):.*$`
+fn pipelining_source(s: &str) -> Option<&str> {
+    let mut from = 1;
+    while from <= s.len() {
+        let k = s.get(from..)?.find(" from ")?;
+        let v = from + k + 6;
+        let run_end = s[v..].find(char::is_whitespace).map_or(s.len(), |e| v + e);
+        if let Some(c) = s[v..run_end].get(1..).and_then(|t| t.find(':')) {
+            return Some(&s[v..v + 1 + c]);
+        }
+        from = from + k + 1;
+    }
+    None
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rules {
+    pub fn new() -> Rules {
+        Rules {
+            rcpt_addr: re(r"^(\d{3} <).*?(>:)"),
+            rcpt_protocol: re(r"^(?:\d{3} \d\.\d\.\d )(Protocol error);.*$"),
+            rcpt_reason: re(r"^(?:.*?[:;] )(?:\[[^\]]+\] )?([^;,]+)[;,].*$"),
+            rcpt_addr_rejected: re(r"^((?:Sender|Recipient) address rejected: [^:]+):.*$"),
+            rcpt_blocked: re(r"(?:client|Client host|Sender address) .+? blocked"),
+            mail_reason: re(r"^\d{3} (?:<.+>: )?([^;:]+)[;:]?.*$"),
+            other_reason: re(r"^(?:.*[:;] )?([^,]+).*$"),
+            to_full: re(r"to=<([^>]+)>"),
+            to_unknown: re(r"\d{3} <([^>]+)>: User unknown "),
+            to_open: re(r"to=<(.*?)(?:[, ]|$)"),
+            from_full: re(r"from=<([^>]+)>"),
+            pipelining: re(r"^.*?\d{3} (Improper use of SMTP command pipelining);.*$"),
+            pipelining_src: re(r"^.+? from (\S+?):.*$"),
+            size_limit: re(r"^.*?\d{3} (Message size exceeds fixed limit);.*$"),
+            local_config: re(r"^.*?\d{3} (Server configuration (?:error|problem));.*$"),
+            cleanup_from: re(r"(?: from \S+?)?; from=<.*$"),
+            smtp_connect_address: re(r".* connect to (\S+?): ([^;]+); address \S+ port.*$"),
+            smtp_connect_port: re(r".* connect to ([^\[]+)\[\S+?\]: (.+?) \(port \d+\)$"),
+        }
+    }
+
+    /// A reject-like line of smtpd or postscreen (`line` from the syslog
+    /// tag on), by byte scans.
+    pub fn reject(&self, line: &str, verbose: bool, add_from: bool) -> Reject {
+        let (stage, client, rest) = split_reject(line).unwrap_or(("", "", ""));
+        let mut reason = rest.to_string();
+        if !verbose {
+            let step = |r: &mut String, f: fn(&str) -> Option<String>| {
+                if let Some(v) = f(r) {
+                    *r = v;
+                }
+            };
+            if matches!(stage, "RCPT" | "DATA" | "CONNECT") {
+                step(&mut reason, cut_bracketed);
+                step(&mut reason, protocol_error);
+                step(&mut reason, rcpt_reason);
+                step(&mut reason, address_rejected);
+                step(&mut reason, blocked);
+            } else if stage == "MAIL" {
+                step(&mut reason, mail_reason);
+            } else {
+                step(&mut reason, other_reason);
+            }
+        }
+        let to = bracketed_after(rest, "to=<")
+            .or_else(|| user_unknown(rest))
+            .or_else(|| to_open(rest))
+            .unwrap_or("<>");
+        let from = bracketed_after(rest, "from=<").unwrap_or("<>");
+        let mut domain = String::new();
+        crate::domain::host_domain(client, &mut domain);
+        let with_from = |mut d: String| {
+            if add_from {
+                d.push_str("  (");
+                d.push_str(from);
+                d.push(')');
+            }
+            d
+        };
+        const PIPELINING: &str = "Improper use of SMTP command pipelining";
+        const SIZE: &str = "Message size exceeds fixed limit";
+        let data = if reason.starts_with("Sender address rejected:") {
+            from.to_string()
+        } else if reason.starts_with("Recipient address rejected:")
+            || reason == "User unknown"
+            || reason.starts_with("User unknown ")
+        {
+            with_from(to.to_string())
+        } else if coded_phrase(&reason, PIPELINING) {
+            reason = PIPELINING.to_string();
+            pipelining_source(line).unwrap_or("").to_string()
+        } else if coded_phrase(&reason, SIZE) {
+            reason = SIZE.to_string();
+            with_from(domain)
+        } else if coded_phrase(&reason, "Server configuration error") {
+            reason = "(Local) Server configuration error".to_string();
+            with_from(domain)
+        } else if coded_phrase(&reason, "Server configuration problem") {
+            reason = "(Local) Server configuration problem".to_string();
+            with_from(domain)
+        } else {
+            with_from(domain)
+        };
+        Reject { stage: stage.to_string(), reason, data }
+    }
+
+    /// [`Rules::reject`] by pflogsumm's regular expressions, as written:
+    /// the oracle the byte scans are tested against.
+    #[doc(hidden)]
+    pub fn reject_by_patterns(&self, line: &str, verbose: bool, add_from: bool) -> Reject {
+        let (stage, client, rest) = split_reject(line).unwrap_or(("", "", ""));
+        let mut reason = rest.to_string();
+        if !verbose {
+            if matches!(stage, "RCPT" | "DATA" | "CONNECT") {
+                reason = self.rcpt_addr.replace(&reason, "$1$2").into_owned();
+                reason = self.rcpt_protocol.replace(&reason, "$1").into_owned();
+                reason = self.rcpt_reason.replace(&reason, "$1").into_owned();
+                reason = self.rcpt_addr_rejected.replace(&reason, "$1").into_owned();
+                reason = self.rcpt_blocked.replace(&reason, "blocked").into_owned();
+            } else if stage == "MAIL" {
+                reason = self.mail_reason.replace(&reason, "$1").into_owned();
+            } else {
+                reason = self.other_reason.replace(&reason, "$1").into_owned();
+            }
+        }
+        let to = self
+            .to_full
+            .captures(rest)
+            .or_else(|| self.to_unknown.captures(rest))
+            .or_else(|| self.to_open.captures(rest))
+            .and_then(|c| c.get(1))
+            .map_or("<>", |m| m.as_str());
+        let from = self
+            .from_full
+            .captures(rest)
+            .and_then(|c| c.get(1))
+            .map_or("<>", |m| m.as_str());
+        let mut domain = String::new();
+        crate::domain::host_domain(client, &mut domain);
+        let with_from = |mut d: String| {
+            if add_from {
+                d.push_str("  (");
+                d.push_str(from);
+                d.push(')');
+            }
+            d
+        };
+        let data = if reason.starts_with("Sender address rejected:") {
+            from.to_string()
+        } else if reason.starts_with("Recipient address rejected:")
+            || reason == "User unknown"
+            || reason.starts_with("User unknown ")
+        {
+            let mut d = to.to_string();
+            if add_from {
+                d.push_str("  (");
+                d.push_str(from);
+                d.push(')');
+            }
+            d
+        } else if self.pipelining.is_match(&reason) {
+            reason = self.pipelining.replace(&reason, "$1").into_owned();
+            self.pipelining_src
+                .captures(line)
+                .and_then(|c| c.get(1))
+                .map_or(String::new(), |m| m.as_str().to_string())
+        } else if self.size_limit.is_match(&reason) {
+            reason = self.size_limit.replace(&reason, "$1").into_owned();
+            with_from(domain)
+        } else if self.local_config.is_match(&reason) {
+            reason = self
+                .local_config
+                .replace(&reason, "(Local) $1")
+                .into_owned();
+            with_from(domain)
+        } else {
+            with_from(domain)
+        };
+        Reject {
+            stage: stage.to_string(),
+            reason,
+            data,
+        }
+    }
+
+    /// A cleanup header/body check's text after "header "/"body ".
+    pub fn cleanup_text(&self, rest: &str, verbose: bool) -> String {
+        let s = if verbose {
+            rest.to_string()
+        } else {
+            self.cleanup_from.replace(rest, "").into_owned()
+        };
+        trim(&s, 64, verbose)
+    }
+
+    /// The reason of a deferral (the text in the parentheses of
+    /// `status=deferred (…)`).
+    pub fn deferral(&self, text: &str, verbose: bool) -> String {
+        if verbose {
+            return text.to_string();
+        }
+        let s = trim_said(text, 65);
+        let s = strip_code(&s);
+        s.strip_prefix("connect to ").unwrap_or(s).to_string()
+    }
+
+    pub fn bounce(&self, text: &str, verbose: bool) -> String {
+        if verbose {
+            return text.to_string();
+        }
+        strip_code(&trim_said(text, 66)).to_string()
+    }
+
+    /// An smtp client's connection failure: (reason lower-cased, host).
+    pub fn smtp_failure(&self, msg: &str) -> Option<(String, String)> {
+        let c = self
+            .smtp_connect_address
+            .captures(msg)
+            .or_else(|| self.smtp_connect_port.captures(msg))?;
+        Some((c[2].to_lowercase(), c[1].to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rcpt_rejects_group_like_pflogsumm() {
+        let r = Rules::new();
+        let line = "postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.236]: 554 5.7.1 <dom.tld>: Helo command rejected: Access denied; from=<ADMINISTRATOR@dom.tld> to=<lp@dom.tld> proto=ESMTP helo=<dom.tld>";
+        let j = r.reject(line, false, false);
+        assert_eq!(
+            (j.stage.as_str(), j.reason.as_str(), j.data.as_str()),
+            (
+                "RCPT",
+                "Helo command rejected: Access denied",
+                "192.0.2.236"
+            )
+        );
+        let line = "postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 550 5.1.1 <sales@server.com>: Recipient address rejected: User unknown in local recipient table; from=<a@b> to=<sales@server.com> proto=ESMTP helo=<m>";
+        let j = r.reject(line, false, true);
+        assert_eq!(
+            j.reason,
+            "Recipient address rejected: User unknown in local recipient table"
+        );
+        assert_eq!(j.data, "sales@server.com  (a@b)");
+        let line = "postfix/smtpd[1]: NOQUEUE: reject: RCPT from badguy.example.com[93.184.216.34]: 454 4.7.1 Service unavailable; Client host [93.184.216.34] blocked using rbl.example.com; http://x; from=<s@e> to=<g@e> proto=ESMTP helo=<b>";
+        assert_eq!(
+            r.reject(line, false, false).reason,
+            "blocked using rbl.example.com"
+        );
+        let v = r.reject(line, true, false);
+        assert!(
+            v.reason
+                .starts_with("454 4.7.1 Service unavailable; Client host")
+        );
+    }
+
+    #[test]
+    fn reject_split_equals_the_pattern() {
+        let pattern = re(r"^(?:.* )?\b(?:reject(?:_warning)?|hold|discard): (\S+) from (\S+?): (.*)$");
+        let lines = [
+            "postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.116]: 504 5.5.2 <W>: Helo command rejected; from=<a@b>",
+            "postfix/postscreen[1]: NOQUEUE: reject: RCPT from [216.245.194.173]:60591: 550 5.7.1 Service unavailable; client [216.245.194.173] blocked",
+            "postfix/smtpd[1]: reject: hold: X from y: z reject: DATA from a[1.2.3.4]: 550 no",
+            "postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[1.2.3.4] x: 550 no",
+            "postfix/smtpd[1]: NOQUEUE: reject: RCPT from : 550",
+            "postfix/smtpd[1]: NOQUEUE: reject_warning: MAIL from a:b[1.2.3.4]: 450 t: u",
+            "postfix/smtpd[1]: xreject: RCPT from a[1.2.3.4]: 550 no",
+            "reject: RCPT from a[1.2.3.4]: 550 at start",
+            "postfix/smtpd[1]: NOQUEUE: discard: CONNECT from a[1.2.3.4]: ",
+            "postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[1.2.3.4]:",
+            "postfix/smtpd[1]: NOQUEUE: reject:  RCPT from a[1.2.3.4]: 550",
+        ];
+        for l in lines {
+            let want = pattern.captures(l).map(|c| (c.get(1).unwrap().as_str(), c.get(2).unwrap().as_str(), c.get(3).unwrap().as_str()));
+            assert_eq!(split_reject(l), want, "{l}");
+        }
+    }
+
+    #[test]
+    fn said_trimming() {
+        assert_eq!(
+            Rules::new().deferral(
+                "connect to mx.example.com[10.0.0.4]:25: Connection timed out",
+                false
+            ),
+            "mx.example.com[10.0.0.4]:25: Connection timed out"
+        );
+        let long = "host mx.x.org[1.2.3.4] said: 550 5.1.1 <someone@x.org>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)";
+        let b = Rules::new().bounce(long, false);
+        assert!(b.chars().count() <= 66, "{b}");
+    }
+}

@@ -1,0 +1,444 @@
+//! The report as text, laid out like pflogsumm's so its readers find
+//! every number where they are used to it.
+
+use crate::date::MONTHS;
+use crate::domain::sort_key;
+use crate::report::*;
+use std::fmt::Write;
+
+/// How much to show (pflogsumm's options of the same names).
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// `-h`: rows of the host/domain summaries; None: all, Some(0): none.
+    pub top_hosts: Option<usize>,
+    /// `-u`: rows of the sender/recipient lists; None: all, Some(0): none.
+    pub top_users: Option<usize>,
+    /// `--problems-first`
+    pub problems_first: bool,
+    /// `--smtpd-stats`
+    pub smtpd_stats: bool,
+    /// `-q`: leave out sections with nothing in them.
+    pub quiet: bool,
+    /// A first line ("Postfix log summaries for Dec  7").
+    pub title: Option<String>,
+}
+
+/// pflogsumm's unit scaling: k above 512 KiB, m above 512 MiB.
+pub fn units(v: f64) -> (i64, char) {
+    if v > 536_870_912.0 {
+        ((v / 1_048_576.0) as i64, 'm')
+    } else if v > 524_288.0 {
+        ((v / 1024.0) as i64, 'k')
+    } else {
+        (v as i64, ' ')
+    }
+}
+
+fn time_units(v: f64) -> (f64, char) {
+    if v > 3600.0 {
+        (v / 3600.0, 'h')
+    } else if v > 60.0 {
+        (v / 60.0, 'm')
+    } else {
+        (v, 's')
+    }
+}
+
+fn num(out: &mut String, v: f64) {
+    let (n, u) = units(v);
+    let _ = write!(out, "{n:6}{u}");
+}
+
+fn title(out: &mut String, t: &str) {
+    let _ = write!(out, "\n{t}\n{}\n", "-".repeat(t.chars().count()));
+}
+
+fn hms(secs: f64) -> (u64, u64, u64) {
+    let s = secs as u64;
+    (s / 3600, s / 60 % 60, s % 60)
+}
+
+fn day_name(key: u32) -> String {
+    let (y, m, d) = (key / 10_000, key / 100 % 100, key % 100);
+    format!("{} {d:2} {y}", MONTHS.get(m as usize - 1).unwrap_or(&"???"))
+}
+
+/// Entries sorted by count (descending), then by pflogsumm's host order.
+pub fn by_count<'a, V: Copy>(
+    items: impl Iterator<Item = (&'a str, V)>,
+    count: impl Fn(&V) -> (u64, u64),
+) -> Vec<(&'a str, V)> {
+    let mut v: Vec<(&str, V, Vec<u32>)> = items.map(|(k, v)| (k, v, sort_key(k))).collect();
+    v.sort_by(|a, b| {
+        count(&b.1)
+            .cmp(&count(&a.1))
+            .then_with(|| a.2.cmp(&b.2))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    v.into_iter().map(|(k, v, _)| (k, v)).collect()
+}
+
+fn limit(n: Option<usize>) -> usize {
+    n.unwrap_or(usize::MAX)
+}
+
+pub fn render(r: &Report, layout: &Layout) -> String {
+    let mut o = String::with_capacity(16 * 1024);
+    if let Some(t) = &layout.title {
+        o.push_str(t);
+        o.push('\n');
+    }
+    let t = &r.totals;
+    title(&mut o, "Grand Totals");
+    o.push_str("messages\n\n");
+    let line = |o: &mut String, v: u64, label: &str| {
+        o.push(' ');
+        num(o, v as f64);
+        let _ = writeln!(o, "  {label}");
+    };
+    line(&mut o, t.received, "received");
+    line(&mut o, t.delivered, "delivered");
+    line(&mut o, t.forwarded, "forwarded");
+    o.push(' ');
+    num(&mut o, t.deferred as f64);
+    o.push_str("  deferred");
+    if t.deferrals > 0 {
+        let (n, u) = units(t.deferrals as f64);
+        let _ = write!(o, "  ({n}{u} deferrals)");
+    }
+    o.push('\n');
+    line(&mut o, t.bounced, "bounced");
+    line(
+        &mut o,
+        t.rejected,
+        &format!("rejected ({}%)", t.rejected_percent),
+    );
+    line(&mut o, t.reject_warnings, "reject warnings");
+    line(&mut o, t.held, "held");
+    line(
+        &mut o,
+        t.discarded,
+        &format!("discarded ({}%)", t.discarded_percent),
+    );
+    o.push('\n');
+    line(&mut o, t.bytes_received, "bytes received");
+    line(&mut o, t.bytes_delivered, "bytes delivered");
+    line(&mut o, t.senders, "senders");
+    line(&mut o, t.sending_hosts_domains, "sending hosts/domains");
+    line(&mut o, t.recipients, "recipients");
+    line(&mut o, t.recipient_hosts_domains, "recipient hosts/domains");
+    let s = &r.smtpd;
+    if layout.smtpd_stats {
+        o.push_str("\nsmtpd\n\n");
+        o.push_str("  ");
+        num(&mut o, s.connections as f64);
+        o.push_str("  connections\n  ");
+        num(&mut o, s.per_domain.len() as f64);
+        o.push_str("  hosts/domains\n");
+        let avg = if s.connections > 0 {
+            s.total_secs as f64 / s.connections as f64 + 0.5
+        } else {
+            0.0
+        };
+        let _ = writeln!(o, "  {:6}   avg. connect time (seconds)", avg as u64);
+        let (h, m, sec) = hms(s.total_secs as f64);
+        let _ = writeln!(o, " {h:2}:{m:02}:{sec:02}  total connect time");
+    }
+    o.push('\n');
+    if layout.problems_first {
+        problems(&mut o, r, layout);
+    }
+    let days = r.day_changes.max(1) as f64;
+    if r.day_changes > 1 {
+        title(&mut o, "Per-Day Traffic Summary");
+        o.push_str("    date          received  delivered   deferred    bounced     rejected\n");
+        o.push_str("    --------------------------------------------------------------------\n");
+        for (day, cols) in &r.per_day {
+            let _ = write!(o, "    {}", day_name(*day));
+            for v in cols {
+                o.push_str("    ");
+                num(&mut o, *v as f64);
+            }
+            o.push('\n');
+        }
+    }
+    title(
+        &mut o,
+        if r.day_changes > 1 {
+            "Per-Hour Traffic Daily Average"
+        } else {
+            "Per-Hour Traffic Summary"
+        },
+    );
+    o.push_str("    time          received  delivered   deferred    bounced     rejected\n");
+    o.push_str("    --------------------------------------------------------------------\n");
+    for (h, cols) in r.per_hour.iter().enumerate() {
+        let _ = write!(o, "    {:02}00-{:02}00  ", h, h + 1);
+        for v in cols {
+            o.push_str("    ");
+            let v = if r.day_changes > 0 {
+                *v as f64 / days + 0.5
+            } else {
+                *v as f64
+            };
+            num(&mut o, v);
+        }
+        o.push('\n');
+    }
+    if layout.top_hosts != Some(0) {
+        let top = layout
+            .top_hosts
+            .map_or(String::new(), |n| format!("(top {n})"));
+        title(
+            &mut o,
+            &format!("Host/Domain Summary: Message Delivery {top}"),
+        );
+        o.push_str(" sent cnt  bytes   defers   avg dly max dly host/domain\n");
+        o.push_str(" -------- -------  -------  ------- ------- -----------\n");
+        let rows = by_count(r.recipient_domains.iter().map(|(k, v)| (&**k, *v)), |d| {
+            (d.count, d.size)
+        });
+        for (dom, d) in rows.into_iter().take(limit(layout.top_hosts)) {
+            let avg = if d.count > 0 {
+                d.delay_sum / d.count as f64
+            } else {
+                0.0
+            };
+            let (a, au) = time_units(avg);
+            let (m, mu) = time_units(d.delay_max);
+            o.push(' ');
+            num(&mut o, d.count as f64);
+            o.push_str("  ");
+            num(&mut o, d.size as f64);
+            o.push_str("  ");
+            num(&mut o, d.defers as f64);
+            let _ = writeln!(o, "  {a:5.1} {au}  {m:5.1} {mu}  {dom}");
+        }
+        title(
+            &mut o,
+            &format!("Host/Domain Summary: Messages Received {top}"),
+        );
+        o.push_str(" msg cnt   bytes   host/domain\n");
+        o.push_str(" -------- -------  -----------\n");
+        let rows = by_count(r.sending_domains.iter().map(|(k, v)| (&**k, *v)), |d| {
+            (d.count, d.size)
+        });
+        for (dom, d) in rows.into_iter().take(limit(layout.top_hosts)) {
+            o.push(' ');
+            num(&mut o, d.count as f64);
+            o.push_str("  ");
+            num(&mut o, d.size as f64);
+            let _ = writeln!(o, "  {dom}");
+        }
+    }
+    if layout.smtpd_stats {
+        smtpd(&mut o, r, layout);
+    }
+    users(
+        &mut o,
+        &r.senders,
+        "Senders by message count",
+        false,
+        layout,
+    );
+    users(
+        &mut o,
+        &r.recipients,
+        "Recipients by message count",
+        false,
+        layout,
+    );
+    users(&mut o, &r.senders, "Senders by message size", true, layout);
+    users(
+        &mut o,
+        &r.recipients,
+        "Recipients by message size",
+        true,
+        layout,
+    );
+    if !r.no_size.is_empty() {
+        title(&mut o, "Messages with no size data");
+        for (q, a) in &r.no_size {
+            let _ = writeln!(o, " {q}  {a}");
+        }
+    } else if !layout.quiet {
+        o.push_str("\nMessages with no size data: none\n");
+    }
+    if !layout.problems_first {
+        problems(&mut o, r, layout);
+    }
+    if !r.postscreen.is_empty() {
+        title(&mut o, "Postscreen");
+        counts(&mut o, &r.postscreen, " ");
+    }
+    o
+}
+
+fn smtpd(o: &mut String, r: &Report, layout: &Layout) {
+    let s = &r.smtpd;
+    let days = r.day_changes.max(1);
+    if r.day_changes > 1 {
+        title(o, "Per-Day SMTPD Connection Summary");
+        o.push_str("    date        connections    time conn.    avg./conn.   max. time\n");
+        o.push_str("    --------------------------------------------------------------------\n");
+        for (day, c) in &s.per_day {
+            let (h, m, sec) = hms(c.secs as f64);
+            let avg = (c.secs as f64 / c.count.max(1) as f64 + 0.5) as u64;
+            let _ = write!(o, "    {}   ", day_name(*day));
+            num(o, c.count as f64);
+            let _ = writeln!(
+                o,
+                "       {h:2}:{m:02}:{sec:02}      {avg:6}s      {:6}s",
+                c.max
+            );
+        }
+        title(o, "Per-Hour SMTPD Connection Daily Average");
+        o.push_str("    hour        connections    time conn.\n");
+        o.push_str("    -------------------------------------\n");
+    } else {
+        title(o, "Per-Hour SMTPD Connection Summary");
+        o.push_str("    hour        connections    time conn.    avg./conn.   max. time\n");
+        o.push_str("    --------------------------------------------------------------------\n");
+    }
+    for (hour, c) in s.per_hour.iter().enumerate() {
+        if c.count == 0 {
+            continue;
+        }
+        let avg = (c.secs as f64 / c.count as f64 + 0.5) as u64;
+        let (count, secs) = if days > 1 {
+            (
+                c.count as f64 / days as f64 + 0.5,
+                c.secs as f64 / days as f64 + 0.5,
+            )
+        } else {
+            (c.count as f64, c.secs as f64)
+        };
+        let (h, m, sec) = hms(secs);
+        let _ = write!(o, "    {:02}00-{:02}00     ", hour, hour + 1);
+        num(o, count);
+        let _ = write!(o, "       {h:2}:{m:02}:{sec:02}");
+        if days < 2 {
+            let _ = write!(o, "      {avg:6}s      {:6}s", c.max);
+        }
+        o.push('\n');
+    }
+    if layout.top_hosts != Some(0) {
+        let top = layout
+            .top_hosts
+            .map_or(String::new(), |n| format!("(top {n})"));
+        title(o, &format!("Host/Domain Summary: SMTPD Connections {top}"));
+        o.push_str(" connections  time conn.  avg./conn.  max. time  host/domain\n");
+        o.push_str(" -----------  ----------  ----------  ---------  -----------\n");
+        let rows = by_count(s.per_domain.iter().map(|(k, v)| (&**k, *v)), |c| {
+            (c.count, c.secs)
+        });
+        for (dom, c) in rows.into_iter().take(limit(layout.top_hosts)) {
+            let (h, m, sec) = hms(c.secs as f64);
+            let avg = (c.secs as f64 / c.count.max(1) as f64 + 0.5) as u64;
+            o.push_str("  ");
+            num(o, c.count as f64);
+            let _ = writeln!(
+                o,
+                "      {h:2}:{m:02}:{sec:02}     {avg:6}s    {:6}s   {dom}",
+                c.max
+            );
+        }
+    }
+}
+
+fn users(
+    o: &mut String,
+    map: &std::collections::HashMap<Box<str>, Traffic>,
+    name: &str,
+    by_size: bool,
+    layout: &Layout,
+) {
+    if layout.top_users == Some(0) {
+        return;
+    }
+    let name = match layout.top_users {
+        Some(n) => format!("top {n} {name}"),
+        None => name.to_string(),
+    };
+    if map.is_empty() {
+        if !layout.quiet {
+            let _ = writeln!(o, "\n{name}: none");
+        }
+        return;
+    }
+    title(o, &name);
+    let rows = by_count(map.iter().map(|(k, v)| (&**k, *v)), |t| {
+        if by_size { (t.size, 0) } else { (t.count, 0) }
+    });
+    for (addr, t) in rows.into_iter().take(limit(layout.top_users)) {
+        o.push(' ');
+        num(o, if by_size { t.size } else { t.count } as f64);
+        let _ = writeln!(o, "  {addr}");
+    }
+}
+
+/// A label → count table, by count then host order.
+fn counts(o: &mut String, t: &Tally, indent: &str) {
+    for (k, v) in by_count(t.iter().map(|(k, v)| (k.as_str(), *v)), |v| (*v, 0)) {
+        o.push_str(indent);
+        num(o, v as f64);
+        let _ = writeln!(o, "  {k}");
+    }
+}
+
+fn nested2(o: &mut String, t: &Tally2, name: &str, layout: &Layout) {
+    if t.is_empty() {
+        if !layout.quiet {
+            let _ = writeln!(o, "\n{name}: none");
+        }
+        return;
+    }
+    title(o, name);
+    for (group, tally) in t {
+        let _ = writeln!(o, "  {group} (total: {})", total(tally));
+        counts(o, tally, "    ");
+    }
+}
+
+fn nested3(o: &mut String, t: &Tally3, name: &str, layout: &Layout) {
+    if t.is_empty() {
+        if !layout.quiet {
+            let _ = writeln!(o, "\n{name}: none");
+        }
+        return;
+    }
+    title(o, name);
+    for (group, reasons) in t {
+        let _ = writeln!(o, "  {group}");
+        for (reason, tally) in reasons {
+            let _ = writeln!(o, "    {reason} (total: {})", total(tally));
+            counts(o, tally, "      ");
+        }
+    }
+}
+
+fn problems(o: &mut String, r: &Report, layout: &Layout) {
+    nested2(o, &r.deferrals, "message deferral detail", layout);
+    nested2(o, &r.bounces, "message bounce detail (by relay)", layout);
+    nested3(o, &r.rejects, "message reject detail", layout);
+    nested3(
+        o,
+        &r.reject_warnings,
+        "message reject warning detail",
+        layout,
+    );
+    nested3(o, &r.holds, "message hold detail", layout);
+    nested3(o, &r.discards, "message discard detail", layout);
+    nested2(o, &r.smtp_failures, "smtp delivery failures", layout);
+    nested2(o, &r.warnings, "Warnings", layout);
+    nested2(o, &r.fatals, "Fatal Errors", layout);
+    nested2(o, &r.panics, "Panics", layout);
+    if r.master.is_empty() {
+        if !layout.quiet {
+            o.push_str("\nMaster daemon messages: none\n");
+        }
+    } else {
+        title(o, "Master daemon messages");
+        counts(o, &r.master, " ");
+    }
+}

@@ -21,6 +21,7 @@ pub mod headers;
 pub mod hfilter;
 pub mod html_rules;
 pub mod impersonation;
+pub mod lures;
 pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
@@ -111,6 +112,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<bayes::ClassifierConfig>()
         .with::<phishing::PhishingConfig>()
         .with::<impersonation::ImpersonationConfig>()
+        .with::<lures::LuresConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -168,6 +170,9 @@ pub fn build_checks(
     let impersonation = config.section::<impersonation::ImpersonationConfig>();
     if impersonation.enabled {
         checks.push(Box::new(impersonation::Impersonation::new(impersonation)));
+    }
+    if config.section::<lures::LuresConfig>().enabled {
+        checks.push(Box::new(lures::Lures));
     }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.

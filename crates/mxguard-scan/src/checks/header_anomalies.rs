@@ -17,7 +17,7 @@ use mail_parser::{Address, DateTime, HeaderName};
 use mxguard_core::config::Section;
 use mxguard_core::envelope::{domain_of, strip_path};
 use mxguard_core::{ScanResults, SymbolDef};
-use mxguard_message::domain::{has_known_suffix, organisational};
+use mxguard_message::domain::{ends_in_known_suffix, organisational};
 use mxguard_message::fold::disguise;
 use mxguard_store::Clock;
 use serde::{Deserialize, Serialize};
@@ -383,7 +383,7 @@ impl Check for HeaderAnomalies {
         // (`noreply@correios`), or characters no domain name has.
         if let Some(fd) = from_domain.as_deref()
             && !fd.starts_with('[')
-            && (!has_known_suffix(fd)
+            && (!ends_in_known_suffix(fd)
                 || !fd
                     .chars()
                     .all(|c| c.is_alphanumeric() || c == '.' || c == '-'))
@@ -821,6 +821,7 @@ mod tests {
             ("a@atendimento.net-2", true),
             ("a@x%y.example.com", true),
             ("a@mail.example.co.uk", false),
+            ("a@iki.fi", false),
             ("a@[192.0.2.1]", false),
             ("a@b\u{fc}cher.de", false),
         ] {

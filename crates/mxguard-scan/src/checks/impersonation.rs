@@ -329,8 +329,25 @@ impl Impersonation {
     }
 }
 
-/// Whether `words` holds `brand`'s words in a row, or written together.
+/// Whether `words` holds `brand`'s words in a row, or written together,
+/// or spelt out letter by letter (`F.e.d.E.x`).
 fn names(words: &[String], brand: &[String]) -> bool {
+    let joined = brand.concat();
+    let mut letters = String::new();
+    for w in words {
+        if w.chars().count() == 1 {
+            letters.push_str(w);
+            if letters == joined {
+                return true;
+            }
+        } else {
+            letters.clear();
+        }
+    }
+    words_name(words, brand)
+}
+
+fn words_name(words: &[String], brand: &[String]) -> bool {
     if brand.len() == 1 {
         return words.iter().any(|w| *w == brand[0]);
     }
@@ -470,6 +487,7 @@ mod tests {
             ),
             ("DHL Express", "dhl-news.com", None),
             ("DHL Express", "fearineas.com", Some("dhl")),
+            ("F.e.d.E.x", "sab3atontanks8.example.com", Some("fedex")),
             ("IRS", "irs.gov", None),
             ("IRS Refunds", "firstclass.example", Some("irs")),
             // Not a brand: a person, a common word, a longer word.

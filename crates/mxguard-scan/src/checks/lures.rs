@@ -7,10 +7,11 @@
 //! password that expires, a full mailbox, photos about to be deleted, a
 //! payment that failed, a parcel held for a fee (LURE_ACCOUNT); or it
 //! promises something for nothing: a prize, free spins, an airdrop, a gift
-//! card (LURE_PRIZE). Each family is a phrase shape (an object near a
-//! threat, a verb near what it wants), not a sample's sentence. A lure
-//! must point away: at least one link whose registrable domain is not
-//! From's, since the real service links to itself. Mailing-list talk about
+//! card, casino bonuses, tokens, a fund waiting for a beneficiary
+//! (LURE_PRIZE). Each family is a phrase shape (an object near a threat, a
+//! verb near what it wants), not a sample's sentence. A lure must point
+//! away: a link whose registrable domain is not From's, or a Reply-To of
+//! another domain, since the real service links to itself. Mailing-list talk about
 //! "a new device" or "suspended accounts" is plain text without such a
 //! link more often than not, and the classifier's ham evidence outweighs
 //! a lure symbol of this size anyway.
@@ -79,6 +80,18 @@ fn prize_patterns() -> Vec<String> {
         format!(r"{b}(free spins|freispiele|gratis spins|airdrop|giveaway)"),
         format!(r"{b}(gift card|gutschein|cadeaukaart|carte cadeau|cartão presente)"),
         format!(r"{b}(sie haben gewonnen|você ganhou|has ganado|vous avez gagné|je hebt gewonnen)"),
+        // Casino bonuses.
+        format!(
+            r"{b}(casino|no deposit|ohne einzahlung|sem depósito|sin depósito|welcome bonus|willkommensbonus)"
+        ),
+        // Tokens for nothing.
+        format!(
+            r"{b}(claim|eligible|receive|allocation|airdrop|reward|bonus){NEAR}{b}(tokens?|usdt|usdc|xrp|eth|btc|bitcoin|crypto)(?-u:\b)"
+        ),
+        // Advance fee: a fund or inheritance waiting for the reader.
+        format!(
+            r"{b}(beneficiary|compensation|inheritance|unclaimed|relief fund|donation){NEAR}(\$|usd|eur|€|million)"
+        ),
     ]
 }
 
@@ -147,15 +160,23 @@ fn lure_text(task: &Task<'_>) -> String {
     text
 }
 
-/// Whether a link of the message leaves From's organisation (any link
-/// when there is no From address).
-fn links_elsewhere(task: &Task<'_>) -> bool {
-    let from_org = task
-        .message
-        .from()
-        .and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
+/// The organisational domain of the last address of a header.
+fn address_org(list: Option<&mail_parser::Address<'_>>) -> Option<String> {
+    list.and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
         .and_then(|a| a.rsplit_once('@'))
-        .map(|(_, d)| organisational(d.trim()));
+        .map(|(_, d)| organisational(d.trim()))
+}
+
+/// Whether the message leads away from From's organisation: a link
+/// elsewhere (any link when there is no From address), or replies asked
+/// for elsewhere (Reply-To), the way of advance-fee mail without links.
+fn leads_elsewhere(task: &Task<'_>) -> bool {
+    let from_org = address_org(task.message.from());
+    if let Some(reply) = address_org(task.message.reply_to())
+        && from_org.as_deref() != Some(reply.as_str())
+    {
+        return true;
+    }
     task.urls()
         .iter()
         .any(|u| from_org.as_deref() != Some(u.domain.as_str()))
@@ -184,7 +205,7 @@ impl Check for Lures {
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
-        if !task.parsed || !links_elsewhere(task) {
+        if !task.parsed || !leads_elsewhere(task) {
             return;
         }
         let text = lure_text(task);
@@ -259,6 +280,11 @@ mod tests {
                 vec!["LURE_PRIZE"],
             ),
             ("Minutes", format!("The meeting notes are {link}"), vec![]),
+            (
+                "Airdrop",
+                format!("You are eligible to claim 500 USDT tokens {link}"),
+                vec!["LURE_PRIZE"],
+            ),
         ] {
             assert_eq!(
                 scan("Service <no-reply@bank.example.com>", subject, &body),
@@ -280,6 +306,16 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn replies_elsewhere_lead_away_too() {
+        let raw = "From: Mr Smith <smith@bank.example.com>\r\nReply-To: claims@other-desk.example.net\r\nSubject: Fund\r\n\r\nYou are the beneficiary of USD 4.5 million.\r\n";
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+        let mut r = ScanResults::default();
+        Lures.run(&task, &mut r);
+        assert!(r.has("LURE_PRIZE"));
     }
 
     #[test]

@@ -392,7 +392,7 @@ impl Check for Impersonation {
             ),
             SymbolDef::new(
                 "BRAND_NAME_DISGUISED",
-                3.0,
+                4.0,
                 GROUP,
                 "Subject or From's display name writes a brand's name with look-alike letters",
             ),

@@ -386,7 +386,7 @@ impl Check for Impersonation {
         vec![
             SymbolDef::new(
                 "FROM_NAME_BRAND_MISMATCH",
-                3.0,
+                4.0,
                 GROUP,
                 "From's display name names a brand, the address is at another domain",
             ),

@@ -26,6 +26,7 @@ use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::domain::organisational;
 use mxguard_message::fold::skeleton;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// A brand: the words of its name (folded, lowercase) and the tokens one
 /// of which its sending domains contain.
@@ -231,6 +232,10 @@ struct Known {
 
 pub struct Impersonation {
     brands: Vec<Known>,
+    /// Every brand's first folded word and its folded words written
+    /// together: a text with none of them (or of its letter runs) names
+    /// no brand, which most mail is told by a few hash lookups.
+    keys: HashSet<String>,
     trusted: Vec<String>,
 }
 
@@ -274,8 +279,14 @@ impl Impersonation {
                     .map(|(w, t)| known(w, t)),
             )
             .collect();
+        let brands: Vec<Known> = brands;
+        let keys = brands
+            .iter()
+            .flat_map(|b| [b.folded[0].clone(), b.folded.concat()])
+            .collect();
         Impersonation {
             brands,
+            keys,
             trusted: config
                 .trusted_domains
                 .iter()
@@ -288,7 +299,7 @@ impl Impersonation {
     /// not contain.
     pub fn borrowed_brand(&self, name: &str, domain: &str) -> Option<String> {
         let words = words(&fold_swaps(&skeleton(name, MAX_NAME)));
-        if words.is_empty() {
+        if !self.may_name(&words) {
             return None;
         }
         let compact: String = domain.to_ascii_lowercase().replace(['-', '_'], "");
@@ -313,6 +324,10 @@ impl Impersonation {
     /// its own name so; names of three letters or fewer are left out
     /// (`FBL` is not a disguised `FBI`).
     pub fn disguised_brand(&self, text: &str) -> Option<String> {
+        let folded = words(&fold_swaps(&skeleton(text, MAX_NAME)));
+        if !self.may_name(&folded) {
+            return None;
+        }
         let plain = words(
             &text
                 .chars()
@@ -320,12 +335,33 @@ impl Impersonation {
                 .collect::<String>()
                 .to_lowercase(),
         );
-        let folded = words(&fold_swaps(&skeleton(text, MAX_NAME)));
         self.brands
             .iter()
             .filter(|b| b.plain.concat().chars().count() > 3)
             .find(|b| names(&folded, &b.folded) && !names(&plain, &b.plain))
             .map(|b| b.plain.join(" "))
+    }
+}
+
+impl Impersonation {
+    /// Whether `words` may name a brand: one of them, or a run of single
+    /// letters written together, is a key.
+    fn may_name(&self, words: &[String]) -> bool {
+        let mut letters = String::new();
+        for w in words {
+            if self.keys.contains(w) {
+                return true;
+            }
+            if w.chars().count() == 1 {
+                letters.push_str(w);
+                if self.keys.contains(&letters) {
+                    return true;
+                }
+            } else {
+                letters.clear();
+            }
+        }
+        false
     }
 }
 

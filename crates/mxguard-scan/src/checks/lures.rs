@@ -17,7 +17,8 @@
 //! a lure symbol of this size anyway.
 //!
 //! Limits: the subject and at most [`MAX_PART`] bytes of each text part,
-//! [`MAX_TEXT`] in all, lowercased once; two regex sets, linear time.
+//! [`MAX_TEXT`] in all, read in place (no copy); two regex sets, linear
+//! time.
 
 use super::Check;
 use crate::Task;
@@ -31,10 +32,10 @@ use std::sync::LazyLock;
 /// Bytes read of each text part: a lure says what it wants up front.
 pub const MAX_PART: usize = 8 * 1024;
 /// Bytes read of all parts together.
-pub const MAX_TEXT: usize = 24 * 1024;
+pub const MAX_TEXT: usize = 16 * 1024;
 
 /// Words of a phrase apart: up to this many characters, within a sentence.
-const NEAR: &str = r"[^.!?\n]{0,50}";
+const NEAR: &str = r"[^.!?]{0,50}";
 
 /// An account, mailbox or wallet that is threatened, verified, accessed
 /// or about to lose something; a payment that failed; a parcel held.
@@ -98,7 +99,12 @@ fn prize_patterns() -> Vec<String> {
 static ACCOUNT: LazyLock<RegexSet> = LazyLock::new(|| build(account_patterns()));
 static PRIZE: LazyLock<RegexSet> = LazyLock::new(|| build(prize_patterns()));
 
+/// Case-insensitive, any run of white space between words (a phrase is
+/// often broken over lines or table cells).
 fn build(patterns: Vec<String>) -> RegexSet {
+    let patterns = patterns
+        .into_iter()
+        .map(|p| format!("(?i){}", p.replace(' ', r"\s+")));
     // The patterns are constants of this module; a test builds them.
     RegexSet::new(patterns).unwrap_or_else(|_| RegexSet::empty())
 }
@@ -124,40 +130,28 @@ pub struct Lures;
 
 const GROUP: &str = "phishing";
 
-/// The text a lure is looked for in: subject and text parts, lowercased,
-/// bounded.
-fn lure_text(task: &Task<'_>) -> String {
-    let mut text = String::with_capacity(4096);
-    if let Some(s) = task.message.subject() {
-        text.push_str(&s.to_lowercase());
-        text.push_str(" .\n");
-    }
-    for part in task.text_parts() {
-        if text.len() >= MAX_TEXT {
+/// The texts a lure is looked for in, as borrowed slices: the subject
+/// and the first [`MAX_PART`] bytes of each text part, [`MAX_TEXT`] in
+/// all. No copy: the patterns are case-insensitive and take any white
+/// space between words.
+fn lure_texts<'t>(
+    subject: Option<&'t str>,
+    parts: &'t [std::borrow::Cow<'t, str>],
+) -> Vec<&'t str> {
+    let mut out: Vec<&'t str> = subject.into_iter().collect();
+    let mut left = MAX_TEXT;
+    for part in parts {
+        if left == 0 {
             break;
         }
-        let take = MAX_PART.min(MAX_TEXT - text.len());
-        let mut end = take.min(part.len());
+        let mut end = MAX_PART.min(left).min(part.len());
         while !part.is_char_boundary(end) {
             end -= 1;
         }
-        // Runs of white space as one, so a phrase broken over lines or
-        // table cells still reads as one.
-        let mut space = false;
-        for c in part[..end].chars() {
-            if c.is_whitespace() {
-                if !space {
-                    text.push(' ');
-                }
-                space = true;
-            } else {
-                text.extend(c.to_lowercase());
-                space = false;
-            }
-        }
-        text.push_str(" .\n");
+        left -= end;
+        out.push(&part[..end]);
     }
-    text
+    out
 }
 
 /// The organisational domain of the last address of a header.
@@ -208,8 +202,14 @@ impl Check for Lures {
         if !task.parsed || !leads_elsewhere(task) {
             return;
         }
-        let text = lure_text(task);
-        let account: Vec<usize> = ACCOUNT.matches(&text).into_iter().collect();
+        let parts = task.text_parts();
+        let texts = lure_texts(task.message.subject(), &parts);
+        let mut account: Vec<usize> = texts
+            .iter()
+            .flat_map(|t| ACCOUNT.matches(t).into_iter())
+            .collect();
+        account.sort_unstable();
+        account.dedup();
         if !account.is_empty() {
             results.insert(
                 "LURE_ACCOUNT",
@@ -219,7 +219,7 @@ impl Check for Lures {
                     .collect(),
             );
         }
-        if PRIZE.is_match(&text) {
+        if texts.iter().any(|t| PRIZE.is_match(t)) {
             results.insert("LURE_PRIZE", vec![]);
         }
     }
@@ -238,6 +238,7 @@ mod tests {
     #[test]
     fn the_patterns_build() {
         for p in account_patterns().into_iter().chain(prize_patterns()) {
+            let p = format!("(?i){}", p.replace(' ', r"\s+"));
             regex::Regex::new(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
         }
         assert_eq!(ACCOUNT.len(), ACCOUNT_NAMES.len());

@@ -46,6 +46,17 @@ pub fn has_known_suffix(host: &str) -> bool {
         && psl::domain(lower.as_bytes()).is_some_and(|d| d.suffix().is_known())
 }
 
+/// Whether `host` ends in a suffix the public suffix list knows, the
+/// suffix itself included (`iki.fi`, `github.io`, `example.com`), as a
+/// name mail can be addressed to must: `correios`, `atendimento.net-2`
+/// are not.
+pub fn ends_in_known_suffix(host: &str) -> bool {
+    let lower = host.strip_suffix('.').unwrap_or(host).to_lowercase();
+    is_plain_name(&lower)
+        && lower.contains('.')
+        && psl::suffix(lower.as_bytes()).is_some_and(|s| s.is_known())
+}
+
 /// A dotted name with no empty label that is not an address.
 fn is_plain_name(lower: &str) -> bool {
     !lower.is_empty()

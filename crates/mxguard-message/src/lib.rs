@@ -22,6 +22,7 @@
 pub mod anchor;
 pub mod attachment;
 pub mod domain;
+pub mod fold;
 pub mod html;
 pub mod mail;
 pub mod parse;

@@ -56,6 +56,31 @@ pub fn scan<'t>(t: &'t str, max: usize, mut found: impl FnMut(Found<'t>) -> bool
             }
         }
     }
+    // Schemes written with character references (`&#104;ttps://`,
+    // `https&#58;//`): HTML shows them as links, so they are links. Only
+    // text that has a numeric reference at all is searched again.
+    if n < max && memchr::memmem::find(b, b"&#").is_some() {
+        for p in memchr::memmem::find_iter(b, b"//") {
+            if n >= max {
+                return n;
+            }
+            let Some(start) = encoded_scheme_start(b, p) else {
+                continue;
+            };
+            let hs = p + 2;
+            let end = host_end(b, hs);
+            if end > hs {
+                n += 1;
+                if !found(Found {
+                    start,
+                    host: &t[hs..end],
+                    host_end: end,
+                }) {
+                    return n;
+                }
+            }
+        }
+    }
     let mut i = 0;
     while n < max {
         let Some(p) = memchr::memchr2(b'w', b'W', &b[i..]) else {
@@ -83,6 +108,81 @@ pub fn scan<'t>(t: &'t str, max: usize, mut found: impl FnMut(Found<'t>) -> bool
         }
     }
     n
+}
+
+/// Where an `http:` or `https:` scheme written with at least one
+/// character reference starts, for the `//` at `slashes`. A scheme written
+/// plainly is left to the first pass of [`scan`].
+fn encoded_scheme_start(b: &[u8], slashes: usize) -> Option<usize> {
+    let mut encoded = false;
+    let mut e = slashes;
+    match b.get(e.wrapping_sub(1)) {
+        Some(b':') => e -= 1,
+        Some(b';') => {
+            let (s, c) = reference_before(b, e)?;
+            if c != ':' {
+                return None;
+            }
+            encoded = true;
+            e = s;
+        }
+        _ => return None,
+    }
+    // The scheme's letters, read backwards, at most five.
+    let mut letters = [0u8; 5];
+    let mut n = 0;
+    while n < letters.len() && e > 0 {
+        let (s, c) = if b[e - 1] == b';' {
+            match reference_before(b, e) {
+                Some((s, c)) => {
+                    encoded = true;
+                    (s, c)
+                }
+                None => break,
+            }
+        } else {
+            (e - 1, b[e - 1] as char)
+        };
+        if !c.is_ascii_alphabetic() {
+            break;
+        }
+        letters[letters.len() - 1 - n] = c.to_ascii_lowercase() as u8;
+        n += 1;
+        e = s;
+        let scheme = &letters[letters.len() - n..];
+        if encoded && (scheme == b"https" || (scheme == b"http" && !next_is_letter(b, e))) {
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// Whether a letter (plain) ends just before `e`: `xhttp:` is no scheme
+/// start at `h`, and `https` is read whole before `http` is accepted.
+fn next_is_letter(b: &[u8], e: usize) -> bool {
+    e > 0 && b[e - 1].is_ascii_alphabetic()
+}
+
+/// The numeric character reference (`&#104;`, `&#x68;`) or `&colon;`
+/// ending at `end` (its `;` at `end - 1`): where it starts and the
+/// character.
+fn reference_before(b: &[u8], end: usize) -> Option<(usize, char)> {
+    let semi = end.checked_sub(1)?;
+    let from = semi.saturating_sub(12);
+    let amp = from + memchr::memrchr(b'&', &b[from..semi])?;
+    let body = std::str::from_utf8(&b[amp + 1..semi]).ok()?;
+    let c = if let Some(num) = body.strip_prefix('#') {
+        let n = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        char::from_u32(n)?
+    } else if body.eq_ignore_ascii_case("colon") {
+        ':'
+    } else {
+        return None;
+    };
+    Some((amp, c))
 }
 
 /// The end of a host starting at `from`: letters, digits, `.-_@%` and any
@@ -196,6 +296,42 @@ mod tests {
         );
         assert_eq!(split_userinfo("a.example"), (None, "a.example"));
         assert_eq!(trim_host("a.example.-"), "a.example");
+    }
+
+    #[test]
+    fn schemes_written_with_character_references() {
+        let t = "<a href=\"&#104;ttps://a.example/x\">a</a> \
+                 <a href='&#x68;&#x74;&#x74;&#x70;&#x3a;//b.example/'>b</a> \
+                 <a href=\"http&colon;//c.example\">c</a> \
+                 <a href=\"https&#58;//d.example\">d</a> \
+                 plain https://e.example and &#104;ttp://f.example &#38;&#59; \
+                 x&#104;ttpz://g.example &#104;ttp:/h.example";
+        let mut v = Vec::new();
+        scan(t, 10, |f| {
+            v.push((f.host, &t[f.start..f.start + 2]));
+            true
+        });
+        assert_eq!(
+            v,
+            [
+                ("e.example", "ht"),
+                ("a.example", "&#"),
+                ("b.example", "&#"),
+                ("c.example", "ht"),
+                ("d.example", "ht"),
+                ("f.example", "&#"),
+            ]
+        );
+        // Hostile: references with no end, huge numbers, at the start.
+        for t in [
+            "&#;//x",
+            ";//x",
+            "&#99999999999;//x",
+            "&#x;&#;//",
+            "//&#104;",
+        ] {
+            scan(t, 10, |_| true);
+        }
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! The content rules (MIME and attachments, HTML, URL shape) through the
-//! whole pipeline with the default config: what a user's scan shows for a
-//! crafted phishing message, and how rarely each weighty rule fires on the
-//! real ham of corpus-dev (read from MXGUARD_TESTDATA; skipped, saying so,
+//! The content rules (MIME and attachments, HTML, URL shape, brand
+//! impersonation, lure language) through the whole pipeline with the
+//! default config: what a user's scan shows for crafted phishing messages,
+//! and how rarely each weighty rule fires on the real ham of corpus-dev (read from MXGUARD_TESTDATA; skipped, saying so,
 //! when absent).
 
 use mxguard_core::Envelope;
 use mxguard_core::config::Config;
 use mxguard_scan::Pipeline;
 use mxguard_scan::checks::{
-    BuildReport, Check, html_rules::HtmlRules, mime_types::MimeTypes, url_shape::UrlShape,
+    BuildReport, Check, html_rules::HtmlRules, impersonation::Impersonation, lures::Lures,
+    mime_types::MimeTypes, url_shape::UrlShape,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ fn content_symbols() -> Vec<(String, f64)> {
         Box::new(MimeTypes::new(&Default::default())),
         Box::new(HtmlRules::new(&Default::default())),
         Box::new(UrlShape::new(&Config::default(), &mut report)),
+        Box::new(Impersonation::new(&Default::default())),
+        Box::new(Lures),
     ];
     checks
         .iter()
@@ -106,6 +109,33 @@ fn a_crafted_phishing_message_shows_each_family() {
         );
     }
     assert!(v.score >= 15.0, "{}", v.score);
+}
+
+#[test]
+fn a_crafted_brand_lure_shows_the_phishing_rules() {
+    // A display name broken by a comma, a brand on another domain, a
+    // brand written with a capital I for l, an account lure linking away.
+    let raw = "From: \"PayPal\", Service <no-reply@secure-notice.example.com>\r\n\
+         To: u@example.org\r\nSubject: Your PayPaI account is limited\r\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Your account has been limited. Verify your account information \
+         <a href=\"https://restore.example.net/login\">here</a>.</p>\r\n";
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    for want in [
+        "MULTIPLE_FROM",
+        "FROM_NAME_BRAND_MISMATCH",
+        "BRAND_NAME_DISGUISED",
+        "LURE_ACCOUNT",
+    ] {
+        assert!(
+            v.symbols.contains_key(want),
+            "{want} missing: {:?}",
+            v.symbols.keys()
+        );
+    }
+    assert!(v.score >= 6.0, "{}", v.score);
 }
 
 #[test]

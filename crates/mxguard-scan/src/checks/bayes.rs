@@ -67,7 +67,7 @@ impl Check for Bayes {
         vec![
             SymbolDef::new(
                 BAYES_SPAM,
-                6.5,
+                8.0,
                 "statistics",
                 "Message probably spam, probability: ",
             ),

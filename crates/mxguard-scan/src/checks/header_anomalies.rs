@@ -17,7 +17,8 @@ use mail_parser::{Address, DateTime, HeaderName};
 use mxguard_core::config::Section;
 use mxguard_core::envelope::{domain_of, strip_path};
 use mxguard_core::{ScanResults, SymbolDef};
-use mxguard_message::domain::organisational;
+use mxguard_message::domain::{ends_in_known_suffix, organisational};
+use mxguard_message::fold::disguise;
 use mxguard_store::Clock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -65,6 +66,79 @@ const UNIQUE: [HeaderName<'static>; 9] = [
     HeaderName::Date,
     HeaderName::MessageId,
     HeaderName::InReplyTo,
+];
+
+/// Free mailbox providers: anyone gets an address there in a minute, so
+/// an organisation's mail that asks for replies there is a lure
+/// (rspamd's FREEMAIL_REPLYTO_NEQ_FROM_DOM). Registrable domains.
+pub const FREEMAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "yahoo.de",
+    "yahoo.es",
+    "yahoo.it",
+    "yahoo.com.br",
+    "ymail.com",
+    "rocketmail.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "hotmail.de",
+    "hotmail.it",
+    "hotmail.es",
+    "outlook.com",
+    "outlook.fr",
+    "outlook.de",
+    "live.com",
+    "live.fr",
+    "live.de",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "mail.com",
+    "email.com",
+    "gmx.com",
+    "gmx.net",
+    "gmx.de",
+    "gmx.at",
+    "web.de",
+    "t-online.de",
+    "freenet.de",
+    "mail.ru",
+    "inbox.ru",
+    "list.ru",
+    "bk.ru",
+    "yandex.ru",
+    "yandex.com",
+    "rambler.ru",
+    "protonmail.com",
+    "proton.me",
+    "tutanota.com",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "sina.com",
+    "rediffmail.com",
+    "libero.it",
+    "laposte.net",
+    "orange.fr",
+    "wanadoo.fr",
+    "free.fr",
+    "seznam.cz",
+    "wp.pl",
+    "o2.pl",
+    "interia.pl",
+    "uol.com.br",
+    "bol.com.br",
+    "terra.com.br",
+    "naver.com",
+    "daum.net",
 ];
 
 pub struct HeaderAnomalies {
@@ -221,6 +295,36 @@ impl Check for HeaderAnomalies {
                 1.5,
                 "From's display name is base64-encoded plain ASCII",
             ),
+            s(
+                "MULTIPLE_FROM",
+                3.0,
+                "From holds several entries (a display name broken by a comma) without Sender",
+            ),
+            s(
+                "FREEMAIL_REPLYTO_NEQ_FROM_DOM",
+                1.5,
+                "Replies go to a free mailbox, From is another domain",
+            ),
+            s(
+                "FROM_DOMAIN_INVALID",
+                2.5,
+                "From's domain is not a domain name under a public suffix",
+            ),
+            s(
+                "TO_IN_SUBJ",
+                2.0,
+                "The recipient's address is in the subject",
+            ),
+            s(
+                "SUBJ_DISGUISED",
+                3.0,
+                "Subject written with look-alike, styled or hidden characters",
+            ),
+            s(
+                "FROM_NAME_DISGUISED",
+                3.0,
+                "From's display name written with look-alike, styled or hidden characters",
+            ),
         ]
     }
 
@@ -240,11 +344,52 @@ impl Check for HeaderAnomalies {
             results.insert("MULTIPLE_UNIQUE_HEADERS", repeated);
         }
 
-        let from = m.from().and_then(Address::first);
+        // Several From entries: RFC 5322 wants a Sender then, and a name
+        // without an address is a display name broken by an unquoted
+        // comma, which mail software quotes and hand-made lures do not.
+        if let Some(all) = m.from() {
+            let entries: Vec<_> = all.iter().take(64).collect();
+            let nameless = entries.iter().any(|a| a.address().is_none());
+            if entries.len() > 1
+                && (nameless || !headers.iter().any(|h| h.name == HeaderName::Sender))
+            {
+                results.insert("MULTIPLE_FROM", vec![entries.len().to_string()]);
+            }
+        }
+        // Header text dressed to slip past word filters and catch the eye.
+        if let Some(d) = m.subject().and_then(disguise) {
+            results.insert("SUBJ_DISGUISED", vec![d.as_str().to_string()]);
+        }
+        if let Some(d) = m
+            .from()
+            .into_iter()
+            .flat_map(|a| a.iter())
+            .take(4)
+            .filter_map(|a| a.name())
+            .find_map(disguise)
+        {
+            results.insert("FROM_NAME_DISGUISED", vec![d.as_str().to_string()]);
+        }
+
+        let from = m
+            .from()
+            .and_then(|a| a.iter().find(|a| a.address().is_some()));
         let from_addr = from
             .and_then(|a| a.address())
             .map(|a| a.trim().to_ascii_lowercase());
         let from_domain = from_addr.as_deref().and_then(domain_of);
+
+        // A sender domain no mail could come back to: no public suffix
+        // (`noreply@correios`), or characters no domain name has.
+        if let Some(fd) = from_domain.as_deref()
+            && !fd.starts_with('[')
+            && (!ends_in_known_suffix(fd)
+                || !fd
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-'))
+        {
+            results.insert("FROM_DOMAIN_INVALID", vec![fd.to_string()]);
+        }
 
         // Reply-To elsewhere: replies go to someone other than the sender.
         if let (Some(fd), Some(rd)) = (
@@ -256,6 +401,11 @@ impl Check for HeaderAnomalies {
         ) && organisational(fd) != organisational(&rd)
         {
             results.insert("REPLYTO_DOM_NEQ_FROM_DOM", vec![]);
+            if FREEMAIL.contains(&organisational(&rd).as_str())
+                && !FREEMAIL.contains(&organisational(fd).as_str())
+            {
+                results.insert("FREEMAIL_REPLYTO_NEQ_FROM_DOM", vec![rd.to_string()]);
+            }
         }
 
         // The envelope sender (known only from an MTA).
@@ -320,6 +470,23 @@ impl Check for HeaderAnomalies {
                 .any(|r| listed.iter().any(|l| l.eq_ignore_ascii_case(strip_path(r))));
             if !any {
                 results.insert("FORGED_RECIPIENTS", vec![]);
+            }
+        }
+        // The recipient's address in the subject: lures "personalise"
+        // with the only thing they know of the reader. A mailing list's
+        // own address in its subject (List-Id) is not counted.
+        if let Some(subject) = m.subject()
+            && subject.contains('@')
+            && !headers
+                .iter()
+                .any(|h| h.name().eq_ignore_ascii_case("List-Id"))
+        {
+            let subject = subject.to_lowercase();
+            if listed
+                .iter()
+                .any(|a| a.contains('@') && subject.contains(a.as_str()))
+            {
+                results.insert("TO_IN_SUBJ", vec![]);
             }
         }
         if listed.len() >= self.config.sorted_recipients_min.max(2)
@@ -603,6 +770,94 @@ mod tests {
             ..Envelope::default()
         };
         assert!(scan_env(&env, CLEAN).is_empty());
+    }
+
+    #[test]
+    fn several_from_entries() {
+        let with = |from: &str| CLEAN.replace("From: Alice Example <alice@example.com>", from);
+        // A display name broken by an unquoted comma.
+        let raw = with("From: \"Fressnapf Gutschein\", jehd <service@example.com>");
+        assert!(
+            scan(&raw).contains(&"MULTIPLE_FROM".to_string()),
+            "{:?}",
+            scan(&raw)
+        );
+        // Two mailboxes without Sender.
+        let raw = with("From: a@example.com, b@example.com");
+        assert!(scan(&raw).contains(&"MULTIPLE_FROM".to_string()));
+        // Two mailboxes with Sender, as RFC 5322 wants: fine.
+        let raw = with("From: a@example.com, b@example.com\r\nSender: a@example.com");
+        assert!(!scan(&raw).contains(&"MULTIPLE_FROM".to_string()));
+        // A quoted comma is one display name.
+        let raw = with("From: \"Example, Alice\" <alice@example.com>");
+        assert!(scan(&raw).is_empty(), "{:?}", scan(&raw));
+    }
+
+    #[test]
+    fn disguised_subject_and_display_name() {
+        let with = |from: &str, subject: &str| {
+            CLEAN
+                .replace("From: Alice Example", from)
+                .replace("Subject: Lunch", subject)
+        };
+        let raw = with(
+            "From: =?UTF-8?B?0JzQtXRh0Jxhc2s=?=",
+            "Subject: =?UTF-8?B?8J2QmPCdkI7wnZCU8J2QkQ==?= photos",
+        );
+        assert_eq!(scan(&raw), vec!["SUBJ_DISGUISED", "FROM_NAME_DISGUISED"]);
+        // Other alphabets, accents and emoji are ordinary.
+        let raw = with(
+            "From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?=",
+            "Subject: =?UTF-8?B?0J/RgNC40LLQtdGCIOKclO+4jyBoZWxsbw==?=",
+        );
+        assert!(scan(&raw).is_empty(), "{:?}", scan(&raw));
+    }
+
+    #[test]
+    fn sender_domains_that_are_no_names() {
+        let with = |from: &str| CLEAN.replace("alice@example.com", from);
+        for (from, bad) in [
+            ("noreply@correios", true),
+            ("a@atendimento.net-2", true),
+            ("a@x%y.example.com", true),
+            ("a@mail.example.co.uk", false),
+            ("a@iki.fi", false),
+            ("a@[192.0.2.1]", false),
+            ("a@b\u{fc}cher.de", false),
+        ] {
+            assert_eq!(
+                scan(&with(from)).contains(&"FROM_DOMAIN_INVALID".to_string()),
+                bad,
+                "{from}: {:?}",
+                scan(&with(from))
+            );
+        }
+    }
+
+    #[test]
+    fn recipient_in_subject() {
+        let raw = CLEAN.replace(
+            "Subject: Lunch",
+            "Subject: Bob@Example.org, your mailbox is full",
+        );
+        assert_eq!(scan(&raw), vec!["TO_IN_SUBJ"]);
+        let raw = raw.replace("Subject:", "List-Id: <x.example.org>\r\nSubject:");
+        assert!(scan(&raw).is_empty());
+        let raw = CLEAN.replace("Subject: Lunch", "Subject: write to carol@example.org");
+        assert!(scan(&raw).is_empty());
+    }
+
+    #[test]
+    fn replies_to_a_free_mailbox() {
+        let with = |from: &str| CLEAN.replace("From: Alice Example <alice@example.com>", from);
+        let raw = with("From: Bank <info@bank.example.com>\r\nReply-To: desk.bank@gmail.com");
+        assert_eq!(
+            scan(&raw),
+            vec!["REPLYTO_DOM_NEQ_FROM_DOM", "FREEMAIL_REPLYTO_NEQ_FROM_DOM"]
+        );
+        // From a free mailbox itself, replies to another: a person's habit.
+        let raw = with("From: Al <al@yahoo.com>\r\nReply-To: al@gmail.com");
+        assert_eq!(scan(&raw), vec!["REPLYTO_DOM_NEQ_FROM_DOM"]);
     }
 
     #[test]

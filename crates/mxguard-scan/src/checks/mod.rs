@@ -20,6 +20,8 @@ pub mod header_anomalies;
 pub mod headers;
 pub mod hfilter;
 pub mod html_rules;
+pub mod impersonation;
+pub mod lures;
 pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
@@ -109,6 +111,8 @@ pub fn register(registry: Registry) -> Registry {
         .with::<multimap::MultimapList>()
         .with::<bayes::ClassifierConfig>()
         .with::<phishing::PhishingConfig>()
+        .with::<impersonation::ImpersonationConfig>()
+        .with::<lures::LuresConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -162,6 +166,13 @@ pub fn build_checks(
     }
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));
+    }
+    let impersonation = config.section::<impersonation::ImpersonationConfig>();
+    if impersonation.enabled {
+        checks.push(Box::new(impersonation::Impersonation::new(impersonation)));
+    }
+    if config.section::<lures::LuresConfig>().enabled {
+        checks.push(Box::new(lures::Lures));
     }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.

@@ -380,6 +380,11 @@ impl Check for UrlShape {
                 2.0,
                 "A link to a web page (.html, .htm, .php) kept on free hosting or in a storage bucket",
             ),
+            s(
+                "FROM_FREE_HOSTING",
+                2.0,
+                "From's address is at a free hosting or app platform's subdomain",
+            ),
             s("HAS_ONION_URI", 1.0, "A link to a Tor onion service"),
             s(
                 "HAS_IPFS_GATEWAY_URL",
@@ -395,13 +400,29 @@ impl Check for UrlShape {
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
+        let hosting = self.hosting.get();
+        // Mail from a project's subdomain of an app platform
+        // (`noreply@promo-1f2e3.firebaseapp.com`): anyone sends so in a
+        // minute, with no domain of their own to lose.
+        if let Some(domain) = task
+            .message
+            .from()
+            .and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.trim().to_ascii_lowercase())
+            && parents(&domain).any(|p| hosting.contains(p))
+        {
+            results.insert(
+                "FROM_FREE_HOSTING",
+                vec![domain.chars().take(100).collect()],
+            );
+        }
         let urls = task.urls();
         if urls.is_empty() {
             return;
         }
         let shorteners = self.shorteners.get();
         let tlds = self.tlds.get();
-        let hosting = self.hosting.get();
         for url in urls.iter().take(self.max_urls) {
             self.one(url, &shorteners, &tlds, results);
             if hosting.contains(&url.host) || hosting.contains(&url.domain) || {
@@ -499,6 +520,15 @@ impl UrlShape {
             results.insert("OMOGRAPH_URL", opt());
         }
     }
+}
+
+/// The domains above `domain`, nearest first (`a.b.example` → `b.example`,
+/// `example`).
+fn parents(domain: &str) -> impl Iterator<Item = &str> {
+    domain
+        .match_indices('.')
+        .take(16)
+        .map(|(i, _)| &domain[i + 1..])
 }
 
 /// Whether the URL has an IPFS gateway path (`/ipfs/`, `/ipns/`) and a
@@ -745,6 +775,26 @@ mod tests {
         assert_eq!(r.hits[0].options, ["tpwstm.drekam.givest"]);
         let long = format!("https://a.example.com/{}", "x".repeat(1600));
         assert_eq!(names(&long), ["URL_VERY_LONG"]);
+    }
+
+    #[test]
+    fn senders_on_app_platforms() {
+        let config = Config::default().with_section(UrlShapeConfig::default());
+        let mut report = BuildReport::default();
+        let check = UrlShape::new(&config, &mut report);
+        for (from, hit) in [
+            ("noreply@promo-1f2e3.firebaseapp.com", true),
+            ("Bonus <a@x.y.web.app>", true),
+            ("news@firebaseapp.com", false),
+            ("a@example.com", false),
+        ] {
+            let raw = format!("From: {from}\r\n\r\nhello\r\n");
+            let env = mxguard_core::Envelope::default();
+            let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+            let mut r = ScanResults::default();
+            check.run(&task, &mut r);
+            assert_eq!(r.has("FROM_FREE_HOSTING"), hit, "{from}");
+        }
     }
 
     #[test]

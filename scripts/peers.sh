@@ -22,6 +22,9 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# rspamd: rspamc is the HTTP API's client in its tests; rspamd 3.4 is the
+# peer of bench/web.sh.
+PACKAGES+=(rspamd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -68,16 +68,36 @@ pub async fn start(
         },
         &web,
     ));
-    let listener = mxguard_net::Listener::bind(&web.listen, 0o660)
-        .await
-        .map_err(|e| format!("web: cannot listen on {} ([web] listen): {e}", web.listen))?;
-    tracing::info!(listen = %web.listen, "HTTP API listening");
-    let mut tasks = vec![tokio::spawn(mxguard_web::server::serve(
-        listener,
-        api.clone(),
-        false,
-        stop.clone(),
-    ))];
+    let mut tasks = Vec::new();
+    match mxguard_net::Listener::bind(&web.listen, 0o660).await {
+        Ok(listener) => {
+            tracing::info!(listen = %web.listen, "HTTP API listening");
+            tasks.push(tokio::spawn(mxguard_web::server::serve(
+                listener,
+                api.clone(),
+                false,
+                stop.clone(),
+            )));
+        }
+        // The default port taken (another mxguard, a test run) must not
+        // stop the mail path: the API is off, loudly. A listen address the
+        // admin chose is theirs to fix: serve stops.
+        Err(e)
+            if web.listen == mxguard_web::config::DEFAULT_LISTEN
+                && e.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            tracing::error!(
+                "web: cannot listen on {} (the default [web] listen): {e}; the HTTP API is off (the control socket still works): set [web] listen to a free address, or [web] enabled = false",
+                web.listen
+            );
+        }
+        Err(e) => {
+            return Err(format!(
+                "web: cannot listen on {} ([web] listen): {e}",
+                web.listen
+            ));
+        }
+    }
     if let Some(path) = web.control_socket_path(&config.store.data_dir) {
         let p = path.display().to_string();
         let listener = mxguard_net::Listener::bind(&p, 0o600).await.map_err(|e| {

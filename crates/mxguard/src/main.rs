@@ -12,11 +12,13 @@ mod parts;
 mod purge;
 mod report_cmd;
 mod report_schedule;
+mod pw_cmd;
 mod scan_cmd;
 mod scanner;
 mod serve;
 mod settings;
 mod store_cmd;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -71,6 +73,9 @@ enum Command {
     Dmarc(dmarc_cmd::DmarcCommand),
     /// Mail-log report: pflogsumm's numbers and sections from Postfix logs.
     Report(report_cmd::ReportArgs),
+    /// Print the argon2id hash of a password for [web] password /
+    /// enable_password (read from the terminal, or stdin when piped).
+    Pw,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
         Command::Report(args) => report_cmd::run(args),
+        Command::Pw => pw_cmd::run(),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,9 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# chromium, chromium-driver: the web UI's browser test drives headless Chromium
+# over WebDriver (crates/mxguard/tests/browser_ui.rs).
+PACKAGES+=(chromium chromium-driver)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

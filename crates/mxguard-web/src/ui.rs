@@ -11,8 +11,8 @@
 //! `getmap`/`savemap` (`Map:` header, text body), `symbols`, `savesymbols`
 //! (`[{name, value}]`), `checkv2`, `learnspam`, `learnham`, `history`,
 //! `historyreset`, `statreset`, `errors`; mxguard's own: `greylist` and `bans`
-//! (JSON arrays of objects), `greylist/remove` (`{"key": …}`) and
-//! `bans/remove` (`{"ip": …}`); `logout` (POST) when a session is used.
+//! (JSON arrays of objects), `greylist/delete` (`{"key": …}`) and
+//! `bans/delete` (`{"ip": …}`); `logout` (POST) when a session is used.
 
 /// One built-in file: its name under the UI's root, its content type, its bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[

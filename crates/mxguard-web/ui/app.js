@@ -56,13 +56,13 @@ function svg(tag, attrs, ...kids) {
 }
 
 /** A control that changes state: only built for the admin login. */
-function writeButton(label, onclick, cls) {
-  return el("button", { type: "button", class: cls || "", "data-write": "", onclick }, label);
+function writeButton(label, onclick, cls, id) {
+  return el("button", { type: "button", class: cls || "", "data-write": "", id, onclick }, label);
 }
 
 /** A control that only reads: allowed for the read-only login. */
-function readButton(label, onclick, cls) {
-  return el("button", { type: "button", class: cls || "", "data-ro-ok": "", onclick }, label);
+function readButton(label, onclick, cls, id) {
+  return el("button", { type: "button", class: cls || "", "data-ro-ok": "", id, onclick }, label);
 }
 
 function show(text, isError) {
@@ -190,12 +190,15 @@ function route() {
   const main = document.getElementById("page");
   main.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   main.dataset.page = page;
+  delete main.dataset.ready;
   guarded(() => RENDER[page](main));
 }
 
 /** Fills `main` only if the user is still on that page when data arrives. */
 function fill(main, page, ...kids) {
-  if (main.dataset.page === page) main.replaceChildren(...kids);
+  if (main.dataset.page !== page) return;
+  main.replaceChildren(...kids);
+  main.dataset.ready = page; // for tests and screen readers: the page is drawn
 }
 
 // ---- status --------------------------------------------------------------
@@ -256,13 +259,13 @@ async function renderStatus(main) {
         el("h1", {}, "Status"),
         el("span", { class: "muted", id: "version" }, `version ${st.version || "?"}`),
         el("span", { class: "muted", id: "uptime" }, `up ${fmtUptime(st.uptime)}`),
-        readButton("Refresh", () => route()),
+        readButton("Refresh", () => route(), "", "refresh"),
         S.readOnly ? null : writeButton("Reset statistics", () => guarded(async () => {
           if (!confirm("Reset the counters?")) return;
           await api("statreset", { method: "POST" });
           show("Statistics reset.");
           route();
-        }), "danger")),
+        }), "danger", "reset-stats")),
       counters),
     el("div", { class: "row" },
       el("section", { class: "card" }, el("h2", {}, "Actions"), pieChart(actions), legend(actions)),
@@ -371,10 +374,10 @@ async function renderConfig(main) {
     }
     await api("saveactions", { method: "POST", body: JSON.stringify(values), headers: { "Content-Type": "application/json" } });
     show("Action thresholds saved.");
-  }), "primary");
+  }), "primary", "save-actions");
   const mapSection = el("section", { class: "card" }, el("h2", {}, "Map files"));
   if (maps instanceof Error) {
-    mapSection.append(el("p", { class: "muted" }, maps.message));
+    mapSection.append(el("p", { class: "error" }, maps.message));
   } else if (!Array.isArray(maps) || !maps.length) {
     mapSection.append(el("p", { class: "muted" }, "No map files are configured."));
   } else {
@@ -408,7 +411,7 @@ async function openMap(m, editor) {
     if (t && !t.endsWith("\n")) t += "\n";
     await api("savemap", { method: "POST", body: t, headers: { Map: String(m.map), "Content-Type": "text/plain" } });
     show(`Saved ${m.uri}.`);
-  }), "primary")));
+  }), "primary", "save-map")));
   area.focus();
 }
 
@@ -419,7 +422,7 @@ async function renderSymbols(main) {
   S.symbols.groups = Array.isArray(groups) ? groups : [];
   S.symbols.changed = {};
   const tbody = el("tbody");
-  const filter = el("input", { type: "search", placeholder: "filter symbols", "data-ro-ok": "", value: S.symbols.filter,
+  const filter = el("input", { type: "search", id: "symbols-filter", placeholder: "filter symbols", "data-ro-ok": "", value: S.symbols.filter,
     oninput: (e) => { S.symbols.filter = e.target.value; drawSymbols(tbody); } });
   const save = S.readOnly ? null : writeButton("Save scores", () => guarded(async () => {
     const changed = Object.entries(S.symbols.changed).map(([name, value]) => ({ name, value }));
@@ -427,7 +430,7 @@ async function renderSymbols(main) {
     await api("savesymbols", { method: "POST", body: JSON.stringify(changed), headers: { "Content-Type": "application/json" } });
     S.symbols.changed = {};
     show(`Saved ${changed.length} score${changed.length > 1 ? "s" : ""}.`);
-  }), "primary");
+  }), "primary", "save-scores");
   drawSymbols(tbody);
   fill(main, "symbols", el("section", { class: "card" },
     el("div", { class: "toolbar" }, el("h1", {}, "Symbols"), filter, save),
@@ -451,7 +454,7 @@ function drawSymbols(tbody) {
       const score = S.readOnly
         ? el("span", { class: w > 0 ? "pos" : w < 0 ? "neg" : "" }, fmtNum(w, 3))
         : el("input", { class: "score", type: "number", step: "0.01", "data-write": "", "data-symbol": r.symbol, value: String(w ?? 0),
-          onchange: (e) => { const v = Number(e.target.value); if (e.target.value.trim() !== "" && Number.isFinite(v)) S.symbols.changed[r.symbol] = v; } });
+          oninput: (e) => { const v = Number(e.target.value); if (e.target.value.trim() !== "" && Number.isFinite(v)) S.symbols.changed[r.symbol] = v; } });
       out.push(el("tr", { "data-symbol": r.symbol },
         el("td", {}, r.symbol), el("td", { class: "muted" }, r.description || ""), el("td", { class: "num" }, score),
         el("td", { class: "num" }, fmtNum(r.frequency, 4)), el("td", { class: "num" }, r.time ? fmtNum(r.time, 4) + "s" : "")));
@@ -476,9 +479,17 @@ function verdictView(v) {
         el("td", { class: "muted" }, (s.options || []).join(", "))))));
 }
 
+/** The envelope rspamd's scan headers carry; empty fields are left out. */
+const ENVELOPE = [["IP", "client IP"], ["Helo", "HELO name"], ["From", "envelope sender"], ["Rcpt", "recipient"], ["User", "authenticated user"]];
+
 async function renderScan(main) {
   const area = el("textarea", { id: "scan-text", "data-ro-ok": "", spellcheck: "false", placeholder: "Paste a whole message here, headers included, or choose a file." });
   const file = el("input", { type: "file", id: "scan-file", "data-ro-ok": "", accept: ".eml,.msg,.txt,message/rfc822,text/plain" });
+  const env = {};
+  const envRow = el("div", { class: "toolbar" }, ENVELOPE.map(([h, label]) => {
+    env[h] = el("input", { type: "text", name: h, placeholder: label, "data-ro-ok": "", size: 18 });
+    return env[h];
+  }));
   const out = el("div", { id: "scan-result" });
   const body = () => {
     if (file.files && file.files[0]) return file.files[0];
@@ -486,20 +497,27 @@ async function renderScan(main) {
     if (!t.trim()) throw new ApiError(0, "Paste a message or choose a file first.");
     return t.replace(/\r?\n/g, "\r\n");
   };
+  const headers = () => {
+    const h = {};
+    for (const [k] of ENVELOPE) if (env[k].value.trim()) h[k] = env[k].value.trim();
+    return h;
+  };
   const learn = (kind) => guarded(async () => {
-    const r = await api(kind === "spam" ? "learnspam" : "learnham", { method: "POST", body: body() });
+    const r = await api(kind === "spam" ? "learnspam" : "learnham", { method: "POST", body: body(), headers: headers() });
     show(r && r.success === false ? `Not learned: ${r.error || "no reason given"}` : `Learned as ${kind}.`, r && r.success === false);
   });
   fill(main, "scan", el("section", { class: "card" },
     el("h1", {}, "Scan / learn"),
     area,
-    el("div", { class: "toolbar" }, el("label", {}, "or a file: ", file),
+    el("div", { class: "toolbar" }, el("label", {}, "or a file: ", file)),
+    el("details", {}, el("summary", { "data-ro-ok": "" }, "Envelope (optional)"), envRow),
+    el("div", { class: "toolbar" },
       readButton("Scan", () => guarded(async () => {
         out.replaceChildren(el("p", { class: "muted" }, "Scanning…"));
-        out.replaceChildren(verdictView(await api("checkv2", { method: "POST", body: body() })));
-      }), "primary"),
-      S.readOnly ? null : writeButton("Learn as spam", () => learn("spam"), "danger"),
-      S.readOnly ? null : writeButton("Learn as ham", () => learn("ham"))),
+        out.replaceChildren(verdictView(await api("checkv2", { method: "POST", body: body(), headers: headers() })));
+      }), "primary", "scan-btn"),
+      S.readOnly ? null : writeButton("Learn as spam", () => learn("spam"), "danger", "learn-spam"),
+      S.readOnly ? null : writeButton("Learn as ham", () => learn("ham"), "", "learn-ham")),
     out));
 }
 
@@ -550,7 +568,7 @@ async function renderHistory(main) {
         await api("historyreset", { method: "POST" });
         show("History reset.");
         route();
-      }), "danger")),
+      }), "danger", "reset-history")),
     el("table", { id: "history" }, el("thead", {}, head), tbody)));
   drawHistory(tbody);
 }
@@ -624,12 +642,12 @@ function cellText(name, v, isTime) {
 async function renderBlocks(main) {
   const [grey, bans] = await Promise.all([api("greylist").catch((e) => e), api("bans").catch((e) => e)]);
   const part = (title, data, id, key, path, what) => el("section", { class: "card" }, el("h2", {}, title),
-    data instanceof Error ? el("p", { class: "muted", id }, data.message)
+    data instanceof Error ? el("p", { class: "error", id }, data.message)
       : entryTable(id, Array.isArray(data) ? data : (data && (data.entries || data.rows)) || [], key, path, what));
   fill(main, "blocks",
     el("div", { class: "toolbar" }, el("h1", {}, "Greylist & bans"), readButton("Refresh", () => route())),
-    part("Greylist entries", grey, "greylist", "key", "greylist/remove", "greylist entries"),
-    part("Bans", bans, "bans", "ip", "bans/remove", "active bans"));
+    part("Greylist entries", grey, "greylist", "key", "greylist/delete", "greylist entries"),
+    part("Bans", bans, "bans", "ip", "bans/delete", "active bans"));
 }
 
 const RENDER = {

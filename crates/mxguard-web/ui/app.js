@@ -270,6 +270,7 @@ async function renderStatus(main) {
     el("div", { class: "row" },
       el("section", { class: "card" }, el("h2", {}, "Actions"), pieChart(actions), legend(actions)),
       el("section", { class: "card", style: "flex:1" }, el("h2", {}, "Classifier"),
+        st.classifier && st.classifier.state ? el("p", { id: "classifier-state" }, "State: ", el("b", {}, st.classifier.state)) : null,
         el("p", {}, `${fmtNum(st.total_learns ?? st.learned ?? 0, 0)} messages learned`,
           st.spam_count !== undefined ? ` · spam ${fmtNum(st.spam_count, 0)} · ham ${fmtNum(st.ham_count, 0)}` : ""),
         classifier)));
@@ -322,6 +323,17 @@ function normaliseSeries(data) {
   return [];
 }
 
+/** rspamd gives rates per second; mxguard counts per bucket: say which from the spacing. */
+function bucketLabel(series) {
+  const s = series.find((x) => x && x.length > 1);
+  if (!s) return "per interval";
+  const step = s[1].x - s[0].x;
+  const sum = series.flat().reduce((t, p) => t + (Number(p && p.y) || 0), 0);
+  if (sum > 0 && !series.flat().every((p) => !p || p.y === null || Number.isInteger(Number(p.y)))) return "per second";
+  if (step >= 3600) return `per ${step / 3600} h`.replace("per 1 h", "per hour");
+  return `per ${Math.round(step / 60)} min`.replace("per 1 min", "per minute");
+}
+
 async function renderGraph(main) {
   const series = normaliseSeries(await api(`graph?type=${encodeURIComponent(S.graphType)}`));
   const sel = el("select", { id: "graph-type", "data-ro-ok": "", onchange: (e) => { S.graphType = e.target.value; route(); } },
@@ -333,14 +345,15 @@ async function renderGraph(main) {
       el("td", { class: "num" }, ys.length ? fmtNum(Math.min(...ys), 4) : ""),
       el("td", { class: "num" }, ys.length ? fmtNum(ys.reduce((x, y) => x + y, 0) / ys.length, 4) : ""),
       el("td", { class: "num" }, ys.length ? fmtNum(Math.max(...ys), 4) : ""),
-      el("td", { class: "num" }, ys.length ? fmtNum(ys[ys.length - 1], 4) : ""));
+      el("td", { class: "num" }, ys.length ? fmtNum(ys[ys.length - 1], 4) : ""),
+      el("td", { class: "num" }, fmtNum(ys.reduce((x, y) => x + y, 0), 2)));
   });
   fill(main, "graph", el("section", { class: "card" },
     el("div", { class: "toolbar" }, el("h1", {}, "Throughput"), el("label", {}, "Period ", sel), readButton("Refresh", () => route())),
-    el("p", { class: "muted" }, "Messages per second, by action."),
+    el("p", { class: "muted" }, `Messages ${bucketLabel(series)}, by action.`),
     lineChart(series, S.graphType), legend(null),
     el("table", {}, el("tr", {}, el("th", {}, "Action"), el("th", { class: "num" }, "Min"), el("th", { class: "num" }, "Average"),
-      el("th", { class: "num" }, "Max"), el("th", { class: "num" }, "Last")), rows)));
+      el("th", { class: "num" }, "Max"), el("th", { class: "num" }, "Last"), el("th", { class: "num" }, "Sum")), rows)));
 }
 
 // ---- configuration: actions and maps ---------------------------------------

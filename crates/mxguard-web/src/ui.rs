@@ -31,7 +31,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../ui/style.css"),
     ),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../ui/favicon.svg")),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../ui/favicon.svg"),
+    ),
 ];
 
 /// The UI file for a request path relative to the UI's root (`""`, `"/"` and
@@ -89,6 +93,9 @@ mod tests {
             assert!(!outside, "{name} refers to another host");
         }
         let js = String::from_utf8_lossy(asset("app.js").unwrap().1);
-        assert!(!js.contains("innerHTML"), "app.js must build the DOM from text nodes");
+        assert!(
+            !js.contains("innerHTML"),
+            "app.js must build the DOM from text nodes"
+        );
     }
 }

@@ -169,7 +169,12 @@ fn scan_in_ui(b: &Browser, msg: &str) -> (String, f64, Vec<String>) {
     assert!(v.get("error").is_none(), "scan failed: {v}");
     (
         v["action"].as_str().unwrap().to_string(),
-        v["score"].as_str().unwrap().replace(',', "").parse().unwrap(),
+        v["score"]
+            .as_str()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap(),
         v["symbols"]
             .as_array()
             .unwrap()
@@ -222,16 +227,12 @@ fn web_ui_in_chromium() {
     open(&b, "status");
     let (scanned, clean) = (counter(&b, "scanned"), counter(&b, "no-action"));
     for _ in 0..2 {
-        assert_eq!(
-            checkv2(port, READ_PASSWORD, &plain)["action"],
-            "no action"
-        );
+        assert_eq!(checkv2(port, READ_PASSWORD, &plain)["action"], "no action");
     }
     b.click(&b.find("#refresh"));
-    b.wait(
-        "the scanned counter to rise by 2",
-        || (counter(&b, "scanned") == scanned + 2).then_some(()),
-    );
+    b.wait("the scanned counter to rise by 2", || {
+        (counter(&b, "scanned") == scanned + 2).then_some(())
+    });
     assert_eq!(counter(&b, "no-action"), clean + 2);
     for page in PAGES {
         open(&b, page);
@@ -248,7 +249,14 @@ fn web_ui_in_chromium() {
     assert!(b.try_find("textarea#map-text").is_none());
     assert_eq!(write_controls(&b), json!([]), "the map viewer is writable");
     open(&b, "history");
-    assert!(b.js("return document.querySelectorAll('#history tbody tr').length", json!([])).as_u64() >= Some(2));
+    assert!(
+        b.js(
+            "return document.querySelectorAll('#history tbody tr').length",
+            json!([])
+        )
+        .as_u64()
+            >= Some(2)
+    );
     logout(&b);
 
     // Admin: the write controls are there, and each change shows in the next scan.
@@ -256,10 +264,16 @@ fn web_ui_in_chromium() {
     assert_eq!(b.text_of("#role"), "admin");
     for (page, control) in WRITE_CONTROLS {
         open(&b, page);
-        assert!(b.try_find(control).is_some(), "admin sees no {control} on {page}");
+        assert!(
+            b.try_find(control).is_some(),
+            "admin sees no {control} on {page}"
+        );
     }
     let (action, score, symbols) = scan_in_ui(&b, &lottery);
-    assert_eq!(action, "no action", "before any change: {score} {symbols:?}");
+    assert_eq!(
+        action, "no action",
+        "before any change: {score} {symbols:?}"
+    );
     assert!(symbols.contains(&"SUBJ_LOTTERY".to_string()), "{symbols:?}");
     assert!((4.0..6.0).contains(&score), "{score} {symbols:?}");
 
@@ -272,7 +286,10 @@ fn web_ui_in_chromium() {
     assert_eq!(action, "add header", "after add header = 3");
     open(&b, "config");
     assert_eq!(
-        b.js("return document.querySelector(\"input[name='add header']\").value", json!([])),
+        b.js(
+            "return document.querySelector(\"input[name='add header']\").value",
+            json!([])
+        ),
         json!("3"),
         "the saved threshold is not shown back"
     );
@@ -294,10 +311,17 @@ fn web_ui_in_chromium() {
     open(&b, "config");
     b.click(&b.find("#maps button"));
     let editor = b.find("textarea#map-text");
-    b.js("arguments[0].value += 'spammer.example\\n'", json!([editor.arg()]));
+    b.js(
+        "arguments[0].value += 'spammer.example\\n'",
+        json!([editor.arg()]),
+    );
     b.click(&b.find("#save-map"));
     saved(&b, "saving the map");
-    assert!(std::fs::read_to_string(&map).unwrap().contains("spammer.example"));
+    assert!(
+        std::fs::read_to_string(&map)
+            .unwrap()
+            .contains("spammer.example")
+    );
     let (action, _, symbols) = b.wait("the map change in a scan", || {
         let v = scan_in_ui(&b, &blocked);
         v.2.contains(&"SENDER_BLOCKLIST".to_string()).then_some(v)
@@ -311,9 +335,18 @@ fn web_ui_in_chromium() {
     // History: filter and sort by score.
     open(&b, "history");
     b.type_into(&b.find("#history-filter"), "SUBJ_LOTTERY");
-    let rows = b.js("return [...document.querySelectorAll('#history tbody tr')].map(r => r.textContent)", json!([]));
+    let rows = b.js(
+        "return [...document.querySelectorAll('#history tbody tr')].map(r => r.textContent)",
+        json!([]),
+    );
     let rows = rows.as_array().unwrap();
-    assert!(rows.len() >= 3 && rows.iter().all(|r| r.as_str().unwrap().contains("SUBJ_LOTTERY")), "{rows:?}");
+    assert!(
+        rows.len() >= 3
+            && rows
+                .iter()
+                .all(|r| r.as_str().unwrap().contains("SUBJ_LOTTERY")),
+        "{rows:?}"
+    );
     b.click(&b.find("#history th button[data-sort='score']"));
     for page in PAGES {
         open(&b, page);

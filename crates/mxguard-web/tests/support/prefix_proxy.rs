@@ -95,8 +95,11 @@ fn serve(client: TcpStream, prefix: &str, backend: u16) -> std::io::Result<bool>
     let Some(rest) = target.strip_prefix(prefix) else {
         let msg = format!("not under {prefix}");
         client.write_all(
-            format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len())
-                .as_bytes(),
+            format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+                msg.len()
+            )
+            .as_bytes(),
         )?;
         return Ok(false);
     };

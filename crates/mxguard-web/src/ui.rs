@@ -4,10 +4,10 @@
 //! reverse proxy adds.
 //!
 //! What the UI asks of the API (rspamd's controller shapes unless noted):
-//! `auth` (`read_only`; a `csrf_token` field switches the UI to the cookie
+//! `auth` (`read_only`; a `csrf` field switches the UI to the cookie
 //! session and an `X-CSRF-Token` header on writes, otherwise the password
 //! rides in `Password:`), `stat`, `graph?type=`, `actions`, `saveactions`
-//! (JSON array: reject, rewrite subject, add header, greylist), `maps`,
+//! (`[{action, value}]` as `/actions` lists them, null = off), `maps`,
 //! `getmap`/`savemap` (`Map:` header, text body), `symbols`, `savesymbols`
 //! (`[{name, value}]`), `checkv2`, `learnspam`, `learnham`, `history`,
 //! `historyreset`, `statreset`, `errors`; mxguard's own: `greylist` and `bans`

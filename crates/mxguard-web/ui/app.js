@@ -11,7 +11,7 @@ const COLORS = {
   "reject": "#c62828", "soft reject": "#8d5a2b", "rewrite subject": "#e65100",
   "add header": "#f2a900", "greylist": "#3b5bdb", "no action": "#43a047",
 };
-// The thresholds /saveactions takes, in the order of its JSON array.
+// The thresholds the configuration page edits, strongest first.
 const SAVE_ORDER = ["reject", "rewrite subject", "add header", "greylist"];
 const PAGES = ["status", "graph", "config", "symbols", "scan", "history", "errors", "blocks"];
 
@@ -385,7 +385,9 @@ async function renderConfig(main) {
     for (let i = 1; i < set.length; i++) {
       if (set[i] > set[i - 1]) throw new ApiError(0, "Thresholds must rise from greylist to reject.");
     }
-    await api("saveactions", { method: "POST", body: JSON.stringify(values), headers: { "Content-Type": "application/json" } });
+    // As /actions lists them: one {action, value} per threshold, null = off.
+    const body = SAVE_ORDER.filter((a) => inputs[a]).map((a) => ({ action: a, value: values[SAVE_ORDER.indexOf(a)] }));
+    await api("saveactions", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
     show("Action thresholds saved.");
   }), "primary", "save-actions");
   const mapSection = el("section", { class: "card" }, el("h2", {}, "Map files"));

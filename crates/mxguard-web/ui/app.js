@@ -192,6 +192,10 @@ function route() {
   main.dataset.page = page;
   delete main.dataset.ready;
   guarded(() => RENDER[page](main));
+  // The status page follows the counters by itself, while it is visible.
+  if (page === "status") {
+    S.timer = setInterval(() => { if (!document.hidden) guarded(() => renderStatus(main)); }, 10000);
+  }
 }
 
 /** Fills `main` only if the user is still on that page when data arrives. */
@@ -274,7 +278,6 @@ async function renderStatus(main) {
         el("p", {}, `${fmtNum(st.total_learns ?? st.learned ?? 0, 0)} messages learned`,
           st.spam_count !== undefined ? ` · spam ${fmtNum(st.spam_count, 0)} · ham ${fmtNum(st.ham_count, 0)}` : ""),
         classifier)));
-  S.timer = setInterval(() => { if (!document.hidden) guarded(() => renderStatus(main)); }, 10000);
 }
 
 // ---- throughput graph ----------------------------------------------------

@@ -25,6 +25,9 @@ PACKAGES+=(clamav-daemon clamav-testfiles)
 # chromium, chromium-driver: the web UI's browser test drives headless Chromium
 # over WebDriver (crates/mxguard/tests/browser_ui.rs).
 PACKAGES+=(chromium chromium-driver)
+# rspamd: rspamc is the HTTP API's client in its tests; rspamd 3.4 is the
+# peer of bench/web.sh.
+PACKAGES+=(rspamd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -101,6 +101,12 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
     if args.spam.is_empty() && args.ham.is_empty() && args.unlearn.is_empty() {
         return Err("nothing to learn: give --spam PATH…, --ham PATH… or --unlearn PATH…".into());
     }
+    // While serve runs it holds the store: learn through it.
+    if let Some(socket) = crate::web::control_socket(globals)?
+        && crate::web::ask(&socket, "GET", "/ping", &[], b"")?.is_some()
+    {
+        return learn_via_serve(&socket, &args);
+    }
     let loaded = globals.load_config()?;
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&loaded.config.store.data_dir).map_err(|e| e.to_string())?);
@@ -144,20 +150,7 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
             report.unlearned += r.unlearned;
             report.not_found += r.not_found;
         }
-        match class {
-            Some(c) => println!(
-                "{}: {} learned, {} moved from {}, {} already learned",
-                c.name(),
-                report.learned,
-                report.relearned,
-                if c.is_spam() { "ham" } else { "spam" },
-                report.unchanged
-            ),
-            None => println!(
-                "unlearn: {} forgotten, {} were not learned",
-                report.unlearned, report.not_found
-            ),
-        }
+        print_report(class, &report);
     }
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
@@ -171,6 +164,85 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `mxguard learn` through a running serve: each message is posted to
+/// `/learnspam`, `/learnham` or `/unlearn` on the control socket.
+fn learn_via_serve(socket: &std::path::Path, args: &LearnArgs) -> Result<ExitCode, String> {
+    let mut failures = 0usize;
+    for (paths, route, class) in [
+        (&args.spam, "/learnspam", Some(Class::Spam)),
+        (&args.ham, "/learnham", Some(Class::Ham)),
+        (&args.unlearn, "/unlearn", None),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        let mut report = LearnReport::default();
+        let mut fatal = None;
+        for path in mxguard_learn::corpus::files(paths)? {
+            let r = mxguard_learn::corpus::read_messages(&path, &mut |origin, raw| {
+                if fatal.is_some() {
+                    return;
+                }
+                let answer = match crate::web::ask(socket, "POST", route, &[], &raw) {
+                    Ok(Some(a)) => a,
+                    Ok(None) => {
+                        fatal = Some("mxguard serve stopped while learning".to_string());
+                        return;
+                    }
+                    Err(e) => {
+                        fatal = Some(e);
+                        return;
+                    }
+                };
+                match answer.json() {
+                    Ok(v) => {
+                        let n = |k: &str| v[k].as_u64().unwrap_or(0) as usize;
+                        report.learned += n("learned");
+                        report.relearned += n("relearned");
+                        report.unchanged += n("unchanged");
+                        report.unlearned += n("unlearned");
+                        report.not_found += n("not_found");
+                    }
+                    Err(e) => {
+                        eprintln!("mxguard: {origin}: {e}");
+                        failures += 1;
+                    }
+                }
+            });
+            if let Err(e) = r {
+                eprintln!("mxguard: {e}");
+                failures += 1;
+            }
+            if let Some(e) = fatal.take() {
+                return Err(e);
+            }
+        }
+        print_report(class, &report);
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_report(class: Option<Class>, report: &LearnReport) {
+    match class {
+        Some(c) => println!(
+            "{}: {} learned, {} moved from {}, {} already learned",
+            c.name(),
+            report.learned,
+            report.relearned,
+            if c.is_spam() { "ham" } else { "spam" },
+            report.unchanged
+        ),
+        None => println!(
+            "unlearn: {} forgotten, {} were not learned",
+            report.unlearned, report.not_found
+        ),
+    }
 }
 
 /// Reads and tokenises files on `threads` threads, keeping their order.

@@ -10,11 +10,13 @@ mod history_cmd;
 mod learn_cmd;
 mod parts;
 mod purge;
+mod pw_cmd;
 mod scan_cmd;
 mod scanner;
 mod serve;
 mod settings;
 mod store_cmd;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -67,6 +69,9 @@ enum Command {
     /// DMARC aggregate reports: print or send one now.
     #[command(subcommand)]
     Dmarc(dmarc_cmd::DmarcCommand),
+    /// Print the argon2id hash of a password for [web] password /
+    /// enable_password (read from the terminal, or stdin when piped).
+    Pw,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
+        Command::Pw => pw_cmd::run(),
     };
     match result {
         Ok(code) => code,

@@ -107,6 +107,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tracing::warn!("{w}");
     }
 
+    // The HTTP API scans through the milter's scan service and learns
+    // into the classifier's model handle.
+    let mut web_scanner = None;
+    let web_classifier = classifier.as_ref().map(|(c, _)| c.handle.clone());
     let milter = if let (Some(pipeline), Some((classifier, classifier_tasks))) =
         (built.pipeline, classifier)
     {
@@ -132,6 +136,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             )
             .with_signing(signing.clone()),
         );
+        web_scanner = Some(scanner.clone());
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -170,6 +175,22 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         Some(engine)
     } else {
         None
+    };
+    // The HTTP API and the control socket ([web]).
+    let (web_config, mut reloads) = match crate::web::start(
+        config,
+        store.clone(),
+        web_scanner,
+        web_classifier,
+        stop_rx.clone(),
+    )
+    .await?
+    {
+        Some(w) => {
+            tasks.extend(w.tasks);
+            (Some(w.config), Some(w.reloads))
+        }
+        None => (None, None),
     };
     if tasks.is_empty() {
         return Err("nothing to serve: every front end is disabled in the config".into());
@@ -238,34 +259,55 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    // SIGHUP and the HTTP API (after a saved change) reload alike.
+    let reload = || -> Result<(), String> {
+        let wanted = Wanted {
+            pipeline: milter.is_some(),
+            engine: policy.is_some(),
+        };
+        let mut new = globals.load_config()?;
+        fit_descriptor_caps(&mut new.config, nofile);
+        let built =
+            parts::build(&new, store.clone(), &services, wanted).map_err(|e| format_errors(&e))?;
+        for w in &built.warnings {
+            tracing::warn!("{w}");
+        }
+        if let (Some((pipeline, milter_config, greylist, signing)), Some(p)) =
+            (&milter, built.pipeline)
+        {
+            pipeline.replace(p);
+            signing.replace(built.signing.flatten());
+            greylist.replace(score_greylist(&new.config, &store));
+            milter_config.replace(new.config.milter.clone());
+            tracing::info!("milter: configuration reloaded");
+        }
+        if let (Some(p), Some(e)) = (&policy, built.engine) {
+            p.replace(e);
+            tracing::info!("policy: configuration reloaded");
+        }
+        if let Some(c) = &web_config {
+            c.replace(new.config);
+        }
+        Ok(())
+    };
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let wanted = Wanted { pipeline: milter.is_some(), engine: policy.is_some() };
-                let rebuilt = globals.load_config().and_then(|mut new| {
-                    fit_descriptor_caps(&mut new.config, nofile);
-                    let built = parts::build(&new, store.clone(), &services, wanted).map_err(|e| format_errors(&e))?;
-                    Ok((new, built))
-                });
-                match rebuilt {
-                    Ok((new, built)) => {
-                        for w in &built.warnings {
-                            tracing::warn!("{w}");
-                        }
-                        if let (Some((pipeline, milter_config, greylist, signing)), Some(p)) = (&milter, built.pipeline) {
-                            pipeline.replace(p);
-                            signing.replace(built.signing.flatten());
-                            greylist.replace(score_greylist(&new.config, &store));
-                            milter_config.replace(new.config.milter.clone());
-                            tracing::info!("milter: configuration reloaded");
-                        }
-                        if let (Some(p), Some(e)) = (&policy, built.engine) {
-                            p.replace(e);
-                            tracing::info!("policy: configuration reloaded");
-                        }
-                    }
-                    Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
+                if let Err(e) = reload() {
+                    tracing::error!("reload refused, keeping the running configuration: {e}");
                 }
+            }
+            Some(answer) = async {
+                match &mut reloads {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let result = reload();
+                if let Err(e) = &result {
+                    tracing::error!("reload asked by the HTTP API refused, keeping the running configuration: {e}");
+                }
+                let _ = answer.send(result);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

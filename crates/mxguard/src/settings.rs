@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// owner outside the scan checks (a front end) adds its `.with::<T>()`
 /// here.
 pub fn sections() -> Registry {
-    mxguard_scan::checks::register(Registry::new())
+    mxguard_scan::checks::register(Registry::new()).with::<mxguard_web::WebConfig>()
 }
 
 pub struct Globals {
@@ -33,6 +33,8 @@ impl Globals {
         if let Some(d) = &self.data_dir {
             loaded.config.store.data_dir = d.clone();
         }
+        // Actions and symbol scores saved from the HTTP API or the UI.
+        mxguard_web::overrides::apply_saved(&mut loaded.config)?;
         Ok(loaded)
     }
 }

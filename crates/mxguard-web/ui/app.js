@@ -276,7 +276,7 @@ async function renderStatus(main) {
       el("section", { class: "card", style: "flex:1" }, el("h2", {}, "Classifier"),
         st.classifier && st.classifier.state ? el("p", { id: "classifier-state" }, "State: ", el("b", {}, st.classifier.state)) : null,
         el("p", {}, `${fmtNum(st.total_learns ?? st.learned ?? 0, 0)} messages learned`,
-          st.spam_count !== undefined ? ` · spam ${fmtNum(st.spam_count, 0)} · ham ${fmtNum(st.ham_count, 0)}` : ""),
+          st.spam_count !== undefined ? ` · verdicts: ${fmtNum(st.spam_count, 0)} spam, ${fmtNum(st.ham_count, 0)} ham` : ""),
         classifier)));
 }
 
@@ -660,7 +660,8 @@ function cellText(name, v, isTime) {
 async function renderBlocks(main) {
   const [grey, bans] = await Promise.all([api("greylist").catch((e) => e), api("bans").catch((e) => e)]);
   const part = (title, data, id, key, path, what) => el("section", { class: "card" }, el("h2", {}, title),
-    data instanceof Error ? el("p", { class: "error", id }, data.message)
+    // 503: that part is not running in this serve, which is a state, not a fault.
+    data instanceof Error ? el("p", { class: data.status === 503 ? "muted" : "error", id }, data.message)
       : entryTable(id, Array.isArray(data) ? data : (data && (data.entries || data.rows)) || [], key, path, what));
   fill(main, "blocks",
     el("div", { class: "toolbar" }, el("h1", {}, "Greylist & bans"), readButton("Refresh", () => route())),

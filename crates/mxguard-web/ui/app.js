@@ -297,14 +297,14 @@ function lineChart(series, type) {
   for (let i = 0; i <= 4; i++) {
     const y = yMax * i / 4;
     g.append(svg("line", { x1: L, x2: W - R, y1: sy(y), y2: sy(y), stroke: "#e3e7eb" }),
-      svg("text", { x: L - 4, y: sy(y) + 4, "text-anchor": "end" }, y < 10 ? y.toFixed(2) : Math.round(y)));
+      svg("text", { x: L - 4, y: sy(y) + 4, "text-anchor": "end" }, fmtNum(y, y < 10 ? 2 : 0)));
   }
   const fmt = type === "hourly" || type === "daily"
     ? (t) => new Date(t * 1000).toTimeString().slice(0, 5)
     : (t) => new Date(t * 1000).toISOString().slice(5, 10);
   for (let i = 0; i <= 6; i++) {
     const t = x0 + (x1 - x0) * i / 6;
-    g.append(svg("text", { x: sx(t), y: H - 8, "text-anchor": "middle" }, fmt(t)));
+    g.append(svg("text", { x: sx(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 6 ? "end" : "middle" }, fmt(t)));
   }
   series.forEach((s, i) => {
     let d = "";
@@ -638,7 +638,7 @@ async function renderErrors(main) {
 function entryTable(id, rows, keyField, removePath, what) {
   if (!rows.length) return el("p", { class: "muted", id }, `No ${what}.`);
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const isTime = (k) => /(^|_)(time|ts|first_seen|last_seen|expires|until|since|created|updated)($|_)/.test(k);
+  const isTime = (k) => /(^|_)(time|ts|first|last|seen|expires|until|since|created|updated)($|_)/.test(k);
   return el("table", { id },
     el("tr", {}, cols.map((c) => el("th", {}, c.replace(/_/g, " "))), S.readOnly ? null : el("th", {}, "")),
     rows.map((r) => el("tr", { "data-key": String(r[keyField] ?? "") },
@@ -653,7 +653,8 @@ function entryTable(id, rows, keyField, removePath, what) {
 function cellText(name, v, isTime) {
   if (v === null || v === undefined) return "";
   if (isTime(name) && typeof v === "number" && v > 1e8) return fmtTime(v);
-  if (typeof v === "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return v.map((x) => cellText(name, x, isTime)).join(", ");
+  if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, " ")}: ${cellText(k, x, isTime)}`).join(", ");
   return String(v);
 }
 

@@ -63,10 +63,12 @@ fn hash(password: &str) -> String {
 }
 
 /// The API scans through the milter's scan service, so the milter runs too
-/// (on a free port; no MTA talks to it here).
-fn config(port: u16, map: &Path) -> String {
+/// (on a free port; no MTA talks to it here). The policy server greylists
+/// one triplet for the Greylist page.
+fn config(port: u16, policy: u16, map: &Path) -> String {
     format!(
-        "[milter]\nlisten = \"127.0.0.1:{milter}\"\n[policy]\nenabled = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+        "[milter]\nlisten = \"127.0.0.1:{milter}\"\n\
+         [policy]\nlisten = \"127.0.0.1:{policy}\"\nmynetworks = []\n[greylist]\nsender_pools = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
          [web]\nlisten = \"127.0.0.1:{port}\"\npassword = \"{ro}\"\nenable_password = \"{admin}\"\nsecure_ip = []\n\
          [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"500ms\"\nattempts = 1\n\
          [header_anomalies]\nenabled = false\n\
@@ -80,6 +82,39 @@ fn config(port: u16, map: &Path) -> String {
         admin = hash(ADMIN_PASSWORD),
         map = map.display(),
     )
+}
+
+/// One request in Postfix's policy delegation protocol, as smtpd sends it at RCPT.
+fn policy_request(port: u16, client: &str, sender: &str, rcpt: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n\
+         client_address={client}\nclient_name=unknown\nhelo_name=mx.sender.example\n\
+         sender={sender}\nrecipient={rcpt}\ninstance=ui.1\n\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    answer.trim().to_string()
+}
+
+fn greylist_keys(port: u16) -> Vec<String> {
+    let (status, body) = http(
+        port,
+        "GET",
+        "/greylist",
+        &[("Password", READ_PASSWORD)],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 fn message(from: &str, subject: &str) -> String {
@@ -216,8 +251,22 @@ fn web_ui_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let map = dir.path().join("sender_blocklist.map");
     std::fs::write(&map, "# senders refused by the admin\n").unwrap();
-    let port = postfix::free_port();
-    let serve = postfix::daemon(&config(port, &map), port);
+    let (port, policy) = (postfix::free_port(), postfix::free_port());
+    let serve = postfix::daemon(&config(port, policy, &map), port);
+    // A first delivery attempt is greylisted: one entry for the Greylist page.
+    let answer = policy_request(policy, "192.0.2.10", "a@sender.example", "user@example.org");
+    assert!(
+        answer.contains("DEFER"),
+        "the policy server did not greylist: {answer}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while greylist_keys(port).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no greylist entry was stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let shots = screenshots();
     let b = Browser::start();
     let base = format!("http://127.0.0.1:{port}/");
@@ -252,6 +301,8 @@ fn web_ui_in_chromium() {
     b.find("pre#map-text");
     assert!(b.try_find("textarea#map-text").is_none());
     assert_eq!(write_controls(&b), json!([]), "the map viewer is writable");
+    open(&b, "blocks");
+    b.find("#greylist tr[data-key]");
     open(&b, "history");
     assert!(
         b.js(
@@ -335,6 +386,15 @@ fn web_ui_in_chromium() {
     // Learning from the Scan page.
     b.click(&b.find("#learn-spam"));
     saved(&b, "learning as spam");
+
+    // Greylist: the entry is removed from its page.
+    open(&b, "blocks");
+    let before = greylist_keys(port);
+    b.click(&b.find("#greylist tr[data-key] button[data-write]"));
+    saved(&b, "removing the greylist entry");
+    assert_eq!(greylist_keys(port).len(), before.len() - 1, "{before:?}");
+    open(&b, "blocks");
+    assert!(b.try_find("#greylist tr[data-key]").is_none() || before.len() > 1);
 
     // History: filter and sort by score.
     open(&b, "history");

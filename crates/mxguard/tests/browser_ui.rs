@@ -303,6 +303,13 @@ fn web_ui_in_chromium() {
     assert_eq!(write_controls(&b), json!([]), "the map viewer is writable");
     open(&b, "blocks");
     b.find("#greylist tr[data-key]");
+    // And the API refuses a write made with this session, CSRF token and all.
+    let status = b.js(
+        "return fetch('saveactions', {method: 'POST', headers: {'X-CSRF-Token': S.csrf || ''},\
+           body: JSON.stringify([{action: 'reject', value: 1}])}).then(r => r.status)",
+        json!([]),
+    );
+    assert_eq!(status, json!(403), "a read-only session could write");
     open(&b, "history");
     assert!(
         b.js(

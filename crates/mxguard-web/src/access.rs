@@ -199,8 +199,24 @@ impl Access {
             let level = self.password_level(ip, given.as_bytes()).await?;
             return enough(level, need, Via::Password);
         }
+        let open = if !self.config.has_password() {
+            Level::Admin
+        } else if self.config.password.is_empty() {
+            // Only enable_password is set: reads are open.
+            Level::Read
+        } else {
+            Level::None
+        };
         if let Some(token) = cookie(headers, COOKIE) {
+            // A stale cookie (expired, or from before a restart) where no
+            // credential is needed is no credential at all.
             let Some(session) = self.session(token) else {
+                if open >= need {
+                    if write {
+                        refuse_cross_site(headers)?;
+                    }
+                    return Ok((open, Via::NoPassword));
+                }
                 return Err(Denied::Unauthorized(
                     "the session has expired: log in again".into(),
                 ));
@@ -218,14 +234,6 @@ impl Access {
             }
             return enough(session.level, need, Via::Session);
         }
-        let open = if !self.config.has_password() {
-            Level::Admin
-        } else if self.config.password.is_empty() {
-            // Only enable_password is set: reads are open.
-            Level::Read
-        } else {
-            Level::None
-        };
         if open >= need {
             if write {
                 refuse_cross_site(headers)?;

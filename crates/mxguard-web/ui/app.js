@@ -21,7 +21,7 @@ const S = {
   readOnly: true,
   graphType: "hourly",
   history: { rows: [], sort: "unix_time", desc: true, filter: "" },
-  symbols: { groups: [], filter: "", changed: {} },
+  symbols: { groups: [], hits: {}, filter: "", changed: {} },
   timer: null,
 };
 
@@ -436,8 +436,11 @@ async function openMap(m, editor) {
 // ---- symbols -------------------------------------------------------------
 
 async function renderSymbols(main) {
-  const groups = await api("symbols");
+  // /counters adds how often each symbol fired (rspamd's /symbols may carry it too).
+  const [groups, counters] = await Promise.all([api("symbols"), api("counters").catch(() => [])]);
   S.symbols.groups = Array.isArray(groups) ? groups : [];
+  S.symbols.hits = {};
+  for (const c of Array.isArray(counters) ? counters : []) S.symbols.hits[c.symbol] = c;
   S.symbols.changed = {};
   const tbody = el("tbody");
   const filter = el("input", { type: "search", id: "symbols-filter", placeholder: "filter symbols", "data-ro-ok": "", value: S.symbols.filter,
@@ -454,7 +457,7 @@ async function renderSymbols(main) {
     el("div", { class: "toolbar" }, el("h1", {}, "Symbols"), filter, save),
     el("table", { id: "symbols" },
       el("thead", {}, el("tr", {}, el("th", {}, "Symbol"), el("th", {}, "Description"), el("th", { class: "num" }, "Score"),
-        el("th", { class: "num" }, "Frequency"), el("th", { class: "num" }, "Avg. time"))),
+        el("th", { class: "num" }, "Hits"), el("th", { class: "num" }, "Frequency"))),
       tbody)));
 }
 
@@ -475,7 +478,8 @@ function drawSymbols(tbody) {
           oninput: (e) => { const v = Number(e.target.value); if (e.target.value.trim() !== "" && Number.isFinite(v)) S.symbols.changed[r.symbol] = v; } });
       out.push(el("tr", { "data-symbol": r.symbol },
         el("td", {}, r.symbol), el("td", { class: "muted" }, r.description || ""), el("td", { class: "num" }, score),
-        el("td", { class: "num" }, fmtNum(r.frequency, 4)), el("td", { class: "num" }, r.time ? fmtNum(r.time, 4) + "s" : "")));
+        el("td", { class: "num" }, fmtNum((S.symbols.hits[r.symbol] || {}).hits, 0)),
+        el("td", { class: "num" }, fmtNum(r.frequency ?? (S.symbols.hits[r.symbol] || {}).frequency, 4))));
     }
   }
   if (!out.length) out.push(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No symbol matches.")));

@@ -438,6 +438,20 @@ fn web_ui_in_chromium() {
     }
     let (action, _, _) = scan_in_ui(&b, &lottery);
     assert_eq!(action, "reject", "scan under the prefix");
+    // The session outlives a reload (cookie), and ends with the logout.
+    b.goto(&format!("http://127.0.0.1:{}/rspamd/#history", proxy.port));
+    b.wait_js(
+        "the session after a reload",
+        "return !document.getElementById('nav').hidden",
+    );
+    assert_eq!(b.text_of("#role"), "admin");
+    open(&b, "history");
+    logout(&b);
+    b.goto(&format!("http://127.0.0.1:{}/rspamd/", proxy.port));
+    b.wait_js(
+        "the login form after logout",
+        "return !document.getElementById('login').hidden",
+    );
     assert_eq!(
         proxy.outside(),
         0,

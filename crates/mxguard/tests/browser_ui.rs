@@ -259,7 +259,7 @@ fn web_ui_in_chromium() {
         answer.contains("DEFER"),
         "the policy server did not greylist: {answer}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + webdriver::WAIT;
     while greylist_keys(port).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const DRIVER: &str = "/usr/bin/chromedriver";
+/// How long a test waits for the page: generous, since the test machines
+/// are shared and often loaded; a wait that succeeds returns at once.
+pub const WAIT: Duration = Duration::from_secs(30);
 /// W3C's key for an element reference in a JSON answer.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -147,7 +150,7 @@ impl Browser {
         )
     }
 
-    /// The first element matching a CSS selector, waiting up to 10 s for it.
+    /// The first element matching a CSS selector, waiting up to [`WAIT`] for it.
     pub fn find(&self, css: &str) -> Element {
         self.wait(&format!("an element {css}"), || self.try_find(css))
     }
@@ -196,9 +199,9 @@ impl Browser {
         self.text(&e)
     }
 
-    /// Polls `probe` every 100 ms for up to 10 s; panics naming `what` if it never answers.
+    /// Polls `probe` every 100 ms for up to [`WAIT`]; panics naming `what` if it never answers.
     pub fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         loop {
             if let Some(v) = probe() {
                 return v;
@@ -206,7 +209,7 @@ impl Browser {
             if Instant::now() > deadline {
                 let page = self.js("return document.body.innerText", json!([]));
                 panic!(
-                    "waited 10 s for {what} at {}; the page says:\n{}",
+                    "waited {WAIT:?} for {what} at {}; the page says:\n{}",
                     self.url(),
                     page.as_str().unwrap_or_default()
                 );

@@ -282,11 +282,13 @@ fn web_ui_in_chromium() {
     for _ in 0..2 {
         assert_eq!(checkv2(port, READ_PASSWORD, &plain)["action"], "no action");
     }
-    b.click(&b.find("#refresh"));
-    b.wait("the scanned counter to rise by 2", || {
-        (counter(&b, "scanned") == scanned + 2).then_some(())
+    // The counters are written after the reply: refresh until they show both scans.
+    b.wait("the scanned and no-action counters to rise by 2", || {
+        b.click(&b.find("#refresh"));
+        b.find("#page[data-ready='status']");
+        let now = (counter(&b, "scanned"), counter(&b, "no-action"));
+        (now == (scanned + 2, clean + 2)).then_some(())
     });
-    assert_eq!(counter(&b, "no-action"), clean + 2);
     for page in PAGES {
         open(&b, page);
         assert_eq!(
@@ -423,6 +425,29 @@ fn web_ui_in_chromium() {
         open(&b, page);
         b.screenshot(&shots.join(format!("admin-{page}.png")));
     }
+
+    // Resets, each after the page's confirmation dialog.
+    open(&b, "history");
+    b.click(&b.find("#reset-history"));
+    b.accept_dialog();
+    saved(&b, "resetting the history");
+    open(&b, "history");
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll('#history tbody tr td[colspan]').length",
+            json!([])
+        ),
+        json!(1),
+        "the history is not empty after its reset"
+    );
+    open(&b, "status");
+    assert!(counter(&b, "scanned") > 0);
+    b.click(&b.find("#reset-stats"));
+    b.accept_dialog();
+    saved(&b, "resetting the counters");
+    b.wait("the scanned counter at 0 after the reset", || {
+        (counter(&b, "scanned") == 0).then_some(())
+    });
     logout(&b);
 
     // The same pages behind a reverse proxy under /rspamd/.
@@ -438,6 +463,18 @@ fn web_ui_in_chromium() {
     }
     let (action, _, _) = scan_in_ui(&b, &lottery);
     assert_eq!(action, "reject", "scan under the prefix");
+    // A message uploaded as a file rather than pasted.
+    let eml = dir.path().join("lottery.eml");
+    std::fs::write(&eml, &lottery).unwrap();
+    b.js("document.getElementById('scan-text').value = ''; document.getElementById('scan-result').replaceChildren()", json!([]));
+    b.send_keys(&b.find("#scan-file"), eml.to_str().unwrap());
+    b.click(&b.find("#scan-btn"));
+    b.find("#verdict");
+    assert_eq!(
+        b.text_of("#verdict-action"),
+        "reject",
+        "the uploaded file's verdict"
+    );
     // The session outlives a reload (cookie), and ends with the logout.
     b.goto(&format!("http://127.0.0.1:{}/rspamd/#history", proxy.port));
     b.wait_js(

@@ -186,6 +186,20 @@ impl Browser {
         );
     }
 
+    /// Types into an element without clearing it first (a file input takes a path).
+    pub fn send_keys(&self, e: &Element, text: &str) {
+        self.cmd(
+            "POST",
+            &format!("/element/{}/value", e.0),
+            Some(json!({"text": text})),
+        );
+    }
+
+    /// Accepts the page's confirm() or alert() dialog.
+    pub fn accept_dialog(&self) {
+        self.cmd("POST", "/alert/accept", Some(json!({})));
+    }
+
     pub fn text(&self, e: &Element) -> String {
         self.cmd("GET", &format!("/element/{}/text", e.0), None)
             .as_str()

@@ -248,8 +248,7 @@ async function renderStatus(main) {
   const counters = el("div", { class: "counters" },
     counter("scanned", fmtNum(st.scanned, 0), "scanned"),
     ACTIONS.map((a) => counter(a, fmtNum(actions[a] || 0, 0), a.replace(/ /g, "-"))),
-    counter("learned", fmtNum(st.learned, 0), "learned"),
-    st.connections !== undefined ? counter("connections", fmtNum(st.connections, 0), "connections") : null);
+    counter("learned", fmtNum(st.learned, 0), "learned"));
   const statfiles = Array.isArray(st.statfiles) ? st.statfiles : [];
   const classifier = statfiles.length
     ? el("table", { id: "classifier" },
@@ -275,7 +274,7 @@ async function renderStatus(main) {
       el("section", { class: "card" }, el("h2", {}, "Actions"), pieChart(actions), legend(actions)),
       el("section", { class: "card", style: "flex:1" }, el("h2", {}, "Classifier"),
         st.classifier && st.classifier.state ? el("p", { id: "classifier-state" }, "State: ", el("b", {}, st.classifier.state)) : null,
-        el("p", {}, `${fmtNum(st.total_learns ?? st.learned ?? 0, 0)} messages learned`,
+        el("p", {}, `Learned: ${fmtNum(st.total_learns ?? st.learned ?? 0, 0)}`,
           st.spam_count !== undefined ? ` · verdicts: ${fmtNum(st.spam_count, 0)} spam, ${fmtNum(st.ham_count, 0)} ham` : ""),
         classifier)));
 }

@@ -29,6 +29,9 @@ PACKAGES+=(nftables iptables ipset ufw iproute2)
 # (bench/report.sh; the reference reports in testdata were made with it).
 # chromium: the report's HTML is rendered headless and screenshotted.
 PACKAGES+=(pflogsumm libdate-calc-perl chromium)
+# chromium, chromium-driver: the web UI's browser test drives headless Chromium
+# over WebDriver (crates/mxguard/tests/browser_ui.rs).
+PACKAGES+=(chromium-driver)
 # rspamd: rspamc is the HTTP API's client in its tests; rspamd 3.4 is the
 # peer of bench/web.sh.
 PACKAGES+=(rspamd)

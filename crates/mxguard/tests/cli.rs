@@ -360,7 +360,12 @@ fn every_toml_example_in_the_readme_is_valid() {
         .collect();
     assert!(blocks.len() >= 3);
     for b in blocks {
-        if let Err(e) = mxguard_core::config::load_str(b, "README.md", &mxguard_scan::sections()) {
+        if let Err(e) = mxguard_core::config::load_str(
+            b,
+            "README.md",
+            // The binary's sections: the scan's and [report].
+            &mxguard_scan::sections().with::<mxguard_report::config::ReportSchedule>(),
+        ) {
             panic!("README example does not load: {e:?}\n{b}");
         }
     }

@@ -10,6 +10,7 @@
 //! addresses, or fail on a line it cannot read (counted and skipped).
 
 pub mod collect;
+pub mod config;
 pub mod date;
 pub mod domain;
 pub mod html;

@@ -86,7 +86,12 @@ fn strip_code(s: &str) -> &str {
 pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
     let b = line.as_bytes();
     let mut best: Option<(&str, &str, &str)> = None;
-    for kw in [&b"reject: "[..], b"reject_warning: ", b"hold: ", b"discard: "] {
+    for kw in [
+        &b"reject: "[..],
+        b"reject_warning: ",
+        b"hold: ",
+        b"discard: ",
+    ] {
         for at in memchr::memmem::find_iter(b, kw) {
             if at > 0 && b[at - 1] != b' ' {
                 continue;
@@ -95,7 +100,10 @@ pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
                 continue; // a match further right is already known
             }
             let s = at + kw.len();
-            let stage_len = b[s..].iter().position(|c| c.is_ascii_whitespace()).unwrap_or(b.len() - s);
+            let stage_len = b[s..]
+                .iter()
+                .position(|c| c.is_ascii_whitespace())
+                .unwrap_or(b.len() - s);
             if stage_len == 0 || !b[s + stage_len..].starts_with(b" from ") {
                 continue;
             }
@@ -113,7 +121,10 @@ pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
                 i += 1;
             }
             let Some(e) = client_end else { continue };
-            if c >= b.len() || b[c].is_ascii_whitespace() || line[..].get(e + 2..).is_none_or(|r| r.contains('\n')) {
+            if c >= b.len()
+                || b[c].is_ascii_whitespace()
+                || line[..].get(e + 2..).is_none_or(|r| r.contains('\n'))
+            {
                 continue;
             }
             let cand = (&line[s..s + stage_len], &line[c..e], &line[e + 2..]);
@@ -158,8 +169,14 @@ fn protocol_error(s: &str) -> Option<String> {
         return None;
     }
     let d = |i: usize| b[i].is_ascii_digit();
-    (d(4) && b[5] == b'.' && d(6) && b[7] == b'.' && d(8) && b[9] == b' ' && s[10..].starts_with("Protocol error;"))
-        .then(|| "Protocol error".to_string())
+    (d(4)
+        && b[5] == b'.'
+        && d(6)
+        && b[7] == b'.'
+        && d(8)
+        && b[9] == b' '
+        && s[10..].starts_with("Protocol error;"))
+    .then(|| "Protocol error".to_string())
 }
 
 /// The first run before `;` or `,` (at least one character), or None.
@@ -235,7 +252,11 @@ fn mail_reason(s: &str) -> Option<String> {
     };
     if r.starts_with('<') {
         // Greedy `.+`: the last ">: " first.
-        let mut ends: Vec<usize> = r.match_indices(">: ").map(|(i, _)| i).filter(|&i| i >= 2).collect();
+        let mut ends: Vec<usize> = r
+            .match_indices(">: ")
+            .map(|(i, _)| i)
+            .filter(|&i| i >= 2)
+            .collect();
         ends.reverse();
         for e in ends {
             if let Some(m) = run(&r[e + 3..]) {
@@ -254,10 +275,11 @@ fn other_reason(s: &str) -> Option<String> {
         (k > 0).then(|| t[..k].to_string())
     };
     for i in (0..b.len().saturating_sub(1)).rev() {
-        if (b[i] == b':' || b[i] == b';') && b[i + 1] == b' ' {
-            if let Some(m) = run(&s[i + 2..]) {
-                return Some(m);
-            }
+        if (b[i] == b':' || b[i] == b';')
+            && b[i + 1] == b' '
+            && let Some(m) = run(&s[i + 2..])
+        {
+            return Some(m);
         }
     }
     run(s)
@@ -422,7 +444,11 @@ impl Rules {
         } else {
             with_from(domain)
         };
-        Reject { stage: stage.to_string(), reason, data }
+        Reject {
+            stage: stage.to_string(),
+            reason,
+            data,
+        }
     }
 
     /// [`Rules::reject`] by pflogsumm's regular expressions, as written:
@@ -580,7 +606,8 @@ mod tests {
 
     #[test]
     fn reject_split_equals_the_pattern() {
-        let pattern = re(r"^(?:.* )?\b(?:reject(?:_warning)?|hold|discard): (\S+) from (\S+?): (.*)$");
+        let pattern =
+            re(r"^(?:.* )?\b(?:reject(?:_warning)?|hold|discard): (\S+) from (\S+?): (.*)$");
         let lines = [
             "postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.116]: 504 5.5.2 <W>: Helo command rejected; from=<a@b>",
             "postfix/postscreen[1]: NOQUEUE: reject: RCPT from [216.245.194.173]:60591: 550 5.7.1 Service unavailable; client [216.245.194.173] blocked",
@@ -595,7 +622,13 @@ mod tests {
             "postfix/smtpd[1]: NOQUEUE: reject:  RCPT from a[1.2.3.4]: 550",
         ];
         for l in lines {
-            let want = pattern.captures(l).map(|c| (c.get(1).unwrap().as_str(), c.get(2).unwrap().as_str(), c.get(3).unwrap().as_str()));
+            let want = pattern.captures(l).map(|c| {
+                (
+                    c.get(1).unwrap().as_str(),
+                    c.get(2).unwrap().as_str(),
+                    c.get(3).unwrap().as_str(),
+                )
+            });
             assert_eq!(split_reject(l), want, "{l}");
         }
     }

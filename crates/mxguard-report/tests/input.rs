@@ -250,7 +250,12 @@ fn hostile_bytes_never_panic() {
 #[test]
 fn a_domain_deferred_before_its_first_delivery_counts_once() {
     let mut c = Collector::new(Options::default());
-    let reference = Stamp { year: 2026, month: 12, day: 7, ..Default::default() };
+    let reference = Stamp {
+        year: 2026,
+        month: 12,
+        day: 7,
+        ..Default::default()
+    };
     for l in [
         "Mar 22 08:04:01 h postfix/smtp[1]: AAA: to=<a@x.example>, relay=none, delay=30, status=deferred (connect to x: timed out)",
         "Mar 22 08:05:01 h postfix/smtp[1]: AAA: to=<a@x.example>, relay=x[1.2.3.4]:25, delay=31, status=sent (250 OK)",
@@ -259,5 +264,12 @@ fn a_domain_deferred_before_its_first_delivery_counts_once() {
         c.line(l.as_bytes(), reference);
     }
     let r = c.finish();
-    assert_eq!((r.totals.recipient_hosts_domains, r.totals.recipients, r.totals.delivered), (1, 2, 2));
+    assert_eq!(
+        (
+            r.totals.recipient_hosts_domains,
+            r.totals.recipients,
+            r.totals.delivered
+        ),
+        (1, 2, 2)
+    );
 }

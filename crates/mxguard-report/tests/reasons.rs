@@ -20,10 +20,16 @@ fn reject_lines() -> Vec<String> {
         files.extend(rd.filter_map(|e| Some(e.ok()?.path())));
     }
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         for l in text.lines() {
             if l.contains("reject") || l.contains("discard: ") || l.contains("hold: ") {
-                let l = l.trim().trim_start_matches("data:").trim().trim_matches(|c| c == '"' || c == '\'');
+                let l = l
+                    .trim()
+                    .trim_start_matches("data:")
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'');
                 out.push(format!("postfix/smtpd[1]: {l}"));
             }
         }
@@ -41,7 +47,10 @@ fn byte_scans_equal_the_patterns() {
     // Cut every line at many places, and splice halves of different lines.
     let base = lines.clone();
     for (i, l) in base.iter().enumerate() {
-        let cuts: Vec<usize> = (0..l.len()).step_by(7).filter(|&c| l.is_char_boundary(c)).collect();
+        let cuts: Vec<usize> = (0..l.len())
+            .step_by(7)
+            .filter(|&c| l.is_char_boundary(c))
+            .collect();
         for c in cuts {
             lines.push(l[..c].to_string());
             let other = &base[(i * 7 + 3) % base.len()];
@@ -53,10 +62,38 @@ fn byte_scans_equal_the_patterns() {
     }
     // Generated: fragments the rules look for, in random order.
     let parts = [
-        "NOQUEUE: reject: ", "RCPT", "MAIL", "DATA", "CONNECT", "VRFY", " from ", "x[1.2.3.4]", ": ", "550 ", "5.7.1 ",
-        "<a@b>", ">:", "; ", ", ", "to=<", "from=<", ">", "Recipient address rejected: ", "Sender address rejected: ",
-        "User unknown ", "client ", "Client host ", "[1.2.3.4] ", " blocked using x", "Protocol error;",
-        "Improper use of SMTP command pipelining;", "Message size exceeds fixed limit;", "é", " ", ":", ";",
+        "NOQUEUE: reject: ",
+        "RCPT",
+        "MAIL",
+        "DATA",
+        "CONNECT",
+        "VRFY",
+        " from ",
+        "x[1.2.3.4]",
+        ": ",
+        "550 ",
+        "5.7.1 ",
+        "<a@b>",
+        ">:",
+        "; ",
+        ", ",
+        "to=<",
+        "from=<",
+        ">",
+        "Recipient address rejected: ",
+        "Sender address rejected: ",
+        "User unknown ",
+        "client ",
+        "Client host ",
+        "[1.2.3.4] ",
+        " blocked using x",
+        "Protocol error;",
+        "Improper use of SMTP command pipelining;",
+        "Message size exceeds fixed limit;",
+        "é",
+        " ",
+        ":",
+        ";",
     ];
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..20_000 {
@@ -67,7 +104,9 @@ fn byte_scans_equal_the_patterns() {
         let n = 3 + (seed % 12) as usize;
         let mut s = seed;
         for _ in 0..n {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             l.push_str(parts[(s >> 33) as usize % parts.len()]);
         }
         lines.push(l);
@@ -80,7 +119,9 @@ fn byte_scans_equal_the_patterns() {
             if fast != slow {
                 differences += 1;
                 if differences <= 20 {
-                    eprintln!("DIFFERENCE on {l:?} (verbose {verbose}, add_from {add_from}):\n  scans    {fast:?}\n  patterns {slow:?}");
+                    eprintln!(
+                        "DIFFERENCE on {l:?} (verbose {verbose}, add_from {add_from}):\n  scans    {fast:?}\n  patterns {slow:?}"
+                    );
                 }
             }
         }

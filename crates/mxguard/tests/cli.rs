@@ -360,8 +360,10 @@ fn every_toml_example_in_the_readme_is_valid() {
         .collect();
     assert!(blocks.len() >= 3);
     for b in blocks {
-        // The binary's sections: the checks' and the HTTP API's `[web]`.
-        let sections = mxguard_scan::sections().with::<mxguard_web::WebConfig>();
+        // The binary's sections: the checks', [report] and the HTTP API's [web].
+        let sections = mxguard_scan::sections()
+            .with::<mxguard_report::config::ReportSchedule>()
+            .with::<mxguard_web::WebConfig>();
         if let Err(e) = mxguard_core::config::load_str(b, "README.md", &sections) {
             panic!("README example does not load: {e:?}\n{b}");
         }

@@ -302,7 +302,10 @@ fn serve_mails_the_scheduled_report_once_per_period_across_restarts() {
         let _serve = common::postfix::daemon(&config(port), port);
         let deadline = Instant::now() + Duration::from_secs(60);
         while count() == 0 || !state.exists() {
-            assert!(Instant::now() < deadline, "the scheduled report did not arrive (or its state was not written)");
+            assert!(
+                Instant::now() < deadline,
+                "the scheduled report did not arrive (or its state was not written)"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

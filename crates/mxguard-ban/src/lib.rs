@@ -10,3 +10,12 @@
 //! see the filters), or touch a firewall it was not configured to manage.
 
 pub mod actions;
+pub mod config;
+pub mod filter;
+pub mod follow;
+pub mod host;
+pub mod ignore;
+pub mod jail;
+pub mod journal;
+pub mod line;
+pub mod pattern;

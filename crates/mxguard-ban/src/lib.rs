@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod config;
+pub mod engine;
 pub mod filter;
 pub mod follow;
 pub mod host;
@@ -19,3 +20,4 @@ pub mod jail;
 pub mod journal;
 pub mod line;
 pub mod pattern;
+pub mod tester;

@@ -1,6 +1,7 @@
 //! mxguard: the binary. Command-line parsing and wiring of the crates,
 //! nothing else: every decision about mail lives in the library crates.
 
+mod ban_cmd;
 mod classifier;
 mod config_cmd;
 mod dkim_cmd;
@@ -67,6 +68,9 @@ enum Command {
     /// DMARC aggregate reports: print or send one now.
     #[command(subcommand)]
     Dmarc(dmarc_cmd::DmarcCommand),
+    /// The ban engine: test a filter on a log, jail status, ban and unban.
+    #[command(subcommand)]
+    Ban(ban_cmd::BanCommand),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Store(cmd) => store_cmd::run(&globals, cmd),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
+        Command::Ban(cmd) => ban_cmd::run(&globals, cmd),
     };
     match result {
         Ok(code) => code,

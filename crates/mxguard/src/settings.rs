@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// owner outside the scan checks (a front end) adds its `.with::<T>()`
 /// here.
 pub fn sections() -> Registry {
-    mxguard_scan::checks::register(Registry::new())
+    mxguard_scan::checks::register(Registry::new()).with::<mxguard_ban::config::BanConfig>()
 }
 
 pub struct Globals {

@@ -283,6 +283,8 @@ async fn two_hosts_on_one_store_see_the_same_ban() {
     // What the embedded store allows: one process (one open) per file. A
     // second `serve` on the same data directory is refused, naming it.
     let second = EmbeddedStore::open(dir.path());
-    let err = second.err().expect("the embedded store is single-process");
+    let Err(err) = second else {
+        panic!("the embedded store is single-process")
+    };
     assert_eq!(err.kind(), mxguard_store::ErrorKind::InUse, "{err}");
 }

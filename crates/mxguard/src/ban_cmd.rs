@@ -55,7 +55,7 @@ pub enum BanCommand {
         jail: String,
         /// How long (600, 10m, 1h, 1d; -1 = permanent). Default: the jail's
         /// bantime, or 1h.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         time: Option<String>,
     },
     /// Lift a ban by hand, or every ban with --all.

@@ -22,6 +22,9 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# fail2ban: its filter .conf files are what the ban engine's .conf loader test
+# reads, and bench/ban.sh compares against fail2ban-regex (never started).
+PACKAGES+=(fail2ban)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -151,11 +151,18 @@ fn expand(source: &str) -> Result<(String, Vec<String>, bool), PatternError> {
     let mut has_user = false;
     let mut rest = source;
     let mut open_fields: Vec<String> = Vec::new();
+    let mut in_class = false;
     while let Some(lt) = rest.find('<') {
-        out.push_str(&python_to_rust(&rest[..lt]));
+        out.push_str(&python_to_rust_in(&rest[..lt], &mut in_class));
         let after = &rest[lt..];
+        if in_class || (lt > 0 && rest.as_bytes()[lt - 1] == b'\\') {
+            // `[^<>]` or `\<`: a literal.
+            out.push('<');
+            rest = &after[1..];
+            continue;
+        }
         let Some(gt) = after.find('>') else {
-            out.push_str(&python_to_rust(after));
+            out.push_str(&python_to_rust_in(after, &mut in_class));
             rest = "";
             break;
         };
@@ -203,14 +210,14 @@ fn expand(source: &str) -> Result<(String, Vec<String>, bool), PatternError> {
             _ => {
                 // Not a tag: a literal `<` (e.g. `user=<`), or a named
                 // group's `(?P<name>` which python_to_rust passes through.
-                out.push_str(&python_to_rust(&after[..1]));
+                out.push_str(&python_to_rust_in(&after[..1], &mut in_class));
                 rest = &after[1..];
                 continue;
             }
         }
         rest = &after[gt + 1..];
     }
-    out.push_str(&python_to_rust(rest));
+    out.push_str(&python_to_rust_in(rest, &mut in_class));
     if let Some(open) = open_fields.pop() {
         return Err(PatternError(format!(
             "opens <F-{open}> and never closes it"
@@ -233,23 +240,63 @@ fn field_group(name: &str) -> String {
     format!("f_{}", name.to_ascii_lowercase().replace('-', "_"))
 }
 
-/// Python-only escapes to Rust: `\Z` → `\z`.
-fn python_to_rust(s: &str) -> String {
+/// Python's regex syntax where Rust's differs: `\Z` → `\z`; inside a
+/// character class a bare `[` (Python: literal, Rust: nested class), a
+/// leading `]`, and doubled `&&`, `--`, `~~` (Rust: set operations) are
+/// escaped. Classes may span the tag-split pieces, so the state is
+/// carried in `in_class`.
+fn python_to_rust_in(s: &str, in_class: &mut bool) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    let mut class_start = false;
+    while i < chars.len() {
+        let c = chars[i];
         if c == '\\' {
-            match chars.next() {
+            match chars.get(i + 1) {
                 Some('Z') => out.push_str(r"\z"),
                 Some(n) => {
                     out.push('\\');
-                    out.push(n);
+                    out.push(*n);
                 }
                 None => out.push('\\'),
             }
-        } else {
-            out.push(c);
+            i += 2;
+            class_start = false;
+            continue;
         }
+        if *in_class {
+            match c {
+                ']' if class_start => out.push_str(r"\]"),
+                ']' => {
+                    *in_class = false;
+                    out.push(']');
+                }
+                '[' if chars.get(i + 1) == Some(&':') => out.push('['),
+                '[' => out.push_str(r"\["),
+                '&' | '-' | '~' if chars.get(i + 1) == Some(&c) => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+            class_start = c == '^' && class_start;
+            i += 1;
+            continue;
+        }
+        if c == '[' {
+            *in_class = true;
+            class_start = true;
+            out.push('[');
+            if chars.get(i + 1) == Some(&'^') {
+                out.push('^');
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
     }
     out
 }
@@ -330,7 +377,9 @@ pub fn required_literal(source: &str) -> Option<String> {
                     _ => (Some(c), 1),
                 }
             }
-            b'.' | b'^' | b'$' | b'|' | b'?' | b'*' | b'+' | b'{' | b'}' => (None, 1),
+            // A counted repetition `{m,n}`: its digits are not text.
+            b'{' => (None, source[i..].find('}').map_or(1, |c| c + 1)),
+            b'.' | b'^' | b'$' | b'|' | b'?' | b'*' | b'+' | b'}' => (None, 1),
             _ if c.is_ascii() => (Some(c), 1),
             _ => (None, 1),
         };
@@ -375,6 +424,10 @@ mod tests {
             Some(" rhost=")
         );
         assert_eq!(required_literal(r"abcdx?").as_deref(), Some("abcd"));
+        assert_eq!(
+            required_literal(r"^[a-z\-]{3,15}\(x: unknown").as_deref(),
+            Some("(x: unknown")
+        );
     }
 
     #[test]
@@ -392,5 +445,11 @@ mod tests {
         assert!(e.0.contains("negative look-ahead"), "{e}");
         assert!(Pattern::new(r"<F-USER>x").is_err());
         assert!(Pattern::new(r"\Z").is_ok());
+        // Python's class syntax: a bare `[`, a leading `]`, `--`.
+        let p = Pattern::new(r"^x [^[]*\[<HOST>\] [][]+ [^<>]+$").unwrap();
+        assert_eq!(
+            p.captures("x a[192.0.2.1] ][ b").unwrap().host,
+            Some("192.0.2.1")
+        );
     }
 }

@@ -114,12 +114,19 @@ fn read_with_includes(
             read_with_includes(&before, values, depth + 1)?;
         }
     }
-    // [DEFAULT] and [Init] first, [Definition] over them.
+    // [DEFAULT] and [Init] first, [Definition] over them; any other
+    // section's keys as `section/key` (common.conf's `[lt_file]`, read
+    // through `<lt_<logtype>/__prefix_line>`).
     for want in ["DEFAULT", "Init", "Definition"] {
         for (section, key, value) in &sections {
             if section == want {
                 values.insert(key.clone(), value.clone());
             }
+        }
+    }
+    for (section, key, value) in &sections {
+        if !["DEFAULT", "Init", "Definition", "INCLUDES"].contains(&section.as_str()) {
+            values.insert(format!("{section}/{key}"), value.clone());
         }
     }
     for after in include("after") {

@@ -25,6 +25,9 @@ PACKAGES+=(clamav-daemon clamav-testfiles)
 # fail2ban: its filter .conf files are what the ban engine's .conf loader test
 # reads, and bench/ban.sh compares against fail2ban-regex (never started).
 PACKAGES+=(fail2ban)
+# systemd-journal-remote: writes journal files from export format, so the ban
+# engine's journal test reads a real journal through journalctl.
+PACKAGES+=(systemd-journal-remote)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -361,30 +361,33 @@ impl Jail {
             Some(t) => Some(t as u64),
             None => self.ban_time(previous),
         };
-        let mut rec = BanRecord {
+        let rec = BanRecord {
             jail: self.settings.name.clone(),
             since: now,
-            until: secs.map(|s| now + s),
+            until: secs.map(|s| now.saturating_add(s)),
             count: previous + 1,
         };
         let key = ban_key(ip);
-        // Another jail's longer ban stands.
-        if let Some(v) = self.store.get(&key).await.map_err(store_err)?
-            && let Ok(old) = serde_json::from_slice::<BanRecord>(&v)
-            && old.jail != rec.jail
-            && match (old.until, rec.until) {
-                (None, _) => true,
-                (Some(_), None) => false,
-                (Some(a), Some(b)) => a >= b,
-            }
-        {
-            rec = old;
+        // Another jail's ban that lasts longer stays the record; ours is
+        // still enforced by our actions until it ends.
+        let outlasted = match self.store.get(&key).await.map_err(store_err)? {
+            Some(v) => serde_json::from_slice::<BanRecord>(&v).is_ok_and(|old| {
+                old.jail != rec.jail
+                    && match (old.until, rec.until) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(a), Some(b)) => a >= b,
+                    }
+            }),
+            None => false,
+        };
+        if !outlasted {
+            let value = serde_json::to_vec(&rec).unwrap_or_default();
+            let ttl = rec
+                .until
+                .map(|u| Duration::from_secs(u.saturating_sub(now).max(1)));
+            self.store.set(&key, &value, ttl).await.map_err(store_err)?;
         }
-        let value = serde_json::to_vec(&rec).unwrap_or_default();
-        let ttl = rec
-            .until
-            .map(|u| Duration::from_secs(u.saturating_sub(now).max(1)));
-        self.store.set(&key, &value, ttl).await.map_err(store_err)?;
         hist.total += 1;
         *hist.jails.entry(self.settings.name.clone()).or_insert(0) += 1;
         hist.last = now;
@@ -467,8 +470,14 @@ impl Jail {
     /// of this jail we do not have, lift those removed there. Returns
     /// (applied, lifted).
     pub async fn sync(&self, now: u64) -> StoreResult<(usize, usize)> {
-        let stored: HashMap<IpAddr, BanRecord> =
-            self.active_in_store().await?.into_iter().collect();
+        let all = all_bans(self.store.as_ref()).await?;
+        // Any jail's record keeps an address banned here (another jail's
+        // longer ban holds the key); only this jail's are applied.
+        let present: std::collections::HashSet<IpAddr> = all.iter().map(|(ip, _)| *ip).collect();
+        let stored: HashMap<IpAddr, BanRecord> = all
+            .into_iter()
+            .filter(|(_, r)| r.jail == self.settings.name)
+            .collect();
         let (new, gone) = {
             let mut st = self.lock();
             let new: Vec<(IpAddr, BanRecord)> = stored
@@ -479,7 +488,7 @@ impl Jail {
             let gone: Vec<(IpAddr, BanRecord)> = st
                 .banned
                 .iter()
-                .filter(|(ip, r)| !stored.contains_key(ip) && r.until.is_none_or(|u| u > now))
+                .filter(|(ip, r)| !present.contains(ip) && r.until.is_none_or(|u| u > now))
                 .map(|(ip, r)| (*ip, r.clone()))
                 .collect();
             for (ip, r) in &new {

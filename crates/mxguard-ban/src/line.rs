@@ -90,8 +90,8 @@ fn parse_time(line: &str) -> (Option<LogTime>, &str) {
     let mut s = line;
     // <PRI>, then either RFC 5424 ("1 " after it) or BSD syslog.
     if s.starts_with('<')
-        && let Some(end) = s[..s.len().min(6)].find('>')
-        && s[1..end].bytes().all(|b| b.is_ascii_digit())
+        && let Some(end) = memchr::memchr(b'>', &s.as_bytes()[..s.len().min(6)])
+        && s.as_bytes()[1..end].iter().all(u8::is_ascii_digit)
     {
         s = &s[end + 1..];
         if let Some(after) = s.strip_prefix("1 ")

@@ -366,9 +366,9 @@ pub fn required_literal(source: &str) -> Option<String> {
             }
             b'<' => {
                 // A tag: skip it whole.
-                match source[i..].find('>') {
+                match memchr::memchr(b'>', &b[i..]) {
                     Some(gt)
-                        if source[i + 1..i + gt].bytes().all(|x| {
+                        if b[i + 1..i + gt].iter().all(|&x| {
                             x.is_ascii_alphanumeric() || x == b'-' || x == b'_' || x == b'/'
                         }) =>
                     {
@@ -424,6 +424,7 @@ mod tests {
             Some(" rhost=")
         );
         assert_eq!(required_literal(r"abcdx?").as_deref(), Some("abcd"));
+        assert_eq!(required_literal("\\é<x>é\\"), None);
         assert_eq!(
             required_literal(r"^[a-z\-]{3,15}\(x: unknown").as_deref(),
             Some("(x: unknown")

@@ -235,3 +235,49 @@ fn postfix() {
 fn dovecot() {
     check("dovecot", "dovecot");
 }
+
+/// Every built-in filter in every mode reads every file of fail2ban's test
+/// logs (wrong charsets, odd time stamps, multi-line cases in generic/)
+/// and the loghub OpenSSH log without panicking, and sshd finds failures
+/// in the loghub log (real sshd output).
+#[test]
+fn every_filter_survives_every_log() {
+    let Some(dir) = testdata("fail2ban-logs") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for sub in [dir.clone(), dir.join("generic")] {
+        for e in std::fs::read_dir(&sub).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    let loghub = testdata("loghub-openssh/OpenSSH_2k.log");
+    files.extend(loghub.clone());
+    for (name, modes) in filter::BUILTIN {
+        for mode in *modes {
+            let mut f = filter::builtin(&format!("{name}:{mode}")).unwrap();
+            for p in &files {
+                let bytes = std::fs::read(p).unwrap();
+                for raw in bytes.split(|&b| b == b'\n') {
+                    let text = String::from_utf8_lossy(raw);
+                    let _ = f.process(&line::parse(&text));
+                }
+            }
+        }
+    }
+    if let Some(loghub) = loghub {
+        let mut f = filter::builtin("sshd").unwrap();
+        let text = std::fs::read_to_string(loghub).unwrap();
+        let hits = text
+            .lines()
+            .filter(|l| f.process(&line::parse(l)).is_some())
+            .count();
+        assert!(
+            hits > 500,
+            "sshd found only {hits} failures in OpenSSH_2k.log"
+        );
+    }
+}

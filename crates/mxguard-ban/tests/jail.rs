@@ -280,6 +280,28 @@ async fn two_hosts_on_one_store_see_the_same_ban() {
     assert_eq!(host2.sync(now(&clock)).await.unwrap(), (0, 1));
     assert_eq!(rec2.take(), ["unban 192.0.2.77"]);
 
+    // Two jails, one address: the longer ban keeps the record; the
+    // shorter jail lifts only its own actions when its ban ends, and a
+    // sync does not lift what the other jail still holds.
+    let (rec3, rec4) = (Recorder::default(), Recorder::default());
+    let mut long = JailSettings::new("sshd");
+    long.maxretry = 1;
+    long.bantime = -1;
+    let mut short = JailSettings::new("dovecot");
+    short.maxretry = 1;
+    short.bantime = 60;
+    let long = jail(long, store.clone(), &rec3, &[]);
+    let short = jail(short, store.clone(), &rec4, &[]);
+    let b = ip("192.0.2.78");
+    long.failure(b, 1, now(&clock)).await.unwrap();
+    short.failure(b, 1, now(&clock)).await.unwrap();
+    let v = store.get(&ban_key(b)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&v).contains("\"jail\":\"sshd\""));
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(short.expire(now(&clock)).await, [b]);
+    assert_eq!(short.sync(now(&clock)).await.unwrap(), (0, 0));
+    assert!(long.is_banned(b) && store.get(&ban_key(b)).await.unwrap().is_some());
+
     // What the embedded store allows: one process (one open) per file. A
     // second `serve` on the same data directory is refused, naming it.
     let second = EmbeddedStore::open(dir.path());

@@ -25,7 +25,12 @@ fn entry(unit: &str, ident: &str, pid: u32, msg: &str, usec: u64) -> String {
 
 #[test]
 fn journalctl_entries_of_the_unit_feed_the_filter() {
-    if !Path::new(REMOTE).exists() || Command::new("journalctl").arg("--version").output().is_err() {
+    if !Path::new(REMOTE).exists()
+        || Command::new("journalctl")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
         eprintln!("SKIP: journalctl or systemd-journal-remote missing (scripts/peers.sh install)");
         return;
     }
@@ -34,10 +39,28 @@ fn journalctl_entries_of_the_unit_feed_the_filter() {
     let mut export = String::new();
     let t = 1_733_562_000_000_000u64;
     for i in 0..3u64 {
-        export += &entry("ssh.service", "sshd", 4000 + i as u32, &format!("Failed password for invalid user u{i} from 192.0.2.200 port 5{i} ssh2"), t + i);
+        export += &entry(
+            "ssh.service",
+            "sshd",
+            4000 + i as u32,
+            &format!("Failed password for invalid user u{i} from 192.0.2.200 port 5{i} ssh2"),
+            t + i,
+        );
     }
-    export += &entry("cron.service", "CRON", 99, "Failed password for invalid user x from 192.0.2.201 port 1 ssh2", t + 5);
-    export += &entry("ssh.service", "sshd", 4010, "Accepted publickey for admin from 198.51.100.5 port 22 ssh2", t + 6);
+    export += &entry(
+        "cron.service",
+        "CRON",
+        99,
+        "Failed password for invalid user x from 192.0.2.201 port 1 ssh2",
+        t + 5,
+    );
+    export += &entry(
+        "ssh.service",
+        "sshd",
+        4010,
+        "Accepted publickey for admin from 198.51.100.5 port 22 ssh2",
+        t + 6,
+    );
     let mut child = Command::new(REMOTE)
         .arg(format!("--output={}", file.display()))
         .arg("-")
@@ -46,13 +69,29 @@ fn journalctl_entries_of_the_unit_feed_the_filter() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(export.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "systemd-journal-remote failed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(export.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "systemd-journal-remote failed"
+    );
 
     // The jail's arguments, with the test's file instead of the system
     // journal and without --follow (the file is complete).
-    let mut args: Vec<String> = vec!["--file".into(), file.display().to_string(), "--no-pager".into()];
-    args.extend(follow_args("ssh.service", &[]).into_iter().filter(|a| a != "--follow" && a != "--lines=0"));
+    let mut args: Vec<String> = vec![
+        "--file".into(),
+        file.display().to_string(),
+        "--no-pager".into(),
+    ];
+    args.extend(
+        follow_args("ssh.service", &[])
+            .into_iter()
+            .filter(|a| a != "--follow" && a != "--lines=0"),
+    );
     let (tx, rx) = mpsc::channel();
     let _j = Journal::spawn("journalctl", &args, move |l| tx.send(l).is_ok()).unwrap();
     let mut lines = Vec::new();

@@ -32,6 +32,7 @@ LINES=${LINES:-1000000}
 RATE=${RATE:-50000}
 FOLLOW_SECONDS=${FOLLOW_SECONDS:-20}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
+[ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
 command -v fail2ban-regex >/dev/null || die "fail2ban-regex not found: scripts/peers.sh install (apt-get install fail2ban)"
 [ -f "$DATA/fail2ban-logs/sshd" ] || die "$DATA/fail2ban-logs not found (set MXGUARD_TESTDATA)"
 OUT=$ROOT/target/bench-ban
@@ -48,21 +49,23 @@ build() { # name, files…: non-comment lines repeated to $LINES
   grep -hv '^#' "$@" | grep -v '^$' > "$OUT/$name.seed"
   local n; n=$(wc -l < "$OUT/$name.seed")
   local reps=$(( (LINES + n - 1) / n ))
-  for _ in $(seq "$reps"); do cat "$OUT/$name.seed"; done | head -n "$LINES" > "$OUT/$name.log"
+  for _ in $(seq "$reps"); do cat "$OUT/$name.seed"; done > "$OUT/$name.all"
+  head -n "$LINES" "$OUT/$name.all" > "$OUT/$name.log"; rm "$OUT/$name.all"
 }
 build sshd "$DATA/loghub-openssh/OpenSSH_2k.log" "$DATA/fail2ban-logs/sshd"
 build postfix "$DATA/fail2ban-logs/postfix" "$DATA/postfix-logs/digineo-postfix-exporter/mail.log" "$DATA/postfix-logs/pflogsumm-go/sample.log"
 
-seconds() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+# Wall time and CPU time (user + sys) of a command: on a shared machine the
+# CPU time is the fair measure; both are printed.
+measure() { /usr/bin/time -f '%e %U %S' -o "$OUT/time.txt" "$@" > "$OUT/cmd.out" 2>&1 || true
+  awk '{printf "%s %.2f\n", $1, $2 + $3}' "$OUT/time.txt"; }
 for f in sshd postfix; do
-  ours=$(seconds "$MX" ban test "$f" "$OUT/$f.log")
-  "$MX" ban test "$f" "$OUT/$f.log" > "$OUT/$f.mxguard.txt"
-  theirs=$(seconds fail2ban-regex "$OUT/$f.log" "/etc/fail2ban/filter.d/$f.conf")
-  fail2ban-regex "$OUT/$f.log" "/etc/fail2ban/filter.d/$f.conf" > "$OUT/$f.fail2ban.txt" 2>&1 || true
-  printf 'filter %-8s %d lines: mxguard %.2f s (%.0f lines/s, %s), fail2ban-regex %.2f s (%.0f lines/s, %s): %.0fx\n' \
-    "$f" "$LINES" "$ours" "$(echo "$LINES / $ours" | bc -l)" "$(grep -o '[0-9]* matched' "$OUT/$f.mxguard.txt" | head -1)" \
-    "$theirs" "$(echo "$LINES / $theirs" | bc -l)" "$(grep -o '[0-9]* matched' "$OUT/$f.fail2ban.txt" | head -1)" \
-    "$(echo "$theirs / $ours" | bc -l)" | tee -a "$OUT/results.txt"
+  read -r ours_wall ours_cpu < <(measure "$MX" ban test "$f" "$OUT/$f.log"); cp "$OUT/cmd.out" "$OUT/$f.mxguard.txt"
+  read -r f2b_wall f2b_cpu < <(measure fail2ban-regex "$OUT/$f.log" "/etc/fail2ban/filter.d/$f.conf"); cp "$OUT/cmd.out" "$OUT/$f.fail2ban.txt"
+  printf 'filter %-8s %d lines: mxguard %.2f s CPU / %.2f s wall (%.0f lines per CPU-s, %s) | fail2ban-regex %.2f s CPU / %.2f s wall (%.0f lines per CPU-s, %s) | %.0fx by CPU, %.0fx by wall\n' \
+    "$f" "$LINES" "$ours_cpu" "$ours_wall" "$(echo "$LINES / $ours_cpu" | bc -l)" "$(grep -o '[0-9]* matched' "$OUT/$f.mxguard.txt" | head -1)" \
+    "$f2b_cpu" "$f2b_wall" "$(echo "$LINES / $f2b_cpu" | bc -l)" "$(grep -o '[0-9]* matched' "$OUT/$f.fail2ban.txt" | head -1)" \
+    "$(echo "$f2b_cpu / $ours_cpu" | bc -l)" "$(echo "$f2b_wall / $ours_wall" | bc -l)" | tee -a "$OUT/results.txt"
 done
 
 # --- 2. follow mode ---------------------------------------------------------

@@ -72,7 +72,9 @@ fn table() -> Vec<(u8, Effect, String)> {
         (N, Fail, format!(r"^ROOT LOGIN REFUSED FROM <HOST>{PORT}(?: \[preauth\])?\s*$")),
         (N, Fail, r"^refused connect from \S+ \(<HOST>\)\s*$".to_string()),
         (N, Fail, format!(r"^Received disconnect from <HOST>{PORT}:\s*3: .*: Auth fail(?: \[preauth\])?\s*$")),
-        (N, Fail, format!(r"^Received disconnect from <HOST>{PORT}:\s*11: .+ \[preauth\]\s*$")),
+        // A preauth disconnect counts unless this connection already failed
+        // (a client that fails its password and then disconnects is one failure).
+        (N, TooMany, format!(r"^Received disconnect from <HOST>{PORT}:\s*11: .+ \[preauth\]\s*$")),
         (N, Fail, format!(r"^maximum authentication attempts exceeded for (?:(?:invalid|illegal) user )?{user} from <HOST>{PORT}(?: ssh[0-9]*)?(?: \[preauth\])?\s*$")),
         (N, Fail, format!(r"^Disconnecting (?:(?:invalid|authenticating) )?user {user} <HOST>{PORT}: Change of username or service not allowed: .*$")),
         (N, TooMany, format!(r"^Disconnecting (?:(?:invalid|authenticating) )?user {user} <HOST>{PORT}: Too many authentication failures(?: \[preauth\])?\s*$")),

@@ -38,6 +38,9 @@ pub struct Pattern {
     pub regex: Regex,
     /// A literal every match contains (case-sensitive patterns only).
     literal: Option<memchr::memmem::Finder<'static>>,
+    /// For a pattern anchored at `^` by a literal: the text must start
+    /// with it (checked before anything else: no scan at all).
+    prefix: Option<String>,
     /// Names of the host groups (`host`, `host_1`…), in order.
     host_groups: Vec<String>,
     pub has_user: bool,
@@ -86,6 +89,7 @@ impl Pattern {
             source: source.to_string(),
             regex,
             literal,
+            prefix: anchored_prefix(source),
             host_groups,
             has_user,
         })
@@ -98,6 +102,11 @@ impl Pattern {
 
     /// Runs the pattern: `None` when it does not match.
     pub fn captures<'t>(&'t self, text: &'t str) -> Option<Captured<'t>> {
+        if let Some(p) = &self.prefix
+            && !text.starts_with(p.as_str())
+        {
+            return None;
+        }
         if let Some(lit) = &self.literal
             && lit.find(text.as_bytes()).is_none()
         {
@@ -127,6 +136,11 @@ impl Pattern {
 
     /// Whether it matches (no captures: cheaper, for `ignoreregex`).
     pub fn is_match(&self, text: &str) -> bool {
+        if let Some(p) = &self.prefix
+            && !text.starts_with(p.as_str())
+        {
+            return false;
+        }
         if let Some(lit) = &self.literal
             && lit.find(text.as_bytes()).is_none()
         {
@@ -301,6 +315,54 @@ fn python_to_rust_in(s: &str, in_class: &mut bool) -> String {
     out
 }
 
+/// The literal a `^`-anchored pattern starts with (`^Failed \S+` →
+/// `Failed `), when it has one and no top-level alternation or flags.
+pub fn anchored_prefix(source: &str) -> Option<String> {
+    let rest = source.strip_prefix('^')?;
+    if source.contains("(?i") || required_literal_alternation(source) {
+        return None;
+    }
+    let b = rest.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let (ch, width) = match b[i] {
+            b'\\' => match b.get(i + 1) {
+                Some(&n) if b".[]()|?*+{}^$\\/-<>:=@ #%,'\"!&~".contains(&n) => (n, 2),
+                _ => break,
+            },
+            c if c.is_ascii_alphanumeric() || b" :,;=_-/'\"@#%!&~".contains(&c) => (c, 1),
+            _ => break,
+        };
+        // A quantifier after it makes this character optional.
+        if matches!(b.get(i + width), Some(b'?' | b'*' | b'{')) {
+            break;
+        }
+        out.push(ch as char);
+        i += width;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Whether the pattern has a `|` outside every group and class.
+fn required_literal_alternation(source: &str) -> bool {
+    let b = source.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0i32, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => depth += 1,
+            b')' if !in_class => depth -= 1,
+            b'|' if !in_class && depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The longest literal (≥ 4 bytes) every match must contain: read at the
 /// top level of a pattern with no top-level `|`, outside groups, classes
 /// and tags, dropping a character a quantifier makes optional.
@@ -424,6 +486,14 @@ mod tests {
             Some(" rhost=")
         );
         assert_eq!(required_literal(r"abcdx?").as_deref(), Some("abcd"));
+        assert_eq!(anchored_prefix(r"^Failed \S+").as_deref(), Some("Failed "));
+        assert_eq!(anchored_prefix(r"^ab?c").as_deref(), Some("a"));
+        assert_eq!(anchored_prefix(r"^a|b"), None);
+        assert_eq!(anchored_prefix(r"^(?:x)"), None);
+        assert_eq!(
+            anchored_prefix(r"^SSH: Server;Ltype").as_deref(),
+            Some("SSH: Server;Ltype")
+        );
         assert_eq!(required_literal("\\é<x>é\\"), None);
         assert_eq!(
             required_literal(r"^[a-z\-]{3,15}\(x: unknown").as_deref(),

@@ -360,7 +360,8 @@ fn every_toml_example_in_the_readme_is_valid() {
         .collect();
     assert!(blocks.len() >= 3);
     for b in blocks {
-        if let Err(e) = mxguard_core::config::load_str(b, "README.md", &mxguard_scan::sections()) {
+        let registry = mxguard_scan::sections().with::<mxguard_ban::config::BanConfig>();
+        if let Err(e) = mxguard_core::config::load_str(b, "README.md", &registry) {
             panic!("README example does not load: {e:?}\n{b}");
         }
     }

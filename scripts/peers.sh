@@ -35,6 +35,12 @@ PACKAGES+=(chromium-driver)
 # rspamd: rspamc is the HTTP API's client in its tests; rspamd 3.4 is the
 # peer of bench/web.sh.
 PACKAGES+=(rspamd)
+# fail2ban: its filter .conf files are what the ban engine's .conf loader test
+# reads, and bench/ban.sh compares against fail2ban-regex (never started).
+PACKAGES+=(fail2ban)
+# systemd-journal-remote: writes journal files from export format, so the ban
+# engine's journal test reads a real journal through journalctl.
+PACKAGES+=(systemd-journal-remote)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -10,3 +10,14 @@
 //! see the filters), or touch a firewall it was not configured to manage.
 
 pub mod actions;
+pub mod config;
+pub mod engine;
+pub mod filter;
+pub mod follow;
+pub mod host;
+pub mod ignore;
+pub mod jail;
+pub mod journal;
+pub mod line;
+pub mod pattern;
+pub mod tester;

@@ -1,6 +1,7 @@
 //! mxguard: the binary. Command-line parsing and wiring of the crates,
 //! nothing else: every decision about mail lives in the library crates.
 
+mod ban_cmd;
 mod classifier;
 mod config_cmd;
 mod dkim_cmd;
@@ -76,6 +77,9 @@ enum Command {
     /// Print the argon2id hash of a password for [web] password /
     /// enable_password (read from the terminal, or stdin when piped).
     Pw,
+    /// The ban engine: test a filter on a log, jail status, ban and unban.
+    #[command(subcommand)]
+    Ban(ban_cmd::BanCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Dmarc(cmd) => dmarc_cmd::run(&globals, cmd),
         Command::Report(args) => report_cmd::run(args),
         Command::Pw => pw_cmd::run(),
+        Command::Ban(cmd) => ban_cmd::run(&globals, cmd),
     };
     match result {
         Ok(code) => code,

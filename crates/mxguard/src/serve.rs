@@ -269,6 +269,23 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         stop_rx.clone(),
     )));
 
+    // The ban engine ([ban]): jails reading logs, the journal and our own
+    // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
+    let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
+    let ban_engine = if ban_config.enabled {
+        let engine = mxguard_ban::engine::Engine::start(
+            &ban_config,
+            store.clone(),
+            &mxguard_ban::engine::build_actions,
+            stop_rx.clone(),
+        )
+        .await?;
+        tracing::info!(jails = engine.jails.len(), "ban engine started");
+        Some(engine)
+    } else {
+        None
+    };
+
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -338,5 +355,8 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         }
     })
     .await;
+    if let Some(engine) = ban_engine {
+        let _ = tokio::time::timeout(Duration::from_secs(10), engine.join()).await;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ pub fn sections() -> Registry {
     mxguard_scan::checks::register(Registry::new())
         .with::<crate::report_schedule::ReportSchedule>()
         .with::<mxguard_web::WebConfig>()
+        .with::<mxguard_ban::config::BanConfig>()
 }
 
 pub struct Globals {

@@ -363,7 +363,8 @@ fn every_toml_example_in_the_readme_is_valid() {
         // The binary's sections: the checks', [report] and the HTTP API's [web].
         let sections = mxguard_scan::sections()
             .with::<mxguard_report::config::ReportSchedule>()
-            .with::<mxguard_web::WebConfig>();
+            .with::<mxguard_web::WebConfig>()
+            .with::<mxguard_ban::config::BanConfig>();
         if let Err(e) = mxguard_core::config::load_str(b, "README.md", &sections) {
             panic!("README example does not load: {e:?}\n{b}");
         }

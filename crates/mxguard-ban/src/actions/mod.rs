@@ -163,7 +163,7 @@ pub fn build(kind: &str, options: &toml::Table, jail: &str) -> Result<Box<dyn Ac
             .map(|a| Box::new(a) as Box<dyn Action>)
             .map_err(context),
         other => Err(format!(
-            "jail {jail}: unknown action kind `{other}`; write one of {}",
+            "jail {jail}: unknown action kind `{other}`; write one of {} or smtp",
             KINDS.join(", ")
         )),
     }

@@ -1,0 +1,337 @@
+//! The `sshd` filter: OpenSSH's failures (also as `sshd-session`, the
+//! process name of OpenSSH ≥ 9.8).
+//!
+//! Modes: `normal` (failed passwords and keys of invalid users, invalid
+//! users, denied users, PAM failures, too many failures), `ddos` (probes
+//! that never authenticate: no banner, bad protocol, preauth closes and
+//! resets, key-exchange errors), `extra` (negotiation failures, preauth
+//! disconnects of authenticating users), `aggressive` (all three).
+//!
+//! Some failures name no host (`Disconnecting: Too many authentication
+//! failures [preauth]`): they are tied to the connection's address by the
+//! pid, which other lines of the same connection name. A failure whose
+//! address is not known yet waits for the next line that names it.
+//! Failed public keys of a valid user are not failures (clients try
+//! several keys); too many of them are. Failed PAM attempts count when the
+//! client switches user names, or logs in as a user it did not fail as
+//! (gh-2070's "forget by success" trick).
+//!
+//! Injection: user names and the client's own text come before the
+//! address (`for <user> from <addr>`) and are matched lazily against a
+//! fixed tail, so a user name `x from 1.2.3.4` does not ban 1.2.3.4.
+
+use std::collections::HashMap;
+
+use super::{Failure, Filter, Rules, failure};
+use crate::host::Host;
+use crate::line::LogLine;
+
+const N: u8 = 1;
+const D: u8 = 2;
+const E: u8 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// A failure of the captured host.
+    Fail,
+    /// `Failed <method> for …`: a failure, except a valid user's public key.
+    FailedMethod,
+    /// Names the connection's address; a waiting failure becomes one.
+    Helper,
+    /// `Connection from`: a new connection on this pid.
+    NewConnection,
+    /// `Connection closed|reset by …`: a failure with `[preauth]` in ddos
+    /// mode, a helper otherwise.
+    Closed,
+    /// A failure of the connection's address (from the pid).
+    ByPid,
+    /// Too many authentication failures: a failure unless the connection
+    /// already failed.
+    TooMany,
+    /// A PAM authentication failure (counted on a change of user).
+    Pam,
+    /// A successful login: forgets the connection (a failure if it is a
+    /// user the client did not fail as).
+    Accepted,
+}
+
+use Effect::*;
+
+/// The tail after `from <HOST>` in `Failed … from …` lines.
+const PORT: &str = r"(?: port [0-9]+)?";
+
+#[rustfmt::skip]
+fn table() -> Vec<(u8, Effect, String)> {
+    let user = r"<F-USER>.*?</F-USER>";
+    vec![
+        (N, FailedMethod, format!(r"^Failed (?:<F-METHOD>\S+</F-METHOD>) for (?:<F-INVALID>(?:invalid|illegal) user </F-INVALID>)?{user} from <HOST>{PORT}(?: ssh[0-9]*)?(?:: .*)?\s*$")),
+        (N, Fail, format!(r"^(?:PAM: )?[Aa]uthentication (?:failure|error) for (?:(?:illegal|invalid) user )?{user} from <HOST>(?: via \S+)?\s*$")),
+        (N, Fail, format!(r"^PAM: User not known to the underlying authentication module for (?:(?:illegal|invalid) user )?{user} from <HOST>\s*$")),
+        (N, Fail, format!(r"^(?:[Ii]nvalid|[Ii]llegal) user {user} from <HOST>{PORT}\s*$")),
+        (N, Fail, format!(r"^User {user} from <HOST> not allowed because (?:not listed in AllowUsers|listed in DenyUsers|not in any group|a group is listed in DenyGroups|none of user's groups are listed in AllowGroups)\s*$")),
+        (N, Fail, format!(r"^ROOT LOGIN REFUSED FROM <HOST>{PORT}(?: \[preauth\])?\s*$")),
+        (N, Fail, r"^refused connect from \S+ \(<HOST>\)\s*$".to_string()),
+        (N, Fail, format!(r"^Received disconnect from <HOST>{PORT}:\s*3: .*: Auth fail(?: \[preauth\])?\s*$")),
+        // A preauth disconnect counts unless this connection already failed
+        // (a client that fails its password and then disconnects is one failure).
+        (N, TooMany, format!(r"^Received disconnect from <HOST>{PORT}:\s*11: .+ \[preauth\]\s*$")),
+        (N, Fail, format!(r"^maximum authentication attempts exceeded for (?:(?:invalid|illegal) user )?{user} from <HOST>{PORT}(?: ssh[0-9]*)?(?: \[preauth\])?\s*$")),
+        (N, Fail, format!(r"^Disconnecting (?:(?:invalid|authenticating) )?user {user} <HOST>{PORT}: Change of username or service not allowed: .*$")),
+        (N, TooMany, format!(r"^Disconnecting (?:(?:invalid|authenticating) )?user {user} <HOST>{PORT}: Too many authentication failures(?: \[preauth\])?\s*$")),
+        (N, TooMany, r"^Disconnecting: Too many authentication failures(?: for .*)?(?: \[preauth\])?\s*$".to_string()),
+        (N, Pam, r"^pam_unix\(sshd:auth\):\s+authentication failure;\s+logname=\S*\s+uid=[0-9]*\s+euid=[0-9]*\s+tty=\S*\s+ruser=<F-RUSER>\S*</F-RUSER>\s+rhost=<HOST>(?:\s+user=<F-USER>\S*</F-USER>)?(?: \[preauth\])?\s*$".to_string()),
+        (N, Accepted, format!(r"^Accepted \S+ for <F-USER>\S+</F-USER> from <HOST>{PORT}(?: ssh[0-9]*)?(?:: .*)?\s*$")),
+        (N, NewConnection, format!(r"^Connection from <HOST>{PORT}(?: on \S+{PORT})?(?: rdomain .*)?\s*$")),
+        (N, Closed, format!(r"^Connection (?:closed|reset) by (?:(?:invalid|authenticating) user {user} )?<HOST>{PORT}(?:<F-PREAUTH> \[preauth\]</F-PREAUTH>)?\s*$")),
+        (N, Helper, r"^SSH: Server;Ltype: \S+;Remote: <HOST>-[0-9]+;".to_string()),
+        // ddos
+        (D, Fail, format!(r"^Did not receive identification string from <HOST>{PORT}\s*$")),
+        (D, Fail, format!(r"^Bad protocol version identification '.*' from <HOST>{PORT}\s*$")),
+        (D, Fail, format!(r"^Disconnected from <HOST>{PORT} \[preauth\]\s*$")),
+        (D, Fail, format!(r"^banner exchange: Connection from <HOST>{PORT}: invalid format\s*$")),
+        (D, Fail, format!(r"^ssh_dispatch_run_fatal: Connection from <HOST>{PORT}: (?:message authentication code incorrect|Connection corrupted)(?: \[preauth\])?\s*$")),
+        (D, Fail, format!(r"^Timeout before authentication for (?:connection from )?<HOST>(?:{PORT}| to \S+, pid = [0-9]+)\s*$")),
+        (D, ByPid, r"^kex_exchange_identification: (?:client sent invalid protocol identifier|Connection closed by remote host|read: Connection reset by peer|banner line too long)".to_string()),
+        (D, ByPid, r"^Read from socket failed: Connection reset by peer(?: \[preauth\])?\s*$".to_string()),
+        // extra
+        (E, Fail, format!(r"^Received disconnect from <HOST>{PORT}:\s*14: No(?: supported)? authentication methods available(?: \[preauth\])?\s*$")),
+        (E, Fail, format!(r"^Unable to negotiate with <HOST>{PORT}: no matching .+ found\..*$")),
+        (E, Fail, format!(r"^Disconnected from (?:(?:invalid|authenticating) user {user} )<HOST>{PORT} \[preauth\]\s*$")),
+        (E, ByPid, r"^Unable to negotiate a key exchange method(?: \[preauth\])?\s*$".to_string()),
+        (E, ByPid, r"^no matching \S+(?: \S+)? found: .*$".to_string()),
+    ]
+}
+
+/// One connection's state, by pid.
+#[derive(Default)]
+struct Conn {
+    host: Option<Host>,
+    failed: bool,
+    /// Failures waiting for the address.
+    pending: u32,
+    /// PAM failures not yet counted, and the users they were for.
+    pam: u32,
+    users: Vec<String>,
+}
+
+/// Bound on connections remembered: past it, the oldest state is dropped
+/// wholesale (a flood of pids must not grow memory).
+const MAX_CONNS: usize = 20_000;
+
+pub struct Sshd {
+    name: String,
+    rules: Rules<Effect>,
+    bits: u8,
+    conns: HashMap<String, Conn>,
+}
+
+impl Sshd {
+    pub fn new(mode: &str) -> Sshd {
+        let bits = match mode {
+            "ddos" => N | D,
+            "extra" => N | E,
+            "aggressive" => N | D | E,
+            _ => N,
+        };
+        let table = table();
+        let table: Vec<(u8, Effect, &str)> =
+            table.iter().map(|(m, e, s)| (*m, *e, s.as_str())).collect();
+        Sshd {
+            name: if mode == "normal" {
+                "sshd".into()
+            } else {
+                format!("sshd:{mode}")
+            },
+            rules: Rules::new(&table, bits),
+            bits,
+            conns: HashMap::new(),
+        }
+    }
+
+    fn conn(&mut self, pid: &str) -> &mut Conn {
+        if self.conns.len() >= MAX_CONNS && !self.conns.contains_key(pid) {
+            self.conns.clear();
+        }
+        self.conns.entry(pid.to_string()).or_default()
+    }
+}
+
+/// The message without Solaris' `[ID n facility.level] ` and OpenSSH's
+/// `error: ` / `fatal: ` prefixes.
+fn strip(msg: &str) -> &str {
+    let mut m = msg;
+    if m.starts_with("[ID ")
+        && let Some(close) = m.find("] ")
+    {
+        m = &m[close + 2..];
+    }
+    // A kernel-style time stamp some setups put in front:
+    // `kernel:[  970.699396]: ` or `kernel: [  970.699397] `.
+    if let Some(r) = m.strip_prefix("kernel:") {
+        let r = r.trim_start_matches(' ');
+        if let Some(r) = r.strip_prefix('[')
+            && let Some(close) = r.find(']')
+            && r[..close]
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.')
+        {
+            let r = &r[close + 1..];
+            m = r.strip_prefix(':').unwrap_or(r).trim_start_matches(' ');
+        }
+    }
+    for p in ["error: ", "fatal: "] {
+        if let Some(r) = m.strip_prefix(p) {
+            m = r;
+        }
+    }
+    m
+}
+
+impl Filter for Sshd {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rules(&self) -> Vec<String> {
+        self.rules.sources()
+    }
+
+    fn process(&mut self, line: &LogLine<'_>) -> Option<Failure> {
+        if !line.daemon.starts_with("sshd") {
+            return None;
+        }
+        let msg = strip(line.msg);
+        let (rule, effect, caps) = self.rules.first(msg)?;
+        let field = |name: &str| {
+            caps.fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+        };
+        let captured = failure(&caps, rule);
+        let Some(pid) = line.pid else {
+            // No pid: no connection to tie anything to.
+            return match effect {
+                Fail | TooMany => captured,
+                FailedMethod
+                    if field("method") != Some("publickey") || field("invalid").is_some() =>
+                {
+                    captured
+                }
+                _ => None,
+            };
+        };
+        let preauth = field("preauth").is_some();
+        let user = caps.user.map(str::to_string);
+        let ddos = self.bits & D != 0;
+        let ruser = field("ruser").unwrap_or("").to_string();
+        let is_publickey_of_valid =
+            field("method") == Some("publickey") && field("invalid").is_none();
+        let conn = self.conn(pid);
+        // Whatever the line means, a captured address is the connection's.
+        if let Some(f) = &captured {
+            conn.host = Some(f.host.clone());
+        }
+        let emit = |conn: &mut Conn, extra: u32| -> Option<Failure> {
+            let host = conn.host.clone()?;
+            let attempts = conn.pending + extra;
+            conn.pending = 0;
+            conn.failed = true;
+            Some(Failure {
+                host,
+                user: user.clone(),
+                attempts: attempts.max(1),
+                rule,
+            })
+        };
+        match effect {
+            Fail => emit(conn, 1),
+            FailedMethod if is_publickey_of_valid => {
+                if conn.pending > 0 {
+                    emit(conn, 0)
+                } else {
+                    None
+                }
+            }
+            FailedMethod => emit(conn, 1),
+            NewConnection => {
+                let pending = conn.pending;
+                *conn = Conn {
+                    host: captured.map(|f| f.host),
+                    pending,
+                    ..Conn::default()
+                };
+                if conn.pending > 0 {
+                    emit(conn, 0)
+                } else {
+                    None
+                }
+            }
+            Helper => {
+                if conn.pending > 0 {
+                    emit(conn, 0)
+                } else {
+                    None
+                }
+            }
+            Closed if preauth && ddos => emit(conn, 1),
+            Closed => {
+                if conn.pending > 0 {
+                    emit(conn, 0)
+                } else {
+                    None
+                }
+            }
+            ByPid => {
+                if conn.host.is_some() {
+                    emit(conn, 1)
+                } else {
+                    conn.pending += 1;
+                    None
+                }
+            }
+            TooMany if conn.failed => None,
+            TooMany => {
+                if conn.host.is_some() {
+                    emit(conn, 1)
+                } else {
+                    conn.pending += 1;
+                    None
+                }
+            }
+            Pam => {
+                let user = if ruser.is_empty() {
+                    user.as_deref().unwrap_or("")
+                } else {
+                    &ruser
+                };
+                conn.pam += 1;
+                if !user.is_empty()
+                    && !conn.users.iter().any(|u| u == user)
+                    && conn.users.len() < 16
+                {
+                    conn.users.push(user.to_string());
+                }
+                if conn.users.len() >= 2 {
+                    let n = conn.pam;
+                    conn.pam = 0;
+                    emit(conn, n)
+                } else {
+                    None
+                }
+            }
+            Accepted => {
+                let user = user.as_deref().unwrap_or("");
+                let result = if !conn.users.is_empty() && !conn.users.iter().any(|u| u == user) {
+                    let n = conn.pam + 1;
+                    emit(conn, n)
+                } else {
+                    None
+                };
+                self.conns.remove(pid);
+                result
+            }
+        }
+    }
+}

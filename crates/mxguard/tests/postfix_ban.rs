@@ -1,0 +1,211 @@
+//! The ban engine end to end, with real Postfix: `mxguard serve` follows
+//! an sshd log; three failures from 127.0.0.1 ban it; Postfix, asking
+//! mxguard's policy service (`reject_banned_client`), then refuses that
+//! client. While serve runs, `mxguard ban status` says why it cannot open
+//! the store. Then `mxguard ban add|status|remove` on the store itself.
+
+mod common;
+
+use common::postfix;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn append(path: &std::path::Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn log_failures_ban_the_client_at_postfix() {
+    let logs = tempfile::tempdir().unwrap();
+    let auth_log = logs.path().join("auth.log");
+    append(
+        &auth_log,
+        "Dec  7 09:00:00 mx sshd[1]: Server listening on 0.0.0.0 port 22.\n",
+    );
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nenabled = false\n[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n\
+         [policy.restrictions]\nrecipient = [\"reject_banned_client\"]\n[store]\ndata_dir = \"DATA_DIR\"\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.sshd]\nlogpath = [\"{}\"]\nbantime = \"10m\"\n",
+        auth_log.display()
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(Some(port), None);
+
+    let (ok, transcript) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: before"],
+        "before the ban",
+    );
+    assert!(ok, "not banned yet:\n{transcript}");
+
+    // Two failures: still not banned (maxretry 3).
+    for i in 0..2 {
+        append(
+            &auth_log,
+            &format!(
+                "Dec  7 09:00:0{i} mx sshd[7{i}]: Failed password for invalid user u{i} from 127.0.0.1 port 4000{i} ssh2\n"
+            ),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let (ok, transcript) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: two"],
+        "two failures",
+    );
+    assert!(ok, "two failures do not ban:\n{transcript}");
+
+    append(
+        &auth_log,
+        "Dec  7 09:00:05 mx sshd[80]: Invalid user admin from 127.0.0.1 port 40009\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, transcript) = postfix::swaks(
+            "a@sender.example",
+            "root@localhost",
+            &["Subject: after"],
+            "after the ban",
+        );
+        if !ok
+            && transcript.contains("554 5.7.1")
+            && transcript.contains("Client host [127.0.0.1] is banned")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the third failure did not ban 127.0.0.1:\n{transcript}\nserve log:\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // The CLI while serve holds the store: a clear refusal.
+    let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
+    let out = common::mxguard(
+        &["-c", cfg.to_str().unwrap(), "ban", "status", "sshd"],
+        None,
+    );
+    let err = common::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("mxguard serve"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_add_status_remove_on_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mxguard.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\ndata_dir = \"{}\"\n[ban]\nenabled = true\n[ban.jails.postfix]\nlogpath = [\"/var/log/mail.log\"]\nbantime = 600\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["-c", c, "ban"];
+        all.extend_from_slice(args);
+        let out = common::mxguard(&all, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            common::text(&out.stderr)
+        );
+        common::text(&out.stdout)
+    };
+    assert!(run(&["add", "192.0.2.10", "--jail", "postfix"]).contains("banned in postfix"));
+    assert!(
+        run(&["add", "2001:db8::10", "--jail", "postfix", "--time", "-1"]).contains("permanently")
+    );
+    assert!(run(&["add", "198.51.100.1", "--time", "1h"]).contains("banned in manual"));
+    let status = run(&["status", "postfix"]);
+    assert!(status.contains("Currently banned: 2"), "{status}");
+    assert!(
+        status.contains("192.0.2.10") && status.contains("2001:db8::10"),
+        "{status}"
+    );
+    assert!(status.contains("/var/log/mail.log"), "{status}");
+    let jails = run(&["status"]);
+    assert!(
+        jails.contains("manual") && jails.contains("postfix"),
+        "{jails}"
+    );
+    assert!(run(&["remove", "192.0.2.10"]).contains("192.0.2.10 unbanned"));
+    let status = run(&["status", "postfix", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["currently_banned"], 1);
+    assert_eq!(v["total_banned"], 2);
+    let removed = run(&["remove", "--all"]);
+    assert!(
+        removed.contains("2001:db8::10 unbanned") && removed.contains("198.51.100.1 unbanned"),
+        "{removed}"
+    );
+    let out = common::mxguard(&["-c", c, "ban", "remove", "192.0.2.99"], None);
+    assert!(!out.status.success() && common::text(&out.stderr).contains("not banned"));
+    let out = common::mxguard(
+        &["-c", c, "ban", "add", "192.0.2.1", "--time", "soon"],
+        None,
+    );
+    assert!(
+        common::text(&out.stderr).contains("--time"),
+        "{}",
+        common::text(&out.stderr)
+    );
+}
+
+#[test]
+fn ban_test_reports_and_json() {
+    let Some(data) = common::testdata() else {
+        return;
+    };
+    let log = data.join("fail2ban-logs/sshd");
+    let out = common::mxguard(&["ban", "test", "sshd", log.to_str().unwrap()], None);
+    let text = common::text(&out.stdout);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    assert!(text.contains("Lines: 417 lines"), "{text}");
+    assert!(
+        text.contains("Hosts: 42 found") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let out = common::mxguard(
+        &[
+            "ban",
+            "test",
+            "postfix:aggressive",
+            data.join("fail2ban-logs/postfix").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    let lines: Vec<serde_json::Value> = common::text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(
+        summary["matched"].as_u64().unwrap() as usize,
+        lines.len() - 1
+    );
+    assert!(lines.len() > 50);
+    let first = &lines[0];
+    assert_eq!(first["line"], 6);
+    assert_eq!(first["host"], "192.0.43.10");
+    assert_eq!(first["time"], "02-21T09:21:54");
+    let out = common::mxguard(&["ban", "test", "postfix:loud", "/dev/null"], None);
+    assert!(common::text(&out.stderr).contains("no mode `loud`"));
+}

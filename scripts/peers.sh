@@ -22,6 +22,9 @@ PACKAGES+=(postfix)
 # clamav-daemon, clamav-testfiles: the antivirus check's tests start clamd with
 # signatures made from ClamAV's own test files (no official database needed).
 PACKAGES+=(clamav-daemon clamav-testfiles)
+# redis-server, redis-tools: the Redis store backend's tests start single
+# servers and a three-node Redis Cluster (redis-cli --cluster create).
+PACKAGES+=(redis-server redis-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

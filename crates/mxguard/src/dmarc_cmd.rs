@@ -60,8 +60,7 @@ pub fn run(globals: &Globals, cmd: DmarcCommand) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let store: Arc<dyn Store> =
-            Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
+        let store: Arc<dyn Store> = crate::store_cmd::open(&config.store)?;
         let dns = mxguard_dns::Dns::new(&config.dns).map_err(|e| format!("[dns]: {e}"))?;
         let reporter = Reporter::new(
             store.clone(),

@@ -102,8 +102,7 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
         return Err("nothing to learn: give --spam PATH…, --ham PATH… or --unlearn PATH…".into());
     }
     let loaded = globals.load_config()?;
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&loaded.config.store.data_dir).map_err(|e| e.to_string())?);
+    let store: Arc<dyn Store> = crate::store_cmd::open(&loaded.config.store)?;
     let learner = Learner::new(
         store,
         loaded.config.section::<ClassifierConfig>().table_bits,
@@ -372,17 +371,18 @@ pub fn scan_store(
 ) -> Result<ScanStore, String> {
     let c = &loaded.config;
     let dir = &c.store.data_dir;
-    let classifier = c.section::<ClassifierConfig>().enabled && dir.join("mxguard.redb").exists();
+    let classifier = c.section::<ClassifierConfig>().enabled
+        && (c.store.url.is_some() || dir.join("mxguard.redb").exists());
     if !record && !classifier {
         return Ok((None, None));
     }
-    let store: Arc<dyn Store> = match EmbeddedStore::open(dir) {
-        Ok(s) => Arc::new(s),
+    let store: Arc<dyn Store> = match crate::store_cmd::open(&c.store) {
+        Ok(s) => s,
         Err(e) if !record => {
             tracing::warn!("classifier not used: {e}");
             return Ok((None, None));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     if !c.section::<ClassifierConfig>().enabled {
         return Ok((Some(store), None));

@@ -80,8 +80,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let mut loaded = globals.load_config()?;
     fit_descriptor_caps(&mut loaded.config, nofile);
     let config = &loaded.config;
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
+    let store: Arc<dyn Store> = crate::store_cmd::open(&config.store)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     // The classifier first: its model handle is one of the checks' services.

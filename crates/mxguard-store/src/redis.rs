@@ -329,7 +329,9 @@ pub fn redact(url: &str) -> String {
             let q: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some(("pass" | "password", _)) => format!("{}=***", kv.split('=').next().unwrap_or("")),
+                    Some(("pass" | "password", _)) => {
+                        format!("{}=***", kv.split('=').next().unwrap_or(""))
+                    }
                     _ => kv.to_string(),
                 })
                 .collect();
@@ -386,7 +388,12 @@ impl RedisStore {
             Link {
                 shown: format!(
                     "Redis Cluster {}",
-                    options.urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
+                    options
+                        .urls
+                        .iter()
+                        .map(|u| redact(u))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 connector: Connector::Cluster(client),
                 conn: Mutex::new(None),
@@ -680,7 +687,10 @@ impl RedisStore {
         // multiplexed connection, each node answering its own.
         let gets = keys.iter().map(|k| {
             self.run(link, what, k, move |mut c| async move {
-                redis::cmd("GET").arg(k).query_async::<Option<Vec<u8>>>(&mut c).await
+                redis::cmd("GET")
+                    .arg(k)
+                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .await
             })
         });
         join_all(gets).await.into_iter().collect()
@@ -812,9 +822,12 @@ impl Store for RedisStore {
                 pipe.add_command(set(&self.key(k), v)).ignore();
             }
             let first = entries.first().map_or("", |(k, _)| *k);
-            self.run(&self.write, "SET (pipelined)", first, move |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
-            })
+            self.run(
+                &self.write,
+                "SET (pipelined)",
+                first,
+                move |mut c| async move { pipe.query_async::<()>(&mut c).await },
+            )
             .await
         })
     }
@@ -873,7 +886,9 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let k = self.key(key);
-            let keep = u64::try_from(max_len.max(1)).unwrap_or(u64::MAX).min(i64::MAX as u64);
+            let keep = u64::try_from(max_len.max(1))
+                .unwrap_or(u64::MAX)
+                .min(i64::MAX as u64);
             self.run(&self.write, "LPUSH", key, move |mut c| async move {
                 self.push_script
                     .key(&k)
@@ -956,10 +971,16 @@ impl Store for RedisStore {
                         // Not one MGET: the keys of one master span slots.
                         let gets = chunk.iter().map(|k| {
                             self.run(link, "GET", k, move |mut c| async move {
-                                redis::cmd("GET").arg(k).query_async::<Option<Vec<u8>>>(&mut c).await
+                                redis::cmd("GET")
+                                    .arg(k)
+                                    .query_async::<Option<Vec<u8>>>(&mut c)
+                                    .await
                             })
                         });
-                        join_all(gets).await.into_iter().collect::<Result<Vec<_>>>()?
+                        join_all(gets)
+                            .await
+                            .into_iter()
+                            .collect::<Result<Vec<_>>>()?
                     } else {
                         self.mget(link, chunk, "MGET").await?
                     };

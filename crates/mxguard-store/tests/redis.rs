@@ -79,13 +79,19 @@ async fn acl_user_password_and_database_number() {
         "--user", "default", "off", "--user", "mx", "on", ">s3cret", "~*", "&*", "+@all",
     ]);
     let url = format!("redis://mx:s3cret@127.0.0.1:{}/3", server.port);
-    let s = RedisStore::connect(RedisOptions::new(vec![url])).await.unwrap();
+    let s = RedisStore::connect(RedisOptions::new(vec![url]))
+        .await
+        .unwrap();
     s.set("grey:k", b"v", None).await.unwrap();
     assert!(!s.describe().contains("s3cret"), "{}", s.describe());
     // The key is in database 3, for that user.
-    let out = server.cli(&["--user", "mx", "--pass", "s3cret", "-n", "3", "GET", "grey:k"]);
+    let out = server.cli(&[
+        "--user", "mx", "--pass", "s3cret", "-n", "3", "GET", "grey:k",
+    ]);
     assert_eq!(out.trim(), "v");
-    let out = server.cli(&["--user", "mx", "--pass", "s3cret", "-n", "0", "EXISTS", "grey:k"]);
+    let out = server.cli(&[
+        "--user", "mx", "--pass", "s3cret", "-n", "0", "EXISTS", "grey:k",
+    ]);
     assert_eq!(out.trim(), "0");
 
     let bad = format!("redis://mx:wrong@127.0.0.1:{}/3", server.port);
@@ -95,14 +101,19 @@ async fn acl_user_password_and_database_number() {
     assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
     let m = e.to_string();
     assert!(!m.contains("wrong"), "the password is not shown: {m}");
-    assert!(m.contains(&format!("127.0.0.1:{}", server.port)), "names the server: {m}");
+    assert!(
+        m.contains(&format!("127.0.0.1:{}", server.port)),
+        "names the server: {m}"
+    );
     assert!(m.contains("password"), "says what to check: {m}");
 }
 
 #[tokio::test]
 async fn bad_urls_are_refused_with_what_to_write() {
-    let e = RedisStore::open(RedisOptions::new(vec!["redis://127.0.0.1:notaport/0".into()]))
-        .expect_err("refused");
+    let e = RedisStore::open(RedisOptions::new(vec![
+        "redis://127.0.0.1:notaport/0".into(),
+    ]))
+    .expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::Open, "{e}");
     assert!(e.to_string().contains("[store] url"), "{e}");
     let e = RedisStore::open(RedisOptions::new(vec![])).expect_err("refused");
@@ -138,7 +149,9 @@ async fn key_prefix_namespaces_every_key() {
 #[tokio::test]
 async fn a_cluster_spreads_keys_over_its_masters() {
     let c = shared_cluster();
-    let s = RedisStore::connect(options(c.urls(), "spread")).await.unwrap();
+    let s = RedisStore::connect(options(c.urls(), "spread"))
+        .await
+        .unwrap();
     for i in 0..300 {
         s.set(&format!("grey:192.0.2.{i}/a@b/c@d"), b"1", None)
             .await
@@ -161,7 +174,11 @@ async fn reads_go_to_the_replica_and_writes_to_the_primary() {
     })
     .await
     .unwrap();
-    assert!(s.describe().contains(&replica.port.to_string()), "{}", s.describe());
+    assert!(
+        s.describe().contains(&replica.port.to_string()),
+        "{}",
+        s.describe()
+    );
     s.set("k", b"v", None).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.get("k").await.unwrap().is_none() {
@@ -173,7 +190,10 @@ async fn reads_go_to_the_replica_and_writes_to_the_primary() {
     primary.stop();
     let e = s.set("k2", b"v", None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
-    assert!(e.to_string().contains(&primary.port.to_string()), "names the primary: {e}");
+    assert!(
+        e.to_string().contains(&primary.port.to_string()),
+        "names the primary: {e}"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await; // past the back-off
     assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
@@ -204,8 +224,14 @@ async fn redis_down_mid_load_then_back() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
                 let r = match i % 3 {
-                    0 => s.incr(&format!("rate:{w}"), 1, Some(Duration::from_secs(60))).await.map(|_| ()),
-                    1 => s.get_many(&["ban:192.0.2.1", "greyawl:192.0.2"]).await.map(|_| ()),
+                    0 => s
+                        .incr(&format!("rate:{w}"), 1, Some(Duration::from_secs(60)))
+                        .await
+                        .map(|_| ()),
+                    1 => s
+                        .get_many(&["ban:192.0.2.1", "greyawl:192.0.2"])
+                        .await
+                        .map(|_| ()),
                     _ => s.list_push("history", b"row", 100).await,
                 };
                 slowest = slowest.max(t.elapsed());
@@ -284,7 +310,10 @@ async fn a_store_opened_while_redis_is_down_connects_later() {
     assert!(e.to_string().contains(&server.port.to_string()), "{e}");
     let t = Instant::now();
     let e2 = s.get("k").await.unwrap_err();
-    assert!(t.elapsed() < Duration::from_millis(100), "fails fast in the back-off: {e2}");
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "fails fast in the back-off: {e2}"
+    );
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(5);
     while s.set("k", b"v", None).await.is_err() {
@@ -298,15 +327,27 @@ async fn a_store_opened_while_redis_is_down_connects_later() {
 async fn copy_round_trip(urls: Vec<String>, test: &str) {
     let dir = tempfile::tempdir().unwrap();
     let src = EmbeddedStore::open(&dir.path().join("a")).unwrap();
-    src.set("grey:1.2.3.4/a@b/c@d", b"{\"first\":1}", Some(Duration::from_secs(3600)))
+    src.set(
+        "grey:1.2.3.4/a@b/c@d",
+        b"{\"first\":1}",
+        Some(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    src.set(
+        "greyawl:1.2.3",
+        b"{\"count\":5}",
+        Some(Duration::from_secs(86_400 * 35)),
+    )
+    .await
+    .unwrap();
+    src.set("bayes:model", &vec![7u8; 100_000], None)
         .await
         .unwrap();
-    src.set("greyawl:1.2.3", b"{\"count\":5}", Some(Duration::from_secs(86_400 * 35)))
-        .await
-        .unwrap();
-    src.set("bayes:model", &vec![7u8; 100_000], None).await.unwrap();
     src.incr("counter:scanned", 42, None).await.unwrap();
-    src.set("gone", b"x", Some(Duration::from_millis(1))).await.unwrap();
+    src.set("gone", b"x", Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
     for i in 0..20u8 {
         src.list_push("history", &[i], 10).await.unwrap();
     }
@@ -337,8 +378,16 @@ fn same_items(a: &[Item], b: &[Item]) {
     for (x, y) in a.iter().zip(b) {
         match (x, y) {
             (
-                Item::Value { key: k1, value: v1, expires: e1 },
-                Item::Value { key: k2, value: v2, expires: e2 },
+                Item::Value {
+                    key: k1,
+                    value: v1,
+                    expires: e1,
+                },
+                Item::Value {
+                    key: k2,
+                    value: v2,
+                    expires: e2,
+                },
             ) => {
                 assert_eq!((k1, v1), (k2, v2));
                 match (e1, e2) {

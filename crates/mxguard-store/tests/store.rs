@@ -5,9 +5,7 @@
 #[macro_use]
 mod conformance;
 
-use mxguard_store::{
-    EmbeddedStore, ErrorKind, ManualClock, Purged, Store, StoreError,
-};
+use mxguard_store::{EmbeddedStore, ErrorKind, ManualClock, Purged, Store, StoreError};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

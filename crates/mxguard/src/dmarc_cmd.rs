@@ -9,7 +9,7 @@ use mxguard_auth::config::DmarcReportConfig;
 use mxguard_auth::report::period::Period;
 use mxguard_auth::report::send::{Outcome, Reporter, unix_now};
 use mxguard_auth::report::store;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 
 use crate::settings::Globals;
 use clap::Args;
-use mxguard_store::{Counters, EmbeddedStore, History, Store};
+use mxguard_store::{Counters, History, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 

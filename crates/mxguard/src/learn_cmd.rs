@@ -6,7 +6,7 @@ use clap::Args;
 use mxguard_learn::eval::{self, Evaluation, Labeled, Settings};
 use mxguard_learn::persist::{self, Class, LearnReport, Learner, Sample};
 use mxguard_scan::checks::bayes::ClassifierConfig;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use mxguard_auth::config::{ArcConfig, DkimSigningConfig, DmarcReportConfig};
 use mxguard_core::shared::Shared;
 use mxguard_scan::Services;
 use mxguard_scan::checks::bayes::ClassifierConfig;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

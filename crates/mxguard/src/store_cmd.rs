@@ -75,7 +75,9 @@ async fn open_any(spec: &str, config: &StoreConfig) -> Result<AnyStore, String> 
             timeout: config.timeout.as_duration(),
             key_prefix: config.key_prefix.clone(),
         };
-        let s = RedisStore::connect(options).await.map_err(|e| e.to_string())?;
+        let s = RedisStore::connect(options)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(AnyStore::Redis(s))
     } else {
         let s = EmbeddedStore::open(Path::new(spec)).map_err(|e| e.to_string())?;

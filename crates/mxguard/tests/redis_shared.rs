@@ -98,22 +98,60 @@ fn two_policy_servers_share_greylisting_and_bans() {
     let b = serve(dir.path(), "b", &redis);
 
     // Greylisted by A…
-    let first = ask(a.port, "RCPT", "192.0.2.10", "alice@example.org", "bob@example.net");
+    let first = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
     assert!(first.starts_with("DEFER_IF_PERMIT"), "{first}");
     // …an early retry through B is still deferred (the same triplet)…
-    let early = ask(b.port, "RCPT", "192.0.2.10", "alice@example.org", "bob@example.net");
+    let early = ask(
+        b.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
     assert!(early.starts_with("DEFER_IF_PERMIT"), "{early}");
     std::thread::sleep(Duration::from_millis(1500));
     // …and the retry after the delay passes through B.
-    let retry = ask(b.port, "RCPT", "192.0.2.10", "alice@example.org", "bob@example.net");
-    assert!(!retry.starts_with("DEFER"), "B knew the triplet A saw: {retry}");
+    let retry = ask(
+        b.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
+    assert!(
+        !retry.starts_with("DEFER"),
+        "B knew the triplet A saw: {retry}"
+    );
     // A triplet B never saw from a new client is greylisted by A.
-    let other = ask(a.port, "RCPT", "198.51.100.7", "carol@example.org", "bob@example.net");
+    let other = ask(
+        a.port,
+        "RCPT",
+        "198.51.100.7",
+        "carol@example.org",
+        "bob@example.net",
+    );
     assert!(other.starts_with("DEFER_IF_PERMIT"), "{other}");
 
     // A ban record (as the ban engine on A writes it) is refused by B at
     // connect.
-    assert_eq!(redis.cli(&["SET", "ban:203.0.113.9", "{\"reason\":\"test\"}", "EX", "600"]).trim(), "OK");
+    assert_eq!(
+        redis
+            .cli(&[
+                "SET",
+                "ban:203.0.113.9",
+                "{\"reason\":\"test\"}",
+                "EX",
+                "600"
+            ])
+            .trim(),
+        "OK"
+    );
     let banned = ask(b.port, "CONNECT", "203.0.113.9", "", "");
     assert!(banned.starts_with("554 5.7.1"), "{banned}");
     let banned_a = ask(a.port, "CONNECT", "203.0.113.9", "", "");
@@ -130,53 +168,90 @@ fn a_policy_server_answers_by_store_failure_while_redis_is_down() {
     let mut redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let a = serve(dir.path(), "a", &redis);
-    let ok = ask(a.port, "RCPT", "192.0.2.20", "x@example.org", "y@example.net");
-    assert!(ok.starts_with("DEFER_IF_PERMIT 4.2.0") || ok.starts_with("DEFER_IF_PERMIT"), "{ok}");
+    let ok = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.20",
+        "x@example.org",
+        "y@example.net",
+    );
+    assert!(
+        ok.starts_with("DEFER_IF_PERMIT 4.2.0") || ok.starts_with("DEFER_IF_PERMIT"),
+        "{ok}"
+    );
 
     redis.stop();
     for i in 0..20 {
         let t = Instant::now();
-        let r = ask(a.port, "RCPT", &format!("192.0.2.{}", 30 + i), "x@example.org", "y@example.net");
+        let r = ask(
+            a.port,
+            "RCPT",
+            &format!("192.0.2.{}", 30 + i),
+            "x@example.org",
+            "y@example.net",
+        );
         assert!(
             t.elapsed() < Duration::from_secs(3),
             "answer {i} took {:?}",
             t.elapsed()
         );
-        assert!(r.starts_with("DEFER_IF_PERMIT"), "store_failure = defer: {r}");
+        assert!(
+            r.starts_with("DEFER_IF_PERMIT"),
+            "store_failure = defer: {r}"
+        );
     }
     redis.restart();
     // Greylisting keeps state again: a first attempt, then its retry passes.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = ask(a.port, "RCPT", "192.0.2.99", "x@example.org", "y@example.net");
+        let r = ask(
+            a.port,
+            "RCPT",
+            "192.0.2.99",
+            "x@example.org",
+            "y@example.net",
+        );
         assert!(r.starts_with("DEFER"), "{r}");
         if redis.cli(&["DBSIZE"]).trim() != "0" {
             break;
         }
-        assert!(Instant::now() < deadline, "no greylist state written after Redis came back");
+        assert!(
+            Instant::now() < deadline,
+            "no greylist state written after Redis came back"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let r = ask(a.port, "RCPT", "192.0.2.99", "x@example.org", "y@example.net");
+    let r = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.99",
+        "x@example.org",
+        "y@example.net",
+    );
     assert!(!r.starts_with("DEFER"), "recovered: {r}");
 }
 
+/// The corpus of tests/learn.rs: spam and ham far apart.
 fn write_corpus(dir: &Path, n: usize) {
-    for (class, body) in [
-        ("spam", "Buy cheap pills now, best price, click http://pills.example/"),
-        ("ham", "The build passed; the release notes are attached for review."),
-    ] {
-        let d = dir.join(class);
-        std::fs::create_dir_all(&d).unwrap();
-        for i in 0..n {
-            std::fs::write(
-                d.join(format!("{i}.eml")),
-                format!(
-                    "From: {class}{i}@example.org\r\nMessage-ID: <{class}{i}@example.org>\r\nSubject: {class} {i}\r\n\r\n{body}{i}\r\n"
-                ),
-            )
-            .unwrap();
-        }
+    let (spam, ham) = (dir.join("spam"), dir.join("ham"));
+    std::fs::create_dir_all(&spam).unwrap();
+    std::fs::create_dir_all(&ham).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            spam.join(format!("{i}.eml")),
+            format!(
+                "From: promo{i}@deals.example\r\nMessage-ID: <s{i}@deals.example>\r\nSubject: Cheap pills offer {i}\r\n\r\nBuy cheap pills now, best price, click http://pills.example/{i}\r\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            ham.join(format!("{i}.eml")),
+            format!(
+                "From: bob@team.example\r\nMessage-ID: <h{i}@team.example>\r\nSubject: Release notes {i}\r\n\r\nThe build passed; the release notes are attached for review.\r\n"
+            ),
+        )
+        .unwrap();
     }
 }
 
@@ -192,36 +267,61 @@ fn learning_history_and_copy_through_one_redis() {
     let cfg_a = write_config(
         d,
         "a",
-        &format!(
+        (format!(
             "{}data_dir = \"{}\"\n",
             redis_config(&redis, ""),
             d.join("a-data").display()
-        ) + extra,
+        ) + extra)
+            .as_str(),
     );
     let cfg_b = write_config(
         d,
         "b",
-        &format!(
+        (format!(
             "{}data_dir = \"{}\"\n",
             redis_config(&redis, ""),
             d.join("b-data").display()
-        ) + extra,
+        ) + extra)
+            .as_str(),
     );
     let p = |s: &str| d.join(s).display().to_string();
-    let out = mxguard(&["-c", &cfg_a, "learn", "--spam", &p("spam"), "--ham", &p("ham")], None);
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "learn",
+            "--spam",
+            &p("spam"),
+            "--ham",
+            &p("ham"),
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!d.join("a-data/mxguard.redb").exists(), "nothing went to the embedded store");
+    assert!(
+        !d.join("a-data/mxguard.redb").exists(),
+        "nothing went to the embedded store"
+    );
 
     // B scans with the model A learned.
     let msg = "From: promo99@deals.example\r\nSubject: Cheap pills offer\r\n\r\nBuy cheap pills now, best price\r\n";
-    let out = mxguard(&["-c", &cfg_b, "scan", "--record", "--json", "-"], Some(msg.as_bytes()));
+    let out = mxguard(
+        &["-c", &cfg_b, "scan", "--record", "--json", "-"],
+        Some(msg.as_bytes()),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["symbols"].get("BAYES_SPAM").is_some(), "B used A's model: {v}");
+    assert!(
+        v["symbols"].get("BAYES_SPAM").is_some(),
+        "B used A's model: {v}"
+    );
 
     // History recorded through A and through B, seen by either.
     let ham = "From: bob@team.example\r\nSubject: notes\r\n\r\nThe build passed.\r\n";
-    let out = mxguard(&["-c", &cfg_a, "scan", "--record", "-"], Some(ham.as_bytes()));
+    let out = mxguard(
+        &["-c", &cfg_a, "scan", "--record", "-"],
+        Some(ham.as_bytes()),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     for cfg in [&cfg_a, &cfg_b] {
         let out = mxguard(&["-c", cfg, "history", "--json"], None);
@@ -236,12 +336,39 @@ fn learning_history_and_copy_through_one_redis() {
     }
 
     // Copy to a data directory and back into a fresh Redis database.
-    let out = mxguard(&["-c", &cfg_a, "store", "copy", "--from", &redis.url(), "--to", &p("copy")], None);
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &redis.url(),
+            "--to",
+            &p("copy"),
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("copied ") && s.contains("1 lists (2 items)"), "{s}");
+    assert!(
+        s.contains("copied ") && s.contains("1 lists (2 items)"),
+        "{s}"
+    );
     let db5 = format!("redis://127.0.0.1:{}/5", redis.port);
-    let out = mxguard(&["-c", &cfg_a, "store", "copy", "--from", &p("copy"), "--to", &db5], None);
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &p("copy"),
+            "--to",
+            &db5,
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         redis.cli(&["-n", "5", "DBSIZE"]).trim(),
@@ -249,7 +376,23 @@ fn learning_history_and_copy_through_one_redis() {
         "every key came back"
     );
     // Into a store that holds keys: refused without --merge.
-    let out = mxguard(&["-c", &cfg_a, "store", "copy", "--from", &p("copy"), "--to", &db5], None);
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &p("copy"),
+            "--to",
+            &db5,
+        ],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("--merge"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--merge"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -140,13 +140,17 @@ impl StoreConfig {
             }
             for u in &urls {
                 if !scheme_ok(u) {
-                    out.push(("store.url".into(), format!("`{u}` is not a Redis URL; {hint}")));
+                    out.push((
+                        "store.url".into(),
+                        format!("`{u}` is not a Redis URL; {hint}"),
+                    ));
                 }
             }
             if matches!(url, StoreUrl::Cluster(_)) && urls.iter().any(|u| u.contains("unix://")) {
                 out.push((
                     "store.url".into(),
-                    "Redis Cluster nodes are reached over TCP: give redis:// or rediss:// URLs".into(),
+                    "Redis Cluster nodes are reached over TCP: give redis:// or rediss:// URLs"
+                        .into(),
                 ));
             }
             if matches!(url, StoreUrl::Cluster(_)) && self.read_url.is_some() {
@@ -164,7 +168,10 @@ impl StoreConfig {
         if let Some(u) = &self.read_url
             && !scheme_ok(u)
         {
-            out.push(("store.read_url".into(), format!("`{u}` is not a Redis URL; {hint}")));
+            out.push((
+                "store.read_url".into(),
+                format!("`{u}` is not a Redis URL; {hint}"),
+            ));
         }
         if !(1..=60_000).contains(&self.timeout.0) {
             out.push((

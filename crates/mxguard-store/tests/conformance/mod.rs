@@ -132,7 +132,9 @@ pub async fn values_are_bytes_of_any_size(h: &Harness) {
     s.set("bin", &binary, None).await.unwrap();
     assert_eq!(s.get("bin").await.unwrap(), Some(binary.clone()));
     // A classifier model is a few megabytes.
-    let blob: Vec<u8> = (0..4 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let blob: Vec<u8> = (0..4 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     s.set("bayes:model", &blob, None).await.unwrap();
     assert_eq!(s.get("bayes:model").await.unwrap(), Some(blob));
     // Keys with spaces, braces (a Redis Cluster hash tag) and non-ASCII.
@@ -163,9 +165,13 @@ pub async fn set_many_sets_all_with_one_ttl(h: &Harness) {
     s.set_many(&refs, Some(h.t(4)), mxguard_store::Durability::Relaxed)
         .await
         .unwrap();
-    s.set_many(&[("forever", b"f")], None, mxguard_store::Durability::Immediate)
-        .await
-        .unwrap();
+    s.set_many(
+        &[("forever", b"f")],
+        None,
+        mxguard_store::Durability::Immediate,
+    )
+    .await
+    .unwrap();
     s.set_many(&[], None, mxguard_store::Durability::Immediate)
         .await
         .unwrap();
@@ -207,7 +213,11 @@ pub async fn incr_is_decimal_text_and_rejects_non_integers(h: &Harness) {
         .unwrap();
     let e = s.incr("big", 1, None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-    assert_eq!(s.incr("big", 0, None).await.unwrap(), i64::MAX, "unchanged, exact");
+    assert_eq!(
+        s.incr("big", 0, None).await.unwrap(),
+        i64::MAX,
+        "unchanged, exact"
+    );
     assert_eq!(
         s.incr("big", -1, None).await.unwrap(),
         i64::MAX - 1,
@@ -358,7 +368,9 @@ pub async fn a_long_list_trims_as_it_goes(h: &Harness) {
 
 pub async fn scan_prefix_lists_keys_in_order_within_the_prefix(h: &Harness) {
     let s = &h.store;
-    for k in ["p:2", "p:1", "p:10", "p", "p;", "o:9", "q:1", "p:é", "p*", "p:[x]"] {
+    for k in [
+        "p:2", "p:1", "p:10", "p", "p;", "o:9", "q:1", "p:é", "p*", "p:[x]",
+    ] {
         s.set(k, k.as_bytes(), None).await.unwrap();
     }
     s.set("p:0-expiring", b"x", Some(h.t(2))).await.unwrap();

@@ -175,14 +175,14 @@ pub async fn import(store: &dyn Store, items: &[Item]) -> Result<Copied> {
 /// Either backend, for the copy command.
 pub enum AnyStore {
     Embedded(EmbeddedStore),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl AnyStore {
     pub fn store(&self) -> &dyn Store {
         match self {
             AnyStore::Embedded(s) => s,
-            AnyStore::Redis(s) => s,
+            AnyStore::Redis(s) => &**s,
         }
     }
 

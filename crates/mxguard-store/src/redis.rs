@@ -140,7 +140,7 @@ struct Slot {
 /// How to (re)make a [`Conn`].
 enum Connector {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// One server (or the cluster) and its connection, made on first use and
@@ -395,7 +395,7 @@ impl RedisStore {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                connector: Connector::Cluster(client),
+                connector: Connector::Cluster(Box::new(client)),
                 conn: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
                 timeout,

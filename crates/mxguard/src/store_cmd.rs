@@ -78,7 +78,7 @@ async fn open_any(spec: &str, config: &StoreConfig) -> Result<AnyStore, String> 
         let s = RedisStore::connect(options)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(AnyStore::Redis(s))
+        Ok(AnyStore::Redis(Box::new(s)))
     } else {
         let s = EmbeddedStore::open(Path::new(spec)).map_err(|e| e.to_string())?;
         Ok(AnyStore::Embedded(s))

@@ -265,3 +265,60 @@ pub struct GroupConfig {
     pub max_score: Option<f64>,
     pub description: Option<String>,
 }
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::config::{Registry, load_str};
+
+    fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+        load_str(text, "t.toml", &Registry::new())
+    }
+
+    #[test]
+    fn store_url_is_one_server_or_cluster_nodes() {
+        let c = load("").unwrap();
+        assert_eq!(c.store.url, None, "embedded by default");
+        assert_eq!(c.store.timeout.0, 1000);
+        let c = load("[store]\nurl = \"unix:///run/redis/redis.sock?db=2\"\ntimeout = \"250ms\"\n")
+            .unwrap();
+        assert_eq!(
+            c.store.url.unwrap().urls(),
+            vec!["unix:///run/redis/redis.sock?db=2"]
+        );
+        assert_eq!(c.store.timeout.0, 250);
+        let c = load("[store]\nurl = [\"redis://a:7001\", \"redis://b:7001\"]\n").unwrap();
+        assert!(matches!(c.store.url, Some(StoreUrl::Cluster(ref v)) if v.len() == 2));
+    }
+
+    #[test]
+    fn bad_store_settings_name_their_key() {
+        for (text, key, says) in [
+            (
+                "[store]\nurl = \"http://x\"\n",
+                "store.url",
+                "not a Redis URL",
+            ),
+            ("[store]\nurl = []\n", "store.url", "no Redis Cluster node"),
+            (
+                "[store]\nread_url = \"redis://r\"\n",
+                "store.read_url",
+                "needs url",
+            ),
+            (
+                "[store]\nurl = [\"redis://a:1\", \"redis://b:1\"]\nread_url = \"redis://r\"\n",
+                "store.read_url",
+                "routes reads itself",
+            ),
+            (
+                "[store]\nurl = \"redis://a\"\ntimeout = 0\n",
+                "store.timeout",
+                "more than zero",
+            ),
+        ] {
+            let e = load(text).expect_err(text);
+            assert_eq!(e[0].key, key, "{text}");
+            assert!(e[0].message.contains(says), "{text}: {}", e[0].message);
+        }
+    }
+}

@@ -41,6 +41,9 @@ PACKAGES+=(fail2ban)
 # systemd-journal-remote: writes journal files from export format, so the ban
 # engine's journal test reads a real journal through journalctl.
 PACKAGES+=(systemd-journal-remote)
+# redis-server, redis-tools: the Redis store backend's tests start single
+# servers and a three-node Redis Cluster (redis-cli --cluster create).
+PACKAGES+=(redis-server redis-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -334,7 +334,10 @@ impl EmbeddedStore {
 
     /// Runs a read in its own read transaction. A panic in redb (a damaged
     /// page) is caught and becomes [`ErrorKind::Corrupt`].
-    fn read<T>(&self, f: impl FnOnce(&ReadTransaction, u64) -> Result<T, Fail>) -> Result<T> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction, u64) -> Result<T, Fail>,
+    ) -> Result<T> {
         let inner = &*self.inner;
         let Some(db) = inner.database() else {
             return Err(inner.unavailable());

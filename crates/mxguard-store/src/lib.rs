@@ -33,19 +33,23 @@
 //! A key holds one kind of value: a string/counter or a list, never both
 //! (Redis would answer WRONGTYPE). Do not scan a prefix that covers lists.
 //!
-//! Redis Cluster puts keys in slots by hash. Operations on one key need
-//! nothing. Multi-key operations ([`Store::get_many`]) are cheapest when
-//! their keys share a hash tag (`{grey}:…`): the Redis backend is expected
-//! to add the tag from the kind, so callers keep writing plain keys.
+//! Redis Cluster puts keys in slots by hash. Every primitive touches one
+//! key (a single command or a script on that key), so it is atomic on a
+//! cluster too. Multi-key calls ([`Store::get_many`], [`Store::set_many`])
+//! need no atomicity: the Redis backend sends their per-key commands at
+//! once and each node answers its own (see [`redis`]). Keys are not
+//! hash-tagged by kind, which would put every greylist triplet on one node.
 //! A prefix scan visits every master: it is for admin listings only, never
 //! for the per-message path.
 
 pub mod check;
+pub mod copy;
 mod disk;
 mod embedded;
 mod error;
 mod file;
 mod guard;
+pub mod redis;
 mod typed;
 mod writer;
 
@@ -54,6 +58,7 @@ pub use embedded::{
     Clock, EmbeddedStore, ManualClock, Options, RELAXED_WINDOW, SystemClock, WriterStats,
 };
 pub use error::{ErrorKind, StoreError};
+pub use redis::{RedisOptions, RedisStore};
 pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 
 use std::future::Future;

@@ -1,8 +1,11 @@
-//! The embedded store on real redb files in temporary directories.
+//! The embedded store on real redb files in temporary directories: the
+//! conformance suite every backend passes (tests/conformance), then what
+//! only a file store has (purging, reopening, locking, crashes, damage).
 
-use mxguard_store::{
-    Counters, EmbeddedStore, ErrorKind, History, HistoryRow, ManualClock, Purged, Store, StoreError,
-};
+#[macro_use]
+mod conformance;
+
+use mxguard_store::{EmbeddedStore, ErrorKind, ManualClock, Purged, Store, StoreError};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,105 +18,24 @@ fn open() -> (tempfile::TempDir, Arc<EmbeddedStore>) {
     (dir, s)
 }
 
+/// The conformance suite's harness: a fresh store, time by hand.
+async fn embedded(_test: &str) -> conformance::Harness {
+    let (dir, s, clock) = open_clocked();
+    conformance::Harness {
+        store: s,
+        clock: Some(clock),
+        unit: Duration::from_secs(1),
+        _keep: Box::new(dir),
+    }
+}
+
+conformance_tests!(embedded);
+
 fn open_clocked() -> (tempfile::TempDir, Arc<EmbeddedStore>, Arc<ManualClock>) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new();
     let s = Arc::new(EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap());
     (dir, s, clock)
-}
-
-fn keys(entries: Vec<(String, Vec<u8>)>) -> Vec<String> {
-    entries.into_iter().map(|(k, _)| k).collect()
-}
-
-fn row(i: u32) -> HistoryRow {
-    HistoryRow {
-        time: 1_700_000_000.0 + f64::from(i),
-        queue_id: Some(format!("Q{i}")),
-        ip: Some("192.0.2.7".into()),
-        from: Some("a@example.org".into()),
-        rcpts: vec!["b@example.net".into(), "c@example.net".into()],
-        subject: Some(format!("héllo {i}")),
-        message_id: Some(format!("<{i}@example.org>")),
-        action: "no action".into(),
-        score: 1.5,
-        required_score: 15.0,
-        symbols: vec!["GTUBE(0.00)".into(), "R_SPF_ALLOW(-0.20)".into()],
-        size: 1234,
-        scan_time_ms: 0.25,
-    }
-}
-
-#[tokio::test]
-async fn get_set_delete_and_get_many() {
-    let (_d, s) = open();
-    assert_eq!(s.get("a").await.unwrap(), None);
-    s.set("a", b"1", None).await.unwrap();
-    assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
-    s.set("a", b"one", None).await.unwrap();
-    assert_eq!(s.get("a").await.unwrap().as_deref(), Some(&b"one"[..]));
-    s.set("empty", b"", None).await.unwrap();
-    assert_eq!(
-        s.get("empty").await.unwrap(),
-        Some(vec![]),
-        "empty is not absent"
-    );
-    s.set("b", b"2", None).await.unwrap();
-    let many = s.get_many(&["a", "nope", "b", "a"]).await.unwrap();
-    assert_eq!(
-        many,
-        vec![
-            Some(b"one".to_vec()),
-            None,
-            Some(b"2".to_vec()),
-            Some(b"one".to_vec())
-        ]
-    );
-    assert!(s.get_many(&[]).await.unwrap().is_empty());
-    assert!(s.delete("a").await.unwrap());
-    assert!(!s.delete("a").await.unwrap());
-    assert_eq!(s.get("a").await.unwrap(), None);
-    assert!(s.describe().contains("mxguard.redb"), "{}", s.describe());
-}
-
-#[tokio::test]
-async fn incr_is_decimal_text_and_rejects_non_integers() {
-    let (_d, s) = open();
-    assert_eq!(s.incr("c", 2, None).await.unwrap(), 2);
-    assert_eq!(s.incr("c", -5, None).await.unwrap(), -3);
-    assert_eq!(s.incr("c", 0, None).await.unwrap(), -3);
-    assert_eq!(s.get("c").await.unwrap().as_deref(), Some(&b"-3"[..]));
-    s.set("d", b"41", None).await.unwrap();
-    assert_eq!(s.incr("d", 1, None).await.unwrap(), 42, "set then incr");
-
-    s.set("text", b"hello", None).await.unwrap();
-    let e = s.incr("text", 1, None).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-    assert!(e.message().contains("`text`"), "{e}");
-    assert_eq!(s.get("text").await.unwrap().as_deref(), Some(&b"hello"[..]));
-
-    s.set("big", i64::MAX.to_string().as_bytes(), None)
-        .await
-        .unwrap();
-    let e = s.incr("big", 1, None).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-    assert_eq!(s.incr("big", 0, None).await.unwrap(), i64::MAX, "unchanged");
-}
-
-#[tokio::test]
-async fn a_failed_request_does_not_fail_its_batch() {
-    let (_d, s) = open();
-    s.set("text", b"x", None).await.unwrap();
-    // Sent together, so the writer very likely applies them in one batch.
-    let (a, b, c) = tokio::join!(
-        s.incr("n", 1, None),
-        s.incr("text", 1, None),
-        s.set("k", b"v", None)
-    );
-    assert_eq!(a.unwrap(), 1);
-    assert_eq!(b.unwrap_err().kind(), ErrorKind::Invalid);
-    c.unwrap();
-    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 #[tokio::test]
@@ -245,137 +167,16 @@ async fn purge_goes_in_bounded_chunks_and_keeps_live_keys() {
     assert_eq!(s.scan_prefix("grey:", usize::MAX).await.unwrap().len(), 250);
 }
 
+/// Embedded only: a list and a value are separate to reads here, where
+/// Redis answers WRONGTYPE (callers never mix them: see the crate doc).
 #[tokio::test]
-async fn incr_ttl_is_a_fixed_window() {
-    let (_d, s, clock) = open_clocked();
-    let w = Some(Duration::from_secs(60));
-    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1);
-    clock.advance(Duration::from_secs(30));
-    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 2, "same window");
-    clock.advance(Duration::from_secs(29));
-    assert_eq!(
-        s.incr("rate", 1, w).await.unwrap(),
-        3,
-        "the TTL was not extended by later increments"
-    );
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(s.get("rate").await.unwrap(), None, "window over");
-    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1, "a new window");
-    clock.advance(Duration::from_secs(59));
-    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 2);
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(s.incr("rate", 1, w).await.unwrap(), 1);
-
-    // EXPIRE NX: a key without a TTL gets one.
-    assert_eq!(s.incr("plain", 5, None).await.unwrap(), 5);
-    assert_eq!(s.incr("plain", 1, w).await.unwrap(), 6);
-    clock.advance(Duration::from_secs(60));
-    assert_eq!(s.get("plain").await.unwrap(), None);
-    assert_eq!(
-        s.purge_expired(usize::MAX).await.unwrap().removed,
-        2,
-        "rate and plain"
-    );
-}
-
-#[tokio::test]
-async fn lists_are_bounded_and_newest_first() {
+async fn lists_and_values_are_separate_to_reads() {
     let (_d, s) = open();
-    assert!(s.list_range("none", 0, 5).await.unwrap().is_empty());
-    assert_eq!(s.list_len("none").await.unwrap(), 0);
-    for i in 0..10u8 {
-        s.list_push("l", &[i], 4).await.unwrap();
-    }
-    assert_eq!(s.list_len("l").await.unwrap(), 4);
-    let all = s.list_range("l", 0, 100).await.unwrap();
-    assert_eq!(all, vec![vec![9], vec![8], vec![7], vec![6]]);
-    assert_eq!(
-        s.list_range("l", 1, 2).await.unwrap(),
-        vec![vec![8], vec![7]]
-    );
-    assert_eq!(s.list_range("l", 3, 5).await.unwrap(), vec![vec![6]]);
-    assert!(s.list_range("l", 4, 5).await.unwrap().is_empty());
-    assert!(s.list_range("l", usize::MAX, 5).await.unwrap().is_empty());
-    assert!(s.list_range("l", 0, 0).await.unwrap().is_empty());
-    assert_eq!(s.list_range("l", 0, usize::MAX).await.unwrap().len(), 4);
-
-    // A larger bound keeps more from now on; a smaller one trims at once.
-    s.list_push("l", &[10], 6).await.unwrap();
-    s.list_push("l", &[11], 6).await.unwrap();
-    assert_eq!(s.list_len("l").await.unwrap(), 6);
-    s.list_push("l", &[12], 2).await.unwrap();
-    assert_eq!(
-        s.list_range("l", 0, 10).await.unwrap(),
-        vec![vec![12], vec![11]]
-    );
-    s.list_push("one", b"a", 0).await.unwrap();
-    s.list_push("one", b"b", 0).await.unwrap();
-    assert_eq!(
-        s.list_range("one", 0, 10).await.unwrap(),
-        vec![b"b".to_vec()],
-        "max_len 0 keeps one"
-    );
-
-    // Lists and values are separate from each other's reads; delete removes either.
+    s.list_push("l", &[1], 4).await.unwrap();
     assert_eq!(s.get("l").await.unwrap(), None);
-    assert!(s.scan_prefix("l", 10).await.unwrap().is_empty());
+    assert_eq!(s.get_many(&["l"]).await.unwrap(), vec![None]);
     assert!(s.delete("l").await.unwrap());
     assert_eq!(s.list_len("l").await.unwrap(), 0);
-    assert!(!s.delete("l").await.unwrap());
-    s.list_push("l", &[1], 4).await.unwrap();
-    assert_eq!(s.list_range("l", 0, 10).await.unwrap(), vec![vec![1]]);
-}
-
-#[tokio::test]
-async fn a_long_list_trims_as_it_goes() {
-    let (_d, s) = open();
-    let pushes = (0..2000u32).map(|i| {
-        let s = s.clone();
-        async move { s.list_push("h", &i.to_be_bytes(), 100).await }
-    });
-    for r in futures_join_all(pushes).await {
-        r.unwrap();
-    }
-    assert_eq!(s.list_len("h").await.unwrap(), 100);
-    let items = s.list_range("h", 0, 1000).await.unwrap();
-    assert_eq!(items.len(), 100);
-    let got: Vec<u32> = items
-        .iter()
-        .map(|b| u32::from_be_bytes(b[..4].try_into().unwrap()))
-        .collect();
-    let mut sorted = got.clone();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    assert_eq!(got, sorted, "newest first");
-}
-
-#[tokio::test]
-async fn scan_prefix_lists_keys_in_order_within_the_prefix() {
-    let (_d, s, clock) = open_clocked();
-    for k in ["p:2", "p:1", "p:10", "p", "p;", "o:9", "q:1", "p:é"] {
-        s.set(k, k.as_bytes(), None).await.unwrap();
-    }
-    s.set("p:0-expiring", b"x", Some(Duration::from_secs(1)))
-        .await
-        .unwrap();
-    s.list_push("p:list", b"x", 5).await.unwrap();
-    let all = s.scan_prefix("p:", 100).await.unwrap();
-    assert_eq!(
-        keys(all.clone()),
-        vec!["p:0-expiring", "p:1", "p:10", "p:2", "p:é"]
-    );
-    assert!(
-        all.iter()
-            .all(|(k, v)| k == "p:0-expiring" || k.as_bytes() == v)
-    );
-    clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        keys(s.scan_prefix("p:", 2).await.unwrap()),
-        vec!["p:1", "p:10"],
-        "expired entries neither show nor count against the limit"
-    );
-    assert!(s.scan_prefix("p:", 0).await.unwrap().is_empty());
-    assert!(s.scan_prefix("zz", 10).await.unwrap().is_empty());
-    assert_eq!(s.scan_prefix("", 100).await.unwrap().len(), 8);
 }
 
 #[tokio::test]
@@ -470,28 +271,6 @@ fn a_file_from_a_newer_mxguard_is_refused() {
     assert!(e.to_string().contains("newer mxguard"), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_increments_are_exact() {
-    let (_d, s) = open();
-    let mut tasks = Vec::new();
-    for t in 0..16 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..100 {
-                s.incr("n", 1, None).await.unwrap();
-                s.incr(&format!("n:{t}"), 1, None).await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(s.incr("n", 0, None).await.unwrap(), 1600);
-    for t in 0..16 {
-        assert_eq!(s.incr(&format!("n:{t}"), 0, None).await.unwrap(), 100);
-    }
-}
-
 #[tokio::test]
 async fn concurrent_writes_share_commits() {
     let (_d, s) = open();
@@ -510,72 +289,6 @@ async fn concurrent_writes_share_commits() {
         commits <= 20,
         "200 concurrent writes took {commits} commits: group commit is not batching"
     );
-}
-
-#[tokio::test]
-async fn history_keeps_the_last_rows_and_counters_count() {
-    let (_d, s) = open();
-    let store: Arc<dyn Store> = s.clone();
-    let h = History::new(store.clone(), 3);
-    assert!(h.is_empty().await.unwrap());
-    for i in 0..5 {
-        h.push(&row(i)).await.unwrap();
-    }
-    assert_eq!(h.len().await.unwrap(), 3);
-    let rows = h.recent(10).await.unwrap();
-    assert_eq!(
-        rows,
-        vec![row(4), row(3), row(2)],
-        "every field round-trips"
-    );
-    assert_eq!(h.recent(1).await.unwrap(), vec![row(4)]);
-
-    let c = Counters::new(store.clone());
-    assert_eq!(c.get("scanned").await.unwrap(), 0);
-    c.incr("scanned", 3).await.unwrap();
-    c.incr("scanned", 1).await.unwrap();
-    c.incr("action:reject", 1).await.unwrap();
-    assert_eq!(c.get("scanned").await.unwrap(), 4);
-    store.set("notacounter", b"7", None).await.unwrap();
-    let all = c.all().await.unwrap();
-    assert_eq!(
-        all,
-        BTreeMap::from([("action:reject".to_string(), 1), ("scanned".to_string(), 4)])
-    );
-}
-
-#[tokio::test]
-async fn damaged_rows_and_counters_are_errors_not_panics() {
-    let (_d, s) = open();
-    let store: Arc<dyn Store> = s.clone();
-    let h = History::new(store.clone(), 10);
-    h.push(&row(1)).await.unwrap();
-    store.list_push("history", b"not json", 10).await.unwrap();
-    let e = h.recent(10).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
-    assert!(
-        e.to_string().contains("mxguard.redb"),
-        "names the store: {e}"
-    );
-
-    // A row from an older or newer mxguard: missing fields default, unknown ones are ignored.
-    store.delete("history").await.unwrap();
-    store
-        .list_push(
-            "history",
-            br#"{"time":1.0,"action":"reject","future_field":[1,2]}"#,
-            10,
-        )
-        .await
-        .unwrap();
-    let rows = h.recent(10).await.unwrap();
-    assert_eq!(rows[0].action, "reject");
-    assert!(rows[0].rcpts.is_empty());
-
-    let c = Counters::new(store.clone());
-    store.set("counter:bad", b"x", None).await.unwrap();
-    assert_eq!(c.all().await.unwrap_err().kind(), ErrorKind::Corrupt);
-    assert_eq!(c.get("bad").await.unwrap_err().kind(), ErrorKind::Corrupt);
 }
 
 /// Child mode of `acknowledged_writes_survive_kill_9` (does nothing in a

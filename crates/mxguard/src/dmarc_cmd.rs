@@ -9,7 +9,7 @@ use mxguard_auth::config::DmarcReportConfig;
 use mxguard_auth::report::period::Period;
 use mxguard_auth::report::send::{Outcome, Reporter, unix_now};
 use mxguard_auth::report::store;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -60,8 +60,7 @@ pub fn run(globals: &Globals, cmd: DmarcCommand) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let store: Arc<dyn Store> =
-            Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
+        let store: Arc<dyn Store> = crate::store_cmd::open(&config.store)?;
         let dns = mxguard_dns::Dns::new(&config.dns).map_err(|e| format!("[dns]: {e}"))?;
         let reporter = Reporter::new(
             store.clone(),

@@ -2,7 +2,7 @@
 
 use crate::settings::Globals;
 use clap::Args;
-use mxguard_store::{Counters, EmbeddedStore, History, HistoryRow, Store};
+use mxguard_store::{Counters, History, HistoryRow, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ pub struct HistoryArgs {
 
 pub fn open_store(globals: &Globals) -> Result<(Arc<dyn Store>, usize), String> {
     let loaded = globals.load_config()?;
-    let store = EmbeddedStore::open(&loaded.config.store.data_dir).map_err(|e| e.to_string())?;
-    Ok((Arc::new(store), loaded.config.store.history_size as usize))
+    let store = crate::store_cmd::open(&loaded.config.store)?;
+    Ok((store, loaded.config.store.history_size as usize))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

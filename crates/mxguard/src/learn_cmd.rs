@@ -6,7 +6,7 @@ use clap::Args;
 use mxguard_learn::eval::{self, Evaluation, Labeled, Settings};
 use mxguard_learn::persist::{self, Class, LearnReport, Learner, Sample};
 use mxguard_scan::checks::bayes::ClassifierConfig;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,8 +108,7 @@ pub fn learn(globals: &Globals, args: LearnArgs) -> Result<ExitCode, String> {
         return learn_via_serve(&socket, &args);
     }
     let loaded = globals.load_config()?;
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&loaded.config.store.data_dir).map_err(|e| e.to_string())?);
+    let store: Arc<dyn Store> = crate::store_cmd::open(&loaded.config.store)?;
     let learner = Learner::new(
         store,
         loaded.config.section::<ClassifierConfig>().table_bits,
@@ -444,17 +443,18 @@ pub fn scan_store(
 ) -> Result<ScanStore, String> {
     let c = &loaded.config;
     let dir = &c.store.data_dir;
-    let classifier = c.section::<ClassifierConfig>().enabled && dir.join("mxguard.redb").exists();
+    let classifier = c.section::<ClassifierConfig>().enabled
+        && (c.store.url.is_some() || dir.join("mxguard.redb").exists());
     if !record && !classifier {
         return Ok((None, None));
     }
-    let store: Arc<dyn Store> = match EmbeddedStore::open(dir) {
-        Ok(s) => Arc::new(s),
+    let store: Arc<dyn Store> = match crate::store_cmd::open(&c.store) {
+        Ok(s) => s,
         Err(e) if !record => {
             tracing::warn!("classifier not used: {e}");
             return Ok((None, None));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     if !c.section::<ClassifierConfig>().enabled {
         return Ok((Some(store), None));

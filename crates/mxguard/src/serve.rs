@@ -10,7 +10,7 @@ use mxguard_auth::config::{ArcConfig, DkimSigningConfig, DmarcReportConfig};
 use mxguard_core::shared::Shared;
 use mxguard_scan::Services;
 use mxguard_scan::checks::bayes::ClassifierConfig;
-use mxguard_store::{EmbeddedStore, Store};
+use mxguard_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,8 +80,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let mut loaded = globals.load_config()?;
     fit_descriptor_caps(&mut loaded.config, nofile);
     let config = &loaded.config;
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&config.store.data_dir).map_err(|e| e.to_string())?);
+    let store: Arc<dyn Store> = crate::store_cmd::open(&config.store)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     // The classifier first: its model handle is one of the checks' services.

@@ -455,6 +455,9 @@ fn validate(
     for (key, message) in config.dns.validate() {
         err(None, key, message);
     }
+    for (key, message) in config.store.validate() {
+        err(None, key, message);
+    }
     if config.scan.max_message_size.0 == 0 {
         err(
             None,

@@ -86,6 +86,101 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// How many recent verdicts the history keeps.
     pub history_size: u32,
+    /// Redis instead of the embedded store: one server
+    /// (`"redis://[user:password@]host:port/db"`, `"rediss://…"` with TLS,
+    /// `"unix:///run/redis/redis.sock?db=0"`) or the seed nodes of a Redis
+    /// Cluster (a list). Left out: the embedded store in `data_dir`.
+    pub url: Option<StoreUrl>,
+    /// Reads (not writes) from this server, a replica of `url`, as rspamd's
+    /// `read_servers`; single server only.
+    pub read_url: Option<String>,
+    /// The longest one Redis operation may take, connecting included; past
+    /// it the operation fails and the front ends answer as for a store
+    /// failure (`[policy] store_failure`).
+    pub timeout: Millis,
+    /// Put in front of every key in Redis, to share a server with other
+    /// programs (`"mxguard:"`); empty by default.
+    pub key_prefix: String,
+}
+
+/// `[store] url`: one Redis server, or the seed nodes of a Redis Cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoreUrl {
+    One(String),
+    Cluster(Vec<String>),
+}
+
+impl StoreUrl {
+    /// The URLs, one for a single server.
+    pub fn urls(&self) -> Vec<String> {
+        match self {
+            StoreUrl::One(u) => vec![u.clone()],
+            StoreUrl::Cluster(v) => v.clone(),
+        }
+    }
+}
+
+/// The URL schemes `[store] url` accepts.
+pub const STORE_URL_SCHEMES: &[&str] = &["redis://", "rediss://", "unix://", "redis+unix://"];
+
+impl StoreConfig {
+    /// Problems with the Redis settings, as (key, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let scheme_ok = |u: &str| STORE_URL_SCHEMES.iter().any(|s| u.starts_with(s));
+        let hint = "write \"redis://host:6379/0\", \"rediss://host:6380/0\" (TLS) or \"unix:///run/redis/redis.sock\"";
+        if let Some(url) = &self.url {
+            let urls = url.urls();
+            if urls.is_empty() {
+                out.push((
+                    "store.url".into(),
+                    format!("an empty list names no Redis Cluster node; {hint}, or leave url out for the embedded store"),
+                ));
+            }
+            for u in &urls {
+                if !scheme_ok(u) {
+                    out.push((
+                        "store.url".into(),
+                        format!("`{u}` is not a Redis URL; {hint}"),
+                    ));
+                }
+            }
+            if matches!(url, StoreUrl::Cluster(_)) && urls.iter().any(|u| u.contains("unix://")) {
+                out.push((
+                    "store.url".into(),
+                    "Redis Cluster nodes are reached over TCP: give redis:// or rediss:// URLs"
+                        .into(),
+                ));
+            }
+            if matches!(url, StoreUrl::Cluster(_)) && self.read_url.is_some() {
+                out.push((
+                    "store.read_url".into(),
+                    "a Redis Cluster routes reads itself: leave read_url out".into(),
+                ));
+            }
+        } else if self.read_url.is_some() {
+            out.push((
+                "store.read_url".into(),
+                "read_url needs url (the server that takes writes)".into(),
+            ));
+        }
+        if let Some(u) = &self.read_url
+            && !scheme_ok(u)
+        {
+            out.push((
+                "store.read_url".into(),
+                format!("`{u}` is not a Redis URL; {hint}"),
+            ));
+        }
+        if !(1..=60_000).contains(&self.timeout.0) {
+            out.push((
+                "store.timeout".into(),
+                "must be more than zero and at most a minute; give a time like \"1s\"".into(),
+            ));
+        }
+        out
+    }
 }
 
 impl Default for StoreConfig {
@@ -93,6 +188,10 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("/var/lib/mxguard"),
             history_size: 1000,
+            url: None,
+            read_url: None,
+            timeout: Millis(1000),
+            key_prefix: String::new(),
         }
     }
 }
@@ -165,4 +264,61 @@ pub struct GroupConfig {
     /// Caps the group's positive total.
     pub max_score: Option<f64>,
     pub description: Option<String>,
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::config::{Registry, load_str};
+
+    fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+        load_str(text, "t.toml", &Registry::new())
+    }
+
+    #[test]
+    fn store_url_is_one_server_or_cluster_nodes() {
+        let c = load("").unwrap();
+        assert_eq!(c.store.url, None, "embedded by default");
+        assert_eq!(c.store.timeout.0, 1000);
+        let c = load("[store]\nurl = \"unix:///run/redis/redis.sock?db=2\"\ntimeout = \"250ms\"\n")
+            .unwrap();
+        assert_eq!(
+            c.store.url.unwrap().urls(),
+            vec!["unix:///run/redis/redis.sock?db=2"]
+        );
+        assert_eq!(c.store.timeout.0, 250);
+        let c = load("[store]\nurl = [\"redis://a:7001\", \"redis://b:7001\"]\n").unwrap();
+        assert!(matches!(c.store.url, Some(StoreUrl::Cluster(ref v)) if v.len() == 2));
+    }
+
+    #[test]
+    fn bad_store_settings_name_their_key() {
+        for (text, key, says) in [
+            (
+                "[store]\nurl = \"http://x\"\n",
+                "store.url",
+                "not a Redis URL",
+            ),
+            ("[store]\nurl = []\n", "store.url", "no Redis Cluster node"),
+            (
+                "[store]\nread_url = \"redis://r\"\n",
+                "store.read_url",
+                "needs url",
+            ),
+            (
+                "[store]\nurl = [\"redis://a:1\", \"redis://b:1\"]\nread_url = \"redis://r\"\n",
+                "store.read_url",
+                "routes reads itself",
+            ),
+            (
+                "[store]\nurl = \"redis://a\"\ntimeout = 0\n",
+                "store.timeout",
+                "more than zero",
+            ),
+        ] {
+            let e = load(text).expect_err(text);
+            assert_eq!(e[0].key, key, "{text}");
+            assert!(e[0].message.contains(says), "{text}: {}", e[0].message);
+        }
+    }
 }

@@ -1,0 +1,398 @@
+//! Several MX hosts sharing one Redis (`[store] url`), as a provider runs
+//! them: two `mxguard serve` policy servers, and the CLI's learn, scan,
+//! history and `store copy` against the same Redis.
+
+mod common;
+
+#[path = "../../mxguard-store/tests/support/redis_server.rs"]
+mod redis_server;
+
+use common::{mxguard, text};
+use redis_server::RedisServer;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `mxguard serve` with only its policy server, killed when dropped.
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+fn redis_config(redis: &RedisServer, extra: &str) -> String {
+    format!(
+        "[store]\nurl = \"{}\"\ntimeout = \"500ms\"\n{extra}",
+        redis.url()
+    )
+}
+
+fn serve(dir: &Path, name: &str, redis: &RedisServer) -> Serve {
+    let port = common::postfix::free_port();
+    let cfg = write_config(
+        dir,
+        name,
+        &format!(
+            "[milter]\nenabled = false\n[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n\
+             store_failure = \"defer\"\n\
+             [policy.restrictions]\nclient = [\"reject_banned_client\"]\n\
+             [greylist]\ndelay = 1\nsender_pools = false\n{}",
+            redis_config(redis, "")
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+        .args(["-c", &cfg, "serve"])
+        .env("MXGUARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start mxguard serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serve { child, port }
+}
+
+/// One policy request (Postfix's delegation protocol), its action.
+fn ask(port: u16, state: &str, client: &str, sender: &str, rcpt: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "request=smtpd_access_policy\nprotocol_state={state}\nprotocol_name=ESMTP\n\
+         client_address={client}\nclient_name=mx.example.org\nhelo_name=mx.example.org\n\
+         sender={sender}\nrecipient={rcpt}\ninstance=1.{client}\n\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim_end()
+        .strip_prefix("action=")
+        .unwrap_or(&line)
+        .to_string()
+}
+
+#[test]
+fn two_policy_servers_share_greylisting_and_bans() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = serve(dir.path(), "a", &redis);
+    let b = serve(dir.path(), "b", &redis);
+
+    // Greylisted by A…
+    let first = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
+    assert!(first.starts_with("DEFER_IF_PERMIT"), "{first}");
+    // …an early retry through B is still deferred (the same triplet)…
+    let early = ask(
+        b.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
+    assert!(early.starts_with("DEFER_IF_PERMIT"), "{early}");
+    std::thread::sleep(Duration::from_millis(1500));
+    // …and the retry after the delay passes through B.
+    let retry = ask(
+        b.port,
+        "RCPT",
+        "192.0.2.10",
+        "alice@example.org",
+        "bob@example.net",
+    );
+    assert!(
+        !retry.starts_with("DEFER"),
+        "B knew the triplet A saw: {retry}"
+    );
+    // A triplet B never saw from a new client is greylisted by A.
+    let other = ask(
+        a.port,
+        "RCPT",
+        "198.51.100.7",
+        "carol@example.org",
+        "bob@example.net",
+    );
+    assert!(other.starts_with("DEFER_IF_PERMIT"), "{other}");
+
+    // A ban record (as the ban engine on A writes it) is refused by B at
+    // connect.
+    assert_eq!(
+        redis
+            .cli(&[
+                "SET",
+                "ban:203.0.113.9",
+                "{\"reason\":\"test\"}",
+                "EX",
+                "600"
+            ])
+            .trim(),
+        "OK"
+    );
+    let banned = ask(b.port, "CONNECT", "203.0.113.9", "", "");
+    assert!(banned.starts_with("554 5.7.1"), "{banned}");
+    let banned_a = ask(a.port, "CONNECT", "203.0.113.9", "", "");
+    assert!(banned_a.starts_with("554 5.7.1"), "{banned_a}");
+    let fine = ask(b.port, "CONNECT", "203.0.113.10", "", "");
+    assert_eq!(fine, "DUNNO");
+}
+
+/// Redis stopped under a policy server: answers keep coming within the
+/// timeout, by `store_failure = "defer"`; once Redis is back, greylisting
+/// works again without a restart.
+#[test]
+fn a_policy_server_answers_by_store_failure_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = serve(dir.path(), "a", &redis);
+    let ok = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.20",
+        "x@example.org",
+        "y@example.net",
+    );
+    assert!(
+        ok.starts_with("DEFER_IF_PERMIT 4.2.0") || ok.starts_with("DEFER_IF_PERMIT"),
+        "{ok}"
+    );
+
+    redis.stop();
+    for i in 0..20 {
+        let t = Instant::now();
+        let r = ask(
+            a.port,
+            "RCPT",
+            &format!("192.0.2.{}", 30 + i),
+            "x@example.org",
+            "y@example.net",
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "answer {i} took {:?}",
+            t.elapsed()
+        );
+        assert!(
+            r.starts_with("DEFER_IF_PERMIT"),
+            "store_failure = defer: {r}"
+        );
+    }
+    redis.restart();
+    // Greylisting keeps state again: a first attempt, then its retry passes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = ask(
+            a.port,
+            "RCPT",
+            "192.0.2.99",
+            "x@example.org",
+            "y@example.net",
+        );
+        assert!(r.starts_with("DEFER"), "{r}");
+        if redis.cli(&["DBSIZE"]).trim() != "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no greylist state written after Redis came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = ask(
+        a.port,
+        "RCPT",
+        "192.0.2.99",
+        "x@example.org",
+        "y@example.net",
+    );
+    assert!(!r.starts_with("DEFER"), "recovered: {r}");
+}
+
+/// The corpus of tests/learn.rs: spam and ham far apart.
+fn write_corpus(dir: &Path, n: usize) {
+    let (spam, ham) = (dir.join("spam"), dir.join("ham"));
+    std::fs::create_dir_all(&spam).unwrap();
+    std::fs::create_dir_all(&ham).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            spam.join(format!("{i}.eml")),
+            format!(
+                "From: promo{i}@deals.example\r\nMessage-ID: <s{i}@deals.example>\r\nSubject: Cheap pills offer {i}\r\n\r\nBuy cheap pills now, best price, click http://pills.example/{i}\r\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            ham.join(format!("{i}.eml")),
+            format!(
+                "From: bob@team.example\r\nMessage-ID: <h{i}@team.example>\r\nSubject: Release notes {i}\r\n\r\nThe build passed; the release notes are attached for review.\r\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// Learning on one host changes the score on another; history written by
+/// both is seen by either; `store copy` moves it all to a data directory.
+#[test]
+fn learning_history_and_copy_through_one_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_corpus(d, 12);
+    let extra = "[classifier]\nmin_learns = 10\n";
+    let cfg_a = write_config(
+        d,
+        "a",
+        (format!(
+            "{}data_dir = \"{}\"\n",
+            redis_config(&redis, ""),
+            d.join("a-data").display()
+        ) + extra)
+            .as_str(),
+    );
+    let cfg_b = write_config(
+        d,
+        "b",
+        (format!(
+            "{}data_dir = \"{}\"\n",
+            redis_config(&redis, ""),
+            d.join("b-data").display()
+        ) + extra)
+            .as_str(),
+    );
+    let p = |s: &str| d.join(s).display().to_string();
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "learn",
+            "--spam",
+            &p("spam"),
+            "--ham",
+            &p("ham"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !d.join("a-data/mxguard.redb").exists(),
+        "nothing went to the embedded store"
+    );
+
+    // B scans with the model A learned.
+    let msg = "From: promo99@deals.example\r\nSubject: Cheap pills offer\r\n\r\nBuy cheap pills now, best price\r\n";
+    let out = mxguard(
+        &["-c", &cfg_b, "scan", "--record", "--json", "-"],
+        Some(msg.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["symbols"].get("BAYES_SPAM").is_some(),
+        "B used A's model: {v}"
+    );
+
+    // History recorded through A and through B, seen by either.
+    let ham = "From: bob@team.example\r\nSubject: notes\r\n\r\nThe build passed.\r\n";
+    let out = mxguard(
+        &["-c", &cfg_a, "scan", "--record", "-"],
+        Some(ham.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for cfg in [&cfg_a, &cfg_b] {
+        let out = mxguard(&["-c", cfg, "history", "--json"], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let rows: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0]["subject"], "notes");
+        assert_eq!(rows[1]["subject"], "Cheap pills offer");
+    }
+
+    // Copy to a data directory and back into a fresh Redis database.
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &redis.url(),
+            "--to",
+            &p("copy"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("copied ") && s.contains("1 lists (2 items)"),
+        "{s}"
+    );
+    let db5 = format!("redis://127.0.0.1:{}/5", redis.port);
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &p("copy"),
+            "--to",
+            &db5,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        redis.cli(&["-n", "5", "DBSIZE"]).trim(),
+        redis.cli(&["-n", "0", "DBSIZE"]).trim(),
+        "every key came back"
+    );
+    // Into a store that holds keys: refused without --merge.
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_a,
+            "store",
+            "copy",
+            "--from",
+            &p("copy"),
+            "--to",
+            &db5,
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--merge"),
+        "{}",
+        text(&out.stderr)
+    );
+}

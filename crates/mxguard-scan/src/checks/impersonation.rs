@@ -436,7 +436,7 @@ impl Check for Impersonation {
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
-        if !task.parsed {
+        if !task.parsed || task.message.parts.is_empty() {
             return;
         }
         let from = task.message.from();

@@ -201,7 +201,7 @@ impl Check for Lures {
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
-        if !task.parsed || !leads_elsewhere(task) {
+        if !task.parsed || task.message.parts.is_empty() || !leads_elsewhere(task) {
             return;
         }
         let parts = task.text_parts();

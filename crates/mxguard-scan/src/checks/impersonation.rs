@@ -183,7 +183,7 @@ impl Section for ImpersonationConfig {
         for (i, entry) in self.brands.iter().enumerate() {
             if parse_brand(entry).is_none() {
                 problems.at(
-                    &format!("brands[{i}]"),
+                    format!("brands[{i}]"),
                     "expected \"Name\" or \"Name = token, token\" with a name of letters or digits",
                 );
             }
@@ -385,10 +385,10 @@ fn names(words: &[String], brand: &[String]) -> bool {
 
 fn words_name(words: &[String], brand: &[String]) -> bool {
     if brand.len() == 1 {
-        return words.iter().any(|w| *w == brand[0]);
+        return words.contains(&brand[0]);
     }
     let joined = brand.concat();
-    words.iter().any(|w| *w == joined)
+    words.contains(&joined)
         || words
             .windows(brand.len())
             .any(|win| win.iter().zip(brand).all(|(a, b)| a == b))
@@ -436,7 +436,7 @@ impl Check for Impersonation {
     }
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
-        if !task.parsed {
+        if !task.parsed || task.message.parts.is_empty() {
             return;
         }
         let from = task.message.from();

@@ -404,12 +404,15 @@ impl Check for UrlShape {
         // Mail from a project's subdomain of an app platform
         // (`noreply@promo-1f2e3.firebaseapp.com`): anyone sends so in a
         // minute, with no domain of their own to lose.
-        if let Some(domain) = task
-            .message
-            .from()
-            .and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
-            .and_then(|a| a.rsplit_once('@'))
-            .map(|(_, d)| d.trim().to_ascii_lowercase())
+        // (mail-parser's header accessors index the first part: none
+        // when the message was not parsed.)
+        if !task.message.parts.is_empty()
+            && let Some(domain) = task
+                .message
+                .from()
+                .and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
+                .and_then(|a| a.rsplit_once('@'))
+                .map(|(_, d)| d.trim().to_ascii_lowercase())
             && parents(&domain).any(|p| hosting.contains(p))
         {
             results.insert(

@@ -383,6 +383,7 @@ impl Check for HeaderAnomalies {
         // (`noreply@correios`), or characters no domain name has.
         if let Some(fd) = from_domain.as_deref()
             && !fd.starts_with('[')
+            && !is_special_use(fd)
             && (!ends_in_known_suffix(fd)
                 || !fd
                     .chars()
@@ -731,6 +732,19 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Names reserved for tests and private networks (RFC 6761 `.test`,
+/// `.example`, `.localhost`; mDNS `.local`; RFC 8375 `home.arpa`; ICANN's
+/// `.internal`): not in the public suffix list, yet a lab's or an
+/// intranet's mail legitimately comes from them, so they are not invalid.
+fn is_special_use(domain: &str) -> bool {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    let last = d.rsplit('.').next().unwrap_or(d);
+    ["test", "example", "localhost", "local", "internal"]
+        .iter()
+        .any(|t| last.eq_ignore_ascii_case(t))
+        || d.len() >= 9 && d.as_bytes()[d.len() - 9..].eq_ignore_ascii_case(b"home.arpa")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -818,6 +832,10 @@ mod tests {
         let with = |from: &str| CLEAN.replace("alice@example.com", from);
         for (from, bad) in [
             ("noreply@correios", true),
+            ("a@x.invalid", true),
+            ("a@origin.test", false),
+            ("a@nas.home.arpa", false),
+            ("a@printer.local", false),
             ("a@atendimento.net-2", true),
             ("a@x%y.example.com", true),
             ("a@mail.example.co.uk", false),

@@ -452,16 +452,23 @@ impl Message {
     }
 
     fn append(&mut self, bytes: &[u8]) {
-        self.size += bytes.len() as u64;
+        if self.take(bytes.len()) {
+            self.raw.extend_from_slice(bytes);
+        }
+    }
+
+    /// Counts `len` more bytes received; whether they are to be kept.
+    fn take(&mut self, len: usize) -> bool {
+        self.size += len as u64;
         if self.dropping() {
-            return;
+            return false;
         }
         if self.size > self.limit {
             self.oversized = true;
             self.release();
-            return;
+            return false;
         }
-        self.raw.extend_from_slice(bytes);
+        true
     }
 
     /// `Name: value` + CRLF, folded lines with CRLF.
@@ -477,26 +484,28 @@ impl Message {
         if self.subject.is_none() && name.eq_ignore_ascii_case("subject") {
             self.subject = Some(value.to_vec());
         }
-        if self.dropping() {
-            self.size += header_line_len(name, value, leading_space) as u64;
+        // Written in place: the room was claimed (`make_room`) before.
+        if !self.take(header_line_len(name, value, leading_space)) {
             return;
         }
-        let mut line = Vec::with_capacity(header_line_len(name, value, leading_space));
+        let line = &mut self.raw;
         line.extend_from_slice(name.as_bytes());
         line.push(b':');
         if !leading_space {
             line.push(b' ');
         }
-        let mut prev = 0u8;
-        for &b in value {
-            if b == b'\n' && prev != b'\r' {
+        let mut rest = value;
+        // A bare LF (folded lines as Postfix passes them) becomes CRLF.
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&rest[..i]);
+            if i == 0 || rest[i - 1] != b'\r' {
                 line.push(b'\r');
             }
-            line.push(b);
-            prev = b;
+            line.push(b'\n');
+            rest = &rest[i + 1..];
         }
+        line.extend_from_slice(rest);
         line.extend_from_slice(b"\r\n");
-        self.append(&line);
     }
 
     fn end_headers(&mut self) {

@@ -20,14 +20,28 @@ use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_store::{Counters, History, HistoryRow};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// From this size up, the CPU phase leaves the tokio worker
 /// (`block_in_place`) so other sessions keep being served meanwhile;
 /// below it the phase takes tens of microseconds and runs in place.
 pub const BLOCK_IN_PLACE_FROM: usize = 32 * 1024;
+
+/// Verdicts waiting to be recorded, at most (each a history row of a
+/// few hundred bytes): a second of traffic at the measured rate.
+const RECORD_QUEUE: usize = 8192;
+
+/// The most verdicts recorded in one store request.
+const RECORD_BATCH: usize = 512;
+
+/// How long the recorder lets verdicts gather before it writes them: the
+/// history lags the answers by this much, and a kill -9 may lose it on top
+/// of the store's relaxed window (1 s).
+const RECORD_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One message to scan.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +141,11 @@ pub struct ScanService {
     /// DKIM signing and ARC sealing (replaced on reload; `None` inside
     /// when neither is enabled).
     signing: Option<Arc<Shared<Option<Outbound>>>>,
+    /// The queue of the recorder task (`recorder`), once started; `None`
+    /// inside when there was no runtime to start it on.
+    recorder: OnceLock<Option<mpsc::Sender<HistoryRow>>>,
+    /// Rows dropped at a full recorder queue.
+    unrecorded: AtomicU64,
 }
 
 impl ScanService {
@@ -142,6 +161,8 @@ impl ScanService {
             greylist: None,
             milter_block: true,
             signing: None,
+            recorder: OnceLock::new(),
+            unrecorded: AtomicU64::new(0),
         }
     }
 
@@ -279,13 +300,52 @@ impl ScanService {
                 started.elapsed().as_secs_f64() * 1000.0,
             );
             if r.wait {
-                record(&r.history, &r.counters, &row).await;
-            } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let (history, counters) = (r.history.clone(), r.counters.clone());
-                rt.spawn(async move { record(&history, &counters, &row).await });
+                record(&r.history, std::slice::from_ref(&row)).await;
+            } else {
+                self.record_behind(r, row);
             }
         }
         ScanOutcome { verdict, milter }
+    }
+
+    /// Queues `row` for the recorder task (started on first use, on the
+    /// runtime of that scan). A full queue drops the row, counted and
+    /// logged: the store is far behind, and the answer must not wait.
+    fn record_behind(&self, r: &Recording, row: HistoryRow) {
+        let queue = self.recorder.get_or_init(|| {
+            let rt = tokio::runtime::Handle::try_current().ok()?;
+            let (tx, rx) = mpsc::channel(RECORD_QUEUE);
+            rt.spawn(recorder(r.history.clone(), rx));
+            Some(tx)
+        });
+        let Some(tx) = queue else { return };
+        match tx.try_send(row) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.unrecorded.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        unrecorded = n,
+                        "history: the store is behind by {RECORD_QUEUE} verdicts; {n} not \
+                         recorded in the history and counters so far"
+                    );
+                }
+            }
+            // The runtime the recorder ran on is gone (a test's): record
+            // this one on its own.
+            Err(TrySendError::Closed(row)) => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let history = r.history.clone();
+                    rt.spawn(async move { record(&history, &[row]).await });
+                }
+            }
+        }
+    }
+
+    /// Verdicts left out of the history and counters because the
+    /// recorder's queue was full, since start.
+    pub fn unrecorded(&self) -> u64 {
+        self.unrecorded.load(Ordering::Relaxed)
     }
 
     fn count_signing(&self, signed: &mxguard_auth::sign::Signed) {
@@ -373,15 +433,75 @@ fn cpu_phase<'a>(size: usize, f: impl FnOnce() -> Prepared<'a>) -> Prepared<'a> 
 /// History and counters are relaxed writes (no fsync each): a power cut
 /// may lose about the last second of them, a clean stop none
 /// (`mxguard_store::Durability::Relaxed`); their fsyncs were a tenth of a
-/// message's cost.
-async fn record(history: &History, counters: &Counters, row: &HistoryRow) {
-    if let Err(e) = history.push_relaxed(row).await {
-        tracing::error!("history: {e}");
+/// message's cost. The rows and their counters (`scanned`,
+/// `action:<action>`, summed) go in one store request
+/// (`History::record_relaxed`).
+async fn record(history: &History, rows: &[HistoryRow]) {
+    let mut counts: Vec<(String, i64)> = vec![("scanned".to_string(), rows.len() as i64)];
+    for row in rows {
+        let name = format!("action:{}", row.action);
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, by)) => *by += 1,
+            None => counts.push((name, 1)),
+        }
     }
-    let _ = counters.incr_relaxed("scanned", 1).await;
-    let _ = counters
-        .incr_relaxed(&format!("action:{}", row.action), 1)
-        .await;
+    let counts: Vec<(&str, i64)> = counts.iter().map(|(n, by)| (n.as_str(), *by)).collect();
+    if let Err(e) = history.record_relaxed(rows, &counts).await {
+        tracing::error!("recording verdicts (history, counters): {e}");
+    }
+}
+
+/// The recorder task behind the answers: once a row comes, lets more
+/// come for [`RECORD_GATHER`] (sleeping, so the rows queued meanwhile wake
+/// nothing), then writes what is queued, at most [`RECORD_BATCH`], as one
+/// store request. Under load that is one request, and one store commit,
+/// for a hundred messages instead of three requests each; no task is
+/// spawned per message. Ends when the service is dropped, after what is
+/// queued.
+async fn recorder(history: History, mut rx: mpsc::Receiver<HistoryRow>) {
+    let mut rows = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut rows, RECORD_BATCH).await > 0 {
+        if rows.len() < RECORD_BATCH {
+            tokio::time::sleep(RECORD_GATHER).await;
+            while rows.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(row) => rows.push(row),
+                    Err(_) => break,
+                }
+            }
+        }
+        record(&history, &rows).await;
+        rows.clear();
+    }
+}
+
+/// The first `Subject` and `Message-ID` lines of `head` (the header),
+/// values trimmed and cut at 200 characters, in one pass over its lines;
+/// only the lines looked at are decoded (lossily), not the whole header:
+/// decoding it whole and searching it twice was a twelfth of the
+/// daemon's CPU per message.
+fn subject_and_message_id(head: &[u8]) -> (Option<String>, Option<String>) {
+    let (mut subject, mut message_id) = (None, None);
+    for line in head.split(|&b| b == b'\n') {
+        if subject.is_some() && message_id.is_some() {
+            break;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(&line[..colon]);
+        let slot = match key.trim() {
+            k if k.eq_ignore_ascii_case("subject") => &mut subject,
+            k if k.eq_ignore_ascii_case("message-id") => &mut message_id,
+            _ => continue,
+        };
+        if slot.is_none() {
+            let value = String::from_utf8_lossy(&line[colon + 1..]);
+            *slot = Some(value.trim().chars().take(200).collect());
+        }
+    }
+    (subject, message_id)
 }
 
 /// The history row of a verdict.
@@ -389,15 +509,7 @@ pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -
     let end = memchr::memmem::find(raw, b"\r\n\r\n")
         .or_else(|| memchr::memmem::find(raw, b"\n\n"))
         .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
-    let header = |name: &str| -> Option<String> {
-        head.lines().find_map(|l| {
-            let (k, val) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| val.trim().chars().take(200).collect())
-        })
-    };
+    let (subject, message_id) = subject_and_message_id(raw.get(..end).unwrap_or_default());
     HistoryRow {
         time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -406,8 +518,8 @@ pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -
         ip: envelope.ip.map(|ip| ip.to_string()),
         from: envelope.mail_from.clone(),
         rcpts: envelope.rcpts.clone(),
-        subject: header("subject"),
-        message_id: header("message-id"),
+        subject,
+        message_id,
         action: v.action.as_str().to_string(),
         score: v.score,
         required_score: v.required_score,
@@ -418,5 +530,41 @@ pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -
             .collect(),
         size: raw.len() as u64,
         scan_time_ms: scan_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the history kept before the one-pass reader: the whole header
+    /// decoded, then searched once per name.
+    fn by_lines(head: &[u8], name: &str) -> Option<String> {
+        String::from_utf8_lossy(head).lines().find_map(|l| {
+            let (k, val) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| val.trim().chars().take(200).collect())
+        })
+    }
+
+    #[test]
+    fn subject_and_message_id_as_a_line_by_line_search_finds_them() {
+        let long = format!("Subject: {}\r\n", "é".repeat(300));
+        let heads: Vec<Vec<u8>> = vec![
+            b"From: a@b\r\nSubject:  Hello there \r\nMessage-ID: <1@b>\r\n".to_vec(),
+            b"message-id:<2@b>\nSUBJECT: first\nSubject: second\n".to_vec(),
+            b"X: y\r\n\tSubject: folded, looks like a field\r\nSubject: real\r\n".to_vec(),
+            b"Subject: caf\xe9 \xff bytes\r\nMessage-ID <no colon>\r\nNo colon line\r\n".to_vec(),
+            b"Subject".to_vec(),
+            b"".to_vec(),
+            b" Subject : spaced key\r\nMessage-Id: <3@b>".to_vec(),
+            long.into_bytes(),
+        ];
+        for head in heads {
+            let (subject, message_id) = subject_and_message_id(&head);
+            assert_eq!(subject, by_lines(&head, "subject"), "{head:?}");
+            assert_eq!(message_id, by_lines(&head, "message-id"), "{head:?}");
+        }
     }
 }

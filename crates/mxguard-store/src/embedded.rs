@@ -40,7 +40,9 @@
 use crate::disk::DiskFaults;
 use crate::file::{KV, LIST_ITEMS, LIST_META, REPAIR_HINT, StoreFile, disk_full};
 use crate::writer::{self, Fail, Op, Reply, Request};
-use crate::{BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError, guard};
+use crate::{
+    BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError, Write, guard,
+};
 use redb::{Database, ReadTransaction, ReadableDatabase};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -657,6 +659,42 @@ impl Store for EmbeddedStore {
             self.write(Op::SetMany { entries, ttl }, durability)
                 .await
                 .map(|_| ())
+        })
+    }
+
+    /// One request to the writer for all of them, applied in one
+    /// transaction (each refused or not on its own).
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [Write<'a>],
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let ops = writes
+                .iter()
+                .map(|w| match *w {
+                    Write::Set { key, value, ttl } => Op::Set {
+                        key: key.to_string(),
+                        value: value.to_vec(),
+                        ttl,
+                    },
+                    Write::Incr { key, by, ttl } => Op::Incr {
+                        key: key.to_string(),
+                        by,
+                        ttl,
+                    },
+                    Write::Push {
+                        key,
+                        value,
+                        max_len,
+                    } => Op::Push {
+                        key: key.to_string(),
+                        value: value.to_vec(),
+                        max_len,
+                    },
+                })
+                .collect();
+            self.write(Op::Batch(ops), durability).await.map(|_| ())
         })
     }
 

@@ -95,6 +95,30 @@ pub enum Durability {
     Relaxed,
 }
 
+/// One write of a [`Store::write_batch`], with the meaning of the
+/// single-write method it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// [`Store::set`]: a value, expiring after `ttl` or never.
+    Set {
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    },
+    /// [`Store::incr`]: INCRBY + EXPIRE NX.
+    Incr {
+        key: &'a str,
+        by: i64,
+        ttl: Option<Duration>,
+    },
+    /// [`Store::list_push`]: LPUSH + LTRIM to `max_len`.
+    Push {
+        key: &'a str,
+        value: &'a [u8],
+        max_len: usize,
+    },
+}
+
 /// What one [`Store::purge_expired`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -152,6 +176,44 @@ pub trait Store: Send + Sync {
                 self.set(key, value, ttl).await?;
             }
             Ok(())
+        })
+    }
+
+    /// Several writes of different kinds in one round trip: what a caller
+    /// records per event (the scan service: a history row and two
+    /// counters per message) costs one request to the embedded store's
+    /// writer instead of one each (a Redis backend: one pipeline). Each
+    /// write is applied or refused on its own, as in a Redis pipeline (not
+    /// MULTI): one that fails (a counter key holding text) does not undo
+    /// the others, and the first failure is returned. Counters' new values
+    /// are not returned. The default applies them one by one with the
+    /// single-write methods, going on past a failure.
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [Write<'a>],
+        durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut first = Ok(());
+            for w in writes {
+                let done = match *w {
+                    Write::Set { key, value, ttl } => {
+                        self.set_many(&[(key, value)], ttl, durability).await
+                    }
+                    Write::Incr { key, by, ttl } => {
+                        self.incr_with(key, by, ttl, durability).await.map(|_| ())
+                    }
+                    Write::Push {
+                        key,
+                        value,
+                        max_len,
+                    } => self.list_push_with(key, value, max_len, durability).await,
+                };
+                if first.is_ok() {
+                    first = done;
+                }
+            }
+            first
         })
     }
 

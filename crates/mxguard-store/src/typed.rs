@@ -1,6 +1,6 @@
 //! Typed operations built once on top of any [`Store`] backend.
 
-use crate::{Durability, ErrorKind, Result, Store, StoreError};
+use crate::{Durability, ErrorKind, Result, Store, StoreError, Write};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,15 +65,40 @@ impl History {
     }
 
     async fn push_with(&self, row: &HistoryRow, durability: Durability) -> Result<()> {
-        let bytes = serde_json::to_vec(row).map_err(|e| {
-            StoreError::new(
-                ErrorKind::Invalid,
-                format!("cannot encode a history row: {e}"),
-            )
-        })?;
+        let bytes = encode_row(row)?;
         self.store
             .list_push_with(HISTORY_KEY, &bytes, self.size, durability)
             .await
+    }
+
+    /// Appends `rows` (oldest first: the last ends newest) and adds to
+    /// the [`Counters`] named in `counters`, all as
+    /// [`Durability::Relaxed`] writes in one [`Store::write_batch`]: the
+    /// scan service records the verdicts of many messages this way, one
+    /// round trip to the store for the lot instead of three per message.
+    /// Each write stands on its own; the first failure is returned.
+    pub async fn record_relaxed(
+        &self,
+        rows: &[HistoryRow],
+        counters: &[(&str, i64)],
+    ) -> Result<()> {
+        let encoded = rows.iter().map(encode_row).collect::<Result<Vec<_>>>()?;
+        let keys: Vec<(String, i64)> = counters
+            .iter()
+            .map(|(name, by)| (format!("{COUNTER_PREFIX}{name}"), *by))
+            .collect();
+        let mut writes = Vec::with_capacity(encoded.len() + keys.len());
+        writes.extend(encoded.iter().map(|bytes| Write::Push {
+            key: HISTORY_KEY,
+            value: bytes,
+            max_len: self.size,
+        }));
+        writes.extend(keys.iter().map(|(key, by)| Write::Incr {
+            key,
+            by: *by,
+            ttl: None,
+        }));
+        self.store.write_batch(&writes, Durability::Relaxed).await
     }
 
     /// Up to `limit` rows, newest first. A row that does not decode is an
@@ -104,6 +129,15 @@ impl History {
     pub async fn is_empty(&self) -> Result<bool> {
         Ok(self.len().await? == 0)
     }
+}
+
+fn encode_row(row: &HistoryRow) -> Result<Vec<u8>> {
+    serde_json::to_vec(row).map_err(|e| {
+        StoreError::new(
+            ErrorKind::Invalid,
+            format!("cannot encode a history row: {e}"),
+        )
+    })
 }
 
 /// Named counters (scanned, per action, learned, …), kept forever.

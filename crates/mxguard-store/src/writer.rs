@@ -86,6 +86,8 @@ pub(crate) enum Op {
     Purge {
         limit: usize,
     },
+    /// [`crate::Store::write_batch`]: each applied or refused on its own.
+    Batch(Vec<Op>),
 }
 
 pub(crate) enum Reply {
@@ -828,6 +830,24 @@ fn apply(
             Reply::Unit
         }
         Op::Purge { limit } => Reply::Purged(purge(purge_from, t, *limit, now)?),
+        Op::Batch(ops) => {
+            // Each op checks what it can refuse before it changes anything
+            // (a request failure writes nothing of it), so the others stand.
+            let mut refused = None;
+            for op in ops {
+                match apply(inner, purge_from, t, op, now) {
+                    Ok(_) => {}
+                    Err(e @ (Fail::Request(_) | Fail::TooLarge(_))) => {
+                        refused.get_or_insert(e);
+                    }
+                    Err(e @ Fail::Storage(_)) => return Err(e),
+                }
+            }
+            match refused {
+                Some(e) => return Err(e),
+                None => Reply::Unit,
+            }
+        }
     })
 }
 

@@ -834,7 +834,9 @@ fn is_numeric_host(h: &str) -> bool {
     let numeric = |l: &str| {
         !l.is_empty()
             && (l.bytes().all(|c| c.is_ascii_digit())
-                || l.as_bytes().get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0x"))
+                || l.as_bytes()
+                    .get(..2)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"0x"))
                     && l.len() > 2
                     && l.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit))
     };

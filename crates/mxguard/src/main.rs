@@ -1,6 +1,7 @@
 //! mxguard: the binary. Command-line parsing and wiring of the crates,
 //! nothing else: every decision about mail lives in the library crates.
 
+mod ban_api;
 mod ban_cmd;
 mod classifier;
 mod config_cmd;
@@ -11,9 +12,9 @@ mod history_cmd;
 mod learn_cmd;
 mod parts;
 mod purge;
+mod pw_cmd;
 mod report_cmd;
 mod report_schedule;
-mod pw_cmd;
 mod scan_cmd;
 mod scanner;
 mod serve;

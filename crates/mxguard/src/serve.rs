@@ -107,6 +107,32 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         tracing::warn!("{w}");
     }
 
+    // The ban engine ([ban]): jails reading logs, the journal and our own
+    // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
+    let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
+    let ban_engine = if ban_config.enabled {
+        let engine = mxguard_ban::engine::Engine::start(
+            &ban_config,
+            store.clone(),
+            &mxguard_ban::engine::build_actions,
+            stop_rx.clone(),
+        )
+        .await?;
+        tracing::info!(jails = engine.jails.len(), "ban engine started");
+        Some(engine)
+    } else {
+        None
+    };
+    // The API's and the CLI's way to the bans: through the running jails
+    // (their actions run); with the engine off, over the store alone.
+    let ban_api: Arc<dyn mxguard_web::Bans> = Arc::new(crate::ban_api::EngineBans::new(
+        ban_engine
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.jails.clone()),
+        store.clone(),
+        ban_config.clone(),
+    ));
+
     // The HTTP API scans through the milter's scan service and learns
     // into the classifier's model handle.
     let mut web_scanner = None;
@@ -182,6 +208,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         store.clone(),
         web_scanner,
         web_classifier,
+        Some(ban_api),
         stop_rx.clone(),
     )
     .await?
@@ -268,23 +295,6 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         crate::purge::Schedule::default(),
         stop_rx.clone(),
     )));
-
-    // The ban engine ([ban]): jails reading logs, the journal and our own
-    // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
-    let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
-    let ban_engine = if ban_config.enabled {
-        let engine = mxguard_ban::engine::Engine::start(
-            &ban_config,
-            store.clone(),
-            &mxguard_ban::engine::build_actions,
-            stop_rx.clone(),
-        )
-        .await?;
-        tracing::info!(jails = engine.jails.len(), "ban engine started");
-        Some(engine)
-    } else {
-        None
-    };
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -1,8 +1,8 @@
 //! The ban engine end to end, with real Postfix: `mxguard serve` follows
 //! an sshd log; three failures from 127.0.0.1 ban it; Postfix, asking
 //! mxguard's policy service (`reject_banned_client`), then refuses that
-//! client. While serve runs, `mxguard ban status` says why it cannot open
-//! the store. Then `mxguard ban add|status|remove` on the store itself.
+//! client. While serve runs, `mxguard ban status|add|remove` go through its
+//! control socket and the running jail. Then the same on the store itself.
 
 mod common;
 
@@ -91,17 +91,60 @@ fn log_failures_ban_the_client_at_postfix() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
-    // The CLI while serve holds the store: a clear refusal.
+    // The CLI while serve runs goes through its control socket and the
+    // running jail: status sees the ban, add and remove run the jail.
     let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
-    let out = common::mxguard(
-        &["-c", cfg.to_str().unwrap(), "ban", "status", "sshd"],
-        None,
-    );
-    let err = common::text(&out.stderr);
+    let c = cfg.to_str().unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-c", c, "ban"];
+        all.extend_from_slice(args);
+        let out = common::mxguard(&all, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\nserve log:\n{}",
+            common::text(&out.stderr),
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        common::text(&out.stdout)
+    };
+    let status = cli(&["status", "sshd", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["currently_banned"], 1, "{status}");
+    assert_eq!(v["banned"][0], "127.0.0.1", "{status}");
+    assert_eq!(v["total_failed"], 3, "{status}");
+    assert!(cli(&["status"]).contains("Jail list: sshd"));
     assert!(
-        !out.status.success() && err.contains("mxguard serve"),
-        "{err}"
+        cli(&["add", "192.0.2.7", "--jail", "sshd", "--time", "1h"]).contains("banned in sshd")
     );
+    let status = cli(&["status", "sshd"]);
+    assert!(
+        status.contains("Currently banned: 2") && status.contains("192.0.2.7"),
+        "{status}"
+    );
+    // A jail no config runs: the store's record, which the policy check reads.
+    assert!(cli(&["add", "198.51.100.9"]).contains("banned in manual"));
+    assert!(cli(&["remove", "127.0.0.1"]).contains("127.0.0.1 unbanned"));
+    let (ok, transcript) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: unbanned"],
+        "after ban remove",
+    );
+    assert!(ok, "ban remove through serve lifts the ban:\n{transcript}");
+    let out = common::mxguard(&["-c", c, "ban", "remove", "127.0.0.1"], None);
+    assert!(
+        !out.status.success() && common::text(&out.stderr).contains("not banned"),
+        "{}",
+        common::text(&out.stderr)
+    );
+    let removed = cli(&["remove", "--all"]);
+    assert!(
+        removed.contains("192.0.2.7 unbanned") && removed.contains("198.51.100.9 unbanned"),
+        "{removed}"
+    );
+    let status = cli(&["status", "sshd", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["currently_banned"], 0, "{status}");
 }
 
 #[test]

@@ -81,7 +81,10 @@ pub fn build_actions(
                 options.insert("port".into(), toml::Value::String(jail.ports.join(",")));
             }
             if !options.contains_key("protocol") {
-                options.insert("protocol".into(), toml::Value::String(jail.protocol.clone()));
+                options.insert(
+                    "protocol".into(),
+                    toml::Value::String(jail.protocol.clone()),
+                );
             }
             crate::actions::build(&c.kind, &options, &jail.name)
                 .map_err(|e| format!("[ban.jails.{}] {e}", jail.name))

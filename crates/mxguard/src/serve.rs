@@ -96,17 +96,6 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     } else {
         None
     };
-    let services = Services {
-        store: Some(store.clone()),
-        classifier: classifier.as_ref().map(|(c, _)| c.handle.clone()),
-        ..Services::default()
-    };
-    let built = parts::build(&loaded, store.clone(), &services, Wanted::serve(config))
-        .map_err(|e| format_errors(&e))?;
-    for w in &built.warnings {
-        tracing::warn!("{w}");
-    }
-
     // The ban engine ([ban]): jails reading logs, the journal and our own
     // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
     let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
@@ -132,6 +121,24 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         store.clone(),
         ban_config.clone(),
     ));
+    // mxguard's own events (policy rejects, rate-limit hits) feed the jails
+    // that count them, without a log round trip.
+    let policy_events: Option<mxguard_policy::engine::EventHook> = ban_engine.as_ref().map(|e| {
+        let events = e.events.clone();
+        Arc::new(move |kind: &'static str, ip: std::net::IpAddr| events.report(kind, ip))
+            as mxguard_policy::engine::EventHook
+    });
+
+    let services = Services {
+        store: Some(store.clone()),
+        classifier: classifier.as_ref().map(|(c, _)| c.handle.clone()),
+        ..Services::default()
+    };
+    let built = parts::build(&loaded, store.clone(), &services, Wanted::serve(config))
+        .map_err(|e| format_errors(&e))?;
+    for w in &built.warnings {
+        tracing::warn!("{w}");
+    }
 
     // The HTTP API scans through the milter's scan service and learns
     // into the classifier's model handle.
@@ -181,6 +188,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     };
 
     let policy = if let Some(engine) = built.engine {
+        let engine = match &policy_events {
+            Some(hook) => engine.with_events(hook.clone()),
+            None => engine,
+        };
         let engine = Arc::new(Shared::new(engine));
         let mode = mxguard_core::config::parse_mode(&config.policy.socket_mode).unwrap_or(0o666);
         let listener = mxguard_policy::server::Listener::bind(&config.policy.listen, mode)
@@ -322,7 +333,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             tracing::info!("milter: configuration reloaded");
         }
         if let (Some(p), Some(e)) = (&policy, built.engine) {
-            p.replace(e);
+            p.replace(match &policy_events {
+                Some(hook) => e.with_events(hook.clone()),
+                None => e,
+            });
             tracing::info!("policy: configuration reloaded");
         }
         if let Some(c) = &web_config {

@@ -252,3 +252,70 @@ fn ban_test_reports_and_json() {
     let out = common::mxguard(&["ban", "test", "postfix:loud", "/dev/null"], None);
     assert!(common::text(&out.stderr).contains("no mode `loud`"));
 }
+
+/// mxguard's own events feed a jail: three policy rejects of 127.0.0.1
+/// (a sender without a domain, through real Postfix) ban it, and the
+/// policy server then refuses it whatever it sends.
+#[test]
+fn policy_rejects_ban_the_client() {
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nenabled = false\n[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n\
+         [policy.restrictions]\nrecipient = [\"reject_banned_client\", \"reject_non_fqdn_sender\"]\n\
+         [store]\ndata_dir = \"DATA_DIR\"\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.own]\nevents = [\"policy_reject\"]\nmaxretry = 3\nbantime = \"10m\"\n"
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(Some(port), None);
+    let good = || {
+        postfix::swaks(
+            "a@sender.example",
+            "root@localhost",
+            &["Subject: good"],
+            "a proper sender",
+        )
+    };
+    let (ok, transcript) = good();
+    assert!(ok, "not banned yet:\n{transcript}");
+    for i in 0..3 {
+        let (ok, transcript) = postfix::swaks(
+            &format!("nodomain{i}@localhost"),
+            "root@localhost",
+            &["Subject: bad"],
+            "a sender without a domain",
+        );
+        assert!(!ok, "non-FQDN sender rejected:\n{transcript}");
+        assert!(
+            !transcript.contains("is banned"),
+            "banned before the third reject counted:\n{transcript}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, transcript) = good();
+        if !ok && transcript.contains("Client host [127.0.0.1] is banned") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three policy rejects did not ban 127.0.0.1:\n{transcript}\nserve log:\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
+    let out = common::mxguard(
+        &[
+            "-c",
+            cfg.to_str().unwrap(),
+            "ban",
+            "status",
+            "own",
+            "--json",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["banned"][0], "127.0.0.1", "{}", common::text(&out.stderr));
+}

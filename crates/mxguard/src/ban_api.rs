@@ -158,3 +158,49 @@ impl Bans for EngineBans {
         })
     }
 }
+
+/// The milter's scanner, telling the ban engine of every reject
+/// (`milter_reject`, by the client's address): the milter crate and the
+/// scan service stay unaware of bans.
+pub struct ReportingScanner<S> {
+    pub inner: Arc<S>,
+    pub events: mxguard_ban::engine::Events,
+}
+
+impl<S: mxguard_scan::MessageScanner> ReportingScanner<S> {
+    fn report(&self, verdict: &mxguard_core::Verdict, envelope: &mxguard_core::Envelope) {
+        if verdict.action == mxguard_core::Action::Reject
+            && let Some(ip) = envelope.ip
+        {
+            self.events.report("milter_reject", ip);
+        }
+    }
+}
+
+impl<S: mxguard_scan::MessageScanner> mxguard_scan::MessageScanner for ReportingScanner<S> {
+    fn early(
+        &self,
+        stage: mxguard_core::SmtpStage,
+        envelope: &mxguard_core::Envelope,
+    ) -> Option<mxguard_core::Verdict> {
+        let v = self.inner.early(stage, envelope)?;
+        self.report(&v, envelope);
+        Some(v)
+    }
+
+    fn acts_early_at(&self, stage: mxguard_core::SmtpStage) -> bool {
+        self.inner.acts_early_at(stage)
+    }
+
+    fn scan<'a>(
+        &'a self,
+        input: mxguard_scan::ScanInput<'a>,
+    ) -> mxguard_scan::checks::BoxFuture<'a, mxguard_scan::ScanOutcome> {
+        Box::pin(async move {
+            let envelope = input.envelope;
+            let out = self.inner.scan(input).await;
+            self.report(&out.verdict, envelope);
+            out
+        })
+    }
+}

@@ -170,6 +170,14 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             .with_signing(signing.clone()),
         );
         web_scanner = Some(scanner.clone());
+        // The milter's rejects feed the jails counting `milter_reject`.
+        let scanner: Arc<dyn mxguard_milter::Scanner> = match &ban_engine {
+            Some(e) => Arc::new(crate::ban_api::ReportingScanner {
+                inner: scanner,
+                events: e.events.clone(),
+            }),
+            None => scanner,
+        };
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {

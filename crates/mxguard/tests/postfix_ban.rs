@@ -319,3 +319,64 @@ fn policy_rejects_ban_the_client() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert_eq!(v["banned"][0], "127.0.0.1", "{}", common::text(&out.stderr));
 }
+
+/// The milter's rejects feed a jail too: two GTUBE messages from 127.0.0.1
+/// through real Postfix ban it in the jail counting `milter_reject`.
+#[test]
+fn milter_rejects_ban_the_client() {
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n\
+         [store]\ndata_dir = \"DATA_DIR\"\n[header_anomalies]\nenabled = false\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.spam]\nevents = [\"milter_reject\"]\nmaxretry = 2\nbantime = \"10m\"\n"
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(None, Some(port));
+    let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
+    let banned = || {
+        let out = common::mxguard(
+            &[
+                "-c",
+                cfg.to_str().unwrap(),
+                "ban",
+                "status",
+                "spam",
+                "--json",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["banned"].clone()
+    };
+    let (ok, t) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: ham"],
+        "a plain message",
+    );
+    assert!(ok, "{t}");
+    for i in 0..2 {
+        let (ok, t) = postfix::swaks(
+            "a@sender.example",
+            "root@localhost",
+            &[&format!("Subject: gtube {i}")],
+            common::GTUBE,
+        );
+        assert!(!ok && t.contains("554 5.7.1"), "{t}");
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(banned(), serde_json::json!([]), "one reject does not ban");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while banned() != serde_json::json!(["127.0.0.1"]) {
+        assert!(
+            Instant::now() < deadline,
+            "two milter rejects did not ban 127.0.0.1: {}\nserve log:\n{}",
+            banned(),
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

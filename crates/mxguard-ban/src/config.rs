@@ -274,6 +274,16 @@ impl BanConfig {
         jail_name: &str,
         jail: &JailConfig,
     ) -> Result<Box<dyn filter::Filter>, String> {
+        // A jail fed only by mxguard's own events reads no line: it needs
+        // no filter, and its name need not be one; any built-in stands in.
+        if jail.filter.is_none()
+            && jail.logpath.is_empty()
+            && jail.journal.is_none()
+            && !jail.events.is_empty()
+            && !self.filters.contains_key(jail_name)
+        {
+            return filter::builtin("sshd").map_err(|e| e.0);
+        }
         let spec = jail.filter.clone().unwrap_or_else(|| jail_name.to_string());
         let (name, _) = filter::split_spec(&spec);
         if let Some(def) = self.filters.get(name) {

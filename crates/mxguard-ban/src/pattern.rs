@@ -44,6 +44,12 @@ pub struct Pattern {
     /// Names of the host groups (`host`, `host_1`…), in order.
     host_groups: Vec<String>,
     pub has_user: bool,
+    /// Group indices of the host groups, the user and the other `<F-…>`
+    /// fields (with their names), resolved once: no lookup by name per
+    /// match.
+    host_idx: Vec<usize>,
+    user_idx: Option<usize>,
+    field_idx: Vec<(usize, String)>,
 }
 
 /// A pattern's error: what is wrong and, for unsupported syntax, which
@@ -85,6 +91,14 @@ impl Pattern {
             .map_err(|e| PatternError(format!("is not a valid regex: {e}")))?;
         let literal = required_literal(source)
             .map(|lit| memchr::memmem::Finder::new(lit.as_bytes()).into_owned());
+        let index = |name: &str| regex.capture_names().position(|n| n == Some(name));
+        let host_idx = host_groups.iter().filter_map(|g| index(g)).collect();
+        let user_idx = if has_user { index("user") } else { None };
+        let field_idx = regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, n?.strip_prefix("f_")?.to_string())))
+            .collect();
         Ok(Pattern {
             source: source.to_string(),
             regex,
@@ -92,6 +106,9 @@ impl Pattern {
             prefix: anchored_prefix(source),
             host_groups,
             has_user,
+            host_idx,
+            user_idx,
+            field_idx,
         })
     }
 
@@ -114,23 +131,16 @@ impl Pattern {
         }
         let caps = self.regex.captures(text)?;
         let host = self
-            .host_groups
+            .host_idx
             .iter()
-            .find_map(|g| caps.name(g))
+            .find_map(|&g| caps.get(g))
             .map(|m| m.as_str());
-        let user = if self.has_user {
-            caps.name("user").map(|m| m.as_str())
-        } else {
-            None
-        };
-        let mut fields = Vec::new();
-        for name in self.regex.capture_names().flatten() {
-            if let Some(field) = name.strip_prefix("f_")
-                && let Some(m) = caps.name(name)
-            {
-                fields.push((field, m.as_str()));
-            }
-        }
+        let user = self.user_idx.and_then(|g| caps.get(g)).map(|m| m.as_str());
+        let fields = self
+            .field_idx
+            .iter()
+            .filter_map(|(g, name)| Some((name.as_str(), caps.get(*g)?.as_str())))
+            .collect();
         Some(Captured { host, user, fields })
     }
 

@@ -71,7 +71,16 @@ pub struct Engine {
     /// (the system's, or a hand-moved one in tests; give the store the same).
     clock: Arc<dyn Clock>,
     pub stats: Arc<Stats>,
+    /// Where rejects and rate-limit hits are told, by client address (the
+    /// ban engine's jails count them); the policy crate knows nothing more
+    /// of who listens.
+    events: Option<EventHook>,
 }
+
+/// Receives one of the engine's own events: `policy_reject` (a restriction
+/// rejected the client) or `rate_limit` (a rate limit's action was taken),
+/// with the client's address. Called inline: it must not block.
+pub type EventHook = Arc<dyn Fn(&'static str, IpAddr) + Send + Sync>;
 
 /// How long a request waits for its own writes past `max_pending_writes`
 /// before it is answered by `store_failure`. Postfix waits 100 s
@@ -262,6 +271,7 @@ impl Engine {
                 hostname,
                 clock: Arc::new(SystemClock),
                 stats,
+                events: None,
             },
             warnings,
         ))
@@ -271,6 +281,22 @@ impl Engine {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
         self.clock = clock;
         self
+    }
+
+    /// The engine telling its rejects and rate-limit hits to `hook`.
+    pub fn with_events(mut self, hook: EventHook) -> Engine {
+        self.events = Some(hook);
+        self
+    }
+
+    /// Tells the hook of an event by this request's client, if it has a
+    /// valid address.
+    fn report(&self, kind: &'static str, req: &Request) {
+        if let Some(hook) = &self.events
+            && let Ok(ip) = req.get("client_address").parse::<IpAddr>()
+        {
+            hook(kind, ip);
+        }
     }
 
     /// Unix seconds by the engine's clock.
@@ -332,8 +358,16 @@ impl Engine {
                 }
                 Step::Decide(answer) => {
                     let first = answer.split_whitespace().next().unwrap_or("");
-                    if first.eq_ignore_ascii_case("REJECT") || first.starts_with('5') {
+                    let rejected = first.eq_ignore_ascii_case("REJECT") || first.starts_with('5');
+                    if rejected {
                         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A banned client's own refusals do not count again.
+                    match r {
+                        Restriction::RateLimit { .. } => self.report("rate_limit", req),
+                        Restriction::RejectBannedClient => {}
+                        _ if rejected => self.report("policy_reject", req),
+                        _ => {}
                     }
                     return answer;
                 }

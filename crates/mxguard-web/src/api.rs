@@ -52,6 +52,21 @@ pub trait Bans: Send + Sync {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Ban>, String>>;
     /// Lifts the ban on `ip`; `Ok(false)` when it was not banned.
     fn unban(&self, ip: IpAddr) -> BoxFuture<'_, Result<bool, String>>;
+    /// `mxguard ban status [JAIL]`'s numbers, as JSON: without a jail the
+    /// list of jails, with one its counts and banned addresses; `Ok(None)`
+    /// for a jail that is not running.
+    fn status(
+        &self,
+        jail: Option<String>,
+    ) -> BoxFuture<'_, Result<Option<serde_json::Value>, String>>;
+    /// Bans `ip` by hand in `jail` (its actions run) for `time` seconds
+    /// (negative: permanent; `None`: the jail's bantime); the ban record.
+    fn ban(
+        &self,
+        ip: IpAddr,
+        jail: String,
+        time: Option<i64>,
+    ) -> BoxFuture<'_, Result<serde_json::Value, String>>;
 }
 
 /// What the API works on, handed over by the binary.
@@ -145,6 +160,8 @@ pub enum Route {
     GreylistDelete,
     BanList,
     Unban,
+    BanStatus,
+    BanAdd,
 }
 
 /// The route for a method and path, the level it needs and whether it
@@ -179,6 +196,7 @@ pub fn route(method: &Method, path: &str) -> Option<(Route, Level, bool)> {
         "/metrics" => (Metrics, Level::Read, false),
         "/greylist" => (Greylist, Level::Read, false),
         "/bans" => (BanList, Level::Read, false),
+        "/bans/status" => (BanStatus, Level::Read, false),
         "/statreset" => (StatReset, Level::Admin, true),
         "/historyreset" => (HistoryReset, Level::Admin, true),
         "/learnspam" => (LearnSpam, Level::Admin, true),
@@ -189,6 +207,7 @@ pub fn route(method: &Method, path: &str) -> Option<(Route, Level, bool)> {
         "/savemap" => (SaveMap, Level::Admin, true),
         "/greylist/delete" => (GreylistDelete, Level::Admin, true),
         "/bans/delete" | "/unban" => (Unban, Level::Admin, true),
+        "/bans/add" => (BanAdd, Level::Admin, true),
         _ => return None,
     };
     Some(r)
@@ -286,6 +305,8 @@ impl Api {
             GreylistDelete => crate::state::greylist_delete(self, req).await,
             BanList => crate::state::bans(self).await,
             Unban => crate::state::unban(self, req).await,
+            BanStatus => crate::state::ban_status(self, req).await,
+            BanAdd => crate::state::ban_add(self, req).await,
         }
     }
 

@@ -131,3 +131,62 @@ pub async fn unban(api: &Api, req: &Req) -> Reply {
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }
+
+/// `GET /bans/status[?jail=J]`: the jails, or one jail's counts.
+pub async fn ban_status(api: &Api, req: &Req) -> Reply {
+    let Some(b) = &api.backend.bans else {
+        return no_bans();
+    };
+    let jail = req
+        .query("jail")
+        .filter(|j| !j.is_empty())
+        .map(str::to_string);
+    match b.status(jail.clone()).await {
+        Ok(Some(v)) => json(StatusCode::OK, &v),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no jail `{}` runs in this serve ([ban.jails] in the config)",
+                jail.unwrap_or_default()
+            ),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// `POST /bans/add` `{"ip": "192.0.2.1", "jail": "manual", "time": 3600}`
+/// (`jail` and `time` optional; `time` < 0: permanent).
+pub async fn ban_add(api: &Api, req: &Req) -> Reply {
+    let Some(b) = &api.backend.bans else {
+        return no_bans();
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send {\"ip\": \"192.0.2.1\", \"jail\": \"manual\", \"time\": 3600}",
+        );
+    };
+    let Some(addr) = body
+        .get("ip")
+        .and_then(Value::as_str)
+        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+    else {
+        return error(StatusCode::BAD_REQUEST, "`ip` must be an IP address");
+    };
+    let jail = body
+        .get("jail")
+        .and_then(Value::as_str)
+        .unwrap_or("manual")
+        .to_string();
+    let time = match body.get("time") {
+        None | Some(Value::Null) => None,
+        Some(t) => match t.as_i64() {
+            Some(t) => Some(t),
+            None => return error(StatusCode::BAD_REQUEST, "`time` must be whole seconds"),
+        },
+    };
+    match b.ban(addr, jail, time).await {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}

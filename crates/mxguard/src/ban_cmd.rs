@@ -1,11 +1,10 @@
 //! `mxguard ban`: test a filter on a log (fail2ban-regex's job), and the
 //! jails' state — status, add, remove — in fail2ban-client's spirit.
 //!
-//! `status`, `add` and `remove` work on the store directly: while `serve`
-//! holds the embedded store they are refused with a message saying so
-//! (the control socket that will route them through `serve` is the HTTP
-//! API's); a ban added here is applied by `serve` at its next start or
-//! store sync.
+//! `status`, `add` and `remove` go through a running `serve`'s control
+//! socket (its jails ban and unban, so their firewall actions run); with
+//! no `serve`, they work on the store directly and `serve` applies what
+//! they wrote at its next start.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -176,7 +175,57 @@ fn open(data_dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
         })
 }
 
+/// Prints `ban status`'s JSON (`[{"jail", "banned"}]` or one jail's
+/// object) as fail2ban-client does, or as JSON.
+fn print_status(v: &serde_json::Value, jail: Option<&str>, json: bool) {
+    if json {
+        println!("{v}");
+        return;
+    }
+    let count = |k: &str| v.get(k).and_then(|n| n.as_i64()).unwrap_or(0);
+    let words = |k: &str| {
+        v.get(k)
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    match jail {
+        None => {
+            let names: Vec<&str> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r["jail"].as_str()).collect())
+                .unwrap_or_default();
+            println!("Number of jails: {}", names.len());
+            println!("Jail list: {}", names.join(", "));
+        }
+        Some(name) => {
+            println!("Status for the jail: {name}");
+            println!("|- Filter");
+            println!("|  |- Currently failed: {}", count("currently_failed"));
+            println!("|  |- Total failed:     {}", count("total_failed"));
+            println!("|  `- File list:        {}", words("files"));
+            println!("`- Actions");
+            println!("   |- Currently banned: {}", count("currently_banned"));
+            println!("   |- Total banned:     {}", count("total_banned"));
+            println!("   `- Banned IP list:   {}", words("banned"));
+        }
+    }
+}
+
 fn status(globals: &Globals, jail: Option<&str>, json: bool) -> Result<ExitCode, String> {
+    let path = match jail {
+        Some(j) => format!("/bans/status?jail={}", query_escape(j)),
+        None => "/bans/status".to_string(),
+    };
+    if let Some(answer) = crate::web::via_serve(globals, "GET", &path, b"")? {
+        print_status(&answer.json()?, jail, json);
+        return Ok(ExitCode::SUCCESS);
+    }
     let (cfg, dir) = ban_config(globals)?;
     let store = open(&dir)?;
     let rt = runtime()?;
@@ -192,22 +241,13 @@ fn status(globals: &Globals, jail: Option<&str>, json: bool) -> Result<ExitCode,
             .or_default()
             .push(ip.to_string());
     }
-    match jail {
-        None => {
-            if json {
-                let v: Vec<_> = by_jail
-                    .iter()
-                    .map(|(j, ips)| serde_json::json!({"jail": j, "banned": ips.len()}))
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                println!("Number of jails: {}", by_jail.len());
-                println!(
-                    "Jail list: {}",
-                    by_jail.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            }
-        }
+    let v = match jail {
+        None => serde_json::Value::Array(
+            by_jail
+                .iter()
+                .map(|(j, ips)| serde_json::json!({"jail": j, "banned": ips.len()}))
+                .collect(),
+        ),
         Some(name) => {
             let Some(ips) = by_jail.get(name) else {
                 return Err(format!(
@@ -231,25 +271,11 @@ fn status(globals: &Globals, jail: Option<&str>, json: bool) -> Result<ExitCode,
                 }
                 f
             });
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"jail": name, "currently_failed": failed, "total_failed": get("failed"),
-                        "files": files, "currently_banned": ips.len(), "total_banned": get("banned"), "banned": ips})
-                );
-            } else {
-                println!("Status for the jail: {name}");
-                println!("|- Filter");
-                println!("|  |- Currently failed: {failed}");
-                println!("|  |- Total failed:     {}", get("failed"));
-                println!("|  `- File list:        {}", files.join(" "));
-                println!("`- Actions");
-                println!("   |- Currently banned: {}", ips.len());
-                println!("   |- Total banned:     {}", get("banned"));
-                println!("   `- Banned IP list:   {}", ips.join(" "));
-            }
+            serde_json::json!({"jail": name, "currently_failed": failed, "total_failed": get("failed"),
+                "files": files, "currently_banned": ips.len(), "total_banned": get("banned"), "banned": ips})
         }
-    }
+    };
+    print_status(&v, jail, json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -273,9 +299,17 @@ fn add(globals: &Globals, ip: IpAddr, jail: &str, time: Option<&str>) -> Result<
         .map(parse_time)
         .transpose()
         .map_err(|e| format!("--time: {e}"))?;
-    let store = open(&dir)?;
-    let j = jail_for(&cfg, jail, store)?;
-    let rec = runtime()?.block_on(j.ban(ip, mxguard_ban::engine::unix_now(), secs))?;
+    let via = serde_json::json!({"ip": ip.to_string(), "jail": jail, "time": secs});
+    let rec = match crate::web::via_serve(globals, "POST", "/bans/add", via.to_string().as_bytes())?
+    {
+        Some(answer) => serde_json::from_value::<mxguard_ban::jail::BanRecord>(answer.json()?)
+            .map_err(|e| format!("mxguard serve sent a ban record this build cannot read: {e}"))?,
+        None => {
+            let store = open(&dir)?;
+            let j = jail_for(&cfg, jail, store)?;
+            runtime()?.block_on(j.ban(ip, mxguard_ban::engine::unix_now(), secs))?
+        }
+    };
     match rec.until {
         Some(u) => println!(
             "{ip} banned in {} until {u} (Unix time), ban #{}",
@@ -289,7 +323,57 @@ fn add(globals: &Globals, ip: IpAddr, jail: &str, time: Option<&str>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ban remove` through a running `serve`; `Ok(None)` when none runs.
+fn remove_via_serve(
+    globals: &Globals,
+    ip: Option<IpAddr>,
+    all: bool,
+) -> Result<Option<ExitCode>, String> {
+    let targets: Vec<(IpAddr, String)> = match (ip, all) {
+        (Some(ip), false) => vec![(ip, String::new())],
+        (None, true) => {
+            let Some(answer) = crate::web::via_serve(globals, "GET", "/bans", b"")? else {
+                return Ok(None);
+            };
+            serde_json::from_value::<Vec<serde_json::Value>>(answer.json()?)
+                .map_err(|e| format!("mxguard serve sent a ban list this build cannot read: {e}"))?
+                .iter()
+                .filter_map(|b| {
+                    Some((
+                        b["ip"].as_str()?.parse().ok()?,
+                        b["jail"].as_str().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect()
+        }
+        _ => return Err("give an address or --all (not both)".into()),
+    };
+    for (ip, jail) in &targets {
+        let body = serde_json::json!({"ip": ip.to_string()}).to_string();
+        let Some(answer) = crate::web::via_serve(globals, "POST", "/bans/delete", body.as_bytes())?
+        else {
+            return Ok(None);
+        };
+        if answer.status == 404 {
+            return Err(format!("{ip} is not banned"));
+        }
+        answer.json()?;
+        if jail.is_empty() {
+            println!("{ip} unbanned");
+        } else {
+            println!("{ip} unbanned ({jail})");
+        }
+    }
+    if targets.is_empty() {
+        println!("no bans");
+    }
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn remove(globals: &Globals, ip: Option<IpAddr>, all: bool) -> Result<ExitCode, String> {
+    if let Some(code) = remove_via_serve(globals, ip, all)? {
+        return Ok(code);
+    }
     let (cfg, dir) = ban_config(globals)?;
     let store = open(&dir)?;
     let rt = runtime()?;
@@ -312,4 +396,17 @@ fn remove(globals: &Globals, ip: Option<IpAddr>, all: bool) -> Result<ExitCode, 
         println!("no bans");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a jail name for the query string.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! mxguard: the binary. Command-line parsing and wiring of the crates,
 //! nothing else: every decision about mail lives in the library crates.
 
+mod ban_api;
 mod ban_cmd;
 mod classifier;
 mod config_cmd;

@@ -95,6 +95,39 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     } else {
         None
     };
+    // The ban engine ([ban]): jails reading logs, the journal and our own
+    // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
+    let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
+    let ban_engine = if ban_config.enabled {
+        let engine = mxguard_ban::engine::Engine::start(
+            &ban_config,
+            store.clone(),
+            &mxguard_ban::engine::build_actions,
+            stop_rx.clone(),
+        )
+        .await?;
+        tracing::info!(jails = engine.jails.len(), "ban engine started");
+        Some(engine)
+    } else {
+        None
+    };
+    // The API's and the CLI's way to the bans: through the running jails
+    // (their actions run); with the engine off, over the store alone.
+    let ban_api: Arc<dyn mxguard_web::Bans> = Arc::new(crate::ban_api::EngineBans::new(
+        ban_engine
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.jails.clone()),
+        store.clone(),
+        ban_config.clone(),
+    ));
+    // mxguard's own events (policy rejects, rate-limit hits) feed the jails
+    // that count them, without a log round trip.
+    let policy_events: Option<mxguard_policy::engine::EventHook> = ban_engine.as_ref().map(|e| {
+        let events = e.events.clone();
+        Arc::new(move |kind: &'static str, ip: std::net::IpAddr| events.report(kind, ip))
+            as mxguard_policy::engine::EventHook
+    });
+
     let services = Services {
         store: Some(store.clone()),
         classifier: classifier.as_ref().map(|(c, _)| c.handle.clone()),
@@ -136,6 +169,14 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             .with_signing(signing.clone()),
         );
         web_scanner = Some(scanner.clone());
+        // The milter's rejects feed the jails counting `milter_reject`.
+        let scanner: Arc<dyn mxguard_milter::Scanner> = match &ban_engine {
+            Some(e) => Arc::new(crate::ban_api::ReportingScanner {
+                inner: scanner,
+                events: e.events.clone(),
+            }),
+            None => scanner,
+        };
         let milter_config = server.config();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -154,6 +195,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     };
 
     let policy = if let Some(engine) = built.engine {
+        let engine = match &policy_events {
+            Some(hook) => engine.with_events(hook.clone()),
+            None => engine,
+        };
         let engine = Arc::new(Shared::new(engine));
         let mode = mxguard_core::config::parse_mode(&config.policy.socket_mode).unwrap_or(0o666);
         let listener = mxguard_policy::server::Listener::bind(&config.policy.listen, mode)
@@ -181,6 +226,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         store.clone(),
         web_scanner,
         web_classifier,
+        Some(ban_api),
         stop_rx.clone(),
     )
     .await?
@@ -268,23 +314,6 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         stop_rx.clone(),
     )));
 
-    // The ban engine ([ban]): jails reading logs, the journal and our own
-    // events; bans in the store (`ban:<ip>`, read by reject_banned_client).
-    let ban_config = config.section::<mxguard_ban::config::BanConfig>().clone();
-    let ban_engine = if ban_config.enabled {
-        let engine = mxguard_ban::engine::Engine::start(
-            &ban_config,
-            store.clone(),
-            &mxguard_ban::engine::build_actions,
-            stop_rx.clone(),
-        )
-        .await?;
-        tracing::info!(jails = engine.jails.len(), "ban engine started");
-        Some(engine)
-    } else {
-        None
-    };
-
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -311,7 +340,10 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
             tracing::info!("milter: configuration reloaded");
         }
         if let (Some(p), Some(e)) = (&policy, built.engine) {
-            p.replace(e);
+            p.replace(match &policy_events {
+                Some(hook) => e.with_events(hook.clone()),
+                None => e,
+            });
             tracing::info!("policy: configuration reloaded");
         }
         if let Some(c) = &web_config {

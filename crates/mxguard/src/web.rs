@@ -43,12 +43,13 @@ pub struct Started {
 }
 
 /// Binds `[web] listen` and the control socket and serves both until
-/// `stop`. The ban engine is not wired yet (`bans: None`).
+/// `stop`; `/bans` answers through `bans` (the running ban engine).
 pub async fn start(
     config: &Config,
     store: Arc<dyn Store>,
     scanner: Option<Arc<ScanService>>,
     classifier: Option<Arc<mxguard_learn::ModelHandle>>,
+    bans: Option<Arc<dyn mxguard_web::Bans>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<Started>, String> {
     let web = config.section::<WebConfig>().clone();
@@ -64,7 +65,7 @@ pub async fn start(
             config: shared.clone(),
             classifier,
             control: Some(Arc::new(Reloader(tx))),
-            bans: None,
+            bans,
         },
         &web,
     ));

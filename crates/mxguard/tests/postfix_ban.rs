@@ -1,8 +1,8 @@
 //! The ban engine end to end, with real Postfix: `mxguard serve` follows
 //! an sshd log; three failures from 127.0.0.1 ban it; Postfix, asking
 //! mxguard's policy service (`reject_banned_client`), then refuses that
-//! client. While serve runs, `mxguard ban status` says why it cannot open
-//! the store. Then `mxguard ban add|status|remove` on the store itself.
+//! client. While serve runs, `mxguard ban status|add|remove` go through its
+//! control socket and the running jail. Then the same on the store itself.
 
 mod common;
 
@@ -91,17 +91,60 @@ fn log_failures_ban_the_client_at_postfix() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
-    // The CLI while serve holds the store: a clear refusal.
+    // The CLI while serve runs goes through its control socket and the
+    // running jail: status sees the ban, add and remove run the jail.
     let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
-    let out = common::mxguard(
-        &["-c", cfg.to_str().unwrap(), "ban", "status", "sshd"],
-        None,
-    );
-    let err = common::text(&out.stderr);
+    let c = cfg.to_str().unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-c", c, "ban"];
+        all.extend_from_slice(args);
+        let out = common::mxguard(&all, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\nserve log:\n{}",
+            common::text(&out.stderr),
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        common::text(&out.stdout)
+    };
+    let status = cli(&["status", "sshd", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["currently_banned"], 1, "{status}");
+    assert_eq!(v["banned"][0], "127.0.0.1", "{status}");
+    assert_eq!(v["total_failed"], 3, "{status}");
+    assert!(cli(&["status"]).contains("Jail list: sshd"));
     assert!(
-        !out.status.success() && err.contains("mxguard serve"),
-        "{err}"
+        cli(&["add", "192.0.2.7", "--jail", "sshd", "--time", "1h"]).contains("banned in sshd")
     );
+    let status = cli(&["status", "sshd"]);
+    assert!(
+        status.contains("Currently banned: 2") && status.contains("192.0.2.7"),
+        "{status}"
+    );
+    // A jail no config runs: the store's record, which the policy check reads.
+    assert!(cli(&["add", "198.51.100.9"]).contains("banned in manual"));
+    assert!(cli(&["remove", "127.0.0.1"]).contains("127.0.0.1 unbanned"));
+    let (ok, transcript) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: unbanned"],
+        "after ban remove",
+    );
+    assert!(ok, "ban remove through serve lifts the ban:\n{transcript}");
+    let out = common::mxguard(&["-c", c, "ban", "remove", "127.0.0.1"], None);
+    assert!(
+        !out.status.success() && common::text(&out.stderr).contains("not banned"),
+        "{}",
+        common::text(&out.stderr)
+    );
+    let removed = cli(&["remove", "--all"]);
+    assert!(
+        removed.contains("192.0.2.7 unbanned") && removed.contains("198.51.100.9 unbanned"),
+        "{removed}"
+    );
+    let status = cli(&["status", "sshd", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["currently_banned"], 0, "{status}");
 }
 
 #[test]
@@ -208,4 +251,132 @@ fn ban_test_reports_and_json() {
     assert_eq!(first["time"], "02-21T09:21:54");
     let out = common::mxguard(&["ban", "test", "postfix:loud", "/dev/null"], None);
     assert!(common::text(&out.stderr).contains("no mode `loud`"));
+}
+
+/// mxguard's own events feed a jail: three policy rejects of 127.0.0.1
+/// (a sender without a domain, through real Postfix) ban it, and the
+/// policy server then refuses it whatever it sends.
+#[test]
+fn policy_rejects_ban_the_client() {
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nenabled = false\n[policy]\nlisten = \"127.0.0.1:{port}\"\nmynetworks = []\n\
+         [policy.restrictions]\nrecipient = [\"reject_banned_client\", \"reject_non_fqdn_sender\"]\n\
+         [store]\ndata_dir = \"DATA_DIR\"\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.own]\nevents = [\"policy_reject\"]\nmaxretry = 3\nbantime = \"10m\"\n"
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(Some(port), None);
+    let good = || {
+        postfix::swaks(
+            "a@sender.example",
+            "root@localhost",
+            &["Subject: good"],
+            "a proper sender",
+        )
+    };
+    let (ok, transcript) = good();
+    assert!(ok, "not banned yet:\n{transcript}");
+    for i in 0..3 {
+        let (ok, transcript) = postfix::swaks(
+            &format!("nodomain{i}@localhost"),
+            "root@localhost",
+            &["Subject: bad"],
+            "a sender without a domain",
+        );
+        assert!(!ok, "non-FQDN sender rejected:\n{transcript}");
+        assert!(
+            !transcript.contains("is banned"),
+            "banned before the third reject counted:\n{transcript}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, transcript) = good();
+        if !ok && transcript.contains("Client host [127.0.0.1] is banned") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three policy rejects did not ban 127.0.0.1:\n{transcript}\nserve log:\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
+    let out = common::mxguard(
+        &[
+            "-c",
+            cfg.to_str().unwrap(),
+            "ban",
+            "status",
+            "own",
+            "--json",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["banned"][0], "127.0.0.1", "{}", common::text(&out.stderr));
+}
+
+/// The milter's rejects feed a jail too: two GTUBE messages from 127.0.0.1
+/// through real Postfix ban it in the jail counting `milter_reject`.
+#[test]
+fn milter_rejects_ban_the_client() {
+    let port = postfix::free_port();
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{port}\"\n[policy]\nenabled = false\n\
+         [store]\ndata_dir = \"DATA_DIR\"\n[header_anomalies]\nenabled = false\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.spam]\nevents = [\"milter_reject\"]\nmaxretry = 2\nbantime = \"10m\"\n"
+    );
+    let daemon = postfix::daemon(&config, port);
+    let _postfix = postfix::configure(None, Some(port));
+    let cfg = daemon.log.parent().unwrap().join("mxguard.toml");
+    let banned = || {
+        let out = common::mxguard(
+            &[
+                "-c",
+                cfg.to_str().unwrap(),
+                "ban",
+                "status",
+                "spam",
+                "--json",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["banned"].clone()
+    };
+    let (ok, t) = postfix::swaks(
+        "a@sender.example",
+        "root@localhost",
+        &["Subject: ham"],
+        "a plain message",
+    );
+    assert!(ok, "{t}");
+    for i in 0..2 {
+        let (ok, t) = postfix::swaks(
+            "a@sender.example",
+            "root@localhost",
+            &[&format!("Subject: gtube {i}")],
+            common::GTUBE,
+        );
+        assert!(!ok && t.contains("554 5.7.1"), "{t}");
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(banned(), serde_json::json!([]), "one reject does not ban");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while banned() != serde_json::json!(["127.0.0.1"]) {
+        assert!(
+            Instant::now() < deadline,
+            "two milter rejects did not ban 127.0.0.1: {}\nserve log:\n{}",
+            banned(),
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -124,16 +124,15 @@ impl Filter for Postfix {
             Fail => failure(&caps, rule),
             Reject => {
                 let reason = field("reason");
-                let rbl = reason.contains(" blocked using ");
-                if self.mode & NORMAL == 0 && !rbl {
+                if self.mode & NORMAL == 0 && !reason.contains(" blocked using ") {
                     return None;
                 }
-                let permanent = field("code").starts_with('5');
-                let temporary_failure = TEMPORARY_FAILURES.iter().any(|t| reason.contains(t))
-                    && !reason.contains("Greylisted");
-                (permanent || temporary_failure)
-                    .then(|| failure(&caps, rule))
-                    .flatten()
+                // Most rejects are permanent: the temporary reasons (a scan
+                // of the reason per entry) only for a 4xx.
+                let failed = field("code").starts_with('5')
+                    || (TEMPORARY_FAILURES.iter().any(|t| reason.contains(t))
+                        && !reason.contains("Greylisted"));
+                failed.then(|| failure(&caps, rule)).flatten()
             }
             Sasl => {
                 let reason = field("reason");

@@ -185,7 +185,7 @@ fn problems3(o: &mut String, t: &Tally3, name: &str) {
 
 fn users(
     o: &mut String,
-    map: &std::collections::HashMap<Box<str>, Traffic>,
+    map: &crate::hash::Map<Box<str>, Traffic>,
     name: &str,
     by_size: bool,
     top: Option<usize>,

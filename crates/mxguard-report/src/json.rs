@@ -39,11 +39,7 @@ fn day(key: u32) -> String {
     )
 }
 
-fn traffic(
-    map: &std::collections::HashMap<Box<str>, Traffic>,
-    by_size: bool,
-    top: Option<usize>,
-) -> Value {
+fn traffic(map: &crate::hash::Map<Box<str>, Traffic>, by_size: bool, top: Option<usize>) -> Value {
     Value::Array(
         by_count(map.iter().map(|(k, v)| (&**k, *v)), |t| {
             if by_size {

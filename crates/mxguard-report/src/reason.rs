@@ -4,7 +4,36 @@
 //! for the whole text. Problems are a small share of a log, so regexes
 //! are fine here (compiled once; linear time on hostile text).
 
+use memchr::memmem::Finder;
 use regex::Regex;
+use std::sync::LazyLock;
+
+/// Searchers for the needles looked for on every reject line, built
+/// once: building one per call (`str::find`, `memmem::find`) cost more
+/// than the search itself on lines this short.
+macro_rules! needles {
+    ($($name:ident = $text:expr;)*) => {
+        $(static $name: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new($text));)*
+    };
+}
+needles! {
+    KW_REJECT = "reject: ";
+    KW_REJECT_WARNING = "reject_warning: ";
+    KW_HOLD = "hold: ";
+    KW_DISCARD = "discard: ";
+    TO_OPEN = "to=<";
+    FROM_OPEN = "from=<";
+    USER_UNKNOWN = ">: User unknown ";
+    PIPELINING_PHRASE = "Improper use of SMTP command pipelining";
+    SIZE_PHRASE = "Message size exceeds fixed limit";
+    CONFIG_ERROR_PHRASE = "Server configuration error";
+    CONFIG_PROBLEM_PHRASE = "Server configuration problem";
+}
+
+/// `needle`'s first position in `s`.
+fn find(s: &str, needle: &Finder) -> Option<usize> {
+    needle.find(s.as_bytes())
+}
 
 /// A reject, reject_warning, hold or discard by smtpd/postscreen, split
 /// the way the report groups it.
@@ -86,20 +115,16 @@ fn strip_code(s: &str) -> &str {
 pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
     let b = line.as_bytes();
     let mut best: Option<(&str, &str, &str)> = None;
-    for kw in [
-        &b"reject: "[..],
-        b"reject_warning: ",
-        b"hold: ",
-        b"discard: ",
-    ] {
-        for at in memchr::memmem::find_iter(b, kw) {
+    for kw in [&*KW_REJECT, &*KW_REJECT_WARNING, &*KW_HOLD, &*KW_DISCARD] {
+        let kw_len = kw.needle().len();
+        for at in kw.find_iter(b) {
             if at > 0 && b[at - 1] != b' ' {
                 continue;
             }
             if best.is_some_and(|(st, _, _)| st.as_ptr() as usize - line.as_ptr() as usize > at) {
                 continue; // a match further right is already known
             }
-            let s = at + kw.len();
+            let s = at + kw_len;
             let stage_len = b[s..]
                 .iter()
                 .position(|c| c.is_ascii_whitespace())
@@ -286,11 +311,12 @@ fn other_reason(s: &str) -> Option<String> {
 }
 
 /// `^.*?\d{3} (<text>);.*$` → the text, when present.
-fn coded_phrase(s: &str, phrase: &str) -> bool {
+fn coded_phrase(s: &str, phrase: &Finder) -> bool {
+    let len = phrase.needle().len();
     let mut from = 0;
-    while let Some(k) = s[from..].find(phrase) {
+    while let Some(k) = find(&s[from..], phrase) {
         let at = from + k;
-        if at >= 4 && code3_at(s.as_bytes(), at - 4) && s[at + phrase.len()..].starts_with(';') {
+        if at >= 4 && code3_at(s.as_bytes(), at - 4) && s[at + len..].starts_with(';') {
             return true;
         }
         from = at + 1;
@@ -299,10 +325,10 @@ fn coded_phrase(s: &str, phrase: &str) -> bool {
 }
 
 /// `(?:to|from)=<([^>]+)>`: the first non-empty one.
-fn bracketed_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+fn bracketed_after<'a>(s: &'a str, key: &Finder) -> Option<&'a str> {
     let mut from = 0;
-    while let Some(k) = s[from..].find(key) {
-        let v = from + k + key.len();
+    while let Some(k) = find(&s[from..], key) {
+        let v = from + k + key.needle().len();
         if let Some(e) = s[v..].find('>')
             && e > 0
         {
@@ -317,7 +343,7 @@ fn bracketed_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
 fn user_unknown(s: &str) -> Option<&str> {
     let b = s.as_bytes();
     let mut from = 0;
-    while let Some(k) = s[from..].find(">: User unknown ") {
+    while let Some(k) = find(&s[from..], &USER_UNKNOWN) {
         let gt = from + k;
         let lo = s[..gt].rfind('>').map_or(0, |p| p + 1);
         for lt in lo..gt {
@@ -332,7 +358,7 @@ fn user_unknown(s: &str) -> Option<&str> {
 
 /// `to=<(.*?)(?:[, ]|$)`
 fn to_open(s: &str) -> Option<&str> {
-    let v = s.find("to=<")? + 4;
+    let v = find(s, &TO_OPEN)? + 4;
     let e = s[v..].find([',', ' ']).map_or(s.len(), |k| v + k);
     Some(&s[v..e])
 }
@@ -405,11 +431,11 @@ impl Rules {
                 step(&mut reason, other_reason);
             }
         }
-        let to = bracketed_after(rest, "to=<")
+        let to = bracketed_after(rest, &TO_OPEN)
             .or_else(|| user_unknown(rest))
             .or_else(|| to_open(rest))
             .unwrap_or("<>");
-        let from = bracketed_after(rest, "from=<").unwrap_or("<>");
+        let from = bracketed_after(rest, &FROM_OPEN).unwrap_or("<>");
         let mut domain = String::new();
         crate::domain::host_domain(client, &mut domain);
         let with_from = |mut d: String| {
@@ -429,16 +455,16 @@ impl Rules {
             || reason.starts_with("User unknown ")
         {
             with_from(to.to_string())
-        } else if coded_phrase(&reason, PIPELINING) {
+        } else if coded_phrase(&reason, &PIPELINING_PHRASE) {
             reason = PIPELINING.to_string();
             pipelining_source(line).unwrap_or("").to_string()
-        } else if coded_phrase(&reason, SIZE) {
+        } else if coded_phrase(&reason, &SIZE_PHRASE) {
             reason = SIZE.to_string();
             with_from(domain)
-        } else if coded_phrase(&reason, "Server configuration error") {
+        } else if coded_phrase(&reason, &CONFIG_ERROR_PHRASE) {
             reason = "(Local) Server configuration error".to_string();
             with_from(domain)
-        } else if coded_phrase(&reason, "Server configuration problem") {
+        } else if coded_phrase(&reason, &CONFIG_PROBLEM_PHRASE) {
             reason = "(Local) Server configuration problem".to_string();
             with_from(domain)
         } else {

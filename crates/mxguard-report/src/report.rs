@@ -1,7 +1,8 @@
 //! The report's numbers, as the collector leaves them for the renderers.
 
 use crate::date::Stamp;
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::Map as HashMap;
+use std::collections::BTreeMap;
 
 /// Most distinct labels kept in one problem table (reasons, hosts under a
 /// reason); past it, counts go to [`OVERFLOW`]. Hostile logs cannot grow

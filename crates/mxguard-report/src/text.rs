@@ -348,7 +348,7 @@ fn smtpd(o: &mut String, r: &Report, layout: &Layout) {
 
 fn users(
     o: &mut String,
-    map: &std::collections::HashMap<Box<str>, Traffic>,
+    map: &crate::hash::Map<Box<str>, Traffic>,
     name: &str,
     by_size: bool,
     layout: &Layout,

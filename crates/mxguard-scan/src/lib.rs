@@ -20,6 +20,7 @@
 pub mod checks;
 pub mod greylist;
 pub mod milter_headers;
+pub mod record_failures;
 mod pipeline;
 mod schedule;
 pub mod service;

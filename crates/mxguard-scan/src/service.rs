@@ -12,6 +12,7 @@
 use crate::checks::BoxFuture;
 use crate::greylist::ScoreGreylist;
 use crate::milter_headers::{AddHeader, MilterBlock};
+use crate::record_failures::RecordFailures;
 use crate::{Pipeline, Prepared};
 use mxguard_auth::arc::ArcVerdict;
 use mxguard_auth::seal::ArcChain;
@@ -117,6 +118,8 @@ pub struct ScanService {
     cpu_slots: Semaphore,
     phases: CpuPhases,
     recording: Option<Recording>,
+    /// Failed history writes: logged once per burst, the rest counted.
+    record_failures: Arc<RecordFailures>,
     autolearn: Option<Arc<dyn Autolearn>>,
     /// Score greylisting (replaced on reload): what a greylist verdict
     /// means once the message was seen before. None: 451 every time.
@@ -138,6 +141,7 @@ impl ScanService {
             cpu_slots: Semaphore::new(cpu_slots.clamp(1, Semaphore::MAX_PERMITS)),
             phases: CpuPhases::default(),
             recording: None,
+            record_failures: Arc::default(),
             autolearn: None,
             greylist: None,
             milter_block: true,
@@ -179,6 +183,12 @@ impl ScanService {
     /// The pipeline scans use now.
     pub fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.get()
+    }
+
+    /// Failed history writes since the service started (logged once per
+    /// burst).
+    pub fn history_write_failures(&self) -> u64 {
+        self.record_failures.total()
     }
 
     pub fn cpu_phases(&self) -> &CpuPhases {
@@ -279,10 +289,11 @@ impl ScanService {
                 started.elapsed().as_secs_f64() * 1000.0,
             );
             if r.wait {
-                record(&r.history, &r.counters, &row).await;
+                record(&r.history, &r.counters, &self.record_failures, &row).await;
             } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let (history, counters) = (r.history.clone(), r.counters.clone());
-                rt.spawn(async move { record(&history, &counters, &row).await });
+                let failures = self.record_failures.clone();
+                rt.spawn(async move { record(&history, &counters, &failures, &row).await });
             }
         }
         ScanOutcome { verdict, milter }
@@ -374,9 +385,19 @@ fn cpu_phase<'a>(size: usize, f: impl FnOnce() -> Prepared<'a>) -> Prepared<'a> 
 /// may lose about the last second of them, a clean stop none
 /// (`mxguard_store::Durability::Relaxed`); their fsyncs were a tenth of a
 /// message's cost.
-async fn record(history: &History, counters: &Counters, row: &HistoryRow) {
-    if let Err(e) = history.push_relaxed(row).await {
-        tracing::error!("history: {e}");
+async fn record(
+    history: &History,
+    counters: &Counters,
+    failures: &RecordFailures,
+    row: &HistoryRow,
+) {
+    match history.push_relaxed(row).await {
+        Ok(_) => {
+            failures.succeeded();
+        }
+        Err(e) => {
+            failures.failed(&e);
+        }
     }
     let _ = counters.incr_relaxed("scanned", 1).await;
     let _ = counters

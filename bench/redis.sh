@@ -10,16 +10,21 @@
 #     key against the growth of postgrey's db files per triplet, after
 #     TRIPLETS (default 20000) first-seen requests to each.
 # Needs root (postgrey runs as its user; packages installed if missing).
-# Everything listens on 127.0.0.1 only and is stopped on exit.
+# Everything listens on 127.0.0.1 only and is stopped on exit. DNS for the
+# milter's authentication checks (on by default) goes to a private dnsmasq
+# answering NXDOMAIN at once, as in bench/milter.sh: with the system
+# resolver unreachable every message waited out its lookups' timeouts and
+# step 2 looked hung.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PG_PORT=10030 MXG_PORT=10041 MXE_PORT=10042 REDIS_PORT=16390
+PG_PORT=10030 MXG_PORT=10041 MXE_PORT=10042 REDIS_PORT=16390 DNS_PORT=15353
 MILTER_R=11346 MILTER_E=11347
 SECS=${SECS:-5} RUNS=${RUNS:-3} MESSAGES=${MESSAGES:-2000} TRIPLETS=${TRIPLETS:-20000}
 DATA=${MXGUARD_TESTDATA:-../shared/testdata}
-for p in postgrey redis-server; do
-  command -v $p >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgrey redis-server redis-tools </dev/null >/dev/null
+for p in postgrey redis-server dnsmasq; do
+  command -v $p >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgrey redis-server redis-tools dnsmasq-base </dev/null >/dev/null
 done
+echo "== building (release; minutes on a loaded machine)"
 cargo build --release -q -p mxguard
 cargo build --release -q -p mxguard-policy --example policy_load
 cargo build --release -q -p mxguard-milter --example milter_load
@@ -33,9 +38,19 @@ cleanup() {
   sleep 0.5; rm -rf "$work"
 }
 trap cleanup EXIT
+# Requests answered in one policy_load run; none is an error (a loop on
+# zero would never end).
+requests() {
+  local n; n=$(echo "$1" | sed -nE 's/.* requests=([0-9]+).*/\1/p')
+  [ "${n:-0}" -gt 0 ] || { echo "policy_load answered nothing: $1" >&2; exit 1; }
+  echo "$n"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
+dnsmasq -k --port=$DNS_PORT --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+  --user=nobody --address=/#/ --log-facility=- </dev/null >"$work/dnsmasq.log" 2>&1 &
+pids+=($!)
 redis-server --bind 127.0.0.1 --port $REDIS_PORT --save '' --appendonly no --daemonize yes \
   --pidfile "$work/redis.pid" --logfile "$work/redis.log" --dir "$work"
 wait_port $REDIS_PORT
@@ -55,6 +70,8 @@ listen = "127.0.0.1:$3"
 mynetworks = []
 [greylist]
 delay = 60
+[dns]
+nameservers = ["127.0.0.1:$DNS_PORT"]
 [store]
 data_dir = "$work/$1-data"
 $2
@@ -101,14 +118,14 @@ pg0=$(du -sb "$work/pg2" | cut -f1)
 # requests were answered by each.
 msent=0
 while [ $msent -lt "$TRIPLETS" ]; do
-  out=$($LOAD 127.0.0.1:$((MXG_PORT + 10)) 16 1 $RANDOM); n=$(echo "$out" | sed -E 's/.* requests=([0-9]+).*/\1/'); msent=$((msent + n))
+  out=$($LOAD 127.0.0.1:$((MXG_PORT + 10)) 16 1 $RANDOM); n=$(requests "$out"); msent=$((msent + n))
 done
 sleep 2 # relaxed greylist writes land within a second
 keys=$(redis-cli -p $REDIS_PORT -n 1 dbsize)
 mem1=$(redis-cli -p $REDIS_PORT info memory | sed -nE 's/^used_memory:([0-9]+).*/\1/p')
 sent=0
 while [ $sent -lt "$TRIPLETS" ]; do
-  out=$($LOAD 127.0.0.1:$((PG_PORT + 1)) 16 1 $RANDOM); n=$(echo "$out" | sed -E 's/.* requests=([0-9]+).*/\1/'); sent=$((sent + n))
+  out=$($LOAD 127.0.0.1:$((PG_PORT + 1)) 16 1 $RANDOM); n=$(requests "$out"); sent=$((sent + n))
 done
 kill "$(cat "$work/pg2.pid")"; sleep 1
 pg1=$(du -sb "$work/pg2" | cut -f1)

@@ -21,6 +21,7 @@ pub mod checks;
 pub mod greylist;
 pub mod milter_headers;
 mod pipeline;
+pub mod record_failures;
 mod schedule;
 pub mod service;
 mod services;

@@ -12,6 +12,7 @@
 use crate::checks::BoxFuture;
 use crate::greylist::ScoreGreylist;
 use crate::milter_headers::{AddHeader, MilterBlock};
+use crate::record_failures::RecordFailures;
 use crate::{Pipeline, Prepared};
 use mxguard_auth::arc::ArcVerdict;
 use mxguard_auth::seal::ArcChain;
@@ -131,6 +132,8 @@ pub struct ScanService {
     cpu_slots: Semaphore,
     phases: CpuPhases,
     recording: Option<Recording>,
+    /// Failed history writes: logged once per burst, the rest counted.
+    record_failures: Arc<RecordFailures>,
     autolearn: Option<Arc<dyn Autolearn>>,
     /// Score greylisting (replaced on reload): what a greylist verdict
     /// means once the message was seen before. None: 451 every time.
@@ -157,6 +160,7 @@ impl ScanService {
             cpu_slots: Semaphore::new(cpu_slots.clamp(1, Semaphore::MAX_PERMITS)),
             phases: CpuPhases::default(),
             recording: None,
+            record_failures: Arc::default(),
             autolearn: None,
             greylist: None,
             milter_block: true,
@@ -200,6 +204,12 @@ impl ScanService {
     /// The pipeline scans use now.
     pub fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.get()
+    }
+
+    /// Failed history writes since the service started (logged once per
+    /// burst).
+    pub fn history_write_failures(&self) -> u64 {
+        self.record_failures.total()
     }
 
     pub fn cpu_phases(&self) -> &CpuPhases {
@@ -300,7 +310,12 @@ impl ScanService {
                 started.elapsed().as_secs_f64() * 1000.0,
             );
             if r.wait {
-                record(&r.history, std::slice::from_ref(&row)).await;
+                record(
+                    &r.history,
+                    &self.record_failures,
+                    std::slice::from_ref(&row),
+                )
+                .await;
             } else {
                 self.record_behind(r, row);
             }
@@ -315,7 +330,11 @@ impl ScanService {
         let queue = self.recorder.get_or_init(|| {
             let rt = tokio::runtime::Handle::try_current().ok()?;
             let (tx, rx) = mpsc::channel(RECORD_QUEUE);
-            rt.spawn(recorder(r.history.clone(), rx));
+            rt.spawn(recorder(
+                r.history.clone(),
+                self.record_failures.clone(),
+                rx,
+            ));
             Some(tx)
         });
         let Some(tx) = queue else { return };
@@ -335,8 +354,8 @@ impl ScanService {
             // this one on its own.
             Err(TrySendError::Closed(row)) => {
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let history = r.history.clone();
-                    rt.spawn(async move { record(&history, &[row]).await });
+                    let (history, failures) = (r.history.clone(), self.record_failures.clone());
+                    rt.spawn(async move { record(&history, &failures, &[row]).await });
                 }
             }
         }
@@ -436,7 +455,7 @@ fn cpu_phase<'a>(size: usize, f: impl FnOnce() -> Prepared<'a>) -> Prepared<'a> 
 /// message's cost. The rows and their counters (`scanned`,
 /// `action:<action>`, summed) go in one store request
 /// (`History::record_relaxed`).
-async fn record(history: &History, rows: &[HistoryRow]) {
+async fn record(history: &History, failures: &RecordFailures, rows: &[HistoryRow]) {
     let mut counts: Vec<(String, i64)> = vec![("scanned".to_string(), rows.len() as i64)];
     for row in rows {
         let name = format!("action:{}", row.action);
@@ -446,8 +465,15 @@ async fn record(history: &History, rows: &[HistoryRow]) {
         }
     }
     let counts: Vec<(&str, i64)> = counts.iter().map(|(n, by)| (n.as_str(), *by)).collect();
-    if let Err(e) = history.record_relaxed(rows, &counts).await {
-        tracing::error!("recording verdicts (history, counters): {e}");
+    // A store that is down fails every write: logged once per burst
+    // (RecordFailures), the rest counted.
+    match history.record_relaxed(rows, &counts).await {
+        Ok(()) => {
+            failures.succeeded();
+        }
+        Err(e) => {
+            failures.failed(&format_args!("recording verdicts (history, counters): {e}"));
+        }
     }
 }
 
@@ -458,7 +484,11 @@ async fn record(history: &History, rows: &[HistoryRow]) {
 /// for a hundred messages instead of three requests each; no task is
 /// spawned per message. Ends when the service is dropped, after what is
 /// queued.
-async fn recorder(history: History, mut rx: mpsc::Receiver<HistoryRow>) {
+async fn recorder(
+    history: History,
+    failures: Arc<RecordFailures>,
+    mut rx: mpsc::Receiver<HistoryRow>,
+) {
     let mut rows = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut rows, RECORD_BATCH).await > 0 {
         if rows.len() < RECORD_BATCH {
@@ -470,7 +500,7 @@ async fn recorder(history: History, mut rx: mpsc::Receiver<HistoryRow>) {
                 }
             }
         }
-        record(&history, &rows).await;
+        record(&history, &failures, &rows).await;
         rows.clear();
     }
 }

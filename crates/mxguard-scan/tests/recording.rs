@@ -36,7 +36,11 @@ fn service(store: Arc<dyn Store>, history_size: usize) -> Arc<ScanService> {
 }
 
 fn message(i: usize) -> Vec<u8> {
-    let subject = if i.is_multiple_of(3) { "you won" } else { "minutes" };
+    let subject = if i.is_multiple_of(3) {
+        "you won"
+    } else {
+        "minutes"
+    };
     format!("From: a@example.com\r\nSubject: {subject} {i}\r\n\r\nbody {i}\r\n").into_bytes()
 }
 

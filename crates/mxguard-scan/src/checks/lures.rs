@@ -18,14 +18,17 @@
 //!
 //! Limits: the subject and at most [`MAX_PART`] bytes of each text part,
 //! [`MAX_TEXT`] in all, read in place (no copy); two regex sets, linear
-//! time.
+//! time, run only on texts holding one of their keywords ([`ACCOUNT_KEYS`],
+//! [`PRIZE_KEYS`]): the `{0,50}` gaps make the sets' automata large and
+//! slow, a keyword alternation is small and stops at its first hit, and
+//! most mail names none of them.
 
 use super::Check;
 use crate::Task;
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::domain::organisational;
-use regex::bytes::RegexSet;
+use regex::bytes::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
@@ -98,8 +101,46 @@ fn prize_patterns() -> Vec<String> {
     ]
 }
 
+/// Words one of which every match of [`account_patterns`] holds (the
+/// first word of each branch, or a word behind white space in it) at an
+/// ASCII word start: the prefilter of [`ACCOUNT`]. A pattern's new branch
+/// needs its word here, or the branch never runs.
+pub const ACCOUNT_KEYS: &str = "account|mailbox|wallet|konto|postfach|conta|cuenta|compte|rekening|\
+verify|confirm|validate|reactivate|re-activate|unlock|restore|bestätigen|verifizieren|aktualisieren|\
+atualize|verifique|actualice|vérifie|bevestig|verifieer|\
+unusual|suspicious|unfamiliar|unauthori|unrecogni|ungewöhnliche|verdächtige|acesso|atividade|actividad|connexion|\
+password|passwort|senha|\
+storage|quota|speicherplatz|armazenamento|almacenamiento|stockage|photos|fotos|\
+payment|billing|zahlung|pagamento|pago|\
+parcel|shipment|delivery|paket|pakket|encomenda|entrega|colis|livraison";
+
+/// The same for [`prize_patterns`] ("won" of "you have won", "spins" of
+/// "free spins", "cadeau" of "carte cadeau", …).
+pub const PRIZE_KEYS: &str = "won|selected|claim|\
+spins|freispiele|airdrop|giveaway|\
+gift|gutschein|cadeau|cartão|\
+gewonnen|ganhou|ganado|gagné|\
+casino|deposit|depósito|einzahlung|bonus|willkommensbonus|\
+eligible|receive|allocation|reward|\
+beneficiary|compensation|inheritance|unclaimed|relief|donation";
+
 static ACCOUNT: LazyLock<RegexSet> = LazyLock::new(|| build(account_patterns()));
 static PRIZE: LazyLock<RegexSet> = LazyLock::new(|| build(prize_patterns()));
+static ACCOUNT_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| keys(ACCOUNT_KEYS));
+static PRIZE_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| keys(PRIZE_KEYS));
+
+/// A keyword alternation with the patterns' own case folding (`(?i)`,
+/// Unicode) and word start, so it finds every word they would. The lists
+/// are constants of this module and a test builds them; were one not to
+/// build, `None` lets every text through (slower, never blind).
+fn keys(words: &str) -> Option<Regex> {
+    Regex::new(&format!(r"(?i)(?-u:\b)(?:{words})")).ok()
+}
+
+/// Whether `text` may hold a phrase of the set `key` guards.
+fn has_key(key: &Option<Regex>, text: &[u8]) -> bool {
+    key.as_ref().is_none_or(|k| k.is_match(text))
+}
 
 /// Case-insensitive, any run of white space between words (a phrase is
 /// often broken over lines or table cells).
@@ -139,21 +180,19 @@ const GROUP: &str = "phishing";
 fn lure_texts<'t>(
     subject: Option<&'t str>,
     parts: &'t [std::borrow::Cow<'t, str>],
-) -> Vec<&'t str> {
-    let mut out: Vec<&'t str> = subject.into_iter().collect();
-    let mut left = MAX_TEXT;
-    for part in parts {
-        if left == 0 {
-            break;
+) -> impl Iterator<Item = &'t str> + Clone {
+    let bodies = parts.iter().scan(MAX_TEXT, |left, part| {
+        if *left == 0 {
+            return None;
         }
-        let mut end = MAX_PART.min(left).min(part.len());
+        let mut end = MAX_PART.min(*left).min(part.len());
         while !part.is_char_boundary(end) {
             end -= 1;
         }
-        left -= end;
-        out.push(&part[..end]);
-    }
-    out
+        *left -= end;
+        Some(&part[..end])
+    });
+    subject.into_iter().chain(bodies)
 }
 
 /// The organisational domain of the last address of a header.
@@ -206,22 +245,31 @@ impl Check for Lures {
         }
         let parts = task.text_parts();
         let texts = lure_texts(task.message.subject(), &parts);
-        let mut account: Vec<usize> = texts
-            .iter()
-            .flat_map(|t| ACCOUNT.matches(t.as_bytes()).into_iter())
-            .collect();
-        account.sort_unstable();
-        account.dedup();
-        if !account.is_empty() {
+        // The families found, in pattern order (the options), without a
+        // per-message vector; the sets run only on texts with a keyword.
+        let mut account = [false; ACCOUNT_NAMES.len()];
+        for t in texts.clone().map(str::as_bytes) {
+            if has_key(&ACCOUNT_KEY, t) {
+                for i in ACCOUNT.matches(t).iter() {
+                    account[i] = true;
+                }
+            }
+        }
+        if account.contains(&true) {
             results.insert(
                 "LURE_ACCOUNT",
-                account
+                ACCOUNT_NAMES
                     .iter()
-                    .map(|i| ACCOUNT_NAMES[*i].to_string())
+                    .zip(account)
+                    .filter(|(_, hit)| *hit)
+                    .map(|(name, _)| name.to_string())
                     .collect(),
             );
         }
-        if texts.iter().any(|t| PRIZE.is_match(t.as_bytes())) {
+        if texts
+            .map(str::as_bytes)
+            .any(|t| has_key(&PRIZE_KEY, t) && PRIZE.is_match(t))
+        {
             results.insert("LURE_PRIZE", vec![]);
         }
     }
@@ -245,6 +293,74 @@ mod tests {
         }
         assert_eq!(ACCOUNT.len(), ACCOUNT_NAMES.len());
         assert_eq!(PRIZE.len(), prize_patterns().len());
+        for words in [ACCOUNT_KEYS, PRIZE_KEYS] {
+            let p = format!(r"(?i)(?-u:\b)(?:{words})");
+            regex::bytes::Regex::new(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        }
+    }
+
+    /// Every family's phrase passes its keyword prefilter, in the case
+    /// folding and white space lures use: a keyword missing from the
+    /// lists would silently drop the family.
+    #[test]
+    fn every_family_passes_its_prefilter() {
+        let account = [
+            "Your ACCOUNT has been suspended",
+            "please re-activate your wallet",
+            "Bitte BESTÄTIGEN Sie Ihre Daten",
+            "Vérifiez votre compte",
+            "Detectamos um novo\u{a0}acesso",
+            "Ungewöhnliche Anmeldung",
+            "actividad sospechosa",
+            "connexion inhabituelle",
+            "Your password will expire",
+            "Senha expira hoje",
+            "Photos and videos will be deleted",
+            "fotos und videos",
+            "Quota exceeded",
+            "payment declined",
+            "Zahlung fehlgeschlagen",
+            "pagamento recusado",
+            "pago rechazado",
+            "Pakket in afwachting",
+            "colis en attente",
+        ];
+        for t in account {
+            assert!(ACCOUNT.is_match(t.as_bytes()), "pattern: {t}");
+            assert!(
+                ACCOUNT_KEY
+                    .as_ref()
+                    .is_some_and(|k| k.is_match(t.as_bytes())),
+                "keyword: {t}"
+            );
+        }
+        let prize = [
+            "You've been selected",
+            "You have\r\n won",
+            "claim your gift",
+            "200 Free Spins",
+            "gratis spins",
+            "Carte cadeau",
+            "cartão presente",
+            "Sie haben gewonnen",
+            "você ganhou",
+            "has ganado",
+            "vous avez gagné",
+            "je hebt gewonnen",
+            "No Deposit bonus",
+            "ohne Einzahlung",
+            "sin depósito",
+            "Willkommensbonus",
+            "receive 500 USDT",
+            "relief fund of USD 2 million",
+        ];
+        for t in prize {
+            assert!(PRIZE.is_match(t.as_bytes()), "pattern: {t}");
+            assert!(
+                PRIZE_KEY.as_ref().is_some_and(|k| k.is_match(t.as_bytes())),
+                "keyword: {t}"
+            );
+        }
     }
 
     fn scan(from: &str, subject: &str, body: &str) -> Vec<String> {

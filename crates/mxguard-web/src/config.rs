@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 /// rspamd's controller is on 11334; mxguard takes the next free port after
 /// its milter (11336), so both can run side by side.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:11337";
+/// The control socket's default: `control.sock` in `[store] data_dir`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "control.sock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -57,7 +59,7 @@ impl Default for WebConfig {
             enable_password: String::new(),
             secure_ip: Vec::new(),
             trusted_proxies: Vec::new(),
-            control_socket: "control.sock".to_string(),
+            control_socket: DEFAULT_CONTROL_SOCKET.to_string(),
             max_body: ByteSize(50 << 20),
             max_headers: 100,
             max_connections: 256,

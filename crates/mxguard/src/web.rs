@@ -101,13 +101,28 @@ pub async fn start(
     }
     if let Some(path) = web.control_socket_path(&config.store.data_dir) {
         let p = path.display().to_string();
-        let listener = mxguard_net::Listener::bind(&p, 0o600).await.map_err(|e| {
-            format!("web: cannot create the control socket {p} ([web] control_socket): {e}")
-        })?;
-        tracing::info!(socket = %p, "control socket listening");
-        tasks.push(tokio::spawn(mxguard_web::server::serve(
-            listener, api, true, stop,
-        )));
+        match mxguard_net::Listener::bind(&p, 0o600).await {
+            Ok(listener) => {
+                tracing::info!(socket = %p, "control socket listening");
+                tasks.push(tokio::spawn(mxguard_web::server::serve(
+                    listener, api, true, stop,
+                )));
+            }
+            // The default socket in a data directory that does not exist
+            // (a Redis-only install, a test) must not stop the mail path:
+            // the CLI then works on the store, loudly. A socket the admin
+            // chose is theirs to fix: serve stops.
+            Err(e) if web.control_socket == mxguard_web::config::DEFAULT_CONTROL_SOCKET => {
+                tracing::error!(
+                    "web: cannot create the control socket {p} (the default [web] control_socket, in [store] data_dir): {e}; the CLI will not reach this serve: create the data directory or set [web] control_socket"
+                );
+            }
+            Err(e) => {
+                return Err(format!(
+                    "web: cannot create the control socket {p} ([web] control_socket): {e}"
+                ));
+            }
+        }
     }
     Ok(Some(Started {
         tasks,

@@ -20,6 +20,7 @@
 pub mod checks;
 pub mod greylist;
 pub mod milter_headers;
+mod phrases;
 mod pipeline;
 pub mod record_failures;
 mod schedule;

@@ -1,0 +1,420 @@
+//! Phrase matching for the language checks (lures): words at an ASCII
+//! word start, case-insensitive, any run of white space between the words
+//! of a phrase, and "a word of A, then within [`NEAR`] bytes of the same
+//! sentence a word of B".
+//!
+//! Why not a regex set: `A[^.!?]{0,50}B` under Unicode case folding made
+//! the lazy DFA build a new state for nearly every byte of text that held
+//! several A words (each pending A is a counter), so it thrashed its cache
+//! and cost a fifth of the whole scan. Here one aho-corasick pass finds
+//! the first token of every word, the rest of a word is checked in place,
+//! and the rules look at the few hits: linear in the text, no allocation
+//! beyond the hit list, which is bounded by [`MAX_HITS`].
+//!
+//! Case: ASCII letters fold in ASCII, other letters by their one-letter
+//! upper and lower case (ä/Ä, é/É); the phrases are written in lower case.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+/// Bytes between the end of an A word and the start of a B word, none of
+/// them `.`, `!` or `?`: words of one sentence.
+pub const NEAR: usize = 50;
+
+/// Word hits kept per text: a hostile text made of keywords costs at most
+/// this many, and the rules stop looking there.
+pub const MAX_HITS: usize = 4096;
+
+/// One rule of a family. Words are lower case; a space in a word stands
+/// for one or more white space characters; a word ending in a space must
+/// be followed by white space.
+pub enum Rule {
+    /// One of `words`, at an ASCII word start when `start_boundary`,
+    /// followed by a word end when `end_boundary`.
+    Phrase {
+        words: &'static [&'static str],
+        start_boundary: bool,
+        end_boundary: bool,
+    },
+    /// A word of `a` at a word start, then within [`NEAR`] bytes of one
+    /// sentence a word of `b` (at a word start when `b_boundary`, followed
+    /// by a word end when `end_boundary`).
+    Near {
+        a: &'static [&'static str],
+        b: &'static [&'static str],
+        b_boundary: bool,
+        end_boundary: bool,
+    },
+}
+
+/// Rules grouped in families, compiled once.
+pub struct PhraseSet {
+    finder: AhoCorasick,
+    /// Per aho-corasick pattern: the words that start with its token.
+    token_words: Vec<Vec<u32>>,
+    /// Per word: its tokens after the first.
+    rests: Vec<Vec<String>>,
+    rules: Vec<Compiled>,
+}
+
+enum Compiled {
+    Phrase {
+        family: usize,
+        words: Vec<u32>,
+        start_boundary: bool,
+        end_boundary: bool,
+    },
+    Near {
+        family: usize,
+        a: Vec<u32>,
+        b: Vec<u32>,
+        b_boundary: bool,
+        end_boundary: bool,
+    },
+}
+
+/// A word found in the text: which, and its byte range.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    word: u32,
+    start: usize,
+    end: usize,
+}
+
+impl PhraseSet {
+    /// Compiles `families`, each a list of rules. The phrases are constants
+    /// of the calling check; a failure to build is a bug its tests catch.
+    pub fn new(families: &[&[Rule]]) -> Result<PhraseSet, String> {
+        let mut words: Vec<&'static str> = Vec::new();
+        let mut id = |w: &'static str| -> u32 {
+            match words.iter().position(|x| *x == w) {
+                Some(i) => i as u32,
+                None => {
+                    words.push(w);
+                    (words.len() - 1) as u32
+                }
+            }
+        };
+        let mut rules = Vec::new();
+        for (family, list) in families.iter().enumerate() {
+            for rule in list.iter() {
+                rules.push(match rule {
+                    Rule::Phrase {
+                        words,
+                        start_boundary,
+                        end_boundary,
+                    } => Compiled::Phrase {
+                        family,
+                        words: sorted(words.iter().map(|w| id(w)).collect()),
+                        start_boundary: *start_boundary,
+                        end_boundary: *end_boundary,
+                    },
+                    Rule::Near {
+                        a,
+                        b,
+                        b_boundary,
+                        end_boundary,
+                    } => Compiled::Near {
+                        family,
+                        a: sorted(a.iter().map(|w| id(w)).collect()),
+                        b: sorted(b.iter().map(|w| id(w)).collect()),
+                        b_boundary: *b_boundary,
+                        end_boundary: *end_boundary,
+                    },
+                });
+            }
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut token_words: Vec<Vec<u32>> = Vec::new();
+        let mut rests = Vec::new();
+        for (i, word) in words.iter().enumerate() {
+            if *word != word.to_lowercase() || word.starts_with(' ') || word.is_empty() {
+                return Err(format!(
+                    "phrase word {word:?}: lower case, no leading space"
+                ));
+            }
+            let mut tokens = word.split(' ');
+            let first = tokens.next().unwrap_or_default();
+            rests.push(tokens.map(str::to_string).collect());
+            for variant in case_variants(first) {
+                match patterns.iter().position(|p| *p == variant) {
+                    Some(p) => token_words[p].push(i as u32),
+                    None => {
+                        patterns.push(variant);
+                        token_words.push(vec![i as u32]);
+                    }
+                }
+            }
+        }
+        let finder = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            // A full DFA: the overlapping search visits every byte, and a
+            // few hundred short words make a small table.
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .map_err(|e| e.to_string())?;
+        Ok(PhraseSet {
+            finder,
+            token_words,
+            rests,
+            rules,
+        })
+    }
+
+    /// Marks in `found` (one flag per family) the families with a rule
+    /// that matches `text`.
+    pub fn find(&self, text: &str, found: &mut [bool]) {
+        let mut hits = Vec::new();
+        for m in self.finder.find_overlapping_iter(text) {
+            for &word in &self.token_words[m.pattern().as_usize()] {
+                if let Some(end) = rest_matches(text, m.end(), &self.rests[word as usize]) {
+                    hits.push(Hit {
+                        word,
+                        start: m.start(),
+                        end,
+                    });
+                }
+            }
+            if hits.len() >= MAX_HITS {
+                break;
+            }
+        }
+        if hits.is_empty() {
+            return;
+        }
+        hits.sort_unstable_by_key(|h| (h.start, h.end));
+        let bytes = text.as_bytes();
+        for rule in &self.rules {
+            match rule {
+                Compiled::Phrase {
+                    family,
+                    words,
+                    start_boundary,
+                    end_boundary,
+                } => {
+                    if found[*family] {
+                        continue;
+                    }
+                    found[*family] = hits.iter().any(|h| {
+                        contains(words, h.word)
+                            && (!start_boundary || boundary(bytes, h.start))
+                            && (!end_boundary || boundary(bytes, h.end))
+                    });
+                }
+                Compiled::Near {
+                    family,
+                    a,
+                    b,
+                    b_boundary,
+                    end_boundary,
+                } => {
+                    if found[*family] {
+                        continue;
+                    }
+                    found[*family] = hits.iter().any(|first| {
+                        contains(a, first.word)
+                            && boundary(bytes, first.start)
+                            && near_second(&hits, bytes, first.end, b, *b_boundary, *end_boundary)
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Whether a hit of `b` starts within [`NEAR`] bytes after `from`, with no
+/// sentence end between.
+fn near_second(
+    hits: &[Hit],
+    bytes: &[u8],
+    from: usize,
+    b: &[u32],
+    b_boundary: bool,
+    end_boundary: bool,
+) -> bool {
+    let limit = from + NEAR;
+    let first = hits.partition_point(|h| h.start < from);
+    hits[first..]
+        .iter()
+        .take_while(|h| h.start <= limit)
+        .any(|h| {
+            contains(b, h.word)
+                && (!b_boundary || boundary(bytes, h.start))
+                && (!end_boundary || boundary(bytes, h.end))
+                && memchr::memchr3(b'.', b'!', b'?', &bytes[from..h.start]).is_none()
+        })
+}
+
+fn sorted(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn contains(words: &[u32], word: u32) -> bool {
+    words.binary_search(&word).is_ok()
+}
+
+/// An ASCII word boundary at byte `i`, as regex's `(?-u:\b)`.
+fn boundary(bytes: &[u8], i: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let before = i > 0 && word(bytes[i - 1]);
+    let after = bytes.get(i).is_some_and(|&b| word(b));
+    before != after
+}
+
+/// Every spelling of `token` in upper and lower case of its non-ASCII
+/// letters (aho-corasick folds ASCII itself).
+fn case_variants(token: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for c in token.chars() {
+        let upper = single(c.to_uppercase()).filter(|u| *u != c && !c.is_ascii());
+        let mut next = Vec::with_capacity(out.len() * 2);
+        for s in &out {
+            let mut a = s.clone();
+            a.push(c);
+            next.push(a);
+            if let Some(u) = upper {
+                let mut b = s.clone();
+                b.push(u);
+                next.push(b);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+    let c = it.next()?;
+    it.next().is_none().then_some(c)
+}
+
+/// Where the word ends when its `rest` tokens follow at `pos`, each
+/// after one or more white space characters.
+fn rest_matches(text: &str, mut pos: usize, rest: &[String]) -> Option<usize> {
+    for token in rest {
+        let tail = &text[pos..];
+        let skipped: usize = tail
+            .chars()
+            .take_while(|c| c.is_whitespace())
+            .map(char::len_utf8)
+            .sum();
+        if skipped == 0 {
+            return None;
+        }
+        pos += skipped;
+        pos = token_at(text, pos, token)?;
+    }
+    Some(pos)
+}
+
+/// Where `token` (lower case) ends when it is at `pos`, in any case.
+fn token_at(text: &str, pos: usize, token: &str) -> Option<usize> {
+    let mut chars = text[pos..].char_indices();
+    for want in token.chars() {
+        let (_, got) = chars.next()?;
+        let got = if got.is_ascii() {
+            got.to_ascii_lowercase()
+        } else {
+            single(got.to_lowercase()).unwrap_or(got)
+        };
+        if got != want {
+            return None;
+        }
+    }
+    Some(chars.next().map_or(text.len(), |(i, _)| pos + i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> PhraseSet {
+        PhraseSet::new(&[
+            &[Rule::Near {
+                a: &["account", "konto"],
+                b: &["suspend", "on hold", "gesperrt", "eingeschränkt"],
+                b_boundary: true,
+                end_boundary: false,
+            }],
+            &[Rule::Phrase {
+                words: &["novo acesso", "lock "],
+                start_boundary: true,
+                end_boundary: true,
+            }],
+            &[Rule::Near {
+                a: &["receive"],
+                b: &["token", "tokens", "$"],
+                b_boundary: false,
+                end_boundary: true,
+            }],
+        ])
+        .unwrap()
+    }
+
+    fn found(text: &str) -> [bool; 3] {
+        let mut f = [false; 3];
+        set().find(text, &mut f);
+        f
+    }
+
+    #[test]
+    fn near_words_in_one_sentence() {
+        assert_eq!(
+            found("Your ACCOUNT has been Suspended"),
+            [true, false, false]
+        );
+        assert_eq!(found("Ihr Konto wurde EINGESCHRÄNKT"), [true, false, false]);
+        assert_eq!(found("account is\r\n on \u{a0} hold"), [true, false, false]);
+        // A sentence end between, too far apart, or no word start.
+        assert_eq!(found("account. suspended"), [false; 3]);
+        assert_eq!(
+            found(&format!("account{}suspend", " x".repeat(30))),
+            [false; 3]
+        );
+        assert_eq!(found("subaccount suspended"), [false; 3]);
+        assert_eq!(found("account unsuspended"), [false; 3]);
+        // Within the limit exactly.
+        assert_eq!(
+            found(&format!("account{}suspend", "x".repeat(49) + " ")),
+            [true, false, false]
+        );
+    }
+
+    #[test]
+    fn phrases_need_white_space_and_boundaries() {
+        assert_eq!(found("um novo\u{a0}acesso"), [false, true, false]);
+        assert_eq!(found("um novoacesso"), [false; 3]);
+        assert_eq!(found("um novo acessos"), [false; 3]);
+        assert_eq!(found("screen lock  now"), [false, true, false]);
+        assert_eq!(found("screen lock"), [false; 3]);
+    }
+
+    #[test]
+    fn end_boundary_and_no_start_boundary() {
+        assert_eq!(found("receive 5 tokens now"), [false, false, true]);
+        assert_eq!(found("receive 5 tokenised"), [false; 3]);
+        assert_eq!(found("receive US$500"), [false, false, true]);
+    }
+
+    #[test]
+    fn hostile_texts_are_bounded() {
+        let text = "account ".repeat(20_000);
+        assert_eq!(found(&text), [false; 3]);
+        let text = "é".repeat(10_000) + "ü";
+        assert_eq!(found(&text), [false; 3]);
+    }
+
+    #[test]
+    fn bad_words_are_refused() {
+        assert!(
+            PhraseSet::new(&[&[Rule::Phrase {
+                words: &["Account"],
+                start_boundary: true,
+                end_boundary: false,
+            }]])
+            .is_err()
+        );
+    }
+}

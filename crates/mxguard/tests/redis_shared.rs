@@ -540,3 +540,71 @@ fn learn_through_a_running_serve_reaches_another_serve_on_the_same_redis() {
     let v = checkv2(b.port, ham);
     assert!(v["symbols"].get("BAYES_HAM").is_some(), "{v}");
 }
+
+/// `[store]`'s TLS keys reach the store every command opens: `mxguard scan
+/// --record` and `history` over `rediss://` to a redis-server with
+/// `--tls-port` that asks for a client certificate; a wrong CA file is
+/// refused naming the key, and `config check` refuses TLS keys on a plain
+/// URL.
+#[test]
+fn the_cli_reaches_redis_over_tls_with_the_store_tls_keys() {
+    let files = redis_server::TlsFiles::make();
+    let (redis, tls_port) = redis_server::start_tls(&files, "yes");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |ca: &str| {
+        format!(
+            "[store]\nurl = \"rediss://127.0.0.1:{tls_port}/0\"\ntimeout = \"2s\"\ndata_dir = \"{}\"\n\
+             tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+            d.join("data").display(),
+            files.path(ca).display(),
+            files.path("client.pem").display(),
+            files.path("client.key").display(),
+        )
+    };
+    let good = write_config(d, "tls", &config("ca.pem"));
+    let msg = "From: bob@team.example\r\nSubject: over tls\r\n\r\nThe build passed.\r\n";
+    let out = mxguard(
+        &["-c", &good, "scan", "--record", "-"],
+        Some(msg.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = mxguard(&["-c", &good, "history", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("over tls"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        redis.cli(&["LLEN", "history"]).trim(),
+        "1",
+        "the row is in the Redis behind the TLS port"
+    );
+
+    let wrong = write_config(d, "wrong", &config("other-ca.pem"));
+    let out = mxguard(&["-c", &wrong, "history", "--json"], None);
+    assert!(!out.status.success(), "a server from another CA is refused");
+    assert!(
+        text(&out.stderr).contains("tls_ca_file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let plain = write_config(
+        d,
+        "plain",
+        &format!(
+            "[store]\nurl = \"{}\"\ntls_ca_file = \"{}\"\n",
+            redis.url(),
+            files.path("ca.pem").display()
+        ),
+    );
+    let out = mxguard(&["config", "check", &plain], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("store.tls_ca_file"),
+        "{}",
+        text(&out.stderr)
+    );
+}

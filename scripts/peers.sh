@@ -44,6 +44,8 @@ PACKAGES+=(systemd-journal-remote)
 # redis-server, redis-tools: the Redis store backend's tests start single
 # servers and a three-node Redis Cluster (redis-cli --cluster create).
 PACKAGES+=(redis-server redis-tools)
+# openssl: the Redis TLS tests make a throwaway CA and certificates with it.
+PACKAGES+=(openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -50,6 +50,7 @@ mod error;
 mod file;
 mod guard;
 pub mod redis;
+mod redis_tls;
 mod typed;
 mod writer;
 
@@ -59,6 +60,7 @@ pub use embedded::{
 };
 pub use error::{ErrorKind, StoreError};
 pub use redis::{RedisOptions, RedisStore};
+pub use redis_tls::RedisTls;
 pub use typed::{COUNTER_PREFIX, Counters, HISTORY_KEY, History, HistoryRow};
 
 use std::future::Future;

@@ -29,6 +29,7 @@
 //! Redis answers again. [`Store::writable`] says `Err` during the back-off,
 //! so callers answer by their configured store failure without waiting.
 
+use crate::redis_tls::{self, RedisTls};
 use crate::{BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError};
 use futures_util::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -78,6 +79,8 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// Put in front of every key (a namespace on a shared server).
     pub key_prefix: String,
+    /// CA file, client certificate, insecure: for `rediss://` URLs.
+    pub tls: RedisTls,
 }
 
 impl RedisOptions {
@@ -89,6 +92,7 @@ impl RedisOptions {
             read_url: None,
             timeout: Duration::from_secs(1),
             key_prefix: String::new(),
+            tls: RedisTls::default(),
         }
     }
 }
@@ -139,7 +143,7 @@ struct Slot {
 
 /// How to (re)make a [`Conn`].
 enum Connector {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Cluster(Box<ClusterClient>),
 }
 
@@ -297,6 +301,8 @@ pub struct RedisStore {
     push_script: Script,
     /// The first URL, to reach a cluster's masters one by one (SCAN).
     seed: String,
+    /// For the links to those masters.
+    tls: RedisTls,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -352,11 +358,15 @@ fn open_error(url: &str, e: &RedisError) -> StoreError {
     )
 }
 
-fn single_link(url: &str, timeout: Duration) -> Result<Link> {
-    let client = redis::Client::open(url).map_err(|e| open_error(url, &e))?;
+fn single_link(url: &str, timeout: Duration, tls: &RedisTls) -> Result<Link> {
+    let client = if url.starts_with("rediss://") {
+        tls.client(url)?
+    } else {
+        redis::Client::open(url).map_err(|e| open_error(url, &e))?
+    };
     Ok(Link {
         shown: redact(url),
-        connector: Connector::Single(client),
+        connector: Connector::Single(Box::new(client)),
         conn: Mutex::new(None),
         connecting: tokio::sync::Mutex::new(()),
         timeout,
@@ -378,11 +388,34 @@ impl RedisStore {
             ));
         };
         let cluster = options.urls.len() > 1;
+        let any_tls = options
+            .urls
+            .iter()
+            .chain(options.read_url.as_ref())
+            .any(|u| u.starts_with("rediss://"));
+        if options.tls.is_set() && !any_tls {
+            return Err(StoreError::new(
+                ErrorKind::Open,
+                "[store] tls_ca_file, tls_cert_file, tls_key_file and tls_insecure are for TLS: give a rediss:// url, or leave them out",
+            ));
+        }
+        if any_tls && options.tls.insecure {
+            tracing::warn!(
+                "[store] tls_insecure = true: the Redis server's certificate is not checked, anyone between here and Redis can read and change the store; give tls_ca_file instead"
+            );
+        }
         let write = if cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(options.urls.clone())
+            let mut builder = redis::cluster::ClusterClientBuilder::new(options.urls.clone())
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
-                .retries(1)
+                .retries(1);
+            if first.starts_with("rediss://") {
+                builder = builder.certs(options.tls.certificates()?);
+                if options.tls.insecure {
+                    builder = builder.tls(redis::TlsMode::Insecure);
+                }
+            }
+            let client = builder
                 .build()
                 .map_err(|e| open_error(&options.urls.join(", "), &e))?;
             Link {
@@ -402,13 +435,13 @@ impl RedisStore {
                 health: Health::default(),
             }
         } else {
-            let mut l = single_link(&first, timeout)?;
+            let mut l = single_link(&first, timeout, &options.tls)?;
             l.shown = format!("Redis {}", l.shown);
             l
         };
         let read = match &options.read_url {
             Some(u) if !cluster => {
-                let mut l = single_link(u, timeout)?;
+                let mut l = single_link(u, timeout, &options.tls)?;
                 l.shown = format!("Redis replica {}", l.shown);
                 Some(l)
             }
@@ -423,6 +456,7 @@ impl RedisStore {
             incr_script: Script::new(INCR_LUA),
             push_script: Script::new(PUSH_LUA),
             seed: first,
+            tls: options.tls,
         })
     }
 
@@ -549,6 +583,8 @@ impl RedisStore {
             .any(|w| text.contains(w))
         {
             "check the user and password in [store] url and the ACL of that user (ACL LIST)"
+        } else if let Some(h) = redis_tls::hint(&text) {
+            h
         } else if text.contains("OOM") {
             "Redis is out of memory: raise its maxmemory or free keys"
         } else {
@@ -665,7 +701,7 @@ impl RedisStore {
             .into_iter()
             .map(|(h, p)| {
                 let url = with_address(&self.seed, &h, p);
-                single_link(&url, self.timeout)
+                single_link(&url, self.timeout, &self.tls)
             })
             .collect()
     }

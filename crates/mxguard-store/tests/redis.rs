@@ -10,8 +10,8 @@ mod conformance;
 mod redis_server;
 
 use mxguard_store::copy::{self, Item};
-use mxguard_store::{EmbeddedStore, ErrorKind, RedisOptions, RedisStore, Store};
-use redis_server::{RedisServer, shared_cluster, shared_server};
+use mxguard_store::{EmbeddedStore, ErrorKind, RedisOptions, RedisStore, RedisTls, Store};
+use redis_server::{RedisServer, TlsFiles, shared_cluster, shared_server, start_tls};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,46 @@ async fn unix(test: &str) -> conformance::Harness {
 async fn cluster(test: &str) -> conformance::Harness {
     let c = shared_cluster();
     harness(RedisStore::connect(options(c.urls(), test)).await.unwrap())
+}
+
+/// One TLS server shared by the conformance tests over TLS: it requires a
+/// client certificate, as Redis does by default.
+fn shared_tls() -> &'static (TlsFiles, RedisServer, u16) {
+    static S: std::sync::OnceLock<(TlsFiles, RedisServer, u16)> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let files = TlsFiles::make();
+        let (server, port) = start_tls(&files, "yes");
+        (files, server, port)
+    })
+}
+
+fn client_tls(files: &TlsFiles) -> RedisTls {
+    RedisTls {
+        ca_file: Some(files.path("ca.pem")),
+        cert_file: Some(files.path("client.pem")),
+        key_file: Some(files.path("client.key")),
+        insecure: false,
+    }
+}
+
+async fn tls(test: &str) -> conformance::Harness {
+    let (files, _, port) = shared_tls();
+    harness(
+        RedisStore::connect(RedisOptions {
+            tls: client_tls(files),
+            ..options(
+                vec![format!("rediss://127.0.0.1:{port}/0")],
+                &format!("tls:{test}"),
+            )
+        })
+        .await
+        .unwrap(),
+    )
+}
+
+mod over_tls {
+    use super::conformance;
+    conformance_tests!(super::tls);
 }
 
 mod over_tcp {
@@ -412,4 +452,109 @@ async fn store_copy_round_trip_keeps_keys_and_ttls() {
 #[tokio::test]
 async fn store_copy_round_trip_through_a_cluster() {
     copy_round_trip(shared_cluster().urls(), "copy").await;
+}
+
+/// What a user gets wrong with TLS is told apart: the wrong CA, no client
+/// certificate where Redis asks for one, TLS keys without a rediss:// URL;
+/// and `tls_insecure` connects without any CA.
+#[tokio::test]
+async fn tls_failures_name_the_key_to_fix() {
+    let (files, server, port) = shared_tls();
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let connect = |tls: RedisTls| {
+        let url = url.clone();
+        async move {
+            RedisStore::connect(RedisOptions {
+                tls,
+                timeout: Duration::from_secs(5),
+                ..RedisOptions::new(vec![url])
+            })
+            .await
+        }
+    };
+
+    // The server's certificate is not signed by the CA given.
+    let e = connect(RedisTls {
+        ca_file: Some(files.path("other-ca.pem")),
+        ..client_tls(files)
+    })
+    .await
+    .expect_err("a server signed by another CA is refused");
+    let m = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Backend, "{m}");
+    assert!(
+        m.contains(&format!("127.0.0.1:{port}")) && m.contains("tls_ca_file"),
+        "names the server and the key to fix: {m}"
+    );
+
+    // Redis asks for a client certificate and none is given.
+    let e = connect(RedisTls {
+        cert_file: None,
+        key_file: None,
+        ..client_tls(files)
+    })
+    .await
+    .expect_err("no client certificate where Redis requires one");
+    let m = e.to_string();
+    assert!(m.contains("tls_cert_file"), "says what to give: {m}");
+
+    // A missing CA file is an open error naming the key and the file.
+    let e = connect(RedisTls {
+        ca_file: Some(files.path("missing.pem")),
+        ..client_tls(files)
+    })
+    .await
+    .expect_err("a missing CA file is refused");
+    assert_eq!(e.kind(), ErrorKind::Open, "{e}");
+    assert!(
+        e.to_string().contains("[store] tls_ca_file") && e.to_string().contains("missing.pem"),
+        "{e}"
+    );
+
+    // TLS settings on a plain URL are a mistake, said at open.
+    let e = RedisStore::open(RedisOptions {
+        tls: client_tls(files),
+        ..RedisOptions::new(vec![server.url()])
+    })
+    .expect_err("TLS keys without rediss://");
+    assert!(e.to_string().contains("rediss://"), "{e}");
+
+    // Insecure: no CA given (the system's CAs do not know ours), still
+    // connects; the same without insecure does not.
+    let s = connect(RedisTls {
+        ca_file: None,
+        insecure: true,
+        ..client_tls(files)
+    })
+    .await
+    .expect("tls_insecure connects without a CA");
+    s.set("tls:insecure", b"1", None).await.unwrap();
+    assert_eq!(server.cli(&["GET", "tls:insecure"]).trim(), "1");
+    let e = connect(RedisTls {
+        ca_file: None,
+        ..client_tls(files)
+    })
+    .await
+    .expect_err("the system's CAs do not trust the test CA");
+    assert!(e.to_string().contains("tls_ca_file"), "{e}");
+}
+
+/// A server that does not ask for client certificates takes a client
+/// with the CA file alone; what it stores is what redis-cli reads over
+/// the plain port.
+#[tokio::test]
+async fn tls_with_a_ca_file_only() {
+    let files = TlsFiles::make();
+    let (server, port) = start_tls(&files, "no");
+    let s = RedisStore::connect(RedisOptions {
+        tls: RedisTls {
+            ca_file: Some(files.path("ca.pem")),
+            ..RedisTls::default()
+        },
+        ..RedisOptions::new(vec![format!("rediss://localhost:{port}/2")])
+    })
+    .await
+    .expect("TLS with a CA file");
+    s.set("grey:tls", b"ok", None).await.unwrap();
+    assert_eq!(server.cli(&["-n", "2", "GET", "grey:tls"]).trim(), "ok");
 }

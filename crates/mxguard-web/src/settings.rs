@@ -99,32 +99,77 @@ fn threshold(v: &Value, what: &str) -> Result<Threshold, String> {
     }
 }
 
-const ACTIONS_SHAPE: &str = "[{\"action\": \"reject\", \"value\": 15}, …] or {\"reject\": 15, \"add_header\": 6, …} (null or false turns an action off)";
+const ACTIONS_SHAPE: &str = "[{\"action\": \"reject\", \"value\": 15}, …], {\"reject\": 15, \"add_header\": 6, …} or rspamd's [reject, rewrite_subject, add_header, greylist] numbers (null or false turns an action off)";
 
-/// `POST /saveactions`: the thresholds, as `/actions` lists them or as an
-/// object; the rest keep their value.
+/// The order of rspamd's numeric `/saveactions` body, as its controller
+/// reads it (`src/controller.c`) and its web UI posts it: four thresholds.
+const NUMERIC_ORDER: [&str; 4] = ["reject", "rewrite_subject", "add_header", "greylist"];
+
+/// The three-number body of rspamd's web UI before `rewrite_subject` had
+/// a slider (still posted by integrations written then); rewrite_subject
+/// keeps its value.
+const NUMERIC_ORDER_OLD: [&str; 3] = ["reject", "add_header", "greylist"];
+
+/// The (action, value) pairs a `/saveactions` body names, in any of its
+/// three shapes; a shape error names the item at fault. A number in the
+/// numeric form is a threshold and `null` turns the action off (what
+/// rspamd's UI sends for an empty field), as in the other forms.
+fn action_pairs(body: &Value) -> Result<Vec<(String, Value)>, String> {
+    match body {
+        Value::Object(m) => Ok(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Value::Array(items) if items.is_empty() => Err(format!(
+            "the list is empty, nothing to save: send {ACTIONS_SHAPE}"
+        )),
+        Value::Array(items) if items.iter().any(|v| v.is_number() || v.is_null()) => {
+            let order: &[&str] = match items.len() {
+                4 => &NUMERIC_ORDER,
+                3 => &NUMERIC_ORDER_OLD,
+                n => {
+                    return Err(format!(
+                        "a list of numbers must have 4 (reject, rewrite_subject, add_header, greylist) or 3 (reject, add_header, greylist), not {n}"
+                    ));
+                }
+            };
+            items
+                .iter()
+                .zip(order)
+                .enumerate()
+                .map(|(i, (v, name))| match v {
+                    Value::Number(_) | Value::Null => Ok((name.to_string(), v.clone())),
+                    other => Err(format!(
+                        "item {i} ({name}) is {other}: in a list of numbers each item is a number, or null for off"
+                    )),
+                })
+                .collect()
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let name = item.get("action").and_then(Value::as_str);
+                match (name, item.get("value")) {
+                    (Some(name), Some(value)) => Ok((name.to_string(), value.clone())),
+                    _ => Err(format!(
+                        "item {i} has no \"action\" and \"value\": send {ACTIONS_SHAPE}"
+                    )),
+                }
+            })
+            .collect(),
+        _ => Err(format!("send {ACTIONS_SHAPE}")),
+    }
+}
+
+/// `POST /saveactions`: the thresholds, as `/actions` lists them, as an
+/// object, or as rspamd's list of numbers; the rest keep their value.
 pub async fn save_actions(api: &Api, req: &Req) -> Reply {
     let body = match body_json(req, ACTIONS_SHAPE) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut pairs: Vec<(String, Value)> = Vec::new();
-    match &body {
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let name = item.get("action").and_then(Value::as_str);
-                let (Some(name), Some(value)) = (name, item.get("value")) else {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("item {i} has no \"action\" and \"value\": send {ACTIONS_SHAPE}"),
-                    );
-                };
-                pairs.push((name.to_string(), value.clone()));
-            }
-        }
-        Value::Object(m) => pairs.extend(m.iter().map(|(k, v)| (k.clone(), v.clone()))),
-        _ => return error(StatusCode::BAD_REQUEST, &format!("send {ACTIONS_SHAPE}")),
-    }
+    let pairs = match action_pairs(&body) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
     let data_dir = api.backend.config.get().store.data_dir.clone();
     let mut o = match overrides::load(&data_dir) {
         Ok(o) => o.unwrap_or_default(),
@@ -350,4 +395,55 @@ pub async fn save_map(api: &Api, req: &Req) -> Reply {
         );
     }
     json(StatusCode::OK, &json!({"success": true}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(body: &str) -> Result<Vec<(String, Value)>, String> {
+        action_pairs(&serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn four_numbers_are_rspamds_order_and_null_is_off() {
+        let p = pairs("[15, null, 6.5, 4]").unwrap();
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, NUMERIC_ORDER);
+        assert_eq!(p[0].1, json!(15));
+        assert_eq!(p[1].1, Value::Null);
+        assert_eq!(p[2].1, json!(6.5));
+        assert_eq!(p[3].1, json!(4));
+    }
+
+    #[test]
+    fn three_numbers_leave_rewrite_subject_alone() {
+        let p = pairs("[20, 7, 3]").unwrap();
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["reject", "add_header", "greylist"]);
+    }
+
+    #[test]
+    fn malformed_lists_name_the_fault() {
+        let e = pairs("[15, 6]").unwrap_err();
+        assert!(e.contains("not 2"), "{e}");
+        let e = pairs("[15, \"x\", 6, 4]").unwrap_err();
+        assert!(e.contains("item 1 (rewrite_subject)"), "{e}");
+        let e = pairs("[15, {\"action\": \"reject\", \"value\": 1}, 6, 4]").unwrap_err();
+        assert!(e.contains("item 1"), "{e}");
+        let e = pairs("[]").unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = pairs("[{\"action\": \"reject\"}]").unwrap_err();
+        assert!(e.contains("item 0"), "{e}");
+        let e = pairs("\"reject\"").unwrap_err();
+        assert!(e.starts_with("send "), "{e}");
+    }
+
+    #[test]
+    fn the_object_and_listed_forms_still_parse() {
+        let p = pairs("{\"add_header\": 3.5}").unwrap();
+        assert_eq!(p, vec![("add_header".to_string(), json!(3.5))]);
+        let p = pairs("[{\"action\": \"add header\", \"value\": 5}]").unwrap();
+        assert_eq!(p, vec![("add header".to_string(), json!(5))]);
+    }
 }

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use mxguard_core::config::StoreConfig;
 use mxguard_store::check::{self, Checked, Contents, Repaired};
 use mxguard_store::copy::{self, AnyStore};
-use mxguard_store::{EmbeddedStore, RedisOptions, RedisStore, Store};
+use mxguard_store::{EmbeddedStore, RedisOptions, RedisStore, RedisTls, Store};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +32,18 @@ pub fn redis_options(config: &StoreConfig) -> Option<RedisOptions> {
         read_url: config.read_url.clone(),
         timeout: config.timeout.as_duration(),
         key_prefix: config.key_prefix.clone(),
+        tls: redis_tls(config),
     })
+}
+
+/// `[store]`'s TLS settings (for rediss:// URLs).
+fn redis_tls(config: &StoreConfig) -> RedisTls {
+    RedisTls {
+        ca_file: config.tls_ca_file.clone(),
+        cert_file: config.tls_cert_file.clone(),
+        key_file: config.tls_key_file.clone(),
+        insecure: config.tls_insecure,
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,7 +60,8 @@ pub enum StoreCommand {
     /// Copy every key (values, lists, expiry times) from one store to
     /// another: a data directory, or a Redis URL (redis://, rediss://,
     /// unix://; Redis Cluster nodes separated by commas). Stop mxguard
-    /// serve first. A Redis store uses [store] timeout and key_prefix.
+    /// serve first. A Redis store uses [store] timeout and key_prefix (and the
+    /// tls_* keys for rediss://).
     Copy {
         #[arg(long, value_name = "DIR|URL")]
         from: String,
@@ -74,6 +86,11 @@ async fn open_any(spec: &str, config: &StoreConfig) -> Result<AnyStore, String> 
             read_url: None,
             timeout: config.timeout.as_duration(),
             key_prefix: config.key_prefix.clone(),
+            tls: if spec.contains("rediss://") {
+                redis_tls(config)
+            } else {
+                RedisTls::default()
+            },
         };
         let s = RedisStore::connect(options)
             .await

@@ -396,3 +396,215 @@ fn learning_history_and_copy_through_one_redis() {
         text(&out.stderr)
     );
 }
+
+/// A `mxguard serve` with its HTTP API and control socket on, on Redis:
+/// stopped (killed) when dropped.
+struct ApiServe {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for ApiServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The config of one API host on `redis_url`: its own data directory
+/// (where its control socket is), the milter on a free port (the API scans
+/// through its scan service), no policy server, no checks
+/// that need the network, the classifier refreshed every second.
+fn api_config(d: &Path, name: &str, redis_url: &str, port: u16) -> String {
+    let data = d.join(format!("{name}-data"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_config(
+        d,
+        name,
+        &format!(
+            "[store]\nurl = \"{redis_url}\"\ntimeout = \"2s\"\ndata_dir = \"{}\"\n\
+             [milter]\nlisten = \"127.0.0.1:{milter}\"\n[policy]\nenabled = false\n\
+             [spf]\nenabled = false\n[dkim]\nenabled = false\n[dmarc]\nenabled = false\n\
+             [arc_verify]\nenabled = false\n\
+             [web]\nlisten = \"127.0.0.1:{port}\"\n\
+             [classifier]\nmin_learns = 10\nrefresh_interval = 1\n",
+            data.display(),
+            milter = common::postfix::free_port(),
+        ),
+    )
+}
+
+fn api_serve(cfg: &str, port: u16, control: &Path) -> ApiServe {
+    let child = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+        .args(["-c", cfg, "serve"])
+        .env("MXGUARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start mxguard serve");
+    let serve = ApiServe { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() || !control.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not listen on {port} and {}",
+            control.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serve
+}
+
+/// `POST /checkv2` of `msg` to the API on `port`: rspamd's JSON reply.
+fn checkv2(port: u16, msg: &str) -> serde_json::Value {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /checkv2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{msg}",
+        msg.len()
+    )
+    .unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `mxguard learn` while serve runs on Redis goes through serve's control
+/// socket (the CLI's own config names a Redis nobody listens on, so the
+/// direct path would fail), and a second serve on the same Redis scores
+/// with the new model once its refresh picks it up.
+#[test]
+fn learn_through_a_running_serve_reaches_another_serve_on_the_same_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_corpus(d, 12);
+    let (port_a, port_b) = (common::postfix::free_port(), common::postfix::free_port());
+    let cfg_a = api_config(d, "a", &redis.url(), port_a);
+    let cfg_b = api_config(d, "b", &redis.url(), port_b);
+    let _a = api_serve(&cfg_a, port_a, &d.join("a-data/control.sock"));
+    let b = api_serve(&cfg_b, port_b, &d.join("b-data/control.sock"));
+
+    let spam = "From: promo99@deals.example\r\nMessage-ID: <s99@deals.example>\r\nSubject: Cheap pills offer\r\n\r\nBuy cheap pills now, best price\r\n";
+    let before = checkv2(b.port, spam);
+    assert!(
+        before["symbols"].get("BAYES_SPAM").is_none(),
+        "nothing learned yet: {before}"
+    );
+
+    // The CLI finds A's control socket by A's data_dir; its store is a
+    // Redis port with no server behind it.
+    let dead = format!("redis://127.0.0.1:{}/0", redis_server::free_port());
+    let cfg_cli = api_config(d, "a", &dead, port_a);
+    let p = |s: &str| d.join(s).display().to_string();
+    let out = mxguard(
+        &[
+            "-c",
+            &cfg_cli,
+            "learn",
+            "--spam",
+            &p("spam"),
+            "--ham",
+            &p("ham"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("spam: 12 learned") && said.contains("ham: 12 learned"),
+        "{said}"
+    );
+    // A's model lives in Redis only.
+    assert!(!d.join("a-data/mxguard.redb").exists());
+
+    // B refreshes every second: the next scans find the model A learned.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = checkv2(b.port, spam);
+        if v["symbols"].get("BAYES_SPAM").is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never scored with A's model: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ham = "From: bob@team.example\r\nMessage-ID: <h99@team.example>\r\nSubject: Release notes\r\n\r\nThe build passed; the release notes are attached for review.\r\n";
+    let v = checkv2(b.port, ham);
+    assert!(v["symbols"].get("BAYES_HAM").is_some(), "{v}");
+}
+
+/// `[store]`'s TLS keys reach the store every command opens: `mxguard scan
+/// --record` and `history` over `rediss://` to a redis-server with
+/// `--tls-port` that asks for a client certificate; a wrong CA file is
+/// refused naming the key, and `config check` refuses TLS keys on a plain
+/// URL.
+#[test]
+fn the_cli_reaches_redis_over_tls_with_the_store_tls_keys() {
+    let files = redis_server::TlsFiles::make();
+    let (redis, tls_port) = redis_server::start_tls(&files, "yes");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |ca: &str| {
+        format!(
+            "[store]\nurl = \"rediss://127.0.0.1:{tls_port}/0\"\ntimeout = \"2s\"\ndata_dir = \"{}\"\n\
+             tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+            d.join("data").display(),
+            files.path(ca).display(),
+            files.path("client.pem").display(),
+            files.path("client.key").display(),
+        )
+    };
+    let good = write_config(d, "tls", &config("ca.pem"));
+    let msg = "From: bob@team.example\r\nSubject: over tls\r\n\r\nThe build passed.\r\n";
+    let out = mxguard(
+        &["-c", &good, "scan", "--record", "-"],
+        Some(msg.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = mxguard(&["-c", &good, "history", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("over tls"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        redis.cli(&["LLEN", "history"]).trim(),
+        "1",
+        "the row is in the Redis behind the TLS port"
+    );
+
+    let wrong = write_config(d, "wrong", &config("other-ca.pem"));
+    let out = mxguard(&["-c", &wrong, "history", "--json"], None);
+    assert!(!out.status.success(), "a server from another CA is refused");
+    assert!(
+        text(&out.stderr).contains("tls_ca_file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let plain = write_config(
+        d,
+        "plain",
+        &format!(
+            "[store]\nurl = \"{}\"\ntls_ca_file = \"{}\"\n",
+            redis.url(),
+            files.path("ca.pem").display()
+        ),
+    );
+    let out = mxguard(&["config", "check", &plain], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("store.tls_ca_file"),
+        "{}",
+        text(&out.stderr)
+    );
+}

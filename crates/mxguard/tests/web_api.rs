@@ -600,3 +600,111 @@ fn no_password_on_an_open_address_refuses_to_start() {
         );
     }
 }
+
+/// rspamd's web UI (and integrations written against it) post
+/// `/saveactions` as a bare list of numbers in rspamd's fixed order —
+/// `[reject, rewrite_subject, add_header, greylist]`, `null` for off — or,
+/// before rewrite_subject had a field, `[reject, add_header, greylist]`.
+/// `rspamc` has no working command for it (3.4's `add_action` is listed
+/// but not parsed), so this is plain HTTP, and rspamc shows the result.
+#[test]
+fn saveactions_takes_rspamds_list_of_numbers_and_refuses_malformed_ones() {
+    let serve = start(&base_config(""));
+    let save = |body: &[u8]| {
+        serve.http(
+            &format!(
+                "POST /saveactions HTTP/1.1\nPassword: {ADMIN_PW}\nContent-Type: application/json"
+            ),
+            body,
+        )
+    };
+    let actions = || {
+        let a = serve
+            .http(&format!("GET /actions HTTP/1.1\nPassword: {READ_PW}"), b"")
+            .json();
+        a.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["action"].as_str().unwrap().to_string(),
+                    x["value"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = |v: [serde_json::Value; 4]| {
+        ["reject", "rewrite subject", "add header", "greylist"]
+            .iter()
+            .map(|s| s.to_string())
+            .zip(v)
+            .collect::<Vec<_>>()
+    };
+    use serde_json::json;
+
+    let r = save(b"[21.5, null, 5.5, 2.5]");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        actions(),
+        want([json!(21.5), json!(null), json!(5.5), json!(2.5)])
+    );
+    let saved = std::fs::read_to_string(serve.data().join("overrides.toml")).unwrap();
+    assert!(
+        saved.contains("reject = 21.5") && saved.contains("rewrite_subject = false"),
+        "{saved}"
+    );
+    // The scan through rspamc (another client, the scan route) uses it.
+    let files = tempfile::tempdir().unwrap();
+    let msg = ham(files.path(), 7);
+    let (ok, out) = serve.rspamc(&["-P", READ_PW, "symbols", msg.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Score:") && l.trim_end().ends_with("/ 21.50")),
+        "rspamc does not show the saved reject threshold:\n{out}"
+    );
+
+    // The older three-number form: rewrite_subject keeps its value.
+    let r = save(b"[18, 6, 3]");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        actions(),
+        want([json!(18.0), json!(null), json!(6.0), json!(3.0)])
+    );
+
+    // Malformed lists: 400 naming what is wrong, nothing changed.
+    let before = std::fs::read_to_string(serve.data().join("overrides.toml")).unwrap();
+    for (body, says) in [
+        (&b"[15, 6]"[..], "not 2"),
+        (b"[15, 6, 4, 2, 1]", "not 5"),
+        (b"[15, \"x\", 6, 4]", "item 1 (rewrite_subject)"),
+        (b"[15, true, 6, 4]", "item 1 (rewrite_subject)"),
+        (b"[]", "empty"),
+        (b"[15, 6, 4", "not JSON"),
+        (b"[-3, null, 6, 4]", "negative"),
+    ] {
+        let r = save(body);
+        assert_eq!(
+            r.status,
+            400,
+            "{} was taken: {}",
+            String::from_utf8_lossy(body),
+            r.body
+        );
+        assert!(
+            r.body.contains(says),
+            "{}: the error does not say `{says}`: {}",
+            String::from_utf8_lossy(body),
+            r.body
+        );
+    }
+    let after = std::fs::read_to_string(serve.data().join("overrides.toml")).unwrap();
+    assert_eq!(before, after, "a refused save changed the overrides");
+    assert_eq!(
+        actions(),
+        want([json!(18.0), json!(null), json!(6.0), json!(3.0)])
+    );
+    // And the server keeps serving.
+    let r = serve.http("GET /ping HTTP/1.1", b"");
+    assert_eq!(r.status, 200);
+}

@@ -101,6 +101,17 @@ pub struct StoreConfig {
     /// Put in front of every key in Redis, to share a server with other
     /// programs (`"mxguard:"`); empty by default.
     pub key_prefix: String,
+    /// `rediss://` only: PEM file of the CA that signed the Redis server's
+    /// certificate; left out, the system's trusted CAs.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `rediss://` only: client certificate (PEM), for a Redis server with
+    /// `tls-auth-clients yes`; with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `rediss://` only: the client certificate's private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// `rediss://` only: do not check the server's certificate at all
+    /// (logged as a warning at start); for a first setup, not for use.
+    pub tls_insecure: bool,
 }
 
 /// `[store] url`: one Redis server, or the seed nodes of a Redis Cluster.
@@ -173,6 +184,33 @@ impl StoreConfig {
                 format!("`{u}` is not a Redis URL; {hint}"),
             ));
         }
+        let tls_url = self
+            .url
+            .iter()
+            .flat_map(StoreUrl::urls)
+            .chain(self.read_url.clone())
+            .any(|u| u.starts_with("rediss://"));
+        if !tls_url {
+            for (key, set) in [
+                ("tls_ca_file", self.tls_ca_file.is_some()),
+                ("tls_cert_file", self.tls_cert_file.is_some()),
+                ("tls_key_file", self.tls_key_file.is_some()),
+                ("tls_insecure", self.tls_insecure),
+            ] {
+                if set {
+                    out.push((
+                        format!("store.{key}"),
+                        "is for TLS to Redis, and no url is rediss://: give url = \"rediss://host:port/db\", or leave it out".into(),
+                    ));
+                }
+            }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            out.push((
+                if self.tls_cert_file.is_some() { "store.tls_key_file" } else { "store.tls_cert_file" }.into(),
+                "tls_cert_file and tls_key_file go together: give both (the client certificate and its key) or neither".into(),
+            ));
+        }
         if !(1..=60_000).contains(&self.timeout.0) {
             out.push((
                 "store.timeout".into(),
@@ -192,6 +230,10 @@ impl Default for StoreConfig {
             read_url: None,
             timeout: Millis(1000),
             key_prefix: String::new(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_insecure: false,
         }
     }
 }
@@ -287,6 +329,14 @@ mod store_tests {
             vec!["unix:///run/redis/redis.sock?db=2"]
         );
         assert_eq!(c.store.timeout.0, 250);
+        let c = load(
+            "[store]\nurl = \"rediss://r:6380/0\"\ntls_ca_file = \"/etc/mxguard/redis-ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.store.tls_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/mxguard/redis-ca.pem"))
+        );
         let c = load("[store]\nurl = [\"redis://a:7001\", \"redis://b:7001\"]\n").unwrap();
         assert!(matches!(c.store.url, Some(StoreUrl::Cluster(ref v)) if v.len() == 2));
     }
@@ -314,6 +364,21 @@ mod store_tests {
                 "[store]\nurl = \"redis://a\"\ntimeout = 0\n",
                 "store.timeout",
                 "more than zero",
+            ),
+            (
+                "[store]\nurl = \"redis://a\"\ntls_ca_file = \"/etc/ca.pem\"\n",
+                "store.tls_ca_file",
+                "no url is rediss://",
+            ),
+            (
+                "[store]\ntls_insecure = true\n",
+                "store.tls_insecure",
+                "no url is rediss://",
+            ),
+            (
+                "[store]\nurl = \"rediss://a\"\ntls_cert_file = \"/etc/c.pem\"\n",
+                "store.tls_key_file",
+                "go together",
             ),
         ] {
             let e = load(text).expect_err(text);

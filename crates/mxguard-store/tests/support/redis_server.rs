@@ -31,7 +31,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -265,4 +265,107 @@ pub fn shared_server() -> &'static RedisServer {
 pub fn shared_cluster() -> &'static RedisCluster {
     static C: OnceLock<RedisCluster> = OnceLock::new();
     C.get_or_init(RedisCluster::start)
+}
+
+/// A throwaway PKI for TLS tests, made with the openssl CLI: a CA, a
+/// server certificate for 127.0.0.1 and localhost signed by it, a client
+/// certificate signed by it, and a second CA that signed nothing here.
+pub struct TlsFiles {
+    pub dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    pub fn make() -> TlsFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl (package openssl): run ./scripts/peers.sh install");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            let subj = format!("/CN=mxguard test {ca}");
+            let key = format!("{ca}.key");
+            let pem = format!("{ca}.pem");
+            a.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            openssl(&a);
+        }
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (who, cn) in [("server", "localhost"), ("client", "mxguard")] {
+            let mut a = vec!["req"];
+            a.extend(ec);
+            let key = format!("{who}.key");
+            let csr = format!("{who}.csr");
+            let subj = format!("/CN={cn}");
+            a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(&a);
+            let pem = format!("{who}.pem");
+            let ext = format!("{who}.ext");
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        TlsFiles { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A redis-server that also listens with TLS (Redis 7's `--tls-port`) on
+/// the port returned, with `files`' server certificate; `auth_clients` is
+/// its `tls-auth-clients` (`yes`: a client certificate is required).
+pub fn start_tls(files: &TlsFiles, auth_clients: &str) -> (RedisServer, u16) {
+    let tls_port = free_port();
+    let p = |n: &str| files.path(n).display().to_string();
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &p("server.pem"),
+        "--tls-key-file",
+        &p("server.key"),
+        "--tls-ca-cert-file",
+        &p("ca.pem"),
+        "--tls-auth-clients",
+        auth_clients,
+    ]);
+    (server, tls_port)
 }

@@ -15,8 +15,10 @@
 //! address is the first bracket after `from`: Postfix writes
 //! `name[addr]`, and a name never holds `[`.
 
+use super::fast::{Fast, FastFn, plain_host};
 use super::{Failure, Filter, Rules, failure};
 use crate::line::LogLine;
+use crate::pattern::Captured;
 
 const NORMAL: u8 = 1;
 const AUTH: u8 = 2;
@@ -67,6 +69,73 @@ fn table() -> Vec<(u8, Effect, String)> {
     ]
 }
 
+/// The reject rule by hand (see `filter::fast`): `QUEUEID: [milter-]reject:
+/// CMD from NAME[HOST][:PORT]: CODE REASON`. Every part is forced: the
+/// queue id, the command and the port are maximal runs before fixed
+/// text; NAME cannot hold `[` so the host starts after the first one,
+/// and a host cannot hold `]` so it ends at the next one and must be
+/// read whole. Any other shape: the regex.
+fn reject(m: &str) -> Fast<'_> {
+    let parsed = (|| {
+        let b = m.as_bytes();
+        if memchr::memchr(b'\n', b).is_some() {
+            return None;
+        }
+        let id = b.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+        let s = m.get(id..)?.strip_prefix(": ").filter(|_| id > 0)?;
+        let s = s.strip_prefix("milter-").unwrap_or(s);
+        let s = s.strip_prefix("reject: ")?;
+        let cmd = s.bytes().take_while(u8::is_ascii_uppercase).count();
+        let s = s[cmd..].strip_prefix(" from ").filter(|_| cmd > 0)?;
+        let open = s.find('[')?;
+        if s[..open].contains(char::is_whitespace) {
+            return None;
+        }
+        let s = &s[open + 1..];
+        let close = s.find(']')?;
+        let host = &s[..close];
+        if plain_host(host) != Some(host.len()) {
+            return None;
+        }
+        let mut s = &s[close + 1..];
+        if let Some(port) = s.strip_prefix(':')
+            && port.starts_with(|c: char| c.is_ascii_digit())
+        {
+            s = port.trim_start_matches(|c: char| c.is_ascii_digit());
+        }
+        let s = s.strip_prefix(": ")?;
+        let c = s.as_bytes();
+        let d = |i: usize| c.get(i).is_some_and(u8::is_ascii_digit);
+        if !(matches!(c.first(), Some(b'4' | b'5')) && d(1) && d(2) && c.get(3) == Some(&b' '))
+            || !(matches!(c.get(4), Some(b'4' | b'5')) && c.get(5) == Some(&b'.'))
+        {
+            return None;
+        }
+        let mut i = 6;
+        for last in [false, true] {
+            let n = c[i..].iter().take_while(|x| x.is_ascii_digit()).count();
+            if !(1..=3).contains(&n) {
+                return None;
+            }
+            i += n;
+            let sep = if last { b' ' } else { b'.' };
+            if c.get(i) != Some(&sep) {
+                return None;
+            }
+            i += 1;
+        }
+        Some((host, &s[..i - 1], &s[i..]))
+    })();
+    match parsed {
+        Some((host, code, reason)) => Fast::Match(Captured {
+            host: Some(host),
+            user: None,
+            fields: vec![("code", code), ("reason", reason)],
+        }),
+        None => Fast::Unsure,
+    }
+}
+
 pub struct Postfix {
     name: String,
     rules: Rules<Effect>,
@@ -93,7 +162,10 @@ impl Postfix {
             } else {
                 format!("postfix:{mode}")
             },
-            rules: Rules::new(&table, bits),
+            rules: Rules::with_shortcuts(&table, bits, |src| {
+                src.starts_with("^(?:NOQUEUE|[0-9A-Za-z]+): (?:milter-)?reject: ")
+                    .then_some(reject as FastFn)
+            }),
             mode: bits,
         }
     }

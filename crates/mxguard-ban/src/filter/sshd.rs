@@ -21,10 +21,15 @@
 //! fixed tail, so a user name `x from 1.2.3.4` does not ban 1.2.3.4.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use regex::Regex;
+
+use super::fast::{Fast, FastFn, host_then, only, plain_host, tail};
 use super::{Failure, Filter, Rules, failure};
 use crate::host::Host;
 use crate::line::LogLine;
+use crate::pattern::Captured;
 
 const N: u8 = 1;
 const D: u8 = 2;
@@ -102,6 +107,176 @@ fn table() -> Vec<(u8, Effect, String)> {
     ]
 }
 
+/// The hand-written readings of the busiest rules (see `filter::fast`),
+/// by the rule's source.
+fn shortcut(src: &str) -> Option<FastFn> {
+    let f: FastFn = if src.starts_with("^Failed ") {
+        failed_method
+    } else if src.starts_with("^(?:[Ii]nvalid|[Ii]llegal) user ") {
+        invalid_user
+    } else if src.starts_with(r"^pam_unix\(sshd:auth\)") {
+        pam_failure
+    } else if src.starts_with("^Received disconnect from <HOST>") && src.contains(r":\s*3: ") {
+        disconnect_auth_fail
+    } else if src.starts_with("^Received disconnect from <HOST>") && src.contains(r":\s*11: .+ ") {
+        disconnect_preauth
+    } else {
+        return None;
+    };
+    Some(f)
+}
+
+/// What `Failed …` lines read after `from <HOST>`.
+static FAILED_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?(?: ssh[0-9]*)?(?:: .*)?\s*$"));
+static INVALID_TAIL: LazyLock<Regex> = LazyLock::new(|| tail(r"^(?: port [0-9]+)?\s*$"));
+static AUTH_FAIL_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?:\s*3: .*: Auth fail(?: \[preauth\])?\s*$"));
+static PREAUTH_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?:\s*11: .+ \[preauth\]\s*$"));
+
+/// A host and tail read by `host_then`, with the user and fields added.
+fn with<'t>(found: Fast<'t>, user: Option<&'t str>, fields: Vec<(&'t str, &'t str)>) -> Fast<'t> {
+    match found {
+        Fast::Match(c) => Fast::Match(Captured { user, fields, ..c }),
+        other => other,
+    }
+}
+
+/// `Failed METHOD for [invalid user ]USER from HOST…`. METHOD is `\S+`
+/// before a space, so it ends at the first space; USER is lazy before
+/// ` from `, so when ` from ` occurs once after `for ` it ends there
+/// (otherwise: the regex). `invalid user ` is taken when it fits before
+/// that ` from `.
+fn failed_method(m: &str) -> Fast<'_> {
+    let Some(r) = m.strip_prefix("Failed ") else {
+        return Fast::NoMatch;
+    };
+    let Some(sp) = r.find(' ') else {
+        return Fast::Unsure;
+    };
+    let method = &r[..sp];
+    if method.is_empty() || method.contains(char::is_whitespace) {
+        return Fast::Unsure;
+    }
+    let Some(r) = r[sp..].strip_prefix(" for ") else {
+        return Fast::Unsure;
+    };
+    let Some(at) = only(r, " from ") else {
+        return Fast::Unsure;
+    };
+    let (user, invalid) =
+        if at >= 13 && (r.starts_with("invalid user ") || r.starts_with("illegal user ")) {
+            (&r[13..at], Some(&r[..13]))
+        } else {
+            (&r[..at], None)
+        };
+    if user.contains('\n') {
+        return Fast::Unsure;
+    }
+    let mut fields = vec![("method", method)];
+    if let Some(i) = invalid {
+        fields.push(("invalid", i));
+    }
+    with(host_then(&r[at + 6..], &FAILED_TAIL), Some(user), fields)
+}
+
+/// `Invalid user USER from HOST[ port N]`: USER as in `failed_method`.
+fn invalid_user(m: &str) -> Fast<'_> {
+    let b = m.as_bytes();
+    let head = b.get(1..13);
+    if !matches!(b.first(), Some(b'I' | b'i'))
+        || !(head == Some(b"nvalid user ") || head == Some(b"llegal user "))
+    {
+        return Fast::NoMatch;
+    }
+    let r = &m[13..];
+    let Some(at) = only(r, " from ") else {
+        return Fast::Unsure;
+    };
+    let user = &r[..at];
+    if user.contains('\n') {
+        return Fast::Unsure;
+    }
+    with(
+        host_then(&r[at + 6..], &INVALID_TAIL),
+        Some(user),
+        Vec::new(),
+    )
+}
+
+/// `pam_unix(sshd:auth): authentication failure; logname=… uid=N euid=N
+/// tty=… ruser=… rhost=HOST[ user=…][ [preauth]]`: fields are `\S*`
+/// between `\s+`, so with spaces as the only white space each field is
+/// the whole word; the host is the whole `rhost=` word.
+fn pam_failure(m: &str) -> Fast<'_> {
+    let Some(r) = m.strip_prefix("pam_unix(sshd:auth):") else {
+        return Fast::NoMatch;
+    };
+    if m.bytes()
+        .any(|c| !c.is_ascii() || (c != b' ' && (c as char).is_whitespace()))
+    {
+        return Fast::Unsure;
+    }
+    fn spaces(s: &str) -> Option<&str> {
+        let t = s.trim_start_matches(' ');
+        (t.len() < s.len()).then_some(t)
+    }
+    fn word(s: &str) -> (&str, &str) {
+        s.split_at(s.find(' ').unwrap_or(s.len()))
+    }
+    fn field<'a>(s: &'a str, key: &str) -> Option<(&'a str, &'a str)> {
+        let (w, rest) = word(spaces(s)?.strip_prefix(key)?);
+        Some((w, rest))
+    }
+    let digits = |w: &str| w.bytes().all(|c| c.is_ascii_digit());
+    let parsed = (|| {
+        let s = spaces(r)?.strip_prefix("authentication failure;")?;
+        let (_, s) = field(s, "logname=")?;
+        let (uid, s) = field(s, "uid=")?;
+        let (euid, s) = field(s, "euid=")?;
+        let (_, s) = field(s, "tty=")?;
+        let (ruser, s) = field(s, "ruser=")?;
+        let (host, s) = field(s, "rhost=")?;
+        if !digits(uid) || !digits(euid) || plain_host(host) != Some(host.len()) {
+            return None;
+        }
+        let end = |s: &str| s.bytes().all(|c| c == b' ');
+        let preauth_end = |s: &str| s.strip_prefix(" [preauth]").is_some_and(end);
+        if end(s) {
+            return Some((ruser, host, None));
+        }
+        if let Some((user, rest)) = field(s, "user=") {
+            return (end(rest) || preauth_end(rest)).then_some((ruser, host, Some(user)));
+        }
+        preauth_end(s).then_some((ruser, host, None))
+    })();
+    match parsed {
+        Some((ruser, host, user)) => Fast::Match(Captured {
+            host: Some(host),
+            user,
+            fields: vec![("ruser", ruser)],
+        }),
+        None => Fast::Unsure,
+    }
+}
+
+/// `Received disconnect from HOST…: 3: …: Auth fail`.
+fn disconnect_auth_fail(m: &str) -> Fast<'_> {
+    match m.strip_prefix("Received disconnect from ") {
+        Some(t) => host_then(t, &AUTH_FAIL_TAIL),
+        None => Fast::NoMatch,
+    }
+}
+
+/// `Received disconnect from HOST…: 11: … [preauth]`.
+fn disconnect_preauth(m: &str) -> Fast<'_> {
+    match m.strip_prefix("Received disconnect from ") {
+        Some(t) => host_then(t, &PREAUTH_TAIL),
+        None => Fast::NoMatch,
+    }
+}
+
 /// One connection's state, by pid.
 #[derive(Default)]
 struct Conn {
@@ -142,7 +317,7 @@ impl Sshd {
             } else {
                 format!("sshd:{mode}")
             },
-            rules: Rules::new(&table, bits),
+            rules: Rules::with_shortcuts(&table, bits, shortcut),
             bits,
             conns: HashMap::new(),
         }

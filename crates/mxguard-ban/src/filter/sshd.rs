@@ -110,7 +110,11 @@ fn table() -> Vec<(u8, Effect, String)> {
 /// The hand-written readings of the busiest rules (see `filter::fast`),
 /// by the rule's source.
 fn shortcut(src: &str) -> Option<FastFn> {
-    let f: FastFn = if src.starts_with("^Failed ") {
+    let f: FastFn = if src.starts_with("^(?:PAM: )?[Aa]uthentication ") {
+        authentication_failure
+    } else if src.starts_with("^Connection (?:closed|reset) by ") {
+        connection_closed
+    } else if src.starts_with("^Failed ") {
         failed_method
     } else if src.starts_with("^(?:[Ii]nvalid|[Ii]llegal) user ") {
         invalid_user
@@ -125,6 +129,53 @@ fn shortcut(src: &str) -> Option<FastFn> {
     };
     Some(f)
 }
+
+/// `[PAM: ]Authentication failure|error for …`: only says no, to lines
+/// that do not start that way (its literal prefilter lets PAM's
+/// `pam_unix(sshd:auth): authentication failure;` lines through).
+fn authentication_failure(m: &str) -> Fast<'_> {
+    let r = m.strip_prefix("PAM: ").unwrap_or(m);
+    if r.starts_with("Authentication ") || r.starts_with("authentication ") {
+        Fast::Unsure
+    } else {
+        Fast::NoMatch
+    }
+}
+
+/// `Connection closed|reset by HOST[ port N][ [preauth]]`, the form
+/// without a user (with `invalid user …` before the host: the regex).
+/// `[preauth]` is a field when the text after the port starts with it.
+fn connection_closed(m: &str) -> Fast<'_> {
+    let Some(r) = m
+        .strip_prefix("Connection closed by ")
+        .or_else(|| m.strip_prefix("Connection reset by "))
+    else {
+        return Fast::NoMatch;
+    };
+    if r.starts_with("invalid user ") || r.starts_with("authenticating user ") {
+        return Fast::Unsure;
+    }
+    match host_then(r, &CLOSED_TAIL) {
+        Fast::Match(c) => {
+            let host = c.host.unwrap_or("");
+            let mut after = &r[host.len()..];
+            if let Some(p) = after.strip_prefix(" port ")
+                && p.starts_with(|c: char| c.is_ascii_digit())
+            {
+                after = p.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            let fields = match after.get(..10) {
+                Some(p @ " [preauth]") => vec![("preauth", p)],
+                _ => Vec::new(),
+            };
+            Fast::Match(Captured { fields, ..c })
+        }
+        other => other,
+    }
+}
+
+static CLOSED_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?(?: \[preauth\])?\s*$"));
 
 /// What `Failed …` lines read after `from <HOST>`.
 static FAILED_TAIL: LazyLock<Regex> =
@@ -324,10 +375,14 @@ impl Sshd {
     }
 
     fn conn(&mut self, pid: &str) -> &mut Conn {
-        if self.conns.len() >= MAX_CONNS && !self.conns.contains_key(pid) {
-            self.conns.clear();
+        // Looked up first: the key is allocated only for a new pid.
+        if !self.conns.contains_key(pid) {
+            if self.conns.len() >= MAX_CONNS {
+                self.conns.clear();
+            }
+            self.conns.insert(pid.to_string(), Conn::default());
         }
-        self.conns.entry(pid.to_string()).or_default()
+        self.conns.get_mut(pid).expect("inserted above")
     }
 }
 
@@ -507,6 +562,131 @@ impl Filter for Sshd {
                 self.conns.remove(pid);
                 result
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts' tails are the rules' own text after `<HOST>`.
+    #[test]
+    fn shortcut_tails_are_the_rules_tails() {
+        let sources: Vec<String> = table().into_iter().map(|(_, _, s)| s).collect();
+        for (tail, head) in [
+            (&*FAILED_TAIL, "^Failed "),
+            (&*INVALID_TAIL, "^(?:[Ii]nvalid"),
+            (
+                &*AUTH_FAIL_TAIL,
+                r"^Received disconnect from <HOST>{PORT}:\s*3: ",
+            ),
+            (
+                &*PREAUTH_TAIL,
+                r"^Received disconnect from <HOST>{PORT}:\s*11: ",
+            ),
+            (&*CLOSED_TAIL, "^Connection (?:closed"),
+        ] {
+            let head = head.replace("{PORT}", PORT);
+            let src = sources
+                .iter()
+                .find(|s| s.starts_with(&head))
+                .unwrap_or_else(|| panic!("no rule starts with {head}"));
+            let after_host = &src[src.rfind("<HOST>").unwrap() + 6..]
+                .replace("<F-PREAUTH>", "")
+                .replace("</F-PREAUTH>", "");
+            assert_eq!(&tail.as_str()[1..], after_host, "{src}");
+        }
+    }
+
+    /// Lines the shortcuts decline or read on the edge of their grammar:
+    /// every answer is checked against the regex (debug builds), and the
+    /// failures are the ones the regex gives.
+    #[test]
+    fn shortcuts_agree_with_the_regexes_on_edge_lines() {
+        let mut f = Sshd::new("aggressive");
+        let mut pid = 0;
+        let mut host = |f: &mut Sshd, msg: &str| {
+            // A new connection each: no state carried between cases.
+            pid += 1;
+            let line = format!("Feb 25 14:34:10 h sshd[{pid}]: {msg}");
+            f.process(&crate::line::parse(&line)).map(|x| x.host.text)
+        };
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "Failed password for root from 192.0.2.1 port 22 ssh2",
+                Some("192.0.2.1"),
+            ),
+            // A user name carrying ` from ADDR`: the last address counts.
+            (
+                "Failed password for x from 192.0.2.9 from 192.0.2.2 port 22 ssh2",
+                Some("192.0.2.2"),
+            ),
+            (
+                "Failed password for invalid user  from 192.0.2.3 port 2",
+                Some("192.0.2.3"),
+            ),
+            (
+                "Failed password for invalid user from 192.0.2.4 port 2",
+                Some("192.0.2.4"),
+            ),
+            (
+                "Failed password for x from ::ffff:192.0.2.5 port 2 ssh2",
+                Some("192.0.2.5"),
+            ),
+            (
+                "Failed password for x from 2001:db8::6 port 2 ssh2",
+                Some("2001:db8::6"),
+            ),
+            ("Failed password for x from host.example. port 2", None),
+            ("Failed password for x from 192.0.2.7 port x", None),
+            ("Invalid user a from 192.0.2.8", Some("192.0.2.8")),
+            (
+                "Invalid user a from 192.0.2.8 from 192.0.2.10",
+                Some("192.0.2.10"),
+            ),
+            ("illegal user a from 192.0.2.11 port 5 ", Some("192.0.2.11")),
+            ("Invalid user a from 192.0.2.12 port", None),
+            (
+                "Received disconnect from 192.0.2.13: 3: x: Auth fail [preauth]",
+                Some("192.0.2.13"),
+            ),
+            (
+                "Received disconnect from 192.0.2.14 port 2:11: bye [preauth]",
+                Some("192.0.2.14"),
+            ),
+            ("Received disconnect from 192.0.2.15: 11: bye", None),
+            (
+                "Connection closed by 192.0.2.16 port 2 [preauth]",
+                Some("192.0.2.16"),
+            ),
+            ("Connection reset by 192.0.2.17 [preauth] x", None),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(host(&mut f, msg).as_deref(), *want, "{msg}");
+        }
+        // PAM: counted on a change of user (same connection); both lines
+        // must parse.
+        let mut f = Sshd::new("normal");
+        let host = |f: &mut Sshd, msg: &str| {
+            let line = format!("Feb 25 14:34:10 h sshd[1]: {msg}");
+            f.process(&crate::line::parse(&line)).map(|x| x.host.text)
+        };
+        let pam = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.20";
+        assert_eq!(host(&mut f, &format!("{pam}  user=a")), None);
+        assert_eq!(
+            host(&mut f, &format!("{pam} user=b [preauth]")).as_deref(),
+            Some("192.0.2.20")
+        );
+        for odd in [
+            format!("{pam}\tuser=c"),
+            format!("{pam} user=c  [preauth]"),
+            format!("{pam} [preauth]"),
+            format!("{pam}x user=d"),
+            pam.replace("uid=0 ", "uid=x "),
+            pam.replace("authentication failure", "authentication  failure"),
+        ] {
+            let _ = host(&mut f, &odd);
         }
     }
 }

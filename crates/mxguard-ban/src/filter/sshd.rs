@@ -455,7 +455,12 @@ impl Filter for Sshd {
         let preauth = field("preauth").is_some();
         let user = caps.user.map(str::to_string);
         let ddos = self.bits & D != 0;
-        let ruser = field("ruser").unwrap_or("").to_string();
+        // Only PAM lines read the remote user: no copy for the others.
+        let ruser = if effect == Pam {
+            field("ruser").unwrap_or("").to_string()
+        } else {
+            String::new()
+        };
         let is_publickey_of_valid =
             field("method") == Some("publickey") && field("invalid").is_none();
         let conn = self.conn(pid);

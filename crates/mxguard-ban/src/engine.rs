@@ -64,7 +64,9 @@ pub type ActionBuilder =
 /// and the policy server read, needs nothing more) and the firewall kinds
 /// of [`crate::actions::build`]. The jail's `port` and `protocol` are
 /// copied into a firewall action's options when it names none, since the
-/// firewall rule is made at start, before any ban carries them.
+/// firewall rule is made at start, before any ban carries them; not into
+/// a `command` action's, which gets them per ban (`<port>`, `<protocol>`)
+/// and refuses them as options.
 pub fn build_actions(
     jail: &JailSettings,
     configs: &[ActionConfig],
@@ -77,6 +79,10 @@ pub fn build_actions(
             }
             let mut options = c.options.clone();
             options.remove("kind");
+            if c.kind == "command" {
+                return crate::actions::build(&c.kind, &options, &jail.name)
+                    .map_err(|e| format!("[ban.jails.{}] {e}", jail.name));
+            }
             if !jail.ports.is_empty() && !options.contains_key("port") {
                 options.insert("port".into(), toml::Value::String(jail.ports.join(",")));
             }
@@ -140,6 +146,50 @@ impl Engine {
         let mut jails = Vec::new();
         let mut routes: HashMap<String, Vec<mpsc::Sender<IpAddr>>> = HashMap::new();
         let mut tasks = Vec::new();
+        // A jail whose actions started is in `jails` at once: when a later
+        // step or jail fails, those actions are stopped before the error
+        // goes back (no firewall rules left with nothing managing them).
+        let built = Self::start_jails(
+            cfg,
+            &store,
+            actions,
+            &stop,
+            &mut jails,
+            &mut routes,
+            &mut tasks,
+        )
+        .await;
+        if let Err(e) = built {
+            for t in &tasks {
+                t.abort();
+            }
+            for j in &jails {
+                j.stop().await;
+            }
+            return Err(e);
+        }
+        let sync_every = cfg.sync_interval.seconds().unwrap_or(5).max(1) as u64;
+        tasks.push(tokio::spawn(housekeeping(jails.clone(), sync_every, stop)));
+        Ok(Engine {
+            jails,
+            events: Events {
+                routes: Arc::new(routes),
+            },
+            tasks,
+        })
+    }
+
+    /// The jails of `cfg`, each pushed to `jails` as soon as its actions
+    /// have started, its reader task to `tasks`.
+    async fn start_jails(
+        cfg: &BanConfig,
+        store: &Arc<dyn Store>,
+        actions: &ActionBuilder,
+        stop: &watch::Receiver<bool>,
+        jails: &mut Vec<Arc<Jail>>,
+        routes: &mut HashMap<String, Vec<mpsc::Sender<IpAddr>>>,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> Result<(), String> {
         let now = unix_now();
         for (name, jc) in cfg.jails.iter().filter(|(_, j)| j.enabled) {
             let settings = cfg.settings(name, jc)?;
@@ -153,6 +203,7 @@ impl Engine {
             jail.restore(now)
                 .await
                 .map_err(|e| format!("[ban.jails.{name}] restoring bans: {e}"))?;
+            jails.push(jail.clone());
             let mut files = Vec::new();
             for path in &jc.logpath {
                 let start = match store.get(&pos_key(name, path)).await {
@@ -204,17 +255,8 @@ impl Engine {
                 stop.clone(),
             )));
             tracing::info!(jail = %name, "ban jail started");
-            jails.push(jail);
         }
-        let sync_every = cfg.sync_interval.seconds().unwrap_or(5).max(1) as u64;
-        tasks.push(tokio::spawn(housekeeping(jails.clone(), sync_every, stop)));
-        Ok(Engine {
-            jails,
-            events: Events {
-                routes: Arc::new(routes),
-            },
-            tasks,
-        })
+        Ok(())
     }
 
     /// Waits for the tasks (after `stop`), then stops the actions.

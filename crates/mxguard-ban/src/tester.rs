@@ -57,16 +57,11 @@ pub fn run(
         filter: filter.name().to_string(),
         ..Summary::default()
     };
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
+    let mut handle = |bytes: &[u8]| {
         s.lines += 1;
-        let text = match std::str::from_utf8(&buf) {
+        let text = match std::str::from_utf8(bytes) {
             Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => String::from_utf8_lossy(&buf),
+            Err(_) => String::from_utf8_lossy(bytes),
         };
         let parsed = line::parse(&text);
         if let Some(hit) = filter.process(&parsed) {
@@ -77,9 +72,49 @@ pub fn run(
             if hit.host.ip.is_none() {
                 s.unresolved += 1;
             }
-            *s.hosts.entry(hit.host.text.clone()).or_insert(0) += u64::from(hit.attempts);
+            // Looked up first: the key is copied only for a new host.
+            match s.hosts.get_mut(&hit.host.text) {
+                Some(n) => *n += u64::from(hit.attempts),
+                None => {
+                    s.hosts
+                        .insert(hit.host.text.clone(), u64::from(hit.attempts));
+                }
+            }
             each(s.lines, &parsed, &hit);
         }
+    };
+    // Lines are taken from the reader's own buffer where they lie whole
+    // (no copy per line); only a line split across two reads is copied.
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let block = input.fill_buf()?;
+        let len = block.len();
+        if len == 0 {
+            break;
+        }
+        let mut start = 0;
+        if !carry.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', block) else {
+                carry.extend_from_slice(block);
+                input.consume(len);
+                continue;
+            };
+            carry.extend_from_slice(&block[..=nl]);
+            handle(&carry);
+            carry.clear();
+            start = nl + 1;
+        }
+        let base = start;
+        for nl in memchr::memchr_iter(b'\n', &block[base..]) {
+            let end = base + nl + 1;
+            handle(&block[start..end]);
+            start = end;
+        }
+        carry.extend_from_slice(&block[start..]);
+        input.consume(len);
+    }
+    if !carry.is_empty() {
+        handle(&carry);
     }
     s.rules = rules
         .into_iter()
@@ -149,5 +184,30 @@ mod tests {
         assert_eq!(s.hosts["192.0.2.1"], 2);
         assert_eq!(s.rules.iter().map(|r| r.matches).sum::<u64>(), 2);
         assert!(text(&s).contains("4 lines, 2 matched, 2 missed"));
+    }
+
+    /// Lines split across the reader's reads, and a last line without
+    /// its line end, are read as whole lines.
+    #[test]
+    fn lines_across_reads_and_without_a_line_end() {
+        let log = "Feb 25 14:34:10 h sshd[1]: Invalid user a from 192.0.2.1 port 2\n\
+                   Feb 25 14:34:11 h sshd[2]: Invalid user bb from 192.0.2.2 port 2\n\
+                   \n\
+                   Feb 25 14:34:12 h sshd[3]: Invalid user c from 192.0.2.3";
+        for capacity in [1, 7, 64, 1 << 16] {
+            let mut f = crate::filter::builtin("sshd").unwrap();
+            let mut seen = Vec::new();
+            let reader = std::io::BufReader::with_capacity(capacity, log.as_bytes());
+            let s = run(f.as_mut(), reader, |n, _, hit| {
+                seen.push((n, hit.user.clone().unwrap_or_default()))
+            })
+            .unwrap();
+            assert_eq!((s.lines, s.matched), (4, 3), "capacity {capacity}");
+            assert_eq!(
+                seen,
+                [(1, "a".into()), (2, "bb".into()), (4, "c".into())],
+                "capacity {capacity}"
+            );
+        }
     }
 }

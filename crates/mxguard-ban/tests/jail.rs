@@ -310,3 +310,64 @@ async fn two_hosts_on_one_store_see_the_same_ban() {
     };
     assert_eq!(err.kind(), mxguard_store::ErrorKind::InUse, "{err}");
 }
+
+/// Engine::start runs a jail's actions' `start` (firewall sets, rules)
+/// before the next jail is built: when a later jail fails, the ones
+/// already started are stopped before the error goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_stops_the_jails_already_started() {
+    struct Marks(Arc<Mutex<Vec<String>>>);
+    impl Action for Marks {
+        fn name(&self) -> &str {
+            "marks"
+        }
+        fn start(&self, _: &[Ban]) -> Result<(), ActionError> {
+            self.0.lock().unwrap().push("start".into());
+            Ok(())
+        }
+        fn ban(&self, _: &Ban) -> Result<(), ActionError> {
+            Ok(())
+        }
+        fn unban(&self, _: &Ban) -> Result<(), ActionError> {
+            Ok(())
+        }
+        fn stop(&self) -> Result<(), ActionError> {
+            self.0.lock().unwrap().push("stop".into());
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+    let log = dir.path().join("auth.log");
+    // `a` is built first (the jails are in name order); `b`'s log path is
+    // compressed, which the follower refuses after b's actions started.
+    let cfg: mxguard_ban::config::BanConfig = toml::from_str(&format!(
+        "enabled = true\n[jails.a]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n\
+         [jails.b]\nfilter = \"sshd\"\nlogpath = [\"{}\"]\n",
+        log.display(),
+        dir.path().join("old.log.gz").display()
+    ))
+    .unwrap();
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let m = marks.clone();
+    let builder = move |_: &JailSettings,
+                        _: &[mxguard_ban::config::ActionConfig]|
+          -> Result<Vec<Box<dyn Action>>, String> {
+        Ok(vec![Box::new(Marks(m.clone()))])
+    };
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let started = mxguard_ban::engine::Engine::start(&cfg, store, &builder, stop_rx).await;
+    let err = started.err().expect("jail b's log path is compressed");
+    assert!(err.contains("[ban.jails.b]"), "{err}");
+    let marks = marks.lock().unwrap().clone();
+    assert_eq!(
+        marks.iter().filter(|m| *m == "start").count(),
+        2,
+        "{marks:?}"
+    );
+    assert_eq!(
+        marks.iter().filter(|m| *m == "stop").count(),
+        2,
+        "{marks:?}"
+    );
+}

@@ -82,7 +82,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     let config = &loaded.config;
     let store: Arc<dyn Store> = crate::store_cmd::open(&config.store)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let tasks = Vec::new();
     // The classifier first: its model handle is one of the checks' services.
     let classifier = if Wanted::serve(config).pipeline {
         let (classifier, classifier_tasks) = crate::classifier::Classifier::start(
@@ -111,6 +111,51 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
     } else {
         None
     };
+    // From here on the engine's actions have started (firewall sets and
+    // rules): every way out of the front ends, an error included (one that
+    // cannot bind), comes back here to stop them.
+    let result = serve_front_ends(
+        globals,
+        nofile,
+        &loaded,
+        store,
+        (&stop_tx, stop_rx),
+        tasks,
+        classifier,
+        &ban_config,
+        ban_engine.as_ref(),
+    )
+    .await;
+    if let Some(engine) = ban_engine {
+        // Already sent on a normal stop; on an early error the jails'
+        // tasks learn it here.
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), engine.join()).await;
+    }
+    result
+}
+
+/// The classifier task handles `serve` starts first.
+type StartedClassifier = Option<(
+    Arc<crate::classifier::Classifier>,
+    Vec<tokio::task::JoinHandle<()>>,
+)>;
+
+/// The front ends, the API and the periodic tasks, until SIGTERM/SIGINT;
+/// the ban engine is `serve`'s to stop, whatever this returns.
+#[allow(clippy::too_many_arguments)]
+async fn serve_front_ends(
+    globals: &Globals,
+    nofile: u64,
+    loaded: &mxguard_core::config::LoadedConfig,
+    store: Arc<dyn Store>,
+    (stop_tx, stop_rx): (&watch::Sender<bool>, watch::Receiver<bool>),
+    mut tasks: Vec<tokio::task::JoinHandle<()>>,
+    classifier: StartedClassifier,
+    ban_config: &mxguard_ban::config::BanConfig,
+    ban_engine: Option<&mxguard_ban::engine::Engine>,
+) -> Result<ExitCode, String> {
+    let config = &loaded.config;
     // The API's and the CLI's way to the bans: through the running jails
     // (their actions run); with the engine off, over the store alone.
     let ban_api: Arc<dyn mxguard_web::Bans> = Arc::new(crate::ban_api::EngineBans::new(
@@ -133,7 +178,7 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         classifier: classifier.as_ref().map(|(c, _)| c.handle.clone()),
         ..Services::default()
     };
-    let built = parts::build(&loaded, store.clone(), &services, Wanted::serve(config))
+    let built = parts::build(loaded, store.clone(), &services, Wanted::serve(config))
         .map_err(|e| format_errors(&e))?;
     for w in &built.warnings {
         tracing::warn!("{w}");
@@ -386,8 +431,5 @@ async fn serve(globals: &Globals) -> Result<ExitCode, String> {
         }
     })
     .await;
-    if let Some(engine) = ban_engine {
-        let _ = tokio::time::timeout(Duration::from_secs(10), engine.join()).await;
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@
 pub mod conf;
 pub mod custom;
 pub mod dovecot;
+pub(crate) mod fast;
 pub mod flood;
 pub mod postfix;
 pub mod sshd;
@@ -19,6 +20,7 @@ pub mod sshd;
 use crate::host::Host;
 use crate::line::LogLine;
 use crate::pattern::{Captured, Pattern, PatternError};
+use fast::{Fast, FastFn};
 
 /// One failure a line counts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +129,9 @@ pub(crate) struct Rule<E> {
     pub pattern: Pattern,
     pub effect: E,
     pub modes: u8,
+    /// A hand-written reading of the same rule for its common lines
+    /// (see [`fast`]); the regex decides whenever it declines.
+    pub fast: Option<FastFn>,
 }
 
 /// The rules of a built-in filter that are on in one mode, tried in order.
@@ -138,6 +143,16 @@ impl<E: Copy> Rules<E> {
     /// Compiles `(modes, effect, pattern)`; keeps those whose modes meet
     /// `mode`. Built-in patterns are ours and tested: a failure is a bug.
     pub fn new(table: &[(u8, E, &str)], mode: u8) -> Rules<E> {
+        Rules::with_shortcuts(table, mode, |_| None)
+    }
+
+    /// As [`Rules::new`], with `shortcut(source)` giving the hand-written
+    /// reading of a rule, if it has one.
+    pub fn with_shortcuts(
+        table: &[(u8, E, &str)],
+        mode: u8,
+        shortcut: impl Fn(&str) -> Option<FastFn>,
+    ) -> Rules<E> {
         let rules = table
             .iter()
             .filter(|(modes, _, _)| modes & mode != 0)
@@ -146,6 +161,7 @@ impl<E: Copy> Rules<E> {
                     .unwrap_or_else(|e: PatternError| panic!("built-in rule {src}: {e}")),
                 effect,
                 modes,
+                fast: shortcut(src),
             })
             .collect();
         Rules { rules }
@@ -162,7 +178,23 @@ impl<E: Copy> Rules<E> {
     pub fn first<'t>(&'t self, text: &'t str) -> Option<(usize, E, Captured<'t>)> {
         self.rules.iter().enumerate().find_map(|(i, r)| {
             let _ = r.modes;
-            r.pattern.captures(text).map(|c| (i, r.effect, c))
+            let found = match r.fast.map(|f| f(text)) {
+                Some(Fast::Match(c)) => Some(c),
+                Some(Fast::NoMatch) => None,
+                Some(Fast::Unsure) | None => {
+                    return r.pattern.captures(text).map(|c| (i, r.effect, c));
+                }
+            };
+            // Debug builds (every test) hold the shortcut to the regex's
+            // answer on every line they read.
+            #[cfg(debug_assertions)]
+            assert_eq!(
+                found,
+                r.pattern.captures(text),
+                "shortcut of rule {} disagrees with its regex on {text:?}",
+                r.pattern.source
+            );
+            found.map(|c| (i, r.effect, c))
         })
     }
 }

@@ -15,8 +15,10 @@
 //! address is the first bracket after `from`: Postfix writes
 //! `name[addr]`, and a name never holds `[`.
 
+use super::fast::{Fast, FastFn, plain_host};
 use super::{Failure, Filter, Rules, failure};
 use crate::line::LogLine;
+use crate::pattern::Captured;
 
 const NORMAL: u8 = 1;
 const AUTH: u8 = 2;
@@ -67,6 +69,175 @@ fn table() -> Vec<(u8, Effect, String)> {
     ]
 }
 
+/// The hand-written readings of the rules (see `filter::fast`), by the
+/// rule's source.
+fn shortcut(src: &str) -> Option<FastFn> {
+    let f: FastFn = if src.starts_with("^(?:NOQUEUE|[0-9A-Za-z]+): (?:milter-)?reject: ") {
+        reject
+    } else if src.starts_with("^improper command pipelining after ") {
+        pipelining
+    } else if src.starts_with("^too many errors after ") {
+        too_many_errors
+    } else if src.starts_with("^warning: [^\\[\\s]*\\[<HOST>\\](?::[0-9]+)?: SASL ") {
+        sasl
+    } else {
+        return None;
+    };
+    Some(f)
+}
+
+/// `NAME[HOST]` (CLIENT without its port) at the start of `s`: NAME
+/// cannot hold `[` or white space, so the host starts after the first
+/// `[`; a host cannot hold `]`, so it ends at the next one and is read
+/// whole. The host and the text after `]`.
+fn client(s: &str) -> Option<(&str, &str)> {
+    let open = s.find('[')?;
+    if s[..open].contains(char::is_whitespace) {
+        return None;
+    }
+    let s = &s[open + 1..];
+    let close = s.find(']')?;
+    let host = &s[..close];
+    (plain_host(host) == Some(host.len())).then(|| (host, &s[close + 1..]))
+}
+
+/// CLIENT's optional `:PORT`, then `: `: a port is a maximal digit run,
+/// so both are forced.
+fn port_then_colon(s: &str) -> Option<&str> {
+    let s = match s.strip_prefix(':') {
+        Some(p) if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            p.trim_start_matches(|c: char| c.is_ascii_digit())
+        }
+        _ => s,
+    };
+    s.strip_prefix(": ")
+}
+
+/// `\S+` then ` SEP`: the word ends at the first space.
+fn word_then<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    let sp = s.find(' ')?;
+    let w = &s[..sp];
+    if w.is_empty() || w.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((w, s[sp..].strip_prefix(sep)?))
+}
+
+fn matched<'t>(host: &'t str, user: Option<&'t str>, fields: Vec<(&'t str, &'t str)>) -> Fast<'t> {
+    Fast::Match(Captured {
+        host: Some(host),
+        user,
+        fields,
+    })
+}
+
+/// `QUEUEID: [milter-]reject: CMD from CLIENT: CODE REASON`: the queue
+/// id, the command and the code's numbers are maximal runs before fixed
+/// text, so every part is forced. Any other shape: the regex.
+fn reject(m: &str) -> Fast<'_> {
+    let parsed = (|| {
+        let b = m.as_bytes();
+        if memchr::memchr(b'\n', b).is_some() {
+            return None;
+        }
+        let id = b.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+        let s = m.get(id..)?.strip_prefix(": ").filter(|_| id > 0)?;
+        let s = s.strip_prefix("milter-").unwrap_or(s);
+        let s = s.strip_prefix("reject: ")?;
+        let cmd = s.bytes().take_while(u8::is_ascii_uppercase).count();
+        let s = s[cmd..].strip_prefix(" from ").filter(|_| cmd > 0)?;
+        let (host, s) = client(s)?;
+        let s = port_then_colon(s)?;
+        let c = s.as_bytes();
+        let d = |i: usize| c.get(i).is_some_and(u8::is_ascii_digit);
+        let code_start = matches!(c.first(), Some(b'4' | b'5'))
+            && d(1)
+            && d(2)
+            && c.get(3) == Some(&b' ')
+            && matches!(c.get(4), Some(b'4' | b'5'))
+            && c.get(5) == Some(&b'.');
+        if !code_start {
+            return None;
+        }
+        let mut i = 6;
+        for last in [false, true] {
+            let n = c[i..].iter().take_while(|x| x.is_ascii_digit()).count();
+            if !(1..=3).contains(&n) {
+                return None;
+            }
+            i += n;
+            let sep = if last { b' ' } else { b'.' };
+            if c.get(i) != Some(&sep) {
+                return None;
+            }
+            i += 1;
+        }
+        Some((host, &s[..i - 1], &s[i..]))
+    })();
+    match parsed {
+        Some((host, code, reason)) => matched(host, None, vec![("code", code), ("reason", reason)]),
+        None => Fast::Unsure,
+    }
+}
+
+/// `improper command pipelining after CMD from CLIENT…` (nothing is
+/// required after the client).
+fn pipelining(m: &str) -> Fast<'_> {
+    let Some(s) = m.strip_prefix("improper command pipelining after ") else {
+        return Fast::NoMatch;
+    };
+    match word_then(s, " from ").and_then(|(_, s)| client(s)) {
+        Some((host, _)) => matched(host, None, Vec::new()),
+        None => Fast::Unsure,
+    }
+}
+
+/// `too many errors after CMD from CLIENT` and only white space after.
+fn too_many_errors(m: &str) -> Fast<'_> {
+    let Some(s) = m.strip_prefix("too many errors after ") else {
+        return Fast::NoMatch;
+    };
+    let Some((host, rest)) = word_then(s, " from ").and_then(|(_, s)| client(s)) else {
+        return Fast::Unsure;
+    };
+    let rest = match rest.strip_prefix(':') {
+        Some(p) if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            p.trim_start_matches(|c: char| c.is_ascii_digit())
+        }
+        _ => rest,
+    };
+    if rest.chars().all(char::is_whitespace) {
+        matched(host, None, Vec::new())
+    } else {
+        Fast::Unsure
+    }
+}
+
+/// `warning: CLIENT: SASL MECH authentication failed:REASON[, sasl_username=USER]`:
+/// REASON is lazy before an optional greedy group that runs to the end,
+/// so it ends at the first `, sasl_username=` (or at the end).
+fn sasl(m: &str) -> Fast<'_> {
+    let Some(s) = m.strip_prefix("warning: ") else {
+        return Fast::NoMatch;
+    };
+    let parsed = (|| {
+        if memchr::memchr(b'\n', m.as_bytes()).is_some() {
+            return None;
+        }
+        let (host, s) = client(s)?;
+        let s = port_then_colon(s)?.strip_prefix("SASL ")?;
+        let (_, reason) = word_then(s, " authentication failed:")?;
+        Some(match reason.find(", sasl_username=") {
+            Some(at) => (host, &reason[..at], Some(&reason[at + 16..])),
+            None => (host, reason, None),
+        })
+    })();
+    match parsed {
+        Some((host, reason, user)) => matched(host, user, vec![("reason", reason)]),
+        None => Fast::Unsure,
+    }
+}
+
 pub struct Postfix {
     name: String,
     rules: Rules<Effect>,
@@ -93,7 +264,7 @@ impl Postfix {
             } else {
                 format!("postfix:{mode}")
             },
-            rules: Rules::new(&table, bits),
+            rules: Rules::with_shortcuts(&table, bits, shortcut),
             mode: bits,
         }
     }
@@ -146,6 +317,79 @@ impl Filter for Postfix {
                 }
                 failure(&caps, rule)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines on the edge of the shortcuts' grammar: every answer is
+    /// checked against the regex (debug builds), and the failures are
+    /// the ones the regex gives.
+    #[test]
+    fn shortcuts_agree_with_the_regexes_on_edge_lines() {
+        let mut f = Postfix::new("aggressive");
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1 <a@b>: Relay access denied; from=<x> to=<a@b>",
+                Some("192.0.2.1"),
+            ),
+            (
+                "4A1B2C: milter-reject: END from m.example[192.0.2.2]:25: 550 5.7.1 spam",
+                Some("192.0.2.2"),
+            ),
+            // Temporary, and greylisting: no failure.
+            (
+                "NOQUEUE: reject: RCPT from x[192.0.2.3]: 450 4.2.0 <a@b>: Recipient address rejected: Greylisted",
+                None,
+            ),
+            (
+                "NOQUEUE: reject: RCPT from x[192.0.2.4]: 550 5.7.1234 too many digits",
+                None,
+            ),
+            (
+                "NOQUEUE: reject: RCPT from x y[192.0.2.5]: 550 5.7.1 space",
+                None,
+            ),
+            (
+                "NOQUEUE: reject: RCPT from x[2001:db8::6]: 550 5.7.1 v6",
+                Some("2001:db8::6"),
+            ),
+            (
+                "NOQUEUE: reject: RCPT from x[192.0.2.7]:: 550 5.7.1 double colon",
+                None,
+            ),
+            (
+                "improper command pipelining after DATA from unknown[192.0.2.8]:",
+                Some("192.0.2.8"),
+            ),
+            (
+                "too many errors after RCPT from example.com[192.0.2.9]:25  ",
+                Some("192.0.2.9"),
+            ),
+            (
+                "too many errors after RCPT from example.com[192.0.2.10]:",
+                None,
+            ),
+            (
+                "warning: unknown[192.0.2.11]:55729: SASL LOGIN authentication failed: x, sasl_username=u, sasl_username=v",
+                Some("192.0.2.11"),
+            ),
+            (
+                "warning: unknown[192.0.2.12]: SASL LOGIN authentication failed: Connection lost to authentication server",
+                None,
+            ),
+            (
+                "warning: unknown[192.0.2.13]: SASL  LOGIN authentication failed: x",
+                None,
+            ),
+        ];
+        for (msg, want) in cases {
+            let line = format!("Feb 25 14:34:10 h postfix/smtpd[1]: {msg}");
+            let got = f.process(&crate::line::parse(&line)).map(|x| x.host.text);
+            assert_eq!(got.as_deref(), *want, "{msg}");
         }
     }
 }

@@ -21,10 +21,15 @@
 //! fixed tail, so a user name `x from 1.2.3.4` does not ban 1.2.3.4.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use regex::Regex;
+
+use super::fast::{Fast, FastFn, host_then, only, plain_host, tail};
 use super::{Failure, Filter, Rules, failure};
 use crate::host::Host;
 use crate::line::LogLine;
+use crate::pattern::Captured;
 
 const N: u8 = 1;
 const D: u8 = 2;
@@ -102,6 +107,227 @@ fn table() -> Vec<(u8, Effect, String)> {
     ]
 }
 
+/// The hand-written readings of the busiest rules (see `filter::fast`),
+/// by the rule's source.
+fn shortcut(src: &str) -> Option<FastFn> {
+    let f: FastFn = if src.starts_with("^(?:PAM: )?[Aa]uthentication ") {
+        authentication_failure
+    } else if src.starts_with("^Connection (?:closed|reset) by ") {
+        connection_closed
+    } else if src.starts_with("^Failed ") {
+        failed_method
+    } else if src.starts_with("^(?:[Ii]nvalid|[Ii]llegal) user ") {
+        invalid_user
+    } else if src.starts_with(r"^pam_unix\(sshd:auth\)") {
+        pam_failure
+    } else if src.starts_with("^Received disconnect from <HOST>") && src.contains(r":\s*3: ") {
+        disconnect_auth_fail
+    } else if src.starts_with("^Received disconnect from <HOST>") && src.contains(r":\s*11: .+ ") {
+        disconnect_preauth
+    } else {
+        return None;
+    };
+    Some(f)
+}
+
+/// `[PAM: ]Authentication failure|error for …`: only says no, to lines
+/// that do not start that way (its literal prefilter lets PAM's
+/// `pam_unix(sshd:auth): authentication failure;` lines through).
+fn authentication_failure(m: &str) -> Fast<'_> {
+    let r = m.strip_prefix("PAM: ").unwrap_or(m);
+    if r.starts_with("Authentication ") || r.starts_with("authentication ") {
+        Fast::Unsure
+    } else {
+        Fast::NoMatch
+    }
+}
+
+/// `Connection closed|reset by HOST[ port N][ [preauth]]`, the form
+/// without a user (with `invalid user …` before the host: the regex).
+/// `[preauth]` is a field when the text after the port starts with it.
+fn connection_closed(m: &str) -> Fast<'_> {
+    let Some(r) = m
+        .strip_prefix("Connection closed by ")
+        .or_else(|| m.strip_prefix("Connection reset by "))
+    else {
+        return Fast::NoMatch;
+    };
+    if r.starts_with("invalid user ") || r.starts_with("authenticating user ") {
+        return Fast::Unsure;
+    }
+    match host_then(r, &CLOSED_TAIL) {
+        Fast::Match(c) => {
+            let host = c.host.unwrap_or("");
+            let mut after = &r[host.len()..];
+            if let Some(p) = after.strip_prefix(" port ")
+                && p.starts_with(|c: char| c.is_ascii_digit())
+            {
+                after = p.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            let fields = match after.get(..10) {
+                Some(p @ " [preauth]") => vec![("preauth", p)],
+                _ => Vec::new(),
+            };
+            Fast::Match(Captured { fields, ..c })
+        }
+        other => other,
+    }
+}
+
+static CLOSED_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?(?: \[preauth\])?\s*$"));
+
+/// What `Failed …` lines read after `from <HOST>`.
+static FAILED_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?(?: ssh[0-9]*)?(?:: .*)?\s*$"));
+static INVALID_TAIL: LazyLock<Regex> = LazyLock::new(|| tail(r"^(?: port [0-9]+)?\s*$"));
+static AUTH_FAIL_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?:\s*3: .*: Auth fail(?: \[preauth\])?\s*$"));
+static PREAUTH_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| tail(r"^(?: port [0-9]+)?:\s*11: .+ \[preauth\]\s*$"));
+
+/// A host and tail read by `host_then`, with the user and fields added.
+fn with<'t>(found: Fast<'t>, user: Option<&'t str>, fields: Vec<(&'t str, &'t str)>) -> Fast<'t> {
+    match found {
+        Fast::Match(c) => Fast::Match(Captured { user, fields, ..c }),
+        other => other,
+    }
+}
+
+/// `Failed METHOD for [invalid user ]USER from HOST…`. METHOD is `\S+`
+/// before a space, so it ends at the first space; USER is lazy before
+/// ` from `, so when ` from ` occurs once after `for ` it ends there
+/// (otherwise: the regex). `invalid user ` is taken when it fits before
+/// that ` from `.
+fn failed_method(m: &str) -> Fast<'_> {
+    let Some(r) = m.strip_prefix("Failed ") else {
+        return Fast::NoMatch;
+    };
+    let Some(sp) = r.find(' ') else {
+        return Fast::Unsure;
+    };
+    let method = &r[..sp];
+    if method.is_empty() || method.contains(char::is_whitespace) {
+        return Fast::Unsure;
+    }
+    let Some(r) = r[sp..].strip_prefix(" for ") else {
+        return Fast::Unsure;
+    };
+    let Some(at) = only(r, " from ") else {
+        return Fast::Unsure;
+    };
+    let (user, invalid) =
+        if at >= 13 && (r.starts_with("invalid user ") || r.starts_with("illegal user ")) {
+            (&r[13..at], Some(&r[..13]))
+        } else {
+            (&r[..at], None)
+        };
+    if user.contains('\n') {
+        return Fast::Unsure;
+    }
+    let mut fields = vec![("method", method)];
+    if let Some(i) = invalid {
+        fields.push(("invalid", i));
+    }
+    with(host_then(&r[at + 6..], &FAILED_TAIL), Some(user), fields)
+}
+
+/// `Invalid user USER from HOST[ port N]`: USER as in `failed_method`.
+fn invalid_user(m: &str) -> Fast<'_> {
+    let b = m.as_bytes();
+    let head = b.get(1..13);
+    if !matches!(b.first(), Some(b'I' | b'i'))
+        || !(head == Some(b"nvalid user ") || head == Some(b"llegal user "))
+    {
+        return Fast::NoMatch;
+    }
+    let r = &m[13..];
+    let Some(at) = only(r, " from ") else {
+        return Fast::Unsure;
+    };
+    let user = &r[..at];
+    if user.contains('\n') {
+        return Fast::Unsure;
+    }
+    with(
+        host_then(&r[at + 6..], &INVALID_TAIL),
+        Some(user),
+        Vec::new(),
+    )
+}
+
+/// `pam_unix(sshd:auth): authentication failure; logname=… uid=N euid=N
+/// tty=… ruser=… rhost=HOST[ user=…][ [preauth]]`: fields are `\S*`
+/// between `\s+`, so with spaces as the only white space each field is
+/// the whole word; the host is the whole `rhost=` word.
+fn pam_failure(m: &str) -> Fast<'_> {
+    let Some(r) = m.strip_prefix("pam_unix(sshd:auth):") else {
+        return Fast::NoMatch;
+    };
+    if m.bytes()
+        .any(|c| !c.is_ascii() || (c != b' ' && (c as char).is_whitespace()))
+    {
+        return Fast::Unsure;
+    }
+    fn spaces(s: &str) -> Option<&str> {
+        let t = s.trim_start_matches(' ');
+        (t.len() < s.len()).then_some(t)
+    }
+    fn word(s: &str) -> (&str, &str) {
+        s.split_at(s.find(' ').unwrap_or(s.len()))
+    }
+    fn field<'a>(s: &'a str, key: &str) -> Option<(&'a str, &'a str)> {
+        let (w, rest) = word(spaces(s)?.strip_prefix(key)?);
+        Some((w, rest))
+    }
+    let digits = |w: &str| w.bytes().all(|c| c.is_ascii_digit());
+    let parsed = (|| {
+        let s = spaces(r)?.strip_prefix("authentication failure;")?;
+        let (_, s) = field(s, "logname=")?;
+        let (uid, s) = field(s, "uid=")?;
+        let (euid, s) = field(s, "euid=")?;
+        let (_, s) = field(s, "tty=")?;
+        let (ruser, s) = field(s, "ruser=")?;
+        let (host, s) = field(s, "rhost=")?;
+        if !digits(uid) || !digits(euid) || plain_host(host) != Some(host.len()) {
+            return None;
+        }
+        let end = |s: &str| s.bytes().all(|c| c == b' ');
+        let preauth_end = |s: &str| s.strip_prefix(" [preauth]").is_some_and(end);
+        if end(s) {
+            return Some((ruser, host, None));
+        }
+        if let Some((user, rest)) = field(s, "user=") {
+            return (end(rest) || preauth_end(rest)).then_some((ruser, host, Some(user)));
+        }
+        preauth_end(s).then_some((ruser, host, None))
+    })();
+    match parsed {
+        Some((ruser, host, user)) => Fast::Match(Captured {
+            host: Some(host),
+            user,
+            fields: vec![("ruser", ruser)],
+        }),
+        None => Fast::Unsure,
+    }
+}
+
+/// `Received disconnect from HOST…: 3: …: Auth fail`.
+fn disconnect_auth_fail(m: &str) -> Fast<'_> {
+    match m.strip_prefix("Received disconnect from ") {
+        Some(t) => host_then(t, &AUTH_FAIL_TAIL),
+        None => Fast::NoMatch,
+    }
+}
+
+/// `Received disconnect from HOST…: 11: … [preauth]`.
+fn disconnect_preauth(m: &str) -> Fast<'_> {
+    match m.strip_prefix("Received disconnect from ") {
+        Some(t) => host_then(t, &PREAUTH_TAIL),
+        None => Fast::NoMatch,
+    }
+}
+
 /// One connection's state, by pid.
 #[derive(Default)]
 struct Conn {
@@ -142,17 +368,21 @@ impl Sshd {
             } else {
                 format!("sshd:{mode}")
             },
-            rules: Rules::new(&table, bits),
+            rules: Rules::with_shortcuts(&table, bits, shortcut),
             bits,
             conns: HashMap::new(),
         }
     }
 
     fn conn(&mut self, pid: &str) -> &mut Conn {
-        if self.conns.len() >= MAX_CONNS && !self.conns.contains_key(pid) {
-            self.conns.clear();
+        // Looked up first: the key is allocated only for a new pid.
+        if !self.conns.contains_key(pid) {
+            if self.conns.len() >= MAX_CONNS {
+                self.conns.clear();
+            }
+            self.conns.insert(pid.to_string(), Conn::default());
         }
-        self.conns.entry(pid.to_string()).or_default()
+        self.conns.get_mut(pid).expect("inserted above")
     }
 }
 
@@ -225,7 +455,12 @@ impl Filter for Sshd {
         let preauth = field("preauth").is_some();
         let user = caps.user.map(str::to_string);
         let ddos = self.bits & D != 0;
-        let ruser = field("ruser").unwrap_or("").to_string();
+        // Only PAM lines read the remote user: no copy for the others.
+        let ruser = if effect == Pam {
+            field("ruser").unwrap_or("").to_string()
+        } else {
+            String::new()
+        };
         let is_publickey_of_valid =
             field("method") == Some("publickey") && field("invalid").is_none();
         let conn = self.conn(pid);
@@ -332,6 +567,131 @@ impl Filter for Sshd {
                 self.conns.remove(pid);
                 result
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts' tails are the rules' own text after `<HOST>`.
+    #[test]
+    fn shortcut_tails_are_the_rules_tails() {
+        let sources: Vec<String> = table().into_iter().map(|(_, _, s)| s).collect();
+        for (tail, head) in [
+            (&*FAILED_TAIL, "^Failed "),
+            (&*INVALID_TAIL, "^(?:[Ii]nvalid"),
+            (
+                &*AUTH_FAIL_TAIL,
+                r"^Received disconnect from <HOST>{PORT}:\s*3: ",
+            ),
+            (
+                &*PREAUTH_TAIL,
+                r"^Received disconnect from <HOST>{PORT}:\s*11: ",
+            ),
+            (&*CLOSED_TAIL, "^Connection (?:closed"),
+        ] {
+            let head = head.replace("{PORT}", PORT);
+            let src = sources
+                .iter()
+                .find(|s| s.starts_with(&head))
+                .unwrap_or_else(|| panic!("no rule starts with {head}"));
+            let after_host = &src[src.rfind("<HOST>").unwrap() + 6..]
+                .replace("<F-PREAUTH>", "")
+                .replace("</F-PREAUTH>", "");
+            assert_eq!(&tail.as_str()[1..], after_host, "{src}");
+        }
+    }
+
+    /// Lines the shortcuts decline or read on the edge of their grammar:
+    /// every answer is checked against the regex (debug builds), and the
+    /// failures are the ones the regex gives.
+    #[test]
+    fn shortcuts_agree_with_the_regexes_on_edge_lines() {
+        let mut f = Sshd::new("aggressive");
+        let mut pid = 0;
+        let mut host = |f: &mut Sshd, msg: &str| {
+            // A new connection each: no state carried between cases.
+            pid += 1;
+            let line = format!("Feb 25 14:34:10 h sshd[{pid}]: {msg}");
+            f.process(&crate::line::parse(&line)).map(|x| x.host.text)
+        };
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "Failed password for root from 192.0.2.1 port 22 ssh2",
+                Some("192.0.2.1"),
+            ),
+            // A user name carrying ` from ADDR`: the last address counts.
+            (
+                "Failed password for x from 192.0.2.9 from 192.0.2.2 port 22 ssh2",
+                Some("192.0.2.2"),
+            ),
+            (
+                "Failed password for invalid user  from 192.0.2.3 port 2",
+                Some("192.0.2.3"),
+            ),
+            (
+                "Failed password for invalid user from 192.0.2.4 port 2",
+                Some("192.0.2.4"),
+            ),
+            (
+                "Failed password for x from ::ffff:192.0.2.5 port 2 ssh2",
+                Some("192.0.2.5"),
+            ),
+            (
+                "Failed password for x from 2001:db8::6 port 2 ssh2",
+                Some("2001:db8::6"),
+            ),
+            ("Failed password for x from host.example. port 2", None),
+            ("Failed password for x from 192.0.2.7 port x", None),
+            ("Invalid user a from 192.0.2.8", Some("192.0.2.8")),
+            (
+                "Invalid user a from 192.0.2.8 from 192.0.2.10",
+                Some("192.0.2.10"),
+            ),
+            ("illegal user a from 192.0.2.11 port 5 ", Some("192.0.2.11")),
+            ("Invalid user a from 192.0.2.12 port", None),
+            (
+                "Received disconnect from 192.0.2.13: 3: x: Auth fail [preauth]",
+                Some("192.0.2.13"),
+            ),
+            (
+                "Received disconnect from 192.0.2.14 port 2:11: bye [preauth]",
+                Some("192.0.2.14"),
+            ),
+            ("Received disconnect from 192.0.2.15: 11: bye", None),
+            (
+                "Connection closed by 192.0.2.16 port 2 [preauth]",
+                Some("192.0.2.16"),
+            ),
+            ("Connection reset by 192.0.2.17 [preauth] x", None),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(host(&mut f, msg).as_deref(), *want, "{msg}");
+        }
+        // PAM: counted on a change of user (same connection); both lines
+        // must parse.
+        let mut f = Sshd::new("normal");
+        let host = |f: &mut Sshd, msg: &str| {
+            let line = format!("Feb 25 14:34:10 h sshd[1]: {msg}");
+            f.process(&crate::line::parse(&line)).map(|x| x.host.text)
+        };
+        let pam = "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.20";
+        assert_eq!(host(&mut f, &format!("{pam}  user=a")), None);
+        assert_eq!(
+            host(&mut f, &format!("{pam} user=b [preauth]")).as_deref(),
+            Some("192.0.2.20")
+        );
+        for odd in [
+            format!("{pam}\tuser=c"),
+            format!("{pam} user=c  [preauth]"),
+            format!("{pam} [preauth]"),
+            format!("{pam}x user=d"),
+            pam.replace("uid=0 ", "uid=x "),
+            pam.replace("authentication failure", "authentication  failure"),
+        ] {
+            let _ = host(&mut f, &odd);
         }
     }
 }

@@ -330,11 +330,14 @@ fn read_input(path: &Path) -> Result<Vec<u8>, String> {
 
 fn render(path: &Path, v: &Verdict, secs: f64, multi: bool, json: bool) -> String {
     if json {
-        let mut value = serde_json::to_value(v).unwrap_or_default();
-        if multi && let Some(obj) = value.as_object_mut() {
-            obj.insert("file".into(), display(path).into());
+        // Straight to text (no `serde_json::Value` tree per message): the
+        // file name leads the object when several inputs are scanned.
+        let mut s = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
+        if multi && s.starts_with('{') {
+            let file = serde_json::to_string(&display(path)).unwrap_or_else(|_| "\"\"".into());
+            let rest = if s.len() > 2 { "," } else { "" };
+            s.insert_str(1, &format!("\"file\":{file}{rest}"));
         }
-        let mut s = value.to_string();
         s.push('\n');
         return s;
     }

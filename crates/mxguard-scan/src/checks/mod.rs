@@ -13,6 +13,7 @@ pub mod antivirus;
 pub mod arc;
 pub mod bayes;
 pub mod body_anomalies;
+pub mod borrowed_hosting;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
@@ -164,6 +165,7 @@ pub fn build_checks(
     if config.section::<url_shape::UrlShapeConfig>().enabled {
         checks.push(Box::new(url_shape::UrlShape::new(config, report)));
     }
+    checks.push(Box::new(borrowed_hosting::BorrowedHosting));
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));
     }

@@ -22,8 +22,9 @@ const GROUP: &str = "url";
 const MAX_URLS: usize = 256;
 
 /// Public image-sharing sites where anyone uploads a picture without an
-/// account, by registrable domain. Not general CDNs or mailing providers'
-/// image hosts, which legitimate newsletters use every day.
+/// account, and free logo, icon and clip-art sites a lure hotlinks a
+/// brand's logo from, by registrable domain. Not general CDNs or mailing
+/// providers' image hosts, which legitimate newsletters use every day.
 const IMAGE_SHARING: &[&str] = &[
     "imgur.com",
     "imgur.io",
@@ -51,7 +52,33 @@ const IMAGE_SHARING: &[&str] = &[
     "imagevenue.com",
     "funkyimg.com",
     "snipboard.io",
+    "seeklogo.com",
+    "freebiesupply.com",
+    "icons8.com",
+    "cryptologos.cc",
+    "softicons.com",
+    "getvecta.com",
+    "logos-world.net",
+    "1000logos.net",
+    "worldvectorlogo.com",
+    "freepnglogos.com",
+    "pngimg.com",
+    "pngwing.com",
+    "similarpng.com",
+    "pngtree.com",
+    "cleanpng.com",
+    "kindpng.com",
+    "pngegg.com",
+    "pngitem.com",
+    "stickpng.com",
+    "seekpng.com",
+    "clipartmax.com",
 ];
+
+/// Hosts of the same kind whose registrable domain also serves other
+/// things: Wikimedia's file store (logos hotlinked from Wikipedia) and
+/// Clearbit's logo service.
+const IMAGE_SHARING_HOSTS: &[&str] = &["upload.wikimedia.org", "logo.clearbit.com"];
 
 /// Host suffixes of serverless and app-platform endpoints (Google Cloud
 /// Run, Cloud Functions, App Engine, Firebase Dynamic Links): a landing
@@ -82,7 +109,7 @@ impl Check for BorrowedHosting {
                 "HTML_IMAGE_SHARING",
                 2.0,
                 GROUP,
-                "The HTML shows or links pictures kept on a public image-sharing site (imgur, zupimages, ...)",
+                "The HTML shows or links pictures kept on a public image-sharing or logo site (imgur, zupimages, Wikimedia's file store, ...)",
             ),
             SymbolDef::new(
                 "URL_SERVERLESS_APP",
@@ -99,8 +126,12 @@ impl Check for BorrowedHosting {
         for url in urls.iter().take(MAX_URLS) {
             // A picture link in a plain text part is a person sharing a
             // photo; in HTML it is the message's own furniture.
-            if image.is_none() && url.in_html && IMAGE_SHARING.contains(&url.domain.as_str()) {
-                image = Some(url.domain.as_str());
+            if image.is_none()
+                && url.in_html
+                && (IMAGE_SHARING.contains(&url.domain.as_str())
+                    || IMAGE_SHARING_HOSTS.contains(&url.host.as_str()))
+            {
+                image = Some(url.host.as_str());
             }
             if serverless.is_none()
                 && SERVERLESS_SUFFIXES
@@ -174,6 +205,22 @@ mod tests {
                 r#"<img src="https://zupimages.net/up/24/12/jq33.png">"#
             ),
             vec!["HTML_IMAGE_SHARING"]
+        );
+        // A brand's logo hotlinked from Wikipedia's file store; a link to
+        // an article is not a picture.
+        assert_eq!(
+            scan(
+                "text/html",
+                r#"<img src="https://upload.wikimedia.org/wikipedia/commons/a/a1/Logo.svg">"#
+            ),
+            vec!["HTML_IMAGE_SHARING"]
+        );
+        assert!(
+            scan(
+                "text/html",
+                r#"<a href="https://en.wikipedia.org/wiki/Mail">see</a>"#
+            )
+            .is_empty()
         );
         // A person sharing a photo in plain text.
         assert!(

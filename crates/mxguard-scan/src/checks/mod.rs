@@ -17,6 +17,7 @@ pub mod borrowed_hosting;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
+pub mod hash_busters;
 pub mod header_anomalies;
 pub mod headers;
 pub mod hfilter;
@@ -166,6 +167,7 @@ pub fn build_checks(
         checks.push(Box::new(url_shape::UrlShape::new(config, report)));
     }
     checks.push(Box::new(borrowed_hosting::BorrowedHosting));
+    checks.push(Box::new(hash_busters::HashBusters));
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));
     }

@@ -30,6 +30,7 @@ pub mod multimap;
 pub mod phishing;
 pub mod rbl;
 pub mod received_hops;
+pub mod risky_offers;
 pub mod rules;
 pub mod spf;
 pub mod url_shape;
@@ -168,6 +169,7 @@ pub fn build_checks(
     }
     checks.push(Box::new(borrowed_hosting::BorrowedHosting));
     checks.push(Box::new(hash_busters::HashBusters));
+    checks.push(Box::new(risky_offers::RiskyOffers));
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));
     }

@@ -14,7 +14,9 @@
 
 use super::Check;
 use crate::Task;
+use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
 
 const GROUP: &str = "url";
 
@@ -95,6 +97,23 @@ const SERVERLESS_SUFFIXES: &[&str] = &[
 const FURNITURE: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "webp", "svg", "css", "js", "ico", "woff", "woff2",
 ];
+
+/// `[borrowed_hosting]`: on by default; `enabled = false` leaves the check out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BorrowedHostingConfig {
+    pub enabled: bool,
+}
+
+impl Default for BorrowedHostingConfig {
+    fn default() -> Self {
+        BorrowedHostingConfig { enabled: true }
+    }
+}
+
+impl Section for BorrowedHostingConfig {
+    const KEY: &'static str = "borrowed_hosting";
+}
 
 pub struct BorrowedHosting;
 

@@ -10,7 +10,9 @@
 
 use super::Check;
 use crate::Task;
+use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
 
 const GROUP: &str = "headers";
 
@@ -25,6 +27,23 @@ const MIN_BOUNDARIES: usize = 3;
 
 /// Attachments whose names are looked at.
 const MAX_ATTACHMENTS: usize = 32;
+
+/// `[hash_busters]`: on by default; `enabled = false` leaves the check out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashBustersConfig {
+    pub enabled: bool,
+}
+
+impl Default for HashBustersConfig {
+    fn default() -> Self {
+        HashBustersConfig { enabled: true }
+    }
+}
+
+impl Section for HashBustersConfig {
+    const KEY: &'static str = "hash_busters";
+}
 
 pub struct HashBusters;
 

@@ -116,6 +116,9 @@ pub fn register(registry: Registry) -> Registry {
         .with::<phishing::PhishingConfig>()
         .with::<impersonation::ImpersonationConfig>()
         .with::<lures::LuresConfig>()
+        .with::<borrowed_hosting::BorrowedHostingConfig>()
+        .with::<hash_busters::HashBustersConfig>()
+        .with::<risky_offers::RiskyOffersConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -167,9 +170,18 @@ pub fn build_checks(
     if config.section::<url_shape::UrlShapeConfig>().enabled {
         checks.push(Box::new(url_shape::UrlShape::new(config, report)));
     }
-    checks.push(Box::new(borrowed_hosting::BorrowedHosting));
-    checks.push(Box::new(hash_busters::HashBusters));
-    checks.push(Box::new(risky_offers::RiskyOffers));
+    if config
+        .section::<borrowed_hosting::BorrowedHostingConfig>()
+        .enabled
+    {
+        checks.push(Box::new(borrowed_hosting::BorrowedHosting));
+    }
+    if config.section::<hash_busters::HashBustersConfig>().enabled {
+        checks.push(Box::new(hash_busters::HashBusters));
+    }
+    if config.section::<risky_offers::RiskyOffersConfig>().enabled {
+        checks.push(Box::new(risky_offers::RiskyOffers));
+    }
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));
     }

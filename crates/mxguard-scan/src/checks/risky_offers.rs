@@ -16,7 +16,9 @@
 use super::Check;
 use crate::Task;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
 const GROUP: &str = "phishing";
@@ -188,6 +190,23 @@ fn head(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// `[risky_offers]`: on by default; `enabled = false` leaves the check out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskyOffersConfig {
+    pub enabled: bool,
+}
+
+impl Default for RiskyOffersConfig {
+    fn default() -> Self {
+        RiskyOffersConfig { enabled: true }
+    }
+}
+
+impl Section for RiskyOffersConfig {
+    const KEY: &'static str = "risky_offers";
 }
 
 pub struct RiskyOffers;

@@ -15,7 +15,7 @@
 
 use super::Check;
 use crate::Task;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
 use serde::{Deserialize, Serialize};
@@ -23,10 +23,11 @@ use std::sync::LazyLock;
 
 const GROUP: &str = "phishing";
 
-/// Bytes read of each text part: an offer says what it is up front.
-const MAX_PART: usize = 16 * 1024;
+/// Bytes read of each text part: an offer says what it is up front (the
+/// lure check reads as much).
+const MAX_PART: usize = 8 * 1024;
 /// Bytes read of all parts together.
-const MAX_TEXT: usize = 32 * 1024;
+const MAX_TEXT: usize = 16 * 1024;
 
 /// The ideas a term stands for: two terms of one idea count once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -127,6 +128,9 @@ static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
+        // A full DFA: one table lookup a byte. About 70 terms make it a
+        // few hundred KiB, built once.
+        .kind(Some(AhoCorasickKind::DFA))
         .build(TERMS.iter().map(|t| t.0))
         .expect("the offer terms build an automaton")
 });

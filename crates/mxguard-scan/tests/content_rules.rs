@@ -8,8 +8,9 @@ use mxguard_core::Envelope;
 use mxguard_core::config::Config;
 use mxguard_scan::Pipeline;
 use mxguard_scan::checks::{
-    BuildReport, Check, html_rules::HtmlRules, impersonation::Impersonation, lures::Lures,
-    mime_types::MimeTypes, url_shape::UrlShape,
+    BuildReport, Check, borrowed_hosting::BorrowedHosting, hash_busters::HashBusters,
+    html_rules::HtmlRules, impersonation::Impersonation, lures::Lures, mime_types::MimeTypes,
+    risky_offers::RiskyOffers, url_shape::UrlShape,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ fn content_symbols() -> Vec<(String, f64)> {
         Box::new(UrlShape::new(&Config::default(), &mut report)),
         Box::new(Impersonation::new(&Default::default())),
         Box::new(Lures),
+        Box::new(BorrowedHosting),
+        Box::new(HashBusters),
+        Box::new(RiskyOffers),
     ];
     checks
         .iter()
@@ -136,6 +140,55 @@ fn a_crafted_brand_lure_shows_the_phishing_rules() {
         );
     }
     assert!(v.score >= 6.0, "{}", v.score);
+}
+
+#[test]
+fn a_crafted_offer_on_borrowed_hosting_shows_the_new_families() {
+    // A casino offer from a pseudo-TLD sender, with a per-copy token in
+    // the subject, its picture on an image-sharing site and its landing
+    // page on a serverless endpoint.
+    let raw = "From: Casino Rewards <lina_45139@offers4u.sa.com>\r\n\
+         To: u@example.org\r\nSubject: Your bonus is waiting - J50Zq44KA22HpGX\r\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@offers4u.sa.com>\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n\
+         <p><img src=\"https://i.imgur.com/AbCd123.png\"> CASINO welcome bonus: \
+         200 free spins, no deposit needed. \
+         <a href=\"https://b-a4qxna7jwq-rj.a.run.app/play\">Play</a></p>\r\n";
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    for want in [
+        "HTML_IMAGE_SHARING",
+        "URL_SERVERLESS_APP",
+        "FROM_SUSPICIOUS_TLD",
+        "SUBJ_RANDOM_TOKEN",
+        "GAMBLING_OFFER",
+    ] {
+        assert!(
+            v.symbols.contains_key(want),
+            "{want} missing: {:?}",
+            v.symbols.keys()
+        );
+    }
+    assert!(v.score >= 6.0, "{}", v.score);
+    // Each check can be left out by its section.
+    let config = mxguard_core::config::load_str(
+        "[borrowed_hosting]\nenabled = false\n[hash_busters]\nenabled = false\n\
+         [risky_offers]\nenabled = false\n",
+        "t.toml",
+        &mxguard_scan::sections(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let (p, _) = Pipeline::from_config(config).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    for gone in [
+        "HTML_IMAGE_SHARING",
+        "URL_SERVERLESS_APP",
+        "SUBJ_RANDOM_TOKEN",
+        "GAMBLING_OFFER",
+    ] {
+        assert!(!v.symbols.contains_key(gone), "{gone} with its check off");
+    }
+    assert!(v.symbols.contains_key("FROM_SUSPICIOUS_TLD"));
 }
 
 #[test]

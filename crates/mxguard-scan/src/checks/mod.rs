@@ -13,9 +13,11 @@ pub mod antivirus;
 pub mod arc;
 pub mod bayes;
 pub mod body_anomalies;
+pub mod borrowed_hosting;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
+pub mod hash_busters;
 pub mod header_anomalies;
 pub mod headers;
 pub mod hfilter;
@@ -28,6 +30,7 @@ pub mod multimap;
 pub mod phishing;
 pub mod rbl;
 pub mod received_hops;
+pub mod risky_offers;
 pub mod rules;
 pub mod spf;
 pub mod url_shape;
@@ -113,6 +116,9 @@ pub fn register(registry: Registry) -> Registry {
         .with::<phishing::PhishingConfig>()
         .with::<impersonation::ImpersonationConfig>()
         .with::<lures::LuresConfig>()
+        .with::<borrowed_hosting::BorrowedHostingConfig>()
+        .with::<hash_busters::HashBustersConfig>()
+        .with::<risky_offers::RiskyOffersConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -163,6 +169,18 @@ pub fn build_checks(
     }
     if config.section::<url_shape::UrlShapeConfig>().enabled {
         checks.push(Box::new(url_shape::UrlShape::new(config, report)));
+    }
+    if config
+        .section::<borrowed_hosting::BorrowedHostingConfig>()
+        .enabled
+    {
+        checks.push(Box::new(borrowed_hosting::BorrowedHosting));
+    }
+    if config.section::<hash_busters::HashBustersConfig>().enabled {
+        checks.push(Box::new(hash_busters::HashBusters));
+    }
+    if config.section::<risky_offers::RiskyOffersConfig>().enabled {
+        checks.push(Box::new(risky_offers::RiskyOffers));
     }
     if config.section::<phishing::PhishingConfig>().enabled {
         checks.push(Box::new(phishing::Phishing::new(config, services, report)));

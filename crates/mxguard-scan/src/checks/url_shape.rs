@@ -169,6 +169,31 @@ pub const DEFAULT_SUSPICIOUS_TLDS: &[&str] = &[
     "xin",
 ];
 
+/// Second-level names that registries sell as if they were top-level
+/// domains (CentralNic's `sa.com`, `za.com`, `us.com`, ...): cheap,
+/// unvetted, and read by people as `.com`. Counted with the suspicious
+/// TLDs, for links and for From.
+pub const PSEUDO_TLDS: &[&str] = &[
+    "sa.com", "za.com", "us.com", "uk.com", "it.com", "br.com", "cn.com", "de.com", "eu.com",
+    "gb.com", "jpn.com", "ru.com", "uy.com", "kr.com", "gr.com", "mex.com", "za.net", "in.net",
+    "uk.net", "hu.net", "se.net", "jp.net", "ae.org", "com.de",
+];
+
+/// The suspicious suffix `host` ends in, if any: its TLD in `tlds`, or
+/// one of [`PSEUDO_TLDS`] as its last two labels.
+fn suspicious_suffix<'h>(host: &'h str, tlds: &NameSet) -> Option<&'h str> {
+    let mut labels = host.rsplitn(3, '.');
+    let tld = labels.next().filter(|t| !t.is_empty())?;
+    if tlds.contains(tld) {
+        return Some(tld);
+    }
+    let second = labels.next()?;
+    // Needs a name under the pseudo-TLD: `sa.com` itself is a site.
+    labels.next()?;
+    let suffix = &host[host.len() - tld.len() - second.len() - 1..];
+    PSEUDO_TLDS.contains(&suffix).then_some(suffix)
+}
+
 /// `[url_shape]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -385,6 +410,11 @@ impl Check for UrlShape {
                 2.0,
                 "From's address is at a free hosting or app platform's subdomain",
             ),
+            s(
+                "FROM_SUSPICIOUS_TLD",
+                1.5,
+                "From's domain is on a top-level domain of the suspicious list, or under a registry's pseudo-TLD (sa.com, za.com, ...)",
+            ),
             s("HAS_ONION_URI", 1.0, "A link to a Tor onion service"),
             s(
                 "HAS_IPFS_GATEWAY_URL",
@@ -401,6 +431,7 @@ impl Check for UrlShape {
 
     fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
         let hosting = self.hosting.get();
+        let tlds = self.tlds.get();
         // Mail from a project's subdomain of an app platform
         // (`noreply@promo-1f2e3.firebaseapp.com`): anyone sends so in a
         // minute, with no domain of their own to lose.
@@ -412,20 +443,25 @@ impl Check for UrlShape {
                 .from()
                 .and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
                 .and_then(|a| a.rsplit_once('@'))
-                .map(|(_, d)| d.trim().to_ascii_lowercase())
-            && parents(&domain).any(|p| hosting.contains(p))
+                .map(|(_, d)| d.trim().trim_end_matches('.').to_ascii_lowercase())
         {
-            results.insert(
-                "FROM_FREE_HOSTING",
-                vec![domain.chars().take(100).collect()],
-            );
+            if parents(&domain).any(|p| hosting.contains(p)) {
+                results.insert(
+                    "FROM_FREE_HOSTING",
+                    vec![domain.chars().take(100).collect()],
+                );
+            }
+            // A sender on a throw-away name: the same hint as a link
+            // there, worth a little more since it is the sender itself.
+            if let Some(suffix) = suspicious_suffix(&domain, &tlds) {
+                results.insert("FROM_SUSPICIOUS_TLD", vec![suffix.to_string()]);
+            }
         }
         let urls = task.urls();
         if urls.is_empty() {
             return;
         }
         let shorteners = self.shorteners.get();
-        let tlds = self.tlds.get();
         for url in urls.iter().take(self.max_urls) {
             self.one(url, &shorteners, &tlds, results);
             if hosting.contains(&url.host) || hosting.contains(&url.domain) || {
@@ -476,8 +512,8 @@ impl UrlShape {
             results.insert("URL_VERY_LONG", vec![url.url.len().to_string()]);
         }
         let tld = host.rsplit('.').next().unwrap_or("");
-        if !tld.is_empty() && tlds.contains(tld) {
-            results.insert("URL_SUSPICIOUS_TLD", vec![tld.to_string()]);
+        if let Some(suffix) = suspicious_suffix(host, tlds) {
+            results.insert("URL_SUSPICIOUS_TLD", vec![suffix.to_string()]);
         }
         // Only a link with a scheme in HTML: a bare `www.` in text is often
         // a typo or a line cut in two.
@@ -753,6 +789,7 @@ mod tests {
             ("https://xn--pple-43d.com/", "OMOGRAPH_URL"),
             ("https://xn--80ak6aa92e.com/", "OMOGRAPH_URL"),
             ("https://login.example.top/", "URL_SUSPICIOUS_TLD"),
+            ("https://quibusdam.sa.com/x", "URL_SUSPICIOUS_TLD"),
             ("http://abcdefghij.onion/", "HAS_ONION_URI"),
             (
                 "https://ipfs.io/ipfs/QmXyz/index.html",
@@ -798,6 +835,46 @@ mod tests {
             check.run(&task, &mut r);
             assert_eq!(r.has("FROM_FREE_HOSTING"), hit, "{from}");
         }
+    }
+
+    #[test]
+    fn senders_on_suspicious_tlds() {
+        let check = UrlShape::new(&Config::default(), &mut BuildReport::default());
+        for (from, hit) in [
+            ("Offers <lina_45139@offers4u.sa.com>", Some("sa.com")),
+            ("a@mail.shop.click.", Some("click")),
+            ("a@b.TOP", Some("top")),
+            // The registry's own site, and ordinary names.
+            ("info@sa.com", None),
+            ("a@example.com", None),
+            ("a@example.co.za", None),
+            ("a@example.de", None),
+        ] {
+            let raw = format!("From: {from}\r\n\r\nhello\r\n");
+            let env = mxguard_core::Envelope::default();
+            let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+            let mut r = ScanResults::default();
+            check.run(&task, &mut r);
+            let got = r
+                .hits
+                .iter()
+                .find(|h| h.name == "FROM_SUSPICIOUS_TLD")
+                .map(|h| h.options[0].clone());
+            assert_eq!(got.as_deref(), hit, "{from}");
+        }
+    }
+
+    #[test]
+    fn suspicious_suffixes() {
+        let tlds = NameSet::of(DEFAULT_SUSPICIOUS_TLDS);
+        assert_eq!(suspicious_suffix("a.b.top", &tlds), Some("top"));
+        assert_eq!(suspicious_suffix("x.za.com", &tlds), Some("za.com"));
+        assert_eq!(suspicious_suffix("za.com", &tlds), None);
+        assert_eq!(suspicious_suffix("pizza.com", &tlds), None);
+        assert_eq!(suspicious_suffix("x.pizza.com", &tlds), None);
+        assert_eq!(suspicious_suffix("", &tlds), None);
+        assert_eq!(suspicious_suffix(".", &tlds), None);
+        assert_eq!(suspicious_suffix("com", &tlds), None);
     }
 
     #[test]

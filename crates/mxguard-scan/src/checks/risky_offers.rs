@@ -1,0 +1,353 @@
+//! Offers that are unsolicited wherever they land: online-casino bonuses
+//! and crypto giveaways. Both are how a lure pays today: a casino
+//! "welcome bonus with free spins" from a throw-away domain is an
+//! affiliate's or a fraudster's sign-up funnel, and an "airdrop to claim"
+//! or a wallet to connect is how crypto drainers empty a wallet. A
+//! person writing about a casino or a wallet names one idea; an offer
+//! stacks several (a casino, free spins, a deposit bonus), so the rules
+//! want two distinct ideas of a family, or one that only an offer uses
+//! (an airdrop, a seed phrase).
+//!
+//! LURE_PRIZE (`lures`) reads prize sentences in general; these read
+//! what the prize is, with one automaton over the subject and the first
+//! [`MAX_PART`] bytes of each text part ([`MAX_TEXT`] in all), ASCII
+//! case-insensitive, no regex and no copy of the text.
+
+use super::Check;
+use crate::Task;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use mxguard_core::config::Section;
+use mxguard_core::{ScanResults, SymbolDef};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+const GROUP: &str = "phishing";
+
+/// Bytes read of each text part: an offer says what it is up front (the
+/// lure check reads as much).
+const MAX_PART: usize = 8 * 1024;
+/// Bytes read of all parts together.
+const MAX_TEXT: usize = 16 * 1024;
+
+/// The ideas a term stands for: two terms of one idea count once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Idea {
+    Casino,
+    FreeSpins,
+    DepositBonus,
+    WelcomeBonus,
+    Slots,
+    Betting,
+    /// An idea only a crypto giveaway or drainer uses.
+    CryptoStrong,
+    Claim,
+    /// Something a wallet holds or does.
+    CryptoAsset,
+    /// The crypto world by name.
+    Crypto,
+}
+
+/// (term, idea, whole word): a term is matched at a word start; a whole
+/// word must end there too (`eth`, not `method`; `nft`, not `nfts`'s
+/// cousins elsewhere). Lower case; matched ASCII case-insensitively.
+const TERMS: &[(&str, Idea, bool)] = &[
+    ("casino", Idea::Casino, false),
+    ("kasino", Idea::Casino, false),
+    ("cassino", Idea::Casino, false),
+    ("free spin", Idea::FreeSpins, false),
+    ("freispiel", Idea::FreeSpins, false),
+    ("giros gratis", Idea::FreeSpins, true),
+    ("rodadas grátis", Idea::FreeSpins, true),
+    ("rodadas gratis", Idea::FreeSpins, true),
+    ("tours gratuits", Idea::FreeSpins, true),
+    ("gratis spins", Idea::FreeSpins, true),
+    ("giri gratis", Idea::FreeSpins, true),
+    ("no deposit", Idea::DepositBonus, true),
+    ("no-deposit", Idea::DepositBonus, true),
+    ("ohne einzahlung", Idea::DepositBonus, true),
+    ("sans dépôt", Idea::DepositBonus, true),
+    ("sin depósito", Idea::DepositBonus, true),
+    ("sem depósito", Idea::DepositBonus, true),
+    ("deposit bonus", Idea::DepositBonus, false),
+    ("einzahlungsbonus", Idea::DepositBonus, false),
+    ("first deposit", Idea::DepositBonus, true),
+    ("ersten einzahlung", Idea::DepositBonus, false),
+    ("primeiro depósito", Idea::DepositBonus, true),
+    ("premier dépôt", Idea::DepositBonus, true),
+    ("welcome bonus", Idea::WelcomeBonus, false),
+    ("willkommensbonus", Idea::WelcomeBonus, false),
+    ("bonus de bienvenue", Idea::WelcomeBonus, true),
+    ("bono de bienvenida", Idea::WelcomeBonus, true),
+    ("bônus de boas-vindas", Idea::WelcomeBonus, true),
+    ("welkomstbonus", Idea::WelcomeBonus, false),
+    ("welcome package", Idea::WelcomeBonus, false),
+    ("willkommenspaket", Idea::WelcomeBonus, false),
+    ("slot game", Idea::Slots, false),
+    ("slot machine", Idea::Slots, false),
+    ("online slots", Idea::Slots, true),
+    ("spielautomat", Idea::Slots, false),
+    ("tragamonedas", Idea::Slots, false),
+    ("sportwetten", Idea::Betting, false),
+    ("sports betting", Idea::Betting, true),
+    ("apostas esportivas", Idea::Betting, true),
+    ("apuestas deportivas", Idea::Betting, true),
+    ("paris sportifs", Idea::Betting, true),
+    ("wagering requirement", Idea::Betting, false),
+    ("airdrop", Idea::CryptoStrong, false),
+    ("seed phrase", Idea::CryptoStrong, false),
+    ("recovery phrase", Idea::CryptoStrong, false),
+    ("secret phrase", Idea::CryptoStrong, false),
+    ("connect your wallet", Idea::CryptoStrong, true),
+    ("connect wallet", Idea::CryptoStrong, true),
+    ("walletconnect", Idea::CryptoStrong, true),
+    ("claim", Idea::Claim, false),
+    ("resgat", Idea::Claim, false),
+    ("einlösen", Idea::Claim, true),
+    ("reclam", Idea::Claim, false),
+    ("réclamer", Idea::Claim, true),
+    ("token", Idea::CryptoAsset, false),
+    ("wallet", Idea::CryptoAsset, false),
+    ("nft", Idea::CryptoAsset, false),
+    ("staking", Idea::CryptoAsset, true),
+    ("mint", Idea::CryptoAsset, true),
+    ("crypto", Idea::Crypto, false),
+    ("krypto", Idea::Crypto, false),
+    ("bitcoin", Idea::Crypto, false),
+    ("ethereum", Idea::Crypto, false),
+    ("blockchain", Idea::Crypto, false),
+    ("usdt", Idea::Crypto, true),
+    ("usdc", Idea::Crypto, true),
+    ("btc", Idea::Crypto, true),
+    ("eth", Idea::Crypto, true),
+    ("xrp", Idea::Crypto, true),
+    ("web3", Idea::Crypto, true),
+    ("defi", Idea::Crypto, true),
+];
+
+static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        // A full DFA: one table lookup a byte. About 70 terms make it a
+        // few hundred KiB, built once.
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(TERMS.iter().map(|t| t.0))
+        .expect("the offer terms build an automaton")
+});
+
+/// The ideas found in a text, as bits of [`Idea`]'s discriminants.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+struct Ideas(u32);
+
+impl Ideas {
+    fn add(&mut self, idea: Idea) {
+        self.0 |= 1 << idea as u32;
+    }
+
+    fn has(self, idea: Idea) -> bool {
+        self.0 & (1 << idea as u32) != 0
+    }
+
+    fn gambling(self) -> usize {
+        [
+            Idea::Casino,
+            Idea::FreeSpins,
+            Idea::DepositBonus,
+            Idea::WelcomeBonus,
+            Idea::Slots,
+            Idea::Betting,
+        ]
+        .iter()
+        .filter(|i| self.has(**i))
+        .count()
+    }
+
+    /// An airdrop or a wallet to connect; or a claim of a crypto asset
+    /// named as crypto.
+    fn crypto_giveaway(self) -> bool {
+        self.has(Idea::CryptoStrong)
+            || (self.has(Idea::Claim) && self.has(Idea::CryptoAsset) && self.has(Idea::Crypto))
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+fn ideas_in(text: &[u8], ideas: &mut Ideas) {
+    for m in AUTOMATON.find_iter(text) {
+        let (_, idea, whole) = TERMS[m.pattern().as_usize()];
+        if m.start() > 0 && is_word_byte(text[m.start() - 1]) {
+            continue;
+        }
+        if whole && text.get(m.end()).is_some_and(|&b| is_word_byte(b)) {
+            continue;
+        }
+        ideas.add(idea);
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn head(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `[risky_offers]`: on by default; `enabled = false` leaves the check out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskyOffersConfig {
+    pub enabled: bool,
+}
+
+impl Default for RiskyOffersConfig {
+    fn default() -> Self {
+        RiskyOffersConfig { enabled: true }
+    }
+}
+
+impl Section for RiskyOffersConfig {
+    const KEY: &'static str = "risky_offers";
+}
+
+pub struct RiskyOffers;
+
+impl Check for RiskyOffers {
+    fn name(&self) -> &'static str {
+        "risky_offers"
+    }
+
+    fn symbols(&self) -> Vec<SymbolDef> {
+        vec![
+            SymbolDef::new(
+                "GAMBLING_OFFER",
+                2.0,
+                GROUP,
+                "An online-casino offer: two of casino, free spins, deposit or welcome bonus, slots, betting",
+            ),
+            SymbolDef::new(
+                "CRYPTO_GIVEAWAY",
+                1.5,
+                GROUP,
+                "A crypto giveaway: an airdrop, a seed phrase or a wallet to connect, or crypto tokens to claim",
+            ),
+        ]
+    }
+
+    fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
+        if !task.parsed {
+            return;
+        }
+        let mut ideas = Ideas::default();
+        if let Some(s) = task.message.subject() {
+            ideas_in(head(s, 1024).as_bytes(), &mut ideas);
+        }
+        let mut budget = MAX_TEXT;
+        for part in &task.text_parts() {
+            if budget == 0 {
+                break;
+            }
+            let text = head(part, MAX_PART.min(budget));
+            budget -= text.len();
+            ideas_in(text.as_bytes(), &mut ideas);
+        }
+        let gambling = ideas.gambling();
+        if gambling >= 2 {
+            results.insert("GAMBLING_OFFER", vec![gambling.to_string()]);
+        }
+        if ideas.crypto_giveaway() {
+            results.insert("CRYPTO_GIVEAWAY", vec![]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxguard_core::Envelope;
+
+    fn ideas(text: &str) -> Ideas {
+        let mut i = Ideas::default();
+        ideas_in(text.as_bytes(), &mut i);
+        i
+    }
+
+    fn scan(subject: &str, body: &str) -> Vec<String> {
+        let raw = format!(
+            "From: a@example.com\r\nSubject: {subject}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+        );
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+        let mut r = ScanResults::default();
+        RiskyOffers.run(&task, &mut r);
+        r.hits.into_iter().map(|h| h.name).collect()
+    }
+
+    #[test]
+    fn casino_offers() {
+        assert_eq!(
+            scan(
+                "Your bonus",
+                "<p>SAVANNA WINS <b>CASINO</b>: 500% Bonus + 500 Freispiele!</p>"
+            ),
+            vec!["GAMBLING_OFFER"]
+        );
+        assert_eq!(
+            scan(
+                "200 FREE SPINS Welcome Bonus Unlocked",
+                "<a href=x>Sign up &amp; play</a>"
+            ),
+            vec!["GAMBLING_OFFER"]
+        );
+        // One idea is talk, not an offer; a word that contains a term is
+        // another word.
+        assert!(scan("Trip", "We went to the casino in Monte Carlo.").is_empty());
+        assert!(
+            scan(
+                "Jackpot",
+                "We hit the jackpot with the new hire; the casinos nearby closed."
+            )
+            .is_empty()
+        );
+        assert_eq!(ideas("occasional spinoffs").gambling(), 0);
+    }
+
+    #[test]
+    fn crypto_giveaways() {
+        assert_eq!(
+            scan(
+                "Claim Your BWB Airdrop Today",
+                "Don't miss your chance to secure early airdrop points."
+            ),
+            vec!["CRYPTO_GIVEAWAY"]
+        );
+        assert_eq!(
+            scan(
+                "Welcome Bonus",
+                "Claim 500 USDT token + 200 USDT coupon. Sign up and earn."
+            ),
+            vec!["CRYPTO_GIVEAWAY"]
+        );
+        // A claim and a token without crypto; a wallet in politics; the
+        // method that contains "eth".
+        assert!(scan("Insurance", "Please claim your parking token at the desk.").is_empty());
+        assert!(
+            scan(
+                "News",
+                "Donors are reaching into their wallets; few candidates can claim military experience."
+            )
+            .is_empty()
+        );
+        assert!(!ideas("the method of claiming the token").has(Idea::Crypto));
+    }
+
+    #[test]
+    fn long_and_odd_text_is_safe() {
+        let long = "casino ".repeat(20_000);
+        assert!(scan("x", &long).is_empty(), "one idea however often");
+        let _ = scan("\u{0}\u{FFFD}", "é\u{200B}casino\u{301} free spin");
+    }
+}

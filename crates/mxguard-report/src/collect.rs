@@ -9,11 +9,11 @@
 
 use crate::date::Stamp;
 use crate::domain;
-use crate::hash::{Map as HashMap, Set as HashSet};
+use crate::hash::Map as HashMap;
 use crate::line::{self, Line};
-use crate::reason::{Reject, Rules, trim};
+use crate::reason::{Rules, trim};
 use crate::report::*;
-use memchr::memmem::Finder;
+use memchr::memmem::{Finder, FinderRev};
 
 /// Which lines count and how problems are grouped.
 #[derive(Debug, Clone, Default)]
@@ -54,12 +54,28 @@ impl Qid {
     }
 }
 
+/// A queue id in flight, until qmgr logs `removed`.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// From qmgr's `from=<…>, size=`.
+    size: Option<u64>,
+    /// Where a received message came from (client domain or "pickup"),
+    /// until qmgr names its sender.
+    origin: Option<Box<str>>,
+    /// Already counted as deferred.
+    deferred: bool,
+}
+
 /// Prebuilt substring searchers for the hot path.
 struct Finders {
     from: Finder<'static>,
     to: Finder<'static>,
     client: Finder<'static>,
     connect_to: Finder<'static>,
+    warning: FinderRev<'static>,
+    fatal: FinderRev<'static>,
+    panic: FinderRev<'static>,
+    colon_space: FinderRev<'static>,
 }
 
 /// Collects a report from log lines.
@@ -68,13 +84,9 @@ pub struct Collector {
     rules: Rules,
     finders: Finders,
     report: Report,
-    /// Message sizes by queue id, from qmgr's `from=<…>, size=`.
-    sizes: HashMap<Qid, u64>,
-    /// Where a received message came from (client domain or "pickup"),
-    /// until qmgr names its sender.
-    received_from: HashMap<Qid, Box<str>>,
-    /// Messages already counted as deferred.
-    deferred_once: HashSet<Qid>,
+    /// What is known of each queue id in flight (one table: one hash
+    /// and probe per line, where three tables took up to three).
+    queue: HashMap<Qid, InFlight>,
     /// smtpd connection start (seconds) by pid.
     connections: HashMap<u32, i64>,
     last_day: u32,
@@ -252,11 +264,13 @@ impl Collector {
                 to: Finder::new(b"to=<").into_owned(),
                 client: Finder::new(b": client=").into_owned(),
                 connect_to: Finder::new(b"connect to ").into_owned(),
+                warning: FinderRev::new(b"warning: ").into_owned(),
+                fatal: FinderRev::new(b"fatal: ").into_owned(),
+                panic: FinderRev::new(b"panic: ").into_owned(),
+                colon_space: FinderRev::new(b": ").into_owned(),
             },
             report: Report::default(),
-            sizes: HashMap::default(),
-            received_from: HashMap::default(),
-            deferred_once: HashSet::default(),
+            queue: HashMap::default(),
             connections: HashMap::default(),
             last_day: 0,
             years: line::Years::new(Stamp::default()),
@@ -282,28 +296,49 @@ impl Collector {
         let l = match line::parse_with(raw, reference, &mut self.years) {
             Ok(l) => l,
             Err(_) => {
-                self.report.malformed += 1;
+                // Not a syslog line: `mxguard serve`'s own stderr log
+                // (tracing's text lines, RFC 3339 stamp then the level)?
+                let event = line::timestamp(raw, reference)
+                    .is_some_and(|(stamp, rest)| self.mxguard_line(stamp, rest));
+                if !event {
+                    self.report.malformed += 1;
+                }
                 return;
             }
         };
         if !self.instance_wanted(l.instance) {
-            self.report.other_programs += 1;
+            if l.program != b"mxguard" || !self.mxguard_line(l.stamp, l.msg) {
+                self.report.other_programs += 1;
+            }
             return;
         }
-        if let Some(since) = self.opts.since
-            && l.stamp < since
-        {
-            self.report.out_of_period += 1;
-            return;
-        }
-        if let Some(until) = self.opts.until
-            && l.stamp >= until
-        {
+        if !self.in_period(l.stamp) {
             self.report.out_of_period += 1;
             return;
         }
         self.report.postfix_lines += 1;
         self.postfix_line(&l, raw);
+    }
+
+    fn in_period(&self, stamp: Stamp) -> bool {
+        self.opts.since.is_none_or(|since| stamp >= since)
+            && self.opts.until.is_none_or(|until| stamp < until)
+    }
+
+    /// A line of mxguard's (the `mxguard` syslog tag, or serve's own log
+    /// file): its events go to the mxguard section. False when it holds
+    /// none of them.
+    fn mxguard_line(&mut self, stamp: Stamp, text: &[u8]) -> bool {
+        if !crate::events::is_event(text) {
+            return false;
+        }
+        if self.in_period(stamp) {
+            crate::events::count(text, &mut self.report.mxguard);
+            self.report.mxguard_lines += 1;
+        } else {
+            self.report.out_of_period += 1;
+        }
+        true
     }
 
     fn postfix_line(&mut self, l: &Line, raw: &[u8]) {
@@ -345,7 +380,13 @@ impl Collector {
                     b"fatal" => b"fatal: ",
                     _ => b"panic: ",
                 };
-                let reason = match memchr::memmem::rfind(msg, marker) {
+                let finder = match qid {
+                    b"warning" => &self.finders.warning,
+                    b"fatal" => &self.finders.fatal,
+                    _ => &self.finders.panic,
+                };
+                debug_assert_eq!(finder.needle(), marker);
+                let reason = match finder.rfind(msg) {
                     Some(p) => &msg[p + marker.len()..],
                     None => msg,
                 };
@@ -371,7 +412,7 @@ impl Collector {
             _ => {}
         }
         if daemon == b"master" {
-            let m = match memchr::memmem::rfind(msg, b": ") {
+            let m = match self.finders.colon_space.rfind(msg) {
                 Some(p) => &msg[p + 2..],
                 None => msg,
             };
@@ -388,8 +429,8 @@ impl Collector {
                     let end = memchr::memchr(b',', client).unwrap_or(client.len());
                     self.received(hour, day);
                     domain::host_domain(&text(&client[..end]), &mut self.scratch);
-                    self.received_from
-                        .insert(Qid::new(qid), self.scratch.as_str().into());
+                    self.queue.entry(Qid::new(qid)).or_default().origin =
+                        Some(self.scratch.as_str().into());
                     return;
                 }
                 if let Some(r) = after.strip_prefix(b": ") {
@@ -439,16 +480,14 @@ impl Collector {
         }
         if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
             let q = Qid::new(qid);
-            self.sizes.remove(&q);
-            self.deferred_once.remove(&q);
-            self.received_from.remove(&q);
+            self.queue.remove(&q);
             return;
         }
         if daemon == b"pickup" {
             let after = &msg[qid.len()..];
             if after.starts_with(b": sender=") || after.starts_with(b": uid=") {
                 self.received(hour, day);
-                self.received_from.insert(Qid::new(qid), "pickup".into());
+                self.queue.entry(Qid::new(qid)).or_default().origin = Some("pickup".into());
             }
             return;
         }
@@ -469,7 +508,8 @@ impl Collector {
 
     fn sender(&mut self, qid: &[u8], addr: &[u8], size: u64) {
         let q = Qid::new(qid);
-        if self.sizes.get(&q).is_some_and(|&s| s != 0) {
+        let entry = self.queue.entry(q).or_default();
+        if entry.size.is_some_and(|s| s != 0) {
             return; // qmgr logs from= again after a deferral
         }
         if addr.is_empty() {
@@ -478,8 +518,8 @@ impl Collector {
         } else {
             domain::address_key(&text(addr), &mut self.scratch);
         }
-        self.sizes.insert(q, size);
-        let Some(origin) = self.received_from.remove(&q) else {
+        entry.size = Some(size);
+        let Some(origin) = entry.origin.take() else {
             return; // not received here (a forward or bounce): not counted
         };
         let dom: &str = match domain::domain_of(&self.scratch) {
@@ -518,7 +558,7 @@ impl Collector {
                     r.totals.forwarded += 1;
                     return;
                 }
-                let size = self.sizes.get(&q).copied().unwrap_or(0);
+                let size = self.queue.get(&q).and_then(|e| e.size).unwrap_or(0);
                 // A domain is new to the count at its first delivery (it may
                 // have been listed already for a deferral).
                 let mut first = false;
@@ -558,7 +598,8 @@ impl Collector {
                 r.per_hour[hour][2] += 1;
                 r.per_day.entry(day).or_default()[2] += 1;
                 r.totals.deferrals += 1;
-                if self.deferred_once.insert(q) {
+                let entry = self.queue.entry(q).or_default();
+                if !std::mem::replace(&mut entry.deferred, true) {
                     r.totals.deferred += 1;
                 }
                 upsert(&mut r.recipient_domains, dom, |s| {
@@ -584,16 +625,16 @@ impl Collector {
 
     fn smtpd_reject(&mut self, kind: Problem, l: &Line, raw: &[u8], hour: usize, day: u32) {
         let tagged = &raw[l.program.as_ptr() as usize - raw.as_ptr() as usize..];
-        let Reject {
-            stage,
-            reason,
-            data,
-        } = self.rules.reject(
-            &text(tagged),
+        let tagged = text(tagged);
+        let mut data = std::mem::take(&mut self.scratch2);
+        let (stage, reason) = self.rules.reject_parts(
+            &tagged,
             self.opts.verbose_msg_detail,
             self.opts.rej_add_from,
+            &mut data,
         );
-        self.problem(kind, &stage, &reason, &data, hour, day);
+        self.problem(kind, stage, &reason, &data, hour, day);
+        self.scratch2 = data;
     }
 
     fn problem(
@@ -666,7 +707,6 @@ impl Collector {
     pub fn finish(self) -> Report {
         let mut r = self.report;
         r.totals.finish();
-        let _ = self.scratch2;
         r
     }
 }

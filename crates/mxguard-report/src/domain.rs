@@ -130,12 +130,29 @@ pub fn domain_of(addr: &str) -> Option<&str> {
 
 /// pflogsumm's sort key for hosts and addresses: an IPv4 address by its
 /// octets, anything else by its labels reversed (`com`, `example`, `user`).
-pub fn sort_key(s: &str) -> Vec<u32> {
+/// Keys compare as sequences of numbers (octets or lower-cased
+/// characters); ASCII keys, nearly all, are kept as bytes, a quarter of
+/// the memory and compared with memcmp (sorting the address tables was
+/// a tenth of a report's time).
+pub fn sort_key(s: &str) -> SortKey {
     let first = s.split(char::is_whitespace).next().unwrap_or("");
     if let Some(n) = is_ipv4_prefix(first)
         && n == first.len()
     {
-        return first.split('.').map(|o| o.parse().unwrap_or(0)).collect();
+        let octets: Vec<u32> = first.split('.').map(|o| o.parse().unwrap_or(0)).collect();
+        // Three digits may say more than 255: kept as numbers then.
+        return if octets.iter().all(|&o| o <= 255) {
+            SortKey::Narrow(octets.iter().map(|&o| o as u8).collect())
+        } else {
+            SortKey::Wide(octets)
+        };
+    }
+    if first.is_ascii() {
+        let mut key = Vec::with_capacity(first.len());
+        for part in first.rsplit(['.', '@']) {
+            key.extend(part.bytes().map(|c| c.to_ascii_lowercase()));
+        }
+        return SortKey::Narrow(key);
     }
     let mut key = Vec::with_capacity(first.len());
     for part in first.rsplit(['.', '@']) {
@@ -144,7 +161,35 @@ pub fn sort_key(s: &str) -> Vec<u32> {
                 .map(|c| c.to_lowercase().next().unwrap_or(c) as u32),
         );
     }
-    key
+    SortKey::Wide(key)
+}
+
+/// A [`sort_key`]: numbers under 256 as bytes, or any as u32.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Narrow(Vec<u8>),
+    Wide(Vec<u32>),
+}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (SortKey::Narrow(a), SortKey::Narrow(b)) => a.cmp(b),
+            (SortKey::Wide(a), SortKey::Wide(b)) => a.cmp(b),
+            (SortKey::Narrow(a), SortKey::Wide(b)) => {
+                a.iter().map(|&c| c as u32).cmp(b.iter().copied())
+            }
+            (SortKey::Wide(a), SortKey::Narrow(b)) => {
+                a.iter().copied().cmp(b.iter().map(|&c| c as u32))
+            }
+        }
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 #[cfg(test)]
@@ -235,5 +280,10 @@ mod tests {
         assert_eq!(domain_of("root"), None);
         assert!(sort_key("10.0.0.2") < sort_key("10.0.0.10"));
         assert!(sort_key("a@b.com") < sort_key("a@c.com"));
+        // Narrow and wide keys compare as the numbers they hold.
+        assert!(sort_key("é.com") > sort_key("z.com"));
+        assert!(sort_key("1.2.3.300") > sort_key("1.2.3.255"));
+        assert!(sort_key("ÿ.a") > sort_key("a.a"));
+        assert!(sort_key("A@B.COM") == sort_key("a@b.com"));
     }
 }

@@ -182,6 +182,15 @@ fn timestamp_with<'a>(
     ))
 }
 
+/// The first byte of `b` that `hit` accepts, by a plain loop: the host
+/// and the tag are a few bytes long, where memchr's call and setup cost
+/// more than the search. Falls back to scanning everything (a hostile
+/// line) in the same loop, linear as memchr.
+#[inline]
+fn short_find(b: &[u8], hit: impl Fn(u8) -> bool) -> Option<usize> {
+    b.iter().position(|&c| hit(c))
+}
+
 /// Splits "host tag[pid]: message" after the timestamp.
 pub fn parse(line: &[u8], reference: Stamp) -> Result<Line<'_>, Skip> {
     parse_with(line, reference, &mut Years::new(reference))
@@ -195,28 +204,31 @@ pub fn parse_with<'a>(
 ) -> Result<Line<'a>, Skip> {
     let (stamp, rest) = timestamp_with(line, reference, years).ok_or(Skip::Malformed)?;
     // Host: one token.
-    let sp = memchr::memchr(b' ', rest).ok_or(Skip::Malformed)?;
+    let sp = short_find(rest, |c| c == b' ').ok_or(Skip::Malformed)?;
     if sp == 0 {
         return Err(Skip::Malformed);
     }
     let rest = &rest[sp + 1..];
     // Tag: up to '[' or ':'.
-    let end = memchr::memchr2(b'[', b':', rest).ok_or(Skip::Malformed)?;
+    let end = short_find(rest, |c| c == b'[' || c == b':').ok_or(Skip::Malformed)?;
     let program = &rest[..end];
-    if program.is_empty() || memchr::memchr(b' ', program).is_some() {
+    if program.is_empty() || program.contains(&b' ') {
         return Err(Skip::Malformed);
     }
     let mut i = end;
     let mut pid = None;
     if rest[i] == b'[' {
-        let close = memchr::memchr(b']', &rest[i..]).ok_or(Skip::Malformed)? + i;
+        let close = short_find(&rest[i..], |c| c == b']').ok_or(Skip::Malformed)? + i;
         let digits = &rest[i + 1..close];
         if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(Skip::Malformed);
         }
-        pid = std::str::from_utf8(digits)
-            .ok()
-            .and_then(|s| s.parse().ok());
+        // At most ten digits: fits a u64; a pid past u32 is none, as
+        // `str::parse::<u32>` has it.
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        pid = u32::try_from(n).ok();
         i = close + 1;
     }
     if rest.get(i) != Some(&b':') {
@@ -226,11 +238,11 @@ pub fn parse_with<'a>(
         Some(b' ') => &rest[i + 2..],
         _ => &rest[i + 1..],
     };
-    let instance = match memchr::memchr(b'/', program) {
+    let instance = match program.iter().position(|&c| c == b'/') {
         Some(s) => &program[..s],
         None => program,
     };
-    let daemon = match memchr::memrchr(b'/', program) {
+    let daemon = match program.iter().rposition(|&c| c == b'/') {
         Some(s) => &program[s + 1..],
         None => program,
     };

@@ -18,10 +18,6 @@ macro_rules! needles {
     };
 }
 needles! {
-    KW_REJECT = "reject: ";
-    KW_REJECT_WARNING = "reject_warning: ";
-    KW_HOLD = "hold: ";
-    KW_DISCARD = "discard: ";
     TO_OPEN = "to=<";
     FROM_OPEN = "from=<";
     USER_UNKNOWN = ">: User unknown ";
@@ -128,55 +124,55 @@ fn strip_code(s: &str) -> &str {
 /// be a large share of a log under attack.
 pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
     let b = line.as_bytes();
-    let mut best: Option<(&str, &str, &str)> = None;
-    for kw in [&*KW_REJECT, &*KW_REJECT_WARNING, &*KW_HOLD, &*KW_DISCARD] {
-        let kw_len = kw.needle().len();
-        for at in kw.find_iter(b) {
-            if at > 0 && b[at - 1] != b' ' {
-                continue;
-            }
-            if best.is_some_and(|(st, _, _)| st.as_ptr() as usize - line.as_ptr() as usize > at) {
-                continue; // a match further right is already known
-            }
-            let s = at + kw_len;
-            let stage_len = b[s..]
-                .iter()
-                .position(|c| c.is_ascii_whitespace())
-                .unwrap_or(b.len() - s);
-            if stage_len == 0 || !b[s + stage_len..].starts_with(b" from ") {
-                continue;
-            }
-            let c = s + stage_len + 6;
-            let mut i = c + 1;
-            let mut client_end = None;
-            while i + 1 < b.len() && !b[i - 1].is_ascii_whitespace() {
-                if b[i] == b':' && b[i + 1] == b' ' {
-                    client_end = Some(i);
-                    break;
-                }
-                if b[i].is_ascii_whitespace() {
-                    break;
-                }
-                i += 1;
-            }
-            let Some(e) = client_end else { continue };
-            if c >= b.len()
-                || b[c].is_ascii_whitespace()
-                || line[..].get(e + 2..).is_none_or(|r| r.contains('\n'))
-            {
-                continue;
-            }
-            let cand = (&line[s..s + stage_len], &line[c..e], &line[e + 2..]);
-            let better = match best {
-                None => true,
-                Some((st, _, _)) => st.as_ptr() < cand.0.as_ptr(),
-            };
-            if better {
-                best = Some(cand);
-            }
+    // Each keyword ends in ": ", and the rightmost one that fits wins:
+    // one pass over the colons from the right (rejects can be a fifth of
+    // a log; four keyword searches over each were a twentieth of a run).
+    for colon in memchr::memrchr_iter(b':', b) {
+        if b.get(colon + 1) != Some(&b' ') {
+            continue;
         }
+        let before = &b[..colon];
+        let Some(kw) = [&b"reject_warning"[..], b"reject", b"hold", b"discard"]
+            .into_iter()
+            .find(|k| before.ends_with(k))
+        else {
+            continue;
+        };
+        let at = colon - kw.len();
+        if at > 0 && b[at - 1] != b' ' {
+            continue;
+        }
+        let s = colon + 2;
+        let stage_len = b[s..]
+            .iter()
+            .position(|c| c.is_ascii_whitespace())
+            .unwrap_or(b.len() - s);
+        if stage_len == 0 || !b[s + stage_len..].starts_with(b" from ") {
+            continue;
+        }
+        let c = s + stage_len + 6;
+        let mut i = c + 1;
+        let mut client_end = None;
+        while i + 1 < b.len() && !b[i - 1].is_ascii_whitespace() {
+            if b[i] == b':' && b[i + 1] == b' ' {
+                client_end = Some(i);
+                break;
+            }
+            if b[i].is_ascii_whitespace() {
+                break;
+            }
+            i += 1;
+        }
+        let Some(e) = client_end else { continue };
+        if c >= b.len()
+            || b[c].is_ascii_whitespace()
+            || line[..].get(e + 2..).is_none_or(|r| r.contains('\n'))
+        {
+            continue;
+        }
+        return Some((&line[s..s + stage_len], &line[c..e], &line[e + 2..]));
     }
-    best
+    None
 }
 
 // Hand-written forms of pflogsumm's reason patterns (each names the

@@ -546,7 +546,7 @@ impl Collector {
     fn delivered(&mut self, daemon: &[u8], qid: &[u8], d: &Delivery, hour: usize, day: u32) {
         domain::address_key(&text(d.to), &mut self.scratch);
         let addr = self.scratch.as_str();
-        let dom = match addr.find('@') {
+        let dom = match memchr::memchr(b'@', addr.as_bytes()) {
             Some(at) if at > 0 => &addr[at + 1..],
             _ => addr,
         };

@@ -37,7 +37,7 @@ fn is_ipv4_prefix(s: &str) -> Option<usize> {
 
 fn split_name_addr(s: &str) -> (Option<&str>, Option<&str>) {
     // "name[1.2.3.4]" (addresses in brackets, IPv4 first)
-    if let Some(open) = s.find('[') {
+    if let Some(open) = memchr::memchr(b'[', s.as_bytes()) {
         let after = &s[open + 1..];
         if let Some(n) = is_ipv4_prefix(after)
             && after.as_bytes().get(n) == Some(&b']')
@@ -46,7 +46,7 @@ fn split_name_addr(s: &str) -> (Option<&str>, Option<&str>) {
         }
     }
     // "name/1.2.3.4" (old Postfix)
-    if let Some(slash) = s.find('/') {
+    if let Some(slash) = memchr::memchr(b'/', s.as_bytes()) {
         let after = &s[slash + 1..];
         let n = after
             .bytes()
@@ -57,9 +57,9 @@ fn split_name_addr(s: &str) -> (Option<&str>, Option<&str>) {
         }
     }
     // "name[addr]" / "name(addr)" with an optional ":port" and nothing after.
-    if let Some(open) = s.find(['[', '(', '/']) {
+    if let Some(open) = memchr::memchr3(b'[', b'(', b'/', s.as_bytes()) {
         let after = &s[open + 1..];
-        let n = after.find([']', ')']).unwrap_or(after.len());
+        let n = memchr::memchr2(b']', b')', after.as_bytes()).unwrap_or(after.len());
         if n > 0 && n < after.len() {
             let tail = &after[n + 1..];
             let tail = tail.strip_prefix(':').unwrap_or(tail);
@@ -76,7 +76,7 @@ fn split_name_addr(s: &str) -> (Option<&str>, Option<&str>) {
 pub fn reduce(name: &str, out: &mut String) {
     // The last three dots, from the right: no label list allocated (this
     // runs for every client and delivery line).
-    let dot_before = |end: usize| name[..end].rfind('.');
+    let dot_before = |end: usize| memchr::memrchr(b'.', &name.as_bytes()[..end]);
     let lower = |out: &mut String, tail: &str| {
         let start = out.len();
         out.push_str(tail);
@@ -110,7 +110,7 @@ pub fn reduce(name: &str, out: &mut String) {
 /// lower-cased, the local part kept.
 pub fn address_key(addr: &str, out: &mut String) {
     out.clear();
-    match addr.find('@') {
+    match memchr::memchr(b'@', addr.as_bytes()) {
         Some(at) => {
             out.push_str(addr);
             out[at..].make_ascii_lowercase();
@@ -122,7 +122,7 @@ pub fn address_key(addr: &str, out: &mut String) {
 /// The domain of an address key (after the first `@`, which must not be
 /// the first character), or None.
 pub fn domain_of(addr: &str) -> Option<&str> {
-    match addr.find('@') {
+    match memchr::memchr(b'@', addr.as_bytes()) {
         Some(at) if at > 0 && at + 1 < addr.len() => Some(&addr[at + 1..]),
         _ => None,
     }

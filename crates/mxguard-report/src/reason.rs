@@ -166,7 +166,7 @@ pub fn split_reject(line: &str) -> Option<(&str, &str, &str)> {
         let Some(e) = client_end else { continue };
         if c >= b.len()
             || b[c].is_ascii_whitespace()
-            || line[..].get(e + 2..).is_none_or(|r| r.contains('\n'))
+            || memchr::memchr(b'\n', &b[e + 2..]).is_some()
         {
             continue;
         }
@@ -228,7 +228,7 @@ fn rcpt_reason(s: &str) -> Option<&str> {
         if (b[i] == b':' || b[i] == b';') && b[i + 1] == b' ' {
             let r = &s[i + 2..];
             if r.starts_with('[')
-                && let Some(close) = r.find(']')
+                && let Some(close) = memchr::memchr(b']', r.as_bytes())
                 && close > 1
                 && r.as_bytes().get(close + 1) == Some(&b' ')
                 && let Some(m) = until_semicolon_or_comma(&r[close + 2..])
@@ -249,7 +249,7 @@ fn address_rejected(s: &str) -> Option<&str> {
     let prefix = ["Sender address rejected: ", "Recipient address rejected: "]
         .into_iter()
         .find(|p| s.starts_with(p))?;
-    let k = s[prefix.len()..].find(':')?;
+    let k = memchr::memchr(b':', &s.as_bytes()[prefix.len()..])?;
     (k > 0).then(|| &s[..prefix.len() + k])
 }
 

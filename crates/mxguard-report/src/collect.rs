@@ -298,10 +298,13 @@ impl Collector {
             Err(_) => {
                 // Not a syslog line: `mxguard serve`'s own stderr log
                 // (tracing's text lines, RFC 3339 stamp then the level)?
-                let event = line::timestamp(raw, reference)
-                    .is_some_and(|(stamp, rest)| self.mxguard_line(stamp, rest));
-                if !event {
-                    self.report.malformed += 1;
+                match line::timestamp(raw, reference) {
+                    Some((stamp, rest)) if self.mxguard_line(stamp, rest) => {}
+                    // serve's other lines: a program's, not malformed.
+                    Some((_, rest)) if crate::events::is_tracing_line(rest) => {
+                        self.report.other_programs += 1;
+                    }
+                    _ => self.report.malformed += 1,
                 }
                 return;
             }

@@ -24,6 +24,15 @@ const MARKERS: [&[u8]; 4] = [
     b" banned jail=",
 ];
 
+/// Whether `text` (after the time stamp) starts as tracing's text lines
+/// do: the level, padded to five characters, then a space.
+pub fn is_tracing_line(text: &[u8]) -> bool {
+    let t = text.strip_prefix(b" ").unwrap_or(text);
+    [&b"TRACE "[..], b"DEBUG ", b"INFO ", b"WARN ", b"ERROR "]
+        .iter()
+        .any(|l| t.starts_with(l))
+}
+
 /// Whether `text` holds one of the events [`count`] counts.
 pub fn is_event(text: &[u8]) -> bool {
     MARKERS.iter().any(|m| memmem::find(text, m).is_some())

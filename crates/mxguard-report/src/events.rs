@@ -8,6 +8,9 @@
 //!   server's triplet greylisting);
 //! - `banned jail=NAME ip=…` (the ban engine).
 //!
+//! serve's JSON log lines (`--log-format json`) are turned into the same
+//! text first ([`from_json`]).
+//!
 //! Lines are matched by their message text, not by position, so a syslog
 //! or journal prefix, a timestamp or a span in front does not matter.
 //! Nothing here runs on Postfix lines: only lines that are not Postfix's
@@ -21,7 +24,7 @@ const MARKERS: [&[u8]; 4] = [
     b"scan: verdict",
     b"policy greylist: deferred",
     b"policy greylist: passed",
-    b" banned jail=",
+    b": banned ",
 ];
 
 /// Whether `text` (after the time stamp) starts as tracing's text lines
@@ -71,12 +74,41 @@ pub fn count(text: &[u8], m: &mut Mxguard) -> bool {
         m.policy_greylist_passed += 1;
         return true;
     }
-    if let Some(p) = memmem::find(text, b" banned jail=") {
-        let jail = field(&text[p + 7..], b"jail").unwrap_or(Cow::Borrowed("?"));
+    if let Some(p) = memmem::find(text, b": banned ") {
+        let jail = field(&text[p + 8..], b"jail").unwrap_or(Cow::Borrowed("?"));
         bump(&mut m.bans, &jail, 1);
         return true;
     }
     false
+}
+
+/// One of serve's JSON log lines (`--log-format json`: `timestamp`,
+/// `level`, `target`, `message` and the event's fields at the top level)
+/// as tracing's text format writes it: `stamp LEVEL target: message
+/// key=value …`. None when it is not one.
+pub fn from_json(v: &serde_json::Value) -> Option<String> {
+    let o = v.as_object()?;
+    let stamp = o.get("timestamp")?.as_str()?;
+    let message = o.get("message")?.as_str()?;
+    let level = o.get("level")?.as_str()?;
+    let target = o.get("target").and_then(|t| t.as_str()).unwrap_or("-");
+    let mut text = format!("{stamp} {level:>5} {target}: {message}");
+    for (k, v) in o {
+        if matches!(k.as_str(), "timestamp" | "level" | "target" | "message") {
+            continue;
+        }
+        match v {
+            // Debug-formatted fields arrive already quoted.
+            serde_json::Value::String(s)
+                if !s.contains(' ') || (s.starts_with('"') && s.ends_with('"')) =>
+            {
+                text.push_str(&format!(" {k}={s}"));
+            }
+            serde_json::Value::String(s) => text.push_str(&format!(" {k}={s:?}")),
+            other => text.push_str(&format!(" {k}={other}")),
+        }
+    }
+    Some(text)
 }
 
 /// The value of ` key=value` in tracing's text format: bare up to the
@@ -151,6 +183,24 @@ mod tests {
         assert_eq!(m.bans.get("sshd"), Some(&1));
         assert_eq!(m.bans.get("postfix"), Some(&1));
         assert_eq!(m.dkim_signed, 1);
+    }
+
+    #[test]
+    fn json_log_lines_read_as_text_ones() {
+        let mut m = Mxguard::default();
+        for line in [
+            r#"{"timestamp":"2026-12-07T12:00:01.5Z","level":"INFO","message":"scan: verdict","queue_id":"\"4ABC\"","action":"\"no action\"","score":0.5,"symbols":"R_SPF_NA","greylist":"passed","dkim":"signed","target":"mxguard_scan::service"}"#,
+            r#"{"timestamp":"2026-12-07T12:00:02Z","level":"WARN","message":"banned","jail":"sshd","ip":"192.0.2.9","until":"Some(1)","count":1,"target":"mxguard_ban::jail"}"#,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = from_json(&v).unwrap();
+            assert!(text.starts_with("2026-12-07T12:00:0"), "{text}");
+            assert!(count(text.as_bytes(), &mut m), "{text}");
+        }
+        assert_eq!(m.actions.get("no action"), Some(&1));
+        assert_eq!((m.score_greylist_passed, m.dkim_signed), (1, 1));
+        assert_eq!(m.bans.get("sshd"), Some(&1));
+        assert!(from_json(&serde_json::json!({"MESSAGE": "x"})).is_none());
     }
 
     #[test]

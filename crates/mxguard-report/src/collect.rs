@@ -54,16 +54,66 @@ impl Qid {
     }
 }
 
-/// A queue id in flight, until qmgr logs `removed`.
+/// A queue id in flight, until qmgr logs `removed`. Small (16 bytes, 32
+/// with the key): the table holds every message in flight and its probes
+/// missed the cache when the entries were 64 bytes.
 #[derive(Debug, Default)]
 struct InFlight {
-    /// From qmgr's `from=<…>, size=`.
-    size: Option<u64>,
+    /// From qmgr's `from=<…>, size=`; 0 when not yet logged (a size of
+    /// 0 counts as none everywhere it is read).
+    size: u64,
     /// Where a received message came from (client domain or "pickup"),
-    /// until qmgr names its sender.
-    origin: Option<Box<str>>,
+    /// until qmgr names its sender: an id of [`Origins`], 0 = none.
+    origin: u32,
     /// Already counted as deferred.
     deferred: bool,
+}
+
+/// The origin of a message in flight that did not fit [`Origins`]'s
+/// table: kept in its `spill` map under the queue id.
+const SPILLED: u32 = u32::MAX;
+
+/// The origins of messages in flight, each distinct name stored once and
+/// named by a small id: a `Box<str>` per message was an allocation and a
+/// free per received message. Bounded by [`MAX_ADDRESSES`] names; past
+/// that, origins are kept per queue id and dropped with it, as before.
+#[derive(Default)]
+struct Origins {
+    ids: HashMap<Box<str>, u32>,
+    /// Name of id `i` at `i - 1`.
+    names: Vec<Box<str>>,
+    spill: HashMap<Qid, Box<str>>,
+}
+
+impl Origins {
+    /// The id for `name` as the origin of `q` (never 0).
+    fn id(&mut self, q: Qid, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        if self.names.len() < MAX_ADDRESSES {
+            self.names.push(name.into());
+            let id = self.names.len() as u32;
+            self.ids.insert(name.into(), id);
+            id
+        } else {
+            self.spill.insert(q, name.into());
+            SPILLED
+        }
+    }
+
+    /// The name of origin `id` of `q`, forgetting a spilled one.
+    fn take(&mut self, q: Qid, id: u32) -> std::borrow::Cow<'_, str> {
+        if id == SPILLED {
+            return self
+                .spill
+                .remove(&q)
+                .map(String::from)
+                .unwrap_or_default()
+                .into();
+        }
+        self.names.get(id as usize - 1).map_or("", |n| &**n).into()
+    }
 }
 
 /// Prebuilt substring searchers for the hot path.
@@ -87,6 +137,7 @@ pub struct Collector {
     /// What is known of each queue id in flight (one table: one hash
     /// and probe per line, where three tables took up to three).
     queue: HashMap<Qid, InFlight>,
+    origins: Origins,
     /// The four problem tables while reading (see [`Staged`]), by
     /// [`Problem`] in declaration order.
     problems: [Staged; 4],
@@ -274,6 +325,7 @@ impl Collector {
             },
             report: Report::default(),
             queue: HashMap::default(),
+            origins: Origins::default(),
             problems: Default::default(),
             connections: HashMap::default(),
             last_day: 0,
@@ -436,8 +488,9 @@ impl Collector {
                     let end = memchr::memchr(b',', client).unwrap_or(client.len());
                     self.received(hour, day);
                     domain::host_domain(&text(&client[..end]), &mut self.scratch);
-                    self.queue.entry(Qid::new(qid)).or_default().origin =
-                        Some(self.scratch.as_str().into());
+                    let name = std::mem::take(&mut self.scratch);
+                    self.set_origin(Qid::new(qid), &name);
+                    self.scratch = name;
                     return;
                 }
                 if let Some(r) = after.strip_prefix(b": ") {
@@ -482,7 +535,9 @@ impl Collector {
         // the two searches below would only miss.
         if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
             let q = Qid::new(qid);
-            self.queue.remove(&q);
+            if self.queue.remove(&q).is_some_and(|e| e.origin == SPILLED) {
+                self.origins.spill.remove(&q);
+            }
             return;
         }
         if let Some((addr, size)) = from_size(&self.finders.from, msg) {
@@ -497,7 +552,7 @@ impl Collector {
             let after = &msg[qid.len()..];
             if after.starts_with(b": sender=") || after.starts_with(b": uid=") {
                 self.received(hour, day);
-                self.queue.entry(Qid::new(qid)).or_default().origin = Some("pickup".into());
+                self.set_origin(Qid::new(qid), "pickup");
             }
             return;
         }
@@ -510,6 +565,15 @@ impl Collector {
         }
     }
 
+    /// Where message `q` came from, until qmgr names its sender.
+    fn set_origin(&mut self, q: Qid, name: &str) {
+        let id = self.origins.id(q, name);
+        let entry = self.queue.entry(q).or_default();
+        if std::mem::replace(&mut entry.origin, id) == SPILLED && id != SPILLED {
+            self.origins.spill.remove(&q);
+        }
+    }
+
     fn received(&mut self, hour: usize, day: u32) {
         self.report.totals.received += 1;
         self.report.per_hour[hour][0] += 1;
@@ -519,7 +583,7 @@ impl Collector {
     fn sender(&mut self, qid: &[u8], addr: &[u8], size: u64) {
         let q = Qid::new(qid);
         let entry = self.queue.entry(q).or_default();
-        if entry.size.is_some_and(|s| s != 0) {
+        if entry.size != 0 {
             return; // qmgr logs from= again after a deferral
         }
         if addr.is_empty() {
@@ -528,10 +592,12 @@ impl Collector {
         } else {
             domain::address_key(&text(addr), &mut self.scratch);
         }
-        entry.size = Some(size);
-        let Some(origin) = entry.origin.take() else {
+        entry.size = size;
+        let id = std::mem::take(&mut entry.origin);
+        if id == 0 {
             return; // not received here (a forward or bounce): not counted
-        };
+        }
+        let origin = self.origins.take(q, id);
         let dom: &str = match domain::domain_of(&self.scratch) {
             Some(d) => d,
             None if &*origin == "pickup" => &self.scratch,
@@ -568,7 +634,7 @@ impl Collector {
                     r.totals.forwarded += 1;
                     return;
                 }
-                let size = self.queue.get(&q).and_then(|e| e.size).unwrap_or(0);
+                let size = self.queue.get(&q).map_or(0, |e| e.size);
                 // A domain is new to the count at its first delivery (it may
                 // have been listed already for a deferral).
                 let mut first = false;

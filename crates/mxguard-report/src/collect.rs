@@ -77,12 +77,24 @@ const SPILLED: u32 = u32::MAX;
 /// named by a small id: a `Box<str>` per message was an allocation and a
 /// free per received message. Bounded by [`MAX_ADDRESSES`] names; past
 /// that, origins are kept per queue id and dropped with it, as before.
-#[derive(Default)]
 struct Origins {
+    /// Most names kept ([`MAX_ADDRESSES`]; smaller in tests).
+    limit: usize,
     ids: HashMap<Box<str>, u32>,
     /// Name of id `i` at `i - 1`.
     names: Vec<Box<str>>,
     spill: HashMap<Qid, Box<str>>,
+}
+
+impl Default for Origins {
+    fn default() -> Self {
+        Origins {
+            limit: MAX_ADDRESSES,
+            ids: HashMap::default(),
+            names: Vec::new(),
+            spill: HashMap::default(),
+        }
+    }
 }
 
 impl Origins {
@@ -91,7 +103,7 @@ impl Origins {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
-        if self.names.len() < MAX_ADDRESSES {
+        if self.names.len() < self.limit {
             self.names.push(name.into());
             let id = self.names.len() as u32;
             self.ids.insert(name.into(), id);
@@ -880,6 +892,89 @@ impl Problem {
             b"hold" => Problem::Hold,
             b"discard" => Problem::Discard,
             _ => Problem::Reject,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages from three client domains and one local sender, each
+    /// sender without a domain so that the origin names the sending
+    /// domain; qmgr removes them all.
+    fn lines() -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, client) in [
+            "mail.one.example[192.0.2.1]",
+            "mx.two.example[192.0.2.2]",
+            "three.example[192.0.2.3]",
+            "mail.one.example[192.0.2.1]",
+        ]
+        .iter()
+        .enumerate()
+        {
+            v.push(format!(
+                "Mar 22 08:00:0{i} mx postfix/smtpd[10{i}]: ABC{i}: client={client}"
+            ));
+        }
+        // ABC2 is named twice: its second origin wins.
+        v.push(
+            "Mar 22 08:00:05 mx postfix/smtpd[102]: ABC2: client=mail.one.example[192.0.2.1]"
+                .into(),
+        );
+        v.push("Mar 22 08:00:05 mx postfix/pickup[200]: ABC9: uid=0 from=<root>".into());
+        for i in [0, 1, 2, 3, 9] {
+            v.push(format!("Mar 22 08:00:06 mx postfix/qmgr[300]: ABC{i}: from=<local{i}>, size=10{i}, nrcpt=1 (queue active)"));
+        }
+        for i in [0, 1, 2, 3, 9] {
+            v.push(format!(
+                "Mar 22 08:00:07 mx postfix/qmgr[300]: ABC{i}: removed"
+            ));
+        }
+        v
+    }
+
+    fn run(limit: usize) -> (Report, Collector) {
+        let mut c = Collector::new(Options::default());
+        c.origins.limit = limit;
+        let reference = Stamp {
+            year: 2024,
+            month: 3,
+            day: 23,
+            ..Stamp::default()
+        };
+        for l in lines() {
+            c.line(l.as_bytes(), reference);
+        }
+        let r = std::mem::take(&mut c.report);
+        (r, c)
+    }
+
+    #[test]
+    fn origins_past_the_bound_count_the_same_and_are_dropped_with_their_message() {
+        let (full, c) = run(MAX_ADDRESSES);
+        assert!(c.origins.spill.is_empty());
+        let mut domains: Vec<_> = full.sending_domains.keys().map(|k| k.to_string()).collect();
+        domains.sort();
+        assert_eq!(domains.len(), 3, "{domains:?}");
+        assert!(
+            domains.iter().any(|d| d.contains("one.example")),
+            "{domains:?}"
+        );
+        assert!(!domains.iter().any(|d| d.contains("three")), "{domains:?}");
+        assert_eq!(full.totals.received, 6); // ABC2 received twice, as pflogsumm counts it
+        for limit in [0, 1, 2] {
+            let (small, c) = run(limit);
+            assert_eq!(small.sending_domains, full.sending_domains, "limit {limit}");
+            assert_eq!(small.totals, full.totals, "limit {limit}");
+            assert!(c.origins.names.len() <= limit);
+            assert!(
+                c.origins.spill.is_empty(),
+                "limit {limit}: {:?}",
+                c.origins.spill
+            );
+            assert!(c.queue.is_empty());
         }
     }
 }

@@ -875,6 +875,8 @@ impl Engine {
             Decision::Greylist { .. } if !kept => self.store_failed("greylist"),
             Decision::Greylist { remaining } => {
                 self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
+                // Read back by `mxguard report` (mxguard_report::events).
+                tracing::info!(client = %ip, "policy greylist: deferred");
                 let text = greylist::expand_text(
                     &cfg.greylist_text,
                     remaining,
@@ -888,6 +890,9 @@ impl Engine {
                 Step::Decide(answer)
             }
             Decision::Pass { delayed } => {
+                if let Some(secs) = delayed {
+                    tracing::info!(client = %ip, delayed = secs, "policy greylist: passed");
+                }
                 if let Some(secs) = delayed
                     && cfg.x_greylist_header
                 {

@@ -9,11 +9,11 @@
 
 use crate::date::Stamp;
 use crate::domain;
-use crate::hash::{Map as HashMap, Set as HashSet};
+use crate::hash::Map as HashMap;
 use crate::line::{self, Line};
-use crate::reason::{Reject, Rules, trim};
+use crate::reason::{Rules, trim};
 use crate::report::*;
-use memchr::memmem::Finder;
+use memchr::memmem::{Finder, FinderRev};
 
 /// Which lines count and how problems are grouped.
 #[derive(Debug, Clone, Default)]
@@ -54,12 +54,90 @@ impl Qid {
     }
 }
 
+/// A queue id in flight, until qmgr logs `removed`. Small (16 bytes, 32
+/// with the key): the table holds every message in flight and its probes
+/// missed the cache when the entries were 64 bytes.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// From qmgr's `from=<…>, size=`; 0 when not yet logged (a size of
+    /// 0 counts as none everywhere it is read).
+    size: u64,
+    /// Where a received message came from (client domain or "pickup"),
+    /// until qmgr names its sender: an id of [`Origins`], 0 = none.
+    origin: u32,
+    /// Already counted as deferred.
+    deferred: bool,
+}
+
+/// The origin of a message in flight that did not fit [`Origins`]'s
+/// table: kept in its `spill` map under the queue id.
+const SPILLED: u32 = u32::MAX;
+
+/// The origins of messages in flight, each distinct name stored once and
+/// named by a small id: a `Box<str>` per message was an allocation and a
+/// free per received message. Bounded by [`MAX_ADDRESSES`] names; past
+/// that, origins are kept per queue id and dropped with it, as before.
+struct Origins {
+    /// Most names kept ([`MAX_ADDRESSES`]; smaller in tests).
+    limit: usize,
+    ids: HashMap<Box<str>, u32>,
+    /// Name of id `i` at `i - 1`.
+    names: Vec<Box<str>>,
+    spill: HashMap<Qid, Box<str>>,
+}
+
+impl Default for Origins {
+    fn default() -> Self {
+        Origins {
+            limit: MAX_ADDRESSES,
+            ids: HashMap::default(),
+            names: Vec::new(),
+            spill: HashMap::default(),
+        }
+    }
+}
+
+impl Origins {
+    /// The id for `name` as the origin of `q` (never 0).
+    fn id(&mut self, q: Qid, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        if self.names.len() < self.limit {
+            self.names.push(name.into());
+            let id = self.names.len() as u32;
+            self.ids.insert(name.into(), id);
+            id
+        } else {
+            self.spill.insert(q, name.into());
+            SPILLED
+        }
+    }
+
+    /// The name of origin `id` of `q`, forgetting a spilled one.
+    fn take(&mut self, q: Qid, id: u32) -> std::borrow::Cow<'_, str> {
+        if id == SPILLED {
+            return self
+                .spill
+                .remove(&q)
+                .map(String::from)
+                .unwrap_or_default()
+                .into();
+        }
+        self.names.get(id as usize - 1).map_or("", |n| &**n).into()
+    }
+}
+
 /// Prebuilt substring searchers for the hot path.
 struct Finders {
     from: Finder<'static>,
     to: Finder<'static>,
     client: Finder<'static>,
     connect_to: Finder<'static>,
+    warning: FinderRev<'static>,
+    fatal: FinderRev<'static>,
+    panic: FinderRev<'static>,
+    colon_space: FinderRev<'static>,
 }
 
 /// Collects a report from log lines.
@@ -68,13 +146,13 @@ pub struct Collector {
     rules: Rules,
     finders: Finders,
     report: Report,
-    /// Message sizes by queue id, from qmgr's `from=<…>, size=`.
-    sizes: HashMap<Qid, u64>,
-    /// Where a received message came from (client domain or "pickup"),
-    /// until qmgr names its sender.
-    received_from: HashMap<Qid, Box<str>>,
-    /// Messages already counted as deferred.
-    deferred_once: HashSet<Qid>,
+    /// What is known of each queue id in flight (one table: one hash
+    /// and probe per line, where three tables took up to three).
+    queue: HashMap<Qid, InFlight>,
+    origins: Origins,
+    /// The four problem tables while reading (see [`Staged`]), by
+    /// [`Problem`] in declaration order.
+    problems: [Staged; 4],
     /// smtpd connection start (seconds) by pid.
     connections: HashMap<u32, i64>,
     last_day: u32,
@@ -252,11 +330,15 @@ impl Collector {
                 to: Finder::new(b"to=<").into_owned(),
                 client: Finder::new(b": client=").into_owned(),
                 connect_to: Finder::new(b"connect to ").into_owned(),
+                warning: FinderRev::new(b"warning: ").into_owned(),
+                fatal: FinderRev::new(b"fatal: ").into_owned(),
+                panic: FinderRev::new(b"panic: ").into_owned(),
+                colon_space: FinderRev::new(b": ").into_owned(),
             },
             report: Report::default(),
-            sizes: HashMap::default(),
-            received_from: HashMap::default(),
-            deferred_once: HashSet::default(),
+            queue: HashMap::default(),
+            origins: Origins::default(),
+            problems: Default::default(),
             connections: HashMap::default(),
             last_day: 0,
             years: line::Years::new(Stamp::default()),
@@ -282,28 +364,52 @@ impl Collector {
         let l = match line::parse_with(raw, reference, &mut self.years) {
             Ok(l) => l,
             Err(_) => {
-                self.report.malformed += 1;
+                // Not a syslog line: `mxguard serve`'s own stderr log
+                // (tracing's text lines, RFC 3339 stamp then the level)?
+                match line::timestamp(raw, reference) {
+                    Some((stamp, rest)) if self.mxguard_line(stamp, rest) => {}
+                    // serve's other lines: a program's, not malformed.
+                    Some((_, rest)) if crate::events::is_tracing_line(rest) => {
+                        self.report.other_programs += 1;
+                    }
+                    _ => self.report.malformed += 1,
+                }
                 return;
             }
         };
         if !self.instance_wanted(l.instance) {
-            self.report.other_programs += 1;
+            if l.program != b"mxguard" || !self.mxguard_line(l.stamp, l.msg) {
+                self.report.other_programs += 1;
+            }
             return;
         }
-        if let Some(since) = self.opts.since
-            && l.stamp < since
-        {
-            self.report.out_of_period += 1;
-            return;
-        }
-        if let Some(until) = self.opts.until
-            && l.stamp >= until
-        {
+        if !self.in_period(l.stamp) {
             self.report.out_of_period += 1;
             return;
         }
         self.report.postfix_lines += 1;
         self.postfix_line(&l, raw);
+    }
+
+    fn in_period(&self, stamp: Stamp) -> bool {
+        self.opts.since.is_none_or(|since| stamp >= since)
+            && self.opts.until.is_none_or(|until| stamp < until)
+    }
+
+    /// A line of mxguard's (the `mxguard` syslog tag, or serve's own log
+    /// file): its events go to the mxguard section. False when it holds
+    /// none of them.
+    fn mxguard_line(&mut self, stamp: Stamp, text: &[u8]) -> bool {
+        if !crate::events::is_event(text) {
+            return false;
+        }
+        if self.in_period(stamp) {
+            crate::events::count(text, &mut self.report.mxguard);
+            self.report.mxguard_lines += 1;
+        } else {
+            self.report.out_of_period += 1;
+        }
+        true
     }
 
     fn postfix_line(&mut self, l: &Line, raw: &[u8]) {
@@ -345,7 +451,13 @@ impl Collector {
                     b"fatal" => b"fatal: ",
                     _ => b"panic: ",
                 };
-                let reason = match memchr::memmem::rfind(msg, marker) {
+                let finder = match qid {
+                    b"warning" => &self.finders.warning,
+                    b"fatal" => &self.finders.fatal,
+                    _ => &self.finders.panic,
+                };
+                debug_assert_eq!(finder.needle(), marker);
+                let reason = match finder.rfind(msg) {
                     Some(p) => &msg[p + marker.len()..],
                     None => msg,
                 };
@@ -371,7 +483,7 @@ impl Collector {
             _ => {}
         }
         if daemon == b"master" {
-            let m = match memchr::memmem::rfind(msg, b": ") {
+            let m = match self.finders.colon_space.rfind(msg) {
                 Some(p) => &msg[p + 2..],
                 None => msg,
             };
@@ -388,8 +500,9 @@ impl Collector {
                     let end = memchr::memchr(b',', client).unwrap_or(client.len());
                     self.received(hour, day);
                     domain::host_domain(&text(&client[..end]), &mut self.scratch);
-                    self.received_from
-                        .insert(Qid::new(qid), self.scratch.as_str().into());
+                    let name = std::mem::take(&mut self.scratch);
+                    self.set_origin(Qid::new(qid), &name);
+                    self.scratch = name;
                     return;
                 }
                 if let Some(r) = after.strip_prefix(b": ") {
@@ -429,6 +542,16 @@ impl Collector {
             let _ = &self.finders.client;
             return;
         }
+        // qmgr's `removed` first: a quarter of a server's lines, and the
+        // message (`ID: removed`) can hold neither `from=<` nor `to=<`, so
+        // the two searches below would only miss.
+        if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
+            let q = Qid::new(qid);
+            if self.queue.remove(&q).is_some_and(|e| e.origin == SPILLED) {
+                self.origins.spill.remove(&q);
+            }
+            return;
+        }
         if let Some((addr, size)) = from_size(&self.finders.from, msg) {
             self.sender(qid, addr, size);
             return;
@@ -437,18 +560,11 @@ impl Collector {
             self.delivered(daemon, qid, &d, hour, day);
             return;
         }
-        if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
-            let q = Qid::new(qid);
-            self.sizes.remove(&q);
-            self.deferred_once.remove(&q);
-            self.received_from.remove(&q);
-            return;
-        }
         if daemon == b"pickup" {
             let after = &msg[qid.len()..];
             if after.starts_with(b": sender=") || after.starts_with(b": uid=") {
                 self.received(hour, day);
-                self.received_from.insert(Qid::new(qid), "pickup".into());
+                self.set_origin(Qid::new(qid), "pickup");
             }
             return;
         }
@@ -461,6 +577,15 @@ impl Collector {
         }
     }
 
+    /// Where message `q` came from, until qmgr names its sender.
+    fn set_origin(&mut self, q: Qid, name: &str) {
+        let id = self.origins.id(q, name);
+        let entry = self.queue.entry(q).or_default();
+        if std::mem::replace(&mut entry.origin, id) == SPILLED && id != SPILLED {
+            self.origins.spill.remove(&q);
+        }
+    }
+
     fn received(&mut self, hour: usize, day: u32) {
         self.report.totals.received += 1;
         self.report.per_hour[hour][0] += 1;
@@ -469,7 +594,8 @@ impl Collector {
 
     fn sender(&mut self, qid: &[u8], addr: &[u8], size: u64) {
         let q = Qid::new(qid);
-        if self.sizes.get(&q).is_some_and(|&s| s != 0) {
+        let entry = self.queue.entry(q).or_default();
+        if entry.size != 0 {
             return; // qmgr logs from= again after a deferral
         }
         if addr.is_empty() {
@@ -478,10 +604,12 @@ impl Collector {
         } else {
             domain::address_key(&text(addr), &mut self.scratch);
         }
-        self.sizes.insert(q, size);
-        let Some(origin) = self.received_from.remove(&q) else {
+        entry.size = size;
+        let id = std::mem::take(&mut entry.origin);
+        if id == 0 {
             return; // not received here (a forward or bounce): not counted
-        };
+        }
+        let origin = self.origins.take(q, id);
         let dom: &str = match domain::domain_of(&self.scratch) {
             Some(d) => d,
             None if &*origin == "pickup" => &self.scratch,
@@ -506,7 +634,7 @@ impl Collector {
     fn delivered(&mut self, daemon: &[u8], qid: &[u8], d: &Delivery, hour: usize, day: u32) {
         domain::address_key(&text(d.to), &mut self.scratch);
         let addr = self.scratch.as_str();
-        let dom = match addr.find('@') {
+        let dom = match memchr::memchr(b'@', addr.as_bytes()) {
             Some(at) if at > 0 => &addr[at + 1..],
             _ => addr,
         };
@@ -518,7 +646,7 @@ impl Collector {
                     r.totals.forwarded += 1;
                     return;
                 }
-                let size = self.sizes.get(&q).copied().unwrap_or(0);
+                let size = self.queue.get(&q).map_or(0, |e| e.size);
                 // A domain is new to the count at its first delivery (it may
                 // have been listed already for a deferral).
                 let mut first = false;
@@ -558,7 +686,8 @@ impl Collector {
                 r.per_hour[hour][2] += 1;
                 r.per_day.entry(day).or_default()[2] += 1;
                 r.totals.deferrals += 1;
-                if self.deferred_once.insert(q) {
+                let entry = self.queue.entry(q).or_default();
+                if !std::mem::replace(&mut entry.deferred, true) {
                     r.totals.deferred += 1;
                 }
                 upsert(&mut r.recipient_domains, dom, |s| {
@@ -584,16 +713,16 @@ impl Collector {
 
     fn smtpd_reject(&mut self, kind: Problem, l: &Line, raw: &[u8], hour: usize, day: u32) {
         let tagged = &raw[l.program.as_ptr() as usize - raw.as_ptr() as usize..];
-        let Reject {
-            stage,
-            reason,
-            data,
-        } = self.rules.reject(
-            &text(tagged),
+        let tagged = text(tagged);
+        let mut data = std::mem::take(&mut self.scratch2);
+        let (stage, reason) = self.rules.reject_parts(
+            &tagged,
             self.opts.verbose_msg_detail,
             self.opts.rej_add_from,
+            &mut data,
         );
-        self.problem(kind, &stage, &reason, &data, hour, day);
+        self.problem(kind, stage, &reason, &data, hour, day);
+        self.scratch2 = data;
     }
 
     fn problem(
@@ -606,23 +735,14 @@ impl Collector {
         day: u32,
     ) {
         let r = &mut self.report;
-        let (table, total) = match kind {
-            Problem::Reject => (&mut r.rejects, &mut r.totals.rejected),
-            Problem::RejectWarning => (&mut r.reject_warnings, &mut r.totals.reject_warnings),
-            Problem::Hold => (&mut r.holds, &mut r.totals.held),
-            Problem::Discard => (&mut r.discards, &mut r.totals.discarded),
+        let total = match kind {
+            Problem::Reject => &mut r.totals.rejected,
+            Problem::RejectWarning => &mut r.totals.reject_warnings,
+            Problem::Hold => &mut r.totals.held,
+            Problem::Discard => &mut r.totals.discarded,
         };
         *total += 1;
-        let group = if table.contains_key(group) || table.len() < MAX_KEYS {
-            group
-        } else {
-            OVERFLOW
-        };
-        let g = match table.get_mut(group) {
-            Some(g) => g,
-            None => table.entry(group.to_string()).or_default(),
-        };
-        bump2(g, reason, data, 1);
+        self.problems[kind as usize].bump(group, reason, data);
         r.per_hour[hour][4] += 1;
         r.per_day.entry(day).or_default()[4] += 1;
     }
@@ -658,15 +778,14 @@ impl Collector {
         self.report.too_long += 1;
     }
 
-    /// The report so far (the collector can go on reading).
-    pub fn report(&self) -> &Report {
-        &self.report
-    }
-
     pub fn finish(self) -> Report {
         let mut r = self.report;
+        let [rejects, reject_warnings, holds, discards] = self.problems;
+        r.rejects = rejects.into_sorted();
+        r.reject_warnings = reject_warnings.into_sorted();
+        r.holds = holds.into_sorted();
+        r.discards = discards.into_sorted();
         r.totals.finish();
-        let _ = self.scratch2;
         r
     }
 }
@@ -687,6 +806,64 @@ fn paren<'a>(rest: &'a [u8], open: &[u8], to_last: bool) -> &'a [u8] {
         Some(e) => &inner[..e],
         None if to_last => b"",
         None => inner,
+    }
+}
+
+/// label → count, while reading.
+type HashTally = HashMap<Box<str>, u64>;
+
+/// A problem table (group → reason → label → count) while reading: hash
+/// maps, one hash and probe per level, sorted into the report's
+/// `BTreeMap`s once at [`Collector::finish`]. Rejects are a fifth of a
+/// server's lines and their labels (client hosts) run to thousands, so the
+/// string compares along `BTreeMap` paths were the largest memcmp share of
+/// a run. The bounds are [`bump`]'s and [`bump2`]'s: the same keys are
+/// kept and the same counts go to [`OVERFLOW`].
+#[derive(Default)]
+struct Staged(HashMap<Box<str>, HashMap<Box<str>, HashTally>>);
+
+impl Staged {
+    fn bump(&mut self, group: &str, reason: &str, label: &str) {
+        let t = &mut self.0;
+        let group = if t.contains_key(group) || t.len() < MAX_KEYS {
+            group
+        } else {
+            OVERFLOW
+        };
+        let g = match t.get_mut(group) {
+            Some(g) => g,
+            None => t.entry(group.into()).or_default(),
+        };
+        let reasons = match g.get_mut(reason) {
+            Some(r) => r,
+            None => {
+                let reason = if g.len() < MAX_KEYS { reason } else { OVERFLOW };
+                g.entry(reason.into()).or_default()
+            }
+        };
+        if let Some(n) = reasons.get_mut(label) {
+            *n += 1;
+        } else if reasons.len() < MAX_KEYS {
+            reasons.insert(label.into(), 1);
+        } else {
+            *reasons.entry(OVERFLOW.into()).or_default() += 1;
+        }
+    }
+
+    fn into_sorted(self) -> Tally3 {
+        self.0
+            .into_iter()
+            .map(|(g, reasons)| {
+                let reasons = reasons
+                    .into_iter()
+                    .map(|(r, labels)| {
+                        let labels = labels.into_iter().map(|(l, n)| (l.into(), n)).collect();
+                        (r.into(), labels)
+                    })
+                    .collect();
+                (g.into(), reasons)
+            })
+            .collect()
     }
 }
 
@@ -715,6 +892,89 @@ impl Problem {
             b"hold" => Problem::Hold,
             b"discard" => Problem::Discard,
             _ => Problem::Reject,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages from three client domains and one local sender, each
+    /// sender without a domain so that the origin names the sending
+    /// domain; qmgr removes them all.
+    fn lines() -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, client) in [
+            "mail.one.example[192.0.2.1]",
+            "mx.two.example[192.0.2.2]",
+            "three.example[192.0.2.3]",
+            "mail.one.example[192.0.2.1]",
+        ]
+        .iter()
+        .enumerate()
+        {
+            v.push(format!(
+                "Mar 22 08:00:0{i} mx postfix/smtpd[10{i}]: ABC{i}: client={client}"
+            ));
+        }
+        // ABC2 is named twice: its second origin wins.
+        v.push(
+            "Mar 22 08:00:05 mx postfix/smtpd[102]: ABC2: client=mail.one.example[192.0.2.1]"
+                .into(),
+        );
+        v.push("Mar 22 08:00:05 mx postfix/pickup[200]: ABC9: uid=0 from=<root>".into());
+        for i in [0, 1, 2, 3, 9] {
+            v.push(format!("Mar 22 08:00:06 mx postfix/qmgr[300]: ABC{i}: from=<local{i}>, size=10{i}, nrcpt=1 (queue active)"));
+        }
+        for i in [0, 1, 2, 3, 9] {
+            v.push(format!(
+                "Mar 22 08:00:07 mx postfix/qmgr[300]: ABC{i}: removed"
+            ));
+        }
+        v
+    }
+
+    fn run(limit: usize) -> (Report, Collector) {
+        let mut c = Collector::new(Options::default());
+        c.origins.limit = limit;
+        let reference = Stamp {
+            year: 2024,
+            month: 3,
+            day: 23,
+            ..Stamp::default()
+        };
+        for l in lines() {
+            c.line(l.as_bytes(), reference);
+        }
+        let r = std::mem::take(&mut c.report);
+        (r, c)
+    }
+
+    #[test]
+    fn origins_past_the_bound_count_the_same_and_are_dropped_with_their_message() {
+        let (full, c) = run(MAX_ADDRESSES);
+        assert!(c.origins.spill.is_empty());
+        let mut domains: Vec<_> = full.sending_domains.keys().map(|k| k.to_string()).collect();
+        domains.sort();
+        assert_eq!(domains.len(), 3, "{domains:?}");
+        assert!(
+            domains.iter().any(|d| d.contains("one.example")),
+            "{domains:?}"
+        );
+        assert!(!domains.iter().any(|d| d.contains("three")), "{domains:?}");
+        assert_eq!(full.totals.received, 6); // ABC2 received twice, as pflogsumm counts it
+        for limit in [0, 1, 2] {
+            let (small, c) = run(limit);
+            assert_eq!(small.sending_domains, full.sending_domains, "limit {limit}");
+            assert_eq!(small.totals, full.totals, "limit {limit}");
+            assert!(c.origins.names.len() <= limit);
+            assert!(
+                c.origins.spill.is_empty(),
+                "limit {limit}: {:?}",
+                c.origins.spill
+            );
+            assert!(c.queue.is_empty());
         }
     }
 }

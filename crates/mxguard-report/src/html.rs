@@ -132,6 +132,49 @@ pub fn reject_chart(r: &Report, top: usize) -> String {
     s
 }
 
+/// A count → label table, by count.
+fn count_table(o: &mut String, t: &Tally, label: &str, top: usize) {
+    table_start(o, &["count", label]);
+    for (k, v) in by_count(t.iter().map(|(k, v)| (k.as_str(), *v)), |v| (*v, 0))
+        .into_iter()
+        .take(top)
+    {
+        let _ = write!(o, "<tr><td class=\"n\">{v}</td><td>{}</td></tr>", escape(k));
+    }
+    o.push_str("</table>");
+}
+
+/// mxguard's own section (from serve's log lines).
+fn mxguard(o: &mut String, m: &Mxguard, top_users: Option<usize>) {
+    o.push_str("<h2>mxguard</h2>");
+    table_start(o, &["count", "what"]);
+    for (v, what) in [
+        (m.scanned, "messages scanned"),
+        (m.dkim_signed, "DKIM-signed"),
+        (m.score_greylist_deferred, "greylisted (score)"),
+        (m.score_greylist_passed, "passed after retry (score)"),
+        (m.policy_greylist_deferred, "greylisted (policy)"),
+        (m.policy_greylist_passed, "passed after retry (policy)"),
+        (m.bans.values().sum(), "bans"),
+    ] {
+        let _ = write!(o, "<tr><td class=\"n\">{v}</td><td>{what}</td></tr>");
+    }
+    o.push_str("</table>");
+    if !m.actions.is_empty() {
+        o.push_str("<h3>Messages by action</h3>");
+        count_table(o, &m.actions, "action", usize::MAX);
+    }
+    let top = top_users.unwrap_or(TOP_SYMBOLS);
+    if !m.symbols.is_empty() && top > 0 {
+        let _ = write!(o, "<h3>Top symbols (top {top})</h3>");
+        count_table(o, &m.symbols, "symbol", top);
+    }
+    if !m.bans.is_empty() {
+        o.push_str("<h3>Bans by jail</h3>");
+        count_table(o, &m.bans, "jail", usize::MAX);
+    }
+}
+
 fn table_start(o: &mut String, heads: &[&str]) {
     o.push_str("<table><tr>");
     for h in heads {
@@ -370,6 +413,9 @@ td.n{{text-align:right;font-variant-numeric:tabular-nums}}th{{background:#f2f2f2
             let _ = write!(o, "<tr><td class=\"n\">{v}</td><td>{}</td></tr>", escape(k));
         }
         o.push_str("</table>");
+    }
+    if !r.mxguard.is_empty() {
+        mxguard(&mut o, &r.mxguard, layout.top_users);
     }
     if layout.smtpd_stats {
         let _ = write!(

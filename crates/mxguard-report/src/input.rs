@@ -80,6 +80,13 @@ fn journal_line(line: &[u8], collector: &mut Collector, reference: Stamp, out: &
         return;
     };
     let s = |k: &str| v.get(k).and_then(|x| x.as_str());
+    // serve's own JSON log lines (`--log-format json`) read as its text ones.
+    if v.get("MESSAGE").is_none()
+        && let Some(text) = crate::events::from_json(&v)
+    {
+        collector.line(text.as_bytes(), reference);
+        return;
+    }
     let message: Vec<u8> = match v.get("MESSAGE") {
         Some(serde_json::Value::String(m)) => m.as_bytes().to_vec(),
         // Non-UTF-8 messages come as arrays of byte values.

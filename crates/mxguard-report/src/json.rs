@@ -30,6 +30,31 @@ fn tally3(t: &Tally3) -> Value {
     )
 }
 
+/// mxguard's own section; every count is there (zero when serve's log
+/// was not among the input).
+fn mxguard(m: &Mxguard, top_users: Option<usize>) -> Value {
+    let mut symbols = tally(&m.symbols);
+    if let Value::Array(a) = &mut symbols {
+        a.truncate(top_users.unwrap_or(TOP_SYMBOLS));
+    }
+    json!({
+        "scanned": m.scanned,
+        "actions": tally(&m.actions),
+        "top_symbols": symbols,
+        "dkim_signed": m.dkim_signed,
+        "score_greylist": {
+            "deferred": m.score_greylist_deferred,
+            "passed_after_retry": m.score_greylist_passed,
+        },
+        "policy_greylist": {
+            "deferred": m.policy_greylist_deferred,
+            "passed_after_retry": m.policy_greylist_passed,
+        },
+        "bans": m.bans.values().sum::<u64>(),
+        "bans_by_jail": tally(&m.bans),
+    })
+}
+
 fn day(key: u32) -> String {
     format!(
         "{:04}-{:02}-{:02}",
@@ -133,6 +158,7 @@ pub fn render(r: &Report, top_hosts: Option<usize>, top_users: Option<usize>) ->
             "domains": smtpd_domains,
         },
         "postscreen": tally(&r.postscreen),
+        "mxguard": mxguard(&r.mxguard, top_users),
         "input": {
             "lines": r.lines,
             "postfix_lines": r.postfix_lines,
@@ -140,6 +166,7 @@ pub fn render(r: &Report, top_hosts: Option<usize>, top_users: Option<usize>) ->
             "too_long": r.too_long,
             "other_programs": r.other_programs,
             "out_of_period": r.out_of_period,
+            "mxguard_lines": r.mxguard_lines,
         },
     })
 }

@@ -13,6 +13,7 @@ pub mod collect;
 pub mod config;
 pub mod date;
 pub mod domain;
+pub mod events;
 pub mod hash;
 pub mod html;
 pub mod input;

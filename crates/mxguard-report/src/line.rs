@@ -182,6 +182,15 @@ fn timestamp_with<'a>(
     ))
 }
 
+/// The first byte of `b` that `hit` accepts, by a plain loop: the host
+/// and the tag are a few bytes long, where memchr's call and setup cost
+/// more than the search. Falls back to scanning everything (a hostile
+/// line) in the same loop, linear as memchr.
+#[inline]
+fn short_find(b: &[u8], hit: impl Fn(u8) -> bool) -> Option<usize> {
+    b.iter().position(|&c| hit(c))
+}
+
 /// Splits "host tag[pid]: message" after the timestamp.
 pub fn parse(line: &[u8], reference: Stamp) -> Result<Line<'_>, Skip> {
     parse_with(line, reference, &mut Years::new(reference))
@@ -195,29 +204,55 @@ pub fn parse_with<'a>(
 ) -> Result<Line<'a>, Skip> {
     let (stamp, rest) = timestamp_with(line, reference, years).ok_or(Skip::Malformed)?;
     // Host: one token.
-    let sp = memchr::memchr(b' ', rest).ok_or(Skip::Malformed)?;
+    let sp = short_find(rest, |c| c == b' ').ok_or(Skip::Malformed)?;
     if sp == 0 {
         return Err(Skip::Malformed);
     }
     let rest = &rest[sp + 1..];
-    // Tag: up to '[' or ':'.
-    let end = memchr::memchr2(b'[', b':', rest).ok_or(Skip::Malformed)?;
+    // Tag: up to '[' or ':', no space in it (a space before either is
+    // a malformed line whether or not one follows), its first and last
+    // '/' noted on the way: one pass where four took turns.
+    let (mut first_slash, mut last_slash) = (None, None);
+    let mut end = None;
+    for (k, &c) in rest.iter().enumerate() {
+        match c {
+            b'[' | b':' => {
+                end = Some(k);
+                break;
+            }
+            b' ' => return Err(Skip::Malformed),
+            b'/' => {
+                first_slash.get_or_insert(k);
+                last_slash = Some(k);
+            }
+            _ => {}
+        }
+    }
+    let end = end.ok_or(Skip::Malformed)?;
     let program = &rest[..end];
-    if program.is_empty() || memchr::memchr(b' ', program).is_some() {
+    if program.is_empty() {
         return Err(Skip::Malformed);
     }
     let mut i = end;
     let mut pid = None;
     if rest[i] == b'[' {
-        let close = memchr::memchr(b']', &rest[i..]).ok_or(Skip::Malformed)? + i;
-        let digits = &rest[i + 1..close];
-        if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        // One to ten digits, then ']': read as they are checked. At most
+        // ten fit a u64; a pid past u32 is none, as `str::parse::<u32>`
+        // has it.
+        let mut n = 0u64;
+        let mut k = i + 1;
+        while let Some(&d) = rest.get(k).filter(|d| d.is_ascii_digit()) {
+            if k - i > 10 {
+                return Err(Skip::Malformed);
+            }
+            n = n * 10 + u64::from(d - b'0');
+            k += 1;
+        }
+        if k == i + 1 || rest.get(k) != Some(&b']') {
             return Err(Skip::Malformed);
         }
-        pid = std::str::from_utf8(digits)
-            .ok()
-            .and_then(|s| s.parse().ok());
-        i = close + 1;
+        pid = u32::try_from(n).ok();
+        i = k + 1;
     }
     if rest.get(i) != Some(&b':') {
         return Err(Skip::Malformed);
@@ -226,11 +261,11 @@ pub fn parse_with<'a>(
         Some(b' ') => &rest[i + 2..],
         _ => &rest[i + 1..],
     };
-    let instance = match memchr::memchr(b'/', program) {
+    let instance = match first_slash {
         Some(s) => &program[..s],
         None => program,
     };
-    let daemon = match memchr::memrchr(b'/', program) {
+    let daemon = match last_slash {
         Some(s) => &program[s + 1..],
         None => program,
     };
@@ -311,6 +346,30 @@ mod tests {
     }
 
     #[test]
+    fn tag_parts_and_pids() {
+        let l = parse(
+            b"Mar 22 08:00:05 h postfix-in/submission/smtpd[4294967295]: x",
+            reference(),
+        )
+        .unwrap();
+        assert_eq!(
+            (l.program, l.instance, l.daemon, l.pid, l.msg),
+            (
+                &b"postfix-in/submission/smtpd"[..],
+                &b"postfix-in"[..],
+                &b"smtpd"[..],
+                Some(u32::MAX),
+                &b"x"[..]
+            )
+        );
+        // Ten digits past u32: no pid, as `str::parse::<u32>` has it.
+        let l = parse(b"Mar 22 08:00:05 h postfix/qmgr[4294967296]:x", reference()).unwrap();
+        assert_eq!((l.daemon, l.pid, l.msg), (&b"qmgr"[..], None, &b"x"[..]));
+        let l = parse(b"Mar 22 08:00:05 h a/b: m", reference()).unwrap();
+        assert_eq!((l.instance, l.daemon, l.pid), (&b"a"[..], &b"b"[..], None));
+    }
+
+    #[test]
     fn malformed() {
         for bad in [
             &b""[..],
@@ -322,6 +381,13 @@ mod tests {
             b"Mar 22 08:00:05 mailhost postfix/smtp[1x]: x",
             b"2024-13-22T08:00:01Z mailhost postfix/smtp[1]: x",
             b"2024-03-22T08:00:01+0 mailhost postfix/smtp[1]: x",
+            b"Mar 22 08:00:05 mailhost postfix/smtp[]: x",
+            b"Mar 22 08:00:05 mailhost postfix/smtp[12345678901]: x",
+            b"Mar 22 08:00:05 mailhost postfix/smtp[123: x",
+            b"Mar 22 08:00:05 mailhost postfix/smtp[123]x",
+            b"Mar 22 08:00:05 mailhost post fix/smtp[1]: x",
+            b"Mar 22 08:00:05 mailhost postfix/smtp no tag end",
+            b"Mar 22 08:00:05 mailhost [1]: x",
         ] {
             assert!(
                 parse(bad, reference()).is_err(),

@@ -127,6 +127,39 @@ pub enum Problem {
     Discard,
 }
 
+/// Symbols listed in the mxguard section unless `-u` says otherwise.
+pub const TOP_SYMBOLS: usize = 20;
+
+/// mxguard's own section: what `mxguard serve` logged about the mail it
+/// scanned, greylisted and signed and the addresses it banned
+/// ([`crate::events`] reads the lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mxguard {
+    /// Messages scanned (milter or HTTP API), by verdict action.
+    pub scanned: u64,
+    pub actions: Tally,
+    /// Symbol → messages it was found on.
+    pub symbols: Tally,
+    /// Score greylisting (the milter): first attempts deferred, retries
+    /// passed after the delay.
+    pub score_greylist_deferred: u64,
+    pub score_greylist_passed: u64,
+    /// The policy server's triplet greylisting.
+    pub policy_greylist_deferred: u64,
+    pub policy_greylist_passed: u64,
+    /// Jail → bans.
+    pub bans: Tally,
+    /// Messages that left with mxguard's DKIM signature.
+    pub dkim_signed: u64,
+}
+
+impl Mxguard {
+    /// No mxguard event was read: the section is left out.
+    pub fn is_empty(&self) -> bool {
+        *self == Mxguard::default()
+    }
+}
+
 /// Columns of the per-day and per-hour traffic tables.
 pub const TRAFFIC_COLUMNS: [&str; 5] = ["received", "delivered", "deferred", "bounced", "rejected"];
 
@@ -163,6 +196,7 @@ pub struct Report {
     pub smtpd: Smtpd,
     /// postscreen events (CONNECT, PASS NEW, DNSBL rank, …) → count
     pub postscreen: Tally,
+    pub mxguard: Mxguard,
     pub first: Option<Stamp>,
     pub last: Option<Stamp>,
     /// Lines read, lines that were not log lines (skipped and counted),
@@ -174,6 +208,8 @@ pub struct Report {
     pub postfix_lines: u64,
     /// Lines longer than the reader's bound (skipped).
     pub too_long: u64,
+    /// mxguard's own event lines (counted in [`Report::mxguard`]).
+    pub mxguard_lines: u64,
 }
 
 /// Adds to a label's count (bounded, see [`MAX_KEYS`]).

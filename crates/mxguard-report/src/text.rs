@@ -68,7 +68,8 @@ pub fn by_count<'a, V: Copy>(
     items: impl Iterator<Item = (&'a str, V)>,
     count: impl Fn(&V) -> (u64, u64),
 ) -> Vec<(&'a str, V)> {
-    let mut v: Vec<(&str, V, Vec<u32>)> = items.map(|(k, v)| (k, v, sort_key(k))).collect();
+    let mut v: Vec<(&str, V, crate::domain::SortKey)> =
+        items.map(|(k, v)| (k, v, sort_key(k))).collect();
     v.sort_by(|a, b| {
         count(&b.1)
             .cmp(&count(&a.1))
@@ -271,7 +272,45 @@ pub fn render(r: &Report, layout: &Layout) -> String {
         title(&mut o, "Postscreen");
         counts(&mut o, &r.postscreen, " ");
     }
+    if !r.mxguard.is_empty() {
+        mxguard(&mut o, &r.mxguard, layout);
+    }
     o
+}
+
+/// mxguard's own section (from serve's log lines, see [`crate::events`]).
+fn mxguard(o: &mut String, m: &Mxguard, layout: &Layout) {
+    title(o, "mxguard");
+    let line = |o: &mut String, v: u64, label: &str| {
+        o.push(' ');
+        num(o, v as f64);
+        let _ = writeln!(o, "  {label}");
+    };
+    line(o, m.scanned, "messages scanned");
+    line(o, m.dkim_signed, "DKIM-signed");
+    line(o, m.score_greylist_deferred, "greylisted (score)");
+    line(o, m.score_greylist_passed, "passed after retry (score)");
+    line(o, m.policy_greylist_deferred, "greylisted (policy)");
+    line(o, m.policy_greylist_passed, "passed after retry (policy)");
+    line(o, m.bans.values().sum(), "bans");
+    if !m.actions.is_empty() {
+        title(o, "mxguard: messages by action");
+        counts(o, &m.actions, " ");
+    }
+    let top = layout.top_users.unwrap_or(TOP_SYMBOLS);
+    if !m.symbols.is_empty() && top > 0 {
+        title(o, &format!("mxguard: top symbols (top {top})"));
+        let rows = by_count(m.symbols.iter().map(|(k, v)| (k.as_str(), *v)), |v| (*v, 0));
+        for (k, v) in rows.into_iter().take(top) {
+            o.push(' ');
+            num(o, v as f64);
+            let _ = writeln!(o, "  {k}");
+        }
+    }
+    if !m.bans.is_empty() {
+        title(o, "mxguard: bans by jail");
+        counts(o, &m.bans, " ");
+    }
 }
 
 fn smtpd(o: &mut String, r: &Report, layout: &Layout) {

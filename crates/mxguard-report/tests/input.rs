@@ -273,3 +273,72 @@ fn a_domain_deferred_before_its_first_delivery_counts_once() {
         (1, 2, 2)
     );
 }
+
+/// mxguard's own lines, as serve writes them (text or JSON), under
+/// syslog's tag and in journal JSON, count in its section (and in no Postfix table); the
+/// period applies to them; another program's line that merely contains
+/// the words does not count.
+#[test]
+fn mxguard_lines_from_its_log_syslog_and_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = r#"INFO mxguard_scan::service: scan: verdict queue_id="4ABC" action="reject" score=1000.0 symbols=GTUBE greylist=- dkim=-"#;
+    let plain = dir.path().join("serve.log");
+    std::fs::write(
+        &plain,
+        format!(
+            "2026-12-07T12:00:01.5Z  {verdict}\n\
+             2026-12-06T12:00:01Z  {verdict}\n\
+             2026-12-07T12:00:02Z  INFO mxguard::serve: milter listening\n"
+        ),
+    )
+    .unwrap();
+    let syslog = dir.path().join("mail.log");
+    std::fs::write(
+        &syslog,
+        format!(
+            "2026-12-07T12:00:03+00:00 mx mxguard[7]: 2026-12-07T12:00:03Z  {verdict}\n\
+             2026-12-07T12:00:04+00:00 mx sshd[8]: Invalid user scan: verdict action=\"reject\"\n\
+             2026-12-07T12:00:05+00:00 mx postfix/smtpd[9]: NOQUEUE: scan: verdict action=\"reject\"\n"
+        ),
+    )
+    .unwrap();
+    let journal = dir.path().join("journal.json");
+    let record = serde_json::json!({
+        "__REALTIME_TIMESTAMP": "1796644800000000",
+        "SYSLOG_IDENTIFIER": "mxguard",
+        "_PID": "7",
+        "_HOSTNAME": "mx",
+        "MESSAGE": format!("2026-12-07T12:00:06Z  {verdict}"),
+    });
+    std::fs::write(&journal, format!("{record}\n")).unwrap();
+    // serve's own log with --log-format json.
+    let json_log = dir.path().join("serve.json");
+    std::fs::write(
+        &json_log,
+        "{\"timestamp\":\"2026-12-07T12:00:07Z\",\"level\":\"INFO\",\"message\":\"scan: verdict\",\"queue_id\":\"\\\"4ABD\\\"\",\"action\":\"\\\"reject\\\"\",\"score\":1000.0,\"symbols\":\"GTUBE\",\"greylist\":\"-\",\"dkim\":\"-\",\"target\":\"mxguard_scan::service\"}\n\
+         {\"timestamp\":\"2026-12-07T12:00:08Z\",\"level\":\"INFO\",\"message\":\"milter listening\",\"target\":\"mxguard::serve\"}\n",
+    )
+    .unwrap();
+    let since = Stamp {
+        year: 2026,
+        month: 12,
+        day: 7,
+        ..Default::default()
+    };
+    let r = report_of(
+        &[plain, syslog, journal, json_log],
+        Options {
+            since: Some(since),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.mxguard.scanned, 4, "{:?}", r.mxguard);
+    assert_eq!(r.mxguard.actions.get("reject"), Some(&4));
+    assert_eq!(r.mxguard.symbols.get("GTUBE"), Some(&4));
+    assert_eq!(r.mxguard_lines, 4);
+    assert_eq!(r.out_of_period, 1, "the line of Dec 6");
+    assert_eq!(r.malformed, 0);
+    assert_eq!(r.other_programs, 3, "serve's other lines, sshd's line");
+    assert_eq!(r.postfix_lines, 1);
+    assert_eq!(r.totals.rejected, 0);
+}

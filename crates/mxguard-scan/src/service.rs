@@ -233,10 +233,16 @@ impl ScanService {
             cpu_phase(raw.len(), || pipeline.prepare(envelope, raw))
         };
         let (mut verdict, outputs) = pipeline.finish_with_outputs(prepared).await;
+        let mut dkim_signed = false;
         // Only greylist verdicts wait for the store here.
-        if verdict.action == Action::Greylist
+        let greylisted = if verdict.action == Action::Greylist
             && let Some(g) = &self.greylist
-            && let Some(outcome) = g.get().judge(&mut verdict, envelope, raw).await
+        {
+            g.get().judge(&mut verdict, envelope, raw).await
+        } else {
+            None
+        };
+        if let Some(outcome) = greylisted
             && let Some(r) = &self.recording
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
@@ -286,6 +292,7 @@ impl ScanService {
                 )
             };
             self.count_signing(&signed);
+            dkim_signed = signed.headers.iter().any(|(n, _)| n == "DKIM-Signature");
             // Each is inserted at the top: the last inserted ends topmost.
             for (name, value) in signed.headers.into_iter().rev() {
                 milter.add_headers.push(AddHeader {
@@ -320,6 +327,12 @@ impl ScanService {
                 self.record_behind(r, row);
             }
         }
+        log_verdict(
+            envelope,
+            &verdict,
+            greylisted.map(|o| o.as_str()),
+            dkim_signed,
+        );
         ScanOutcome { verdict, milter }
     }
 
@@ -424,6 +437,27 @@ impl MessageScanner for ScanService {
     fn scan<'a>(&'a self, input: ScanInput<'a>) -> BoxFuture<'a, ScanOutcome> {
         Box::pin(self.scan_message(input))
     }
+}
+
+/// One info line per scanned message: what `mxguard report` counts for
+/// its mxguard section (mxguard_report::events reads these lines back, so
+/// the message text and the field names are a format: change both sides
+/// together). Only `serve` logs at info by default.
+fn log_verdict(envelope: &Envelope, v: &Verdict, greylist: Option<&str>, dkim_signed: bool) {
+    let symbols: Vec<&str> = v
+        .symbols_by_score()
+        .iter()
+        .map(|s| s.name.as_ref())
+        .collect();
+    tracing::info!(
+        queue_id = ?envelope.queue_id.as_deref().unwrap_or("-"),
+        action = ?v.action.as_str(),
+        score = v.score,
+        symbols = %symbols.join(","),
+        greylist = greylist.unwrap_or("-"),
+        dkim = if dkim_signed { "signed" } else { "-" },
+        "scan: verdict"
+    );
 }
 
 /// The authserv-id of this host's Authentication-Results: configured, or

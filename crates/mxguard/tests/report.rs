@@ -323,3 +323,141 @@ fn serve_mails_the_scheduled_report_once_per_period_across_restarts() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count(), 1, "the report was mailed again after a restart");
 }
+
+/// The mxguard section from what a real `mxguard serve` logged: mail
+/// through real Postfix to the milter and the policy server (policy
+/// greylisting, a DKIM-signed ham, GTUBE rejected, score greylisting
+/// deferred then passed on the retry) and an sshd jail banning an
+/// address; then `mxguard report` on serve's log, as serve wrote it and
+/// as syslog would have it, counts each of them.
+#[test]
+fn mxguard_section_counts_what_serve_logged() {
+    use common::postfix::{self, swaks};
+    let dir = tempfile::tempdir().unwrap();
+    let key = Command::new(env!("CARGO_BIN_EXE_mxguard"))
+        .args([
+            "dkim",
+            "keygen",
+            "--domain",
+            "example.com",
+            "--selector",
+            "ed",
+        ])
+        .args(["--type", "ed25519", "--out", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{}", text(&key.stderr));
+    let auth_log = dir.path().join("auth.log");
+    std::fs::write(&auth_log, "").unwrap();
+    let (milter, policy) = (postfix::free_port(), postfix::free_port());
+    let config = format!(
+        "[milter]\nlisten = \"127.0.0.1:{milter}\"\n\
+         [policy]\nlisten = \"127.0.0.1:{policy}\"\nmynetworks = []\n\
+         [greylist]\ndelay = 2\nsender_pools = false\n[store]\ndata_dir = \"DATA_DIR\"\n\
+         [actions]\nreject = 15\nadd_header = 6\ngreylist = 4\n[header_anomalies]\nenabled = false\n\
+         [[rules]]\nname = \"T_GREY\"\ntarget = \"subject\"\npattern = \"greylist-me\"\nscore = 5.0\n\
+         [dkim_signing]\nenabled = true\nsign_local = false\nsign_networks = [\"127.0.0.0/8\"]\n\
+         [dkim_signing.domain.\"example.com\"]\nkeys = [{{ selector = \"ed\", path = \"{d}/example.com.ed.key\" }}]\n\
+         [ban]\nenabled = true\nignoreself = false\n\
+         [ban.jails.sshd]\nlogpath = [\"{a}\"]\nbantime = \"10m\"\n",
+        d = dir.path().display(),
+        a = auth_log.display()
+    );
+    let serve = postfix::daemon(&config, policy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", milter)).is_err() {
+        assert!(Instant::now() < deadline, "the milter did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _postfix = postfix::configure(Some(policy), Some(milter));
+    let send = |subject: &str, body: &str| {
+        swaks(
+            "joe@example.com",
+            "root@localhost",
+            &[
+                "From: Joe <joe@example.com>",
+                &format!("Subject: {subject}"),
+            ],
+            body,
+        )
+    };
+
+    // A new triplet: deferred by the policy server, passed after the delay.
+    let (ok, t) = send("hello", "ham body");
+    assert!(!ok && t.contains("Greylisted"), "{t}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, t) = send("hello", "ham body");
+    assert!(ok, "{t}");
+    // GTUBE: rejected by the milter.
+    let (ok, t) = send("gtube", common::GTUBE);
+    assert!(!ok && t.contains("554 5.7.1"), "{t}");
+    // Greylist band: 451 first, delivered once the delay has passed.
+    let (ok, t) = send("greylist-me", "grey body");
+    assert!(!ok && t.contains("451 4.7.1"), "{t}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, t) = send("greylist-me", "grey body");
+    assert!(ok, "{t}");
+    // Three sshd failures ban 192.0.2.7.
+    let failures: String = (0..3)
+        .map(|i| format!("Dec  7 09:00:0{i} mx sshd[7{i}]: Failed password for invalid user u{i} from 192.0.2.7 port 4000{i} ssh2\n"))
+        .collect();
+    std::fs::write(&auth_log, failures).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&serve.log)
+        .unwrap_or_default()
+        .contains(" banned jail=")
+    {
+        assert!(Instant::now() < deadline, "no ban logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What arrived, read independently of mxguard's log: the messages
+    // signed with mxguard's key.
+    let ham = postfix::message_with("ham body");
+    let grey = postfix::message_with("grey body");
+    let signed = [&ham, &grey]
+        .iter()
+        .filter(|m| m.contains("DKIM-Signature:") && m.contains("s=ed"))
+        .count() as u64;
+    assert!(signed >= 1, "the ham is signed: {ham}");
+
+    let log = std::fs::read_to_string(&serve.log).unwrap();
+    // The same lines as syslog or the journal would write them.
+    let syslog: String = log
+        .lines()
+        .map(|l| format!("Dec  7 12:00:00 mx mxguard[4242]: {l}\n"))
+        .collect();
+    let syslog_file = dir.path().join("mail.log");
+    std::fs::write(&syslog_file, syslog).unwrap();
+    for input in [serve.log.as_path(), syslog_file.as_path()] {
+        let out = mxguard(
+            &["report", "--format", "json", input.to_str().unwrap()],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let m = &v["mxguard"];
+        let count = |list: &serde_json::Value, name: &str| {
+            list.as_array()
+                .and_then(|a| a.iter().find(|e| e["name"] == name))
+                .map_or(0, |e| e["count"].as_u64().unwrap())
+        };
+        assert_eq!(m["scanned"], 4, "{m:#}\n{log}");
+        assert_eq!(count(&m["actions"], "reject"), 1, "{m:#}");
+        assert_eq!(count(&m["actions"], "greylist"), 1, "{m:#}");
+        assert_eq!(count(&m["top_symbols"], "GTUBE"), 1, "{m:#}");
+        assert_eq!(count(&m["top_symbols"], "T_GREY"), 2, "{m:#}");
+        assert_eq!(m["score_greylist"]["deferred"], 1, "{m:#}");
+        assert_eq!(m["score_greylist"]["passed_after_retry"], 1, "{m:#}");
+        assert_eq!(m["policy_greylist"]["deferred"], 1, "{m:#}");
+        assert_eq!(m["policy_greylist"]["passed_after_retry"], 1, "{m:#}");
+        assert_eq!(m["dkim_signed"], signed, "{m:#}");
+        assert_eq!(m["bans"], 1, "{m:#}");
+        assert_eq!(count(&m["bans_by_jail"], "sshd"), 1, "{m:#}");
+    }
+    let out = mxguard(&["report", serve.log.to_str().unwrap()], None);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("\nmxguard\n-------\n") && report.contains("messages scanned"),
+        "{report}"
+    );
+}

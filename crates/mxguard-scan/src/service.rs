@@ -444,6 +444,10 @@ impl MessageScanner for ScanService {
 /// the message text and the field names are a format: change both sides
 /// together). Only `serve` logs at info by default.
 fn log_verdict(envelope: &Envelope, v: &Verdict, greylist: Option<&str>, dkim_signed: bool) {
+    // `mxguard scan` and the benchmarks log at warn: no sort, no join.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     let symbols: Vec<&str> = v
         .symbols_by_score()
         .iter()

@@ -19,6 +19,7 @@
 
 pub mod checks;
 pub mod greylist;
+mod lead_text;
 pub mod milter_headers;
 mod phrases;
 mod pipeline;

@@ -26,6 +26,7 @@
 
 use super::Check;
 use crate::Task;
+use crate::lead_text::head as truncate;
 use mail_parser::PartType;
 use memchr::memmem::Finder;
 use mxguard_core::config::{Problems, Section};
@@ -261,18 +262,6 @@ impl Check for HtmlRules {
             }
         }
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// What is left of the per-message limits.

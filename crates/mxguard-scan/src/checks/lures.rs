@@ -30,10 +30,8 @@ use mxguard_message::domain::organisational;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-/// Bytes read of each text part: a lure says what it wants up front.
-pub const MAX_PART: usize = 8 * 1024;
-/// Bytes read of all parts together.
-pub const MAX_TEXT: usize = 16 * 1024;
+use crate::lead_text::lead_texts;
+pub use crate::lead_text::{MAX_PART, MAX_TEXT};
 
 /// Words at a word start, within one sentence (see [`crate::phrases::NEAR`]).
 const fn near(a: &'static [&'static str], b: &'static [&'static str]) -> Rule {
@@ -424,28 +422,6 @@ pub struct Lures;
 
 const GROUP: &str = "phishing";
 
-/// The texts a lure is looked for in, as borrowed slices: the subject
-/// and the first [`MAX_PART`] bytes of each text part, [`MAX_TEXT`] in
-/// all. No copy: the patterns are case-insensitive and take any white
-/// space between words.
-fn lure_texts<'t>(
-    subject: Option<&'t str>,
-    parts: &'t [std::borrow::Cow<'t, str>],
-) -> impl Iterator<Item = &'t str> + Clone {
-    let bodies = parts.iter().scan(MAX_TEXT, |left, part| {
-        if *left == 0 {
-            return None;
-        }
-        let mut end = MAX_PART.min(*left).min(part.len());
-        while !part.is_char_boundary(end) {
-            end -= 1;
-        }
-        *left -= end;
-        Some(&part[..end])
-    });
-    subject.into_iter().chain(bodies)
-}
-
 /// The organisational domain of the last address of a header.
 fn address_org(list: Option<&mail_parser::Address<'_>>) -> Option<String> {
     list.and_then(|f| f.iter().filter_map(|a| a.address()).next_back())
@@ -500,7 +476,7 @@ impl Check for Lures {
         let parts = task.text_parts();
         // The families found, in [`ACCOUNT`]'s order (the options), then prize.
         let mut found = [false; FAMILIES];
-        for t in lure_texts(task.message.subject(), &parts) {
+        for t in lead_texts(task.message.subject(), &parts) {
             phrases.find(t, &mut found);
         }
         let (account, prize) = found.split_at(ACCOUNT.len());
@@ -739,7 +715,7 @@ mod tests {
                 let env = Envelope::default();
                 let task = Task::new(&env, &raw, 1 << 22);
                 let parts = task.text_parts();
-                for t in lure_texts(task.message.subject(), &parts) {
+                for t in lead_texts(task.message.subject(), &parts) {
                     assert_eq!(families(t), reference(t), "{}: {t:?}", e.path().display());
                     compared += 1;
                 }

@@ -10,11 +10,13 @@
 //!
 //! LURE_PRIZE (`lures`) reads prize sentences in general; these read
 //! what the prize is, with one automaton over the subject and the first
-//! [`MAX_PART`] bytes of each text part ([`MAX_TEXT`] in all), ASCII
+//! [`crate::lead_text::MAX_PART`] bytes of each text part
+//! ([`crate::lead_text::MAX_TEXT`] in all), ASCII
 //! case-insensitive, no regex and no copy of the text.
 
 use super::Check;
 use crate::Task;
+use crate::lead_text::{head, lead_texts};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
@@ -22,12 +24,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
 const GROUP: &str = "phishing";
-
-/// Bytes read of each text part: an offer says what it is up front (the
-/// lure check reads as much).
-const MAX_PART: usize = 8 * 1024;
-/// Bytes read of all parts together.
-const MAX_TEXT: usize = 16 * 1024;
 
 /// The ideas a term stands for: two terms of one idea count once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -187,15 +183,6 @@ fn ideas_in(text: &[u8], ideas: &mut Ideas) {
     }
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn head(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// `[risky_offers]`: on by default; `enabled = false` leaves the check out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -242,16 +229,9 @@ impl Check for RiskyOffers {
             return;
         }
         let mut ideas = Ideas::default();
-        if let Some(s) = task.message.subject() {
-            ideas_in(head(s, 1024).as_bytes(), &mut ideas);
-        }
-        let mut budget = MAX_TEXT;
-        for part in &task.text_parts() {
-            if budget == 0 {
-                break;
-            }
-            let text = head(part, MAX_PART.min(budget));
-            budget -= text.len();
+        let parts = task.text_parts();
+        let subject = task.message.subject().map(|s| head(s, 1024));
+        for text in lead_texts(subject, &parts) {
             ideas_in(text.as_bytes(), &mut ideas);
         }
         let gambling = ideas.gambling();

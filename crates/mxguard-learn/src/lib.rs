@@ -213,4 +213,4 @@ pub mod tokenize;
 pub use digest::Digest;
 pub use handle::ModelHandle;
 pub use model::Model;
-pub use tokenize::{Features, explain, extract, extract_with_text};
+pub use tokenize::{Features, explain, extract, extract_with_hops, extract_with_text};

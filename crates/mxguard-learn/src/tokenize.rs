@@ -427,12 +427,26 @@ pub fn extract_with_text(
     text: &[Cow<'_, str>],
     envelope_sender: Option<&str>,
 ) -> Features {
-    extract_from(message, text, Options::default(), envelope_sender)
+    extract_from(message, text, Options::default(), envelope_sender, &[])
+}
+
+/// [`extract_with_text`] with the message's Received fields already
+/// parsed: `hops` are its top-level Received fields, in order, each
+/// [`Hop::parse`]d (as `mxguard_message::Mail::received` keeps them), so
+/// a scan does not parse them twice. Fields past `hops` are parsed here;
+/// the features are the same as [`extract_with_text`]'s.
+pub fn extract_with_hops(
+    message: &Message<'_>,
+    text: &[Cow<'_, str>],
+    envelope_sender: Option<&str>,
+    hops: &[Hop<'_>],
+) -> Features {
+    extract_from(message, text, Options::default(), envelope_sender, hops)
 }
 
 #[doc(hidden)]
 pub fn extract_opts(message: &Message<'_>, text: &[Cow<'_, str>], opts: Options) -> Features {
-    extract_from(message, text, opts, None)
+    extract_from(message, text, opts, None, &[])
 }
 
 fn extract_from(
@@ -440,10 +454,11 @@ fn extract_from(
     text: &[Cow<'_, str>],
     opts: Options,
     envelope_sender: Option<&str>,
+    hops: &[Hop<'_>],
 ) -> Features {
     let mut sink = Sink::new(opts, false);
     sink.ctx.envelope_sender = envelope_sender.map(|s| truncate(s, 320).to_string());
-    run(message, text, &mut sink);
+    run(message, text, hops, &mut sink);
     let mut v = sink.hashes;
     sort_features(&mut v);
     v.dedup();
@@ -458,29 +473,33 @@ fn sort_features(v: &mut Vec<u32>) {
         v.sort_unstable();
         return;
     }
-    let mut counts = [[0u32; 256]; 4];
+    // Per byte value, the count of each pass's byte (the four passes side
+    // by side, so the prefix sums below are one vector add a byte value).
+    let mut at = [[0u32; 4]; 256];
     for &x in v.iter() {
-        for (pass, c) in counts.iter_mut().enumerate() {
-            c[(x >> (8 * pass)) as usize & 0xff] += 1;
+        for pass in 0..4 {
+            at[(x >> (8 * pass)) as usize & 0xff][pass] += 1;
+        }
+    }
+    // The counts become where each byte value's ids start; a byte that is
+    // the same in every id orders nothing, and its pass is skipped.
+    let n = v.len() as u32;
+    let mut sum = [0u32; 4];
+    let mut same = [false; 4];
+    for slot in at.iter_mut() {
+        let counts = std::mem::replace(slot, sum);
+        for ((s, same), c) in sum.iter_mut().zip(same.iter_mut()).zip(counts) {
+            *same |= c == n;
+            *s += c;
         }
     }
     let mut from = std::mem::take(v);
     let mut to = vec![0u32; from.len()];
-    for (pass, c) in counts.iter().enumerate() {
-        // A byte that is the same in every id orders nothing.
-        if c.iter().any(|&n| n as usize == from.len()) {
-            continue;
-        }
-        let mut at = [0u32; 256];
-        let mut sum = 0;
-        for (a, &n) in at.iter_mut().zip(c) {
-            *a = sum;
-            sum += n;
-        }
+    for pass in (0..4).filter(|&p| !same[p]) {
         for &x in &from {
-            let b = (x >> (8 * pass)) as usize & 0xff;
-            to[at[b] as usize] = x;
-            at[b] += 1;
+            let slot = &mut at[(x >> (8 * pass)) as usize & 0xff][pass];
+            to[*slot as usize] = x;
+            *slot += 1;
         }
         std::mem::swap(&mut from, &mut to);
     }
@@ -503,21 +522,21 @@ pub fn explain(message: &Message<'_>) -> Vec<String> {
 pub fn explain_hashes(message: &Message<'_>) -> Vec<(u32, String)> {
     let text = text_parts(message);
     let mut sink = Sink::new(Options::default(), true);
-    run(message, &text, &mut sink);
+    run(message, &text, &[], &mut sink);
     let mut v: Vec<(u32, String)> = sink.debug.unwrap_or_default().into_values().collect();
     v.sort();
     v.dedup_by_key(|x| x.0);
     v
 }
 
-fn run(m: &Message<'_>, text: &[Cow<'_, str>], sink: &mut Sink) {
+fn run(m: &Message<'_>, text: &[Cow<'_, str>], hops: &[Hop<'_>], sink: &mut Sink) {
     if m.parts.is_empty() {
         // Not a message (mail-parser's default): no features.
         return;
     }
     let mut buf = Vec::with_capacity(64);
     headers(m, sink, &mut buf);
-    received(m, sink, &mut buf);
+    received(m, hops, sink, &mut buf);
     mime(m, sink, &mut buf);
 
     // Body text.
@@ -1162,7 +1181,8 @@ pub(crate) fn registrable(host: &str) -> &str {
 /// The fields are read raw with [`Hop::parse`]: [`mxguard_message::parse()`] leaves
 /// them unparsed (mail-parser's full Received parser cost more than any
 /// other header).
-fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
+/// `parsed`: the first Received fields already parsed (may be empty).
+fn received(m: &Message<'_>, parsed: &[Hop<'_>], sink: &mut Sink, buf: &mut Vec<u8>) {
     // The site's registrable domains, as borrowed slices compared without
     // regard to ASCII case (at most two per hop, 20 hops): no allocation.
     let mut site = Site {
@@ -1172,14 +1192,23 @@ fn received(m: &Message<'_>, sink: &mut Sink, buf: &mut Vec<u8>) {
     let mut handed_over = false;
     let mut hops = 0;
     let raw = m.raw_message();
-    for h in &m.root_part().headers {
-        if h.name != HeaderName::Received {
-            continue;
-        }
-        let value = raw
-            .get(h.offset_start as usize..h.offset_end as usize)
-            .unwrap_or_default();
-        let r = Hop::parse(value);
+    let fields = m
+        .root_part()
+        .headers
+        .iter()
+        .filter(|h| h.name == HeaderName::Received);
+    for (i, h) in fields.enumerate() {
+        let parsed_here;
+        let r = match parsed.get(i) {
+            Some(r) => r,
+            None => {
+                let value = raw
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                    .unwrap_or_default();
+                parsed_here = Hop::parse(value);
+                &parsed_here
+            }
+        };
         if r.is_empty() {
             continue;
         }

@@ -3,7 +3,11 @@
 //! [`MAX_TEXT`] in all, as borrowed slices. A lure or an offer says what
 //! it wants up front, and the bound keeps their cost flat on huge mail.
 
+use crate::Task;
+use crate::checks::{lures, risky_offers};
+use crate::phrases::{PhraseSet, TermHit};
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 /// Bytes read of each text part.
 pub const MAX_PART: usize = 8 * 1024;
@@ -36,6 +40,69 @@ pub fn lead_texts<'t>(
         Some(text)
     });
     subject.into_iter().chain(bodies)
+}
+
+/// Bytes of the subject the offer terms are looked for in.
+pub const MAX_SUBJECT_TERMS: usize = 1024;
+
+/// The lure families ([`lures`]) and the offer terms ([`risky_offers`])
+/// in one automaton: the lead texts are read once for both checks. The
+/// tables stay in their checks' modules; they are constants a test builds.
+static LANGUAGE: LazyLock<Option<PhraseSet>> =
+    LazyLock::new(|| PhraseSet::with_terms(&lures::families(), &risky_offers::term_words()).ok());
+
+/// What the language checks find in a message's lead texts, computed once
+/// ([`Task::lead_hits`]).
+#[derive(Debug, Default)]
+pub struct LeadHits {
+    /// Per lure family ([`lures::FAMILIES`]): whether a rule matched the
+    /// subject or a part's head.
+    pub families: [bool; lures::FAMILIES],
+    /// Every occurrence of an offer term in [`lead_texts`] with the
+    /// subject cut at [`MAX_SUBJECT_TERMS`]: the index of the text, and
+    /// the hit.
+    pub terms: Vec<(u32, TermHit)>,
+}
+
+impl LeadHits {
+    /// One pass of [`LANGUAGE`] over the subject and the heads of the text parts.
+    pub fn of(task: &Task<'_>) -> LeadHits {
+        let mut out = LeadHits::default();
+        // Were the tables not to build (a bug their tests catch), the
+        // checks find nothing rather than stopping scans.
+        let Some(set) = LANGUAGE.as_ref() else {
+            return out;
+        };
+        let parts = task.text_parts();
+        let subject = task.message.subject();
+        let mut hits = Vec::new();
+        let mut terms = Vec::new();
+        for (i, text) in lead_texts(subject, &parts).enumerate() {
+            let term_end = if i == 0 && subject.is_some() {
+                head(text, MAX_SUBJECT_TERMS).len()
+            } else {
+                text.len()
+            };
+            set.scan(text, &mut out.families, term_end, &mut terms, &mut hits);
+            out.terms.extend(terms.drain(..).map(|t| (i as u32, t)));
+        }
+        out
+    }
+
+    /// Whether the lure rules and offer terms built into one automaton.
+    #[cfg(test)]
+    pub fn built() -> bool {
+        LANGUAGE.is_some()
+    }
+}
+
+/// The automaton of the lure rules and offer terms, for tests that compare
+/// it with a reference.
+#[cfg(test)]
+pub fn language() -> &'static PhraseSet {
+    LANGUAGE
+        .as_ref()
+        .expect("the lure rules and offer terms build")
 }
 
 #[cfg(test)]

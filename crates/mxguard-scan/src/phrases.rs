@@ -13,6 +13,10 @@
 //!
 //! Case: ASCII letters fold in ASCII, other letters by their one-letter
 //! upper and lower case (ä/Ä, é/É); the phrases are written in lower case.
+//!
+//! The same pass also reports plain terms ([`PhraseSet::with_terms`]):
+//! every occurrence, ASCII case-insensitive, for a check that weighs terms
+//! itself (`risky_offers`), so the text is read once for all of them.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
@@ -53,7 +57,18 @@ pub struct PhraseSet {
     token_words: Vec<Vec<u32>>,
     /// Per word: its tokens after the first.
     rests: Vec<Vec<String>>,
+    /// Per aho-corasick pattern: the plain terms it is.
+    pattern_terms: Vec<Vec<u32>>,
     rules: Vec<Compiled>,
+}
+
+/// An occurrence of a plain term ([`PhraseSet::with_terms`]): the term's
+/// index and its byte range in the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TermHit {
+    pub term: u32,
+    pub start: u32,
+    pub end: u32,
 }
 
 enum Compiled {
@@ -74,7 +89,7 @@ enum Compiled {
 
 /// A word found in the text: which, and its byte range.
 #[derive(Clone, Copy, Debug)]
-struct Hit {
+pub struct Hit {
     word: u32,
     start: usize,
     end: usize,
@@ -83,7 +98,17 @@ struct Hit {
 impl PhraseSet {
     /// Compiles `families`, each a list of rules. The phrases are constants
     /// of the calling check; a failure to build is a bug its tests catch.
+    #[cfg(test)]
     pub fn new(families: &[&[Rule]]) -> Result<PhraseSet, String> {
+        PhraseSet::with_terms(families, &[])
+    }
+
+    /// Compiles `families`, each a list of rules, and `terms` found in the
+    /// same pass: each a literal pattern (a space is one space), matched
+    /// with ASCII case folding only, every occurrence reported by
+    /// [`PhraseSet::scan`]. The phrases and terms are constants of the
+    /// calling checks; a failure to build is a bug their tests catch.
+    pub fn with_terms(families: &[&[Rule]], terms: &[&str]) -> Result<PhraseSet, String> {
         let mut words: Vec<&'static str> = Vec::new();
         let mut id = |w: &'static str| -> u32 {
             match words.iter().position(|x| *x == w) {
@@ -145,6 +170,20 @@ impl PhraseSet {
                 }
             }
         }
+        let mut pattern_terms: Vec<Vec<u32>> = vec![Vec::new(); patterns.len()];
+        for (i, term) in terms.iter().enumerate() {
+            if term.is_empty() {
+                return Err("empty term".to_string());
+            }
+            match patterns.iter().position(|p| p == term) {
+                Some(p) => pattern_terms[p].push(i as u32),
+                None => {
+                    patterns.push(term.to_string());
+                    token_words.push(Vec::new());
+                    pattern_terms.push(vec![i as u32]);
+                }
+            }
+        }
         let finder = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -157,25 +196,57 @@ impl PhraseSet {
             finder,
             token_words,
             rests,
+            pattern_terms,
             rules,
         })
     }
 
     /// Marks in `found` (one flag per family) the families with a rule
     /// that matches `text`.
+    #[cfg(test)]
     pub fn find(&self, text: &str, found: &mut [bool]) {
-        let mut hits = Vec::new();
+        self.scan(text, found, 0, &mut Vec::new(), &mut Vec::new());
+    }
+
+    /// Marks in `found` (one flag per family) the families with a rule
+    /// that matches `text`, and in the same pass every occurrence of a
+    /// plain term that ends within `text[..term_end]`, appended to `terms`
+    /// in the order found. `hits` is scratch space, reused across calls.
+    pub fn scan(
+        &self,
+        text: &str,
+        found: &mut [bool],
+        term_end: usize,
+        terms: &mut Vec<TermHit>,
+        hits: &mut Vec<Hit>,
+    ) {
+        hits.clear();
+        // Past MAX_HITS words the rules stop looking; terms are still
+        // collected (they are bounded by the text: a few per byte).
+        let mut words_full = false;
         for m in self.finder.find_overlapping_iter(text) {
-            for &word in &self.token_words[m.pattern().as_usize()] {
-                if let Some(end) = rest_matches(text, m.end(), &self.rests[word as usize]) {
-                    hits.push(Hit {
-                        word,
-                        start: m.start(),
-                        end,
+            let pattern = m.pattern().as_usize();
+            if !words_full {
+                for &word in &self.token_words[pattern] {
+                    if let Some(end) = rest_matches(text, m.end(), &self.rests[word as usize]) {
+                        hits.push(Hit {
+                            word,
+                            start: m.start(),
+                            end,
+                        });
+                    }
+                }
+                words_full = hits.len() >= MAX_HITS;
+            }
+            if m.end() <= term_end {
+                for &term in &self.pattern_terms[pattern] {
+                    terms.push(TermHit {
+                        term,
+                        start: m.start() as u32,
+                        end: m.end() as u32,
                     });
                 }
-            }
-            if hits.len() >= MAX_HITS {
+            } else if words_full {
                 break;
             }
         }
@@ -214,7 +285,7 @@ impl PhraseSet {
                     found[*family] = hits.iter().any(|first| {
                         contains(a, first.word)
                             && boundary(bytes, first.start)
-                            && near_second(&hits, bytes, first.end, b, *b_boundary, *end_boundary)
+                            && near_second(hits, bytes, first.end, b, *b_boundary, *end_boundary)
                     });
                 }
             }

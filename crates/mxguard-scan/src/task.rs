@@ -1,5 +1,6 @@
 //! One message under scan: the envelope and the message model.
 
+use crate::lead_text::LeadHits;
 use mxguard_auth::Parsed;
 use mxguard_core::Envelope;
 use mxguard_message::Mail;
@@ -20,6 +21,9 @@ pub struct Task<'a> {
     mail: Mail<'a>,
     /// The signature headers parsed for DKIM and ARC, once for both.
     signatures: OnceLock<Parsed<'a>>,
+    /// The lure families and offer terms of the lead texts, found once for
+    /// both language checks.
+    lead_hits: OnceLock<LeadHits>,
 }
 
 impl<'a> Task<'a> {
@@ -30,6 +34,7 @@ impl<'a> Task<'a> {
             envelope,
             mail: Mail::new(raw, max_size),
             signatures: OnceLock::new(),
+            lead_hits: OnceLock::new(),
         }
     }
 
@@ -43,6 +48,13 @@ impl<'a> Task<'a> {
     /// canonicalisation and length are computed once for both checks.
     pub fn signatures(&self) -> &Parsed<'a> {
         self.signatures.get_or_init(|| Parsed::new(self.mail.raw))
+    }
+
+    /// What the lure and offer phrases find in the subject and the heads
+    /// of the text parts ([`crate::lead_text`]): one automaton pass, on
+    /// first use, shared by `lures` and `risky_offers`.
+    pub(crate) fn lead_hits(&self) -> &LeadHits {
+        self.lead_hits.get_or_init(|| LeadHits::of(self))
     }
 
     pub fn is_authenticated(&self) -> bool {

@@ -381,6 +381,36 @@ fn a_symlink_loop_in_a_scanned_directory_ends() {
     assert_eq!(text(&out.stdout).lines().count(), 1);
 }
 
+/// A directory is scanned in name order, depth first, hidden entries left
+/// out, symbolic links to files followed and plain files taken by their
+/// listing's type (no stat call each).
+#[test]
+fn a_scanned_directory_is_walked_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("b")).unwrap();
+    for name in ["c.eml", "a.eml", "b/2", "b/10", ".hidden", "b/.x"] {
+        std::fs::write(d.join(name), format!("Subject: {name}\r\n\r\nx\r\n")).unwrap();
+    }
+    std::os::unix::fs::symlink(d.join("a.eml"), d.join("d-link")).unwrap();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(300_000));
+    std::fs::write(d.join("e.eml"), &big).unwrap();
+    let out = mxguard(&["scan", "--json", d.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let f = v["file"].as_str().unwrap().to_string();
+            f.strip_prefix(d.to_str().unwrap()).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        files,
+        ["/a.eml", "/b/10", "/b/2", "/c.eml", "/d-link", "/e.eml"]
+    );
+}
+
 /// Every key that names a file `serve` reads: `config check` refuses the
 /// config when the file is missing, at the key's line, as `serve` does.
 #[test]

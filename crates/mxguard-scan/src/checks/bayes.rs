@@ -53,7 +53,14 @@ impl Bayes {
             .mail_from
             .as_deref()
             .map(mxguard_core::envelope::strip_path);
-        let f = mxguard_learn::extract_with_text(&task.message, &task.text_parts(), sender);
+        // The Received fields as the message model parsed them for the
+        // other checks: the tokeniser does not parse them again.
+        let f = mxguard_learn::extract_with_hops(
+            &task.message,
+            &task.text_parts(),
+            sender,
+            task.received(),
+        );
         Some(model.probability(&f))
     }
 }

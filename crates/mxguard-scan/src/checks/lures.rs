@@ -18,19 +18,18 @@
 //!
 //! Limits: the subject and at most [`MAX_PART`] bytes of each text part,
 //! [`MAX_TEXT`] in all, read in place (no copy); one pass of
-//! [`PhraseSet`] over each text (aho-corasick over the phrases' words, then
-//! the near-word rules on the hits), linear in the text.
+//! [`crate::phrases::PhraseSet`] over each text (aho-corasick over the
+//! phrases' words, then the near-word rules on the hits), linear in the
+//! text. The pass is shared with `risky_offers` ([`Task::lead_hits`]).
 
 use super::Check;
 use crate::Task;
-use crate::phrases::{PhraseSet, Rule};
+use crate::phrases::Rule;
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::domain::organisational;
 use serde::{Deserialize, Serialize};
-use std::sync::LazyLock;
 
-use crate::lead_text::lead_texts;
 pub use crate::lead_text::{MAX_PART, MAX_TEXT};
 
 /// Words at a word start, within one sentence (see [`crate::phrases::NEAR`]).
@@ -388,18 +387,20 @@ const PRIZE: [&[Rule]; 1] = [&[
     },
 ]];
 
-/// The account families, then the prize family, compiled once into one
-/// set (one pass over each text). The phrases are constants of this
-/// module and a test builds them; were they not to build, the check finds
-/// nothing rather than stopping scans.
-static PHRASES: LazyLock<Option<PhraseSet>> = LazyLock::new(|| {
-    let mut families: Vec<&[Rule]> = ACCOUNT.to_vec();
+/// The account families, then the prize family. They are compiled once,
+/// with the offer terms of `risky_offers`, into one set
+/// ([`crate::lead_text::LeadHits`]: one pass over each text for both
+/// checks). The phrases are constants of this module and a test builds
+/// them; were they not to build, the check finds nothing rather than
+/// stopping scans.
+pub(crate) fn families() -> Vec<&'static [Rule]> {
+    let mut families: Vec<&'static [Rule]> = ACCOUNT.to_vec();
     families.extend(PRIZE);
-    PhraseSet::new(&families).ok()
-});
+    families
+}
 
-/// Flags per family of [`PHRASES`]: the account families, then prize.
-const FAMILIES: usize = ACCOUNT.len() + PRIZE.len();
+/// Flags per family of [`families`]: the account families, then prize.
+pub(crate) const FAMILIES: usize = ACCOUNT.len() + PRIZE.len();
 
 /// `[lures]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,15 +471,8 @@ impl Check for Lures {
         if !task.parsed || task.message.parts.is_empty() || !leads_elsewhere(task) {
             return;
         }
-        let Some(phrases) = PHRASES.as_ref() else {
-            return;
-        };
-        let parts = task.text_parts();
         // The families found, in [`ACCOUNT`]'s order (the options), then prize.
-        let mut found = [false; FAMILIES];
-        for t in lead_texts(task.message.subject(), &parts) {
-            phrases.find(t, &mut found);
-        }
+        let found = task.lead_hits().families;
         let (account, prize) = found.split_at(ACCOUNT.len());
         if account.contains(&true) {
             results.insert(
@@ -505,17 +499,21 @@ const ACCOUNT_NAMES: [&str; 7] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lead_text::lead_texts;
     use mxguard_core::Envelope;
+    use std::sync::LazyLock;
 
     #[test]
     fn the_phrases_build() {
-        assert!(PHRASES.is_some());
+        assert!(crate::lead_text::LeadHits::built());
         assert_eq!(ACCOUNT.len(), ACCOUNT_NAMES.len());
     }
 
+    /// The families the scan's set (lure rules and offer terms in one
+    /// automaton) finds in `text`.
     fn families(text: &str) -> ([bool; 7], bool) {
         let mut found = [false; FAMILIES];
-        PHRASES.as_ref().unwrap().find(text, &mut found);
+        crate::lead_text::language().find(text, &mut found);
         let mut account = [false; 7];
         account.copy_from_slice(&found[..7]);
         (account, found[7])

@@ -9,19 +9,22 @@
 //! (an airdrop, a seed phrase).
 //!
 //! LURE_PRIZE (`lures`) reads prize sentences in general; these read
-//! what the prize is, with one automaton over the subject and the first
+//! what the prize is, from the subject's first
+//! [`crate::lead_text::MAX_SUBJECT_TERMS`] bytes and the first
 //! [`crate::lead_text::MAX_PART`] bytes of each text part
-//! ([`crate::lead_text::MAX_TEXT`] in all), ASCII
-//! case-insensitive, no regex and no copy of the text.
+//! ([`crate::lead_text::MAX_TEXT`] in all), ASCII case-insensitive, no
+//! regex and no copy of the text. The terms are found in the same
+//! automaton pass as the lures' phrases ([`Task::lead_hits`]); this check
+//! takes them leftmost-longest, one term where several overlap.
 
 use super::Check;
 use crate::Task;
-use crate::lead_text::{head, lead_texts};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use crate::lead_text::{MAX_SUBJECT_TERMS, head, lead_texts};
+use crate::phrases::TermHit;
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
 use serde::{Deserialize, Serialize};
-use std::sync::LazyLock;
+use std::cmp::Reverse;
 
 const GROUP: &str = "phishing";
 
@@ -120,16 +123,11 @@ const TERMS: &[(&str, Idea, bool)] = &[
     ("defi", Idea::Crypto, true),
 ];
 
-static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        // A full DFA: one table lookup a byte. About 70 terms make it a
-        // few hundred KiB, built once.
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(TERMS.iter().map(|t| t.0))
-        .expect("the offer terms build an automaton")
-});
+/// The terms, for the shared automaton ([`crate::lead_text`]); a term's
+/// index is its index in [`TERMS`].
+pub(crate) fn term_words() -> Vec<&'static str> {
+    TERMS.iter().map(|t| t.0).collect()
+}
 
 /// The ideas found in a text, as bits of [`Idea`]'s discriminants.
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
@@ -170,13 +168,26 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
 
-fn ideas_in(text: &[u8], ideas: &mut Ideas) {
-    for m in AUTOMATON.find_iter(text) {
-        let (_, idea, whole) = TERMS[m.pattern().as_usize()];
-        if m.start() > 0 && is_word_byte(text[m.start() - 1]) {
+/// Adds the ideas of `text` given every occurrence of a term in it
+/// (`hits`, any order): leftmost-longest, as a search that takes the
+/// earliest term, the longest of those starting there, and goes on after
+/// its end; then a term at a word start (and end, for a whole word) counts.
+fn ideas_in(text: &[u8], hits: &mut [TermHit], ideas: &mut Ideas) {
+    hits.sort_unstable_by_key(|h| (h.start, Reverse(h.end)));
+    let mut next = 0;
+    for h in hits.iter() {
+        let (start, end) = (h.start as usize, h.end as usize);
+        if start < next {
             continue;
         }
-        if whole && text.get(m.end()).is_some_and(|&b| is_word_byte(b)) {
+        next = end;
+        let Some(&(_, idea, whole)) = TERMS.get(h.term as usize) else {
+            continue;
+        };
+        if start > 0 && text.get(start - 1).is_some_and(|&b| is_word_byte(b)) {
+            continue;
+        }
+        if whole && text.get(end).is_some_and(|&b| is_word_byte(b)) {
             continue;
         }
         ideas.add(idea);
@@ -229,10 +240,20 @@ impl Check for RiskyOffers {
             return;
         }
         let mut ideas = Ideas::default();
-        let parts = task.text_parts();
-        let subject = task.message.subject().map(|s| head(s, 1024));
-        for text in lead_texts(subject, &parts) {
-            ideas_in(text.as_bytes(), &mut ideas);
+        let terms = &task.lead_hits().terms;
+        if !terms.is_empty() {
+            let parts = task.text_parts();
+            let subject = task.message.subject().map(|s| head(s, MAX_SUBJECT_TERMS));
+            let texts: Vec<&str> = lead_texts(subject, &parts).collect();
+            let mut hits = Vec::new();
+            for group in terms.chunk_by(|a, b| a.0 == b.0) {
+                let Some(text) = texts.get(group[0].0 as usize) else {
+                    continue;
+                };
+                hits.clear();
+                hits.extend(group.iter().map(|(_, h)| *h));
+                ideas_in(text.as_bytes(), &mut hits, &mut ideas);
+            }
         }
         let gambling = ideas.gambling();
         if gambling >= 2 {
@@ -249,10 +270,100 @@ mod tests {
     use super::*;
     use mxguard_core::Envelope;
 
+    /// The ideas of `text` through the scan's shared automaton.
     fn ideas(text: &str) -> Ideas {
+        let mut found = [false; crate::checks::lures::FAMILIES];
+        let mut hits = Vec::new();
+        crate::lead_text::language().scan(text, &mut found, text.len(), &mut hits, &mut Vec::new());
         let mut i = Ideas::default();
-        ideas_in(text.as_bytes(), &mut i);
+        ideas_in(text.as_bytes(), &mut hits, &mut i);
         i
+    }
+
+    /// The check as it was before its terms joined the lures' automaton:
+    /// its own leftmost-longest automaton over the terms.
+    fn reference(text: &str) -> Ideas {
+        use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+        use std::sync::LazyLock;
+        static AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(TERMS.iter().map(|t| t.0))
+                .unwrap()
+        });
+        let text = text.as_bytes();
+        let mut ideas = Ideas::default();
+        for m in AUTOMATON.find_iter(text) {
+            let (_, idea, whole) = TERMS[m.pattern().as_usize()];
+            if m.start() > 0 && is_word_byte(text[m.start() - 1]) {
+                continue;
+            }
+            if whole && text.get(m.end()).is_some_and(|&b| is_word_byte(b)) {
+                continue;
+            }
+            ideas.add(idea);
+        }
+        ideas
+    }
+
+    #[test]
+    fn the_shared_pass_agrees_with_the_own_automaton() {
+        for t in [
+            "casino free spins",
+            "free spinfree spin",
+            "no-deposit no deposit bonus",
+            "deposit bonusdeposit bonus",
+            "claim token eth ethereum",
+            "wallet walletconnect connect your wallet",
+            "CASINOCASINO Casino",
+            "sem depósitos sem depósito",
+            "xethx eth. web3defi defi",
+            "é\u{200B}casino\u{301} free spin",
+        ] {
+            assert_eq!(ideas(t), reference(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn the_shared_pass_agrees_with_the_own_automaton_on_the_corpora() {
+        let data = std::env::var("MXGUARD_TESTDATA").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").into()
+        });
+        let mut compared = 0;
+        for dir in ["corpus-dev/ham", "corpus-dev/spam", "phishing-dev/spam"] {
+            let Ok(entries) = std::fs::read_dir(std::path::Path::new(&data).join(dir)) else {
+                eprintln!("skipped: {data}/{dir} not found (set MXGUARD_TESTDATA)");
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(raw) = std::fs::read(e.path()) else {
+                    continue;
+                };
+                let env = Envelope::default();
+                let task = Task::new(&env, &raw, 1 << 22);
+                let parts = task.text_parts();
+                let subject = task.message.subject().map(|s| head(s, MAX_SUBJECT_TERMS));
+                let mut old = Ideas::default();
+                for t in lead_texts(subject, &parts) {
+                    old.0 |= reference(t).0;
+                }
+                let mut r = ScanResults::default();
+                RiskyOffers.run(&task, &mut r);
+                let names: Vec<String> = r.hits.into_iter().map(|h| h.name).collect();
+                let want: Vec<&str> = [
+                    (old.gambling() >= 2).then_some("GAMBLING_OFFER"),
+                    old.crypto_giveaway().then_some("CRYPTO_GIVEAWAY"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                assert_eq!(names, want, "{}", e.path().display());
+                compared += 1;
+            }
+        }
+        eprintln!("compared {compared} messages");
     }
 
     fn scan(subject: &str, body: &str) -> Vec<String> {

@@ -15,15 +15,21 @@ pub const BUFFER: usize = 256 * 1024;
 
 /// Reads every line of `reader` into the collector. Journal JSON is
 /// recognised by its first byte (`{`).
-pub fn read_lines(
+pub fn read_lines(reader: impl Read, collector: &mut Collector, reference: Stamp) -> io::Result<()> {
+    read_lines_as(reader, collector, reference, None)
+}
+
+/// [`read_lines`], told whether the lines are journal JSON (None: by the
+/// first line).
+fn read_lines_as(
     mut reader: impl Read,
     collector: &mut Collector,
     reference: Stamp,
+    mut journal: Option<bool>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; BUFFER];
     let mut filled = 0;
     let mut skipping = false;
-    let mut journal: Option<bool> = None;
     let mut synth = Vec::with_capacity(1024);
     loop {
         let n = match reader.read(&mut buf[filled..]) {
@@ -66,6 +72,9 @@ pub fn read_lines(
             skipping = true;
             filled = 0;
             continue;
+        }
+        if collector.gave_up() {
+            return Ok(()); // its part is read again by the other collector
         }
         buf.copy_within(start..end, 0);
         filled = end - start;
@@ -146,6 +155,169 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read>> {
     }
 }
 
+/// How a plain log file is read by two threads (see `collect::seam`).
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    /// Smaller files are read by one thread: a second one would not pay.
+    pub min_file: u64,
+    /// Most bytes each thread reads before the two parts are merged:
+    /// bounds the memory of the second thread's part.
+    pub segment: u64,
+}
+
+impl Split {
+    /// Two threads when the machine has two cores and
+    /// `MXGUARD_REPORT_THREADS` is not `1`; None for one thread.
+    pub fn auto() -> Option<Split> {
+        if std::env::var_os("MXGUARD_REPORT_THREADS").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores >= 2).then_some(Split {
+            min_file: 8 << 20,
+            segment: 64 << 20,
+        })
+    }
+}
+
+/// A byte range of a file as a reader (positioned reads: two threads
+/// share the file).
+struct Range<'a> {
+    file: &'a File,
+    pos: u64,
+    /// None: to the end of the file, as it is when reached.
+    end: Option<u64>,
+}
+
+impl Read for Range<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = match self.end {
+            Some(end) => buf.len().min(end.saturating_sub(self.pos) as usize),
+            None => buf.len(),
+        };
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The offset just past the first line end at or after `at`; None when
+/// there is none within a read buffer's length (a line too long to
+/// split at) or before the end of the file.
+fn line_end_after(file: &File, at: u64) -> io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = at;
+    while pos < at + BUFFER as u64 + 1 {
+        let n = file.read_at(&mut buf, pos)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(p) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(Some(pos + p as u64 + 1));
+        }
+        pos += n as u64;
+    }
+    Ok(None)
+}
+
+/// Reads one log file: plain files of at least `split.min_file` bytes by
+/// two threads, the rest (gzip, journal JSON, pipes, small files) by one.
+pub fn read_file(path: &Path, collector: &mut Collector, split: Option<Split>) -> io::Result<()> {
+    let reference = reference_of(path);
+    if let Some(split) = split {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let mut head = [0u8; 2];
+        let n = {
+            use std::os::unix::fs::FileExt;
+            file.read_at(&mut head, 0)?
+        };
+        let plain = n == 2 && head != [0x1f, 0x8b] && head[0] != b'{';
+        if meta.is_file() && plain && meta.len() >= split.min_file.max(2) {
+            return read_split(&file, meta.len(), collector, reference, split);
+        }
+    }
+    read_lines(open(path)?, collector, reference)
+}
+
+/// Reads a plain file in pairs of parts: `collector` the first of each
+/// pair, a speculative collector the second at the same time, folded in
+/// after both (or, when it cannot be, its part read again by
+/// `collector`). What is left past the size seen at the start (a log
+/// still written to) is read by `collector` alone.
+fn read_split(
+    file: &File,
+    len: u64,
+    collector: &mut Collector,
+    reference: Stamp,
+    split: Split,
+) -> io::Result<()> {
+    let mut later = Collector::speculative(collector.options().clone());
+    let segment = split.segment.max(1);
+    let mut pos = 0;
+    while pos < len {
+        let rest = len - pos;
+        let half = segment.min(rest / 2);
+        let Some(seam) = line_end_after(file, pos + half)? else {
+            break;
+        };
+        // The last pair: the second part runs to the end of the file.
+        let end = if rest > 2 * segment {
+            match line_end_after(file, seam + segment)? {
+                Some(e) => Some(e),
+                None => break,
+            }
+        } else {
+            None
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                let part = Range {
+                    file,
+                    pos: seam,
+                    end,
+                };
+                read_lines_as(part, &mut later, reference, Some(false))
+            });
+            let part = Range {
+                file,
+                pos,
+                end: Some(seam),
+            };
+            let first = read_lines_as(part, collector, reference, Some(false));
+            (first, second.join())
+        });
+        first?;
+        match second {
+            Ok(r) => r?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        if !collector.absorb(&mut later, reference) {
+            let part = Range {
+                file,
+                pos: seam,
+                end,
+            };
+            read_lines_as(part, collector, reference, Some(false))?;
+        }
+        match end {
+            Some(e) => pos = e,
+            None => return Ok(()),
+        }
+    }
+    let part = Range {
+        file,
+        pos,
+        end: None,
+    };
+    read_lines_as(part, collector, reference, Some(false))
+}
+
 /// Reads the named files (`-` is stdin), oldest rotation first. Errors
 /// name the file.
 pub fn read_paths(paths: &[PathBuf], collector: &mut Collector) -> Result<(), String> {
@@ -156,8 +328,8 @@ pub fn read_paths(paths: &[PathBuf], collector: &mut Collector) -> Result<(), St
                 .map_err(|e| format!("reading stdin: {e}"))?;
             continue;
         }
-        let reader = open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        read_lines(reader, collector, reference_of(&path)).map_err(|e| {
+        File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        read_file(&path, collector, Split::auto()).map_err(|e| {
             format!(
                 "{}: {e} (is it a log file, or a damaged .gz?)",
                 path.display()

@@ -15,7 +15,11 @@ pub const BUFFER: usize = 256 * 1024;
 
 /// Reads every line of `reader` into the collector. Journal JSON is
 /// recognised by its first byte (`{`).
-pub fn read_lines(reader: impl Read, collector: &mut Collector, reference: Stamp) -> io::Result<()> {
+pub fn read_lines(
+    reader: impl Read,
+    collector: &mut Collector,
+    reference: Stamp,
+) -> io::Result<()> {
     read_lines_as(reader, collector, reference, None)
 }
 

@@ -350,9 +350,15 @@ impl Collector {
         let t2 = |a: &Tally2, b: &Tally2| {
             under(a.len(), b.len(), MAX_KEYS) && under(inner(a), inner(b), MAX_KEYS)
         };
-        under(x.recipient_domains.len(), y.recipient_domains.len(), MAX_ADDRESSES)
-            && under(x.sending_domains.len(), y.sending_domains.len(), MAX_ADDRESSES)
-            && under(x.senders.len(), y.senders.len(), MAX_ADDRESSES)
+        under(
+            x.recipient_domains.len(),
+            y.recipient_domains.len(),
+            MAX_ADDRESSES,
+        ) && under(
+            x.sending_domains.len(),
+            y.sending_domains.len(),
+            MAX_ADDRESSES,
+        ) && under(x.senders.len(), y.senders.len(), MAX_ADDRESSES)
             && under(x.recipients.len(), y.recipients.len(), MAX_ADDRESSES)
             && under(x.no_size.len(), y.no_size.len(), MAX_KEYS)
             && under(x.smtpd.per_domain.len(), y.smtpd.per_domain.len(), MAX_KEYS)

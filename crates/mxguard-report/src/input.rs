@@ -179,7 +179,7 @@ impl Split {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         (cores >= 2).then_some(Split {
             min_file: 8 << 20,
-            segment: 64 << 20,
+            segment: 32 << 20,
         })
     }
 }
@@ -249,11 +249,39 @@ pub fn read_file(path: &Path, collector: &mut Collector, split: Option<Split>) -
     read_lines(open(path)?, collector, reference)
 }
 
-/// Reads a plain file in pairs of parts: `collector` the first of each
-/// pair, a speculative collector the second at the same time, folded in
-/// after both (or, when it cannot be, its part read again by
-/// `collector`). What is left past the size seen at the start (a log
-/// still written to) is read by `collector` alone.
+/// The parts a file of `len` bytes is read in, cut at line ends: an even
+/// number of at most about `segment` bytes, the first collector's (even)
+/// parts a tenth shorter, as it also merges. The last part runs to the end
+/// of the file as it is when reached (a log still written to).
+fn parts(file: &File, len: u64, segment: u64) -> io::Result<Vec<(u64, Option<u64>)>> {
+    let pairs = len.div_ceil(2 * segment.max(1)).max(1);
+    let n = 2 * pairs;
+    // Weights 9 (even) and 10 (odd) per part: 19 per pair.
+    let total = 19 * pairs as u128;
+    let mut cuts = vec![0u64];
+    let mut weight = 0u128;
+    for i in 0..n - 1 {
+        weight += if i % 2 == 0 { 9 } else { 10 };
+        let at = (len as u128 * weight / total) as u64;
+        let last = *cuts.last().unwrap_or(&0);
+        if at < last {
+            continue;
+        }
+        match line_end_after(file, at)? {
+            Some(cut) if cut > last && cut < len => cuts.push(cut),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let mut parts: Vec<(u64, Option<u64>)> = cuts.windows(2).map(|w| (w[0], Some(w[1]))).collect();
+    parts.push((*cuts.last().unwrap_or(&0), None));
+    Ok(parts)
+}
+
+/// Reads a plain file in parts: `collector` the even ones, a second
+/// thread the odd ones with speculative collectors (two, so that it reads
+/// the next part while this one merges), each folded in after the part
+/// before it (or, when it cannot be, its part read again by `collector`).
 fn read_split(
     file: &File,
     len: u64,
@@ -261,65 +289,53 @@ fn read_split(
     reference: Stamp,
     split: Split,
 ) -> io::Result<()> {
-    let mut later = Collector::speculative(collector.options().clone());
-    let segment = split.segment.max(1);
-    let mut pos = 0;
-    while pos < len {
-        let rest = len - pos;
-        let half = segment.min(rest / 2);
-        let Some(seam) = line_end_after(file, pos + half)? else {
-            break;
-        };
-        // The last pair: the second part runs to the end of the file.
-        let end = if rest > 2 * segment {
-            match line_end_after(file, seam + segment)? {
-                Some(e) => Some(e),
-                None => break,
-            }
-        } else {
-            None
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let second = s.spawn(|| {
-                let part = Range {
-                    file,
-                    pos: seam,
-                    end,
-                };
-                read_lines_as(part, &mut later, reference, Some(false))
-            });
-            let part = Range {
-                file,
-                pos,
-                end: Some(seam),
-            };
-            let first = read_lines_as(part, collector, reference, Some(false));
-            (first, second.join())
-        });
-        first?;
-        match second {
-            Ok(r) => r?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        if !collector.absorb(&mut later, reference) {
-            let part = Range {
-                file,
-                pos: seam,
-                end,
-            };
-            read_lines_as(part, collector, reference, Some(false))?;
-        }
-        match end {
-            Some(e) => pos = e,
-            None => return Ok(()),
-        }
+    use std::sync::mpsc;
+    let parts = parts(file, len, split.segment)?;
+    let range = |&(pos, end): &(u64, Option<u64>)| Range { file, pos, end };
+    if parts.len() < 2 {
+        return read_lines_as(range(&parts[0]), collector, reference, Some(false));
     }
-    let part = Range {
-        file,
-        pos,
-        end: None,
-    };
-    read_lines_as(part, collector, reference, Some(false))
+    let (free_tx, free_rx) = mpsc::channel::<Collector>();
+    let (done_tx, done_rx) = mpsc::channel::<(Collector, io::Result<()>)>();
+    for _ in 0..2 {
+        let _ = free_tx.send(Collector::speculative(collector.options().clone()));
+    }
+    std::thread::scope(|s| {
+        let odd = &parts;
+        s.spawn(move || {
+            for part in odd.iter().skip(1).step_by(2) {
+                let Ok(mut later) = free_rx.recv() else {
+                    return;
+                };
+                let r = read_lines_as(range(part), &mut later, reference, Some(false));
+                if done_tx.send((later, r)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut read_even = || -> io::Result<()> {
+            for (k, part) in parts.iter().enumerate().step_by(2) {
+                read_lines_as(range(part), collector, reference, Some(false))?;
+                let Some(next) = parts.get(k + 1) else {
+                    break;
+                };
+                let (mut later, r) = done_rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the second reading thread stopped"))?;
+                r?;
+                if !collector.absorb(&mut later, reference) {
+                    read_lines_as(range(next), collector, reference, Some(false))?;
+                }
+                let _ = free_tx.send(later);
+            }
+            Ok(())
+        };
+        let result = read_even();
+        // Lets the second thread stop if it waits for a collector.
+        drop(free_tx);
+        drop(done_rx);
+        result
+    })
 }
 
 /// Reads the named files (`-` is stdin), oldest rotation first. Errors

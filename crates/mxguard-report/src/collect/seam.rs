@@ -24,9 +24,9 @@
 //!   a full table keeps depends on order, so the merge is refused (the
 //!   part read again) unless both parts together stay below every bound.
 //!
-//! Memory stays bounded: a part is at most a segment of the file
-//! (`input::SEGMENT`), and the pending lines are capped (past the cap the
-//! part is read again instead).
+//! Memory stays bounded: a part is at most about a segment of the file
+//! (`input::Split::segment`, 32 MiB), and the pending lines are capped
+//! (past the cap the part is read again instead).
 
 use super::{Collector, InFlight, Qid, SPILLED, Staged};
 use crate::date::Stamp;

@@ -465,6 +465,7 @@ impl Collector {
         }
         let (m, n) = (&mut x.mxguard, y.mxguard);
         m.scanned += n.scanned;
+        m.before_data += n.before_data;
         m.score_greylist_deferred += n.score_greylist_deferred;
         m.score_greylist_passed += n.score_greylist_passed;
         m.policy_greylist_deferred += n.policy_greylist_deferred;

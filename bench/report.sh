@@ -12,7 +12,10 @@
 # state and the address tables grow as on a real server. Each tool reads
 # the same file, warm in the page cache (one untimed read first), and
 # writes its report to /dev/null; /usr/bin/time gives wall time and peak
-# RSS. Results in target/bench-report/.
+# RSS. Results in target/bench-report/. `mxguard report` reads a large
+# plain file with two threads (the bar is wall-clock speed on the users'
+# 2-core servers); `mxguard-1t` is the same binary on one thread
+# (MXGUARD_REPORT_THREADS=1). MXGUARD_BASE=path adds another build's row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -47,6 +50,13 @@ measure wc wc -l "$LOG"
 # pflogsumm reads only the `postfix` syslog name; mxguard by default every
 # instance: --syslog-name postfix makes both count the same lines.
 measure mxguard "$MXGUARD" report --syslog-name postfix "$LOG"
+# The same on one thread (the CPU-time figure without the second thread's
+# overhead), and, when MXGUARD_BASE names another build (the session's
+# start binary), that build side by side in the same run.
+measure mxguard-1t env MXGUARD_REPORT_THREADS=1 "$MXGUARD" report --syslog-name postfix "$LOG"
+if [ -n "${MXGUARD_BASE:-}" ]; then
+  measure base "$MXGUARD_BASE" report --syslog-name postfix "$LOG"
+fi
 measure pflogsumm pflogsumm "$LOG"
 
 echo "log: $LOG, $SIZE bytes, $(wc -l < "$LOG") lines; $RUNS runs each, median wall and CPU (user+sys) time"

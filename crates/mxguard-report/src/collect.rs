@@ -15,6 +15,9 @@ use crate::reason::{Rules, trim};
 use crate::report::*;
 use memchr::memmem::{Finder, FinderRev};
 
+mod seam;
+pub(crate) use seam::QOp;
+
 /// Which lines count and how problems are grouped.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -35,7 +38,7 @@ pub struct Options {
 /// are packed as they are; longer ones (never seen from Postfix, whose
 /// long ids are 12–15 characters) by two independent hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Qid(u128);
+pub(crate) struct Qid(u128);
 
 impl Qid {
     fn new(b: &[u8]) -> Qid {
@@ -67,6 +70,9 @@ struct InFlight {
     origin: u32,
     /// Already counted as deferred.
     deferred: bool,
+    /// What a speculative collector knows of the id ([`seam`]): always
+    /// [`seam::LIVE`] in an ordinary one.
+    seam: u8,
 }
 
 /// The origin of a message in flight that did not fit [`Origins`]'s
@@ -159,6 +165,9 @@ pub struct Collector {
     years: line::Years,
     scratch: String,
     scratch2: String,
+    /// Set when this collector reads a later part of a file than the one
+    /// read at the same time by another ([`seam`]).
+    spec: Option<Box<seam::Spec>>,
 }
 
 /// Log bytes as text: borrowed when valid UTF-8 (almost always; std's
@@ -344,7 +353,13 @@ impl Collector {
             years: line::Years::new(Stamp::default()),
             scratch: String::new(),
             scratch2: String::new(),
+            spec: None,
         }
+    }
+
+    /// The options this collector counts by.
+    pub fn options(&self) -> &Options {
+        &self.opts
     }
 
     fn instance_wanted(&self, instance: &[u8]) -> bool {
@@ -415,6 +430,11 @@ impl Collector {
     fn postfix_line(&mut self, l: &Line, raw: &[u8]) {
         let day = l.stamp.day_key();
         if day != self.last_day {
+            if self.last_day == 0
+                && let Some(spec) = self.spec.as_deref_mut()
+            {
+                spec.first_day = day;
+            }
             self.last_day = day;
             self.report.day_changes += 1;
         }
@@ -424,6 +444,13 @@ impl Collector {
         if self.report.last.is_none_or(|f| l.stamp > f) {
             self.report.last = Some(l.stamp);
         }
+        self.postfix_body(l, raw);
+    }
+
+    /// What a Postfix line counts for, past the line-level counters (all
+    /// of it but the day changes and the first and last time).
+    fn postfix_body(&mut self, l: &Line, raw: &[u8]) {
+        let day = l.stamp.day_key();
         let hour = l.stamp.hour as usize;
         let daemon = l.daemon;
         let msg = l.msg;
@@ -497,6 +524,9 @@ impl Collector {
             if l.pid.is_some() && is_word(qid) {
                 let after = &msg[qid.len()..];
                 if let Some(client) = after.strip_prefix(b": client=") {
+                    if self.gate(qid, QOp::Create, raw) {
+                        return;
+                    }
                     let end = memchr::memchr(b',', client).unwrap_or(client.len());
                     self.received(hour, day);
                     domain::host_domain(&text(&client[..end]), &mut self.scratch);
@@ -521,7 +551,7 @@ impl Collector {
                 if msg.starts_with(b"connect from ") {
                     self.connections.insert(pid, l.stamp.secs());
                 } else if let Some(host) = msg.strip_prefix(b"disconnect from ")
-                    && let Some(start) = self.connections.remove(&pid)
+                    && let Some(start) = self.take_connection(pid, raw)
                 {
                     let secs = (l.stamp.secs() - start).max(0) as u64;
                     domain::host_domain(&text(host), &mut self.scratch);
@@ -547,22 +577,32 @@ impl Collector {
         // the two searches below would only miss.
         if daemon == b"qmgr" && msg.len() == qid.len() + 9 && msg.ends_with(b": removed") {
             let q = Qid::new(qid);
+            if self.spec.is_some() {
+                self.gate(qid, QOp::Remove, raw);
+                return;
+            }
             if self.queue.remove(&q).is_some_and(|e| e.origin == SPILLED) {
                 self.origins.spill.remove(&q);
             }
             return;
         }
         if let Some((addr, size)) = from_size(&self.finders.from, msg) {
+            if self.gate(qid, QOp::Sender, raw) {
+                return;
+            }
             self.sender(qid, addr, size);
             return;
         }
         if let Some(d) = delivery(&self.finders.to, msg) {
-            self.delivered(daemon, qid, &d, hour, day);
+            self.delivered(daemon, qid, &d, hour, day, raw);
             return;
         }
         if daemon == b"pickup" {
             let after = &msg[qid.len()..];
             if after.starts_with(b": sender=") || after.starts_with(b": uid=") {
+                if self.gate(qid, QOp::Create, raw) {
+                    return;
+                }
                 self.received(hour, day);
                 self.set_origin(Qid::new(qid), "pickup");
             }
@@ -631,14 +671,36 @@ impl Collector {
         r.totals.bytes_received += size;
     }
 
-    fn delivered(&mut self, daemon: &[u8], qid: &[u8], d: &Delivery, hour: usize, day: u32) {
+    fn delivered(
+        &mut self,
+        daemon: &[u8],
+        qid: &[u8],
+        d: &Delivery,
+        hour: usize,
+        day: u32,
+        raw: &[u8],
+    ) {
+        let q = Qid::new(qid);
+        if self.spec.is_some() {
+            let op = match d.status {
+                b"sent" if memchr::memmem::find(d.rest, b"forwarded as ").is_none() => {
+                    Some(QOp::Sent)
+                }
+                b"deferred" => Some(QOp::Defer),
+                _ => None, // touches no queue state: never held back
+            };
+            if let Some(op) = op
+                && self.gate(qid, op, raw)
+            {
+                return;
+            }
+        }
         domain::address_key(&text(d.to), &mut self.scratch);
         let addr = self.scratch.as_str();
         let dom = match memchr::memchr(b'@', addr.as_bytes()) {
             Some(at) if at > 0 => &addr[at + 1..],
             _ => addr,
         };
-        let q = Qid::new(qid);
         let r = &mut self.report;
         match d.status {
             b"sent" => {
@@ -661,6 +723,9 @@ impl Collector {
                 });
                 if first && r.recipient_domains.contains_key(dom) {
                     r.totals.recipient_hosts_domains += 1;
+                }
+                if let Some(spec) = self.spec.as_deref_mut() {
+                    spec.delay(dom, d.delay);
                 }
                 if upsert(&mut r.recipients, addr, |s| {
                     s.count += 1;

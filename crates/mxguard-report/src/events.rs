@@ -20,8 +20,9 @@ use crate::report::{MAX_KEYS, Mxguard, bump};
 use memchr::memmem;
 use std::borrow::Cow;
 
-const MARKERS: [&[u8]; 4] = [
+const MARKERS: [&[u8]; 5] = [
     b"scan: verdict",
+    b"milter: early verdict",
     b"policy greylist: deferred",
     b"policy greylist: passed",
     b": banned ",
@@ -64,6 +65,25 @@ pub fn count(text: &[u8], m: &mut Mxguard) -> bool {
         if field(fields, b"dkim").as_deref() == Some("signed") {
             m.dkim_signed += 1;
         }
+        return true;
+    }
+    // The milter's reply before DATA (`log_early` in mxguard-milter's
+    // server: `stage=Rcpt action=reject forced_by=""`, the action written
+    // bare, so up to the next field when it has a space).
+    if let Some(p) = memmem::find(text, b"milter: early verdict") {
+        let fields = &text[p + 21..];
+        m.before_data += 1;
+        let action = match memmem::find(fields, b" action=") {
+            Some(a) if fields.get(a + 8) != Some(&b'"') => {
+                let v = &fields[a + 8..];
+                let end = memmem::find(v, b" forced_by=")
+                    .or_else(|| memchr::memchr(b' ', v))
+                    .unwrap_or(v.len());
+                String::from_utf8_lossy(&v[..end])
+            }
+            _ => field(fields, b"action").unwrap_or(Cow::Borrowed("?")),
+        };
+        bump(&mut m.actions, &action, 1);
         return true;
     }
     if memmem::find(text, b"policy greylist: deferred").is_some() {
@@ -183,6 +203,28 @@ mod tests {
         assert_eq!(m.bans.get("sshd"), Some(&1));
         assert_eq!(m.bans.get("postfix"), Some(&1));
         assert_eq!(m.dkim_signed, 1);
+    }
+
+    #[test]
+    fn milter_replies_before_data_count_by_action() {
+        let mut m = Mxguard::default();
+        for line in [
+            &b"2026-12-07T12:00:01.5Z  INFO mxguard_milter::server: milter: early verdict session=3 ip=Some(192.0.2.1) stage=Rcpt action=reject forced_by=\"\""[..],
+            b"Dec  7 12:00:02 mx mxguard[77]: 2026-12-07T12:00:02Z  INFO mxguard_milter::server: milter: early verdict session=4 ip=Some(192.0.2.2) stage=Connect action=soft reject forced_by=\"RBL\"",
+            b"2026-12-07T12:00:03Z  INFO mxguard_milter::server: milter: early verdict session=5 ip=None stage=Helo action=\"soft reject\"",
+        ] {
+            assert!(count(line, &mut m), "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!((m.before_data, m.scanned), (3, 0));
+        assert_eq!(m.actions.get("reject"), Some(&1));
+        assert_eq!(m.actions.get("soft reject"), Some(&2));
+        // serve's JSON log line of the same event reads the same.
+        let v = serde_json::json!({"timestamp": "2026-12-07T12:00:04Z", "level": "INFO",
+            "target": "mxguard_milter::server", "message": "milter: early verdict",
+            "session": 6, "ip": "Some(192.0.2.3)", "stage": "MailFrom", "action": "reject",
+            "forced_by": "\"\""});
+        assert!(count(from_json(&v).unwrap().as_bytes(), &mut m));
+        assert_eq!((m.before_data, m.actions.get("reject")), (4, Some(&2)));
     }
 
     #[test]

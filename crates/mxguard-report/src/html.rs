@@ -150,6 +150,7 @@ fn mxguard(o: &mut String, m: &Mxguard, top_users: Option<usize>) {
     table_start(o, &["count", "what"]);
     for (v, what) in [
         (m.scanned, "messages scanned"),
+        (m.before_data, "ended before DATA (milter)"),
         (m.dkim_signed, "DKIM-signed"),
         (m.score_greylist_deferred, "greylisted (score)"),
         (m.score_greylist_passed, "passed after retry (score)"),

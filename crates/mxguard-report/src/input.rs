@@ -16,14 +16,24 @@ pub const BUFFER: usize = 256 * 1024;
 /// Reads every line of `reader` into the collector. Journal JSON is
 /// recognised by its first byte (`{`).
 pub fn read_lines(
+    reader: impl Read,
+    collector: &mut Collector,
+    reference: Stamp,
+) -> io::Result<()> {
+    read_lines_as(reader, collector, reference, None)
+}
+
+/// [`read_lines`], told whether the lines are journal JSON (None: by the
+/// first line).
+fn read_lines_as(
     mut reader: impl Read,
     collector: &mut Collector,
     reference: Stamp,
+    mut journal: Option<bool>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; BUFFER];
     let mut filled = 0;
     let mut skipping = false;
-    let mut journal: Option<bool> = None;
     let mut synth = Vec::with_capacity(1024);
     loop {
         let n = match reader.read(&mut buf[filled..]) {
@@ -66,6 +76,9 @@ pub fn read_lines(
             skipping = true;
             filled = 0;
             continue;
+        }
+        if collector.gave_up() {
+            return Ok(()); // its part is read again by the other collector
         }
         buf.copy_within(start..end, 0);
         filled = end - start;
@@ -146,6 +159,185 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read>> {
     }
 }
 
+/// How a plain log file is read by two threads (see `collect::seam`).
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    /// Smaller files are read by one thread: a second one would not pay.
+    pub min_file: u64,
+    /// Most bytes each thread reads before the two parts are merged:
+    /// bounds the memory of the second thread's part.
+    pub segment: u64,
+}
+
+impl Split {
+    /// Two threads when the machine has two cores and
+    /// `MXGUARD_REPORT_THREADS` is not `1`; None for one thread.
+    pub fn auto() -> Option<Split> {
+        if std::env::var_os("MXGUARD_REPORT_THREADS").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores >= 2).then_some(Split {
+            min_file: 8 << 20,
+            segment: 32 << 20,
+        })
+    }
+}
+
+/// A byte range of a file as a reader (positioned reads: two threads
+/// share the file).
+struct Range<'a> {
+    file: &'a File,
+    pos: u64,
+    /// None: to the end of the file, as it is when reached.
+    end: Option<u64>,
+}
+
+impl Read for Range<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = match self.end {
+            Some(end) => buf.len().min(end.saturating_sub(self.pos) as usize),
+            None => buf.len(),
+        };
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The offset just past the first line end at or after `at`; None when
+/// there is none within a read buffer's length (a line too long to
+/// split at) or before the end of the file.
+fn line_end_after(file: &File, at: u64) -> io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = at;
+    while pos < at + BUFFER as u64 + 1 {
+        let n = file.read_at(&mut buf, pos)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(p) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(Some(pos + p as u64 + 1));
+        }
+        pos += n as u64;
+    }
+    Ok(None)
+}
+
+/// Reads one log file: plain files of at least `split.min_file` bytes by
+/// two threads, the rest (gzip, journal JSON, pipes, small files) by one.
+pub fn read_file(path: &Path, collector: &mut Collector, split: Option<Split>) -> io::Result<()> {
+    let reference = reference_of(path);
+    if let Some(split) = split {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let mut head = [0u8; 2];
+        let n = {
+            use std::os::unix::fs::FileExt;
+            file.read_at(&mut head, 0)?
+        };
+        let plain = n == 2 && head != [0x1f, 0x8b] && head[0] != b'{';
+        if meta.is_file() && plain && meta.len() >= split.min_file.max(2) {
+            return read_split(&file, meta.len(), collector, reference, split);
+        }
+    }
+    read_lines(open(path)?, collector, reference)
+}
+
+/// The parts a file of `len` bytes is read in, cut at line ends: an even
+/// number of at most about `segment` bytes, the first collector's (even)
+/// parts a tenth shorter, as it also merges. The last part runs to the end
+/// of the file as it is when reached (a log still written to).
+fn parts(file: &File, len: u64, segment: u64) -> io::Result<Vec<(u64, Option<u64>)>> {
+    let pairs = len.div_ceil(2 * segment.max(1)).max(1);
+    let n = 2 * pairs;
+    // Weights 9 (even) and 10 (odd) per part: 19 per pair.
+    let total = 19 * pairs as u128;
+    let mut cuts = vec![0u64];
+    let mut weight = 0u128;
+    for i in 0..n - 1 {
+        weight += if i % 2 == 0 { 9 } else { 10 };
+        let at = (len as u128 * weight / total) as u64;
+        let last = *cuts.last().unwrap_or(&0);
+        if at < last {
+            continue;
+        }
+        match line_end_after(file, at)? {
+            Some(cut) if cut > last && cut < len => cuts.push(cut),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let mut parts: Vec<(u64, Option<u64>)> = cuts.windows(2).map(|w| (w[0], Some(w[1]))).collect();
+    parts.push((*cuts.last().unwrap_or(&0), None));
+    Ok(parts)
+}
+
+/// Reads a plain file in parts: `collector` the even ones, a second
+/// thread the odd ones with speculative collectors (two, so that it reads
+/// the next part while this one merges), each folded in after the part
+/// before it (or, when it cannot be, its part read again by `collector`).
+fn read_split(
+    file: &File,
+    len: u64,
+    collector: &mut Collector,
+    reference: Stamp,
+    split: Split,
+) -> io::Result<()> {
+    use std::sync::mpsc;
+    let parts = parts(file, len, split.segment)?;
+    let range = |&(pos, end): &(u64, Option<u64>)| Range { file, pos, end };
+    if parts.len() < 2 {
+        return read_lines_as(range(&parts[0]), collector, reference, Some(false));
+    }
+    let (free_tx, free_rx) = mpsc::channel::<Collector>();
+    let (done_tx, done_rx) = mpsc::channel::<(Collector, io::Result<()>)>();
+    for _ in 0..2 {
+        let _ = free_tx.send(Collector::speculative(collector.options().clone()));
+    }
+    std::thread::scope(|s| {
+        let odd = &parts;
+        s.spawn(move || {
+            for part in odd.iter().skip(1).step_by(2) {
+                let Ok(mut later) = free_rx.recv() else {
+                    return;
+                };
+                let r = read_lines_as(range(part), &mut later, reference, Some(false));
+                if done_tx.send((later, r)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut read_even = || -> io::Result<()> {
+            for (k, part) in parts.iter().enumerate().step_by(2) {
+                read_lines_as(range(part), collector, reference, Some(false))?;
+                let Some(next) = parts.get(k + 1) else {
+                    break;
+                };
+                let (mut later, r) = done_rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the second reading thread stopped"))?;
+                r?;
+                if !collector.absorb(&mut later, reference) {
+                    read_lines_as(range(next), collector, reference, Some(false))?;
+                }
+                let _ = free_tx.send(later);
+            }
+            Ok(())
+        };
+        let result = read_even();
+        // Lets the second thread stop if it waits for a collector.
+        drop(free_tx);
+        drop(done_rx);
+        result
+    })
+}
+
 /// Reads the named files (`-` is stdin), oldest rotation first. Errors
 /// name the file.
 pub fn read_paths(paths: &[PathBuf], collector: &mut Collector) -> Result<(), String> {
@@ -156,8 +348,8 @@ pub fn read_paths(paths: &[PathBuf], collector: &mut Collector) -> Result<(), St
                 .map_err(|e| format!("reading stdin: {e}"))?;
             continue;
         }
-        let reader = open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        read_lines(reader, collector, reference_of(&path)).map_err(|e| {
+        File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        read_file(&path, collector, Split::auto()).map_err(|e| {
             format!(
                 "{}: {e} (is it a log file, or a damaged .gz?)",
                 path.display()

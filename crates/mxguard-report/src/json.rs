@@ -39,6 +39,7 @@ fn mxguard(m: &Mxguard, top_users: Option<usize>) -> Value {
     }
     json!({
         "scanned": m.scanned,
+        "before_data": m.before_data,
         "actions": tally(&m.actions),
         "top_symbols": symbols,
         "dkim_signed": m.dkim_signed,

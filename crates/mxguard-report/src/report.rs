@@ -137,6 +137,10 @@ pub const TOP_SYMBOLS: usize = 20;
 pub struct Mxguard {
     /// Messages scanned (milter or HTTP API), by verdict action.
     pub scanned: u64,
+    /// Transactions the milter ended before DATA (a reject or tempfail at
+    /// connect, HELO, MAIL FROM or RCPT TO: nothing was scanned); their
+    /// actions are counted in `actions` too.
+    pub before_data: u64,
     pub actions: Tally,
     /// Symbol → messages it was found on.
     pub symbols: Tally,

@@ -287,6 +287,7 @@ fn mxguard(o: &mut String, m: &Mxguard, layout: &Layout) {
         let _ = writeln!(o, "  {label}");
     };
     line(o, m.scanned, "messages scanned");
+    line(o, m.before_data, "ended before DATA (milter)");
     line(o, m.dkim_signed, "DKIM-signed");
     line(o, m.score_greylist_deferred, "greylisted (score)");
     line(o, m.score_greylist_passed, "passed after retry (score)");

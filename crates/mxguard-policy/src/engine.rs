@@ -95,9 +95,9 @@ pub const WRITE_WAIT: Duration = Duration::from_secs(5);
 /// The round starts at once when a quarter of `max_pending_writes` is
 /// queued or a request waits for its write: the keys being written count
 /// against the cap too, so rounds are kept well below it and requests do
-/// not reach it and wait. A
-/// crash can lose what is queued, as before: at most `max_pending_writes`
-/// keys, each costing one more deferral of a retry, never a message.
+/// not reach it and wait. A crash can lose what is queued, as before: at
+/// most `max_pending_writes` keys, each costing one more deferral of a
+/// retry, never a message.
 pub const WRITE_GATHER: Duration = Duration::from_millis(5);
 
 /// Whether the store can be written, from the outcome of the last write;
@@ -1266,8 +1266,8 @@ struct Pending {
 #[derive(Default)]
 struct PendingMap {
     state: std::sync::Mutex<Pending>,
-    /// Ends the flushing task's gathering wait: a quarter of the cap is queued, a
-    /// request waits for its round, or the server is stopping.
+    /// Ends the flushing task's gathering wait: a quarter of the cap is
+    /// queued, a request waits for its round, or the server is stopping.
     flush_now: tokio::sync::Notify,
 }
 

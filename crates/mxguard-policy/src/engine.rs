@@ -87,6 +87,19 @@ pub type EventHook = Arc<dyn Fn(&'static str, IpAddr) + Send + Sync>;
 /// (`smtpd_policy_service_timeout`) for the whole answer.
 pub const WRITE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long the flushing task lets write-behind values gather before it
+/// writes them as one round (relaxed mode only). One store write per round
+/// instead of one per request or two: at a steady rate, a larger round
+/// means fewer commits, fewer writer-thread and task wake-ups per request,
+/// and B-tree pages copied once for the many keys a round puts in them.
+/// The round starts at once when a quarter of `max_pending_writes` is
+/// queued or a request waits for its write: the keys being written count
+/// against the cap too, so rounds are kept well below it and requests do
+/// not reach it and wait. A crash can lose what is queued, as before: at
+/// most `max_pending_writes` keys, each costing one more deferral of a
+/// retry, never a message.
+pub const WRITE_GATHER: Duration = Duration::from_millis(5);
+
 /// Whether the store can be written, from the outcome of the last write;
 /// its errors are logged once per burst.
 struct StoreHealth {
@@ -876,7 +889,7 @@ impl Engine {
             Decision::Greylist { remaining } => {
                 self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
                 // Read back by `mxguard report` (mxguard_report::events).
-                tracing::info!(client = %ip, "policy greylist: deferred");
+                tracing::info!(client = %greylist::ip_text(ip), "policy greylist: deferred");
                 let text = greylist::expand_text(
                     &cfg.greylist_text,
                     remaining,
@@ -891,7 +904,7 @@ impl Engine {
             }
             Decision::Pass { delayed } => {
                 if let Some(secs) = delayed {
-                    tracing::info!(client = %ip, delayed = secs, "policy greylist: passed");
+                    tracing::info!(client = %greylist::ip_text(ip), delayed = secs, "policy greylist: passed");
                 }
                 if let Some(secs) = delayed
                     && cfg.x_greylist_header
@@ -1113,6 +1126,7 @@ impl Engine {
             {
                 return false;
             }
+            let queued_before = p.queue.len();
             for (key, bytes) in values {
                 // Taken under the lock: a later value has a higher number.
                 let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
@@ -1136,6 +1150,13 @@ impl Engine {
             if start {
                 p.flushing = true;
             }
+            // A gathering round starts now if this request waits for it, or
+            // once the queue has reached a quarter of the cap (told once,
+            // when it gets there).
+            let threshold = gather_threshold(self.max_pending);
+            if waiter.is_some() || (queued_before < threshold && p.queue.len() >= threshold) {
+                self.pending.flush_now.notify_one();
+            }
             (start, waiter)
         };
         if start {
@@ -1144,12 +1165,22 @@ impl Engine {
             } else {
                 Durability::Relaxed
             };
+            // The strict mode's requests all wait for their round.
+            let gather = if self.max_pending == 0 {
+                Duration::ZERO
+            } else {
+                WRITE_GATHER
+            };
             tokio::spawn(flush(
                 self.store.clone(),
                 self.pending.clone(),
                 self.health.clone(),
-                Some(self.greylist.max_age.as_duration()),
-                durability,
+                Round {
+                    ttl: Some(self.greylist.max_age.as_duration()),
+                    durability,
+                    gather,
+                    threshold: gather_threshold(self.max_pending),
+                },
             ));
         }
         let Some(waiter) = waiter else {
@@ -1173,6 +1204,42 @@ impl Engine {
     pub fn pending_writes(&self) -> usize {
         lock(&self.pending).values.len()
     }
+
+    /// Writes what write-behind still holds now, without the gathering
+    /// wait, and waits (at most `within`) until nothing is pending: the
+    /// server calls it when it stops, so a clean stop loses no answered
+    /// write. True when nothing was left pending.
+    pub async fn settle(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.pending_writes() == 0 {
+                return true;
+            }
+            self.pending.flush_now.notify_one();
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// Queued keys at which a gathering round starts at once: a quarter of
+/// the cap, so that the round being written and the values queued
+/// meanwhile stay below it and requests do not wait.
+fn gather_threshold(max_pending: usize) -> usize {
+    (max_pending / 4).max(1)
+}
+
+/// How the flushing task writes its rounds.
+struct Round {
+    ttl: Option<Duration>,
+    durability: Durability,
+    /// How long values gather before a round ([`WRITE_GATHER`]; zero in
+    /// the strict mode).
+    gather: Duration,
+    /// Queued keys that end the gathering at once.
+    threshold: usize,
 }
 
 /// A value on its way to the store.
@@ -1195,12 +1262,21 @@ struct Pending {
     flushing: bool,
 }
 
-type PendingMap = std::sync::Mutex<Pending>;
+/// Write-behind: the pending writes, and the flushing task's wake-up.
+#[derive(Default)]
+struct PendingMap {
+    state: std::sync::Mutex<Pending>,
+    /// Ends the flushing task's gathering wait: a quarter of the cap is
+    /// queued, a request waits for its round, or the server is stopping.
+    flush_now: tokio::sync::Notify,
+}
 
 /// The pending map, even if a thread panicked while holding it: its
 /// entries are whole values either way.
 fn lock(p: &PendingMap) -> std::sync::MutexGuard<'_, Pending> {
-    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    p.state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A value as the store keeps it (JSON). The types written here always
@@ -1213,15 +1289,34 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// write, round after round, until the queue is empty. A key leaves
 /// `pending` once its newest value has landed or failed (the next request
 /// writes again); one that got a newer value meanwhile is queued again.
-/// The requests waiting for a round learn whether it landed.
+/// The requests waiting for a round learn whether it landed. Before each
+/// round, values gather for `how.gather` unless enough are queued or a
+/// request waits ([`WRITE_GATHER`]).
 async fn flush(
     store: Arc<dyn Store>,
     pending: Arc<PendingMap>,
     health: Arc<StoreHealth>,
-    ttl: Option<Duration>,
-    durability: Durability,
+    how: Round,
 ) {
+    let Round {
+        ttl,
+        durability,
+        gather,
+        threshold,
+    } = how;
     loop {
+        if !gather.is_zero() {
+            let wait = {
+                let p = lock(&pending);
+                p.waiters.is_empty() && p.queue.len() < threshold
+            };
+            if wait {
+                tokio::select! {
+                    () = tokio::time::sleep(gather) => {}
+                    () = pending.flush_now.notified() => {}
+                }
+            }
+        }
         let (round, waiters) = {
             let mut p = lock(&pending);
             if p.queue.is_empty() {

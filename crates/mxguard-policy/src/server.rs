@@ -153,6 +153,16 @@ pub async fn serve_with_grace(
             "policy: connections still answering after the shutdown grace period ({grace:?}); closed them"
         );
     }
+    // Answered writes still gathering for their round go to the store now:
+    // a clean stop loses none.
+    let engine = engine.get();
+    if !engine.settle(crate::engine::WRITE_WAIT).await {
+        tracing::warn!(
+            pending = engine.pending_writes(),
+            "policy: greylist writes still not in the store {:?} after shutdown began (is the store failing?); they are lost, which costs their senders one more deferral",
+            crate::engine::WRITE_WAIT
+        );
+    }
 }
 
 /// What the accept loop knows of the open connections.

@@ -106,3 +106,49 @@ async fn the_strict_mode_writes_durably() {
     assert_eq!(after.relaxed_commits, before.relaxed_commits);
     assert_eq!(after.commits - before.commits, 5);
 }
+
+/// Write-behind lets a round gather (`WRITE_GATHER`) before it writes, so
+/// requests close together share one store write; the store has the
+/// values once the round is written, and reads see them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_behind_the_answers_gather_before_their_round() {
+    let (engine, store, _dir) = setup("");
+    let before = store.stats();
+    let answered = std::time::Instant::now();
+    let a = engine.decide(&request(1)).await;
+    assert!(a.starts_with("DEFER_IF_PERMIT"), "{a}");
+    assert_eq!(
+        engine.pending_writes(),
+        2,
+        "the triplet and the pool record"
+    );
+    // Read back before the round: still greylisted, not a new first attempt.
+    let again = engine.decide(&request(1)).await;
+    assert!(again.starts_with("DEFER_IF_PERMIT"), "{again}");
+    let mut written_after = None;
+    for _ in 0..2000 {
+        if store.stats().writes > before.writes {
+            written_after = Some(answered.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let written_after = written_after.expect("the round was written within 2 s");
+    assert!(
+        written_after >= mxguard_policy::engine::WRITE_GATHER / 2,
+        "written {written_after:?} after the answer: no gathering"
+    );
+    settled(&engine).await;
+    assert_eq!(
+        store.stats().writes - before.writes,
+        1,
+        "both requests' values in one round"
+    );
+    let key = triplet_key(
+        &client_key("192.0.2.9".parse().unwrap(), &engine_config().greylist),
+        "s1@d1.example",
+        "rcpt@example.org",
+        false,
+    );
+    assert!(store.get(&key).await.unwrap().is_some(), "{key}");
+}

@@ -80,3 +80,46 @@ async fn connections_still_busy_after_the_grace_period_are_cut() {
         .unwrap();
     assert_eq!(answer, None, "cut without an answer");
 }
+
+/// Write-behind gathers a round before writing it; a clean stop writes
+/// what is gathering, so the greylisting an answered request started is
+/// in the store when the daemon has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_keeps_the_writes_behind_answered_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start_in(
+        "[policy]\nmynetworks = []\n[greylist]\ndelay = 60\nsender_pools = false\n",
+        Duration::from_secs(10),
+        Some(dir.path().to_path_buf()),
+    );
+    let mut c = common::Client::connect(d.addr).await;
+    let answer = c
+        .ask(&common::rcpt("192.0.2.7", "a@s.example", "b@r.example"))
+        .await;
+    assert!(answer.starts_with("DEFER_IF_PERMIT"), "{answer}");
+    // At once: the write is still gathering for its round.
+    d.begin_shutdown();
+    d.stopped().await;
+    // The runtime's workers drop the last handles to the store as they
+    // exit (`shutdown_timeout(0)` does not wait for them).
+    let mut opened = mxguard_store::EmbeddedStore::open(dir.path());
+    for _ in 0..500 {
+        match &opened {
+            Err(e) if e.kind() == mxguard_store::ErrorKind::InUse => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                opened = mxguard_store::EmbeddedStore::open(dir.path());
+            }
+            _ => break,
+        }
+    }
+    let store = opened.unwrap();
+    use mxguard_store::Store;
+    let triplet = store
+        .get("grey:192.0.2.0/24/a@s.example/b@r.example")
+        .await
+        .unwrap();
+    assert!(
+        triplet.is_some(),
+        "the answered greylisting was lost at stop"
+    );
+}

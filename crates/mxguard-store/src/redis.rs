@@ -30,7 +30,7 @@
 //! so callers answer by their configured store failure without waiting.
 
 use crate::redis_tls::{self, RedisTls};
-use crate::{BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError};
+use crate::{BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError, Write};
 use futures_util::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -911,6 +911,125 @@ impl Store for RedisStore {
                         ),
                     )
                 })
+        })
+    }
+
+    /// One pipeline on a single server, whatever the number of writes (the
+    /// trait's default would make one round trip each: the scan service's
+    /// batch of a hundred history rows and its counters cost a hundred
+    /// round trips). Each command is applied or refused on its own, as the
+    /// trait asks; the first refusal is returned. Pushes in a row to one
+    /// list with one bound become one LPUSH of them all (oldest first, so
+    /// the last ends newest, as one by one) and one LTRIM; counters run the
+    /// `incr` script by EVAL. On a cluster they go one by one (each key on
+    /// its own node).
+    fn write_batch<'a>(
+        &'a self,
+        writes: &'a [Write<'a>],
+        _durability: Durability,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if writes.is_empty() {
+                return Ok(());
+            }
+            if self.cluster {
+                // Keys live on their own nodes: one by one, in order (as
+                // the trait's default), so pushes to one list keep theirs.
+                let mut first = Ok(());
+                for w in writes {
+                    let done = match *w {
+                        Write::Set { key, value, ttl } => self.set(key, value, ttl).await,
+                        Write::Incr { key, by, ttl } => self.incr(key, by, ttl).await.map(|_| ()),
+                        Write::Push {
+                            key,
+                            value,
+                            max_len,
+                        } => self.list_push(key, value, max_len).await,
+                    };
+                    if first.is_ok() {
+                        first = done;
+                    }
+                }
+                return first;
+            }
+            let mut pipe = redis::pipe();
+            // The write each pipeline command belongs to, by its key: a
+            // refusal names the key it was about.
+            let mut keys: Vec<&str> = Vec::with_capacity(writes.len() + 1);
+            let mut rest = writes;
+            while let Some((w, after)) = rest.split_first() {
+                rest = after;
+                match *w {
+                    Write::Set { key, value, ttl } => {
+                        let cmd = pipe.cmd("SET").arg(self.key(key)).arg(value);
+                        if let Some(t) = ttl {
+                            cmd.arg("PX").arg(ttl_ms(t));
+                        }
+                        cmd.ignore();
+                        keys.push(key);
+                    }
+                    Write::Incr { key, by, ttl } => {
+                        pipe.cmd("EVAL")
+                            .arg(INCR_LUA)
+                            .arg(1)
+                            .arg(self.key(key))
+                            .arg(by)
+                            .arg(ttl.map_or(0, ttl_ms))
+                            .ignore();
+                        keys.push(key);
+                    }
+                    Write::Push {
+                        key,
+                        value,
+                        max_len,
+                    } => {
+                        let k = self.key(key);
+                        let push = pipe.cmd("LPUSH").arg(&k).arg(value);
+                        while let Some((
+                            Write::Push {
+                                key: next,
+                                value,
+                                max_len: bound,
+                            },
+                            after,
+                        )) = rest.split_first()
+                            && *next == key
+                            && *bound == max_len
+                        {
+                            push.arg(*value);
+                            rest = after;
+                        }
+                        push.ignore();
+                        let keep = u64::try_from(max_len.max(1))
+                            .unwrap_or(u64::MAX)
+                            .min(i64::MAX as u64);
+                        pipe.cmd("LTRIM").arg(&k).arg(0).arg(keep - 1).ignore();
+                        keys.extend([key, key]);
+                    }
+                }
+            }
+            let shown = keys.first().copied().unwrap_or("");
+            const WHAT: &str = "a batch of writes (pipelined)";
+            // Redis answering a command with an error is a refusal of that
+            // write, not a fault of the link.
+            let refused = self
+                .run(&self.write, WHAT, shown, move |mut c| async move {
+                    match pipe.query_async::<()>(&mut c).await {
+                        Ok(()) => Ok(None),
+                        Err(e) => match e.clone().into_server_errors() {
+                            Some(errors) if !errors.is_empty() => Ok(Some(errors[0].clone())),
+                            _ => Err(e),
+                        },
+                    }
+                })
+                .await?;
+            match refused {
+                None => Ok(()),
+                Some((at, e)) => {
+                    let key = keys.get(at).copied().unwrap_or(shown);
+                    Err(self.error(&self.write, WHAT, key, &RedisError::from(e)).1)
+                }
+            }
         })
     }
 

@@ -40,15 +40,25 @@ pub fn build(
     config: &str,
     clock: Arc<dyn Clock>,
 ) -> (Arc<Shared<Engine>>, Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = build_in(config, clock, dir.path());
+    (engine, store, dir)
+}
+
+/// [`build`] with the store in `dir`.
+pub fn build_in(
+    config: &str,
+    clock: Arc<dyn Clock>,
+    dir: &std::path::Path,
+) -> (Arc<Shared<Engine>>, Arc<dyn Store>) {
     let config =
         load_str(config, "test.toml", &Registry::new()).unwrap_or_else(|e| panic!("{e:?}"));
     let loaded = LoadedConfig {
         config,
         ..Default::default()
     };
-    let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap());
+        Arc::new(EmbeddedStore::open_with_clock(dir, clock.clone()).unwrap());
     let dns = if Engine::needs_dns(&loaded.config) {
         Some(mxguard_dns::Dns::new(&loaded.config.dns).unwrap())
     } else {
@@ -58,7 +68,7 @@ pub fn build(
         Engine::new(&loaded, store.clone(), dns).unwrap_or_else(|e| panic!("{e:?}"));
     let engine = engine.with_clock(clock);
     assert!(warnings.is_empty(), "{warnings:?}");
-    (Arc::new(Shared::new(engine)), store, dir)
+    (Arc::new(Shared::new(engine)), store)
 }
 
 /// [`start`] with the engine and the store on `clock`.
@@ -98,6 +108,12 @@ pub struct Daemon {
 impl Daemon {
     /// `config` served with `grace` for the connections in flight at shutdown.
     pub fn start(config: &str, grace: Duration) -> Daemon {
+        Daemon::start_in(config, grace, None)
+    }
+
+    /// [`Daemon::start`] with its store in `dir` (a temporary one when
+    /// `None`), closed when the daemon has stopped.
+    pub fn start_in(config: &str, grace: Duration, dir: Option<std::path::PathBuf>) -> Daemon {
         let config = config.to_string();
         let (tx, rx) = watch::channel(false);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -108,7 +124,9 @@ impl Daemon {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (shared, _store, _dir) = build(&config, Arc::new(SystemClock));
+                let temp = tempfile::tempdir().unwrap();
+                let dir = dir.unwrap_or_else(|| temp.path().to_path_buf());
+                let (shared, _store) = build_in(&config, Arc::new(SystemClock), &dir);
                 let listener = Listener::bind("127.0.0.1:0", 0o666).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 serve_with_grace(listener, shared, limits(), grace, rx).await;

@@ -9,7 +9,9 @@
 //! every expiry.
 #![allow(dead_code)]
 
-use mxguard_store::{Counters, ErrorKind, History, HistoryRow, ManualClock, Store};
+use mxguard_store::{
+    Counters, Durability, ErrorKind, History, HistoryRow, ManualClock, Store, Write,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,7 @@ macro_rules! conformance_tests {
             set_many_sets_all_with_one_ttl,
             incr_is_decimal_text_and_rejects_non_integers,
             a_failed_request_does_not_fail_its_batch,
+            a_write_batch_applies_each_write_on_its_own,
             ttl_expiry_is_invisible,
             incr_ttl_is_a_fixed_window,
             lists_are_bounded_and_newest_first,
@@ -238,6 +241,101 @@ pub async fn a_failed_request_does_not_fail_its_batch(h: &Harness) {
     assert_eq!(b.unwrap_err().kind(), ErrorKind::Invalid);
     c.unwrap();
     assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// `write_batch` (the scan service's history rows and counters in one
+/// request; one pipeline on Redis): each write lands as its single-write
+/// method would have written it, pushes to one list in a row keep their
+/// order and the bound, and a refused write (a counter on text) is
+/// returned while the others of the batch stand.
+pub async fn a_write_batch_applies_each_write_on_its_own(h: &Harness) {
+    let s = &h.store;
+    s.set("text", b"not a number", None).await.unwrap();
+    s.incr("n", 5, None).await.unwrap();
+    let mut writes = vec![
+        Write::Set {
+            key: "k",
+            value: b"v",
+            ttl: Some(h.t(2)),
+        },
+        Write::Incr {
+            key: "n",
+            by: 2,
+            ttl: None,
+        },
+        Write::Incr {
+            key: "window",
+            by: 3,
+            ttl: Some(h.t(2)),
+        },
+    ];
+    let values: Vec<Vec<u8>> = (0..5).map(|i| format!("item {i}").into_bytes()).collect();
+    writes.extend(values.iter().map(|v| Write::Push {
+        key: "list",
+        value: v,
+        max_len: 3,
+    }));
+    // Another list, then the first one again: each push in its place.
+    writes.push(Write::Push {
+        key: "other",
+        value: b"o",
+        max_len: 10,
+    });
+    writes.push(Write::Push {
+        key: "list",
+        value: b"last",
+        max_len: 3,
+    });
+    s.write_batch(&writes, Durability::Relaxed).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.get("n").await.unwrap().as_deref(), Some(&b"7"[..]));
+    assert_eq!(s.get("window").await.unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(
+        s.list_range("list", 0, 10).await.unwrap(),
+        vec![b"last".to_vec(), b"item 4".to_vec(), b"item 3".to_vec()],
+        "newest first, trimmed to max_len"
+    );
+    assert_eq!(
+        s.list_range("other", 0, 10).await.unwrap(),
+        vec![b"o".to_vec()]
+    );
+    // The batch's TTLs hold: the set value and the new counter expire.
+    h.pass(h.t(3)).await;
+    assert_eq!(s.get("k").await.unwrap(), None);
+    assert_eq!(s.get("window").await.unwrap(), None);
+    assert_eq!(s.get("n").await.unwrap().as_deref(), Some(&b"7"[..]));
+
+    let failing = [
+        Write::Incr {
+            key: "text",
+            by: 1,
+            ttl: None,
+        },
+        Write::Incr {
+            key: "n",
+            by: 1,
+            ttl: None,
+        },
+        Write::Set {
+            key: "after",
+            value: b"x",
+            ttl: None,
+        },
+    ];
+    let e = s
+        .write_batch(&failing, Durability::Immediate)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(e.message().contains("text"), "names the key: {e}");
+    assert_eq!(s.get("n").await.unwrap().as_deref(), Some(&b"8"[..]));
+    assert_eq!(s.get("after").await.unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(
+        s.get("text").await.unwrap().as_deref(),
+        Some(&b"not a number"[..]),
+        "the refused write changed nothing"
+    );
+    s.write_batch(&[], Durability::Relaxed).await.unwrap();
 }
 
 pub async fn ttl_expiry_is_invisible(h: &Harness) {

@@ -230,6 +230,8 @@ const ACCOUNT: [&[Rule]; 7] = [
             "entrega",
             "colis",
             "livraison",
+            "paquete",
+            "envío",
         ],
         &[
             "pending",
@@ -246,6 +248,10 @@ const ACCOUNT: [&[Rule]; 7] = [
             "afwachting",
             "en attente",
             "retenu",
+            "suspendid",
+            "fallid",
+            "detenid",
+            "retenid",
         ],
     )],
 ];
@@ -354,6 +360,13 @@ const PRIZE: [&[Rule]; 1] = [&[
         "sin depósito",
         "welcome bonus",
         "willkommensbonus",
+        // Gift cards in more languages.
+        "geschenkkarte",
+        "tarjeta regalo",
+        "tarjeta de regalo",
+        "buono regalo",
+        "cadeaubon",
+        "vale-presente",
     ]),
     // Tokens for nothing.
     Rule::Near {
@@ -612,7 +625,7 @@ mod tests {
             ),
             // A parcel held until the reader acts or pays.
             format!(
-                r"{b}(parcel|shipment|delivery|paket|pakket|encomenda|entrega|colis|livraison){NEAR}{b}(pending|on hold|held|failed|unable|suspended|retida|pendente|bloquead|taxad|zugestellt|afwachting|en attente|retenu)"
+                r"{b}(parcel|shipment|delivery|paket|pakket|encomenda|entrega|colis|livraison|paquete|envío){NEAR}{b}(pending|on hold|held|failed|unable|suspended|retida|pendente|bloquead|taxad|zugestellt|afwachting|en attente|retenu|suspendid|fallid|detenid|retenid)"
             ),
         ]
     }
@@ -625,7 +638,9 @@ mod tests {
                 r"{b}you('ve| have) (won|been selected)|{b}claim your (reward|prize|gift|bonus)"
             ),
             format!(r"{b}(free spins|freispiele|gratis spins|airdrop|giveaway)"),
-            format!(r"{b}(gift card|gutschein|cadeaukaart|carte cadeau|cartão presente)"),
+            format!(
+                r"{b}(gift card|gutschein|cadeaukaart|carte cadeau|cartão presente|geschenkkarte|tarjeta regalo|tarjeta de regalo|buono regalo|cadeaubon|vale-presente)"
+            ),
             format!(
                 r"{b}(sie haben gewonnen|você ganhou|has ganado|vous avez gagné|je hebt gewonnen)"
             ),

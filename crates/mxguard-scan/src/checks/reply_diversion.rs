@@ -1,0 +1,116 @@
+//! Replies diverted from one free mailbox to another: From is a free-mail
+//! address and Reply-To another free-mail address (SpamAssassin's
+//! FREEMAIL_REPLYTO). Advance-fee, romance and "consignment" mail is sent
+//! from throw-away mailboxes the provider soon closes, while the answers
+//! go to the one mailbox the scammer keeps. A person with two free
+//! mailboxes sends from the one they want replies at.
+//!
+//! The organisation's mail that asks for replies at a free mailbox is
+//! FREEMAIL_REPLYTO_NEQ_FROM_DOM (`header_anomalies`), which this one
+//! complements: here the sender is a free mailbox too. Reads From and
+//! Reply-To only.
+
+use super::Check;
+use super::header_anomalies::FREEMAIL;
+use crate::Task;
+use mxguard_core::config::Section;
+use mxguard_core::{ScanResults, SymbolDef};
+use mxguard_message::domain::organisational;
+use serde::{Deserialize, Serialize};
+
+const GROUP: &str = "headers";
+
+/// `[reply_diversion]`: on by default; `enabled = false` leaves the check out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplyDiversionConfig {
+    pub enabled: bool,
+}
+
+impl Default for ReplyDiversionConfig {
+    fn default() -> Self {
+        ReplyDiversionConfig { enabled: true }
+    }
+}
+
+impl Section for ReplyDiversionConfig {
+    const KEY: &'static str = "reply_diversion";
+}
+
+pub struct ReplyDiversion;
+
+/// The last address of a header, trimmed and lower case.
+fn last_address(list: Option<&mail_parser::Address<'_>>) -> Option<String> {
+    list.and_then(|l| l.iter().filter_map(|a| a.address()).next_back())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| a.contains('@'))
+}
+
+fn is_freemail(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(_, d)| FREEMAIL.contains(&organisational(d).as_str()))
+}
+
+impl Check for ReplyDiversion {
+    fn name(&self) -> &'static str {
+        "reply_diversion"
+    }
+
+    fn symbols(&self) -> Vec<SymbolDef> {
+        vec![SymbolDef::new(
+            "FREEMAIL_REPLYTO",
+            1.5,
+            GROUP,
+            "From is a free-mail address and Reply-To another free-mail address",
+        )]
+    }
+
+    fn run(&self, task: &Task<'_>, results: &mut ScanResults) {
+        if !task.parsed || task.message.parts.is_empty() {
+            return;
+        }
+        let (Some(from), Some(reply)) = (
+            last_address(task.message.from()),
+            last_address(task.message.reply_to()),
+        ) else {
+            return;
+        };
+        if from != reply && is_freemail(&from) && is_freemail(&reply) {
+            results.insert("FREEMAIL_REPLYTO", vec![reply]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxguard_core::Envelope;
+
+    fn scan(from: &str, reply_to: Option<&str>) -> bool {
+        let reply = reply_to.map_or(String::new(), |r| format!("Reply-To: {r}\r\n"));
+        let raw = format!(
+            "From: {from}\r\n{reply}To: undisclosed-recipients:;\r\nSubject: Hello\r\n\r\nDear friend\r\n"
+        );
+        let env = Envelope::default();
+        let task = Task::new(&env, raw.as_bytes(), 1 << 20);
+        let mut r = ScanResults::default();
+        ReplyDiversion.run(&task, &mut r);
+        r.has("FREEMAIL_REPLYTO")
+    }
+
+    #[test]
+    fn replies_from_one_free_mailbox_to_another() {
+        assert!(scan(
+            "Miss Stella <stella22@gmail.com>",
+            Some("claims22@outlook.com")
+        ));
+        assert!(scan("a.b@gmail.com", Some("Agent <other@gmail.com>")));
+        // The same mailbox, written in another case.
+        assert!(!scan("Jane <Jane@Gmail.com>", Some("jane@gmail.com")));
+        // An organisation's sender: header_anomalies' rule, not this one.
+        assert!(!scan("bank@bank.example.com", Some("claims@gmail.com")));
+        assert!(!scan("jane@gmail.com", Some("list@lists.example.org")));
+        assert!(!scan("jane@gmail.com", None));
+    }
+}

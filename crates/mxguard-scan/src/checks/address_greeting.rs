@@ -14,8 +14,9 @@
 //! bytes (memchr): no regex and no copy of the text.
 
 use super::Check;
+use super::placeholder_text::placeholder_html;
 use crate::Task;
-use crate::lead_text::lead_texts;
+use crate::lead_text::{MAX_PART, head, lead_texts};
 use mxguard_core::config::Section;
 use mxguard_core::{ScanResults, SymbolDef};
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,22 @@ impl Check for AddressGreeting {
         if let Some(address) = lead_texts(task.message.subject(), &parts).find_map(greeted_address)
         {
             results.insert("ADDRESS_AS_NAME", vec![address.to_string()]);
+            return;
+        }
+        // The subject opening with an address, as a name is put first
+        // ("jane@example.org, your reward"). TO_IN_SUBJ already counts the
+        // recipient's own address there, outside mailing lists.
+        if !results.has("TO_IN_SUBJ")
+            && let Some(address) = task.message.subject().and_then(opening_address)
+        {
+            results.insert("ADDRESS_AS_NAME", vec![address.to_string()]);
+            return;
+        }
+        // What the reader sees when the plain version is a placeholder.
+        if let Some(html) = placeholder_html(task)
+            && let Some(address) = greeted_address(head(&html, MAX_PART))
+        {
+            results.insert("ADDRESS_AS_NAME", vec![address.to_string()]);
         }
     }
 }
@@ -168,6 +185,32 @@ pub fn greeted_address(text: &str) -> Option<&str> {
             };
             greeted.then(|| &text[start..end])
         })
+}
+
+/// The address a subject opens with, followed by a comma or a space and
+/// more words (not a colon: "jane@example.org: patch applied" quotes).
+pub fn opening_address(subject: &str) -> Option<&str> {
+    let subject = subject.trim_start();
+    let end = subject
+        .find(|c: char| c.is_whitespace() || c == ',')
+        .filter(|&e| {
+            subject[e..]
+                .trim_start_matches([',', ' ', '\t'])
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+        })?;
+    let token = &subject[..end];
+    let (local, domain) = token.split_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.is_empty()
+        && local.bytes().all(local_byte)
+        && domain.bytes().all(domain_byte)
+        && domain
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    ok.then_some(token)
 }
 
 /// Whether `before` ends with a greeting word, then white space (a comma
@@ -264,6 +307,22 @@ mod tests {
         ] {
             assert_eq!(greeted_address(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn subjects_opening_with_an_address() {
+        assert_eq!(
+            opening_address("jane@example.org, your reward is waiting"),
+            Some("jane@example.org")
+        );
+        assert_eq!(
+            opening_address(" jane@example.org Natürlich abnehmen"),
+            Some("jane@example.org")
+        );
+        assert_eq!(opening_address("vk@example.com: Security warning"), None);
+        assert_eq!(opening_address("Re: jane@example.org, lunch"), None);
+        assert_eq!(opening_address("jane@example.org"), None);
+        assert_eq!(opening_address("@jane, hello"), None);
     }
 
     #[test]

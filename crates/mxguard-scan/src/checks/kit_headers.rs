@@ -86,6 +86,18 @@ impl Check for KitHeaders {
                 "From's display name carries a run of nine or more digits (a per-copy number; names have none)",
             ),
             SymbolDef::new(
+                "FROM_LOCAL_RANDOM",
+                1.0,
+                GROUP,
+                "From's local part is generated: letters jumping between cases (ohHuKeI), a new sender per copy",
+            ),
+            SymbolDef::new(
+                "REPLYTO_RESERVED_DOMAIN",
+                1.0,
+                GROUP,
+                "Reply-To is at a reserved example domain (example.com, *.invalid, ...): a kit's default, no reply can arrive",
+            ),
+            SymbolDef::new(
                 "FROM_MS_TENANT_DOMAIN",
                 1.0,
                 GROUP,
@@ -134,6 +146,24 @@ impl Check for KitHeaders {
             .filter_map(|a| a.address())
             .map(str::to_string)
             .next_back();
+        if let Some(local) = from_address
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(l, _)| l)
+            .filter(|l| is_random_local(l))
+        {
+            results.insert("FROM_LOCAL_RANDOM", vec![local.to_string()]);
+        }
+        if let Some(reply) = task
+            .message
+            .reply_to()
+            .iter()
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address())
+            .find(|a| reserved_domain(a))
+        {
+            results.insert("REPLYTO_RESERVED_DOMAIN", vec![reply.to_string()]);
+        }
         // The envelope sender, or where the last receiver recorded it.
         let sender = task.envelope.mail_from.clone().or_else(|| {
             task.header_raw_values("Return-Path").first().map(|v| {
@@ -164,6 +194,48 @@ fn ms_tenant(address: &str) -> bool {
         && domain
             .get(domain.len() - MS_TENANT_SUFFIX.len()..)
             .is_some_and(|s| s.eq_ignore_ascii_case(MS_TENANT_SUFFIX))
+}
+
+/// Domains reserved for examples and tests (RFC 2606, RFC 6761): mail
+/// cannot be delivered there.
+const RESERVED: &[&str] = &["example.com", "example.net", "example.org"];
+const RESERVED_TLDS: &[&str] = &["example", "invalid", "test", "localhost"];
+
+fn reserved_domain(address: &str) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let tld = domain.rsplit('.').next().unwrap_or("");
+    RESERVED
+        .iter()
+        .any(|r| domain == *r || domain.ends_with(&format!(".{r}")))
+        || (domain.contains('.') && RESERVED_TLDS.contains(&tld))
+}
+
+/// A local part made by a generator: six or more letters only, starting
+/// in lower case, with two or more capitals, three or more switches of
+/// case and no run of four lower-case letters (`ohHuKeI`, `sjVVbMK`).
+/// People write their names in lower case, or capitalise each word
+/// (`ThosStew`, `DoNotUse`, `LoneWolf`: capital first, runs of letters).
+fn is_random_local(local: &str) -> bool {
+    let b = local.as_bytes();
+    if b.len() < 6 || b.len() > 64 || !b.iter().all(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    if !b[0].is_ascii_lowercase() || b.iter().filter(|x| x.is_ascii_uppercase()).count() < 2 {
+        return false;
+    }
+    let switches = b
+        .windows(2)
+        .filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase())
+        .count();
+    let longest_lower = b
+        .split(|x| !x.is_ascii_lowercase())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    switches >= 3 && longest_lower <= 3
 }
 
 /// Whether a Message-ID's right side has a label no DNS name can have.
@@ -301,6 +373,48 @@ mod tests {
     }
 
     #[test]
+    fn generated_local_parts() {
+        for l in ["ohHuKeI", "sjVVbMK", "msMqrRsA", "caQIUAgQI", "uJrkoOT"] {
+            assert!(is_random_local(l), "{l}");
+        }
+        for l in [
+            "ThosStew",
+            "DoNotUse",
+            "LoneWolf",
+            "jane.doe",
+            "jSmith",
+            "johnDoeSmith",
+            "info",
+            "OcgeXDmYf",
+            "ab1CdEf",
+        ] {
+            assert!(!is_random_local(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn reserved_domains() {
+        for a in [
+            "no-reply@example.com",
+            "a@mail.example.org",
+            "a@shop.example",
+            "a@x.invalid",
+            "a@EXAMPLE.NET.",
+        ] {
+            assert!(reserved_domain(a), "{a}");
+        }
+        for a in [
+            "a@example.co.uk",
+            "a@myexample.com",
+            "a@invalid",
+            "a@example.com.br",
+            "a",
+        ] {
+            assert!(!reserved_domain(a), "{a}");
+        }
+    }
+
+    #[test]
     fn message_id_labels() {
         let long = "a".repeat(64);
         assert!(has_long_label(&format!("<x.y@{long}.example.edu>")));
@@ -344,6 +458,10 @@ mod tests {
         assert_eq!(scan(&raw, &env), vec!["FROM_NAME_LONG_NUMBER"]);
         let raw = CLEAN.replace("Jane <", "\"Jane 12345678 Doe\" <");
         assert!(scan(&raw, &env).is_empty());
+        let raw = CLEAN.replace("jane@example.com", "ohHuKeI@deck.example.com");
+        assert_eq!(scan(&raw, &env), vec!["FROM_LOCAL_RANDOM"]);
+        let raw = CLEAN.replace("To: Bob", "Reply-To: no-reply@example.com\r\nTo: Bob");
+        assert_eq!(scan(&raw, &env), vec!["REPLYTO_RESERVED_DOMAIN"]);
         let raw = CLEAN.replace("jane@example.com", "info@contoso123.onmicrosoft.com");
         assert_eq!(scan(&raw, &env), vec!["FROM_MS_TENANT_DOMAIN"]);
         let raw = format!("Return-Path: <x@Tenant.OnMicrosoft.com>\r\n{CLEAN}");

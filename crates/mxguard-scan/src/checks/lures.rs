@@ -138,6 +138,8 @@ const ACCOUNT: [&[Rule]; 7] = [
             "coordonnées",
             "gegevens",
             "rekening",
+            "angaben",
+            "informações",
         ],
     )],
     // A sign-in or activity nobody asked for.
@@ -367,6 +369,14 @@ const PRIZE: [&[Rule]; 1] = [&[
         "buono regalo",
         "cadeaubon",
         "vale-presente",
+        // "You have been selected" in more languages.
+        "sie wurden ausgewählt",
+        "você foi selecionado",
+        "você foi selecionada",
+        "has sido seleccionado",
+        "has sido seleccionada",
+        "vous avez été sélectionné",
+        "je bent geselecteerd",
     ]),
     // Tokens for nothing.
     Rule::Near {
@@ -542,6 +552,7 @@ mod tests {
             ("please re-activate your wallet", 1),
             ("Bitte BESTÄTIGEN Sie Ihre Daten", 1),
             ("Vérifiez votre compte", 1),
+            ("Bitte bestätigen Sie Ihre Angaben", 1),
             ("Detectamos um novo\u{a0}acesso", 2),
             ("Ungewöhnliche Anmeldung", 2),
             ("actividad sospechosa", 2),
@@ -579,6 +590,8 @@ mod tests {
             "ohne Einzahlung",
             "sin depósito",
             "Willkommensbonus",
+            "Herzlichen Glückwunsch, Sie wurden ausgewählt",
+            "Parabéns, você foi selecionada",
             "receive 500 USDT",
             "relief fund of USD 2 million",
         ];
@@ -605,7 +618,7 @@ mod tests {
             ),
             // Verify / confirm / update what it wants.
             format!(
-                r"{b}(verify|confirm|validate|reactivate|re-activate|unlock|restore|bestätigen|verifizieren|aktualisieren|confirme|atualize|verifique|confirmar|actualice|vérifie[rz]|confirme[rz]|bevestig|verifieer){NEAR}{b}(account|identity|information|details|wallet|password|mailbox|payment|billing|card|konto|daten|identität|zahlung|conta|dados|cadastro|cuenta|datos|identidad|compte|identité|coordonnées|gegevens|rekening)"
+                r"{b}(verify|confirm|validate|reactivate|re-activate|unlock|restore|bestätigen|verifizieren|aktualisieren|confirme|atualize|verifique|confirmar|actualice|vérifie[rz]|confirme[rz]|bevestig|verifieer){NEAR}{b}(account|identity|information|details|wallet|password|mailbox|payment|billing|card|konto|daten|identität|zahlung|conta|dados|cadastro|cuenta|datos|identidad|compte|identité|coordonnées|gegevens|rekening|angaben|informações)"
             ),
             // A sign-in or activity nobody asked for.
             format!(
@@ -643,6 +656,9 @@ mod tests {
             ),
             format!(
                 r"{b}(sie haben gewonnen|você ganhou|has ganado|vous avez gagné|je hebt gewonnen)"
+            ),
+            format!(
+                r"{b}(sie wurden ausgewählt|você foi selecionad[oa]|has sido seleccionad[oa]|vous avez été sélectionné|je bent geselecteerd)"
             ),
             // Casino bonuses.
             format!(

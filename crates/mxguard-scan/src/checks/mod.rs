@@ -31,6 +31,7 @@ pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
 pub mod phishing;
+pub mod placeholder_text;
 pub mod rbl;
 pub mod received_hops;
 pub mod reply_diversion;
@@ -127,6 +128,7 @@ pub fn register(registry: Registry) -> Registry {
         .with::<kit_headers::KitHeadersConfig>()
         .with::<reply_diversion::ReplyDiversionConfig>()
         .with::<brand_logo::BrandLogoConfig>()
+        .with::<placeholder_text::PlaceholderTextConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -217,6 +219,12 @@ pub fn build_checks(
     }
     if config.section::<brand_logo::BrandLogoConfig>().enabled {
         checks.push(Box::new(brand_logo::BrandLogo::new(config)));
+    }
+    if config
+        .section::<placeholder_text::PlaceholderTextConfig>()
+        .enabled
+    {
+        checks.push(Box::new(placeholder_text::PlaceholderText));
     }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.

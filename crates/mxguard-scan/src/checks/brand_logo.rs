@@ -5,18 +5,18 @@
 //! The brand's own mail serves its logo from its own or its mailing
 //! provider's hosts under its own name, and passes the From check anyway.
 //!
-//! So: From's display name borrows a brand, and an HTML picture's path
-//! names the same brand from a host that carries none of the brand's
-//! tokens. Uses the brand list and matching of [`super::impersonation`]
-//! (with `[impersonation]`'s extra brands and trusted domains); runs past
-//! the From check only for the few messages that borrow a brand.
+//! So: From's display name borrows a brand (FROM_NAME_BRAND_MISMATCH of
+//! [`super::impersonation`], which runs before this check and gives the
+//! brand as its first option; with `[impersonation]` off this one finds
+//! nothing), and an HTML picture's path names the same brand from a host
+//! that carries none of the brand's tokens, by the same brand list and
+//! matching. Only the few messages that borrow a brand are read further.
 
 use super::Check;
 use super::impersonation::{Impersonation, ImpersonationConfig};
 use crate::Task;
 use mxguard_core::config::{Config, Section};
 use mxguard_core::{ScanResults, SymbolDef};
-use mxguard_message::domain::organisational;
 use serde::{Deserialize, Serialize};
 
 const GROUP: &str = "phishing";
@@ -49,19 +49,12 @@ impl Section for BrandLogoConfig {
 
 pub struct BrandLogo {
     brands: Impersonation,
-    trusted: Vec<String>,
 }
 
 impl BrandLogo {
     pub fn new(config: &Config) -> BrandLogo {
-        let impersonation = config.section::<ImpersonationConfig>();
         BrandLogo {
-            brands: Impersonation::new(impersonation),
-            trusted: impersonation
-                .trusted_domains
-                .iter()
-                .map(|d| organisational(d.trim()))
-                .collect(),
+            brands: Impersonation::new(config.section::<ImpersonationConfig>()),
         }
     }
 }
@@ -108,28 +101,16 @@ impl Check for BrandLogo {
         if !task.parsed || task.message.parts.is_empty() {
             return;
         }
-        let from = task.message.from();
-        let name: String = from
+        // The brand FROM_NAME_BRAND_MISMATCH found (the impersonation
+        // check runs before this one and leaves the brand and domain as
+        // its options): nothing is read again for the other messages.
+        let Some(brand) = results
+            .hits
             .iter()
-            .flat_map(|a| a.iter())
-            .filter_map(|a| a.name())
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let Some(domain) = from
-            .iter()
-            .flat_map(|a| a.iter())
-            .filter_map(|a| a.address())
-            .filter_map(|a| a.rsplit_once('@'))
-            .map(|(_, d)| d.trim().trim_end_matches('>').to_ascii_lowercase())
-            .next_back()
+            .find(|h| h.name == "FROM_NAME_BRAND_MISMATCH")
+            .and_then(|h| h.options.first())
+            .cloned()
         else {
-            return;
-        };
-        if self.trusted.contains(&organisational(&domain)) {
-            return;
-        }
-        let Some(brand) = self.brands.borrowed_brand(&name, &domain) else {
             return;
         };
         let hotlinked = task
@@ -178,8 +159,14 @@ mod tests {
         let env = Envelope::default();
         let task = Task::new(&env, raw.as_bytes(), 1 << 20);
         let mut r = ScanResults::default();
-        BrandLogo::new(&Config::default()).run(&task, &mut r);
-        r.hits.into_iter().map(|h| h.name).collect()
+        let config = Config::default();
+        Impersonation::new(config.section::<ImpersonationConfig>()).run(&task, &mut r);
+        BrandLogo::new(&config).run(&task, &mut r);
+        r.hits
+            .into_iter()
+            .map(|h| h.name)
+            .filter(|n| n != "FROM_NAME_BRAND_MISMATCH")
+            .collect()
     }
 
     #[test]

@@ -110,26 +110,33 @@ impl Check for KitHeaders {
         if !task.parsed || task.message.parts.is_empty() {
             return;
         }
-        if let Some(mailer) = task
-            .header_values("X-Mailer")
-            .into_iter()
-            .next()
-            .filter(|m| is_generated(m.trim()))
-        {
-            results.insert("XMAILER_RANDOM", vec![head(mailer.trim(), 64).to_string()]);
+        // One walk over the header fields, reading raw values in place.
+        let raw = task.raw;
+        let value = |h: &mail_parser::Header<'_>| {
+            raw.get(h.offset_start as usize..h.offset_end as usize)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .unwrap_or("")
+        };
+        let (mut mailer, mut message_id, mut return_path, mut to_empty) = (None, None, None, false);
+        for h in task.headers() {
+            let name = h.name();
+            if name.eq_ignore_ascii_case("To") {
+                to_empty |= head(value(h), MAX_VALUE).contains("<>");
+            } else if message_id.is_none() && name.eq_ignore_ascii_case("Message-ID") {
+                message_id = Some(value(h));
+            } else if mailer.is_none() && name.eq_ignore_ascii_case("X-Mailer") {
+                mailer = Some(value(h).trim());
+            } else if return_path.is_none() && name.eq_ignore_ascii_case("Return-Path") {
+                return_path = Some(value(h));
+            }
         }
-        if task
-            .header_raw_values("Message-ID")
-            .first()
-            .is_some_and(|id| has_long_label(id))
-        {
+        if let Some(mailer) = mailer.filter(|m| is_generated(m)) {
+            results.insert("XMAILER_RANDOM", vec![head(mailer, 64).to_string()]);
+        }
+        if message_id.is_some_and(has_long_label) {
             results.insert("MID_RHS_LONG_LABEL", vec![]);
         }
-        if task
-            .header_raw_values("To")
-            .iter()
-            .any(|to| head(to, MAX_VALUE).contains("<>"))
-        {
+        if to_empty {
             results.insert("TO_EMPTY_ADDRESS", vec![]);
         }
         let from = task.message.from();
@@ -165,20 +172,15 @@ impl Check for KitHeaders {
             results.insert("REPLYTO_RESERVED_DOMAIN", vec![reply.to_string()]);
         }
         // The envelope sender, or where the last receiver recorded it.
-        let sender = task.envelope.mail_from.clone().or_else(|| {
-            task.header_raw_values("Return-Path").first().map(|v| {
-                v.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
+        let sender = task.envelope.mail_from.as_deref().or_else(|| {
+            return_path.map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'))
         });
-        if let Some(address) = [from_address, sender]
+        if let Some(address) = [from_address.as_deref(), sender]
             .into_iter()
             .flatten()
             .find(|a| ms_tenant(a))
         {
-            results.insert("FROM_MS_TENANT_DOMAIN", vec![address]);
+            results.insert("FROM_MS_TENANT_DOMAIN", vec![address.to_string()]);
         }
     }
 }

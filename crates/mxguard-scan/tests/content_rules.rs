@@ -192,6 +192,85 @@ fn a_crafted_offer_on_borrowed_hosting_shows_the_new_families() {
 }
 
 #[test]
+fn a_crafted_kit_lure_shows_the_greeting_and_header_families() {
+    // A brand lure as a bulk kit sends it: a generated X-Mailer and
+    // sender, a Message-ID with an oversized label, pictographs and a case
+    // number in the display name, a template Reply-To, the reader greeted
+    // by address in the HTML behind a placeholder plain version, and the
+    // brand's logo from a stranger's uploads.
+    let label = "Qw3rTy".repeat(12);
+    let html = format!(
+        "<p><img src=\"https://blog.example.net/wp-content/uploads/2020-Partners-Ledger.png\"></p>\
+         <p>Hello jane@example.org,</p><p>{}</p>\
+         <p><a href=\"https://update.example.net/firmware\">Update now</a></p>",
+        "Your device needs a security update before it can be used again. ".repeat(12)
+    );
+    let raw = format!(
+        "From: =?UTF-8?B?8J+boSBMZWRnZXIgWzk3NjAzMTExMzUwNDgyNzI1XQ==?= <ohHuKeI@sender.example.com>\r\n\
+         Reply-To: no-reply@example.com\r\nTo: <jane@example.org>\r\nSubject: Security notice\r\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <a.b@{label}.example.edu>\r\n\
+         X-Mailer: pyIaL\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=B\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nThis is a plain-text message body\r\n\
+         --B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--B--\r\n"
+    );
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    let want = [
+        "XMAILER_RANDOM",
+        "MID_RHS_LONG_LABEL",
+        "FROM_NAME_EMOJI",
+        "FROM_NAME_LONG_NUMBER",
+        "FROM_LOCAL_RANDOM",
+        "REPLYTO_RESERVED_DOMAIN",
+        "MIME_MA_TEXT_PLACEHOLDER",
+        "ADDRESS_AS_NAME",
+        "FROM_NAME_BRAND_MISMATCH",
+        "BRAND_LOGO_HOTLINKED",
+    ];
+    for name in want {
+        assert!(
+            v.symbols.contains_key(name),
+            "{name} missing: {:?}",
+            v.symbols.keys()
+        );
+    }
+    assert!(v.score >= 6.0, "{}", v.score);
+    // Each check can be left out by its section.
+    let config = mxguard_core::config::load_str(
+        "[address_greeting]\nenabled = false\n[kit_headers]\nenabled = false\n\
+         [brand_logo]\nenabled = false\n[placeholder_text]\nenabled = false\n\
+         [reply_diversion]\nenabled = false\n",
+        "t.toml",
+        &mxguard_scan::sections(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let (p, _) = Pipeline::from_config(config).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    for name in want.iter().filter(|n| **n != "FROM_NAME_BRAND_MISMATCH") {
+        assert!(!v.symbols.contains_key(*name), "{name} with its check off");
+    }
+    assert!(v.symbols.contains_key("FROM_NAME_BRAND_MISMATCH"));
+}
+
+#[test]
+fn diverted_replies_and_millions_through_the_pipeline() {
+    let raw = "From: Miss Stella Rose <stella22@gmail.com>\r\nReply-To: claims22@outlook.com\r\n\
+         To: undisclosed-recipients:;\r\nSubject: Dear friend\r\n\
+         Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <CA1@mail.gmail.com>\r\n\r\n\
+         I have deposited the US$5,000,000.00 with the security company.\r\n";
+    let (p, _) = Pipeline::from_config(Default::default()).unwrap();
+    let v = p.scan_blocking(&Envelope::default(), raw.as_bytes());
+    for name in ["FREEMAIL_REPLYTO", "FREEMAIL_REPLYTO_MILLIONS"] {
+        assert!(
+            v.symbols.contains_key(name),
+            "{name} missing: {:?}",
+            v.symbols.keys()
+        );
+    }
+}
+
+#[test]
 fn weighty_rules_stay_rare_on_corpus_dev_ham() {
     let base = std::env::var_os("MXGUARD_TESTDATA")
         .map(PathBuf::from)

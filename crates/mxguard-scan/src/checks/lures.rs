@@ -137,6 +137,8 @@ const ACCOUNT: [&[Rule]; 7] = [
             "coordonnées",
             "gegevens",
             "rekening",
+            "angaben",
+            "informações",
         ],
     )],
     // A sign-in or activity nobody asked for.
@@ -229,6 +231,8 @@ const ACCOUNT: [&[Rule]; 7] = [
             "entrega",
             "colis",
             "livraison",
+            "paquete",
+            "envío",
         ],
         &[
             "pending",
@@ -245,6 +249,10 @@ const ACCOUNT: [&[Rule]; 7] = [
             "afwachting",
             "en attente",
             "retenu",
+            "suspendid",
+            "fallid",
+            "detenid",
+            "retenid",
         ],
     )],
 ];
@@ -353,6 +361,21 @@ const PRIZE: [&[Rule]; 1] = [&[
         "sin depósito",
         "welcome bonus",
         "willkommensbonus",
+        // Gift cards in more languages.
+        "geschenkkarte",
+        "tarjeta regalo",
+        "tarjeta de regalo",
+        "buono regalo",
+        "cadeaubon",
+        "vale-presente",
+        // "You have been selected" in more languages.
+        "sie wurden ausgewählt",
+        "você foi selecionado",
+        "você foi selecionada",
+        "has sido seleccionado",
+        "has sido seleccionada",
+        "vous avez été sélectionné",
+        "je bent geselecteerd",
     ]),
     // Tokens for nothing.
     Rule::Near {
@@ -527,6 +550,7 @@ mod tests {
             ("please re-activate your wallet", 1),
             ("Bitte BESTÄTIGEN Sie Ihre Daten", 1),
             ("Vérifiez votre compte", 1),
+            ("Bitte bestätigen Sie Ihre Angaben", 1),
             ("Detectamos um novo\u{a0}acesso", 2),
             ("Ungewöhnliche Anmeldung", 2),
             ("actividad sospechosa", 2),
@@ -564,6 +588,8 @@ mod tests {
             "ohne Einzahlung",
             "sin depósito",
             "Willkommensbonus",
+            "Herzlichen Glückwunsch, Sie wurden ausgewählt",
+            "Parabéns, você foi selecionada",
             "receive 500 USDT",
             "relief fund of USD 2 million",
         ];
@@ -590,7 +616,7 @@ mod tests {
             ),
             // Verify / confirm / update what it wants.
             format!(
-                r"{b}(verify|confirm|validate|reactivate|re-activate|unlock|restore|bestätigen|verifizieren|aktualisieren|confirme|atualize|verifique|confirmar|actualice|vérifie[rz]|confirme[rz]|bevestig|verifieer){NEAR}{b}(account|identity|information|details|wallet|password|mailbox|payment|billing|card|konto|daten|identität|zahlung|conta|dados|cadastro|cuenta|datos|identidad|compte|identité|coordonnées|gegevens|rekening)"
+                r"{b}(verify|confirm|validate|reactivate|re-activate|unlock|restore|bestätigen|verifizieren|aktualisieren|confirme|atualize|verifique|confirmar|actualice|vérifie[rz]|confirme[rz]|bevestig|verifieer){NEAR}{b}(account|identity|information|details|wallet|password|mailbox|payment|billing|card|konto|daten|identität|zahlung|conta|dados|cadastro|cuenta|datos|identidad|compte|identité|coordonnées|gegevens|rekening|angaben|informações)"
             ),
             // A sign-in or activity nobody asked for.
             format!(
@@ -610,7 +636,7 @@ mod tests {
             ),
             // A parcel held until the reader acts or pays.
             format!(
-                r"{b}(parcel|shipment|delivery|paket|pakket|encomenda|entrega|colis|livraison){NEAR}{b}(pending|on hold|held|failed|unable|suspended|retida|pendente|bloquead|taxad|zugestellt|afwachting|en attente|retenu)"
+                r"{b}(parcel|shipment|delivery|paket|pakket|encomenda|entrega|colis|livraison|paquete|envío){NEAR}{b}(pending|on hold|held|failed|unable|suspended|retida|pendente|bloquead|taxad|zugestellt|afwachting|en attente|retenu|suspendid|fallid|detenid|retenid)"
             ),
         ]
     }
@@ -623,9 +649,14 @@ mod tests {
                 r"{b}you('ve| have) (won|been selected)|{b}claim your (reward|prize|gift|bonus)"
             ),
             format!(r"{b}(free spins|freispiele|gratis spins|airdrop|giveaway)"),
-            format!(r"{b}(gift card|gutschein|cadeaukaart|carte cadeau|cartão presente)"),
+            format!(
+                r"{b}(gift card|gutschein|cadeaukaart|carte cadeau|cartão presente|geschenkkarte|tarjeta regalo|tarjeta de regalo|buono regalo|cadeaubon|vale-presente)"
+            ),
             format!(
                 r"{b}(sie haben gewonnen|você ganhou|has ganado|vous avez gagné|je hebt gewonnen)"
+            ),
+            format!(
+                r"{b}(sie wurden ausgewählt|você foi selecionad[oa]|has sido seleccionad[oa]|vous avez été sélectionné|je bent geselecteerd)"
             ),
             // Casino bonuses.
             format!(

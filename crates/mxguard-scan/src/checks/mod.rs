@@ -9,11 +9,13 @@
 //! [`Check::waiting`]; see [`waiting`] for its life in a scan. What a check
 //! may use besides the message comes in [`Services`] when it is built.
 
+pub mod address_greeting;
 pub mod antivirus;
 pub mod arc;
 pub mod bayes;
 pub mod body_anomalies;
 pub mod borrowed_hosting;
+pub mod brand_logo;
 pub mod dkim;
 pub mod dmarc;
 pub mod gtube;
@@ -23,13 +25,16 @@ pub mod headers;
 pub mod hfilter;
 pub mod html_rules;
 pub mod impersonation;
+pub mod kit_headers;
 pub mod lures;
 pub mod mime_limits;
 pub mod mime_types;
 pub mod multimap;
 pub mod phishing;
+pub mod placeholder_text;
 pub mod rbl;
 pub mod received_hops;
+pub mod reply_diversion;
 pub mod risky_offers;
 pub mod rules;
 pub mod spf;
@@ -119,6 +124,11 @@ pub fn register(registry: Registry) -> Registry {
         .with::<borrowed_hosting::BorrowedHostingConfig>()
         .with::<hash_busters::HashBustersConfig>()
         .with::<risky_offers::RiskyOffersConfig>()
+        .with::<address_greeting::AddressGreetingConfig>()
+        .with::<kit_headers::KitHeadersConfig>()
+        .with::<reply_diversion::ReplyDiversionConfig>()
+        .with::<brand_logo::BrandLogoConfig>()
+        .with::<placeholder_text::PlaceholderTextConfig>()
         .with::<rbl::RblConfig>()
         .with::<antivirus::AntivirusConfig>()
 }
@@ -191,6 +201,30 @@ pub fn build_checks(
     }
     if config.section::<lures::LuresConfig>().enabled {
         checks.push(Box::new(lures::Lures));
+    }
+    if config
+        .section::<address_greeting::AddressGreetingConfig>()
+        .enabled
+    {
+        checks.push(Box::new(address_greeting::AddressGreeting));
+    }
+    if config.section::<kit_headers::KitHeadersConfig>().enabled {
+        checks.push(Box::new(kit_headers::KitHeaders));
+    }
+    if config
+        .section::<reply_diversion::ReplyDiversionConfig>()
+        .enabled
+    {
+        checks.push(Box::new(reply_diversion::ReplyDiversion));
+    }
+    if config.section::<brand_logo::BrandLogoConfig>().enabled {
+        checks.push(Box::new(brand_logo::BrandLogo::new(config)));
+    }
+    if config
+        .section::<placeholder_text::PlaceholderTextConfig>()
+        .enabled
+    {
+        checks.push(Box::new(placeholder_text::PlaceholderText));
     }
     // The authentication checks wait on DNS: without a resolver (`config
     // check`, `mxguard scan` without DNS) they are not built at all.

@@ -594,7 +594,14 @@ pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -
         symbols: v
             .symbols_by_score()
             .iter()
-            .map(|s| format!("{}({:.2})", s.name, s.score))
+            .map(|s| {
+                let mut text = String::with_capacity(s.name.len() + 8);
+                text.push_str(&s.name);
+                text.push('(');
+                crate::milter_headers::push_score(&mut text, s.score);
+                text.push(')');
+                text
+            })
             .collect(),
         size: raw.len() as u64,
         scan_time_ms: scan_ms,

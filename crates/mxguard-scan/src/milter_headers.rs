@@ -325,7 +325,26 @@ pub fn push_score(out: &mut String, x: f64) {
     if x.is_sign_negative() {
         out.push('-');
     }
-    let _ = write!(out, "{}.{:02}", hundredths / 100, hundredths % 100);
+    // The digits by hand: `write!` of two integers costs more than the
+    // rest together.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = hundredths / 100;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+    let cents = (hundredths % 100) as u8;
+    out.push('.');
+    out.push(char::from(b'0' + cents / 10));
+    out.push(char::from(b'0' + cents % 10));
 }
 
 /// rspamd's `X-Spamd-Result`: `default: False [S / R]`, then every symbol as

@@ -28,6 +28,9 @@ struct Entry {
     until: Instant,
 }
 
+/// The answers of one record type, by name as asked (no final dot).
+type ByName = HashMap<Box<str>, Entry>;
+
 /// The front cache: one map per record type, so a look-up hashes the name
 /// as the caller wrote it (no key is built).
 pub(crate) struct FrontCache {
@@ -35,7 +38,7 @@ pub(crate) struct FrontCache {
     positive_max: Duration,
     negative_min: Duration,
     negative_max: Duration,
-    maps: Mutex<Vec<(RecordType, HashMap<Box<str>, Entry>)>>,
+    maps: Mutex<Vec<(RecordType, ByName)>>,
 }
 
 impl FrontCache {

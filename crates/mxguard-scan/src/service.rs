@@ -573,7 +573,9 @@ fn subject_and_message_id(head: &[u8]) -> (Option<String>, Option<String>) {
                 let end = key.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
                 key[start..end].eq_ignore_ascii_case(name.as_bytes())
             } else {
-                String::from_utf8_lossy(key).trim().eq_ignore_ascii_case(name)
+                String::from_utf8_lossy(key)
+                    .trim()
+                    .eq_ignore_ascii_case(name)
             }
         };
         let slot = if is("subject") {

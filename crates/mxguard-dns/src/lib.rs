@@ -17,7 +17,11 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use mxguard_core::config::DnsConfig;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod front;
+use front::FrontCache;
 
 /// At most this many PTR names of an address are followed (forward
 /// lookups) when looking for a verified name: the limit RFC 7208 (4.6.4,
@@ -50,6 +54,8 @@ pub const MAX_TXT_RECORDS: usize = 32;
 pub struct Dns {
     resolver: TokioResolver,
     deadline: Duration,
+    /// Answers asked again, in front of hickory's cache (see `front`).
+    front: Arc<FrontCache>,
 }
 
 /// Parses `ip` or `ip:port` or `[v6]:port`.
@@ -112,7 +118,17 @@ impl Dns {
             .build()
             .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         let deadline = deadline_for(config);
-        Ok(Dns { resolver, deadline })
+        let front = Arc::new(FrontCache::new(
+            config.cache_size as usize,
+            config.positive_max_ttl.as_duration(),
+            config.negative_min_ttl.as_duration(),
+            config.negative_max_ttl.as_duration(),
+        ));
+        Ok(Dns {
+            resolver,
+            deadline,
+            front,
+        })
     }
 
     /// The underlying resolver (same servers, time-outs, cache), for the
@@ -169,7 +185,10 @@ impl Dns {
     }
 
     pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
-        let name = if name.ends_with('.') {
+        if let Some(hit) = self.front.get(name, rtype, Instant::now()) {
+            return Ok(hit.to_vec());
+        }
+        let fqdn = if name.ends_with('.') {
             name.to_string()
         } else {
             format!("{name}.")
@@ -178,25 +197,44 @@ impl Dns {
         // (RFC 2181 11; SPF macros make names with `:`, `/`, spaces). A
         // name that cannot be put on the wire (an empty or overlong label,
         // from a hostile record or macro) does not exist: no records.
-        let labels = name.trim_end_matches('.').split('.').map(str::as_bytes);
+        let labels = fqdn.trim_end_matches('.').split('.').map(str::as_bytes);
         let Ok(wire) = hickory_resolver::proto::rr::Name::from_labels(labels) else {
             return Ok(Vec::new());
         };
         let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(wire, rtype)).await;
         match lookup {
             Err(_) => Err(DnsFailure(format!(
-                "DNS lookup of {name} {rtype} timed out"
+                "DNS lookup of {fqdn} {rtype} timed out"
             ))),
-            Ok(Err(e)) if e.is_no_records_found() => Ok(Vec::new()),
+            Ok(Err(e)) if e.is_no_records_found() => {
+                let negative_ttl = match &e {
+                    hickory_resolver::net::NetError::Dns(
+                        hickory_resolver::net::DnsError::NoRecordsFound(n),
+                    ) => n.negative_ttl,
+                    _ => None,
+                };
+                self.front.none(name, rtype, negative_ttl, Instant::now());
+                Ok(Vec::new())
+            }
             Ok(Err(e)) => Err(DnsFailure(format!(
-                "DNS lookup of {name} {rtype} failed: {e}"
+                "DNS lookup of {fqdn} {rtype} failed: {e}"
             ))),
-            Ok(Ok(l)) => Ok(l
-                .answers()
-                .iter()
-                .filter(|r| r.record_type() == rtype)
-                .map(|r| r.data.clone())
-                .collect()),
+            Ok(Ok(l)) => {
+                let records: Vec<RData> = l
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .map(|r| r.data.clone())
+                    .collect();
+                self.front.found(
+                    name,
+                    rtype,
+                    Arc::from(records.as_slice()),
+                    l.valid_until(),
+                    Instant::now(),
+                );
+                Ok(records)
+            }
         }
     }
 

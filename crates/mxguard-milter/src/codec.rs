@@ -257,10 +257,7 @@ impl<'a> Cursor<'a> {
     /// A NUL-terminated string (the NUL is consumed, not returned).
     fn cstr(&mut self, what: &'static str) -> Result<&'a [u8], CodecError> {
         let rest = self.data.get(self.pos..).unwrap_or_default();
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| self.err(what))?;
+        let end = memchr::memchr(0, rest).ok_or_else(|| self.err(what))?;
         self.pos += end + 1;
         Ok(&rest[..end])
     }

@@ -496,7 +496,7 @@ impl Message {
         }
         let mut rest = value;
         // A bare LF (folded lines as Postfix passes them) becomes CRLF.
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             line.extend_from_slice(&rest[..i]);
             if i == 0 || rest[i - 1] != b'\r' {
                 line.push(b'\r');
@@ -519,10 +519,8 @@ impl Message {
 
 /// The bytes `Message::header` adds for one header.
 fn header_line_len(name: &str, value: &[u8], leading_space: bool) -> usize {
-    let bare_lf = value
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || value[i - 1] != b'\r'))
+    let bare_lf = memchr::memchr_iter(b'\n', value)
+        .filter(|&i| i == 0 || value[i - 1] != b'\r')
         .count();
     name.len() + 1 + usize::from(!leading_space) + value.len() + bare_lf + 2
 }
@@ -615,19 +613,19 @@ impl Session {
     /// else waiting up to `memory_wait`, else the message stops being kept
     /// and will be tempfailed.
     async fn make_room(&mut self, incoming: usize) {
-        let wait = self.cfg.memory_wait.as_duration();
-        let scan_claim = self.cfg.scan_claim(
-            self.msg
-                .as_ref()
-                .map_or(0, |m| m.size.saturating_add(incoming as u64)),
-        );
-        let (id, limits) = (self.id, self.limits.clone());
+        // Most calls find room (the buffer grows by a quarter at a time):
+        // they return before anything else is looked up.
         let Some(msg) = self.msg.as_mut() else {
             return;
         };
         let Some(want) = msg.room_needed(incoming) else {
             return;
         };
+        let wait = self.cfg.memory_wait.as_duration();
+        let scan_claim = self
+            .cfg
+            .scan_claim(msg.size.saturating_add(incoming as u64));
+        let (id, limits) = (self.id, self.limits.clone());
         let ok = if msg.claim.try_grow_to(want as u64) {
             true
         } else if !msg.claim.could_hold(scan_claim) {

@@ -262,15 +262,14 @@ pub fn spam_headers(
         out.push(("X-Spam-Level".to_string(), h.spam_level_char.repeat(n)));
     }
     if h.spam_status {
-        out.push((
-            "X-Spam-Status".to_string(),
-            format!(
-                "{}, score={:.2} required={:.2}",
-                if spam { "Yes" } else { "No" },
-                verdict.score,
-                verdict.required_score
-            ),
-        ));
+        out.push(("X-Spam-Status".to_string(), {
+            let mut v = String::with_capacity(40);
+            v.push_str(if spam { "Yes, score=" } else { "No, score=" });
+            push_score(&mut v, verdict.score);
+            v.push_str(" required=");
+            push_score(&mut v, verdict.required_score);
+            v
+        }));
     }
     if h.spamd_result {
         out.push(("X-Spamd-Result".to_string(), spamd_result(verdict)));
@@ -290,10 +289,62 @@ pub fn spam_headers(
 
 /// One line: CR and LF runs become single spaces.
 pub fn one_line(s: &str) -> String {
-    s.split(['\r', '\n'])
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(s.len());
+    push_one_line(&mut out, s);
+    out
+}
+
+/// [`one_line`] appended to `out`, without a string of its own.
+fn push_one_line(out: &mut String, s: &str) {
+    let mut first = true;
+    for line in s.split(['\r', '\n']).filter(|l| !l.is_empty()) {
+        if !first {
+            out.push(' ');
+        }
+        out.push_str(line);
+        first = false;
+    }
+}
+
+/// Appends `x` as `format!("{x:.2}")` writes it. A verdict's headers and
+/// history row print forty-odd scores per message; the formatter's exact
+/// decimal expansion of each was the larger part of building them. A
+/// score rounds the same way scaled to hundredths unless it lies within a
+/// hair of a tie (or is over ten million, where the scaling's own error
+/// could reach that hair, or is not a number): those go to the formatter.
+pub fn push_score(out: &mut String, x: f64) {
+    use std::fmt::Write;
+    let scaled = x.abs() * 100.0;
+    let whole = scaled.round();
+    let near_tie = (scaled - scaled.trunc() - 0.5).abs() < 1e-6;
+    if !x.is_finite() || scaled >= 1e9 || near_tie {
+        let _ = write!(out, "{x:.2}");
+        return;
+    }
+    let hundredths = whole as u64;
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    // The digits by hand: `write!` of two integers costs more than the
+    // rest together.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = hundredths / 100;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+    let cents = (hundredths % 100) as u8;
+    out.push('.');
+    out.push(char::from(b'0' + cents / 10));
+    out.push(char::from(b'0' + cents % 10));
 }
 
 /// rspamd's `X-Spamd-Result`: `default: False [S / R]`, then every symbol as
@@ -307,28 +358,29 @@ pub fn spamd_result(verdict: &Verdict) -> String {
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.name.cmp(&b.name))
     });
-    let mut s = format!(
-        "default: {} [{:.2} / {:.2}]",
-        if verdict.action == Action::Reject {
-            "True"
-        } else {
-            "False"
-        },
-        verdict.score,
-        verdict.required_score
-    );
+    let mut s = String::with_capacity(32 + 40 * syms.len());
+    s.push_str(if verdict.action == Action::Reject {
+        "default: True ["
+    } else {
+        "default: False ["
+    });
+    push_score(&mut s, verdict.score);
+    s.push_str(" / ");
+    push_score(&mut s, verdict.required_score);
+    s.push(']');
     for sym in syms {
         s.push_str(";\n\t");
-        s.push_str(&format!(
-            "{}({:.2})[{}]",
-            sym.name,
-            sym.score,
-            sym.options
-                .iter()
-                .map(|o| one_line(o))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
+        s.push_str(&sym.name);
+        s.push('(');
+        push_score(&mut s, sym.score);
+        s.push_str(")[");
+        for (i, o) in sym.options.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            push_one_line(&mut s, o);
+        }
+        s.push(']');
     }
     s
 }
@@ -495,6 +547,50 @@ pub fn authentication_results(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn scores_are_written_as_the_formatter_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.005,
+            0.015,
+            0.025,
+            0.125,
+            -0.125,
+            1.005,
+            2.675,
+            -0.001,
+            -0.004,
+            -0.005,
+            0.994999,
+            0.995,
+            9.995,
+            15.0,
+            -1.5,
+            1e7,
+            1e7 + 0.005,
+            1e12,
+            -1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // Every hundredth and thousandth over the score range, and sums of
+        // weights as the scorer makes them.
+        for i in -200_000..200_000 {
+            values.push(f64::from(i) / 1000.0);
+            values.push(f64::from(i) / 100.0 + 0.1 + 0.2);
+            values.push(f64::from(i) * 0.3 / 7.0);
+        }
+        for x in values {
+            let mut got = String::new();
+            push_score(&mut got, x);
+            assert_eq!(got, format!("{x:.2}"), "{x:e}");
+        }
+    }
     use super::*;
     use std::collections::BTreeMap;
 

@@ -550,7 +550,11 @@ async fn recorder(
 /// daemon's CPU per message.
 fn subject_and_message_id(head: &[u8]) -> (Option<String>, Option<String>) {
     let (mut subject, mut message_id) = (None, None);
-    for line in head.split(|&b| b == b'\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len()));
+    for end in ends {
+        let line = &head[start..end];
+        start = end + 1;
         if subject.is_some() && message_id.is_some() {
             break;
         }
@@ -558,11 +562,28 @@ fn subject_and_message_id(head: &[u8]) -> (Option<String>, Option<String>) {
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
-        let key = String::from_utf8_lossy(&line[..colon]);
-        let slot = match key.trim() {
-            k if k.eq_ignore_ascii_case("subject") => &mut subject,
-            k if k.eq_ignore_ascii_case("message-id") => &mut message_id,
-            _ => continue,
+        let key = &line[..colon];
+        // An ASCII name is compared as bytes (no string per line); others
+        // as before, decoded, so that Unicode white space trims the same.
+        let is = |name: &str| {
+            if key.is_ascii() {
+                // `str::trim`'s ASCII white space (with the vertical tab).
+                let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+                let start = key.iter().position(|b| !ws(b)).unwrap_or(key.len());
+                let end = key.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+                key[start..end].eq_ignore_ascii_case(name.as_bytes())
+            } else {
+                String::from_utf8_lossy(key)
+                    .trim()
+                    .eq_ignore_ascii_case(name)
+            }
+        };
+        let slot = if is("subject") {
+            &mut subject
+        } else if is("message-id") {
+            &mut message_id
+        } else {
+            continue;
         };
         if slot.is_none() {
             let value = String::from_utf8_lossy(&line[colon + 1..]);
@@ -594,7 +615,14 @@ pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -
         symbols: v
             .symbols_by_score()
             .iter()
-            .map(|s| format!("{}({:.2})", s.name, s.score))
+            .map(|s| {
+                let mut text = String::with_capacity(s.name.len() + 8);
+                text.push_str(&s.name);
+                text.push('(');
+                crate::milter_headers::push_score(&mut text, s.score);
+                text.push(')');
+                text
+            })
             .collect(),
         size: raw.len() as u64,
         scan_time_ms: scan_ms,
@@ -627,6 +655,7 @@ mod tests {
             b"Subject".to_vec(),
             b"".to_vec(),
             b" Subject : spaced key\r\nMessage-Id: <3@b>".to_vec(),
+            b"\x0bSubject\x0c: odd white space\r\n\xc2\xa0Message-ID: <4@b>\r\n".to_vec(),
             long.into_bytes(),
         ];
         for head in heads {

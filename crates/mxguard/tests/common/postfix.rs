@@ -265,27 +265,15 @@ impl Drop for Daemon {
     }
 }
 
-/// A loopback TCP port nobody listens on. Taken below Linux's ephemeral
-/// range (32768–60999), so the source port of some other test's outgoing
-/// connection can never claim it between this call and the bind of the
-/// peer it is for, and never handed out twice in this process (tests run on
-/// parallel threads); the start depends on the pid so test binaries run
-/// side by side by hand do not collide either.
+// Each helper file stands alone in some test binaries, so each loads it.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../../mxguard-core/tests/support/ports.rs"]
+mod ports;
+
+/// A loopback port nobody listens on (see `ports.rs`), from this helper's band.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Each copy of this helper (one per crate's test support) has its own
-    // 3,000-port band, as one test binary may use two of them.
-    let start = 20_000 + (std::process::id() % 100) * 25;
-    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(port < 32_768, "free_port: no free port left below 32768");
-        let port = port as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    ports::free_port_in(20_000, &NEXT)
 }
 
 /// Starts `mxguard serve` with this config (`DATA_DIR` is replaced by a

@@ -28,6 +28,8 @@ mod schedule;
 pub mod service;
 mod services;
 mod task;
+#[cfg(test)]
+mod test_corpus;
 
 pub use checks::{BoxFuture, sections};
 pub use milter_headers::MilterBlock;

@@ -328,41 +328,29 @@ mod tests {
 
     #[test]
     fn the_shared_pass_agrees_with_the_own_automaton_on_the_corpora() {
-        let data = std::env::var("MXGUARD_TESTDATA").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").into()
-        });
         let mut compared = 0;
-        for dir in ["corpus-dev/ham", "corpus-dev/spam", "phishing-dev/spam"] {
-            let Ok(entries) = std::fs::read_dir(std::path::Path::new(&data).join(dir)) else {
-                eprintln!("skipped: {data}/{dir} not found (set MXGUARD_TESTDATA)");
-                continue;
-            };
-            for e in entries.flatten() {
-                let Ok(raw) = std::fs::read(e.path()) else {
-                    continue;
-                };
-                let env = Envelope::default();
-                let task = Task::new(&env, &raw, 1 << 22);
-                let parts = task.text_parts();
-                let subject = task.message.subject().map(|s| head(s, MAX_SUBJECT_TERMS));
-                let mut old = Ideas::default();
-                for t in lead_texts(subject, &parts) {
-                    old.0 |= reference(t).0;
-                }
-                let mut r = ScanResults::default();
-                RiskyOffers.run(&task, &mut r);
-                let names: Vec<String> = r.hits.into_iter().map(|h| h.name).collect();
-                let want: Vec<&str> = [
-                    (old.gambling() >= 2).then_some("GAMBLING_OFFER"),
-                    old.crypto_giveaway().then_some("CRYPTO_GIVEAWAY"),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                assert_eq!(names, want, "{}", e.path().display());
-                compared += 1;
+        crate::test_corpus::for_each_message(|path, raw| {
+            let env = Envelope::default();
+            let task = Task::new(&env, raw, 1 << 22);
+            let parts = task.text_parts();
+            let subject = task.message.subject().map(|s| head(s, MAX_SUBJECT_TERMS));
+            let mut old = Ideas::default();
+            for t in lead_texts(subject, &parts) {
+                old.0 |= reference(t).0;
             }
-        }
+            let mut r = ScanResults::default();
+            RiskyOffers.run(&task, &mut r);
+            let names: Vec<String> = r.hits.into_iter().map(|h| h.name).collect();
+            let want: Vec<&str> = [
+                (old.gambling() >= 2).then_some("GAMBLING_OFFER"),
+                old.crypto_giveaway().then_some("CRYPTO_GIVEAWAY"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            assert_eq!(names, want, "{}", path.display());
+            compared += 1;
+        });
         eprintln!("compared {compared} messages");
     }
 

@@ -183,10 +183,18 @@ pub struct Outcome {
     pub rejected_rcpts: Vec<(String, Reply)>,
 }
 
+/// Postfix's stream buffer (`VSTREAM_BUFSIZE` in its `vstream.h`): a
+/// buffered [`Client`] writes once this much is waiting.
+pub const POSTFIX_STREAM_BUFFER: usize = 4096;
+
 /// A milter client over any stream.
 pub struct Client<S> {
     reader: FrameReader<S>,
     agreed: OptNeg,
+    /// Commands written but not yet sent, when buffered
+    /// ([`Client::buffered`]).
+    pending: Vec<u8>,
+    buffered: bool,
 }
 
 impl Client<TcpStream> {
@@ -208,7 +216,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         Client {
             reader: FrameReader::new(stream, DEFAULT_MAX_FRAME),
             agreed: OptNeg::default(),
+            pending: Vec::new(),
+            buffered: false,
         }
+    }
+
+    /// Writes as Postfix does: its milter client writes every command
+    /// into a stream buffer (VSTREAM, 4 KiB) and the buffer reaches the
+    /// socket when it is full or when a reply is read ("don't wait for one
+    /// reply per header. This allows us to send multiple headers in one
+    /// VSTREAM transaction", milter8.c). So the macros, the commands
+    /// negotiated without a reply (headers, body chunks, ABORT) and the
+    /// next command that gets one leave in one write. Unbuffered (the
+    /// default, for tests that look at single packets) every command is
+    /// written at once.
+    pub fn buffered(mut self, on: bool) -> Self {
+        self.buffered = on;
+        self
+    }
+
+    /// Sends what waits in the buffer.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.pending.is_empty() {
+            let r = self.reader.get_mut().write_all(&self.pending).await;
+            self.pending.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Writes one command: into the buffer when buffered (sent once it
+    /// holds [`POSTFIX_STREAM_BUFFER`] bytes or a reply is read), else at
+    /// once.
+    async fn write(&mut self, c: &Command) -> Result<(), ClientError> {
+        if !self.buffered {
+            return self.send(c).await;
+        }
+        c.encode(&mut self.pending);
+        if self.pending.len() >= POSTFIX_STREAM_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// What the milter agreed to at negotiation.
@@ -234,14 +282,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.send_raw(&c.to_bytes()).await
     }
 
-    /// Writes raw bytes (for tests of malformed input).
+    /// Writes raw bytes (for tests of malformed input), after what waits
+    /// in the buffer.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        if !self.pending.is_empty() {
+            self.pending.extend_from_slice(bytes);
+            return self.flush().await;
+        }
         self.reader.get_mut().write_all(bytes).await?;
         Ok(())
     }
 
     /// Reads replies up to and including a final one.
     pub async fn read_response(&mut self) -> Result<Response, ClientError> {
+        self.flush().await?;
         let mut modifications = Vec::new();
         let mut progress = 0;
         loop {
@@ -305,7 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if self.skips(code) {
             return Ok(None);
         }
-        self.send(c).await?;
+        self.write(c).await?;
         if self.answers(code) {
             Ok(Some(self.read_response().await?))
         } else {
@@ -318,7 +372,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if pairs.is_empty() {
             return Ok(());
         }
-        self.send(&Command::Macro {
+        self.write(&Command::Macro {
             stage,
             pairs: pairs
                 .iter()
@@ -413,6 +467,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         {
             return Ok(ended(outcome, cmd::DATA, r));
         }
+        // Postfix's smtpd hands the milter connection to cleanup here,
+        // flushing its buffer first (milter8_send); cleanup writes the
+        // content.
+        self.flush().await?;
         let lead = self.agreed.protocol & proto::HDR_LEADSPC != 0;
         for (name, value) in &m.headers {
             let value = if lead {
@@ -453,12 +511,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         Ok(ended(outcome, cmd::BODYEOB, r))
     }
 
-    /// ABORT: the MTA is done with this message (sent between messages).
+    /// ABORT: the MTA is done with this message (sent between messages;
+    /// buffered, it leaves with the next command).
     pub async fn abort(&mut self) -> Result<(), ClientError> {
-        self.send(&Command::Abort).await
+        self.write(&Command::Abort).await
     }
 
-    /// QUIT, then waits for the milter to close.
+    /// QUIT (after what waits in the buffer), then closes the writing side.
     pub async fn quit(mut self) -> Result<(), ClientError> {
         self.send(&Command::Quit).await?;
         let _ = self.reader.get_mut().shutdown().await;
@@ -467,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// The next reply, for tests that drive the protocol by hand.
     pub async fn read_reply(&mut self) -> Result<Option<Reply>, ClientError> {
+        self.flush().await?;
         Ok(self.reader.read_reply().await?)
     }
 }

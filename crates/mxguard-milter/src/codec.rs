@@ -283,6 +283,37 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Appends a whole HEADER packet, as [`Command::Header`] encodes, from
+/// borrowed parts (the load generator sends each header of a message
+/// many times).
+pub fn encode_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    let at = begin(out, cmd::HEADER);
+    put_header(out, name, value);
+    finish(out, at);
+}
+
+/// Appends a whole BODY packet, as [`Command::Body`] encodes.
+pub fn encode_body(out: &mut Vec<u8>, chunk: &[u8]) {
+    let at = begin(out, cmd::BODY);
+    out.extend_from_slice(chunk);
+    finish(out, at);
+}
+
+fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    put_str(out, name.as_bytes());
+    put_str(out, value);
+}
+
+/// A HEADER packet's name (lossily UTF-8) and value, borrowed from the
+/// packet: the server writes them straight into the message instead of
+/// copying each into a [`Command::Header`] first.
+pub fn decode_header(data: &[u8]) -> Result<(std::borrow::Cow<'_, str>, &[u8]), CodecError> {
+    let mut c = Cursor::new(cmd::HEADER, data);
+    let name = String::from_utf8_lossy(c.cstr("header name without NUL")?);
+    let value = c.cstr("header value without NUL")?;
+    Ok((name, value))
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -470,9 +501,11 @@ impl Command {
             cmd::RCPT => Command::Rcpt(c.strings("recipient without NUL")?),
             cmd::DATA => Command::Data,
             cmd::HEADER => {
-                let name = c.string("header name without NUL")?;
-                let value = c.cstr("header value without NUL")?.to_vec();
-                Command::Header { name, value }
+                let (name, value) = decode_header(data)?;
+                Command::Header {
+                    name: name.into_owned(),
+                    value: value.to_vec(),
+                }
             }
             cmd::EOH => Command::Eoh,
             cmd::BODY => Command::Body(data.to_vec()),
@@ -522,10 +555,7 @@ impl Command {
                     put_str(out, a.as_bytes());
                 }
             }
-            Command::Header { name, value } => {
-                put_str(out, name.as_bytes());
-                put_str(out, value);
-            }
+            Command::Header { name, value } => put_header(out, name, value),
             Command::Body(b) | Command::EndOfMessage(b) => out.extend_from_slice(b),
             Command::Unknown(b) => put_str(out, b),
             Command::Data | Command::Eoh | Command::Abort | Command::Quit | Command::QuitNc => {}

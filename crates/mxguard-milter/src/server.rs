@@ -33,7 +33,8 @@
 use crate::Scanner;
 use crate::budget::{Burst, Claim, MemoryBudget};
 use crate::codec::{
-    Command, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, macro_stage, parse_ip, proto,
+    Command, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, decode_header, macro_stage,
+    parse_ip, proto,
 };
 use crate::macros::{Kept, MacroStore};
 use crate::reply::{self, Early, MAX_COUNTED_COPIES, MessageFacts};
@@ -665,7 +666,7 @@ impl Session {
             } else {
                 (self.cfg.command_timeout, "the next command")
             };
-            let read = timeout(wait.as_duration(), reader.read_command());
+            let read = timeout(wait.as_duration(), reader.read_frame());
             let got = if self.msg.is_some() {
                 read.await
             } else {
@@ -677,7 +678,7 @@ impl Session {
                     }
                 }
             };
-            let command = match got {
+            let (code, range) = match got {
                 Err(_) => {
                     tracing::info!(
                         session = self.id,
@@ -687,23 +688,37 @@ impl Session {
                     );
                     return;
                 }
-                Ok(Err(ReadError::Codec(e))) => {
-                    tracing::warn!(
-                        session = self.id,
-                        peer = %self.peer,
-                        "milter: malformed packet, closing the connection: {e}"
-                    );
-                    return;
-                }
+                Ok(Err(ReadError::Codec(e))) => return self.malformed(&e),
                 Ok(Err(e)) => {
                     tracing::debug!(session = self.id, "milter: connection closed: {e}");
                     return;
                 }
                 Ok(Ok(None)) => return,
-                Ok(Ok(Some(c))) => c,
+                Ok(Ok(Some(frame))) => frame,
             };
             let mut out = Vec::new();
-            let flow = self.handle(command, &mut out, reader).await;
+            // Headers and body chunks, most packets of a message, go into
+            // the message straight from the read buffer; the rest is
+            // decoded into a `Command` first.
+            let flow = match code {
+                cmd::HEADER => match decode_header(&reader.buffered()[range]) {
+                    Ok((name, value)) => {
+                        self.on_header(&name, value).await;
+                        self.answer(code, Reply::Continue, &mut out);
+                        Flow::Continue
+                    }
+                    Err(e) => return self.malformed(&e),
+                },
+                cmd::BODY => {
+                    self.on_body(&reader.buffered()[range]).await;
+                    self.answer(code, Reply::Continue, &mut out);
+                    Flow::Continue
+                }
+                _ => match Command::decode(code, &reader.buffered()[range]) {
+                    Ok(command) => self.handle(command, &mut out, reader).await,
+                    Err(e) => return self.malformed(&e),
+                },
+            };
             // All the replies to one command go in one write.
             if !out.is_empty() && reader.get_mut().write_all(&out).await.is_err() {
                 return;
@@ -867,10 +882,7 @@ impl Session {
                 Some(Reply::Continue)
             }
             Command::Header { name, value } => {
-                let lead = self.leading_space();
-                self.message();
-                self.make_room(header_line_len(&name, &value, lead)).await;
-                self.message().header(&name, &value, lead);
+                self.on_header(&name, &value).await;
                 Some(Reply::Continue)
             }
             Command::Eoh => {
@@ -878,11 +890,7 @@ impl Session {
                 Some(Reply::Continue)
             }
             Command::Body(chunk) => {
-                self.message();
-                self.make_room(chunk.len() + 2).await;
-                let m = self.message();
-                m.end_headers();
-                m.append(&chunk);
+                self.on_body(&chunk).await;
                 Some(Reply::Continue)
             }
             Command::EndOfMessage(chunk) => {
@@ -909,12 +917,44 @@ impl Session {
             }
             Command::Unknown(_) => Some(Reply::Continue),
         };
-        if let Some(r) = reply
-            && (matches!(r, Reply::OptNeg(_)) || self.expects_reply(code))
-        {
-            r.encode(out);
+        if let Some(r) = reply {
+            self.answer(code, r, out);
         }
         Flow::Continue
+    }
+
+    /// Appends `reply` to `out` unless the command was negotiated without
+    /// one.
+    fn answer(&self, code: u8, reply: Reply, out: &mut Vec<u8>) {
+        if matches!(reply, Reply::OptNeg(_)) || self.expects_reply(code) {
+            reply.encode(out);
+        }
+    }
+
+    /// A bad packet closes the session, with one log line.
+    fn malformed(&self, e: &dyn std::fmt::Display) {
+        tracing::warn!(
+            session = self.id,
+            peer = %self.peer,
+            "milter: malformed packet, closing the connection: {e}"
+        );
+    }
+
+    /// One header: counted, and written into the message.
+    async fn on_header(&mut self, name: &str, value: &[u8]) {
+        let lead = self.leading_space();
+        self.message();
+        self.make_room(header_line_len(name, value, lead)).await;
+        self.message().header(name, value, lead);
+    }
+
+    /// A body chunk, after the blank line ending the headers.
+    async fn on_body(&mut self, chunk: &[u8]) {
+        self.message();
+        self.make_room(chunk.len() + 2).await;
+        let m = self.message();
+        m.end_headers();
+        m.append(chunk);
     }
 
     fn new_connection(&mut self) {

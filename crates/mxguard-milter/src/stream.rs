@@ -102,6 +102,18 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
         }
     }
 
+    /// Reads the next frame without decoding it: its code and where its
+    /// data lies in [`FrameReader::buffered`] (valid until the next read).
+    pub async fn read_frame(&mut self) -> Result<Option<(u8, Range<usize>)>, ReadError> {
+        self.next_frame().await
+    }
+
+    /// The bytes read and not yet consumed, and the frames already split
+    /// off until the next read.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
     async fn next_frame(&mut self) -> Result<Option<(u8, Range<usize>)>, ReadError> {
         loop {
             if let Some((code, data, used)) = decode_frame(&self.buf[self.start..], self.max_frame)?

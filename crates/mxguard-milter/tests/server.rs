@@ -233,6 +233,59 @@ fn added(o: &Outcome, name: &str) -> Option<String> {
     })
 }
 
+/// Postfix buffers what gets no reply (VSTREAM) and writes it with the
+/// next command that does: many packets reach the server in one read, and
+/// a header may be split across two. The server must see the same
+/// envelope and message, and answer the same, as with one write per
+/// packet.
+#[tokio::test]
+async fn packets_written_together_as_postfix_does_give_the_same_answers() {
+    let r = start(test_config()).await;
+    let mut m = msg(
+        &[
+            ("Subject", "together"),
+            ("X-Test-Score", "7"),
+            ("X-Test-Action", "add header"),
+        ],
+        &"a body line that repeats\r\n".repeat(4000),
+    );
+    // Enough headers to pass Postfix's 4 KiB buffer mid-packet.
+    for i in 0..120 {
+        m.headers
+            .push((format!("X-Filler-{i}"), format!(" value {i}").into_bytes()));
+    }
+    let mut outcomes = Vec::new();
+    for buffered in [false, true] {
+        let c = Client::connect_tcp(&r.addr).await.unwrap();
+        let mut c = c.buffered(buffered);
+        c.negotiate(postfix_offer()).await.unwrap();
+        c.connect("client.example", "192.0.2.7".parse().unwrap(), 40000)
+            .await
+            .unwrap();
+        c.helo("client.example").await.unwrap();
+        // Two messages on the connection, ABORT between them.
+        for _ in 0..2 {
+            outcomes.push(c.message(&m).await.unwrap());
+            c.abort().await.unwrap();
+        }
+        c.quit().await.unwrap();
+    }
+    let seen = r.fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    for i in 1..4 {
+        assert_eq!(
+            format!("{:?}", seen[i].0),
+            format!("{:?}", seen[0].0),
+            "envelope of message {i}"
+        );
+        assert!(seen[i].1 == seen[0].1, "raw message {i} differs");
+        assert_eq!(outcomes[i], outcomes[0], "answer to message {i}");
+    }
+    assert_eq!(outcomes[0].reply, Reply::Accept);
+    assert!(added(&outcomes[0], "X-Spam-Flag").is_some());
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn negotiation_asks_for_what_it_needs() {
     let r = start(test_config()).await;

@@ -159,7 +159,7 @@ fn kind(o: &Outcome) -> String {
 struct Stats {
     latencies: Vec<Duration>,
     kinds: BTreeMap<String, u64>,
-    modifications: BTreeMap<String, u64>,
+    modifications: BTreeMap<&'static str, u64>,
     progress: u64,
     errors: u64,
     first_error: Option<String>,
@@ -193,9 +193,7 @@ trait Session: Send {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, String>> + Send + 'a>>;
     /// QUIT and close, as Postfix ends a milter connection with its SMTP
     /// session.
-    fn close(
-        self: Box<Self>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    fn close(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session for Client<S> {
@@ -244,9 +242,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Session for Client<S> {
         })
     }
 
-    fn close(
-        self: Box<Self>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    fn close(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move {
             let _ = self.quit().await;
         })
@@ -370,7 +366,7 @@ async fn main() {
                                     Reply::ReplBody(_) => "replace body",
                                     _ => "other",
                                 };
-                                *local.modifications.entry(k.to_string()).or_default() += 1;
+                                *local.modifications.entry(k).or_default() += 1;
                             }
                         }
                     }

@@ -5,7 +5,8 @@
 //! also talks to rspamd's milter proxy).
 
 use crate::codec::{
-    Command, DEFAULT_MAX_FRAME, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, proto,
+    Command, DEFAULT_MAX_FRAME, Family, OptNeg, PROTOCOL_VERSION, Reply, action, cmd, encode_body,
+    encode_header, proto,
 };
 use crate::stream::{FrameReader, ReadError};
 use std::fmt;
@@ -249,14 +250,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// holds [`POSTFIX_STREAM_BUFFER`] bytes or a reply is read), else at
     /// once.
     async fn write(&mut self, c: &Command) -> Result<(), ClientError> {
+        self.write_with(|out| c.encode(out)).await
+    }
+
+    /// [`Client::write`] of the packet `encode` appends.
+    async fn write_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), ClientError> {
         if !self.buffered {
-            return self.send(c).await;
+            let mut bytes = Vec::new();
+            encode(&mut bytes);
+            return self.send_raw(&bytes).await;
         }
-        c.encode(&mut self.pending);
+        encode(&mut self.pending);
         if self.pending.len() >= POSTFIX_STREAM_BUFFER {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// [`Client::call`] for a packet given by its encoder.
+    async fn call_with(
+        &mut self,
+        code: u8,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Option<Response>, ClientError> {
+        if self.skips(code) {
+            return Ok(None);
+        }
+        self.write_with(encode).await?;
+        if self.answers(code) {
+            Ok(Some(self.read_response().await?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// What the milter agreed to at negotiation.
@@ -355,16 +380,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// Sends a command as Postfix would: not at all when the milter skips
     /// it; then waits for the answer when the milter gives one.
     pub async fn call(&mut self, c: &Command) -> Result<Option<Response>, ClientError> {
-        let code = c.code();
-        if self.skips(code) {
-            return Ok(None);
-        }
-        self.write(c).await?;
-        if self.answers(code) {
-            Ok(Some(self.read_response().await?))
-        } else {
-            Ok(None)
-        }
+        self.call_with(c.code(), |out| c.encode(out)).await
     }
 
     /// Sends macros for the command `stage`.
@@ -473,16 +489,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.flush().await?;
         let lead = self.agreed.protocol & proto::HDR_LEADSPC != 0;
         for (name, value) in &m.headers {
-            let value = if lead {
-                value.clone()
-            } else {
-                trim_start_ws(value).to_vec()
-            };
-            let h = Command::Header {
-                name: name.clone(),
-                value,
-            };
-            if let Some(r) = self.call(&h).await?
+            let value = if lead { value } else { trim_start_ws(value) };
+            if let Some(r) = self
+                .call_with(cmd::HEADER, |out| encode_header(out, name, value))
+                .await?
                 && r.reply != Reply::Continue
             {
                 return Ok(ended(outcome, cmd::HEADER, r));
@@ -494,7 +504,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             return Ok(ended(outcome, cmd::EOH, r));
         }
         for chunk in m.body.chunks(BODY_CHUNK) {
-            if let Some(r) = self.call(&Command::Body(chunk.to_vec())).await?
+            if let Some(r) = self
+                .call_with(cmd::BODY, |out| encode_body(out, chunk))
+                .await?
                 && r.reply != Reply::Continue
             {
                 if r.reply == Reply::Skip {

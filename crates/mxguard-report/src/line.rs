@@ -43,6 +43,16 @@ impl Years {
     /// The year of a syslog `month day` (1..=12, 1..=31) read at `reference`.
     #[inline]
     fn get(&mut self, reference: Stamp, month: u8, day: u8) -> i32 {
+        let year = self.by_day[month as usize * 32 + day as usize];
+        if year != 0 && reference == self.reference {
+            return year;
+        }
+        self.infer(reference, month, day)
+    }
+
+    /// A day not seen yet (or a new reference): a few per log.
+    #[cold]
+    fn infer(&mut self, reference: Stamp, month: u8, day: u8) -> i32 {
         if reference != self.reference {
             *self = Years::new(reference);
         }
@@ -238,6 +248,10 @@ pub fn parse_with<'a>(
     // Ordinary tag bytes are passed on one table look-up each.
     let (mut first_slash, mut last_slash) = (None, None);
     let mut k = 0;
+    // Nearly every tag a report reads starts so: its first slash known.
+    if rest.starts_with(b"postfix/") {
+        (first_slash, last_slash, k) = (Some(7), Some(7), 8);
+    }
     let end = loop {
         while rest.get(k).is_some_and(|&c| TAG_BYTES[c as usize] == 0) {
             k += 1;

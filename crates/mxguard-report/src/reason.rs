@@ -19,7 +19,6 @@ macro_rules! needles {
 }
 needles! {
     TO_OPEN = "to=<";
-    FROM_OPEN = "from=<";
     USER_UNKNOWN = ">: User unknown ";
     PIPELINING_PHRASE = "Improper use of SMTP command pipelining";
     SIZE_PHRASE = "Message size exceeds fixed limit";
@@ -245,9 +244,9 @@ fn until_semicolon_or_comma(r: &str) -> Option<&str> {
 /// `s/^(?:.*?[:;] )(?:\[[^\]]+\] )?([^;,]+)[;,].*$/$1/`
 fn rcpt_reason(s: &str) -> Option<&str> {
     let b = s.as_bytes();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if (b[i] == b':' || b[i] == b';') && b[i + 1] == b' ' {
+    // Only where a `[:;] ` can start: memchr2 over the reason.
+    for i in memchr::memchr2_iter(b':', b';', b) {
+        if b.get(i + 1) == Some(&b' ') {
             let r = &s[i + 2..];
             if r.starts_with('[')
                 && let Some(close) = memchr::memchr(b']', r.as_bytes())
@@ -261,7 +260,6 @@ fn rcpt_reason(s: &str) -> Option<&str> {
                 return Some(m);
             }
         }
-        i += 1;
     }
     None
 }
@@ -357,19 +355,34 @@ fn coded_phrase(s: &str, phrase: &Finder) -> bool {
     false
 }
 
-/// `(?:to|from)=<([^>]+)>`: the first non-empty one.
-fn bracketed_after<'a>(s: &'a str, key: &Finder) -> Option<&'a str> {
-    let mut from = 0;
-    while let Some(k) = find(&s[from..], key) {
-        let v = from + k + key.needle().len();
-        if let Some(e) = memchr::memchr(b'>', &s.as_bytes()[v..])
+/// `(?:to|from)=<([^>]+)>`: the first non-empty one of each, at once: one pass over the
+/// `<`s of the text where two substring searches each walked all of it.
+fn to_and_from(s: &str) -> (Option<&str>, Option<&str>) {
+    let b = s.as_bytes();
+    let (mut to, mut from) = (None, None);
+    for lt in memchr::memchr_iter(b'<', b) {
+        let before = &b[..lt];
+        let is_to = to.is_none() && before.ends_with(b"to=");
+        let is_from = from.is_none() && before.ends_with(b"from=");
+        if !(is_to || is_from) {
+            continue;
+        }
+        let v = lt + 1;
+        if let Some(e) = memchr::memchr(b'>', &b[v..])
             && e > 0
         {
-            return Some(&s[v..v + e]);
+            let value = Some(&s[v..v + e]);
+            if is_to {
+                to = value;
+            } else {
+                from = value;
+            }
+            if to.is_some() && from.is_some() {
+                break;
+            }
         }
-        from = v;
     }
-    None
+    (to, from)
 }
 
 /// `\d{3} <([^>]+)>: User unknown `
@@ -478,11 +491,12 @@ impl Rules {
                 cut(&mut reason, other_reason);
             }
         }
-        let to = bracketed_after(rest, &TO_OPEN)
+        let (to, from) = to_and_from(rest);
+        let to = to
             .or_else(|| user_unknown(rest))
             .or_else(|| to_open(rest))
             .unwrap_or("<>");
-        let from = bracketed_after(rest, &FROM_OPEN).unwrap_or("<>");
+        let from = from.unwrap_or("<>");
         data.clear();
         let with_from = |d: &mut String| {
             if add_from {
@@ -632,6 +646,42 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first non-empty `key<…>` by substring search, as before
+    /// [`to_and_from`]: its oracle.
+    fn bracketed_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+        let mut from = 0;
+        while let Some(k) = s[from..].find(key) {
+            let v = from + k + key.len();
+            if let Some(e) = s[v..].find('>')
+                && e > 0
+            {
+                return Some(&s[v..v + e]);
+            }
+            from = v;
+        }
+        None
+    }
+
+    #[test]
+    fn to_and_from_equal_two_searches() {
+        for s in [
+            "550 x; from=<a@b> to=<c@d> proto=ESMTP helo=<h>",
+            "550 x; from=<> to=<> helo=<h> from=<e@f> to=<g@h>",
+            "orig_to=<o@p> to=<q@r>, xfrom=<s@t>",
+            "to=<unclosed from=<x>",
+            "to=<",
+            "from=<<a>> to=<<b>",
+            "no addresses at all",
+            "to=<>to=<a> from=<>>",
+        ] {
+            assert_eq!(
+                to_and_from(s),
+                (bracketed_after(s, "to=<"), bracketed_after(s, "from=<")),
+                "{s}"
+            );
+        }
+    }
 
     #[test]
     fn rcpt_rejects_group_like_pflogsumm() {

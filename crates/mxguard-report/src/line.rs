@@ -41,7 +41,18 @@ impl Years {
     }
 
     /// The year of a syslog `month day` (1..=12, 1..=31) read at `reference`.
+    #[inline]
     fn get(&mut self, reference: Stamp, month: u8, day: u8) -> i32 {
+        let year = self.by_day[month as usize * 32 + day as usize];
+        if year != 0 && reference == self.reference {
+            return year;
+        }
+        self.infer(reference, month, day)
+    }
+
+    /// A day not seen yet (or a new reference): a few per log.
+    #[cold]
+    fn infer(&mut self, reference: Stamp, month: u8, day: u8) -> i32 {
         if reference != self.reference {
             *self = Years::new(reference);
         }
@@ -70,10 +81,19 @@ fn digits2(b: &[u8]) -> Option<u8> {
 
 /// `HH:MM:SS` at the start of `b`.
 fn clock(b: &[u8]) -> Option<(u8, u8, u8)> {
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+    // Eight bytes checked at once, no bounds check per digit: every
+    // line has a clock.
+    let w = b.first_chunk::<8>()?;
+    let d = |i: usize| w[i].wrapping_sub(b'0');
+    let digits = [d(0), d(1), d(3), d(4), d(6), d(7)];
+    if w[2] != b':' || w[5] != b':' || digits.iter().any(|&x| x > 9) {
         return None;
     }
-    let (h, m, s) = (digits2(b)?, digits2(&b[3..])?, digits2(&b[6..])?);
+    let (h, m, s) = (
+        digits[0] * 10 + digits[1],
+        digits[2] * 10 + digits[3],
+        digits[4] * 10 + digits[5],
+    );
     (h < 24 && m < 60 && s < 61).then_some((h, m, s.min(59)))
 }
 
@@ -191,6 +211,19 @@ fn short_find(b: &[u8], hit: impl Fn(u8) -> bool) -> Option<usize> {
     b.iter().position(|&c| hit(c))
 }
 
+/// What a byte is to the syslog tag's scan: 0 part of it, or one of these.
+const TAG_END: u8 = 1;
+const TAG_SPACE: u8 = 2;
+const TAG_SLASH: u8 = 3;
+static TAG_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'[' as usize] = TAG_END;
+    t[b':' as usize] = TAG_END;
+    t[b' ' as usize] = TAG_SPACE;
+    t[b'/' as usize] = TAG_SLASH;
+    t
+};
+
 /// Splits "host tag[pid]: message" after the timestamp.
 pub fn parse(line: &[u8], reference: Stamp) -> Result<Line<'_>, Skip> {
     parse_with(line, reference, &mut Years::new(reference))
@@ -212,23 +245,27 @@ pub fn parse_with<'a>(
     // Tag: up to '[' or ':', no space in it (a space before either is
     // a malformed line whether or not one follows), its first and last
     // '/' noted on the way: one pass where four took turns.
+    // Ordinary tag bytes are passed on one table look-up each.
     let (mut first_slash, mut last_slash) = (None, None);
-    let mut end = None;
-    for (k, &c) in rest.iter().enumerate() {
-        match c {
-            b'[' | b':' => {
-                end = Some(k);
-                break;
-            }
-            b' ' => return Err(Skip::Malformed),
-            b'/' => {
+    let mut k = 0;
+    // Nearly every tag a report reads starts so: its first slash known.
+    if rest.starts_with(b"postfix/") {
+        (first_slash, last_slash, k) = (Some(7), Some(7), 8);
+    }
+    let end = loop {
+        while rest.get(k).is_some_and(|&c| TAG_BYTES[c as usize] == 0) {
+            k += 1;
+        }
+        match rest.get(k).map(|&c| TAG_BYTES[c as usize]) {
+            Some(TAG_END) => break k,
+            Some(TAG_SLASH) => {
                 first_slash.get_or_insert(k);
                 last_slash = Some(k);
+                k += 1;
             }
-            _ => {}
+            _ => return Err(Skip::Malformed), // a space, or no tag end
         }
-    }
-    let end = end.ok_or(Skip::Malformed)?;
+    };
     let program = &rest[..end];
     if program.is_empty() {
         return Err(Skip::Malformed);

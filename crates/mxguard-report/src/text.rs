@@ -64,13 +64,17 @@ fn day_name(key: u32) -> String {
 }
 
 /// Entries sorted by count (descending), then by pflogsumm's host order.
+/// The labels are a map's keys, all distinct, and the order ends on them:
+/// no two entries compare equal, so an unstable sort gives the stable
+/// one's order, without its scratch buffer (the address tables' sorts
+/// were most of the text rendering, itself serial at a run's end).
 pub fn by_count<'a, V: Copy>(
     items: impl Iterator<Item = (&'a str, V)>,
     count: impl Fn(&V) -> (u64, u64),
 ) -> Vec<(&'a str, V)> {
     let mut v: Vec<(&str, V, crate::domain::SortKey)> =
         items.map(|(k, v)| (k, v, sort_key(k))).collect();
-    v.sort_by(|a, b| {
+    v.sort_unstable_by(|a, b| {
         count(&b.1)
             .cmp(&count(&a.1))
             .then_with(|| a.2.cmp(&b.2))

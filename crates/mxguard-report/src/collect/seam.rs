@@ -279,7 +279,9 @@ impl Collector {
                 }
             }
         }
-        for (q, e) in std::mem::take(&mut b.queue) {
+        // Drained, not taken: b keeps the table's capacity for its next
+        // part instead of growing it again from empty.
+        for (q, e) in b.queue.drain() {
             if e.seam != LIVE {
                 continue;
             }
@@ -292,7 +294,7 @@ impl Collector {
             };
             self.queue.insert(q, InFlight { origin, ..e });
         }
-        for (pid, start) in std::mem::take(&mut b.connections) {
+        for (pid, start) in b.connections.drain() {
             match start {
                 CONN_PENDING => {}
                 CONN_GONE => {
@@ -314,10 +316,10 @@ impl Collector {
     /// Empties a speculative collector for the next part.
     fn reset(&mut self) {
         self.report = Report::default();
-        self.queue = HashMap::default();
+        self.queue.clear();
         self.origins = super::Origins::default();
         self.problems = Default::default();
-        self.connections = HashMap::default();
+        self.connections.clear();
         self.last_day = 0;
     }
 

@@ -6,8 +6,7 @@
 //! `<script>` and `<template>` content change nothing that is used later,
 //! so they are skipped with `memchr` to the next byte that matters (on
 //! corpus-dev most HTML bytes are such). Text and tag names go through the
-//! same state machine as mail-parser's, unchanged, except that a run of
-//! text bytes that only extend a word is taken at once.
+//! same state machine as mail-parser's, unchanged.
 
 use mail_parser::decoders::html::add_html_token;
 
@@ -72,24 +71,6 @@ pub fn html_to_text(input: &str) -> String {
             match memchr::memchr(b'<', &input[pos..]) {
                 Some(p) => pos += p,
                 None => break,
-            }
-        }
-        if !in_tag && !in_head && !in_style && !in_script && !in_template {
-            // Text: a byte that is none of these only extends the current
-            // token, so a run of them is taken at once (`&` and `;` end
-            // the run whatever the state; the match below decides).
-            let run = input[pos..]
-                .iter()
-                .position(|&c| matches!(c, b'<' | b' ' | b'\t' | b'\r' | b'\n' | b'&' | b';'))
-                .unwrap_or(input.len() - pos);
-            if run > 0 {
-                if is_token_start {
-                    token_start = pos;
-                    is_token_start = false;
-                }
-                pos += run;
-                token_end = pos - 1;
-                continue;
             }
         }
         let ch = input[pos];

@@ -77,3 +77,36 @@ fn the_test_corpora_go_through_every_view() {
     assert!(parsed * 100 >= n * 99, "{parsed} of {n} parsed");
     assert!(urls > n && hops > n, "the views find what real mail has");
 }
+
+/// [`mxguard_message::html::html_to_text`] gives mail-parser's text, byte
+/// for byte, on every HTML part of the corpora (the classifier's tokens
+/// and the lure checks read it).
+#[test]
+fn html_text_is_mail_parsers_on_the_corpora() {
+    let root = testdata();
+    let files: Vec<PathBuf> = files(&root, &["corpus-dev", "phishing-dev", "mime-samples"]);
+    if files.len() < 4000 {
+        eprintln!(
+            "SKIPPED: corpus-dev, phishing-dev and mime-samples not found under {} (set MXGUARD_TESTDATA); HTML text not compared",
+            root.display()
+        );
+        return;
+    }
+    let mut compared = 0;
+    for f in &files {
+        let raw = std::fs::read(f).unwrap();
+        let m = Mail::new(&raw, u64::MAX);
+        for part in &m.message.parts {
+            if let mail_parser::PartType::Html(h) = &part.body {
+                assert_eq!(
+                    mxguard_message::html::html_to_text(h),
+                    mail_parser::decoders::html::html_to_text(h),
+                    "{}",
+                    f.display()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 1000, "only {compared} HTML parts compared");
+}

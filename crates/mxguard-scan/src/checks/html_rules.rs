@@ -24,7 +24,7 @@
 //! [`MAX_ATTR`] bytes. Anything past a limit is not looked at (never a
 //! panic, never unbounded work).
 
-use super::Check;
+use super::{Check, contains_short, find_short};
 use crate::Task;
 use crate::lead_text::head as truncate;
 use mail_parser::PartType;
@@ -32,6 +32,7 @@ use memchr::memmem::Finder;
 use mxguard_core::config::{Problems, Section};
 use mxguard_core::{ScanResults, SymbolDef};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 /// Tags read per message, all HTML parts together.
@@ -367,7 +368,8 @@ pub fn scan_html(html: &str, budget: &mut Budget, found: &mut Found) {
             None => (false, inner),
         };
         let name_end = inner
-            .find(|c: char| c.is_ascii_whitespace() || c == '/')
+            .bytes()
+            .position(|c| c.is_ascii_whitespace() || c == b'/')
             .unwrap_or(inner.len());
         let name = &inner[..name_end];
         if name.is_empty() || !name.as_bytes()[0].is_ascii_alphabetic() {
@@ -409,25 +411,23 @@ pub fn scan_html(html: &str, budget: &mut Budget, found: &mut Found) {
 
 /// The `>` that ends the tag whose content starts at `from`, outside quotes.
 fn tag_end(b: &[u8], from: usize) -> Option<usize> {
-    let mut quote = 0u8;
     let mut i = from;
-    while i < b.len() {
+    // Only `>` and quotes matter: the bytes between are skipped by memchr.
+    while let Some(p) = memchr::memchr3(b'>', b'"', b'\'', &b[i..]) {
+        i += p;
         let c = b[i];
-        if quote != 0 {
-            match memchr::memchr(quote, &b[i..]) {
-                Some(p) => {
-                    i += p + 1;
-                    quote = 0;
+        if c == b'>' {
+            return Some(i);
+        }
+        if i > from && matches!(b[i - 1], b'=' | b' ') {
+            match memchr::memchr(c, &b[i + 1..]) {
+                Some(q) => {
+                    i += 1 + q + 1;
                     continue;
                 }
                 // An unclosed quote: the tag ends at the next `>` after all.
                 None => return memchr::memchr(b'>', &b[from..]).map(|p| from + p),
             }
-        }
-        match c {
-            b'>' => return Some(i),
-            b'"' | b'\'' if i > from && matches!(b[i - 1], b'=' | b' ') => quote = c,
-            _ => {}
         }
         i += 1;
     }
@@ -562,7 +562,12 @@ fn apply_css(css: &str, s: &mut Style) {
             continue;
         };
         let prop = prop.trim();
-        let value = value.trim().trim_end_matches("!important").trim();
+        // `trim_end_matches("!important")` without a searcher per call.
+        let mut value = value.trim();
+        while let Some(v) = value.strip_suffix("!important") {
+            value = v;
+        }
+        let value = value.trim();
         if (prop.eq_ignore_ascii_case("display") && value.eq_ignore_ascii_case("none"))
             || (prop.eq_ignore_ascii_case("visibility") && value.eq_ignore_ascii_case("hidden"))
         {
@@ -577,7 +582,11 @@ fn apply_css(css: &str, s: &mut Style) {
             || prop.eq_ignore_ascii_case("background")
             || prop.eq_ignore_ascii_case("background-image")
         {
-            if value.to_ascii_lowercase().contains("url(") {
+            if value
+                .as_bytes()
+                .windows(4)
+                .any(|w| w.eq_ignore_ascii_case(b"url("))
+            {
                 s.background = None;
                 s.background_unknown = true;
             } else if let Some(c) = value.split_whitespace().find_map(parse_colour) {
@@ -682,7 +691,7 @@ fn element(
             target(href, budget, found);
             if is("a") {
                 *link = Some(Link {
-                    href: decode_entities(href),
+                    href: decode_entities(href).into_owned(),
                     text: String::new(),
                     has_img: false,
                 });
@@ -756,8 +765,11 @@ fn has_scheme(url: &str, scheme: &str) -> bool {
 
 /// The host of an absolute URL, for a symbol's option (at most 100 bytes).
 fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let rest = find_short(url, "://").map_or(url, |i| &url[i + 3..]);
+    let end = rest
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
     truncate(&rest[..end], 100)
 }
 
@@ -797,15 +809,22 @@ fn target(raw: &str, budget: &mut Budget, found: &mut Found) {
     // Scheme and host as written in the source: entities or %-escapes there
     // serve only to hide the target from a filter.
     let raw = raw.trim_start();
-    let host_written = raw
-        .split_once("//")
-        .map(|(scheme, rest)| (scheme, rest.split(['/', '?', '#']).next().unwrap_or("")));
+    let host_written = find_short(raw, "//").map(|i| {
+        let rest = &raw[i + 2..];
+        let end = rest
+            .bytes()
+            .position(|c| matches!(c, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
+        (&raw[..i], &rest[..end])
+    });
     let host = host_of(url);
     let host = host.rsplit('@').next().unwrap_or(host);
     let host = host.split(':').next().unwrap_or(host);
     let obfuscated = match host_written {
-        Some((scheme, h)) => scheme.contains("&#") || h.contains("&#") || h.contains('%'),
-        None => raw.contains("&#"),
+        Some((scheme, h)) => {
+            contains_short(scheme, "&#") || contains_short(h, "&#") || h.contains('%')
+        }
+        None => contains_short(raw, "&#"),
     } || url.contains('\\')
         || is_numeric_host(host);
     if obfuscated && found.suspicious_url.is_none() {
@@ -819,7 +838,7 @@ fn is_numeric_host(h: &str) -> bool {
     if h.is_empty() {
         return false;
     }
-    let labels: Vec<&str> = h.split('.').collect();
+    let labels = || h.split('.');
     let numeric = |l: &str| {
         !l.is_empty()
             && (l.bytes().all(|c| c.is_ascii_digit())
@@ -829,13 +848,13 @@ fn is_numeric_host(h: &str) -> bool {
                     && l.len() > 2
                     && l.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit))
     };
-    if !labels.iter().all(|l| numeric(l)) {
+    // Most hosts fail at their first label: no list of labels is built.
+    if !labels().all(numeric) {
         return false;
     }
     // A plain dotted quad of decimals is an IP host, the URL rules' business.
-    let plain = labels.len() == 4
-        && labels
-            .iter()
+    let plain = labels().count() == 4
+        && labels()
             .all(|l| l.len() <= 3 && !(l.len() > 1 && l.starts_with('0')) && !l.starts_with("0x"));
     !plain
 }
@@ -918,9 +937,10 @@ impl<'a> Iterator for Attributes<'a> {
 
 /// Decodes the character references a link may hide behind: `&#104;`,
 /// `&#x68;`, and the named ones that matter in URLs.
-pub fn decode_entities(s: &str) -> String {
+/// Borrowed when there is none (most links): no copy.
+pub fn decode_entities(s: &str) -> Cow<'_, str> {
     if !s.contains('&') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -963,7 +983,7 @@ pub fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -258,3 +258,55 @@ pub fn build_checks(
     }
     checks
 }
+
+/// Whether `needle` (a short, non-empty literal) occurs in `hay`.
+///
+/// `str::contains` with a `&str` builds a two-way searcher on every call,
+/// a few hundred instructions before the first byte is read; on host names
+/// and URLs, looked at by the thousand per message, that was most of the
+/// cost. Here the first byte is found with `memchr` and the rest compared
+/// in place.
+pub(crate) fn contains_short(hay: &str, needle: &str) -> bool {
+    find_short(hay, needle).is_some()
+}
+
+/// Where `needle` (a short literal) first occurs in `hay`: `str::find`
+/// without building a searcher ([`contains_short`]).
+pub(crate) fn find_short(hay: &str, needle: &str) -> Option<usize> {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return Some(0);
+    };
+    memchr::memchr_iter(first, hay).find(|&p| hay[p..].starts_with(needle))
+}
+
+#[cfg(test)]
+mod contains_short_tests {
+    use super::{contains_short, find_short};
+
+    #[test]
+    fn agrees_with_str_contains() {
+        for hay in [
+            "",
+            "a",
+            "x.s3.amazonaws.com",
+            "xn--80ak6aa92e.com",
+            "a://b",
+            ":/:/://",
+            "..s3..s3.",
+        ] {
+            for needle in [".s3.", "://", "xn--", "&#", "a", ""] {
+                assert_eq!(
+                    contains_short(hay, needle),
+                    hay.contains(needle),
+                    "{hay:?} {needle:?}"
+                );
+                assert_eq!(
+                    find_short(hay, needle),
+                    hay.find(needle),
+                    "{hay:?} {needle:?}"
+                );
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! built-in default and may be replaced by a map file, one name a line,
 //! reloaded when it changes.
 
-use super::{BuildError, BuildReport, Check};
+use super::{BuildError, BuildReport, Check, contains_short, find_short};
 use crate::Task;
 use mxguard_core::config::{Config, Problems, Section};
 use mxguard_core::maps::{LineError, MapData, MapFile, MapLimits, logical_lines};
@@ -466,7 +466,7 @@ impl Check for UrlShape {
             self.one(url, &shorteners, &tlds, results);
             if hosting.contains(&url.host) || hosting.contains(&url.domain) || {
                 // A bucket's host: `name.s3.eu-north-1.amazonaws.com`.
-                url.host.contains(".s3.") && url.domain == "amazonaws.com"
+                url.domain == "amazonaws.com" && contains_short(&url.host, ".s3.")
             } {
                 let host: String = url.host.chars().take(100).collect();
                 match path_extension(&url.url) {
@@ -517,7 +517,8 @@ impl UrlShape {
         }
         // Only a link with a scheme in HTML: a bare `www.` in text is often
         // a typo or a line cut in two.
-        if url.in_html && url.url.contains("://") && tld != "onion" && has_unknown_tld(host) {
+        if url.in_html && contains_short(&url.url, "://") && tld != "onion" && has_unknown_tld(host)
+        {
             results.insert("URL_UNKNOWN_TLD", opt());
         }
         if tld == "onion" {
@@ -525,13 +526,13 @@ impl UrlShape {
         }
         // Gateways and WordPress write these paths in lower case.
         let (ipfs, wp) = paths(url.url.as_bytes());
-        if ipfs || host.contains(".ipfs.") || host.contains(".ipns.") {
+        if ipfs || contains_short(host, ".ipfs.") || contains_short(host, ".ipns.") {
             results.insert("HAS_IPFS_GATEWAY_URL", opt());
         }
         if wp {
             results.insert("HAS_WP_URI", opt());
         }
-        let puny = host.contains("xn--");
+        let puny = contains_short(host, "xn--");
         let mut omograph = false;
         if puny || !host.is_ascii() {
             let tld_is_latin = tld.is_ascii() && !tld.starts_with("xn--");
@@ -608,7 +609,7 @@ fn has_unknown_tld(host: &str) -> bool {
 /// `%3A%2F%2F`), each one more hop of a redirect.
 fn embedded_urls(url: &str) -> usize {
     let b = url.as_bytes();
-    let after_host = url.find("://").map_or(0, |p| p + 3).min(b.len());
+    let after_host = find_short(url, "://").map_or(0, |p| p + 3).min(b.len());
     let rest = &b[after_host..];
     memchr::memchr2_iter(b':', b'%', rest)
         .filter(|&p| {

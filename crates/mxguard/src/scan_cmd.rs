@@ -297,17 +297,18 @@ impl Walker {
 /// A directory's entries, sorted, hidden ones left out, each with the
 /// type the listing gives (most file systems give it without a stat call).
 fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, Option<std::fs::FileType>)>, String> {
-    let mut entries: Vec<(PathBuf, Option<std::fs::FileType>)> = std::fs::read_dir(dir)
+    let mut named: Vec<(std::ffi::OsString, Option<std::fs::FileType>)> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot list {}: {e}", display(dir)))?
-        .filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok())))
-        .filter(|(p, _)| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
+        .filter_map(|e| e.ok().map(|e| (e.file_name(), e.file_type().ok())))
+        .filter(|(name, _)| !name.as_encoded_bytes().starts_with(b"."))
         .collect();
-    // By file name: the same order as by path (one directory), without
-    // comparing the directory's components again for every pair.
-    entries.sort_by(|a, b| a.0.file_name().cmp(&b.0.file_name()));
+    // By file name (the same order as by path within one directory), the
+    // names compared as they came, not re-parsed out of joined paths.
+    named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let entries = named
+        .into_iter()
+        .map(|(name, kind)| (dir.join(name), kind))
+        .collect();
     Ok(entries)
 }
 

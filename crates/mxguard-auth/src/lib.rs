@@ -26,6 +26,7 @@ pub mod arc;
 pub mod config;
 pub mod dkim;
 pub mod dmarc;
+mod key_cache;
 pub mod keygen;
 pub mod keys;
 pub mod report;
@@ -35,26 +36,32 @@ pub mod sign;
 pub mod spf;
 pub mod spf_eval;
 
+use key_cache::KeyCache;
 pub use mail_auth::AuthenticatedMessage;
 use mail_auth::MessageAuthenticator;
 use mxguard_dns::Dns;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The verifier: the shared resolver, seen both as mxguard's [`Dns`] and as
-/// mail-auth's authenticator. Cheap to clone.
+/// mail-auth's authenticator, and the DKIM/ARC keys parsed from its
+/// answers. Cheap to clone (clones share the keys).
 #[derive(Clone)]
 pub struct Verifier {
     dns: Dns,
     authenticator: MessageAuthenticator,
+    keys: Arc<KeyCache>,
 }
 
 impl Verifier {
     /// A verifier over `dns`' resolver: its name servers, time-out and
     /// cache.
     pub fn new(dns: &Dns) -> Verifier {
+        let (capacity, longest) = dns.cache_limits();
         Verifier {
             dns: dns.clone(),
             authenticator: MessageAuthenticator(dns.resolver().clone()),
+            keys: Arc::new(KeyCache::new(capacity, longest)),
         }
     }
 
@@ -64,6 +71,11 @@ impl Verifier {
 
     pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
         &self.authenticator
+    }
+
+    /// The parsed DKIM/ARC keys, for mail-auth's TXT cache hook.
+    pub(crate) fn keys(&self) -> &KeyCache {
+        &self.keys
     }
 }
 

@@ -20,6 +20,7 @@ use crate::dkim::DkimVerdict;
 use crate::results::{AuthResult, normalise_domain};
 use crate::spf::SpfVerdict;
 use mxguard_message::domain::organisational;
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
@@ -261,16 +262,25 @@ pub async fn evaluate(
     worst.unwrap_or_else(|| DmarcVerdict::none("", "no author domain in From"))
 }
 
-/// The names the tree walk asks, longest first (RFC 9989 4.10.1).
-pub fn walk_names(domain: &str) -> Vec<String> {
+/// The names the tree walk asks, longest first (RFC 9989 4.10.1): the
+/// domain's own suffixes, borrowed, unless it has empty labels to drop.
+pub fn walk_names(domain: &str) -> Vec<Cow<'_, str>> {
     let labels: Vec<&str> = domain.split('.').filter(|l| !l.is_empty()).collect();
     let mut names = Vec::new();
     if labels.is_empty() {
         return names;
     }
+    // Where each label starts in `domain`, when the labels are all of it.
+    let plain = labels.len() == domain.split('.').count();
     let mut n = labels.len();
     loop {
-        names.push(labels[labels.len() - n..].join("."));
+        let tail = &labels[labels.len() - n..];
+        names.push(if plain {
+            let len = tail.iter().map(|l| l.len() + 1).sum::<usize>() - 1;
+            Cow::Borrowed(&domain[domain.len() - len..])
+        } else {
+            Cow::Owned(tail.join("."))
+        });
         if n == 1 || names.len() >= MAX_WALK_QUERIES {
             break;
         }
@@ -329,8 +339,8 @@ async fn discover(verifier: &Verifier, author: &str) -> Found {
             Err(e) => return Found::TempError(e.0),
         };
         match &*at {
-            AtName::One(r) => return Found::Record(name, r.clone()),
-            AtName::Broken(why) => return Found::PermError(name, why.clone()),
+            AtName::One(r) => return Found::Record(name.into_owned(), r.clone()),
+            AtName::Broken(why) => return Found::PermError(name.into_owned(), why.clone()),
             AtName::Nothing => {}
         }
     }

@@ -260,14 +260,22 @@ fn unsigned(raw: &[u8]) -> Option<AuthenticatedMessage<'_>> {
 /// them rules the header block out. A yes may be wrong (the text of a
 /// value), and costs only the full parse.
 fn may_name_a_signature(head: &[u8]) -> bool {
-    const SPACE: [u8; 4] = [b' ', b'\t', b'\r', b'\n'];
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     for dash in memchr::memchr_iter(b'-', head) {
+        // Most dashes of a header block (dates, message ids, X- fields,
+        // Content-Type) follow some other letter than the last one of
+        // `arc`, `dkim`, `dkim2` or `message`: ruled out at the first
+        // byte that is not white space.
+        let last = head[..dash].iter().rev().find(|&&b| !space(b));
+        if !matches!(last, Some(b'c' | b'C' | b'm' | b'M' | b'2' | b'e' | b'E')) {
+            continue;
+        }
         // The last letters before the dash, white space skipped, newest
         // first, lower case.
         let mut word = [0u8; 7];
         let mut n = 0;
         for &b in head[..dash].iter().rev() {
-            if SPACE.contains(&b) {
+            if space(b) {
                 continue;
             }
             if n == word.len() || !b.is_ascii_alphanumeric() {

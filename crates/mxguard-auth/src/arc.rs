@@ -4,7 +4,7 @@
 
 use crate::results::{AuthResult, normalise_domain};
 use crate::{AuthenticatedMessage, Verifier};
-use mail_auth::DkimResult;
+use mail_auth::{DkimResult, Parameters};
 
 /// ARC sets past this many are not read (RFC 8617 5.1.1.1.1 caps a chain
 /// at 50 instances; a longer one fails).
@@ -99,7 +99,10 @@ pub async fn verify(verifier: &Verifier, message: &AuthenticatedMessage<'_>) -> 
         .map(|h| (h.value, SEAL_TAGS))
         .chain(message.ams_headers.iter().map(|h| (h.value, AMS_TAGS)))
         .find_map(|(v, required)| tag_list_problem(v, required));
-    let out = verifier.authenticator().verify_arc(message).await;
+    let out = verifier
+        .authenticator()
+        .verify_arc(Parameters::new(message).with_txt_cache(verifier.keys()))
+        .await;
     let (result, reason) = match out.result() {
         DkimResult::Pass => (AuthResult::Pass, None),
         DkimResult::None => (AuthResult::None, None),

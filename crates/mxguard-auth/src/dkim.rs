@@ -4,9 +4,9 @@
 
 use crate::results::{AuthResult, normalise_domain};
 use crate::{AuthenticatedMessage, Verifier};
-use mail_auth::DkimResult;
 use mail_auth::common::crypto::Algorithm;
 use mail_auth::dkim::DkimError;
+use mail_auth::{DkimResult, Parameters};
 
 /// Signatures past this many (in header order) are not verified: each
 /// costs a key lookup and an RSA operation. Ten covers every real chain
@@ -47,7 +47,10 @@ fn convert(r: &DkimResult) -> (AuthResult, Option<String>) {
 /// Verifies every DKIM signature of `message`: one verdict each, in header
 /// order (malformed signatures first, as permerror). Empty: no signature.
 pub async fn verify(verifier: &Verifier, message: &AuthenticatedMessage<'_>) -> Vec<DkimVerdict> {
-    let outputs = verifier.authenticator().verify_dkim(message).await;
+    let outputs = verifier
+        .authenticator()
+        .verify_dkim(Parameters::new(message).with_txt_cache(verifier.keys()))
+        .await;
     outputs
         .iter()
         .take(MAX_SIGNATURES)

@@ -20,6 +20,7 @@ use crate::dkim::DkimVerdict;
 use crate::results::{AuthResult, normalise_domain};
 use crate::spf::SpfVerdict;
 use mxguard_message::domain::organisational;
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
@@ -261,16 +262,25 @@ pub async fn evaluate(
     worst.unwrap_or_else(|| DmarcVerdict::none("", "no author domain in From"))
 }
 
-/// The names the tree walk asks, longest first (RFC 9989 4.10.1).
-pub fn walk_names(domain: &str) -> Vec<String> {
+/// The names the tree walk asks, longest first (RFC 9989 4.10.1): the
+/// domain's own suffixes, borrowed, unless it has empty labels to drop.
+pub fn walk_names(domain: &str) -> Vec<Cow<'_, str>> {
     let labels: Vec<&str> = domain.split('.').filter(|l| !l.is_empty()).collect();
     let mut names = Vec::new();
     if labels.is_empty() {
         return names;
     }
+    // Where each label starts in `domain`, when the labels are all of it.
+    let plain = labels.len() == domain.split('.').count();
     let mut n = labels.len();
     loop {
-        names.push(labels[labels.len() - n..].join("."));
+        let tail = &labels[labels.len() - n..];
+        names.push(if plain {
+            let len = tail.iter().map(|l| l.len() + 1).sum::<usize>() - 1;
+            Cow::Borrowed(&domain[domain.len() - len..])
+        } else {
+            Cow::Owned(tail.join("."))
+        });
         if n == 1 || names.len() >= MAX_WALK_QUERIES {
             break;
         }
@@ -287,31 +297,51 @@ enum Found {
     PermError(String, String),
 }
 
+/// What one name of the walk publishes, read once per DNS answer (kept
+/// beside it in the resolver's cache, see
+/// [`mxguard_dns::Dns::txt_parsed`]): a sender's `_dmarc` record is asked
+/// for every message it sends.
+enum AtName {
+    /// One DMARC record: the walk stops here.
+    One(Record),
+    /// Only broken DMARC records: permerror.
+    Broken(String),
+    /// No DMARC record, or several (none of them applies, RFC 9989
+    /// 4.10.1): the walk goes on.
+    Nothing,
+}
+
+fn read_at_name(txt: &[String]) -> AtName {
+    let mut records = Vec::new();
+    let mut invalid = None;
+    for t in txt {
+        match Record::parse(t) {
+            Ok(r) => records.push(r),
+            Err(RecordError::Invalid(why)) => invalid = Some(why),
+            Err(RecordError::NotDmarc) => {}
+        }
+    }
+    match (records.len(), invalid) {
+        (1, None) => records.pop().map_or(AtName::Nothing, AtName::One),
+        (0, Some(why)) => AtName::Broken(why),
+        _ => AtName::Nothing,
+    }
+}
+
 async fn discover(verifier: &Verifier, author: &str) -> Found {
     for name in walk_names(author) {
-        let txt = match verifier.dns().txt(&format!("_dmarc.{name}")).await {
-            Ok(t) => t,
+        let at = match verifier
+            .dns()
+            .txt_parsed(&format!("_dmarc.{name}"), read_at_name)
+            .await
+        {
+            Ok(at) => at,
             Err(e) => return Found::TempError(e.0),
         };
-        let mut records = Vec::new();
-        let mut invalid = None;
-        for t in &txt {
-            match Record::parse(t) {
-                Ok(r) => records.push(r),
-                Err(RecordError::Invalid(why)) => invalid = Some(why),
-                Err(RecordError::NotDmarc) => {}
-            }
-        }
-        match (records.len(), invalid) {
-            (1, None) => {
-                if let Some(r) = records.pop() {
-                    return Found::Record(name, r);
-                }
-            }
-            (0, Some(why)) => return Found::PermError(name, why),
-            // Several records at one name: none of them applies (RFC 9989
-            // 4.10.1); the walk goes on.
-            _ => {}
+        match &*at {
+            AtName::One(r) => return Found::Record(name.into_owned(), r.clone()),
+            AtName::Broken(why) => return Found::PermError(name.into_owned(), why.clone()),
+            AtName::Nothing => {}
         }
     }
     Found::None
@@ -471,6 +501,12 @@ mod tests {
         assert_eq!(long[0], "a.b.c.d.e.f.g.h.i.j.example.com");
         assert_eq!(long[1], "f.g.h.i.j.example.com", "seven labels");
         assert!(walk_names("").is_empty());
+        // Empty labels are dropped, as before.
+        assert_eq!(
+            walk_names("a..example.com."),
+            ["a.example.com", "example.com", "com"]
+        );
+        assert_eq!(walk_names(".example.com"), ["example.com", "com"]);
     }
 
     #[test]

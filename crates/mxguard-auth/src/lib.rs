@@ -26,6 +26,7 @@ pub mod arc;
 pub mod config;
 pub mod dkim;
 pub mod dmarc;
+mod key_cache;
 pub mod keygen;
 pub mod keys;
 pub mod report;
@@ -35,26 +36,32 @@ pub mod sign;
 pub mod spf;
 pub mod spf_eval;
 
+use key_cache::KeyCache;
 pub use mail_auth::AuthenticatedMessage;
 use mail_auth::MessageAuthenticator;
 use mxguard_dns::Dns;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The verifier: the shared resolver, seen both as mxguard's [`Dns`] and as
-/// mail-auth's authenticator. Cheap to clone.
+/// mail-auth's authenticator, and the DKIM/ARC keys parsed from its
+/// answers. Cheap to clone (clones share the keys).
 #[derive(Clone)]
 pub struct Verifier {
     dns: Dns,
     authenticator: MessageAuthenticator,
+    keys: Arc<KeyCache>,
 }
 
 impl Verifier {
     /// A verifier over `dns`' resolver: its name servers, time-out and
     /// cache.
     pub fn new(dns: &Dns) -> Verifier {
+        let (capacity, longest) = dns.cache_limits();
         Verifier {
             dns: dns.clone(),
             authenticator: MessageAuthenticator(dns.resolver().clone()),
+            keys: Arc::new(KeyCache::new(capacity, longest)),
         }
     }
 
@@ -64,6 +71,11 @@ impl Verifier {
 
     pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
         &self.authenticator
+    }
+
+    /// The parsed DKIM/ARC keys, for mail-auth's TXT cache hook.
+    pub(crate) fn keys(&self) -> &KeyCache {
+        &self.keys
     }
 }
 
@@ -248,14 +260,22 @@ fn unsigned(raw: &[u8]) -> Option<AuthenticatedMessage<'_>> {
 /// them rules the header block out. A yes may be wrong (the text of a
 /// value), and costs only the full parse.
 fn may_name_a_signature(head: &[u8]) -> bool {
-    const SPACE: [u8; 4] = [b' ', b'\t', b'\r', b'\n'];
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     for dash in memchr::memchr_iter(b'-', head) {
+        // Most dashes of a header block (dates, message ids, X- fields,
+        // Content-Type) follow some other letter than the last one of
+        // `arc`, `dkim`, `dkim2` or `message`: ruled out at the first
+        // byte that is not white space.
+        let last = head[..dash].iter().rev().find(|&&b| !space(b));
+        if !matches!(last, Some(b'c' | b'C' | b'm' | b'M' | b'2' | b'e' | b'E')) {
+            continue;
+        }
         // The last letters before the dash, white space skipped, newest
         // first, lower case.
         let mut word = [0u8; 7];
         let mut n = 0;
         for &b in head[..dash].iter().rev() {
-            if SPACE.contains(&b) {
+            if space(b) {
                 continue;
             }
             if n == word.len() || !b.is_ascii_alphanumeric() {

@@ -10,6 +10,7 @@ use mxguard_dns::Dns;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
+use std::sync::Arc;
 
 const MAX_DNS_MECHANISMS: u32 = 10;
 const MAX_VOID_LOOKUPS: u32 = 2;
@@ -132,23 +133,40 @@ struct Record {
     exp: Option<String>,
 }
 
-/// The SPF record of `domain`: `Ok(None)` when there is none.
-async fn fetch(dns: &Dns, domain: &str) -> Step<Option<String>> {
-    let txt = match dns.txt(domain).await {
-        Ok(t) => t,
+/// What a name publishes for SPF, read once per DNS answer (kept beside
+/// it in the resolver's cache, see [`Dns::txt_parsed`]): a sender's record
+/// is asked for every message it sends, and its parse depends on the
+/// record alone (macros are expanded per evaluation).
+enum Published {
+    /// No `v=spf1` record.
+    Nothing,
+    /// Several `v=spf1` records (4.5), or one that does not parse: permerror.
+    Broken,
+    Record(Record),
+}
+
+fn read_published(txt: &[String]) -> Published {
+    let mut found = txt.iter().filter(|t| {
+        t.get(..6).is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
+            && (t.len() == 6 || t.as_bytes()[6] == b' ')
+    });
+    match (found.next(), found.next()) {
+        (None, _) => Published::Nothing,
+        (Some(text), None) => parse_record(text).map_or(Published::Broken, Published::Record),
+        (Some(_), Some(_)) => Published::Broken,
+    }
+}
+
+/// The SPF record of `domain`, parsed: `Ok(None)` when there is none.
+async fn fetch(dns: &Dns, domain: &str) -> Step<Option<Arc<Published>>> {
+    let published = match dns.txt_parsed(domain, read_published).await {
+        Ok(p) => p,
         Err(_) => return temp(),
     };
-    let mut found: Vec<String> = txt
-        .into_iter()
-        .filter(|t| {
-            t.get(..6).is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
-                && (t.len() == 6 || t.as_bytes()[6] == b' ')
-        })
-        .collect();
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => perm(),
+    match *published {
+        Published::Nothing => Ok(None),
+        Published::Broken => perm(),
+        Published::Record(_) => Ok(Some(published)),
     }
 }
 
@@ -625,10 +643,12 @@ fn evaluate<'a>(
         if depth > MAX_DEPTH {
             return perm();
         }
-        let Some(text) = fetch(dns, &domain).await? else {
+        let Some(published) = fetch(dns, &domain).await? else {
             return Err(Stop::Result(AuthResult::None));
         };
-        let record = parse_record(&text)?;
+        let Published::Record(record) = &*published else {
+            return perm();
+        };
         for (q, m) in &record.terms {
             let hit = match m {
                 Mechanism::All => true,

@@ -14,18 +14,43 @@
 //! when the server sent no SOA). Failures (time-outs, SERVFAIL) are never
 //! kept: the next question goes to the wire as before. With `cache_size =
 //! 0` it is off, like hickory's.
+//!
+//! An entry may also hold what a caller made of its records (a parsed
+//! SPF or DMARC record, see [`crate::Dns::txt_parsed`]): made once per
+//! answer, gone with it, so it never outlives the TTL either.
 
 use hickory_resolver::proto::rr::{RData, RecordType};
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a caller made of an entry's records (any type; one per entry).
+pub(crate) type Parsed = Arc<dyn Any + Send + Sync>;
+
 /// What a name held for one record type: the records (possibly none),
-/// until when.
+/// until when, and what was made of them.
 #[derive(Clone)]
 struct Entry {
     records: Arc<[RData]>,
     until: Instant,
+    parsed: Option<Parsed>,
+}
+
+/// A cached answer: its records, and what was made of them if anything.
+pub(crate) struct Hit {
+    pub(crate) records: Arc<[RData]>,
+    pub(crate) parsed: Option<Parsed>,
+}
+
+impl Hit {
+    /// No records, nothing cached.
+    pub(crate) fn empty() -> Hit {
+        Hit {
+            records: Arc::from(Vec::new()),
+            parsed: None,
+        }
+    }
 }
 
 /// The answers of one record type, by name as asked (no final dot).
@@ -57,9 +82,17 @@ impl FrontCache {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn positive_max(&self) -> Duration {
+        self.positive_max
+    }
+
     /// The records cached for `name` (with or without its final dot), if
     /// still valid at `now`.
-    pub(crate) fn get(&self, name: &str, rtype: RecordType, now: Instant) -> Option<Arc<[RData]>> {
+    pub(crate) fn get(&self, name: &str, rtype: RecordType, now: Instant) -> Option<Hit> {
         if self.capacity == 0 {
             return None;
         }
@@ -67,7 +100,35 @@ impl FrontCache {
         let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         let (_, map) = maps.iter().find(|(t, _)| *t == rtype)?;
         let e = map.get(key)?;
-        (now < e.until).then(|| e.records.clone())
+        (now < e.until).then(|| Hit {
+            records: e.records.clone(),
+            parsed: e.parsed.clone(),
+        })
+    }
+
+    /// Keeps `parsed` beside the entry of `name` while that entry still
+    /// holds `records` (the very answer it was made from: a newer answer
+    /// in between keeps nothing).
+    pub(crate) fn attach(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        records: &Arc<[RData]>,
+        parsed: Parsed,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let key = name.strip_suffix('.').unwrap_or(name);
+        let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, map)) = maps.iter_mut().find(|(t, _)| *t == rtype) else {
+            return;
+        };
+        if let Some(e) = map.get_mut(key)
+            && Arc::ptr_eq(&e.records, records)
+        {
+            e.parsed = Some(parsed);
+        }
     }
 
     /// Keeps found records until `valid_until` (hickory's), at most
@@ -85,20 +146,22 @@ impl FrontCache {
     }
 
     /// Keeps "no records" for the SOA's negative TTL (`None`: no SOA),
-    /// within the configured bounds.
+    /// within the configured bounds. Returns the (empty) records kept.
     pub(crate) fn none(
         &self,
         name: &str,
         rtype: RecordType,
         negative_ttl: Option<u32>,
         now: Instant,
-    ) {
+    ) -> Arc<[RData]> {
         let ttl = match negative_ttl {
             Some(t) => Duration::from_secs(u64::from(t))
                 .clamp(self.negative_min, self.negative_max.max(self.negative_min)),
             None => self.negative_min,
         };
-        self.insert(name, rtype, Arc::from(Vec::new()), now + ttl, now);
+        let records: Arc<[RData]> = Arc::from(Vec::new());
+        self.insert(name, rtype, records.clone(), now + ttl, now);
+        records
     }
 
     fn insert(
@@ -135,7 +198,14 @@ impl FrontCache {
                 &mut maps[last].1
             }
         };
-        map.insert(key.into(), Entry { records, until });
+        map.insert(
+            key.into(),
+            Entry {
+                records,
+                until,
+                parsed: None,
+            },
+        );
     }
 
     #[cfg(test)]
@@ -202,7 +272,7 @@ mod tests {
         let now = Instant::now();
         c.none("nosoa.test", RecordType::TXT, None, now);
         let got = c.get("nosoa.test", RecordType::TXT, now).unwrap();
-        assert!(got.is_empty());
+        assert!(got.records.is_empty());
         assert!(
             c.get("nosoa.test", RecordType::TXT, now + Duration::from_secs(60))
                 .is_none(),
@@ -224,6 +294,47 @@ mod tests {
         let off = FrontCache::new(16, Duration::from_secs(60), Duration::ZERO, Duration::ZERO);
         off.none("x.test", RecordType::TXT, None, now);
         assert!(off.get("x.test", RecordType::TXT, now).is_none());
+    }
+
+    #[test]
+    fn what_was_made_of_an_answer_stays_with_that_answer_only() {
+        let c = cache(16);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(300);
+        let first = txt("v=spf1 -all");
+        c.found("a.test", RecordType::TXT, first.clone(), until, now);
+        assert!(
+            c.get("a.test", RecordType::TXT, now)
+                .unwrap()
+                .parsed
+                .is_none()
+        );
+        c.attach("a.test.", RecordType::TXT, &first, Arc::new(7u32));
+        let hit = c.get("a.test", RecordType::TXT, now).unwrap();
+        assert_eq!(
+            hit.parsed.unwrap().downcast::<u32>().ok().as_deref(),
+            Some(&7)
+        );
+        // A newer answer drops it, and a parse of the older one is not
+        // attached to the newer.
+        let second = txt("v=spf1 +all");
+        c.found("a.test", RecordType::TXT, second, until, now);
+        assert!(
+            c.get("a.test", RecordType::TXT, now)
+                .unwrap()
+                .parsed
+                .is_none()
+        );
+        c.attach("a.test", RecordType::TXT, &first, Arc::new(8u32));
+        assert!(
+            c.get("a.test", RecordType::TXT, now)
+                .unwrap()
+                .parsed
+                .is_none()
+        );
+        // Nothing to attach to: nothing kept.
+        c.attach("b.test", RecordType::TXT, &first, Arc::new(9u32));
+        assert!(c.get("b.test", RecordType::TXT, now).is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod front;
-use front::FrontCache;
+use front::{FrontCache, Hit};
 
 /// At most this many PTR names of an address are followed (forward
 /// lookups) when looking for a verified name: the limit RFC 7208 (4.6.4,
@@ -142,24 +142,31 @@ impl Dns {
     /// separator (RFC 7208 3.3), lossily decoded. Records over
     /// [`MAX_TXT_LEN`] are dropped, and at most [`MAX_TXT_RECORDS`] kept.
     pub async fn txt(&self, name: &str) -> DnsResult<String> {
-        Ok(self
-            .records(name, RecordType::TXT)
-            .await?
-            .into_iter()
-            .filter_map(|r| match r {
-                RData::TXT(t) => {
-                    let len: usize = t.txt_data.iter().map(|p| p.len()).sum();
-                    (len <= MAX_TXT_LEN).then(|| {
-                        t.txt_data
-                            .iter()
-                            .map(|p| String::from_utf8_lossy(p))
-                            .collect::<String>()
-                    })
-                }
-                _ => None,
-            })
-            .take(MAX_TXT_RECORDS)
-            .collect())
+        Ok(txt_strings(
+            &self.answer(name, RecordType::TXT).await?.records,
+        ))
+    }
+
+    /// What `parse` makes of the TXT records of a name (as [`Dns::txt`]
+    /// gives them), made once per cached answer and kept beside it: as
+    /// long as the answer is kept and no longer (its TTL), nothing with
+    /// `cache_size = 0`. For records read again and again (a sender's SPF
+    /// record, its `_dmarc` record), parsing is what a cache hit would
+    /// still cost. `parse` must depend on the records alone. A failure is
+    /// never kept, as in the answer cache.
+    pub async fn txt_parsed<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&[String]) -> T,
+    ) -> Result<Arc<T>, DnsFailure> {
+        let hit = self.answer(name, RecordType::TXT).await?;
+        if let Some(done) = hit.parsed.and_then(|p| p.downcast::<T>().ok()) {
+            return Ok(done);
+        }
+        let parsed = Arc::new(parse(&txt_strings(&hit.records)));
+        self.front
+            .attach(name, RecordType::TXT, &hit.records, parsed.clone());
+        Ok(parsed)
     }
 
     /// Whether a name exists at all (RFC 8020): `false` only on NXDOMAIN;
@@ -184,9 +191,11 @@ impl Dns {
         }
     }
 
-    pub(crate) async fn records(&self, name: &str, rtype: RecordType) -> DnsResult<RData> {
+    /// The records of `name` (none: no such name or record), from the
+    /// front cache when it holds them, with what was made of them.
+    async fn answer(&self, name: &str, rtype: RecordType) -> Result<Hit, DnsFailure> {
         if let Some(hit) = self.front.get(name, rtype, Instant::now()) {
-            return Ok(hit.to_vec());
+            return Ok(hit);
         }
         let fqdn = if name.ends_with('.') {
             name.to_string()
@@ -199,7 +208,7 @@ impl Dns {
         // from a hostile record or macro) does not exist: no records.
         let labels = fqdn.trim_end_matches('.').split('.').map(str::as_bytes);
         let Ok(wire) = hickory_resolver::proto::rr::Name::from_labels(labels) else {
-            return Ok(Vec::new());
+            return Ok(Hit::empty());
         };
         let lookup = tokio::time::timeout(self.deadline, self.resolver.lookup(wire, rtype)).await;
         match lookup {
@@ -213,14 +222,16 @@ impl Dns {
                     ) => n.negative_ttl,
                     _ => None,
                 };
-                self.front.none(name, rtype, negative_ttl, Instant::now());
-                Ok(Vec::new())
+                Ok(Hit {
+                    records: self.front.none(name, rtype, negative_ttl, Instant::now()),
+                    parsed: None,
+                })
             }
             Ok(Err(e)) => Err(DnsFailure(format!(
                 "DNS lookup of {fqdn} {rtype} failed: {e}"
             ))),
             Ok(Ok(l)) => {
-                let records: Vec<RData> = l
+                let records: Arc<[RData]> = l
                     .answers()
                     .iter()
                     .filter(|r| r.record_type() == rtype)
@@ -229,20 +240,24 @@ impl Dns {
                 self.front.found(
                     name,
                     rtype,
-                    Arc::from(records.as_slice()),
+                    records.clone(),
                     l.valid_until(),
                     Instant::now(),
                 );
-                Ok(records)
+                Ok(Hit {
+                    records,
+                    parsed: None,
+                })
             }
         }
     }
 
     pub async fn a(&self, name: &str) -> DnsResult<Ipv4Addr> {
         Ok(self
-            .records(name, RecordType::A)
+            .answer(name, RecordType::A)
             .await?
-            .into_iter()
+            .records
+            .iter()
             .filter_map(|r| match r {
                 RData::A(a) => Some(a.0),
                 _ => None,
@@ -252,9 +267,10 @@ impl Dns {
 
     pub async fn aaaa(&self, name: &str) -> DnsResult<std::net::Ipv6Addr> {
         Ok(self
-            .records(name, RecordType::AAAA)
+            .answer(name, RecordType::AAAA)
             .await?
-            .into_iter()
+            .records
+            .iter()
             .filter_map(|r| match r {
                 RData::AAAA(a) => Some(a.0),
                 _ => None,
@@ -265,14 +281,14 @@ impl Dns {
     /// A and AAAA addresses of a name.
     pub async fn addresses(&self, name: &str) -> DnsResult<IpAddr> {
         let (v4, v6) = tokio::join!(
-            self.records(name, RecordType::A),
-            self.records(name, RecordType::AAAA)
+            self.answer(name, RecordType::A),
+            self.answer(name, RecordType::AAAA)
         );
         let mut out = Vec::new();
         let mut failure = None;
         for r in [v4, v6] {
             match r {
-                Ok(records) => out.extend(records.into_iter().filter_map(|r| match r {
+                Ok(hit) => out.extend(hit.records.iter().filter_map(|r| match r {
                     RData::A(a) => Some(IpAddr::V4(a.0)),
                     RData::AAAA(a) => Some(IpAddr::V6(a.0)),
                     _ => None,
@@ -288,12 +304,13 @@ impl Dns {
 
     pub async fn mx(&self, name: &str) -> DnsResult<String> {
         Ok(self
-            .records(name, RecordType::MX)
+            .answer(name, RecordType::MX)
             .await?
-            .into_iter()
+            .records
+            .iter()
             .filter_map(|r| match r {
                 // The labels as they are (`to_string` escapes `:`, spaces...):
-                // they are asked again as they are (see `records`).
+                // they are asked again as they are (see `answer`).
                 RData::MX(mx) => Some(
                     mx.exchange
                         .iter()
@@ -309,9 +326,10 @@ impl Dns {
     /// Host names of an address (PTR).
     pub async fn ptr(&self, ip: IpAddr) -> DnsResult<String> {
         Ok(self
-            .records(&reverse_name(ip), RecordType::PTR)
+            .answer(&reverse_name(ip), RecordType::PTR)
             .await?
-            .into_iter()
+            .records
+            .iter()
             .filter_map(|r| match r {
                 RData::PTR(p) => Some(p.0.to_string().trim_end_matches('.').to_ascii_lowercase()),
                 _ => None,
@@ -328,6 +346,13 @@ impl Dns {
             (Err(e), _) | (_, Err(e)) => Err(e),
             _ => Ok(false),
         }
+    }
+
+    /// The cache's bounds, for what other crates keep of its answers
+    /// (mxguard-auth's parsed DKIM keys): at most this many entries (0:
+    /// no caching), a found answer no longer than this (`positive_max_ttl`).
+    pub fn cache_limits(&self) -> (usize, Duration) {
+        (self.front.capacity(), self.front.positive_max())
     }
 
     /// How long one lookup may take at most: `timeout` × (`attempts` + 1).
@@ -382,6 +407,27 @@ impl Dns {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// TXT records as [`Dns::txt`] gives them: each record's strings joined,
+/// lossily decoded, over-long ones dropped, at most [`MAX_TXT_RECORDS`].
+fn txt_strings(records: &[RData]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            RData::TXT(t) => {
+                let len: usize = t.txt_data.iter().map(|p| p.len()).sum();
+                (len <= MAX_TXT_LEN).then(|| {
+                    t.txt_data
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p))
+                        .collect::<String>()
+                })
+            }
+            _ => None,
+        })
+        .take(MAX_TXT_RECORDS)
+        .collect()
 }
 
 /// `4.3.2.1.in-addr.arpa` / nibble form for IPv6.

@@ -149,3 +149,46 @@ async fn identical_queries_in_flight_are_sent_once() {
     dns.txt("_dmarc.found.test").await.unwrap();
     assert_eq!(d.txt_queries("_dmarc.found.test", 2).await, 2);
 }
+
+#[tokio::test]
+async fn a_parsed_answer_is_made_once_and_lives_as_long_as_the_answer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let parses = AtomicUsize::new(0);
+    let parse = |txt: &[String]| {
+        parses.fetch_add(1, Ordering::Relaxed);
+        txt.join("|").len()
+    };
+    // Kept one second (the cap): parsed once, asked once, until then.
+    let d = dnsmasq(&format!("local-ttl=600\n{RECORDS}"));
+    let dns = d.dns(|c| c.positive_max_ttl = Seconds(1));
+    for _ in 0..3 {
+        let got = dns.txt_parsed("_dmarc.found.test", parse).await;
+        assert_eq!(got.as_deref(), Ok(&"v=DMARC1; p=none".len()));
+    }
+    assert_eq!(parses.load(Ordering::Relaxed), 1);
+    assert_eq!(d.txt_queries("_dmarc.found.test", 1).await, 1);
+    // The plain records are the same answer, unchanged by the parse.
+    assert_eq!(
+        dns.txt("_dmarc.found.test").await,
+        Ok(vec!["v=DMARC1; p=none".to_string()])
+    );
+    // Expired with the answer: asked and parsed again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    dns.txt_parsed("_dmarc.found.test", parse).await.unwrap();
+    assert_eq!(parses.load(Ordering::Relaxed), 2);
+    assert_eq!(d.txt_queries("_dmarc.found.test", 2).await, 2);
+    // "No records" is parsed (once) too; another type made of the same
+    // answer is made anew rather than mistaken for the first.
+    let none = dns.txt_parsed("_dmarc.missing.test", parse).await;
+    assert_eq!(none.as_deref(), Ok(&0));
+    let other = dns
+        .txt_parsed("_dmarc.missing.test", |t: &[String]| t.is_empty())
+        .await;
+    assert_eq!(other.as_deref(), Ok(&true));
+    // No cache: every question parsed anew.
+    let off = d.dns(|c| c.cache_size = 0);
+    let before = parses.load(Ordering::Relaxed);
+    off.txt_parsed("_dmarc.found.test", parse).await.unwrap();
+    off.txt_parsed("_dmarc.found.test", parse).await.unwrap();
+    assert_eq!(parses.load(Ordering::Relaxed), before + 2);
+}

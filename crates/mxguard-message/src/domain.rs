@@ -7,6 +7,7 @@
 //! it), compiled into the binary: no file to load, no I/O, no allocation
 //! besides the lowercased answer.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The registrable domain of `host`, lowercased, without a trailing dot:
@@ -20,18 +21,20 @@ use std::net::IpAddr;
 /// private namespace is not evidence that two hosts share an owner), and
 /// a malformed name (empty labels, a leading dot).
 pub fn organisational(host: &str) -> String {
-    let trimmed = host.strip_suffix('.').unwrap_or(host);
-    let lower = trimmed.to_lowercase();
+    let lower = lowercase_trimmed(host);
     if !is_plain_name(&lower) {
-        return lower;
+        return lower.into_owned();
     }
     match psl::domain(lower.as_bytes()) {
         Some(d) if d.suffix().is_known() => {
             // A suffix of `lower`, so it starts on a character boundary.
             let start = lower.len() - d.as_bytes().len();
-            lower.get(start..).map(str::to_string).unwrap_or(lower)
+            match lower.get(start..) {
+                Some(domain) => domain.to_string(),
+                None => lower.into_owned(),
+            }
         }
-        _ => lower,
+        _ => lower.into_owned(),
     }
 }
 
@@ -40,7 +43,7 @@ pub fn organisational(host: &str) -> String {
 /// (`report.pdf`), an address or a bare word: what makes a link's text
 /// look like a place on the web.
 pub fn has_known_suffix(host: &str) -> bool {
-    let lower = host.strip_suffix('.').unwrap_or(host).to_lowercase();
+    let lower = lowercase_trimmed(host);
     is_plain_name(&lower)
         && lower.contains('.')
         && psl::domain(lower.as_bytes()).is_some_and(|d| d.suffix().is_known())
@@ -51,18 +54,38 @@ pub fn has_known_suffix(host: &str) -> bool {
 /// name mail can be addressed to must: `correios`, `atendimento.net-2`
 /// are not.
 pub fn ends_in_known_suffix(host: &str) -> bool {
-    let lower = host.strip_suffix('.').unwrap_or(host).to_lowercase();
+    let lower = lowercase_trimmed(host);
     is_plain_name(&lower)
         && lower.contains('.')
         && psl::suffix(lower.as_bytes()).is_some_and(|s| s.is_known())
 }
 
+/// `host` lowercased without its trailing dot, borrowed when it needs no
+/// change (most names arrive lowercased): no allocation on the way.
+fn lowercase_trimmed(host: &str) -> Cow<'_, str> {
+    let trimmed = host.strip_suffix('.').unwrap_or(host);
+    if trimmed
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(trimmed.to_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
 /// A dotted name with no empty label that is not an address.
 fn is_plain_name(lower: &str) -> bool {
+    // Only a name ending in a digit (IPv4) or holding a colon (IPv6) can
+    // parse as an address: the parse is skipped for the rest.
+    let maybe_address =
+        lower.contains(':') || lower.as_bytes().last().is_some_and(u8::is_ascii_digit);
     !lower.is_empty()
         && !lower.starts_with('[')
-        && !lower.split('.').any(str::is_empty)
-        && lower.parse::<IpAddr>().is_err()
+        && !lower.starts_with('.')
+        && !lower.ends_with('.')
+        && !lower.as_bytes().windows(2).any(|pair| pair == b"..")
+        && !(maybe_address && lower.parse::<IpAddr>().is_ok())
 }
 
 #[cfg(test)]

@@ -890,16 +890,19 @@ impl Engine {
                 self.stats.greylisted.fetch_add(1, Ordering::Relaxed);
                 // Read back by `mxguard report` (mxguard_report::events).
                 tracing::info!(client = %greylist::ip_text(ip), "policy greylist: deferred");
-                let text = greylist::expand_text(
-                    &cfg.greylist_text,
-                    remaining,
-                    req.recipient(),
-                    req.contains("etrn_domain"),
+                let recipient = req.recipient();
+                let mut answer = String::with_capacity(
+                    cfg.greylist_action.len() + cfg.greylist_text.len() + recipient.len() + 32,
                 );
-                let mut answer = String::with_capacity(cfg.greylist_action.len() + 1 + text.len());
                 answer.push_str(&cfg.greylist_action);
                 answer.push(' ');
-                answer.push_str(&text);
+                greylist::push_expanded_text(
+                    &mut answer,
+                    &cfg.greylist_text,
+                    remaining,
+                    recipient,
+                    req.contains("etrn_domain"),
+                );
                 Step::Decide(answer)
             }
             Decision::Pass { delayed } => {

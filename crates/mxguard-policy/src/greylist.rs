@@ -376,27 +376,50 @@ fn hex(b: &[u8]) -> String {
 /// domain (what follows the last `@`; the whole recipient without one).
 pub fn expand_text(template: &str, remaining: u64, recipient: &str, dsn_420: bool) -> String {
     let mut text = String::with_capacity(template.len() + recipient.len() + 26);
-    if dsn_420 && !template.starts_with(|c: char| c.is_ascii_digit()) {
-        text.push_str("4.2.0 ");
-    }
-    text.push_str(template);
-    let mut seconds = String::with_capacity(20);
-    push_decimal(&mut seconds, remaining);
-    let text = replace_first(text, "%s", &seconds);
-    let domain = recipient.rsplit_once('@').map_or(recipient, |(_, d)| d);
-    replace_first(text, "%r", domain)
+    push_expanded_text(&mut text, template, remaining, recipient, dsn_420);
+    text
 }
 
-/// `s.replacen(pattern, with, 1)`, without a copy when `pattern` is absent.
-fn replace_first(s: String, pattern: &str, with: &str) -> String {
-    let Some(at) = s.find(pattern) else {
-        return s;
+/// [`expand_text`], appended to `out` in one pass over the template (no
+/// intermediate strings). Replacing the first `%s` first and then the
+/// first `%r` of the result finds the same `%r` as the template's first:
+/// the seconds are digits, so they neither hold nor complete a `%r`.
+pub(crate) fn push_expanded_text(
+    out: &mut String,
+    template: &str,
+    remaining: u64,
+    recipient: &str,
+    dsn_420: bool,
+) {
+    if dsn_420 && !template.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push_str("4.2.0 ");
+    }
+    let domain = recipient.rsplit_once('@').map_or(recipient, |(_, d)| d);
+    let seconds = template.find("%s");
+    let domain_at = template.find("%r");
+    let mut rest = 0;
+    let mut put = |out: &mut String, at: usize, what: Option<u64>| {
+        out.push_str(&template[rest..at]);
+        match what {
+            Some(n) => push_decimal(out, n),
+            None => out.push_str(domain),
+        }
+        rest = at + 2;
     };
-    let mut out = String::with_capacity(s.len() + with.len());
-    out.push_str(&s[..at]);
-    out.push_str(with);
-    out.push_str(&s[at + pattern.len()..]);
-    out
+    match (seconds, domain_at) {
+        (Some(s), Some(r)) if s < r => {
+            put(out, s, Some(remaining));
+            put(out, r, None);
+        }
+        (Some(s), Some(r)) => {
+            put(out, r, None);
+            put(out, s, Some(remaining));
+        }
+        (Some(s), None) => put(out, s, Some(remaining)),
+        (None, Some(r)) => put(out, r, None),
+        (None, None) => {}
+    }
+    out.push_str(&template[rest..]);
 }
 
 #[cfg(test)]
@@ -914,6 +937,44 @@ mod tests {
 
     /// postgrey's greylist text: `4.2.0 ` with Postfix 2.3+, first `%s` and
     /// first `%r` only, the domain after the last `@`.
+    /// The one-pass expansion gives what replacing the first `%s`, then
+    /// the first `%r` of the result, gives (postgrey's two substitutions).
+    #[test]
+    fn one_pass_expansion_is_the_two_substitutions() {
+        fn two_steps(t: &str, secs: u64, rcpt: &str, dsn: bool) -> String {
+            let mut text = String::new();
+            if dsn && !t.starts_with(|c: char| c.is_ascii_digit()) {
+                text.push_str("4.2.0 ");
+            }
+            text.push_str(t);
+            let text = text.replacen("%s", &secs.to_string(), 1);
+            let domain = rcpt.rsplit_once('@').map_or(rcpt, |(_, d)| d);
+            text.replacen("%r", domain, 1)
+        }
+        let parts = ["%s", "%r", "%", "s", "r", "x", "%%", "4", " ", "é"];
+        let mut templates = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for t in &templates {
+                for p in parts {
+                    next.push(format!("{t}{p}"));
+                }
+            }
+            templates.extend(next);
+        }
+        for t in &templates {
+            for (secs, rcpt) in [(0, "u@d.example"), (42, "%s@%r"), (7, "none")] {
+                for dsn in [false, true] {
+                    assert_eq!(
+                        expand_text(t, secs, rcpt, dsn),
+                        two_steps(t, secs, rcpt, dsn),
+                        "{t:?} {secs} {rcpt:?} {dsn}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn greylist_text_as_postgrey_builds_it() {
         let t = "Greylisted, see http://postgrey.schweikert.ch/help/%r.html";

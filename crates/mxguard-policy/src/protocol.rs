@@ -267,13 +267,19 @@ impl RequestBuilder {
 /// reply can never inject a second attribute.
 pub fn answer(action: &str) -> String {
     let mut out = String::with_capacity(action.len() + 9);
+    push_answer(&mut out, action);
+    out
+}
+
+/// [`answer`], appended to `out` (a connection reuses one buffer).
+pub fn push_answer(out: &mut String, action: &str) {
     out.push_str("action=");
-    out.push_str(action);
     if action.contains(['\n', '\r']) {
-        out = out.replace(['\n', '\r'], " ");
+        out.push_str(&action.replace(['\n', '\r'], " "));
+    } else {
+        out.push_str(action);
     }
     out.push_str("\n\n");
-    out
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@
 //! After the grace period the rest are cut, with one log line.
 
 use crate::engine::Engine;
-use crate::protocol::{RequestBuilder, answer};
+use crate::protocol::{RequestBuilder, push_answer};
 use mxguard_core::config::PolicyConfig;
 use mxguard_core::shared::Shared;
 use mxguard_net::accept::Acceptor;
@@ -300,6 +300,8 @@ async fn handle(
     let mut reader = BufReader::with_capacity(READ_BUFFER, conn);
     let mut builder = RequestBuilder::default();
     let mut line = Vec::with_capacity(256);
+    // The answer being written: one buffer for the connection's answers.
+    let mut reply = String::with_capacity(256);
     // When the request being read must be complete.
     let mut deadline = Instant::now() + limits.request_timeout;
     // The idle time-out: one timer for the connection, moved only when it
@@ -365,12 +367,10 @@ async fn handle(
             Ok(Some(req)) => {
                 let action = engine.get().decide(&req).await;
                 drop(req);
-                if reader
-                    .get_mut()
-                    .write_all(answer(&action).as_bytes())
-                    .await
-                    .is_err()
-                {
+                reply.clear();
+                push_answer(&mut reply, &action);
+                drop(action);
+                if reader.get_mut().write_all(reply.as_bytes()).await.is_err() {
                     return;
                 }
                 if *shutdown.borrow() {
@@ -379,6 +379,9 @@ async fn handle(
                 // A long line grew it: an idle connection keeps little.
                 if line.capacity() > READ_BUFFER {
                     line = Vec::with_capacity(256);
+                }
+                if reply.capacity() > READ_BUFFER {
+                    reply = String::with_capacity(256);
                 }
             }
             Err(e) => {

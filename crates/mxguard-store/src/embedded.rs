@@ -37,13 +37,14 @@
 //! [`ErrorKind::InUse`] naming the file and the likely holder,
 //! `mxguard serve`.
 
+use crate::absent::KeyFilter;
 use crate::disk::DiskFaults;
 use crate::file::{KV, LIST_ITEMS, LIST_META, REPAIR_HINT, StoreFile, disk_full};
 use crate::writer::{self, Fail, Op, Reply, Request};
 use crate::{
     BoxFuture, Durability, Entries, ErrorKind, Purged, Result, Store, StoreError, Write, guard,
 };
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
@@ -194,6 +195,8 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     writer: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Fills the key filter from the file once, at open.
+    filler: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -222,6 +225,11 @@ pub(crate) struct Inner {
     unwritable: AtomicBool,
     outage: Mutex<Option<StoreError>>,
     damage: DamageLog,
+    /// The keys the values table may hold: reads of keys it has never
+    /// held skip the read transaction ([`crate::absent`]).
+    pub(crate) keys: KeyFilter,
+    /// Tells the thread filling `keys` to stop (the store is closing).
+    filling_stop: AtomicBool,
 }
 
 impl EmbeddedStore {
@@ -268,7 +276,15 @@ impl EmbeddedStore {
                 format!("cannot sync the data directory {}: {e}", dir.display()),
             )
         })?;
+        // Sized for what the file holds; filled by a thread of its own.
+        let keys = db
+            .begin_read()
+            .ok()
+            .and_then(|tx| tx.open_table(KV).ok()?.len().ok())
+            .unwrap_or(0);
         let inner = Arc::new(Inner {
+            keys: KeyFilter::new(keys),
+            filling_stop: AtomicBool::new(false),
             db: RwLock::new(Some(Arc::new(db))),
             file,
             clock: options.clock,
@@ -294,16 +310,29 @@ impl EmbeddedStore {
                     format!("cannot start the store's writer thread: {e}"),
                 )
             })?;
+        let shared = inner.clone();
+        // Without the thread the filter stays unready: reads all go to redb.
+        let filler = std::thread::Builder::new()
+            .name("mxguard-store-keys".into())
+            .spawn(move || fill_key_filter(&shared))
+            .ok();
         Ok(EmbeddedStore {
             inner,
             writer: Some(tx),
             thread: Some(thread),
+            filler,
         })
     }
 
     /// The store's file.
     pub fn path(&self) -> &Path {
         &self.inner.file.path
+    }
+
+    /// Whether the key filter answers reads of keys the file never held
+    /// (it is filled from the file in the background after open).
+    pub fn key_filter_ready(&self) -> bool {
+        self.inner.keys.answers()
     }
 
     /// Commits and writes so far, to see how well group commit batches.
@@ -360,12 +389,46 @@ impl Drop for EmbeddedStore {
     /// Closing the channel lets the writer finish what is queued and exit;
     /// joining it means the file is closed (and reopenable) on return.
     fn drop(&mut self) {
+        self.inner.filling_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.filler.take() {
+            let _ = t.join();
+        }
         drop(self.writer.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         // The writer is gone: this is the last handle to the file.
         drop(self.inner.take_database());
+    }
+}
+
+/// Puts every key of the values table in the key filter, from one
+/// snapshot, then marks it ready. Keys written meanwhile are added by the
+/// writer, so together nothing the file holds is missed. A failure (a
+/// damaged page) leaves the filter unready: reads go to redb as before.
+fn fill_key_filter(inner: &Inner) {
+    let Some(db) = inner.database() else {
+        return;
+    };
+    let filled = guard::catch(|| -> Result<bool, Fail> {
+        let tx = db.begin_read()?;
+        let kv = tx.open_table(KV)?;
+        for (n, entry) in kv.iter()?.enumerate() {
+            if n % 4096 == 0 && inner.filling_stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let (key, _) = entry?;
+            inner.keys.add(key.value());
+        }
+        Ok(true)
+    });
+    match filled {
+        Ok(Ok(true)) => inner.keys.filled(),
+        Ok(Ok(false)) => {}
+        Ok(Err(_)) | Err(_) => tracing::debug!(
+            "store {}: could not list its keys; every read looks in the file",
+            inner.file.path.display()
+        ),
     }
 }
 
@@ -428,6 +491,18 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether none of `keys` was ever in the file (so each reads as
+    /// absent) while the file is open: a closed or reopening store still
+    /// answers its reads with the error they always got.
+    fn never_held(&self, keys: &[&str]) -> bool {
+        self.keys.none_of(keys)
+            && self
+                .db
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
     }
 
     pub(crate) fn take_database(&self) -> Option<Arc<Database>> {
@@ -597,6 +672,9 @@ impl Store for EmbeddedStore {
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         Box::pin(async move {
+            if self.inner.never_held(&[key]) {
+                return Ok(None);
+            }
             self.read(|tx, now| {
                 let t = tx.open_table(KV)?;
                 let Some(g) = t.get(key)? else {
@@ -609,6 +687,9 @@ impl Store for EmbeddedStore {
 
     fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>>> {
         Box::pin(async move {
+            if self.inner.never_held(keys) {
+                return Ok(vec![None; keys.len()]);
+            }
             self.read(|tx, now| {
                 let t = tx.open_table(KV)?;
                 let mut out = Vec::with_capacity(keys.len());

@@ -42,6 +42,7 @@
 //! A prefix scan visits every master: it is for admin listings only, never
 //! for the per-message path.
 
+mod absent;
 pub mod check;
 pub mod copy;
 mod disk;

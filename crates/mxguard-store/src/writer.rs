@@ -743,13 +743,17 @@ fn apply(
 ) -> Result<Reply, Fail> {
     Ok(match op {
         Op::Set { key, value, ttl } => {
-            t.kv.insert(key.as_str(), encode(expiry(now, *ttl), value).as_slice())?;
+            let old =
+                t.kv.insert(key.as_str(), encode(expiry(now, *ttl), value).as_slice())?;
+            held(inner, key, old.is_some());
             Reply::Unit
         }
         Op::SetMany { entries, ttl } => {
             let expires = expiry(now, *ttl);
             for (key, value) in entries {
-                t.kv.insert(key.as_str(), encode(expires, value).as_slice())?;
+                let old =
+                    t.kv.insert(key.as_str(), encode(expires, value).as_slice())?;
+                held(inner, key, old.is_some());
             }
             Reply::Unit
         }
@@ -807,10 +811,11 @@ fn apply(
                 }
                 None => (expiry(now, *ttl), *by),
             };
-            t.kv.insert(
+            let old = t.kv.insert(
                 key.as_str(),
                 encode(expires, n.to_string().as_bytes()).as_slice(),
             )?;
+            held(inner, key, old.is_some());
             Reply::Int(n)
         }
         Op::Push {
@@ -849,6 +854,16 @@ fn apply(
             }
         }
     })
+}
+
+/// A key just put in the values table goes in the key filter (before its
+/// commit, so no read can find it committed and the filter without it).
+/// One that was there already is in it: from the file at open, or from
+/// this when it was created.
+fn held(inner: &Inner, key: &str, was_there: bool) {
+    if !was_there {
+        inner.keys.add(key);
+    }
 }
 
 /// One bounded step of a pass over the values: goes on where the last step

@@ -209,6 +209,63 @@ async fn reopen_keeps_data_and_ttls() {
     assert_eq!(s.get("t").await.unwrap(), None, "the expiry survived");
 }
 
+/// Reads skip redb for keys the file never held (the key filter): every
+/// key written before a reopen, while the filter fills and after, and
+/// every key written since, still reads back; keys never written read as
+/// absent.
+#[tokio::test]
+async fn the_key_filter_never_hides_a_written_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..20_000).map(|i| format!("grey:k{i}")).collect();
+    {
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let entries: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &b"v"[..])).collect();
+        s.set_many(&entries, None, mxguard_store::Durability::Immediate)
+            .await
+            .unwrap();
+        s.delete("grey:k7").await.unwrap();
+    }
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let mut rounds = 0;
+    loop {
+        let ready = s.key_filter_ready();
+        for (i, k) in keys.iter().enumerate().step_by(7) {
+            let want = (i != 7).then(|| b"v".to_vec());
+            assert_eq!(s.get(k).await.unwrap(), want, "{k}");
+        }
+        rounds += 1;
+        if ready {
+            break;
+        }
+        assert!(rounds < 10_000, "the key filter never got ready");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let found = s
+        .get_many(&["grey:k19999", "grey:k0", "never:written"])
+        .await
+        .unwrap();
+    assert_eq!(found, vec![Some(b"v".to_vec()), Some(b"v".to_vec()), None]);
+    for i in 0..1000 {
+        assert_eq!(s.get(&format!("never:{i}")).await.unwrap(), None);
+    }
+    // Written since the open: created, deleted and created again, counted.
+    s.set("new", b"1", None).await.unwrap();
+    s.set("grey:k7", b"again", None).await.unwrap();
+    assert_eq!(s.incr("counter:new", 3, None).await.unwrap(), 3);
+    let found = s
+        .get_many(&["new", "grey:k7", "counter:new"])
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            Some(b"1".to_vec()),
+            Some(b"again".to_vec()),
+            Some(b"3".to_vec())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_second_open_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

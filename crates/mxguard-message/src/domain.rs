@@ -85,7 +85,7 @@ fn is_plain_name(lower: &str) -> bool {
         && !lower.starts_with('.')
         && !lower.ends_with('.')
         && !lower.as_bytes().windows(2).any(|pair| pair == b"..")
-        && !(maybe_address && lower.parse::<IpAddr>().is_ok())
+        && (!maybe_address || lower.parse::<IpAddr>().is_err())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 #   LOAD=path: a milter_load already built; KEEP=dir: keep the callgrind files
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/callgrind_threads.sh
 BIN=${1:-target/release/mxguard} CONNS=${2:-8} MESSAGES=${3:-3000}
 AUTH=${AUTH:-on} WARMUP=${WARMUP:-2500}
 PORT=${PORT:-11357} DNS_PORT=${DNS_PORT:-5364}
@@ -68,19 +69,4 @@ out=$(run_load "$MESSAGES")
 callgrind_control -d $vg >/dev/null 2>&1
 sleep 2
 sent=$(echo "$out" | sed -E 's/.*"messages":([0-9]+).*/\1/')
-total=0
-: >"$work/threads"
-for f in "$work"/cg.*.1-*; do
-  n=$(grep -m1 -E '^(summary|totals):' "$f" | awk '{print $2}')
-  [ -n "$n" ] && [ "$n" -gt 0 ] || continue
-  total=$((total + n))
-  what=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null |
-    grep -oE 'mxguard_store::writer::run|tokio::runtime::scheduler::multi_thread::worker::run|tokio::runtime::blocking::pool::Inner::run|std::rt::lang_start' |
-    head -1)
-  echo "$n ${what:-other} ${f##*/}" >>"$work/threads"
-done
-echo "auth=$AUTH messages=$sent instructions_per_message=$((total / sent))"
-sort -rn "$work/threads" | awk -v m="$sent" '{printf "  %-58s %8d per message  (%s)\n", $2, $1 / m, $3}'
-if [ -n "${KEEP:-}" ]; then
-  mkdir -p "$KEEP" && cp "$work"/cg.*.1-* "$KEEP"/ && echo "callgrind files kept in $KEEP"
-fi
+callgrind_per_message "$work" "$sent" "auth=$AUTH "

@@ -215,10 +215,18 @@ fn parse_brand(entry: &str) -> Option<(Vec<String>, Vec<String>)> {
 /// The words of a folded text: runs of letters and digits (`&` and `+`
 /// kept inside, for "AT&T" and "Disney+").
 fn words(folded: &str) -> Vec<String> {
+    word_slices(folded)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// [`words`] borrowed from the text: what a message's names are matched
+/// by, without a `String` per word.
+fn word_slices(folded: &str) -> Vec<&str> {
     folded
         .split(|c: char| !(c.is_alphanumeric() || c == '&' || c == '+'))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
         .collect()
 }
 
@@ -298,7 +306,8 @@ impl Impersonation {
     /// The brand `name` (a display name) names whose tokens `domain` does
     /// not contain.
     pub fn borrowed_brand(&self, name: &str, domain: &str) -> Option<String> {
-        let words = words(&fold_swaps(&skeleton(name, MAX_NAME)));
+        let folded = fold_swaps(&skeleton(name, MAX_NAME));
+        let words = word_slices(&folded);
         if !self.may_name(&words) {
             return None;
         }
@@ -324,17 +333,17 @@ impl Impersonation {
     /// its own name so; names of three letters or fewer are left out
     /// (`FBL` is not a disguised `FBI`).
     pub fn disguised_brand(&self, text: &str) -> Option<String> {
-        let folded = words(&fold_swaps(&skeleton(text, MAX_NAME)));
+        let folded_text = fold_swaps(&skeleton(text, MAX_NAME));
+        let folded = word_slices(&folded_text);
         if !self.may_name(&folded) {
             return None;
         }
-        let plain = words(
-            &text
-                .chars()
-                .take(MAX_NAME)
-                .collect::<String>()
-                .to_lowercase(),
-        );
+        let plain_text = text
+            .chars()
+            .take(MAX_NAME)
+            .collect::<String>()
+            .to_lowercase();
+        let plain = word_slices(&plain_text);
         self.brands
             .iter()
             .filter(|b| b.plain.concat().chars().count() > 3)
@@ -346,10 +355,10 @@ impl Impersonation {
 impl Impersonation {
     /// Whether `words` may name a brand: one of them, or a run of single
     /// letters written together, is a key.
-    fn may_name(&self, words: &[String]) -> bool {
+    fn may_name(&self, words: &[&str]) -> bool {
         let mut letters = String::new();
         for w in words {
-            if self.keys.contains(w) {
+            if self.keys.contains(*w) {
                 return true;
             }
             if w.chars().count() == 1 {
@@ -367,7 +376,7 @@ impl Impersonation {
 
 /// Whether `words` holds `brand`'s words in a row, or written together,
 /// or spelt out letter by letter (`F.e.d.E.x`).
-fn names(words: &[String], brand: &[String]) -> bool {
+fn names(words: &[&str], brand: &[String]) -> bool {
     let joined = brand.concat();
     let mut letters = String::new();
     for w in words {
@@ -383,15 +392,15 @@ fn names(words: &[String], brand: &[String]) -> bool {
     words_name(words, brand)
 }
 
-fn words_name(words: &[String], brand: &[String]) -> bool {
+fn words_name(words: &[&str], brand: &[String]) -> bool {
     if brand.len() == 1 {
-        return words.contains(&brand[0]);
+        return words.contains(&brand[0].as_str());
     }
     let joined = brand.concat();
-    words.contains(&joined)
+    words.contains(&joined.as_str())
         || words
             .windows(brand.len())
-            .any(|win| win.iter().zip(brand).all(|(a, b)| a == b))
+            .any(|win| win.iter().zip(brand).all(|(a, b)| *a == b.as_str()))
 }
 
 /// Whether the sender's domain carries a brand token: anywhere in a label

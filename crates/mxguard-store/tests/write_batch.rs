@@ -3,8 +3,10 @@
 //! implementation and through the trait's default (what a backend without
 //! its own, like the coming Redis one, gets).
 
+mod conformance;
+
 use mxguard_store::{
-    BoxFuture, Counters, Durability, EmbeddedStore, Entries, ErrorKind, History, HistoryRow,
+    BoxFuture, Counters, Durability, EmbeddedStore, Entries, History, HistoryRow, ManualClock,
     Purged, Result, Store, Write,
 };
 use std::sync::Arc;
@@ -78,109 +80,28 @@ fn both() -> Vec<(tempfile::TempDir, Arc<dyn Store>, &'static str)> {
     vec![(a, embedded, "embedded"), (b, default, "default")]
 }
 
-/// A set, two increments and two pushes land as the single-write methods
-/// would have written them; a failing increment (its key holds text)
-/// is reported and leaves the other writes of the batch in place.
+/// The trait's default `write_batch` (what a backend without its own
+/// gets) passes the conformance suite's batch behaviour, which the
+/// embedded store's own implementation passes in tests/store.rs and
+/// Redis's in tests/redis.rs.
 #[tokio::test]
-async fn mixed_writes_apply_each_on_its_own() {
-    for (_dir, s, which) in both() {
-        s.set("text", b"not a number", None).await.unwrap();
-        s.incr("n", 5, None).await.unwrap();
-        let writes = [
-            Write::Set {
-                key: "k",
-                value: b"v",
-                ttl: Some(Duration::from_secs(3600)),
-            },
-            Write::Incr {
-                key: "n",
-                by: 2,
-                ttl: None,
-            },
-            Write::Push {
-                key: "list",
-                value: b"first",
-                max_len: 2,
-            },
-            Write::Push {
-                key: "list",
-                value: b"second",
-                max_len: 2,
-            },
-            Write::Push {
-                key: "list",
-                value: b"third",
-                max_len: 2,
-            },
-            Write::Incr {
-                key: "fresh",
-                by: 1,
-                ttl: None,
-            },
-        ];
-        s.write_batch(&writes, Durability::Relaxed).await.unwrap();
-        assert_eq!(
-            s.get("k").await.unwrap().as_deref(),
-            Some(&b"v"[..]),
-            "{which}"
-        );
-        assert_eq!(
-            s.get("n").await.unwrap().as_deref(),
-            Some(&b"7"[..]),
-            "{which}"
-        );
-        assert_eq!(
-            s.get("fresh").await.unwrap().as_deref(),
-            Some(&b"1"[..]),
-            "{which}"
-        );
-        assert_eq!(
-            s.list_range("list", 0, 10).await.unwrap(),
-            vec![b"third".to_vec(), b"second".to_vec()],
-            "{which}: newest first, trimmed to max_len"
-        );
-
-        let failing = [
-            Write::Incr {
-                key: "text",
-                by: 1,
-                ttl: None,
-            },
-            Write::Incr {
-                key: "n",
-                by: 1,
-                ttl: None,
-            },
-            Write::Set {
-                key: "after",
-                value: b"x",
-                ttl: None,
-            },
-        ];
-        let e = s
-            .write_batch(&failing, Durability::Immediate)
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Invalid, "{which}: {e}");
-        assert!(e.message().contains("text"), "{which}: names the key: {e}");
-        assert_eq!(
-            s.get("n").await.unwrap().as_deref(),
-            Some(&b"8"[..]),
-            "{which}"
-        );
-        assert_eq!(
-            s.get("after").await.unwrap().as_deref(),
-            Some(&b"x"[..]),
-            "{which}"
-        );
-        assert_eq!(
-            s.get("text").await.unwrap().as_deref(),
-            Some(&b"not a number"[..]),
-            "{which}: the refused write changed nothing"
-        );
-        // An empty batch is nothing to do.
-        s.write_batch(&[], Durability::Relaxed).await.unwrap();
-    }
+async fn the_default_write_batch_applies_each_write_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let inner = EmbeddedStore::open_with_clock(dir.path(), clock.clone()).unwrap();
+    let h = conformance::Harness {
+        store: Arc::new(OneByOne(inner)),
+        clock: Some(clock),
+        unit: Duration::from_secs(1),
+        _keep: Box::new(dir),
+    };
+    conformance::a_write_batch_applies_each_write_on_its_own(&h).await;
+    // An empty batch is nothing to do, by the default and by the embedded
+    // store's own implementation.
+    h.store.write_batch(&[], Durability::Relaxed).await.unwrap();
+    let own_dir = tempfile::tempdir().unwrap();
+    let own = EmbeddedStore::open(own_dir.path()).unwrap();
+    own.write_batch(&[], Durability::Relaxed).await.unwrap();
 }
 
 /// The embedded store sends the whole batch to its writer as one request.

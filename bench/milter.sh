@@ -29,7 +29,11 @@
 # Environment: MXGUARD_TESTDATA (../shared/testdata), RUNS (3),
 # CONCURRENCY ("1 8 50"), PER_CONNECTION (1: as Postfix drives a milter), MXG_REPEAT (5: mxguard runs send the corpus this
 # many times, rspamd runs once), POSTFIX (1; 0 skips step 7), E2E_* (see
-# bench/milter-postfix.sh).
+# bench/milter-postfix.sh), RECORDS (0; 1: the DNS server also answers
+# bench/auth_records.py's SPF, DKIM and DMARC records for the corpus'
+# senders with a TTL of 300 s, as bench/auth.sh serves them, so both
+# filters' authentication checks find records to parse and evaluate
+# instead of NXDOMAIN: issue 13's "milter bar with authentication on").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -116,6 +120,11 @@ no-hosts
 user=nobody
 address=/#/
 EOF
+  if [ "${RECORDS:-0}" = 1 ]; then
+    python3 "$ROOT/bench/auth_records.py" "$CORPUS" >"$W/records.conf"
+    printf 'conf-file=%s\nlocal-ttl=300\n' "$W/records.conf" >>"$W/dnsmasq.conf"
+    echo "== DNS: $(wc -l <"$W/records.conf") SPF/DKIM/DMARC records for the corpus' senders (RECORDS=1)"
+  fi
   dnsmasq -k -C "$W/dnsmasq.conf" --log-facility=- </dev/null >>"$W/dnsmasq.log" 2>&1 &
   dns_pid=$!
 fi

@@ -10,6 +10,20 @@
 
 use mail_parser::decoders::html::add_html_token;
 
+/// The bytes that end a token of text outside tags (`<`, white space, and
+/// the `&` and `;` of entities); inside a word every other byte only
+/// extends it, so the walk takes such runs whole.
+const ENDS_TEXT_TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let stops = b"< \t\r\n&;";
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// `mail_parser::decoders::html::html_to_text(input)`, faster.
 pub fn html_to_text(input: &str) -> String {
     let mut result = String::with_capacity(input.len());
@@ -192,6 +206,18 @@ pub fn html_to_text(input: &str) -> String {
             }
         }
         token_end = at;
+        if !in_tag && !in_head && !in_style && !in_script && !in_template {
+            // The rest of a word of text: up to the next byte that ends a
+            // token, every byte only moves the token's end.
+            let run = input[pos..]
+                .iter()
+                .position(|&b| ENDS_TEXT_TOKEN[b as usize])
+                .unwrap_or(input.len() - pos);
+            if run > 0 {
+                pos += run;
+                token_end = pos - 1;
+            }
+        }
     }
 
     if !in_tag && !is_token_start && !in_head && !in_style && !in_script && !in_template {

@@ -26,7 +26,6 @@ use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::domain::organisational;
 use mxguard_message::fold::skeleton;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// A brand: the words of its name (folded, lowercase) and the tokens one
 /// of which its sending domains contain.
@@ -243,7 +242,7 @@ pub struct Impersonation {
     /// Every brand's first folded word and its folded words written
     /// together: a text with none of them (or of its letter runs) names
     /// no brand, which most mail is told by a few hash lookups.
-    keys: HashSet<String>,
+    keys: super::NameSetOf<String>,
     trusted: Vec<String>,
 }
 

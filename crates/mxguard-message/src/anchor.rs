@@ -65,20 +65,16 @@ pub fn anchors(html: &str) -> Vec<Anchor> {
 /// The `>` that ends a tag whose attributes start at `from`, quotes
 /// respected.
 fn tag_end(b: &[u8], from: usize) -> Option<usize> {
+    // From quote to quote with `memchr`: only `>`, `"` and `'` matter
+    // outside quotes, only the closing quote inside.
     let mut i = from;
-    let mut quote = 0u8;
     while i < b.len() {
-        let c = b[i];
-        if quote != 0 {
-            if c == quote {
-                quote = 0;
-            }
-        } else if c == b'"' || c == b'\'' {
-            quote = c;
-        } else if c == b'>' {
-            return Some(i);
+        let at = i + memchr::memchr3(b'>', b'"', b'\'', &b[i..])?;
+        if b[at] == b'>' {
+            return Some(at);
         }
-        i += 1;
+        let quote = b[at];
+        i = at + 1 + memchr::memchr(quote, &b[at + 1..])? + 1;
     }
     None
 }
@@ -267,6 +263,35 @@ mod tests {
             .into_iter()
             .map(|a| (a.href, a.text))
             .collect()
+    }
+
+    #[test]
+    fn tag_ends_as_a_byte_walk_finds_them() {
+        fn walk(b: &[u8], from: usize) -> Option<usize> {
+            let mut quote = 0u8;
+            for (i, &c) in b.iter().enumerate().skip(from) {
+                if quote != 0 {
+                    if c == quote {
+                        quote = 0;
+                    }
+                } else if c == b'"' || c == b'\'' {
+                    quote = c;
+                } else if c == b'>' {
+                    return Some(i);
+                }
+            }
+            None
+        }
+        // Every string of up to 6 bytes over the bytes that matter.
+        let alphabet = [b'>', b'"', b'\'', b'a'];
+        for len in 0..=6u32 {
+            for n in 0..4usize.pow(len) {
+                let s: Vec<u8> = (0..len).map(|k| alphabet[n / 4usize.pow(k) % 4]).collect();
+                for from in 0..=s.len() {
+                    assert_eq!(tag_end(&s, from), walk(&s, from), "{s:?} {from}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,9 +10,42 @@
 
 use mail_parser::decoders::html::add_html_token;
 
+/// The bytes that end a token of text outside tags (`<`, white space, and
+/// the `&` and `;` of entities); inside a word every other byte only
+/// extends it, so the walk takes such runs whole.
+const ENDS_TEXT_TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let stops = b"< \t\r\n&;";
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// mail-parser's `add_html_token` for the token `source[start..end]`,
+/// which starts and ends at ASCII bytes: a word is pushed as the `&str` it
+/// is (mail-parser validates every token's UTF-8 again), a character
+/// reference goes to mail-parser's decoder.
+fn add_token(result: &mut String, source: &str, start: usize, end: usize, add_space: bool) {
+    let token = &source.as_bytes()[start..end];
+    let reference = token.len() >= 2 && token[0] == b'&' && token[token.len() - 1] == b';';
+    match source.get(start..end) {
+        Some(word) if !reference => {
+            if add_space {
+                result.push(' ');
+            }
+            result.push_str(word);
+        }
+        _ => add_html_token(result, token, add_space),
+    }
+}
+
 /// `mail_parser::decoders::html::html_to_text(input)`, faster.
 pub fn html_to_text(input: &str) -> String {
     let mut result = String::with_capacity(input.len());
+    let source = input;
     let input = input.as_bytes();
 
     let mut in_tag = false;
@@ -80,9 +113,11 @@ pub fn html_to_text(input: &str) -> String {
             b'<' => {
                 if !in_tag && !in_head && !in_style && !in_script && !in_template && !is_token_start
                 {
-                    add_html_token(
+                    add_token(
                         &mut result,
-                        &input[token_start..token_end + 1],
+                        source,
+                        token_start,
+                        token_end + 1,
                         is_after_space,
                     );
                     is_after_space = false;
@@ -141,9 +176,11 @@ pub fn html_to_text(input: &str) -> String {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 if !in_tag && !in_head && !in_style && !in_script && !in_template {
                     if !is_token_start {
-                        add_html_token(
+                        add_token(
                             &mut result,
-                            &input[token_start..token_end + 1],
+                            source,
+                            token_start,
+                            token_end + 1,
                             is_after_space && !is_new_line,
                         );
                         is_new_line = false;
@@ -159,9 +196,11 @@ pub fn html_to_text(input: &str) -> String {
                 if in_style || in_script || in_template {
                     continue;
                 }
-                add_html_token(
+                add_token(
                     &mut result,
-                    &input[token_start..token_end + 1],
+                    source,
+                    token_start,
+                    token_end + 1,
                     is_after_space && !is_new_line,
                 );
                 is_new_line = false;
@@ -172,9 +211,11 @@ pub fn html_to_text(input: &str) -> String {
                 if in_style || in_script || in_template {
                     continue;
                 }
-                add_html_token(
+                add_token(
                     &mut result,
-                    &input[token_start..at + 1],
+                    source,
+                    token_start,
+                    at + 1,
                     is_after_space && !is_new_line,
                 );
                 is_token_start = true;
@@ -192,12 +233,26 @@ pub fn html_to_text(input: &str) -> String {
             }
         }
         token_end = at;
+        if !in_tag && !in_head && !in_style && !in_script && !in_template {
+            // The rest of a word of text: up to the next byte that ends a
+            // token, every byte only moves the token's end.
+            let run = input[pos..]
+                .iter()
+                .position(|&b| ENDS_TEXT_TOKEN[b as usize])
+                .unwrap_or(input.len() - pos);
+            if run > 0 {
+                pos += run;
+                token_end = pos - 1;
+            }
+        }
     }
 
     if !in_tag && !is_token_start && !in_head && !in_style && !in_script && !in_template {
-        add_html_token(
+        add_token(
             &mut result,
-            &input[token_start..token_end + 1],
+            source,
+            token_start,
+            token_end + 1,
             is_after_space && !is_new_line,
         );
     }

@@ -18,7 +18,9 @@
 //! every occurrence, ASCII case-insensitive, for a check that weighs terms
 //! itself (`risky_offers`), so the text is read once for all of them.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 
 /// Bytes between the end of an A word and the start of a B word, none of
 /// them `.`, `!` or `?`: words of one sentence.
@@ -52,7 +54,11 @@ pub enum Rule {
 
 /// Rules grouped in families, compiled once.
 pub struct PhraseSet {
-    finder: AhoCorasick,
+    /// The automaton, walked by [`PhraseSet::scan`]'s own loop: the
+    /// state stays in a register (aho-corasick's overlapping iterator
+    /// keeps it in memory and returns at every match: 16 instructions a
+    /// byte against 6).
+    finder: DFA,
     /// Per aho-corasick pattern: the words that start with its token.
     token_words: Vec<Vec<u32>>,
     /// Per word: its tokens after the first.
@@ -184,12 +190,14 @@ impl PhraseSet {
                 }
             }
         }
-        let finder = AhoCorasickBuilder::new()
+        // A full DFA: the overlapping search visits every byte, and a few
+        // hundred short words make a small table. No prefilter: the walk
+        // visits every byte anyway, and only dead and match states are
+        // special without one.
+        let finder = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            // A full DFA: the overlapping search visits every byte, and a
-            // few hundred short words make a small table.
-            .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(&patterns)
             .map_err(|e| e.to_string())?;
         Ok(PhraseSet {
@@ -224,30 +232,50 @@ impl PhraseSet {
         // Past MAX_HITS words the rules stop looking; terms are still
         // collected (they are bounded by the text: a few per byte).
         let mut words_full = false;
-        for m in self.finder.find_overlapping_iter(text) {
-            let pattern = m.pattern().as_usize();
-            if !words_full {
-                for &word in &self.token_words[pattern] {
-                    if let Some(end) = rest_matches(text, m.end(), &self.rests[word as usize]) {
-                        hits.push(Hit {
-                            word,
-                            start: m.start(),
-                            end,
+        let aut = &self.finder;
+        // The overlapping search: every pattern that ends at each byte, in
+        // the automaton's order (aho-corasick's `find_overlapping_iter`).
+        let Ok(mut sid) = aut.start_state(Anchored::No) else {
+            return;
+        };
+        'text: for (at, &byte) in text.as_bytes().iter().enumerate() {
+            sid = aut.next_state(Anchored::No, sid, byte);
+            if !aut.is_special(sid) {
+                continue;
+            }
+            if !aut.is_match(sid) {
+                // The dead state: not reached by an unanchored search.
+                break;
+            }
+            let end = at + 1;
+            for i in 0..aut.match_len(sid) {
+                let id = aut.match_pattern(sid, i);
+                let start = end - aut.pattern_len(id);
+                let pattern = id.as_usize();
+                if !words_full {
+                    for &word in &self.token_words[pattern] {
+                        if let Some(word_end) = rest_matches(text, end, &self.rests[word as usize])
+                        {
+                            hits.push(Hit {
+                                word,
+                                start,
+                                end: word_end,
+                            });
+                        }
+                    }
+                    words_full = hits.len() >= MAX_HITS;
+                }
+                if end <= term_end {
+                    for &term in &self.pattern_terms[pattern] {
+                        terms.push(TermHit {
+                            term,
+                            start: start as u32,
+                            end: end as u32,
                         });
                     }
+                } else if words_full {
+                    break 'text;
                 }
-                words_full = hits.len() >= MAX_HITS;
-            }
-            if m.end() <= term_end {
-                for &term in &self.pattern_terms[pattern] {
-                    terms.push(TermHit {
-                        term,
-                        start: m.start() as u32,
-                        end: m.end() as u32,
-                    });
-                }
-            } else if words_full {
-                break;
             }
         }
         if hits.is_empty() {

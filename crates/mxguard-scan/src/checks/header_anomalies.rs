@@ -68,6 +68,23 @@ const UNIQUE: [HeaderName<'static>; 9] = [
     HeaderName::InReplyTo,
 ];
 
+/// The index of `name` in [`UNIQUE`], by its variant (no comparison with
+/// each: every field of every message is looked up).
+fn unique_slot(name: &HeaderName<'_>) -> Option<usize> {
+    match name {
+        HeaderName::From => Some(0),
+        HeaderName::Sender => Some(1),
+        HeaderName::ReplyTo => Some(2),
+        HeaderName::To => Some(3),
+        HeaderName::Cc => Some(4),
+        HeaderName::Subject => Some(5),
+        HeaderName::Date => Some(6),
+        HeaderName::MessageId => Some(7),
+        HeaderName::InReplyTo => Some(8),
+        _ => None,
+    }
+}
+
 /// Free mailbox providers: anyone gets an address there in a minute, so
 /// an organisation's mail that asks for replies there is a lure
 /// (rspamd's FREEMAIL_REPLYTO_NEQ_FROM_DOM). Registrable domains.
@@ -334,11 +351,16 @@ impl Check for HeaderAnomalies {
         }
         let m = &task.message;
         let headers = task.headers();
-        // Several of one unique field.
+        // Several of one unique field: one pass over the fields.
+        let mut seen = [0u32; UNIQUE.len()];
+        for slot in headers.iter().filter_map(|h| unique_slot(&h.name)) {
+            seen[slot] += 1;
+        }
         let repeated: Vec<String> = UNIQUE
             .iter()
-            .filter(|n| headers.iter().filter(|h| &h.name == *n).count() > 1)
-            .map(|n| n.as_str().to_string())
+            .zip(seen)
+            .filter(|(_, n)| *n > 1)
+            .map(|(name, _)| name.as_str().to_string())
             .collect();
         if !repeated.is_empty() {
             results.insert("MULTIPLE_UNIQUE_HEADERS", repeated);
@@ -750,6 +772,20 @@ mod tests {
     use super::*;
     use mxguard_core::Envelope;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn unique_slots_follow_the_table() {
+        for (i, name) in UNIQUE.iter().enumerate() {
+            assert_eq!(unique_slot(name), Some(i), "{name:?}");
+        }
+        for name in ["Received", "X-From", "Resent-From", "Bcc", "References"] {
+            assert_eq!(
+                unique_slot(&HeaderName::parse(name).unwrap()),
+                None,
+                "{name}"
+            );
+        }
+    }
 
     struct Fixed(SystemTime);
     impl Clock for Fixed {

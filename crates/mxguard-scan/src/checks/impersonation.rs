@@ -26,7 +26,6 @@ use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::domain::organisational;
 use mxguard_message::fold::skeleton;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// A brand: the words of its name (folded, lowercase) and the tokens one
 /// of which its sending domains contain.
@@ -243,22 +242,25 @@ pub struct Impersonation {
     /// Every brand's first folded word and its folded words written
     /// together: a text with none of them (or of its letter runs) names
     /// no brand, which most mail is told by a few hash lookups.
-    keys: HashSet<String>,
+    keys: super::NameSetOf<String>,
     trusted: Vec<String>,
 }
 
 /// Folds the letters and digits lures swap for each other (`I` and `l`,
 /// `1` and `l`, `0` and `o`: "Iedger", "PayPa1", "lRS"), on a folded,
-/// lowercase text.
-fn fold_swaps(folded: &str) -> String {
-    folded
-        .chars()
-        .map(|c| match c {
-            'i' | '1' => 'l',
-            '0' => 'o',
-            c => c,
-        })
-        .collect()
+/// lowercase text, in place: the swapped characters are ASCII, and an ASCII byte is
+/// never part of a longer character in UTF-8.
+fn fold_swaps(folded: String) -> String {
+    let mut bytes = folded.into_bytes();
+    for b in &mut bytes {
+        *b = match *b {
+            b'i' | b'1' => b'l',
+            b'0' => b'o',
+            b => b,
+        };
+    }
+    // Always valid: only ASCII bytes were changed, to ASCII bytes.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Bytes of a display name looked at.
@@ -267,7 +269,7 @@ const MAX_NAME: usize = 512;
 impl Impersonation {
     pub fn new(config: &ImpersonationConfig) -> Impersonation {
         let known = |plain: Vec<String>, tokens: Vec<String>| Known {
-            folded: plain.iter().map(|w| fold_swaps(w)).collect(),
+            folded: plain.iter().map(|w| fold_swaps(w.clone())).collect(),
             plain,
             tokens,
         };
@@ -306,7 +308,7 @@ impl Impersonation {
     /// The brand `name` (a display name) names whose tokens `domain` does
     /// not contain.
     pub fn borrowed_brand(&self, name: &str, domain: &str) -> Option<String> {
-        let folded = fold_swaps(&skeleton(name, MAX_NAME));
+        let folded = fold_swaps(skeleton(name, MAX_NAME));
         let words = word_slices(&folded);
         if !self.may_name(&words) {
             return None;
@@ -333,7 +335,7 @@ impl Impersonation {
     /// its own name so; names of three letters or fewer are left out
     /// (`FBL` is not a disguised `FBI`).
     pub fn disguised_brand(&self, text: &str) -> Option<String> {
-        let folded_text = fold_swaps(&skeleton(text, MAX_NAME));
+        let folded_text = fold_swaps(skeleton(text, MAX_NAME));
         let folded = word_slices(&folded_text);
         if !self.may_name(&folded) {
             return None;
@@ -346,7 +348,7 @@ impl Impersonation {
         let plain = word_slices(&plain_text);
         self.brands
             .iter()
-            .filter(|b| b.plain.concat().chars().count() > 3)
+            .filter(|b| b.plain.iter().map(|w| w.chars().count()).sum::<usize>() > 3)
             .find(|b| names(&folded, &b.folded) && !names(&plain, &b.plain))
             .map(|b| b.plain.join(" "))
     }
@@ -377,12 +379,11 @@ impl Impersonation {
 /// Whether `words` holds `brand`'s words in a row, or written together,
 /// or spelt out letter by letter (`F.e.d.E.x`).
 fn names(words: &[&str], brand: &[String]) -> bool {
-    let joined = brand.concat();
     let mut letters = String::new();
     for w in words {
         if w.chars().count() == 1 {
             letters.push_str(w);
-            if letters == joined {
+            if is_concat(&letters, brand) {
                 return true;
             }
         } else {
@@ -392,12 +393,24 @@ fn names(words: &[&str], brand: &[String]) -> bool {
     words_name(words, brand)
 }
 
+/// Whether `s` is `parts` written together (`parts.concat() == s`, without
+/// building the string: brands are tried by the dozen per name).
+fn is_concat(s: &str, parts: &[String]) -> bool {
+    let mut rest = s;
+    for p in parts {
+        match rest.strip_prefix(p.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 fn words_name(words: &[&str], brand: &[String]) -> bool {
     if brand.len() == 1 {
         return words.contains(&brand[0].as_str());
     }
-    let joined = brand.concat();
-    words.contains(&joined.as_str())
+    words.iter().any(|w| is_concat(w, brand))
         || words
             .windows(brand.len())
             .any(|win| win.iter().zip(brand).all(|(a, b)| *a == b.as_str()))
@@ -491,6 +504,23 @@ impl Check for Impersonation {
 mod tests {
     use super::*;
     use mxguard_core::Envelope;
+
+    #[test]
+    fn is_concat_is_concat_equal() {
+        let parts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for p in [
+            &[][..],
+            &["a"],
+            &["pay", "pal"],
+            &["", "x"],
+            &["ab", "", "c"],
+        ] {
+            let p = parts(p);
+            for s in ["", "a", "paypal", "payp", "paypall", "x", "abc", "ab"] {
+                assert_eq!(is_concat(s, &p), p.concat() == s, "{s:?} {p:?}");
+            }
+        }
+    }
 
     fn check() -> Impersonation {
         Impersonation::new(&ImpersonationConfig::default())

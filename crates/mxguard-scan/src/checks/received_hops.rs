@@ -55,9 +55,7 @@ impl Check for ReceivedHops {
                 .raw
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .unwrap_or_default();
-            illegal |= raw
-                .iter()
-                .any(|b| *b >= 0x80 || (*b < 0x20 && !b"\r\n\t".contains(b)));
+            illegal |= has_illegal_byte(raw);
         }
         if fields == 0 {
             results.insert("RCVD_COUNT_ZERO", vec![]);
@@ -77,6 +75,29 @@ impl Check for ReceivedHops {
             results.insert("RCVD_HELO_USER", vec![]);
         }
     }
+}
+
+/// Whether `raw` has a byte no header field may hold: one outside ASCII,
+/// or a control other than CR, LF and tab. Eight bytes at a time (most
+/// fields have neither, and every field is looked at), the bytes of a word
+/// with a control in it one by one.
+fn has_illegal_byte(raw: &[u8]) -> bool {
+    const LOW: u64 = u64::from_ne_bytes([0x20; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let byte = |b: u8| b >= 0x80 || (b < 0x20 && !matches!(b, b'\r' | b'\n' | b'\t'));
+    let mut words = raw.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_ne_bytes(w.try_into().unwrap_or_default());
+        if x & HIGH != 0 {
+            return true;
+        }
+        // A byte below 0x20 (none is 0x80 or above here): its subtraction
+        // borrows into its top bit.
+        if x.wrapping_sub(LOW) & HIGH != 0 && w.iter().any(|&b| byte(b)) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| byte(b))
 }
 
 #[cfg(test)]
@@ -104,5 +125,24 @@ mod tests {
         assert_eq!(scan(user), vec!["RCVD_HELO_USER"]);
         let illegal = "Received: from h\u{e9}.example (x [192.0.2.1]) by mx.example.org; Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\n\r\nx\r\n";
         assert_eq!(scan(illegal.as_bytes()), vec!["RCVD_ILLEGAL_CHARS"]);
+    }
+
+    #[test]
+    fn illegal_bytes_at_every_position_and_value() {
+        let reference = |raw: &[u8]| {
+            raw.iter()
+                .any(|b| *b >= 0x80 || (*b < 0x20 && !b"\r\n\t".contains(b)))
+        };
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut raw = vec![b'a'; len];
+                    raw[at] = b;
+                    assert_eq!(has_illegal_byte(&raw), reference(&raw), "{raw:?}");
+                    raw[len - 1 - at] = b'\n';
+                    assert_eq!(has_illegal_byte(&raw), reference(&raw), "{raw:?}");
+                }
+            }
+        }
     }
 }

@@ -18,7 +18,6 @@ use mxguard_core::maps::{LineError, MapData, MapFile, MapLimits, logical_lines};
 use mxguard_core::{ScanResults, SymbolDef};
 use mxguard_message::Url;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -236,7 +235,7 @@ impl Section for UrlShapeConfig {
 
 /// A set of lower-case names, one a line, a leading dot ignored.
 #[derive(Debug, Default)]
-pub struct NameSet(HashSet<String>);
+pub struct NameSet(super::NameSetOf<String>);
 
 impl NameSet {
     pub fn of(names: &[&str]) -> NameSet {
@@ -250,7 +249,7 @@ impl NameSet {
 
 impl MapData for NameSet {
     fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Self {
-        let mut set = HashSet::new();
+        let mut set = super::NameSetOf::default();
         for (line, content) in logical_lines(text) {
             let name = content.trim().trim_start_matches('.').to_ascii_lowercase();
             if name.contains(char::is_whitespace) || name.is_empty() {

@@ -296,6 +296,12 @@ pub fn one_line(s: &str) -> String {
 
 /// [`one_line`] appended to `out`, without a string of its own.
 fn push_one_line(out: &mut String, s: &str) {
+    // Most options (domains, URLs, scores) hold no line end: copied as
+    // they are, without splitting.
+    if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_none() {
+        out.push_str(s);
+        return;
+    }
     let mut first = true;
     for line in s.split(['\r', '\n']).filter(|l| !l.is_empty()) {
         if !first {
@@ -461,7 +467,8 @@ pub fn authentication_results(
         out.push_str(";\n\t");
         out.push_str(text);
     };
-    for (&(result, _), s) in DKIM.iter().zip(family(verdict, "R_DKIM_", DKIM)) {
+    let found = AuthSymbols::of(verdict);
+    for (&(result, _), s) in DKIM.iter().zip(found.dkim) {
         let Some(s) = s else { continue };
         if s.options.is_empty() {
             part(&mut out, "dkim=");
@@ -496,7 +503,7 @@ pub fn authentication_results(
     }
     if let Some((&(result, _), s)) = ARC
         .iter()
-        .zip(family(verdict, "ARC_", ARC))
+        .zip(found.arc)
         .find_map(|(r, s)| s.map(|s| (r, s)))
     {
         part(&mut out, "arc=");
@@ -507,11 +514,7 @@ pub fn authentication_results(
             out.push(')');
         }
     }
-    if let Some(&(result, _)) = SPF
-        .iter()
-        .zip(family(verdict, "R_SPF_", SPF))
-        .find_map(|(r, s)| s.map(|_| r))
-    {
+    if let Some(&(result, _)) = SPF.iter().zip(found.spf).find_map(|(r, s)| s.map(|_| r)) {
         part(&mut out, "spf=");
         out.push_str(result);
         match (&envelope.mail_from, &envelope.helo) {
@@ -528,7 +531,7 @@ pub fn authentication_results(
     }
     if let Some((&(result, _), s)) = DMARC
         .iter()
-        .zip(family(verdict, "DMARC_", DMARC))
+        .zip(found.dmarc)
         .find_map(|(r, s)| s.map(|s| (r, s)))
     {
         if result == "pass" {
@@ -585,29 +588,48 @@ pub fn authentication_results(
     (out.len() > empty).then_some(out)
 }
 
-/// The symbols of one table present in the verdict, in the table's order:
-/// one walk of the sorted map from the family's `prefix` (every name in
-/// `table` starts with it) instead of a look-up per name.
-fn family<'a, const N: usize>(
-    verdict: &'a Verdict,
-    prefix: &str,
-    table: &[(&str, &str); N],
-) -> [Option<&'a SymbolResult>; N] {
-    let mut found = [None; N];
-    let from = (
-        std::ops::Bound::Included(prefix),
-        std::ops::Bound::Unbounded,
-    );
-    for (name, s) in verdict
-        .symbols
-        .range::<str, _>(from)
-        .take_while(|(name, _)| name.starts_with(prefix))
-    {
-        if let Some(i) = table.iter().position(|(_, n)| *n == name.as_str()) {
-            found[i] = Some(s);
+/// The auth checks' symbols present in a verdict, each family in its
+/// table's order.
+struct AuthSymbols<'a> {
+    dkim: [Option<&'a SymbolResult>; 4],
+    arc: [Option<&'a SymbolResult>; 4],
+    spf: [Option<&'a SymbolResult>; 7],
+    dmarc: [Option<&'a SymbolResult>; 6],
+}
+
+impl<'a> AuthSymbols<'a> {
+    /// One pass over the verdict's symbols (a few dozen), most ruled out
+    /// by their first letter, instead of a search of the map per name.
+    fn of(verdict: &'a Verdict) -> AuthSymbols<'a> {
+        fn put<'a, const N: usize>(
+            found: &mut [Option<&'a SymbolResult>; N],
+            table: &[(&str, &str); N],
+            name: &str,
+            s: &'a SymbolResult,
+        ) {
+            if let Some(i) = table.iter().position(|(_, n)| *n == name) {
+                found[i] = Some(s);
+            }
         }
+        let mut out = AuthSymbols {
+            dkim: [None; 4],
+            arc: [None; 4],
+            spf: [None; 7],
+            dmarc: [None; 6],
+        };
+        for (name, s) in &verdict.symbols {
+            match name.as_bytes().first() {
+                Some(b'R') => {
+                    put(&mut out.dkim, DKIM, name, s);
+                    put(&mut out.spf, SPF, name, s);
+                }
+                Some(b'A') => put(&mut out.arc, ARC, name, s),
+                Some(b'D') => put(&mut out.dmarc, DMARC, name, s),
+                _ => {}
+            }
+        }
+        out
     }
-    found
 }
 
 #[cfg(test)]
@@ -941,6 +963,20 @@ mod tests {
             authentication_results(&v, &bounce, "mx").unwrap(),
             "mx;\n\tspf=fail smtp.helo=client.example;\n\tdmarc=fail reason=\"No valid SPF, No valid DKIM\" header.from=example.com (policy=reject);\n\tauth=pass smtp.auth=joe"
         );
+    }
+
+    #[test]
+    fn one_line_joins_lines_with_single_spaces() {
+        for (text, line) in [
+            ("plain, no line end", "plain, no line end"),
+            ("", ""),
+            ("a\r\n\r\nb", "a b"),
+            ("\r\nx\n", "x"),
+            ("a\rb\nc", "a b c"),
+            ("\n\r", ""),
+        ] {
+            assert_eq!(one_line(text), line, "{text:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::results::{AuthResult, normalise_domain};
 use crate::spf::SpfVerdict;
 use mxguard_message::domain::organisational;
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
@@ -347,14 +348,25 @@ async fn discover(verifier: &Verifier, author: &str) -> Found {
     Found::None
 }
 
-fn aligned(identifier: &str, author: &str, mode: Alignment) -> bool {
-    let identifier = normalise_domain(identifier);
+/// Whether `identifier` (an SPF or DKIM domain) aligns with `author`.
+/// `author_org` keeps the author's organisational domain for the other
+/// identifiers of the message: one public-suffix look-up, not one each.
+fn aligned(identifier: &str, author: &str, author_org: &OnceCell<String>, mode: Alignment) -> bool {
+    // `normalise_domain`, borrowed when it changes nothing (most names).
+    let trimmed = identifier.trim().trim_end_matches('.');
+    let identifier: Cow<'_, str> = if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    };
     if identifier.is_empty() {
         return false;
     }
     match mode {
         Alignment::Strict => identifier == author,
-        Alignment::Relaxed => organisational(&identifier) == organisational(author),
+        Alignment::Relaxed => {
+            organisational(&identifier) == *author_org.get_or_init(|| organisational(author))
+        }
     }
 }
 
@@ -391,19 +403,20 @@ async fn evaluate_one(
             return v;
         }
     };
+    let org = OnceCell::new();
     let spf_aligned = spf.is_some_and(|s| {
         s.identity == crate::spf::Identity::MailFrom
             && s.result == AuthResult::Pass
-            && aligned(&s.domain, author, record.aspf)
+            && aligned(&s.domain, author, &org, record.aspf)
     });
     let dkim_aligned = dkim
         .iter()
-        .any(|d| d.result == AuthResult::Pass && aligned(&d.domain, author, record.adkim));
+        .any(|d| d.result == AuthResult::Pass && aligned(&d.domain, author, &org, record.adkim));
     let temp = spf.is_some_and(|s| {
-        s.result == AuthResult::TempError && aligned(&s.domain, author, record.aspf)
-    }) || dkim
-        .iter()
-        .any(|d| d.result == AuthResult::TempError && aligned(&d.domain, author, record.adkim));
+        s.result == AuthResult::TempError && aligned(&s.domain, author, &org, record.aspf)
+    }) || dkim.iter().any(|d| {
+        d.result == AuthResult::TempError && aligned(&d.domain, author, &org, record.adkim)
+    });
     let p = record.p.unwrap_or(Policy::None);
     let published = if found_at == author {
         p
@@ -417,6 +430,7 @@ async fn evaluate_one(
             _ => sub,
         }
     };
+    let (testing, pct) = (record.testing, record.pct);
     let mut v = DmarcVerdict {
         result: AuthResult::Pass,
         from_domain: author.to_string(),
@@ -426,7 +440,7 @@ async fn evaluate_one(
         spf_aligned,
         dkim_aligned,
         reason: None,
-        record: Some((found_at.clone(), record.clone())),
+        record: Some((found_at, record)),
     };
     if spf_aligned || dkim_aligned {
         return v;
@@ -451,7 +465,7 @@ async fn evaluate_one(
         }
         .to_string(),
     );
-    if record.testing || !sampled_in(record.pct) {
+    if testing || !sampled_in(pct) {
         v.policy = Some(published.lower());
         v.lowered = true;
     }
@@ -511,6 +525,7 @@ mod tests {
 
     #[test]
     fn alignment_by_organisational_domain() {
+        let aligned = |id: &str, author: &str, mode| aligned(id, author, &OnceCell::new(), mode);
         assert!(aligned(
             "mail.example.co.uk",
             "example.co.uk",
@@ -523,7 +538,29 @@ mod tests {
         ));
         assert!(!aligned("other.co.uk", "example.co.uk", Alignment::Relaxed));
         assert!(aligned("EXAMPLE.com.", "example.com", Alignment::Strict));
+        assert!(aligned(
+            " Mail.EXAMPLE.com ",
+            "example.com",
+            Alignment::Relaxed
+        ));
         assert!(!aligned("", "example.com", Alignment::Relaxed));
+        // The author's organisational domain, kept for the next identifier.
+        let org = OnceCell::new();
+        let a = "news.example.co.uk";
+        assert!(super::aligned(
+            "x.example.co.uk",
+            a,
+            &org,
+            Alignment::Relaxed
+        ));
+        assert_eq!(org.get().map(String::as_str), Some("example.co.uk"));
+        assert!(!super::aligned("example.com", a, &org, Alignment::Relaxed));
+        assert!(super::aligned(
+            "EXAMPLE.co.uk.",
+            a,
+            &org,
+            Alignment::Relaxed
+        ));
     }
 
     #[test]

@@ -296,6 +296,12 @@ pub fn one_line(s: &str) -> String {
 
 /// [`one_line`] appended to `out`, without a string of its own.
 fn push_one_line(out: &mut String, s: &str) {
+    // Most options (domains, URLs, scores) hold no line end: copied as
+    // they are, without splitting.
+    if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_none() {
+        out.push_str(s);
+        return;
+    }
     let mut first = true;
     for line in s.split(['\r', '\n']).filter(|l| !l.is_empty()) {
         if !first {
@@ -406,13 +412,13 @@ pub fn virus_names(verdict: &Verdict, virus_symbols: &[String]) -> Option<String
     (!found.is_empty()).then(|| found.join(","))
 }
 
-const DKIM: &[(&str, &str)] = &[
+const DKIM: &[(&str, &str); 4] = &[
     ("pass", "R_DKIM_ALLOW"),
     ("fail", "R_DKIM_REJECT"),
     ("temperror", "R_DKIM_TEMPFAIL"),
     ("permerror", "R_DKIM_PERMFAIL"),
 ];
-const SPF: &[(&str, &str)] = &[
+const SPF: &[(&str, &str); 7] = &[
     ("pass", "R_SPF_ALLOW"),
     ("fail", "R_SPF_FAIL"),
     ("softfail", "R_SPF_SOFTFAIL"),
@@ -421,7 +427,7 @@ const SPF: &[(&str, &str)] = &[
     ("permerror", "R_SPF_PERMFAIL"),
     ("none", "R_SPF_NA"),
 ];
-const DMARC: &[(&str, &str)] = &[
+const DMARC: &[(&str, &str); 6] = &[
     ("pass", "DMARC_POLICY_ALLOW"),
     ("reject", "DMARC_POLICY_REJECT"),
     ("quarantine", "DMARC_POLICY_QUARANTINE"),
@@ -429,7 +435,7 @@ const DMARC: &[(&str, &str)] = &[
     ("permerror", "DMARC_BAD_POLICY"),
     ("temperror", "DMARC_DNSFAIL"),
 ];
-const ARC: &[(&str, &str)] = &[
+const ARC: &[(&str, &str); 4] = &[
     ("pass", "ARC_ALLOW"),
     ("reject", "ARC_REJECT"),
     ("permerror", "ARC_INVALID"),
@@ -444,109 +450,296 @@ const ARC: &[(&str, &str)] = &[
 /// Symbol options read: DKIM `domain` or `domain:selector` (also
 /// `domain:s=selector`), one per signature; DMARC pass `[from-domain,
 /// policy]`, DMARC failures `["domain : reason"]`; ARC a free comment.
+///
+/// Written into one string: a look-up per symbol name (21 string searches
+/// of the verdict's map) and a `format!` per part were most of its cost.
 pub fn authentication_results(
     verdict: &Verdict,
     envelope: &Envelope,
     authserv_id: &str,
 ) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    let sym = |name: &str| verdict.symbols.get(name);
-    for (result, name) in DKIM {
-        if let Some(s) = sym(name) {
-            if s.options.is_empty() {
-                parts.push(format!("dkim={result}"));
+    let mut out = String::with_capacity(authserv_id.len() + 160);
+    out.push_str(authserv_id);
+    let empty = out.len();
+    // Every part starts with the separator after the authserv-id or the
+    // part before it.
+    let part = |out: &mut String, text: &str| {
+        out.push_str(";\n\t");
+        out.push_str(text);
+    };
+    let found = AuthSymbols::of(verdict);
+    for (&(result, _), s) in DKIM.iter().zip(found.dkim) {
+        let Some(s) = s else { continue };
+        if s.options.is_empty() {
+            part(&mut out, "dkim=");
+            out.push_str(result);
+        }
+        for o in &s.options {
+            // `domain`, `domain:selector`, `domain:s=selector[:i=auid]`.
+            let mut fields = o.split(':');
+            let domain = fields.next().unwrap_or_default();
+            let (mut selector, mut auid) = (None, None);
+            for f in fields {
+                if let Some(i) = f.strip_prefix("i=") {
+                    auid = Some(i).filter(|i| !i.is_empty());
+                } else {
+                    let sel = f.strip_prefix("s=").unwrap_or(f);
+                    selector = Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-");
+                }
             }
-            for o in &s.options {
-                // `domain`, `domain:selector`, `domain:s=selector[:i=auid]`.
-                let mut fields = o.split(':');
-                let domain = fields.next().unwrap_or_default();
-                let (mut selector, mut auid) = (None, None);
-                for f in fields {
-                    if let Some(i) = f.strip_prefix("i=") {
-                        auid = Some(i).filter(|i| !i.is_empty());
-                    } else {
-                        let sel = f.strip_prefix("s=").unwrap_or(f);
-                        selector = Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-");
-                    }
-                }
-                let mut p = format!("dkim={result} header.d={}", domain.trim());
-                if let Some(i) = auid {
-                    p.push_str(&format!(" header.i={}", i.trim()));
-                }
-                if let Some(sel) = selector {
-                    p.push_str(&format!(" header.s={}", sel.trim()));
-                }
-                parts.push(p);
+            part(&mut out, "dkim=");
+            out.push_str(result);
+            out.push_str(" header.d=");
+            out.push_str(domain.trim());
+            if let Some(i) = auid {
+                out.push_str(" header.i=");
+                out.push_str(i.trim());
+            }
+            if let Some(sel) = selector {
+                out.push_str(" header.s=");
+                out.push_str(sel.trim());
             }
         }
     }
-    if let Some((result, s)) = ARC.iter().find_map(|(r, n)| sym(n).map(|s| (r, s))) {
-        match s.options.first() {
-            Some(o) => parts.push(format!("arc={result} ({})", one_line(o))),
-            None => parts.push(format!("arc={result}")),
+    if let Some((&(result, _), s)) = ARC
+        .iter()
+        .zip(found.arc)
+        .find_map(|(r, s)| s.map(|s| (r, s)))
+    {
+        part(&mut out, "arc=");
+        out.push_str(result);
+        if let Some(o) = s.options.first() {
+            out.push_str(" (");
+            push_one_line(&mut out, o);
+            out.push(')');
         }
     }
-    if let Some(result) = SPF.iter().find_map(|(r, n)| sym(n).map(|_| r)) {
-        let mut p = format!("spf={result}");
+    if let Some(&(result, _)) = SPF.iter().zip(found.spf).find_map(|(r, s)| s.map(|_| r)) {
+        part(&mut out, "spf=");
+        out.push_str(result);
         match (&envelope.mail_from, &envelope.helo) {
-            (Some(from), _) if !from.is_empty() => p.push_str(&format!(" smtp.mailfrom={from}")),
-            (_, Some(helo)) => p.push_str(&format!(" smtp.helo={helo}")),
+            (Some(from), _) if !from.is_empty() => {
+                out.push_str(" smtp.mailfrom=");
+                out.push_str(from);
+            }
+            (_, Some(helo)) => {
+                out.push_str(" smtp.helo=");
+                out.push_str(helo);
+            }
             _ => {}
         }
-        parts.push(p);
     }
-    if let Some((result, s)) = DMARC.iter().find_map(|(r, n)| sym(n).map(|s| (*r, s))) {
-        let p = match result {
-            "pass" => {
-                let mut p = "dmarc=pass".to_string();
-                if let Some(policy) = s.options.get(1) {
-                    p.push_str(&format!(" (policy={policy})"));
-                }
-                if let Some(dom) = s.options.first() {
-                    p.push_str(&format!(" header.from={dom}"));
-                }
-                p
+    if let Some((&(result, _), s)) = DMARC
+        .iter()
+        .zip(found.dmarc)
+        .find_map(|(r, s)| s.map(|s| (r, s)))
+    {
+        if result == "pass" {
+            part(&mut out, "dmarc=pass");
+            if let Some(policy) = s.options.get(1) {
+                out.push_str(" (policy=");
+                out.push_str(policy);
+                out.push(')');
             }
-            _ => {
-                let shown = if matches!(result, "reject" | "quarantine" | "softfail") {
-                    "fail"
-                } else {
-                    result
+            if let Some(dom) = s.options.first() {
+                out.push_str(" header.from=");
+                out.push_str(dom);
+            }
+        } else {
+            let shown = if matches!(result, "reject" | "quarantine" | "softfail") {
+                "fail"
+            } else {
+                result
+            };
+            part(&mut out, "dmarc=");
+            out.push_str(shown);
+            if let Some(o) = s.options.first() {
+                let (dom, reason) = match o.split_once(" : ") {
+                    Some((d, r)) => (d, Some(r)),
+                    None => (o.as_str(), None),
                 };
-                let mut p = format!("dmarc={shown}");
-                if let Some(o) = s.options.first() {
-                    let (dom, reason) = match o.split_once(" : ") {
-                        Some((d, r)) => (d, Some(r)),
-                        None => (o.as_str(), None),
-                    };
-                    if let Some(r) = reason {
-                        p.push_str(&format!(" reason=\"{}\"", one_line(r).replace('"', "'")));
+                if let Some(r) = reason {
+                    out.push_str(" reason=\"");
+                    let at = out.len();
+                    push_one_line(&mut out, r);
+                    // A quote would end the value: shown as an apostrophe.
+                    if out[at..].contains('"') {
+                        let quoted = out.split_off(at).replace('"', "'");
+                        out.push_str(&quoted);
                     }
-                    p.push_str(&format!(" header.from={}", dom.trim()));
+                    out.push('"');
                 }
-                let policy = if result == "softfail" { "none" } else { result };
-                p.push_str(&format!(" (policy={policy})"));
-                p
+                out.push_str(" header.from=");
+                out.push_str(dom.trim());
             }
-        };
-        parts.push(p);
-    }
-    if let Some(user) = envelope.user.as_deref().filter(|u| !u.is_empty()) {
-        match envelope.mail_from.as_deref() {
-            Some(from) if !from.is_empty() => {
-                parts.push(format!("auth=pass smtp.auth={user} smtp.mailfrom={from}"))
-            }
-            _ => parts.push(format!("auth=pass smtp.auth={user}")),
+            out.push_str(" (policy=");
+            out.push_str(if result == "softfail" { "none" } else { result });
+            out.push(')');
         }
     }
-    if parts.is_empty() {
-        return None;
+    if let Some(user) = envelope.user.as_deref().filter(|u| !u.is_empty()) {
+        part(&mut out, "auth=pass smtp.auth=");
+        out.push_str(user);
+        if let Some(from) = envelope.mail_from.as_deref().filter(|f| !f.is_empty()) {
+            out.push_str(" smtp.mailfrom=");
+            out.push_str(from);
+        }
     }
-    Some(format!("{authserv_id};\n\t{}", parts.join(";\n\t")))
+    (out.len() > empty).then_some(out)
+}
+
+/// The auth checks' symbols present in a verdict, each family in its
+/// table's order.
+struct AuthSymbols<'a> {
+    dkim: [Option<&'a SymbolResult>; 4],
+    arc: [Option<&'a SymbolResult>; 4],
+    spf: [Option<&'a SymbolResult>; 7],
+    dmarc: [Option<&'a SymbolResult>; 6],
+}
+
+impl<'a> AuthSymbols<'a> {
+    /// One pass over the verdict's symbols (a few dozen), most ruled out
+    /// by their first letter, instead of a search of the map per name.
+    fn of(verdict: &'a Verdict) -> AuthSymbols<'a> {
+        fn put<'a, const N: usize>(
+            found: &mut [Option<&'a SymbolResult>; N],
+            table: &[(&str, &str); N],
+            name: &str,
+            s: &'a SymbolResult,
+        ) {
+            if let Some(i) = table.iter().position(|(_, n)| *n == name) {
+                found[i] = Some(s);
+            }
+        }
+        let mut out = AuthSymbols {
+            dkim: [None; 4],
+            arc: [None; 4],
+            spf: [None; 7],
+            dmarc: [None; 6],
+        };
+        for (name, s) in &verdict.symbols {
+            match name.as_bytes().first() {
+                Some(b'R') => {
+                    put(&mut out.dkim, DKIM, name, s);
+                    put(&mut out.spf, SPF, name, s);
+                }
+                Some(b'A') => put(&mut out.arc, ARC, name, s),
+                Some(b'D') => put(&mut out.dmarc, DMARC, name, s),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    /// The builder as it was before it wrote into one string: what the
+    /// new one must equal.
+    #[allow(clippy::format_push_string)]
+    fn reference_authentication_results(
+        verdict: &Verdict,
+        envelope: &Envelope,
+        authserv_id: &str,
+    ) -> Option<String> {
+        let mut parts: Vec<String> = Vec::new();
+        let sym = |name: &str| verdict.symbols.get(name);
+        for (result, name) in DKIM {
+            if let Some(s) = sym(name) {
+                if s.options.is_empty() {
+                    parts.push(format!("dkim={result}"));
+                }
+                for o in &s.options {
+                    // `domain`, `domain:selector`, `domain:s=selector[:i=auid]`.
+                    let mut fields = o.split(':');
+                    let domain = fields.next().unwrap_or_default();
+                    let (mut selector, mut auid) = (None, None);
+                    for f in fields {
+                        if let Some(i) = f.strip_prefix("i=") {
+                            auid = Some(i).filter(|i| !i.is_empty());
+                        } else {
+                            let sel = f.strip_prefix("s=").unwrap_or(f);
+                            selector =
+                                Some(sel).filter(|s| !s.is_empty() && *s != "+" && *s != "-");
+                        }
+                    }
+                    let mut p = format!("dkim={result} header.d={}", domain.trim());
+                    if let Some(i) = auid {
+                        p.push_str(&format!(" header.i={}", i.trim()));
+                    }
+                    if let Some(sel) = selector {
+                        p.push_str(&format!(" header.s={}", sel.trim()));
+                    }
+                    parts.push(p);
+                }
+            }
+        }
+        if let Some((result, s)) = ARC.iter().find_map(|(r, n)| sym(n).map(|s| (r, s))) {
+            match s.options.first() {
+                Some(o) => parts.push(format!("arc={result} ({})", one_line(o))),
+                None => parts.push(format!("arc={result}")),
+            }
+        }
+        if let Some(result) = SPF.iter().find_map(|(r, n)| sym(n).map(|_| r)) {
+            let mut p = format!("spf={result}");
+            match (&envelope.mail_from, &envelope.helo) {
+                (Some(from), _) if !from.is_empty() => {
+                    p.push_str(&format!(" smtp.mailfrom={from}"))
+                }
+                (_, Some(helo)) => p.push_str(&format!(" smtp.helo={helo}")),
+                _ => {}
+            }
+            parts.push(p);
+        }
+        if let Some((result, s)) = DMARC.iter().find_map(|(r, n)| sym(n).map(|s| (*r, s))) {
+            let p = match result {
+                "pass" => {
+                    let mut p = "dmarc=pass".to_string();
+                    if let Some(policy) = s.options.get(1) {
+                        p.push_str(&format!(" (policy={policy})"));
+                    }
+                    if let Some(dom) = s.options.first() {
+                        p.push_str(&format!(" header.from={dom}"));
+                    }
+                    p
+                }
+                _ => {
+                    let shown = if matches!(result, "reject" | "quarantine" | "softfail") {
+                        "fail"
+                    } else {
+                        result
+                    };
+                    let mut p = format!("dmarc={shown}");
+                    if let Some(o) = s.options.first() {
+                        let (dom, reason) = match o.split_once(" : ") {
+                            Some((d, r)) => (d, Some(r)),
+                            None => (o.as_str(), None),
+                        };
+                        if let Some(r) = reason {
+                            p.push_str(&format!(" reason=\"{}\"", one_line(r).replace('"', "'")));
+                        }
+                        p.push_str(&format!(" header.from={}", dom.trim()));
+                    }
+                    let policy = if result == "softfail" { "none" } else { result };
+                    p.push_str(&format!(" (policy={policy})"));
+                    p
+                }
+            };
+            parts.push(p);
+        }
+        if let Some(user) = envelope.user.as_deref().filter(|u| !u.is_empty()) {
+            match envelope.mail_from.as_deref() {
+                Some(from) if !from.is_empty() => {
+                    parts.push(format!("auth=pass smtp.auth={user} smtp.mailfrom={from}"))
+                }
+                _ => parts.push(format!("auth=pass smtp.auth={user}")),
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        Some(format!("{authserv_id};\n\t{}", parts.join(";\n\t")))
+    }
 
     #[test]
     fn scores_are_written_as_the_formatter_writes_them() {
@@ -770,6 +963,92 @@ mod tests {
             authentication_results(&v, &bounce, "mx").unwrap(),
             "mx;\n\tspf=fail smtp.helo=client.example;\n\tdmarc=fail reason=\"No valid SPF, No valid DKIM\" header.from=example.com (policy=reject);\n\tauth=pass smtp.auth=joe"
         );
+    }
+
+    #[test]
+    fn one_line_joins_lines_with_single_spaces() {
+        for (text, line) in [
+            ("plain, no line end", "plain, no line end"),
+            ("", ""),
+            ("a\r\n\r\nb", "a b"),
+            ("\r\nx\n", "x"),
+            ("a\rb\nc", "a b c"),
+            ("\n\r", ""),
+        ] {
+            assert_eq!(one_line(text), line, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn authentication_results_equal_the_reference_builder() {
+        let options: &[&[&str]] = &[
+            &[],
+            &["example.com"],
+            &[
+                "example.com:s=sel:i=@example.com",
+                " spaced.example : s= + ",
+            ],
+            &["d.example : reason \"quoted\"\r\nnext line", "x"],
+            &["example.org", "quarantine"],
+            &[":", "::i=", "", "d:-:+:s=-"],
+            &["no separator here"],
+        ];
+        let names: Vec<&str> = DKIM
+            .iter()
+            .chain(SPF)
+            .chain(DMARC)
+            .chain(ARC)
+            .map(|(_, n)| *n)
+            .chain([
+                "R_DKIM_NA",
+                "ARC_NA",
+                "DMARC_NA",
+                "R_SPF_",
+                "ARC",
+                "R_DKIM_ALLOWED",
+                "BAYES_HAM",
+                "A",
+                "Z",
+            ])
+            .collect();
+        let maybe = |s: &str, pick: u64| match pick % 3 {
+            0 => None,
+            1 => Some(String::new()),
+            _ => Some(s.to_string()),
+        };
+        // A fixed xorshift sequence: the same cases every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut with_result = 0;
+        for _ in 0..20_000 {
+            let mut syms: Vec<(&str, f64, &[&str])> = Vec::new();
+            for name in &names {
+                if next() % 4 == 0 {
+                    let o = options[(next() % options.len() as u64) as usize];
+                    syms.push((name, 0.0, o));
+                }
+            }
+            let v = verdict(Action::NoAction, 0.0, &syms);
+            let env = Envelope {
+                mail_from: maybe("a@example.com", next()),
+                helo: maybe("client.example", next()),
+                user: maybe("joe", next()),
+                ..Envelope::default()
+            };
+            let got = authentication_results(&v, &env, "mx.test");
+            with_result += usize::from(got.is_some());
+            assert_eq!(
+                got,
+                reference_authentication_results(&v, &env, "mx.test"),
+                "{syms:?} {env:?}"
+            );
+        }
+        assert!(with_result > 10_000, "{with_result}");
     }
 
     #[test]

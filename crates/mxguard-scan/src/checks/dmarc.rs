@@ -92,15 +92,15 @@ impl Dmarc {
 }
 
 /// The From addresses of every From header (a second From header must
-/// not hide the first from DMARC).
-fn from_addresses(task: &Task<'_>) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in task.message.header_values("From") {
-        if let HeaderValue::Address(a) = v {
-            out.extend(a.iter().filter_map(|x| x.address()).map(str::to_string));
-        }
-    }
-    out
+/// not hide the first from DMARC), borrowed from the parsed message.
+fn from_addresses<'t>(task: &'t Task<'_>) -> impl Iterator<Item = &'t str> {
+    task.message
+        .header_values("From")
+        .filter_map(|v| match v {
+            HeaderValue::Address(a) => Some(a),
+            _ => None,
+        })
+        .flat_map(|a| a.iter().filter_map(|x| x.address()))
 }
 
 impl Dmarc {
@@ -222,7 +222,7 @@ impl Waiting for Dmarc {
                 .map(|d| d.0.as_slice())
                 .unwrap_or_default();
             let arc = deps.get::<ArcVerdict>(super::arc::NAME);
-            let authors = dmarc::author_domains(from_addresses(task).iter().map(String::as_str));
+            let authors = dmarc::author_domains(from_addresses(task));
             let verdict = dmarc::evaluate(&self.verifier, &authors, spf, dkim).await;
             let mut results = ScanResults::default();
             let mut arc_override: Option<String> = None;

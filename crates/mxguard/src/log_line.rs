@@ -166,8 +166,8 @@ fn timestamp(secs: u64, micros: u32, out: &mut [u8; TIMESTAMP_LEN]) -> &str {
     let rest = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
     let mut put = |at: usize, width: usize, mut n: u64| {
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (n % 10) as u8;
+        for digit in out[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
             n /= 10;
         }
     };

@@ -15,7 +15,7 @@ use mxguard_dns::{Dns, reversed};
 use mxguard_message::domain::organisational;
 use mxguard_net::burst::{Burst, Report};
 use mxguard_store::{Clock, Durability, Store, SystemClock};
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1130,15 +1130,17 @@ impl Engine {
                 return false;
             }
             let queued_before = p.queue.len();
+            let p = &mut *p;
             for (key, bytes) in values {
                 // Taken under the lock: a later value has a higher number.
                 let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
-                match p.values.get_mut(&key) {
+                // One hash of the key (the entry), not a look-up and an insert.
+                match p.values.entry(key) {
                     // Queued or being written: the newest value goes.
-                    Some(w) => *w = PendingWrite { seq, bytes },
-                    None => {
-                        p.values.insert(key.clone(), PendingWrite { seq, bytes });
-                        p.queue.push(key);
+                    hash_map::Entry::Occupied(mut w) => *w.get_mut() = PendingWrite { seq, bytes },
+                    hash_map::Entry::Vacant(slot) => {
+                        p.queue.push(slot.key().clone());
+                        slot.insert(PendingWrite { seq, bytes });
                     }
                 }
             }
@@ -1357,11 +1359,16 @@ async fn flush(
         drop(entries);
         {
             let mut p = lock(&pending);
+            let p = &mut *p;
             for (k, seq, _) in round {
-                if p.values.get(&k).is_none_or(|w| w.seq == seq) {
-                    p.values.remove(&k);
-                } else {
-                    p.queue.push(k);
+                // One hash of the key: the entry goes unless a newer value
+                // came meanwhile (then it is queued again).
+                if let hash_map::Entry::Occupied(w) = p.values.entry(k) {
+                    if w.get().seq == seq {
+                        w.remove();
+                    } else {
+                        p.queue.push(w.key().clone());
+                    }
                 }
             }
         }

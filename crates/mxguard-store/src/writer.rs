@@ -750,9 +750,14 @@ fn apply(
         }
         Op::SetMany { entries, ttl } => {
             let expires = expiry(now, *ttl);
+            // One buffer for the round's rows (expiry and value), not an
+            // allocation per key: a round is hundreds of them under load.
+            let mut row = Vec::with_capacity(128);
             for (key, value) in entries {
-                let old =
-                    t.kv.insert(key.as_str(), encode(expires, value).as_slice())?;
+                row.clear();
+                row.extend_from_slice(&expires.to_be_bytes());
+                row.extend_from_slice(value);
+                let old = t.kv.insert(key.as_str(), row.as_slice())?;
                 held(inner, key, old.is_some());
             }
             Reply::Unit

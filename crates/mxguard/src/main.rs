@@ -10,6 +10,7 @@ mod dmarc_cmd;
 mod eval_actions;
 mod history_cmd;
 mod learn_cmd;
+mod log_line;
 mod parts;
 mod purge;
 mod pw_cmd;

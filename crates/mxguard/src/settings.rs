@@ -71,7 +71,10 @@ pub fn init_logging(default: &str, format: LogFormat) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => logs.with_ansi(colour(std::io::stderr())).try_init(),
+        LogFormat::Text => logs
+            .with_ansi(colour(std::io::stderr()))
+            .event_format(crate::log_line::HotLines(tracing_subscriber::fmt::format()))
+            .try_init(),
         LogFormat::Json => logs.with_ansi(false).json().flatten_event(true).try_init(),
     };
 }

@@ -142,7 +142,17 @@ fn render_on(r: &Report, layout: &Layout, parallel: bool) -> String {
         (head, traffic, rest)
     };
     let ((senders_by_count, problems_text), (head, traffic, rest)) = both(parallel, second, first);
-    let mut o = head;
+    // Sized once: grown by doubling, the megabytes of a large report
+    // were copied again and their pages faulted in at each step.
+    let mut o = String::with_capacity(
+        head.len()
+            + problems_text.len()
+            + traffic.len()
+            + senders_by_count.len()
+            + rest.len()
+            + 16 * 1024,
+    );
+    o.push_str(&head);
     if layout.problems_first {
         o.push_str(&problems_text);
     }

@@ -11,7 +11,7 @@ use crate::date::Stamp;
 use crate::domain;
 use crate::hash::Map as HashMap;
 use crate::line::{self, Line};
-use crate::reason::{Rules, trim};
+use crate::reason::{Rules, trim_into};
 use crate::report::*;
 use memchr::memmem::{Finder, FinderRev};
 
@@ -481,18 +481,19 @@ impl Collector {
                     None => msg,
                 };
                 let reason = text(reason);
-                // Most fit: no copy then.
-                let reason = if self.opts.verbose_msg_detail || reason.len() <= 66 {
-                    reason
+                // Most fit: no copy then; the rest are cut into a buffer.
+                let reason: &str = if self.opts.verbose_msg_detail || reason.len() <= 66 {
+                    &reason
                 } else {
-                    std::borrow::Cow::Owned(trim(&reason, 66, false))
+                    trim_into(&reason, 66, false, &mut self.scratch2);
+                    &self.scratch2
                 };
                 let table = match qid {
                     b"warning" => &mut self.report.warnings,
                     b"fatal" => &mut self.report.fatals,
                     _ => &mut self.report.panics,
                 };
-                bump2(table, &text(daemon), &reason, 1);
+                bump2(table, &text(daemon), reason, 1);
                 return;
             }
             b"reject" | b"reject_warning" | b"hold" | b"discard" => {

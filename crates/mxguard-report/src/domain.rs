@@ -135,6 +135,37 @@ pub fn domain_of(addr: &str) -> Option<&str> {
 /// the memory and compared with memcmp (sorting the address tables was
 /// a tenth of a report's time).
 pub fn sort_key(s: &str) -> SortKey {
+    // ASCII up to the first space (nearly every key, and all of the
+    // address tables' tens of thousands sorted at the end of a run): by
+    // bytes, where the general path's char patterns cost ~1,700
+    // instructions a key.
+    let b = s.as_bytes();
+    let n = b
+        .iter()
+        .position(|c| !c.is_ascii() || c.is_ascii_whitespace() || *c == 0x0b)
+        .unwrap_or(b.len());
+    if b.get(n).is_none_or(u8::is_ascii) {
+        let first = &b[..n];
+        if is_ipv4_prefix(&s[..n]) != Some(n) {
+            // The labels from the right, each copied whole.
+            let mut key = Vec::with_capacity(n);
+            let mut end = n;
+            for i in (0..n).rev() {
+                if matches!(first[i], b'.' | b'@') {
+                    key.extend_from_slice(&first[i + 1..end]);
+                    end = i;
+                }
+            }
+            key.extend_from_slice(&first[..end]);
+            key.make_ascii_lowercase();
+            return SortKey::Narrow(key);
+        }
+    }
+    sort_key_chars(s)
+}
+
+/// [`sort_key`] by characters: any text.
+fn sort_key_chars(s: &str) -> SortKey {
     let first = s.split(char::is_whitespace).next().unwrap_or("");
     if let Some(n) = is_ipv4_prefix(first)
         && n == first.len()
@@ -285,5 +316,36 @@ mod tests {
         assert!(sort_key("1.2.3.300") > sort_key("1.2.3.255"));
         assert!(sort_key("ÿ.a") > sort_key("a.a"));
         assert!(sort_key("A@B.COM") == sort_key("a@b.com"));
+    }
+
+    #[test]
+    fn sort_key_by_bytes_is_the_general_one() {
+        for s in [
+            "",
+            " ",
+            "user10@Sender.Example.com",
+            "a@b@c.d",
+            "from=<>",
+            "10.0.0.2",
+            "10.0.0.2 x",
+            "1.2.3.300",
+            "1.2.3.4.5",
+            "1.2.3",
+            "host\tname.example",
+            "host\x0bname.example",
+            "host\x0cname.example",
+            "host\rname",
+            "host\nname",
+            "name.example\u{a0}rest",
+            "name.example\u{85}rest",
+            "name.example rest\u{e9}",
+            "\u{e9}.com",
+            "Ü@x.Y",
+            "..@..",
+            "@",
+            "unknown[192.0.2.1]",
+        ] {
+            assert_eq!(sort_key(s), sort_key_chars(s), "{s:?}");
+        }
     }
 }

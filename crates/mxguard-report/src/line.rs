@@ -81,19 +81,27 @@ fn digits2(b: &[u8]) -> Option<u8> {
 
 /// `HH:MM:SS` at the start of `b`.
 fn clock(b: &[u8]) -> Option<(u8, u8, u8)> {
-    // Eight bytes checked at once, no bounds check per digit: every
-    // line has a clock.
-    let w = b.first_chunk::<8>()?;
-    let d = |i: usize| w[i].wrapping_sub(b'0');
-    let digits = [d(0), d(1), d(3), d(4), d(6), d(7)];
-    if w[2] != b':' || w[5] != b':' || digits.iter().any(|&x| x > 9) {
+    // The eight bytes as one word (every line has a clock; byte-wise it
+    // was ~50 instructions a line): the colons checked under a mask, the
+    // six digits by their high nibble and by the high nibble after
+    // adding 6 (which leaves 0x30..=0x39 alone and moves 0x3a..=0x3f
+    // past it), then each pair's value by one multiply-add.
+    const DIGITS: u64 = 0xffff_00ff_ff00_ffff;
+    const COLONS: u64 = !DIGITS;
+    const ZEROS: u64 = 0x3030_0030_3000_3030;
+    let x = u64::from_le_bytes(*b.first_chunk::<8>()?);
+    let high = x & 0xf0f0_00f0_f000_f0f0;
+    if x & COLONS != 0x0000_3a00_003a_0000
+        || high != ZEROS
+        || (x & DIGITS).wrapping_add(0x0606_0006_0600_0606) & 0xf0f0_00f0_f000_f0f0 != ZEROS
+    {
         return None;
     }
-    let (h, m, s) = (
-        digits[0] * 10 + digits[1],
-        digits[2] * 10 + digits[3],
-        digits[4] * 10 + digits[5],
-    );
+    // Digit values, colons zeroed: 10 × each pair's first plus its second
+    // lands in the pair's first byte, no carry (at most 99).
+    let v = (x & DIGITS) - ZEROS;
+    let t = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let (h, m, s) = (t as u8, (t >> 24) as u8, (t >> 48) as u8);
     (h < 24 && m < 60 && s < 61).then_some((h, m, s.min(59)))
 }
 
@@ -319,6 +327,49 @@ pub fn parse_with<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The clock byte by byte, as it was read before the word-wise form.
+    fn clock_bytes(b: &[u8]) -> Option<(u8, u8, u8)> {
+        let w = b.first_chunk::<8>()?;
+        let d = |i: usize| w[i].wrapping_sub(b'0');
+        let digits = [d(0), d(1), d(3), d(4), d(6), d(7)];
+        if w[2] != b':' || w[5] != b':' || digits.iter().any(|&x| x > 9) {
+            return None;
+        }
+        let (h, m, s) = (
+            digits[0] * 10 + digits[1],
+            digits[2] * 10 + digits[3],
+            digits[4] * 10 + digits[5],
+        );
+        (h < 24 && m < 60 && s < 61).then_some((h, m, s.min(59)))
+    }
+
+    #[test]
+    fn clock_by_words_is_clock_by_bytes() {
+        let mut n = 0;
+        for h in 0..100 {
+            for m in (0..100).step_by(3) {
+                for s in 0..100 {
+                    let t = format!("{h:02}:{m:02}:{s:02}");
+                    assert_eq!(clock(t.as_bytes()), clock_bytes(t.as_bytes()), "{t}");
+                    n += 1;
+                }
+            }
+        }
+        // Every byte of a few clocks replaced by every value.
+        for base in [&b"08:00:01 "[..], b"23:59:60", b"00:00:00", b"19:45:09"] {
+            for i in 0..8 {
+                for c in 0..=255u8 {
+                    let mut t = base.to_vec();
+                    t[i] = c;
+                    assert_eq!(clock(&t), clock_bytes(&t), "{t:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(clock(b"08:00:0"), None);
+        assert!(n > 300_000);
+    }
 
     fn reference() -> Stamp {
         Stamp {

@@ -85,24 +85,33 @@ patterns! {
 
 /// Cuts to `max` characters with "..." when longer.
 pub fn trim(s: &str, max: usize, verbose: bool) -> String {
+    let mut out = String::new();
+    trim_into(s, max, verbose, &mut out);
+    out
+}
+
+/// [`trim`] into a buffer kept by the caller: warnings are a tenth of a
+/// server's lines and most are cut, a String allocated and freed each.
+pub fn trim_into(s: &str, max: usize, verbose: bool, out: &mut String) {
+    out.clear();
     // Bytes bound characters from above, and ASCII text (nearly every
     // log line) is cut by bytes: no per-character walk.
     if verbose || s.len() <= max {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
     if s.is_ascii() {
         let keep = max.saturating_sub(3);
-        let mut out = String::with_capacity(keep + 3);
         out.push_str(&s[..keep]);
         out.push_str("...");
-        return out;
+        return;
     }
     if s.chars().count() <= max {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
-    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
+    out.extend(s.chars().take(max.saturating_sub(3)));
     out.push_str("...");
-    out
 }
 
 /// Shortens a remote server's reply: drops what precedes "said: ", then

@@ -83,62 +83,141 @@ pub fn by_count<'a, V: Copy>(
     v.into_iter().map(|(k, v, _)| (k, v)).collect()
 }
 
+/// Senders listed before their two lists are made on a second thread
+/// (smaller tables take less than starting one).
+const PARALLEL_ROWS: usize = 4096;
+
+/// `a()` and `b()`, on two threads when `parallel` and the machine has
+/// two cores (and `MXGUARD_REPORT_THREADS` is not `1`, as for reading).
+fn both<A: Send, B>(parallel: bool, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    if !parallel || crate::input::Split::auto().is_none() {
+        return (a(), b());
+    }
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        let a = match a.join() {
+            Ok(a) => a,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (a, b)
+    })
+}
+
 fn limit(n: Option<usize>) -> usize {
     n.unwrap_or(usize::MAX)
 }
 
 pub fn render(r: &Report, layout: &Layout) -> String {
-    let mut o = String::with_capacity(16 * 1024);
+    render_on(r, layout, r.senders.len() >= PARALLEL_ROWS)
+}
+
+/// [`render`], on two threads when `parallel` (and the machine has two
+/// cores).
+fn render_on(r: &Report, layout: &Layout, parallel: bool) -> String {
+    // The sender lists (sorting and formatting every address, twice)
+    // and the problem details are most of the rendering, serial at the
+    // end of a run: with many senders, the senders by count and the
+    // problems are written on a second thread while this one writes the
+    // rest, and the pieces joined in the report's order.
+    let list = |map, name, by_size| {
+        let mut s = String::new();
+        users(&mut s, map, name, by_size, layout);
+        s
+    };
+    let second = || {
+        let mut p = String::new();
+        problems(&mut p, r, layout);
+        (list(&r.senders, "Senders by message count", false), p)
+    };
+    let first = || {
+        let mut head = String::with_capacity(16 * 1024);
+        grand_totals(&mut head, r, layout);
+        let mut traffic = String::with_capacity(16 * 1024);
+        per_time_and_domain(&mut traffic, r, layout);
+        let mut rest = list(&r.recipients, "Recipients by message count", false);
+        rest.push_str(&list(&r.senders, "Senders by message size", true));
+        rest.push_str(&list(&r.recipients, "Recipients by message size", true));
+        no_size(&mut rest, r, layout);
+        (head, traffic, rest)
+    };
+    let ((senders_by_count, problems_text), (head, traffic, rest)) = both(parallel, second, first);
+    // Sized once: grown by doubling, the megabytes of a large report
+    // were copied again and their pages faulted in at each step.
+    let mut o = String::with_capacity(
+        head.len()
+            + problems_text.len()
+            + traffic.len()
+            + senders_by_count.len()
+            + rest.len()
+            + 16 * 1024,
+    );
+    o.push_str(&head);
+    if layout.problems_first {
+        o.push_str(&problems_text);
+    }
+    o.push_str(&traffic);
+    o.push_str(&senders_by_count);
+    o.push_str(&rest);
+    if !layout.problems_first {
+        o.push_str(&problems_text);
+    }
+    postscreen_and_mxguard(&mut o, r, layout);
+    o
+}
+
+/// The title, Grand Totals and (`--smtpd-stats`) the smtpd summary.
+fn grand_totals(o: &mut String, r: &Report, layout: &Layout) {
     if let Some(t) = &layout.title {
         o.push_str(t);
         o.push('\n');
     }
     let t = &r.totals;
-    title(&mut o, "Grand Totals");
+    title(o, "Grand Totals");
     o.push_str("messages\n\n");
     let line = |o: &mut String, v: u64, label: &str| {
         o.push(' ');
         num(o, v as f64);
         let _ = writeln!(o, "  {label}");
     };
-    line(&mut o, t.received, "received");
-    line(&mut o, t.delivered, "delivered");
-    line(&mut o, t.forwarded, "forwarded");
+    line(o, t.received, "received");
+    line(o, t.delivered, "delivered");
+    line(o, t.forwarded, "forwarded");
     o.push(' ');
-    num(&mut o, t.deferred as f64);
+    num(o, t.deferred as f64);
     o.push_str("  deferred");
     if t.deferrals > 0 {
         let (n, u) = units(t.deferrals as f64);
         let _ = write!(o, "  ({n}{u} deferrals)");
     }
     o.push('\n');
-    line(&mut o, t.bounced, "bounced");
+    line(o, t.bounced, "bounced");
     line(
-        &mut o,
+        o,
         t.rejected,
         &format!("rejected ({}%)", t.rejected_percent),
     );
-    line(&mut o, t.reject_warnings, "reject warnings");
-    line(&mut o, t.held, "held");
+    line(o, t.reject_warnings, "reject warnings");
+    line(o, t.held, "held");
     line(
-        &mut o,
+        o,
         t.discarded,
         &format!("discarded ({}%)", t.discarded_percent),
     );
     o.push('\n');
-    line(&mut o, t.bytes_received, "bytes received");
-    line(&mut o, t.bytes_delivered, "bytes delivered");
-    line(&mut o, t.senders, "senders");
-    line(&mut o, t.sending_hosts_domains, "sending hosts/domains");
-    line(&mut o, t.recipients, "recipients");
-    line(&mut o, t.recipient_hosts_domains, "recipient hosts/domains");
+    line(o, t.bytes_received, "bytes received");
+    line(o, t.bytes_delivered, "bytes delivered");
+    line(o, t.senders, "senders");
+    line(o, t.sending_hosts_domains, "sending hosts/domains");
+    line(o, t.recipients, "recipients");
+    line(o, t.recipient_hosts_domains, "recipient hosts/domains");
     let s = &r.smtpd;
     if layout.smtpd_stats {
         o.push_str("\nsmtpd\n\n");
         o.push_str("  ");
-        num(&mut o, s.connections as f64);
+        num(o, s.connections as f64);
         o.push_str("  connections\n  ");
-        num(&mut o, s.per_domain.len() as f64);
+        num(o, s.per_domain.len() as f64);
         o.push_str("  hosts/domains\n");
         let avg = if s.connections > 0 {
             s.total_secs as f64 / s.connections as f64 + 0.5
@@ -150,25 +229,27 @@ pub fn render(r: &Report, layout: &Layout) -> String {
         let _ = writeln!(o, " {h:2}:{m:02}:{sec:02}  total connect time");
     }
     o.push('\n');
-    if layout.problems_first {
-        problems(&mut o, r, layout);
-    }
+}
+
+/// Traffic per day and hour, the host/domain summaries, (`--smtpd-stats`)
+/// the smtpd connection tables.
+fn per_time_and_domain(o: &mut String, r: &Report, layout: &Layout) {
     let days = r.day_changes.max(1) as f64;
     if r.day_changes > 1 {
-        title(&mut o, "Per-Day Traffic Summary");
+        title(o, "Per-Day Traffic Summary");
         o.push_str("    date          received  delivered   deferred    bounced     rejected\n");
         o.push_str("    --------------------------------------------------------------------\n");
         for (day, cols) in &r.per_day {
             let _ = write!(o, "    {}", day_name(*day));
             for v in cols {
                 o.push_str("    ");
-                num(&mut o, *v as f64);
+                num(o, *v as f64);
             }
             o.push('\n');
         }
     }
     title(
-        &mut o,
+        o,
         if r.day_changes > 1 {
             "Per-Hour Traffic Daily Average"
         } else {
@@ -186,7 +267,7 @@ pub fn render(r: &Report, layout: &Layout) -> String {
             } else {
                 *v as f64
             };
-            num(&mut o, v);
+            num(o, v);
         }
         o.push('\n');
     }
@@ -194,10 +275,7 @@ pub fn render(r: &Report, layout: &Layout) -> String {
         let top = layout
             .top_hosts
             .map_or(String::new(), |n| format!("(top {n})"));
-        title(
-            &mut o,
-            &format!("Host/Domain Summary: Message Delivery {top}"),
-        );
+        title(o, &format!("Host/Domain Summary: Message Delivery {top}"));
         o.push_str(" sent cnt  bytes   defers   avg dly max dly host/domain\n");
         o.push_str(" -------- -------  -------  ------- ------- -----------\n");
         let rows = by_count(r.recipient_domains.iter().map(|(k, v)| (&**k, *v)), |d| {
@@ -212,17 +290,14 @@ pub fn render(r: &Report, layout: &Layout) -> String {
             let (a, au) = time_units(avg);
             let (m, mu) = time_units(d.delay_max);
             o.push(' ');
-            num(&mut o, d.count as f64);
+            num(o, d.count as f64);
             o.push_str("  ");
-            num(&mut o, d.size as f64);
+            num(o, d.size as f64);
             o.push_str("  ");
-            num(&mut o, d.defers as f64);
+            num(o, d.defers as f64);
             let _ = writeln!(o, "  {a:5.1} {au}  {m:5.1} {mu}  {dom}");
         }
-        title(
-            &mut o,
-            &format!("Host/Domain Summary: Messages Received {top}"),
-        );
+        title(o, &format!("Host/Domain Summary: Messages Received {top}"));
         o.push_str(" msg cnt   bytes   host/domain\n");
         o.push_str(" -------- -------  -----------\n");
         let rows = by_count(r.sending_domains.iter().map(|(k, v)| (&**k, *v)), |d| {
@@ -230,56 +305,37 @@ pub fn render(r: &Report, layout: &Layout) -> String {
         });
         for (dom, d) in rows.into_iter().take(limit(layout.top_hosts)) {
             o.push(' ');
-            num(&mut o, d.count as f64);
+            num(o, d.count as f64);
             o.push_str("  ");
-            num(&mut o, d.size as f64);
+            num(o, d.size as f64);
             let _ = writeln!(o, "  {dom}");
         }
     }
     if layout.smtpd_stats {
-        smtpd(&mut o, r, layout);
+        smtpd(o, r, layout);
     }
-    users(
-        &mut o,
-        &r.senders,
-        "Senders by message count",
-        false,
-        layout,
-    );
-    users(
-        &mut o,
-        &r.recipients,
-        "Recipients by message count",
-        false,
-        layout,
-    );
-    users(&mut o, &r.senders, "Senders by message size", true, layout);
-    users(
-        &mut o,
-        &r.recipients,
-        "Recipients by message size",
-        true,
-        layout,
-    );
+}
+
+/// Deliveries whose size was not in the log.
+fn no_size(o: &mut String, r: &Report, layout: &Layout) {
     if !r.no_size.is_empty() {
-        title(&mut o, "Messages with no size data");
+        title(o, "Messages with no size data");
         for (q, a) in &r.no_size {
             let _ = writeln!(o, " {q}  {a}");
         }
     } else if !layout.quiet {
         o.push_str("\nMessages with no size data: none\n");
     }
-    if !layout.problems_first {
-        problems(&mut o, r, layout);
-    }
+}
+
+fn postscreen_and_mxguard(o: &mut String, r: &Report, layout: &Layout) {
     if !r.postscreen.is_empty() {
-        title(&mut o, "Postscreen");
-        counts(&mut o, &r.postscreen, " ");
+        title(o, "Postscreen");
+        counts(o, &r.postscreen, " ");
     }
     if !r.mxguard.is_empty() {
-        mxguard(&mut o, &r.mxguard, layout);
+        mxguard(o, &r.mxguard, layout);
     }
-    o
 }
 
 /// mxguard's own section (from serve's log lines, see [`crate::events`]).
@@ -484,5 +540,94 @@ fn problems(o: &mut String, r: &Report, layout: &Layout) {
     } else {
         title(o, "Master daemon messages");
         counts(o, &r.master, " ");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::{Collector, Options};
+    use crate::date::Stamp;
+
+    /// A log with enough senders for the two-thread rendering, rejects,
+    /// deferrals and messages without a size.
+    fn report() -> Report {
+        let mut c = Collector::new(Options::default());
+        let reference = Stamp {
+            year: 2024,
+            month: 3,
+            day: 23,
+            ..Stamp::default()
+        };
+        for i in 0..PARALLEL_ROWS + 500 {
+            let (d, h) = (20 + i % 3, i % 24);
+            for l in [
+                format!(
+                    "Mar {d} {h:02}:00:01 mx postfix/smtpd[1{i}]: Q{i}: client=h{}.example[192.0.2.{}]",
+                    i % 97,
+                    i % 250
+                ),
+                format!(
+                    "Mar {d} {h:02}:00:02 mx postfix/qmgr[2]: Q{i}: from=<s{}@d{}.Example>, size={}, nrcpt=1 (queue active)",
+                    i % 3000,
+                    i % 41,
+                    100 + i * 7 % 900
+                ),
+                format!(
+                    "Mar {d} {h:02}:00:03 mx postfix/smtp[3]: Q{i}: to=<r{}@rcpt{}.example>, relay=mx[10.0.0.1]:25, delay=1.{}, delays=0/0/0/1, dsn=2.0.0, status=sent (250 OK)",
+                    i % 700,
+                    i % 13,
+                    i % 10
+                ),
+                format!(
+                    "Mar {d} {h:02}:00:04 mx postfix/smtp[3]: N{i}: to=<x{i}@y.example>, relay=mx[10.0.0.1]:25, delay=3, delays=0/0/0/3, dsn=4.0.0, status=deferred (host said: busy {})",
+                    i % 5
+                ),
+                format!(
+                    "Mar {d} {h:02}:00:05 mx postfix/smtpd[1{i}]: NOQUEUE: reject: RCPT from c{}.example[198.51.100.{}]: 554 5.7.1 <v@example.com>: Relay access denied; from=<z{}@spam.example> to=<v@example.com> proto=ESMTP helo=<x>",
+                    i % 300,
+                    i % 200,
+                    i % 50
+                ),
+                // No qmgr line for M{i}: a delivery without a size.
+                format!(
+                    "Mar {d} {h:02}:00:05 mx postfix/smtp[3]: M{i}: to=<m{}@z.example>, relay=mx[10.0.0.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 OK)",
+                    i % 11
+                ),
+                format!("Mar {d} {h:02}:00:06 mx postfix/qmgr[2]: Q{i}: removed"),
+            ] {
+                c.line(l.as_bytes(), reference);
+            }
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn two_threads_render_what_one_does() {
+        let r = report();
+        assert!(r.senders.len() >= PARALLEL_ROWS, "{}", r.senders.len());
+        assert!(!r.no_size.is_empty(), "no size");
+        assert!(!r.rejects.is_empty(), "rejects");
+        for layout in [
+            Layout::default(),
+            Layout {
+                top_hosts: Some(5),
+                top_users: Some(7),
+                problems_first: true,
+                smtpd_stats: true,
+                quiet: true,
+                title: Some("Postfix log summaries for Mar 21".into()),
+            },
+            Layout {
+                top_users: Some(0),
+                top_hosts: Some(0),
+                ..Layout::default()
+            },
+        ] {
+            let one = render_on(&r, &layout, false);
+            let two = render_on(&r, &layout, true);
+            assert!(one.contains("message reject detail"));
+            assert_eq!(one, two, "{layout:?}");
+        }
     }
 }

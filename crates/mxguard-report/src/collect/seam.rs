@@ -106,6 +106,29 @@ impl Spec {
         self.lines += 1;
     }
 
+    /// Empty for the next part, its buffers kept: a new one each part
+    /// grew the pending lines' arena again from nothing, page by page.
+    fn clear(&mut self) {
+        let Spec {
+            arena,
+            replay,
+            lines,
+            removes,
+            domains,
+            domain_names,
+            first_day,
+            gave_up,
+        } = self;
+        arena.clear();
+        replay.clear();
+        *lines = 0;
+        removes.clear();
+        domains.clear();
+        domain_names.clear();
+        *first_day = 0;
+        *gave_up = false;
+    }
+
     /// A delivery delay to add in order at the merge.
     pub(super) fn delay(&mut self, domain: &str, delay: f64) {
         if self.replay.len() >= PENDING_ITEMS {
@@ -246,10 +269,11 @@ impl Collector {
     /// collector.
     pub fn absorb(&mut self, b: &mut Collector, reference: Stamp) -> bool {
         let mut spec = b.spec.take().expect("absorb: not a speculative collector");
-        b.spec = Some(Box::default());
         let ok = !spec.gave_up && self.fits(b, spec.lines) && !self.conflicts(b, &spec);
         if !ok {
             b.reset();
+            spec.clear();
+            b.spec = Some(spec);
             return false;
         }
         // `removed` of ids new to b's part: first, as they came before
@@ -261,7 +285,7 @@ impl Collector {
         }
         let first_day = spec.first_day;
         let report = std::mem::take(&mut b.report);
-        self.add_report(report, first_day);
+        let emptied = self.add_report(report, first_day);
         for (kind, staged) in std::mem::take(&mut b.problems).into_iter().enumerate() {
             self.problems[kind].add(staged);
         }
@@ -309,7 +333,18 @@ impl Collector {
             self.last_day = b.last_day;
         }
         b.reset();
-        spec.arena.clear();
+        // The address tables back, emptied with their capacity: grown
+        // again from nothing each part, their rehashes and fresh pages
+        // were most of the second thread's page faults.
+        let r = &mut b.report;
+        (
+            r.recipient_domains,
+            r.sending_domains,
+            r.senders,
+            r.recipients,
+        ) = emptied;
+        spec.clear();
+        b.spec = Some(spec);
         true
     }
 
@@ -317,7 +352,10 @@ impl Collector {
     fn reset(&mut self) {
         self.report = Report::default();
         self.queue.clear();
-        self.origins = super::Origins::default();
+        // Cleared, not replaced: the tables keep their capacity.
+        self.origins.ids.clear();
+        self.origins.names.clear();
+        self.origins.spill.clear();
         self.problems = Default::default();
         self.connections.clear();
         self.last_day = 0;
@@ -382,8 +420,9 @@ impl Collector {
                 .all(|(a, b)| a.fits_with(b, pending))
     }
 
-    /// Adds b's counts (its part came after this collector's).
-    fn add_report(&mut self, y: Report, first_day: u32) {
+    /// Adds b's counts (its part came after this collector's). Returns
+    /// b's four address tables, drained.
+    fn add_report(&mut self, mut y: Report, first_day: u32) -> AddressTables {
         let x = &mut self.report;
         let (t, u) = (&mut x.totals, y.totals);
         t.received += u.received;
@@ -415,7 +454,7 @@ impl Collector {
         if first_day != 0 && first_day == self.last_day {
             x.day_changes -= 1;
         }
-        for (k, v) in y.recipient_domains {
+        for (k, v) in y.recipient_domains.drain() {
             match x.recipient_domains.get_mut(&k) {
                 Some(d) => {
                     if d.count == 0 && v.count > 0 {
@@ -441,9 +480,9 @@ impl Collector {
                 }
             }
         }
-        t.sending_hosts_domains += add_traffic(&mut x.sending_domains, y.sending_domains);
-        t.senders += add_traffic(&mut x.senders, y.senders);
-        t.recipients += add_traffic(&mut x.recipients, y.recipients);
+        t.sending_hosts_domains += add_traffic(&mut x.sending_domains, &mut y.sending_domains);
+        t.senders += add_traffic(&mut x.senders, &mut y.senders);
+        t.recipients += add_traffic(&mut x.recipients, &mut y.recipients);
         x.no_size.extend(y.no_size);
         add2(&mut x.deferrals, y.deferrals);
         add2(&mut x.bounces, y.bounces);
@@ -491,13 +530,27 @@ impl Collector {
         x.postfix_lines += y.postfix_lines;
         x.too_long += y.too_long;
         x.mxguard_lines += y.mxguard_lines;
+        (
+            y.recipient_domains,
+            y.sending_domains,
+            y.senders,
+            y.recipients,
+        )
     }
 }
 
+/// A report's recipient domains, sending domains, senders and recipients.
+type AddressTables = (
+    HashMap<Box<str>, DomainDelivery>,
+    HashMap<Box<str>, Traffic>,
+    HashMap<Box<str>, Traffic>,
+    HashMap<Box<str>, Traffic>,
+);
+
 /// Adds traffic per key; returns how many keys were new.
-fn add_traffic(x: &mut HashMap<Box<str>, Traffic>, y: HashMap<Box<str>, Traffic>) -> u64 {
+fn add_traffic(x: &mut HashMap<Box<str>, Traffic>, y: &mut HashMap<Box<str>, Traffic>) -> u64 {
     let mut new = 0;
-    for (k, v) in y {
+    for (k, v) in y.drain() {
         match x.get_mut(&k) {
             Some(t) => {
                 t.count += v.count;

@@ -516,4 +516,45 @@ mod tests {
             .is_err()
         );
     }
+
+    /// The DFA walk must report what aho-corasick's own overlapping search
+    /// reports, in the same order: the lure rules read hits in order, and an
+    /// aho-corasick upgrade that changed which states are special would show
+    /// here first.
+    #[test]
+    fn dfa_walk_finds_what_find_overlapping_iter_finds() {
+        let terms = [
+            "a", "aa", "ab", "b", "ba", "aab", "abab", "é", "aé", "éa", "b b", " ",
+        ];
+        let set = PhraseSet::with_terms(&[], &terms).unwrap();
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(terms)
+            .unwrap();
+        let alphabet = ["a", "A", "b", "B", " ", "é", "É", "x"];
+        let mut seed: u64 = 99;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..100_000 {
+            let len = next() % 16;
+            let s: String = (0..len)
+                .map(|_| alphabet[next() % alphabet.len()])
+                .collect();
+            let mut got = Vec::new();
+            set.scan(&s, &mut [], s.len(), &mut got, &mut Vec::new());
+            let got: Vec<_> = got
+                .iter()
+                .map(|t| (t.term as usize, t.start as usize, t.end as usize))
+                .collect();
+            let want: Vec<_> = ac
+                .find_overlapping_iter(&s)
+                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+                .collect();
+            assert_eq!(got, want, "{s:?}");
+        }
+    }
 }

@@ -208,18 +208,7 @@ pub(crate) fn ip_text(ip: IpAddr) -> String {
 
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// postgrey 1.37's sender normalisation (`do_sender_substitutions`), so a

@@ -12,6 +12,7 @@
 //! pipe, a file); a terminal with colours and the JSON format are
 //! untouched.
 
+use mxguard_report::date::civil_from_days;
 use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -142,19 +143,7 @@ impl Visit for LineVisitor {
 }
 
 fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, as tracing-subscriber's default timer
@@ -164,16 +153,16 @@ const TIMESTAMP_LEN: usize = 27;
 fn timestamp(secs: u64, micros: u32, out: &mut [u8; TIMESTAMP_LEN]) -> &str {
     let days = secs / 86_400;
     let rest = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
     let mut put = |at: usize, width: usize, mut n: u64| {
         for digit in out[at..at + width].iter_mut().rev() {
             *digit = b'0' + (n % 10) as u8;
             n /= 10;
         }
     };
-    put(0, 4, year.min(9999));
-    put(5, 2, month);
-    put(8, 2, day);
+    put(0, 4, u64::try_from(year).unwrap_or(0).min(9999));
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
     put(11, 2, rest / 3600);
     put(14, 2, rest / 60 % 60);
     put(17, 2, rest % 60);
@@ -187,21 +176,6 @@ fn timestamp(secs: u64, micros: u32, out: &mut [u8; TIMESTAMP_LEN]) -> &str {
     out[26] = b'Z';
     // Only ASCII was written.
     std::str::from_utf8(out).unwrap_or("")
-}
-
-/// Year, month, day of a day count since 1970-01-01 (proleptic
-/// Gregorian; Howard Hinnant's days-to-civil algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use crate::Task;
 use crate::checks::{lures, risky_offers};
-use crate::phrases::{PhraseSet, TermHit};
+use crate::phrases::{PhraseSet, Scratch, TermHit};
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
@@ -75,7 +75,7 @@ impl LeadHits {
         };
         let parts = task.text_parts();
         let subject = task.message.subject();
-        let mut hits = Vec::new();
+        let mut scratch = Scratch::default();
         let mut terms = Vec::new();
         for (i, text) in lead_texts(subject, &parts).enumerate() {
             let term_end = if i == 0 && subject.is_some() {
@@ -83,7 +83,7 @@ impl LeadHits {
             } else {
                 text.len()
             };
-            set.scan(text, &mut out.families, term_end, &mut terms, &mut hits);
+            set.scan(text, &mut out.families, term_end, &mut terms, &mut scratch);
             out.terms.extend(terms.drain(..).map(|t| (i as u32, t)));
         }
         out

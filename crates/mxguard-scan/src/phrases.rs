@@ -18,7 +18,7 @@
 //! every occurrence, ASCII case-insensitive, for a check that weighs terms
 //! itself (`risky_offers`), so the text is read once for all of them.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
 
@@ -54,11 +54,13 @@ pub enum Rule {
 
 /// Rules grouped in families, compiled once.
 pub struct PhraseSet {
-    /// The automaton, walked by [`PhraseSet::scan`]'s own loop: the
-    /// state stays in a register (aho-corasick's overlapping iterator
-    /// keeps it in memory and returns at every match: 16 instructions a
-    /// byte against 6).
+    /// The automaton: its match lists, for the states where the walk
+    /// ([`PhraseSet::walk`], our own loop over [`Table`]: aho-corasick's
+    /// overlapping iterator keeps the state in memory and returns at every
+    /// match) stops.
     finder: DFA,
+    /// [`PhraseSet::finder`]'s transitions, as the walk reads them.
+    table: Table,
     /// Per aho-corasick pattern: the words that start with its token.
     token_words: Vec<Vec<u32>>,
     /// Per word: its tokens after the first.
@@ -66,6 +68,20 @@ pub struct PhraseSet {
     /// Per aho-corasick pattern: the plain terms it is.
     pattern_terms: Vec<Vec<u32>>,
     rules: Vec<Compiled>,
+    /// Texts shorter than twice this (plus the longest pattern) are
+    /// walked in one lane ([`PhraseSet::walk`]); tests set it to 0.
+    lane_min: usize,
+}
+
+/// Bytes a lane must have for a text to be walked as two.
+const LANE_MIN: usize = 64;
+
+/// Scratch space of [`PhraseSet::scan`], reused across calls.
+#[derive(Default)]
+pub struct Scratch {
+    hits: Vec<Hit>,
+    events: Vec<(u32, u32)>,
+    later: Vec<(u32, u32)>,
 }
 
 /// An occurrence of a plain term ([`PhraseSet::with_terms`]): the term's
@@ -201,11 +217,13 @@ impl PhraseSet {
             .build(&patterns)
             .map_err(|e| e.to_string())?;
         Ok(PhraseSet {
+            table: Table::new(&finder)?,
             finder,
             token_words,
             rests,
             pattern_terms,
             rules,
+            lane_min: LANE_MIN,
         })
     }
 
@@ -213,7 +231,7 @@ impl PhraseSet {
     /// that matches `text`.
     #[cfg(test)]
     pub fn find(&self, text: &str, found: &mut [bool]) {
-        self.scan(text, found, 0, &mut Vec::new(), &mut Vec::new());
+        self.scan(text, found, 0, &mut Vec::new(), &mut Scratch::default());
     }
 
     /// Marks in `found` (one flag per family) the families with a rule
@@ -226,28 +244,26 @@ impl PhraseSet {
         found: &mut [bool],
         term_end: usize,
         terms: &mut Vec<TermHit>,
-        hits: &mut Vec<Hit>,
+        scratch: &mut Scratch,
     ) {
+        let Scratch {
+            hits,
+            events,
+            later,
+        } = scratch;
         hits.clear();
+        self.walk(text.as_bytes(), events, later);
         // Past MAX_HITS words the rules stop looking; terms are still
         // collected (they are bounded by the text: a few per byte).
         let mut words_full = false;
         let aut = &self.finder;
-        // The overlapping search: every pattern that ends at each byte, in
-        // the automaton's order (aho-corasick's `find_overlapping_iter`).
-        let Ok(mut sid) = aut.start_state(Anchored::No) else {
-            return;
-        };
-        'text: for (at, &byte) in text.as_bytes().iter().enumerate() {
-            sid = aut.next_state(Anchored::No, sid, byte);
-            if !aut.is_special(sid) {
-                continue;
-            }
+        'text: for &(end, id) in events.iter() {
+            let sid = self.table.state(id);
             if !aut.is_match(sid) {
                 // The dead state: not reached by an unanchored search.
                 break;
             }
-            let end = at + 1;
+            let end = end as usize;
             for i in 0..aut.match_len(sid) {
                 let id = aut.match_pattern(sid, i);
                 let start = end - aut.pattern_len(id);
@@ -318,6 +334,145 @@ impl PhraseSet {
                 }
             }
         }
+    }
+
+    /// The overlapping search (aho-corasick's `find_overlapping_iter`):
+    /// into `events`, in text order, the end offset and the [`Table`] id
+    /// of every byte where the automaton is in a special state (a match,
+    /// or the dead state, which an unanchored search never reaches).
+    ///
+    /// A long text is walked as two lanes in one loop: each byte's next
+    /// state waits on a table load that waits on the state before, so one
+    /// lane leaves the core idle between loads, and two independent lanes
+    /// nearly halve the time. The second lane starts `max_len - 1` bytes
+    /// before the middle and reports only ends past it: the state at a
+    /// byte is the longest pattern prefix ending there, at most `max_len`
+    /// bytes, so from the middle on the second lane is in the state a
+    /// single walk would be in, with the same matches in the same order.
+    fn walk(&self, bytes: &[u8], events: &mut Vec<(u32, u32)>, later: &mut Vec<(u32, u32)>) {
+        events.clear();
+        later.clear();
+        let table = &self.table;
+        let (classes, next, special) = (&table.classes, &table.next[..], table.first_special);
+        let step = |id: u32, byte: u8| next[(id + u32::from(classes[byte as usize])) as usize];
+        let middle = bytes.len() / 2;
+        let warm = self.finder.max_pattern_len().saturating_sub(1);
+        if middle < warm + self.lane_min {
+            let mut id = table.start;
+            for (at, &byte) in bytes.iter().enumerate() {
+                id = step(id, byte);
+                if id >= special {
+                    events.push(((at + 1) as u32, id));
+                }
+            }
+            return;
+        }
+        let second_from = middle - warm;
+        let (first, second) = (&bytes[..middle], &bytes[second_from..]);
+        let (mut a, mut b) = (table.start, table.start);
+        for (at, (&x, &y)) in first.iter().zip(second).enumerate() {
+            a = step(a, x);
+            b = step(b, y);
+            if a >= special {
+                events.push(((at + 1) as u32, a));
+            }
+            if b >= special && at >= warm {
+                later.push(((second_from + at + 1) as u32, b));
+            }
+        }
+        for (at, &y) in second.iter().enumerate().skip(first.len()) {
+            b = step(b, y);
+            if b >= special {
+                later.push(((second_from + at + 1) as u32, b));
+            }
+        }
+        events.append(later);
+    }
+}
+
+/// aho-corasick's DFA copied into a table [`PhraseSet::walk`] reads from
+/// registers: aho-corasick keeps its table behind an accessor whose
+/// bounds and fields the walk reloaded at every byte, with a row per state
+/// padded to a power of two. Here a state's id is its row's offset (no
+/// multiply), rows hold one entry per byte class, and the special states
+/// (matches; the dead state, never reached) come last, so one compare
+/// tells them.
+struct Table {
+    /// Byte → class, the column in a row.
+    classes: [u8; 256],
+    /// Row-major next states, each an offset into this table.
+    next: Vec<u32>,
+    /// Ids from here on are special states.
+    first_special: u32,
+    start: u32,
+    /// Row width: the number of classes.
+    stride: u32,
+    /// Per row: aho-corasick's state, for its match list.
+    states: Vec<StateID>,
+}
+
+impl Table {
+    /// Every state reachable from the unanchored start state, breadth
+    /// first, then renumbered with the special ones last.
+    fn new(aut: &DFA) -> Result<Table, String> {
+        let start = aut.start_state(Anchored::No).map_err(|e| e.to_string())?;
+        let mut seen = std::collections::HashMap::new();
+        let mut found = vec![start];
+        seen.insert(start, ());
+        let mut i = 0;
+        while let Some(&sid) = found.get(i) {
+            i += 1;
+            for byte in 0..=255u8 {
+                let next = aut.next_state(Anchored::No, sid, byte);
+                if seen.insert(next, ()).is_none() {
+                    found.push(next);
+                }
+            }
+        }
+        let (mut states, special): (Vec<StateID>, Vec<StateID>) =
+            found.into_iter().partition(|&sid| !aut.is_special(sid));
+        let first_special_row = states.len();
+        states.extend(special);
+        // Bytes that every state sends to the same places share a class.
+        let mut classes = [0u8; 256];
+        let mut columns: std::collections::HashMap<Vec<StateID>, u8> =
+            std::collections::HashMap::new();
+        for byte in 0..=255u8 {
+            let column: Vec<StateID> = states
+                .iter()
+                .map(|&sid| aut.next_state(Anchored::No, sid, byte))
+                .collect();
+            let fresh = columns.len() as u8;
+            classes[byte as usize] = *columns.entry(column).or_insert(fresh);
+        }
+        let stride = columns.len();
+        if states.len().saturating_mul(stride) > u32::MAX as usize {
+            return Err("the phrase automaton is too large".to_string());
+        }
+        let row: std::collections::HashMap<StateID, u32> = states
+            .iter()
+            .enumerate()
+            .map(|(i, &sid)| (sid, (i * stride) as u32))
+            .collect();
+        let mut next = vec![0u32; states.len() * stride];
+        for (column, &class) in &columns {
+            for (i, to) in column.iter().enumerate() {
+                next[i * stride + class as usize] = row[to];
+            }
+        }
+        Ok(Table {
+            classes,
+            next,
+            first_special: (first_special_row * stride) as u32,
+            start: row[&start],
+            stride: stride as u32,
+            states,
+        })
+    }
+
+    /// aho-corasick's state for a special state's id.
+    fn state(&self, id: u32) -> StateID {
+        self.states[(id / self.stride) as usize]
     }
 }
 
@@ -539,22 +694,130 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as usize
         };
+        let mut two_lanes = PhraseSet::with_terms(&[], &terms).unwrap();
+        two_lanes.lane_min = 0;
         for _ in 0..100_000 {
-            let len = next() % 16;
+            let len = next() % 40;
             let s: String = (0..len)
                 .map(|_| alphabet[next() % alphabet.len()])
-                .collect();
-            let mut got = Vec::new();
-            set.scan(&s, &mut [], s.len(), &mut got, &mut Vec::new());
-            let got: Vec<_> = got
-                .iter()
-                .map(|t| (t.term as usize, t.start as usize, t.end as usize))
                 .collect();
             let want: Vec<_> = ac
                 .find_overlapping_iter(&s)
                 .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
                 .collect();
-            assert_eq!(got, want, "{s:?}");
+            for set in [&set, &two_lanes] {
+                let mut got = Vec::new();
+                set.scan(&s, &mut [], s.len(), &mut got, &mut Scratch::default());
+                let got: Vec<_> = got
+                    .iter()
+                    .map(|t| (t.term as usize, t.start as usize, t.end as usize))
+                    .collect();
+                assert_eq!(got, want, "{s:?}");
+            }
         }
+    }
+
+    /// The lure rules and offer terms give the same families and terms
+    /// walked in two lanes as in one, on texts made of their own words.
+    #[test]
+    fn two_lanes_find_what_one_lane_finds_with_the_real_tables() {
+        use crate::checks::{lures, risky_offers};
+        let families = lures::families();
+        let words = risky_offers::term_words();
+        let one = PhraseSet::with_terms(&families, &words).unwrap();
+        let mut two = PhraseSet::with_terms(&families, &words).unwrap();
+        two.lane_min = 0;
+        let mut vocabulary: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        for rule in families.iter().flat_map(|f| f.iter()) {
+            match rule {
+                Rule::Phrase { words, .. } => {
+                    vocabulary.extend(words.iter().map(|w| w.to_string()))
+                }
+                Rule::Near { a, b, .. } => {
+                    vocabulary.extend(a.iter().chain(b.iter()).map(|w| w.to_string()))
+                }
+            }
+        }
+        vocabulary.extend([" ", ". ", "x", "Ünd ", "\u{a0}", "ACCOUNT "].map(String::from));
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let (mut seen_terms, mut seen_families) = (0, 0);
+        for _ in 0..20_000 {
+            let n = next() % 60;
+            let text: String = (0..n)
+                .map(|_| vocabulary[next() % vocabulary.len()].as_str())
+                .collect();
+            let term_end = next() % (text.len() + 1);
+            let run = |set: &PhraseSet| {
+                let mut found = vec![false; families.len()];
+                let mut terms = Vec::new();
+                set.scan(
+                    &text,
+                    &mut found,
+                    term_end,
+                    &mut terms,
+                    &mut Scratch::default(),
+                );
+                (found, terms)
+            };
+            let (a, b) = (run(&one), run(&two));
+            assert_eq!(a, b, "{text:?}");
+            seen_terms += a.1.len();
+            seen_families += a.0.iter().filter(|f| **f).count();
+        }
+        assert!(seen_terms > 10_000, "the texts hold terms: {seen_terms}");
+        assert!(
+            seen_families > 1_000,
+            "the texts hold lures: {seen_families}"
+        );
+    }
+
+    /// The copied table visits aho-corasick's own states: the same special
+    /// states at the same bytes as a walk of aho-corasick's DFA, on the
+    /// real tables and on bytes of every value.
+    #[test]
+    fn the_table_walks_as_aho_corasick_s_dfa() {
+        let set = crate::lead_text::language();
+        let aut = &set.finder;
+        let mut seed: u64 = 3;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let words = ["account ", "verify", "free ", "Bitcoin", "$", "Konto ", "é"];
+        let (mut events, mut later) = (Vec::new(), Vec::new());
+        let mut specials = 0;
+        for _ in 0..5_000 {
+            let mut text = Vec::new();
+            for _ in 0..next() % 80 {
+                match next() % 3 {
+                    0 => text.push((next() % 256) as u8),
+                    _ => text.extend_from_slice(words[next() % words.len()].as_bytes()),
+                }
+            }
+            let mut want = Vec::new();
+            let mut sid = aut.start_state(Anchored::No).unwrap();
+            for (at, &byte) in text.iter().enumerate() {
+                sid = aut.next_state(Anchored::No, sid, byte);
+                if aut.is_special(sid) {
+                    want.push((at + 1, sid));
+                }
+            }
+            set.walk(&text, &mut events, &mut later);
+            let got: Vec<_> = events
+                .iter()
+                .map(|&(end, id)| (end as usize, set.table.state(id)))
+                .collect();
+            assert_eq!(got, want, "{text:?}");
+            specials += want.len();
+        }
+        assert!(specials > 10_000, "matches were walked: {specials}");
     }
 }

@@ -274,7 +274,13 @@ mod tests {
     fn ideas(text: &str) -> Ideas {
         let mut found = [false; crate::checks::lures::FAMILIES];
         let mut hits = Vec::new();
-        crate::lead_text::language().scan(text, &mut found, text.len(), &mut hits, &mut Vec::new());
+        crate::lead_text::language().scan(
+            text,
+            &mut found,
+            text.len(),
+            &mut hits,
+            &mut Default::default(),
+        );
         let mut i = Ideas::default();
         ideas_in(text.as_bytes(), &mut hits, &mut i);
         i

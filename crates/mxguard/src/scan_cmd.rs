@@ -129,6 +129,7 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
                 (&walker, &scanned, &service, &envelope, &args);
             s.spawn(move || {
                 let mut batch = Vec::with_capacity(RESULT_BATCH);
+                let mut raw = Vec::new();
                 loop {
                     let next = match walker.lock() {
                         Ok(mut w) => w.next(),
@@ -136,13 +137,13 @@ pub fn run(globals: &Globals, args: ScanArgs) -> Result<ExitCode, String> {
                     };
                     let Some((i, item)) = next else { break };
                     let result = item.and_then(|path| {
-                        let raw = read_input(&path)?;
+                        let len = read_input(&path, &mut raw)?;
                         let t = Instant::now();
                         let out = run_here(
                             &runtime,
                             service.scan_message(ScanInput {
                                 envelope,
-                                raw: &raw,
+                                raw: &raw[..len],
                                 mta_name: None,
                             }),
                         );
@@ -312,34 +313,57 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, Option<std::fs::FileType>)>, Str
     Ok(entries)
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
+/// Reads `path` (or stdin for `-`) into `buf`, which each worker reuses,
+/// and returns the message's length. A fresh buffer per message cost a
+/// large allocation, the page faults to fill it, a stat call for its
+/// size and a read per doubling; the reused one stays initialised to its
+/// length, so one read takes a whole message and one more sees the end.
+/// It is let go after a message far above the usual size.
+fn read_input(path: &Path, buf: &mut Vec<u8>) -> Result<usize, String> {
+    if buf.len() > KEPT_BUFFER {
+        *buf = Vec::new();
+    }
     let what = |e: std::io::Error| format!("cannot read {}: {e}", display(path));
-    if path == Path::new("-") {
+    let limit = MAX_INPUT as usize + 1;
+    let n = if path == Path::new("-") {
+        buf.clear();
         std::io::stdin()
             .lock()
-            .take(MAX_INPUT + 1)
-            .read_to_end(&mut buf)
-            .map_err(what)?;
+            .take(limit as u64)
+            .read_to_end(buf)
+            .map_err(what)?
     } else {
-        let file = std::fs::File::open(path).map_err(what)?;
-        // The size up front: one read of the whole file, not a read per
-        // doubling of the buffer (a dozen calls for a 50 KB message).
-        if let Ok(m) = file.metadata() {
-            buf.reserve(m.len().min(MAX_INPUT) as usize + 1);
+        let mut file = std::fs::File::open(path).map_err(what)?;
+        let mut n = 0;
+        loop {
+            if n == buf.len() {
+                if n >= limit {
+                    break;
+                }
+                buf.resize((n * 2).clamp(FIRST_BUFFER, limit), 0);
+            }
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(what(e)),
+            }
         }
-        file.take(MAX_INPUT + 1)
-            .read_to_end(&mut buf)
-            .map_err(what)?;
-    }
-    if buf.len() as u64 > MAX_INPUT {
+        n
+    };
+    if n as u64 > MAX_INPUT {
         return Err(format!(
             "{}: larger than {MAX_INPUT} bytes, not scanned",
             display(path)
         ));
     }
-    Ok(buf)
+    Ok(n)
 }
+
+/// The read buffer's first size, and the size past which a worker does
+/// not keep it (see [`read_input`]).
+const FIRST_BUFFER: usize = 256 << 10;
+const KEPT_BUFFER: usize = 4 << 20;
 
 fn render(path: &Path, v: &Verdict, secs: f64, multi: bool, json: bool) -> String {
     if json {

@@ -276,6 +276,48 @@ fn add_urls<'t>(text: &'t str, in_html: bool, urls: &mut Urls, seen: &mut HashSe
         let url = text.get(found.start..end).unwrap_or_default();
         let (userinfo, host) = crate::url::split_userinfo(found.host);
         let host = crate::url::trim_host(host);
+        // One SipHash per URL: `insert` says whether it was seen. A new URL
+        // past the limit is inserted for nothing: the list is full from
+        // then on and `truncated` already set.
+        if host.is_empty() || !seen.insert(url) {
+            return true;
+        }
+        if urls.list.len() >= MAX_URLS {
+            urls.truncated = true;
+            return false;
+        }
+        let host = host.to_lowercase();
+        // A message's URLs mostly follow one another on one host: the
+        // domain of the one before is reused rather than looked up again.
+        let domain = match urls.list.last() {
+            Some(before) if before.host == host => before.domain.clone(),
+            _ => crate::domain::organisational(&host),
+        };
+        urls.list.push(Url {
+            url: url.to_string(),
+            domain,
+            host,
+            userinfo: userinfo.is_some(),
+            in_html,
+        });
+        true
+    });
+}
+
+/// [`add_urls`] as it was before it hashed each URL once and reused the
+/// domain of the URL before: the reference of the tests.
+#[cfg(test)]
+fn add_urls_reference<'t>(
+    text: &'t str,
+    in_html: bool,
+    urls: &mut Urls,
+    seen: &mut HashSet<&'t str>,
+) {
+    crate::url::scan(text, usize::MAX, |found| {
+        let end = crate::url::url_end(text, found.start, found.host_end);
+        let url = text.get(found.start..end).unwrap_or_default();
+        let (userinfo, host) = crate::url::split_userinfo(found.host);
+        let host = crate::url::trim_host(host);
         if host.is_empty() || seen.contains(url) {
             return true;
         }
@@ -384,6 +426,62 @@ fn header_text(v: &HeaderValue<'_>, raw: &str) -> String {
 mod tests {
     use super::*;
     use crate::received::Host;
+
+    /// Generated texts of URLs (repeated, sharing hosts, with user info,
+    /// upper case, past the limit) give the same list as the reference.
+    #[test]
+    fn urls_match_the_reference() {
+        const PIECES: &[&str] = &[
+            "http://a.example/",
+            "https://A.Example/x",
+            "http://a.example/y",
+            "www.b.example.co.uk ",
+            "https://u:p@c.example.",
+            "http://c.example/",
+            "https://bank@evil.example/",
+            "http://192.0.2.1/",
+            "http://-/",
+            "http:// x",
+            "&#104;ttps://d.example/",
+            " ",
+            "\n",
+            "see http://a.example/.",
+            "https://sub.a.example/",
+            "http://\u{e9}x.example/",
+            "HTTP://A.EXAMPLE/",
+            "<a href=\"http://e.example/\">",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for round in 0..3000 {
+            let parts: Vec<String> = (0..1 + next(3))
+                .map(|_| {
+                    let n = if round % 100 == 0 { 3000 } else { next(40) };
+                    let mut t = String::new();
+                    for _ in 0..n {
+                        t.push_str(PIECES[next(PIECES.len())]);
+                        if next(4) == 0 {
+                            t.push_str(&format!("http://h{}.example/{}", next(1500), next(3)));
+                        }
+                    }
+                    t
+                })
+                .collect();
+            let (mut got, mut want) = (Urls::default(), Urls::default());
+            let (mut seen1, mut seen2) = (HashSet::new(), HashSet::new());
+            for (i, t) in parts.iter().enumerate() {
+                add_urls(t, i % 2 == 1, &mut got, &mut seen1);
+                add_urls_reference(t, i % 2 == 1, &mut want, &mut seen2);
+            }
+            assert_eq!(got.list, want.list, "round {round}");
+            assert_eq!(got.truncated, want.truncated, "round {round}");
+        }
+    }
 
     fn mail(raw: &[u8]) -> Mail<'_> {
         let m = Mail::new(raw, u64::MAX);

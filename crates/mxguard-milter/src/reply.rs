@@ -20,16 +20,16 @@ use crate::codec::{Reply, action};
 use mxguard_core::config::MilterConfig;
 use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_scan::MilterBlock;
-use mxguard_scan::milter_headers::one_line;
-use std::collections::HashMap;
+use mxguard_scan::milter_headers::{one_line, owned_headers};
+use std::sync::Arc;
 
 /// What the milter knows about the message besides the verdict.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts<'a> {
     pub envelope: &'a Envelope,
-    /// How often each of the [owned headers](mxguard_scan::milter_headers::owned_headers) occurs, by lower-cased name
+    /// How often each of the [owned headers](mxguard_scan::milter_headers::owned_headers) occurs
     /// (at most [`MAX_COUNTED_COPIES`]).
-    pub header_counts: &'a HashMap<String, u32>,
+    pub header_counts: &'a HeaderCounts,
     /// The first Subject's value as received; `None` when there is none.
     pub subject: Option<&'a [u8]>,
     /// `HDR_LEADSPC` was negotiated: values go out with their leading space.
@@ -198,17 +198,63 @@ fn value_bytes(value: &str, leading_space: bool) -> Vec<u8> {
 /// headers mxguard adds come after them).
 pub const MAX_COUNTED_COPIES: u32 = 1000;
 
+/// How often each header mxguard may delete ([`owned_headers`] of the
+/// config) occurs in a message, names compared ignoring ASCII case (as a
+/// map by lower-cased name would). No other name is counted. A fixed array
+/// beside the config the names come from, not a map of lower-cased
+/// copies: the map, built for every message, and a walk of it per header
+/// were ~10k instructions a message.
+#[derive(Debug, Clone)]
+pub struct HeaderCounts {
+    config: Arc<MilterConfig>,
+    /// By position in `owned_headers(&config.headers)`.
+    counts: [u32; OWNED_MAX],
+}
+
+/// [`owned_headers`] yields at most this many names.
+const OWNED_MAX: usize = 6;
+
+impl HeaderCounts {
+    /// Zero copies of each header `config` owns.
+    pub fn new(config: Arc<MilterConfig>) -> HeaderCounts {
+        HeaderCounts {
+            config,
+            counts: [0; OWNED_MAX],
+        }
+    }
+
+    /// The position of the first owned name equal to `name` ignoring ASCII
+    /// case.
+    fn position(&self, name: &str) -> Option<usize> {
+        owned_headers(&self.config.headers)
+            .take(OWNED_MAX)
+            .position(|owned| owned.eq_ignore_ascii_case(name))
+    }
+
+    /// One more copy of `name`, if it is owned (at most
+    /// [`MAX_COUNTED_COPIES`]).
+    pub fn add(&mut self, name: &str) {
+        if let Some(i) = self.position(name)
+            && let Some(n) = self.counts.get_mut(i)
+        {
+            *n = (*n + 1).min(MAX_COUNTED_COPIES);
+        }
+    }
+
+    /// The copies of `name` counted; 0 for a name not owned.
+    pub fn get(&self, name: &str) -> u32 {
+        self.position(name)
+            .and_then(|i| self.counts.get(i).copied())
+            .unwrap_or(0)
+    }
+}
+
 /// The milter block as packets: CHGHEADER with an empty value for each
 /// forged copy the message has (by the session's counts), then the
 /// headers to add (INSHEADER at the top for `order` 0, else ADDHEADER).
 fn header_replies(block: &MilterBlock, facts: &MessageFacts<'_>, out: &mut Vec<Reply>) {
     for r in &block.remove_headers {
-        let copies = facts
-            .header_counts
-            .get(&r.name.to_ascii_lowercase())
-            .copied()
-            .unwrap_or(0)
-            .min(MAX_COUNTED_COPIES);
+        let copies = facts.header_counts.get(&r.name).min(MAX_COUNTED_COPIES);
         for index in r.copies(copies) {
             out.push(Reply::ChgHeader {
                 index,
@@ -300,9 +346,19 @@ mod tests {
         }
     }
 
+    /// The counts of a message with these headers, under the default
+    /// config.
+    fn counts(names: &[&str]) -> HeaderCounts {
+        let mut c = HeaderCounts::new(Arc::new(MilterConfig::default()));
+        for n in names {
+            c.add(n);
+        }
+        c
+    }
+
     fn facts<'a>(
         env: &'a Envelope,
-        counts: &'a HashMap<String, u32>,
+        counts: &'a HeaderCounts,
         subject: Option<&'a [u8]>,
     ) -> MessageFacts<'a> {
         MessageFacts {
@@ -318,7 +374,7 @@ mod tests {
     fn reply_table() {
         let cfg = MilterConfig::default();
         let env = Envelope::default();
-        let counts = HashMap::new();
+        let counts = counts(&[]);
         let f = facts(&env, &counts, Some(b"hello"));
 
         let mut rej = verdict(Action::Reject, 20.0);
@@ -368,7 +424,7 @@ mod tests {
     fn subject_added_when_missing_and_leading_space_kept() {
         let cfg = MilterConfig::default();
         let env = Envelope::default();
-        let counts = HashMap::new();
+        let counts = counts(&[]);
         let f = facts(&env, &counts, None);
         assert_eq!(
             subject_reply(&cfg, &f),
@@ -396,12 +452,7 @@ mod tests {
             ip: Some("192.0.2.1".parse().unwrap()),
             ..Envelope::default()
         };
-        let counts: HashMap<String, u32> = [
-            ("x-spam-flag".to_string(), 2),
-            ("x-spam-status".to_string(), 1),
-        ]
-        .into_iter()
-        .collect();
+        let counts = counts(&["X-Spam-Flag", "x-spam-flag", "X-SPAM-STATUS", "Subject"]);
         let f = facts(&env, &counts, None);
         let r = final_replies(&cfg, &verdict(Action::NoAction, 0.0), &f);
         let dels: Vec<(u32, &str)> = r
@@ -446,7 +497,7 @@ mod tests {
     fn modifications_the_mta_did_not_grant_are_not_sent() {
         let cfg = MilterConfig::default();
         let env = Envelope::default();
-        let counts: HashMap<String, u32> = [("x-spam-flag".to_string(), 1)].into_iter().collect();
+        let counts = counts(&["X-Spam-Flag"]);
         let mut f = facts(&env, &counts, Some(b"s"));
         f.actions = action::ADD_HEADERS;
         let r = final_replies(&cfg, &verdict(Action::Quarantine, 9.0), &f);
@@ -486,7 +537,7 @@ mod tests {
         let mut cfg = MilterConfig::default();
         cfg.max_message_size.0 = 10;
         let env = Envelope::default();
-        let counts = HashMap::new();
+        let counts = counts(&[]);
         let f = facts(&env, &counts, None);
         let r = oversize_replies(&cfg, 11, &f);
         assert_eq!(

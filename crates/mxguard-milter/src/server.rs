@@ -37,7 +37,7 @@ use crate::codec::{
     parse_ip, proto,
 };
 use crate::macros::{Kept, MacroStore};
-use crate::reply::{self, Early, MAX_COUNTED_COPIES, MessageFacts};
+use crate::reply::{self, Early, HeaderCounts, MessageFacts};
 use crate::stream::{FrameReader, ReadError};
 use futures_util::FutureExt;
 use mxguard_core::config::MilterConfig;
@@ -45,9 +45,7 @@ use mxguard_core::envelope::strip_path;
 use mxguard_core::shared::Shared;
 use mxguard_core::{Envelope, SmtpStage, Verdict};
 pub use mxguard_net::{Listener, Stream};
-use mxguard_scan::milter_headers::owned_headers;
 use mxguard_scan::{ScanInput, ScanOutcome};
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -395,10 +393,13 @@ struct Message {
     in_content: bool,
     headers_done: bool,
     /// Copies of each header mxguard may delete ([`owned_headers`]),
-    /// by lower-cased name, up to [`MAX_COUNTED_COPIES`]; no other name is
-    /// counted. Counted even past the size limit: it is a handful of
-    /// numbers, and forged copies must go whatever the size.
-    header_counts: HashMap<String, u32>,
+    /// up to [`MAX_COUNTED_COPIES`]; no other name is counted. Counted
+    /// even past the size limit: it is a handful of numbers, and forged
+    /// copies must go whatever the size.
+    ///
+    /// [`owned_headers`]: mxguard_scan::milter_headers::owned_headers
+    /// [`MAX_COUNTED_COPIES`]: crate::reply::MAX_COUNTED_COPIES
+    header_counts: HeaderCounts,
     subject: Option<Vec<u8>>,
     /// A verdict from before DATA, applied at end of message without a scan.
     pending: Option<Verdict>,
@@ -407,7 +408,7 @@ struct Message {
 }
 
 impl Message {
-    fn new(env: Envelope, config: &MilterConfig, claim: Claim) -> Message {
+    fn new(env: Envelope, config: &Arc<MilterConfig>, claim: Claim) -> Message {
         Message {
             env,
             raw: Vec::new(),
@@ -417,9 +418,7 @@ impl Message {
             over_budget: false,
             in_content: false,
             headers_done: false,
-            header_counts: owned_headers(&config.headers)
-                .map(|name| (name.to_ascii_lowercase(), 0))
-                .collect(),
+            header_counts: HeaderCounts::new(config.clone()),
             subject: None,
             pending: None,
             claim,
@@ -475,13 +474,7 @@ impl Message {
     /// `Name: value` + CRLF, folded lines with CRLF.
     fn header(&mut self, name: &str, value: &[u8], leading_space: bool) {
         self.in_content = true;
-        if let Some((_, n)) = self
-            .header_counts
-            .iter_mut()
-            .find(|(owned, _)| owned.eq_ignore_ascii_case(name))
-        {
-            *n = (*n + 1).min(MAX_COUNTED_COPIES);
-        }
+        self.header_counts.add(name);
         if self.subject.is_none() && name.eq_ignore_ascii_case("subject") {
             self.subject = Some(value.to_vec());
         }
@@ -1071,7 +1064,7 @@ impl Session {
         } else {
             let raw = std::mem::take(&mut msg.raw);
             let claim = msg.claim.split_off();
-            match self.scan(msg.env.clone(), raw, claim, reader).await {
+            match self.scan(&msg.env, raw, claim, reader).await {
                 ScanEnd::Busy => vec![reply::busy_reply()],
                 ScanEnd::Done(out) => {
                     let v = &out.verdict;
@@ -1107,7 +1100,7 @@ impl Session {
     /// The claim is held until the scan ends or is dropped.
     async fn scan<S>(
         &self,
-        env: Envelope,
+        env: &Envelope,
         raw: Vec<u8>,
         mut claim: Claim,
         reader: &mut FrameReader<S>,
@@ -1115,7 +1108,7 @@ impl Session {
     where
         S: Stream,
     {
-        let queue_id = env.queue_id.clone();
+        let queue_id = &env.queue_id;
         let every = self
             .cfg
             .progress_interval
@@ -1150,7 +1143,7 @@ impl Session {
         let deadline = tokio::time::sleep(self.cfg.scan_timeout.as_duration());
         tokio::pin!(deadline);
         let input = ScanInput {
-            envelope: &env,
+            envelope: env,
             raw: &raw,
             mta_name: self.macro_value("j"),
         };
@@ -1626,22 +1619,23 @@ mod bounds_tests {
             ..MilterConfig::default()
         };
         let limits = Limits::new(&cfg);
+        let cfg = Arc::new(cfg);
         let mut m = Message::new(Envelope::default(), &cfg, Claim::new(limits.budget.clone()));
         for i in 0..100_000 {
             m.header(&format!("X-Flood-{i}"), b" v", true);
         }
         assert!(m.oversized);
         assert!(m.raw.is_empty());
-        assert!(
-            m.header_counts.len() <= 16,
-            "{} names counted",
-            m.header_counts.len()
-        );
+        // Only the owned names are counted (a fixed array: nothing grows).
+        assert_eq!(m.header_counts.get("X-Flood-0"), 0);
         // The headers mxguard deletes are still counted, up to a bound.
         for _ in 0..5000 {
             m.header("X-Spam-Flag", b" NO", true);
         }
-        assert_eq!(m.header_counts["x-spam-flag"], MAX_COUNTED_COPIES);
+        assert_eq!(
+            m.header_counts.get("x-spam-flag"),
+            crate::reply::MAX_COUNTED_COPIES
+        );
         // Every byte received is still counted: `Name:value` and CRLF.
         let flood: u64 = (0..100_000)
             .map(|i| format!("X-Flood-{i}").len() as u64 + 5)

@@ -21,8 +21,8 @@ use mxguard_core::shared::Shared;
 use mxguard_core::{Action, Envelope, SmtpStage, Verdict};
 use mxguard_store::{Counters, History, HistoryRow};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -595,40 +595,65 @@ fn subject_and_message_id(head: &[u8]) -> (Option<String>, Option<String>) {
             continue;
         };
         let key = &line[..colon];
-        // An ASCII name is compared as bytes (no string per line); others
-        // as before, decoded, so that Unicode white space trims the same.
-        let is = |name: &str| {
-            if key.is_ascii() {
-                // `str::trim`'s ASCII white space (with the vertical tab).
-                let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
-                let start = key.iter().position(|b| !ws(b)).unwrap_or(key.len());
-                let end = key.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
-                key[start..end].eq_ignore_ascii_case(name.as_bytes())
-            } else {
-                String::from_utf8_lossy(key)
-                    .trim()
-                    .eq_ignore_ascii_case(name)
-            }
+        // An ASCII name is trimmed once and compared as bytes (no string
+        // per line); others as before, decoded, so that Unicode white space
+        // trims the same.
+        let (is_subject, is_message_id) = if key.is_ascii() {
+            // `str::trim`'s ASCII white space (with the vertical tab).
+            let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+            let start = key.iter().position(|b| !ws(b)).unwrap_or(key.len());
+            let end = key.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+            let name = &key[start..end];
+            (
+                name.eq_ignore_ascii_case(b"subject"),
+                name.eq_ignore_ascii_case(b"message-id"),
+            )
+        } else {
+            let decoded = String::from_utf8_lossy(key);
+            let name = decoded.trim();
+            (
+                name.eq_ignore_ascii_case("subject"),
+                name.eq_ignore_ascii_case("message-id"),
+            )
         };
-        let slot = if is("subject") {
+        let slot = if is_subject {
             &mut subject
-        } else if is("message-id") {
+        } else if is_message_id {
             &mut message_id
         } else {
             continue;
         };
         if slot.is_none() {
             let value = String::from_utf8_lossy(&line[colon + 1..]);
-            *slot = Some(value.trim().chars().take(200).collect());
+            *slot = Some(first_chars(value.trim(), 200).to_string());
         }
     }
     (subject, message_id)
 }
 
+/// The first `n` characters of `s` (all of it when shorter): what
+/// `s.chars().take(n).collect()` gives, without a push per character.
+fn first_chars(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        // No more bytes than `n`, so no more characters.
+        return s;
+    }
+    let cut = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
+    &s[..cut]
+}
+
+/// The searchers of the header's end, built once: `memmem::find` builds
+/// one per call, which cost more than the search in a short header.
+static HEAD_END_CRLF: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+static HEAD_END_LF: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+
 /// The history row of a verdict.
 pub fn history_row(envelope: &Envelope, raw: &[u8], v: &Verdict, scan_ms: f64) -> HistoryRow {
-    let end = memchr::memmem::find(raw, b"\r\n\r\n")
-        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+    let end = HEAD_END_CRLF
+        .find(raw)
+        .or_else(|| HEAD_END_LF.find(raw))
         .unwrap_or(raw.len());
     let (subject, message_id) = subject_and_message_id(raw.get(..end).unwrap_or_default());
     HistoryRow {

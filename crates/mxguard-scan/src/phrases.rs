@@ -416,15 +416,25 @@ impl Table {
     /// first, then renumbered with the special ones last.
     fn new(aut: &DFA) -> Result<Table, String> {
         let start = aut.start_state(Anchored::No).map_err(|e| e.to_string())?;
-        let mut seen = std::collections::HashMap::new();
+        // aho-corasick's state ids are offsets into its own table: vectors
+        // indexed by them tell the states seen and their rows here, with
+        // no hashing (the build is part of every process's start).
+        let mut seen: Vec<bool> = Vec::new();
+        let mut visit = |sid: StateID| {
+            let i = sid.as_usize();
+            if i >= seen.len() {
+                seen.resize(i + 1, false);
+            }
+            !std::mem::replace(&mut seen[i], true)
+        };
+        visit(start);
         let mut found = vec![start];
-        seen.insert(start, ());
         let mut i = 0;
         while let Some(&sid) = found.get(i) {
             i += 1;
             for byte in 0..=255u8 {
                 let next = aut.next_state(Anchored::No, sid, byte);
-                if seen.insert(next, ()).is_none() {
+                if visit(next) {
                     found.push(next);
                 }
             }
@@ -433,38 +443,45 @@ impl Table {
             found.into_iter().partition(|&sid| !aut.is_special(sid));
         let first_special_row = states.len();
         states.extend(special);
-        // Bytes that every state sends to the same places share a class.
-        let mut classes = [0u8; 256];
-        let mut columns: std::collections::HashMap<Vec<StateID>, u8> =
-            std::collections::HashMap::new();
-        for byte in 0..=255u8 {
-            let column: Vec<StateID> = states
-                .iter()
-                .map(|&sid| aut.next_state(Anchored::No, sid, byte))
-                .collect();
-            let fresh = columns.len() as u8;
-            classes[byte as usize] = *columns.entry(column).or_insert(fresh);
+        let mut row_of = vec![u32::MAX; seen.len()];
+        for (row, sid) in states.iter().enumerate() {
+            row_of[sid.as_usize()] = row as u32;
         }
-        let stride = columns.len();
+        // Per byte, the row each state goes to; bytes with the same column
+        // share a class, numbered in the columns' sorted order.
+        let columns: Vec<Vec<u32>> = (0..=255u8)
+            .map(|byte| {
+                states
+                    .iter()
+                    .map(|&sid| row_of[aut.next_state(Anchored::No, sid, byte).as_usize()])
+                    .collect()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..256).collect();
+        order.sort_by(|&x, &y| columns[x].cmp(&columns[y]));
+        let mut classes = [0u8; 256];
+        let mut representatives: Vec<usize> = Vec::new();
+        for (k, &byte) in order.iter().enumerate() {
+            if k == 0 || columns[byte] != columns[order[k - 1]] {
+                representatives.push(byte);
+            }
+            classes[byte] = (representatives.len() - 1) as u8;
+        }
+        let stride = representatives.len();
         if states.len().saturating_mul(stride) > u32::MAX as usize {
             return Err("the phrase automaton is too large".to_string());
         }
-        let row: std::collections::HashMap<StateID, u32> = states
-            .iter()
-            .enumerate()
-            .map(|(i, &sid)| (sid, (i * stride) as u32))
-            .collect();
         let mut next = vec![0u32; states.len() * stride];
-        for (column, &class) in &columns {
-            for (i, to) in column.iter().enumerate() {
-                next[i * stride + class as usize] = row[to];
+        for (class, &byte) in representatives.iter().enumerate() {
+            for (row, &to) in columns[byte].iter().enumerate() {
+                next[row * stride + class] = to * stride as u32;
             }
         }
         Ok(Table {
             classes,
             next,
             first_special: (first_special_row * stride) as u32,
-            start: row[&start],
+            start: row_of[start.as_usize()] * stride as u32,
             stride: stride as u32,
             states,
         })

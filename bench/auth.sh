@@ -24,6 +24,7 @@
 #    SPF, DKIM, ARC and DMARC on, once with all four off; $RUNS rounds,
 #    interleaved, medians printed.
 #
+# MXGUARD=path measures another mxguard binary with the same load.
 # The lead runs it on a quiet machine; results in target/bench-auth/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,8 @@ trap cleanup EXIT
 echo "== building (release)"
 cargo build --release -q -p mxguard
 cargo build --release -q -p mxguard-milter --example milter_load
-BIN="$ROOT/target/release/mxguard"
+# MXGUARD=path: measure another build (e.g. a commit before a change).
+BIN="${MXGUARD:-$ROOT/target/release/mxguard}"
 LOAD="$ROOT/target/release/examples/milter_load"
 
 echo "== DNS records for the corpus' senders"

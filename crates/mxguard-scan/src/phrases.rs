@@ -601,6 +601,17 @@ fn token_at(text: &str, pos: usize, token: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// A repeatable stream of pseudo-random numbers (an LCG) for the
+    /// generated texts.
+    fn numbers(mut seed: u64) -> impl FnMut() -> usize {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        }
+    }
+
     fn set() -> PhraseSet {
         PhraseSet::new(&[
             &[Rule::Near {
@@ -704,13 +715,7 @@ mod tests {
             .build(terms)
             .unwrap();
         let alphabet = ["a", "A", "b", "B", " ", "é", "É", "x"];
-        let mut seed: u64 = 99;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
+        let mut next = numbers(99);
         let mut two_lanes = PhraseSet::with_terms(&[], &terms).unwrap();
         two_lanes.lane_min = 0;
         for _ in 0..100_000 {
@@ -756,13 +761,7 @@ mod tests {
             }
         }
         vocabulary.extend([" ", ". ", "x", "Ünd ", "\u{a0}", "ACCOUNT "].map(String::from));
-        let mut seed: u64 = 7;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
+        let mut next = numbers(7);
         let (mut seen_terms, mut seen_families) = (0, 0);
         for _ in 0..20_000 {
             let n = next() % 60;
@@ -801,13 +800,7 @@ mod tests {
     fn the_table_walks_as_aho_corasick_s_dfa() {
         let set = crate::lead_text::language();
         let aut = &set.finder;
-        let mut seed: u64 = 3;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
+        let mut next = numbers(3);
         let words = ["account ", "verify", "free ", "Bitcoin", "$", "Konto ", "é"];
         let (mut events, mut later) = (Vec::new(), Vec::new());
         let mut specials = 0;

@@ -6,8 +6,8 @@
 
 use super::{
     Budget, COMMENT_END, Found, Link, MAX_ATTR, MAX_DEPTH, Open, PERSONAL_FIELDS, RAW_TEXT, Style,
-    VOID, apply_css, decode_entities, end_link, has_scheme, host_of, is_numeric_host, parse_colour,
-    same_colour, skip_raw_text, tag_end, truncate,
+    VOID, apply_css, attr, attributes, decode_entities, end_link, has_scheme, host_of,
+    is_numeric_host, parse_colour, same_colour, skip_raw_text, tag_end, truncate,
 };
 use crate::checks::{contains_short, find_short};
 
@@ -312,81 +312,5 @@ fn target(raw: &str, budget: &mut Budget, found: &mut Found) {
         || is_numeric_host(host);
     if obfuscated && found.suspicious_url.is_none() {
         found.suspicious_url = Some(host.to_string());
-    }
-}
-
-/// Reads attribute `name` from a tag's attribute text: its value without
-/// quotes, at most [`MAX_ATTR`] bytes; `Some("")` for an attribute with
-/// no value.
-fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
-    attributes(attrs)
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| truncate(v, MAX_ATTR))
-}
-
-/// The `(name, value)` pairs of a tag's attribute text, values without
-/// their quotes; nothing is copied.
-fn attributes(attrs: &str) -> Attributes<'_> {
-    Attributes { attrs, i: 0 }
-}
-
-struct Attributes<'a> {
-    attrs: &'a str,
-    i: usize,
-}
-
-impl<'a> Iterator for Attributes<'a> {
-    type Item = (&'a str, &'a str);
-
-    fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        let attrs = self.attrs;
-        let b = attrs.as_bytes();
-        let mut i = self.i;
-        while i < b.len() {
-            while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
-                i += 1;
-            }
-            let ns = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'/') {
-                i += 1;
-            }
-            let key = &attrs[ns..i];
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let mut value = "";
-            if i < b.len() && b[i] == b'=' {
-                i += 1;
-                while i < b.len() && b[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
-                    let q = b[i];
-                    let vs = i + 1;
-                    let ve = memchr::memchr(q, &b[vs..]).map_or(b.len(), |p| vs + p);
-                    value = &attrs[vs..ve];
-                    i = (ve + 1).min(b.len());
-                } else {
-                    let vs = i;
-                    while i < b.len() && !b[i].is_ascii_whitespace() {
-                        i += 1;
-                    }
-                    value = &attrs[vs..i];
-                }
-            }
-            if !key.is_empty() {
-                self.i = i;
-                return Some((key, value));
-            }
-            if i < b.len() {
-                // A stray character: step over it whole.
-                i += 1;
-                while i < b.len() && !attrs.is_char_boundary(i) {
-                    i += 1;
-                }
-            }
-        }
-        self.i = b.len();
-        None
     }
 }

@@ -71,7 +71,14 @@ pub struct PhraseSet {
     /// Texts shorter than twice this (plus the longest pattern) are
     /// walked in one lane ([`PhraseSet::walk`]); tests set it to 0.
     lane_min: usize,
+    /// Bytes walked before their matches are read ([`CHUNK`]; tests
+    /// make it small).
+    chunk: usize,
 }
+
+/// See [`PhraseSet::chunk`]: the body texts read (8 KiB at most) are one
+/// chunk.
+const CHUNK: usize = 16 * 1024;
 
 /// Bytes a lane must have for a text to be walked as two.
 const LANE_MIN: usize = 64;
@@ -224,6 +231,7 @@ impl PhraseSet {
             pattern_terms,
             rules,
             lane_min: LANE_MIN,
+            chunk: CHUNK,
         })
     }
 
@@ -252,45 +260,54 @@ impl PhraseSet {
             later,
         } = scratch;
         hits.clear();
-        self.walk(text.as_bytes(), events, later);
         // Past MAX_HITS words the rules stop looking; terms are still
         // collected (they are bounded by the text: a few per byte).
         let mut words_full = false;
         let aut = &self.finder;
-        'text: for &(end, id) in events.iter() {
-            let sid = self.table.state(id);
-            if !aut.is_match(sid) {
-                // The dead state: not reached by an unanchored search.
-                break;
-            }
-            let end = end as usize;
-            for i in 0..aut.match_len(sid) {
-                let id = aut.match_pattern(sid, i);
-                let start = end - aut.pattern_len(id);
-                let pattern = id.as_usize();
-                if !words_full {
-                    for &word in &self.token_words[pattern] {
-                        if let Some(word_end) = rest_matches(text, end, &self.rests[word as usize])
-                        {
-                            hits.push(Hit {
-                                word,
-                                start,
-                                end: word_end,
+        // The text is walked a chunk at a time, each chunk's matches read
+        // before the next is walked: the events of a hostile text (a huge
+        // subject of one-byte terms) stay bounded by the chunk.
+        let mut state = self.table.start;
+        let mut base = 0;
+        'text: for chunk in text.as_bytes().chunks(self.chunk) {
+            state = self.walk(chunk, base, state, events, later);
+            base += chunk.len();
+            for &(end, id) in events.iter() {
+                let sid = self.table.state(id);
+                if !aut.is_match(sid) {
+                    // The dead state: not reached by an unanchored search.
+                    break 'text;
+                }
+                let end = end as usize;
+                for i in 0..aut.match_len(sid) {
+                    let id = aut.match_pattern(sid, i);
+                    let start = end - aut.pattern_len(id);
+                    let pattern = id.as_usize();
+                    if !words_full {
+                        for &word in &self.token_words[pattern] {
+                            if let Some(word_end) =
+                                rest_matches(text, end, &self.rests[word as usize])
+                            {
+                                hits.push(Hit {
+                                    word,
+                                    start,
+                                    end: word_end,
+                                });
+                            }
+                        }
+                        words_full = hits.len() >= MAX_HITS;
+                    }
+                    if end <= term_end {
+                        for &term in &self.pattern_terms[pattern] {
+                            terms.push(TermHit {
+                                term,
+                                start: start as u32,
+                                end: end as u32,
                             });
                         }
+                    } else if words_full {
+                        break 'text;
                     }
-                    words_full = hits.len() >= MAX_HITS;
-                }
-                if end <= term_end {
-                    for &term in &self.pattern_terms[pattern] {
-                        terms.push(TermHit {
-                            term,
-                            start: start as u32,
-                            end: end as u32,
-                        });
-                    }
-                } else if words_full {
-                    break 'text;
                 }
             }
         }
@@ -336,8 +353,10 @@ impl PhraseSet {
         }
     }
 
-    /// The overlapping search (aho-corasick's `find_overlapping_iter`):
-    /// into `events`, in text order, the end offset and the [`Table`] id
+    /// The overlapping search (aho-corasick's `find_overlapping_iter`)
+    /// over `bytes`, a chunk of a text that starts at `base` with the
+    /// automaton in state `from`; returns the state at its end. Into
+    /// `events`, in text order, the end offset and the [`Table`] id
     /// of every byte where the automaton is in a special state (a match,
     /// or the dead state, which an unanchored search never reaches).
     ///
@@ -349,7 +368,14 @@ impl PhraseSet {
     /// byte is the longest pattern prefix ending there, at most `max_len`
     /// bytes, so from the middle on the second lane is in the state a
     /// single walk would be in, with the same matches in the same order.
-    fn walk(&self, bytes: &[u8], events: &mut Vec<(u32, u32)>, later: &mut Vec<(u32, u32)>) {
+    fn walk(
+        &self,
+        bytes: &[u8],
+        base: usize,
+        from: u32,
+        events: &mut Vec<(u32, u32)>,
+        later: &mut Vec<(u32, u32)>,
+    ) -> u32 {
         events.clear();
         later.clear();
         let table = &self.table;
@@ -358,35 +384,36 @@ impl PhraseSet {
         let middle = bytes.len() / 2;
         let warm = self.finder.max_pattern_len().saturating_sub(1);
         if middle < warm + self.lane_min {
-            let mut id = table.start;
+            let mut id = from;
             for (at, &byte) in bytes.iter().enumerate() {
                 id = step(id, byte);
                 if id >= special {
-                    events.push(((at + 1) as u32, id));
+                    events.push(((base + at + 1) as u32, id));
                 }
             }
-            return;
+            return id;
         }
         let second_from = middle - warm;
         let (first, second) = (&bytes[..middle], &bytes[second_from..]);
-        let (mut a, mut b) = (table.start, table.start);
+        let (mut a, mut b) = (from, table.start);
         for (at, (&x, &y)) in first.iter().zip(second).enumerate() {
             a = step(a, x);
             b = step(b, y);
             if a >= special {
-                events.push(((at + 1) as u32, a));
+                events.push(((base + at + 1) as u32, a));
             }
             if b >= special && at >= warm {
-                later.push(((second_from + at + 1) as u32, b));
+                later.push(((base + second_from + at + 1) as u32, b));
             }
         }
         for (at, &y) in second.iter().enumerate().skip(first.len()) {
             b = step(b, y);
             if b >= special {
-                later.push(((second_from + at + 1) as u32, b));
+                later.push(((base + second_from + at + 1) as u32, b));
             }
         }
         events.append(later);
+        b
     }
 }
 
@@ -680,6 +707,18 @@ mod tests {
         assert_eq!(found("receive US$500"), [false, false, true]);
     }
 
+    /// A text of one-byte matches (a hostile subject) keeps its match
+    /// list to a chunk, not the text.
+    #[test]
+    fn match_events_are_bounded_by_the_chunk() {
+        let set = set();
+        let text = "$".repeat(200_000);
+        let mut scratch = Scratch::default();
+        set.scan(&text, &mut [false; 3], 0, &mut Vec::new(), &mut scratch);
+        assert!(scratch.events.len() >= CHUNK / 2);
+        assert!(scratch.events.capacity() <= 2 * CHUNK);
+    }
+
     #[test]
     fn hostile_texts_are_bounded() {
         let text = "account ".repeat(20_000);
@@ -718,6 +757,7 @@ mod tests {
         let mut next = numbers(99);
         let mut two_lanes = PhraseSet::with_terms(&[], &terms).unwrap();
         two_lanes.lane_min = 0;
+        two_lanes.chunk = 13;
         for _ in 0..100_000 {
             let len = next() % 40;
             let s: String = (0..len)
@@ -749,6 +789,7 @@ mod tests {
         let one = PhraseSet::with_terms(&families, &words).unwrap();
         let mut two = PhraseSet::with_terms(&families, &words).unwrap();
         two.lane_min = 0;
+        two.chunk = 97;
         let mut vocabulary: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         for rule in families.iter().flat_map(|f| f.iter()) {
             match rule {
@@ -820,7 +861,7 @@ mod tests {
                     want.push((at + 1, sid));
                 }
             }
-            set.walk(&text, &mut events, &mut later);
+            set.walk(&text, 0, set.table.start, &mut events, &mut later);
             let got: Vec<_> = events
                 .iter()
                 .map(|&(end, id)| (end as usize, set.table.state(id)))

@@ -6,7 +6,7 @@
 
 use super::{
     Budget, COMMENT_END, Found, Link, MAX_ATTR, MAX_DEPTH, Open, PERSONAL_FIELDS, RAW_TEXT, Style,
-    VOID, apply_css, attr, attributes, decode_entities, end_link, has_scheme, host_of,
+    VOID, apply_css, attr, attributes, close, decode_entities, end_link, has_scheme, host_of,
     is_numeric_host, parse_colour, same_colour, skip_raw_text, tag_end, truncate,
 };
 use crate::checks::{contains_short, find_short};
@@ -85,31 +85,6 @@ pub(super) fn scan_html(html: &str, budget: &mut Budget, found: &mut Found) {
     }
     if let Some(l) = link.take() {
         end_link(l, html.len(), found);
-    }
-}
-
-fn close(
-    name: &str,
-    part_len: usize,
-    stack: &mut Vec<Open<'_>>,
-    link: &mut Option<Link>,
-    found: &mut Found,
-) {
-    if name.eq_ignore_ascii_case("a")
-        && let Some(l) = link.take()
-    {
-        end_link(l, part_len, found);
-    }
-    // Pop to the matching element if it is near the top; a stray end tag
-    // changes nothing.
-    if let Some(i) = stack
-        .iter()
-        .rev()
-        .take(16)
-        .position(|o| o.name.eq_ignore_ascii_case(name))
-    {
-        let keep = stack.len() - 1 - i;
-        stack.truncate(keep);
     }
 }
 
